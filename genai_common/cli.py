@@ -1,0 +1,64 @@
+"""The `genai` command.
+
+Start-up time is a feature: `genai doctor` runs in pre-commit hooks, CI and agent loops. So this
+module imports nothing but argparse and importlib, lists the commands from a table, and imports
+only the module of the command that runs. Each command module provides
+``add_arguments(parser)`` and ``run(args) -> int``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name -> (module implementing add_arguments/run, one-line help). Keep modules light at import.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "env": ("genai_common.runtime.envinfo", "Frameworks, versions, backend, device and memory."),
+    "tiny": ("genai_common.testing.tiny", "Write a tiny real-format model (llm, vlm, diffusion, ml)."),
+}
+
+
+def _top_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="genai",
+        description="genai-common: diagnostics, runtime and session tools for GenAI projects on MLX.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="commands:\n"
+        + "\n".join(f"  {name:<10} {help_}" for name, (_, help_) in COMMANDS.items())
+        + "\n\nRun `genai COMMAND --help` for a command's options.",
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    parser.add_argument("command", nargs="?", choices=sorted(COMMANDS), metavar="COMMAND")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0].startswith("-"):
+        args = _top_parser().parse_args(argv)
+        if args.version:
+            from importlib.metadata import version
+
+            print(version("genai-common"))
+            return 0
+        _top_parser().print_help()
+        return 0 if "-h" in argv or "--help" in argv else 2
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        _top_parser().parse_args([name])  # prints the usage error, exits 2
+    module_name, help_ = COMMANDS[name]
+    module = importlib.import_module(module_name)
+    parser = argparse.ArgumentParser(prog=f"genai {name}", description=help_)
+    module.add_arguments(parser)
+    args = parser.parse_args(rest)
+    try:
+        return int(module.run(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
