@@ -1,0 +1,83 @@
+"""Findings and reports: what every diagnostic returns, and the JSON contract.
+
+A `Finding` is one judgement with a stable code (family letters + number, e.g. CFG010), a
+severity, a one-line message with the numbers that disagree, and a hint that says how to fix it.
+A `Report` gathers the findings and the facts (numbers without judgement) about one model path.
+Renderers (terminal, JSON, Markdown) live beside the doctor command; this module stays
+dependency-free so the static path is fast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Severity = Literal["error", "warning", "info"]
+SEVERITY_RANK: dict[str, int] = {"info": 0, "warning": 1, "error": 2}
+KINDS = ("llm", "vlm", "diffusion", "ml", "adapter", "gguf", "unknown")
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Finding:
+    code: str
+    severity: Severity
+    message: str
+    hint: str | None = None
+    file: str | None = None  # the file the finding is about, relative to the model path
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "code": self.code,
+            "severity": self.severity,
+            "message": self.message,
+            "hint": self.hint,
+        }
+        if self.file is not None:
+            out["file"] = self.file
+        return out
+
+
+@dataclass
+class Report:
+    path: str
+    kind: str = "unknown"
+    model_type: str | None = None
+    findings: list[Finding] = field(default_factory=list)
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, finding: Finding) -> None:
+        self.findings.append(finding)
+
+    def extend(self, findings: Any) -> None:
+        for f in findings or ():
+            self.add(f)
+
+    def worst(self) -> str | None:
+        if not self.findings:
+            return None
+        return max(self.findings, key=lambda f: SEVERITY_RANK[f.severity]).severity
+
+    def count(self, severity: str) -> int:
+        return sum(1 for f in self.findings if f.severity == severity)
+
+    def codes(self) -> list[str]:
+        return [f.code for f in self.findings]
+
+    def exit_code(self, fail_on: str = "error") -> int:
+        """0 when no finding reaches `fail_on`, else 1 (DESIGN.md's contract)."""
+        threshold = SEVERITY_RANK[fail_on]
+        return int(any(SEVERITY_RANK[f.severity] >= threshold for f in self.findings))
+
+    def to_json(self) -> dict[str, Any]:
+        order = sorted(
+            self.findings, key=lambda f: (-SEVERITY_RANK[f.severity], f.code, f.message)
+        )
+        return {
+            "schema": SCHEMA_VERSION,
+            "path": self.path,
+            "kind": self.kind,
+            "model_type": self.model_type,
+            "findings": [f.to_json() for f in order],
+            "facts": self.facts,
+        }
