@@ -1,0 +1,194 @@
+"""The check registry: every diagnostic code, registered once, and the runner over the families.
+
+A code is family letters + three digits (FILE001, HDR010, CFG010, TOK020, ...). Each family module
+in this package registers its codes at import time with `register(...)` and exposes
+
+    KINDS: tuple[str, ...]                       # model kinds it applies to (absent: all kinds)
+    def check(md: ModelDir) -> Iterable[Finding]  # pure function over what ModelDir read
+
+and makes its findings with `finding(code, message, file=...)`, which fills in the registered
+severity and fix text (both may be overridden per finding). `run_checks(md)` runs the families
+that apply to `md.kind`; a family that raises becomes a DOC001 finding, never a traceback.
+
+Family modules are plain Python over dicts and tuples: importing them must stay cheap (no mlx,
+torch, numpy, safetensors at module level).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from genai_common.report import SEVERITY_RANK, Finding, Severity
+
+if TYPE_CHECKING:
+    from genai_common.model_dir import ModelDir
+
+DOC_PAGE = "reference/CHECKS.md"
+
+# family module name (in this package) -> code prefixes it owns, in run order. Readers' codes
+# (JSON, HDR, IDX, GGUF header) come from formats/ through md.read_findings and are registered by
+# the module that judges them. `load` runs only with --load/--infer (genai_common.doctor).
+FAMILIES: dict[str, tuple[str, ...]] = {
+    "files": ("FILE",),
+    "formats": ("JSON", "HDR", "IDX"),
+    "gguf": ("GGUF",),
+    "config": ("CFG",),
+    "tokenizer": ("TOK",),
+    "quant": ("QNT",),
+    "vlm": ("VLM",),
+    "diffusion": ("DIF",),
+    "compat": ("CMP",),
+    "memory": ("MEM",),
+    "load": ("LOAD",),
+}
+STATIC_FAMILIES = tuple(name for name in FAMILIES if name != "load")
+
+
+@dataclass(frozen=True)
+class Check:
+    code: str
+    family: str  # module name in this package, e.g. "files"
+    title: str  # one line: what is wrong when it fires
+    severity: Severity  # default severity
+    hint: str  # how to fix it
+    compares: str = ""  # what it compares, for the catalogue (reference/CHECKS.md)
+
+    @property
+    def anchor(self) -> str:
+        return f"{DOC_PAGE}#{self.code.lower()}"
+
+
+REGISTRY: dict[str, Check] = {}
+
+
+class UnknownCheckError(KeyError):
+    """A code was used that no family registered (a programming error, caught by the tests)."""
+
+
+def register(
+    code: str,
+    title: str,
+    severity: Severity,
+    hint: str,
+    *,
+    compares: str = "",
+    family: str | None = None,
+) -> Check:
+    """Register one code. `family` defaults to the family that owns the code's prefix."""
+    prefix = code.rstrip("0123456789")
+    if not prefix or not code[len(prefix) :] or len(code) - len(prefix) != 3:
+        raise ValueError(f"check code {code!r} is not LETTERS + 3 digits")
+    if severity not in SEVERITY_RANK:
+        raise ValueError(f"{code}: severity {severity!r} is not one of {sorted(SEVERITY_RANK)}")
+    owner = family or next((f for f, p in FAMILIES.items() if prefix in p), None)
+    if owner is None:
+        raise ValueError(f"{code}: prefix {prefix!r} belongs to no family in FAMILIES")
+    check = Check(code, owner, title, severity, hint, compares)
+    old = REGISTRY.get(code)
+    if old is not None and old != check:
+        raise ValueError(f"check code {code} registered twice with different definitions")
+    REGISTRY[code] = check
+    return check
+
+
+def get(code: str) -> Check:
+    """The registered check; imports every family module once if the code is not known yet."""
+    check = REGISTRY.get(code)
+    if check is None:
+        load_all()
+        check = REGISTRY.get(code)
+    if check is None:
+        raise UnknownCheckError(code)
+    return check
+
+
+def finding(
+    code: str,
+    message: str,
+    *,
+    file: str | None = None,
+    severity: Severity | None = None,
+    hint: str | None = None,
+) -> Finding:
+    """A Finding for a registered code, with its default severity and fix text."""
+    check = get(code)
+    return Finding(
+        code=code,
+        severity=severity or check.severity,
+        message=message,
+        hint=hint if hint is not None else check.hint,
+        file=file,
+    )
+
+
+def family_module(name: str):  # -> ModuleType | None
+    """The family's module, or None when it does not exist (yet)."""
+    full = f"{__name__}.{name}"
+    try:
+        return importlib.import_module(full)
+    except ModuleNotFoundError as exc:
+        if exc.name == full:
+            return None
+        raise
+
+
+def load_all() -> dict[str, Check]:
+    """Import every family module (so all codes are registered) and return the registry."""
+    # The doctor's own codes live here (DOC) so that the runner can always report.
+    for name in FAMILIES:
+        family_module(name)
+    return REGISTRY
+
+
+def applies(module, kind: str) -> bool:
+    kinds = getattr(module, "KINDS", None)
+    return kinds is None or kind in kinds
+
+
+def run_family(name: str, md: ModelDir) -> Iterator[Finding]:
+    """Run one family on md; an exception inside it becomes a DOC001 finding."""
+    module = family_module(name)
+    if module is None or not hasattr(module, "check") or not applies(module, md.kind):
+        return
+    try:
+        found = list(module.check(md))
+    except Exception as exc:  # a check must never turn a bad file into a traceback
+        yield finding("DOC001", f"check family {name!r} stopped: {type(exc).__name__}: {exc}")
+        return
+    yield from found
+
+
+def run_checks(md: ModelDir, families: Iterable[str] = STATIC_FAMILIES) -> list[Finding]:
+    """Run the static families that apply to md.kind, in FAMILIES order, without duplicates."""
+    out: list[Finding] = []
+    seen: set[tuple[str, str, str | None]] = set()
+    for name in families:
+        for f in run_family(name, md):
+            key = (f.code, f.message, f.file)
+            if key not in seen:
+                seen.add(key)
+                out.append(f)
+    return out
+
+
+# The runner's own codes (family "doctor": not a module, never run as a family).
+register(
+    "DOC001",
+    "A check family stopped with an internal error",
+    "warning",
+    "This is a bug in genai-common, not necessarily in the model: report it with the message. "
+    "The other families still ran.",
+    compares="nothing: raised when a check function itself fails",
+    family="doctor",
+)
+register(
+    "DOC002",
+    "A check was skipped because what it needs could not be read",
+    "info",
+    "Fix the findings about the unreadable files first; the skipped check runs once they read.",
+    compares="nothing: notes a check that had no input",
+    family="doctor",
+)
