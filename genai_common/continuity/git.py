@@ -1,0 +1,88 @@
+"""The few git questions continuity asks, answered with the git command line.
+
+Every function returns None (or an empty result) outside a git work tree or when git is missing,
+so the callers can say "not a git repository" instead of failing.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+
+def _git(root: Path, *args: str) -> str | None:
+    try:
+        proc = subprocess.run(
+            ["git", "-C", str(root), *args],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def is_repo(root: Path) -> bool:
+    out = _git(root, "rev-parse", "--is-inside-work-tree")
+    return out is not None and out.strip() == "true"
+
+
+def head(root: Path) -> str | None:
+    """The full hash of HEAD, or None (no repository, or no commit yet)."""
+    out = _git(root, "rev-parse", "--verify", "--quiet", "HEAD")
+    return out.strip() or None if out else None
+
+
+def short(root: Path, commit: str) -> str:
+    out = _git(root, "rev-parse", "--short", commit)
+    return out.strip() if out else commit[:7]
+
+
+def commit_exists(root: Path, commit: str) -> bool:
+    return _git(root, "cat-file", "-e", f"{commit}^{{commit}}") is not None
+
+
+def first_commit_time(root: Path) -> float | None:
+    out = _git(root, "log", "--reverse", "--format=%ct")
+    if not out:
+        return None
+    return float(out.split()[0])
+
+
+def last_commit_time(root: Path, paths: list[str]) -> float | None:
+    """Unix time of the newest commit that touched any of `paths` (None when none did)."""
+    if not paths:
+        return None
+    out = _git(root, "log", "-1", "--format=%ct", "--", *paths)
+    return float(out.strip()) if out and out.strip() else None
+
+
+def tracked_files(root: Path) -> list[str]:
+    out = _git(root, "ls-files", "-z")
+    return [p for p in out.split("\0") if p] if out else []
+
+
+def untracked_files(root: Path) -> list[str]:
+    out = _git(root, "ls-files", "-z", "--others", "--exclude-standard")
+    return [p for p in out.split("\0") if p] if out else []
+
+
+def dirty_files(root: Path) -> list[str]:
+    """Tracked files whose working-tree or staged content differs from HEAD."""
+    out = _git(root, "diff", "--name-only", "-z", "HEAD")
+    return [p for p in out.split("\0") if p] if out else []
+
+
+def changed_since(root: Path, commit: str) -> list[str]:
+    """Files that differ between `commit` and the working tree, plus untracked files."""
+    out = _git(root, "diff", "--name-only", "-z", commit)
+    changed = {p for p in (out or "").split("\0") if p}
+    changed.update(untracked_files(root))
+    return sorted(changed)
+
+
+def unmerged_files(root: Path) -> list[str]:
+    out = _git(root, "diff", "--name-only", "-z", "--diff-filter=U")
+    return sorted({p for p in out.split("\0") if p}) if out else []
