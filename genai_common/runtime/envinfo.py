@@ -1,0 +1,270 @@
+"""`genai env`: Python, OS, CPU, memory, and each GenAI framework's version and backend.
+
+Versions come from package metadata (no import). Backends need an import: ``mlx.core`` is cheap
+(about 35 ms); ``torch`` is slow (seconds), so it is imported only when installed and its import
+time is reported. mlx-lm, mlx-vlm, diffusers and transformers are never imported here (they run
+on MLX or torch, whose backend we already know).
+
+JSON shape (``environment()`` and ``genai env --json``)::
+
+    {"schema": 1,
+     "genai_common": str,
+     "python": {"version", "implementation", "executable"},
+     "os": {"system", "release", "machine", "platform"},
+     "cpu": {"name", "logical_cores", "physical_cores"},
+     "memory": {"total", "available"},                      # bytes
+     "env_vars": {name: value},                             # MLX_*, HF_HUB_OFFLINE, ... when set
+     "frameworks": {name: {"installed": bool, "version": str|null, "usable": bool,
+                           "backend": "metal"|"cuda"|"cpu"|null, "error": str|null, ...}}}
+
+frameworks holds mlx, mlx-lm, mlx-vlm, torch, diffusers, transformers. mlx adds "device"
+(normalised ``mx.device_info()``: name, architecture, total_memory, free_memory,
+max_recommended_working_set_size, max_buffer_length, resource_limit, ...; absent keys are not
+known, never 0), "memory_limit" and "cache_limit"; torch adds "device" ("cuda", "mps" or "cpu"),
+"device_name" and "import_seconds".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+FRAMEWORKS = ("mlx", "mlx-lm", "mlx-vlm", "torch", "diffusers", "transformers")
+ENV_PREFIXES = ("MLX_", "HF_", "TRANSFORMERS_", "PYTORCH_", "CUDA_VISIBLE_DEVICES")
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def cpu_name() -> str:
+    """The CPU or chip name ('Apple M3 Max', 'Intel(R) Xeon(R) ...'), best effort."""
+    if sys.platform == "darwin":
+        from genai_common.runtime import macos
+
+        name = macos.sysctl_string("machdep.cpu.brand_string")
+        if name:
+            return name
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            if line.lower().startswith(("model name", "hardware", "cpu model")):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def _memory() -> dict[str, int]:
+    import psutil
+
+    vm = psutil.virtual_memory()
+    return {"total": int(vm.total), "available": int(vm.available)}
+
+
+def _cpu() -> dict[str, Any]:
+    import psutil
+
+    return {
+        "name": cpu_name(),
+        "logical_cores": os.cpu_count(),
+        "physical_cores": psutil.cpu_count(logical=False),
+    }
+
+
+def _mlx_entry() -> dict[str, Any]:
+    from genai_common.runtime import mlx_compat
+
+    entry: dict[str, Any] = {"installed": _version("mlx") is not None, "version": _version("mlx")}
+    mx, error = mlx_compat.import_mlx()
+    if mx is None:
+        entry.update(usable=False, backend=None, error=error)
+        return entry
+    entry.update(
+        usable=True,
+        backend=mlx_compat.backend(mx),
+        error=None,
+        version=getattr(mx, "__version__", entry["version"]),
+        device=mlx_compat.device_info(mx),
+    )
+    for key, value in (
+        ("memory_limit", mlx_compat.memory_limit(mx)),
+        ("cache_limit", mlx_compat.cache_limit(mx)),
+    ):
+        if value is not None:
+            entry[key] = value
+    return entry
+
+
+def _torch_entry() -> dict[str, Any]:
+    version = _version("torch")
+    entry: dict[str, Any] = {"installed": version is not None, "version": version}
+    if version is None:
+        entry.update(usable=False, backend=None, error=None)
+        return entry
+    start = time.perf_counter()
+    try:
+        import torch
+    except Exception as exc:
+        entry.update(usable=False, backend=None, error=f"{type(exc).__name__}: {exc}")
+        return entry
+    entry["import_seconds"] = round(time.perf_counter() - start, 3)
+    device, backend, name = "cpu", "cpu", None
+    try:
+        if torch.cuda.is_available():
+            device, backend, name = "cuda", "cuda", torch.cuda.get_device_name(0)
+        elif getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            device, backend = "mps", "metal"
+    except Exception as exc:  # a broken driver: say so, but torch still runs on CPU
+        entry["device_error"] = f"{type(exc).__name__}: {exc}"
+    entry.update(usable=True, backend=backend, error=None, device=device)
+    if name:
+        entry["device_name"] = name
+    return entry
+
+
+def _follower_entry(dist: str, base: dict[str, Any], base_name: str) -> dict[str, Any]:
+    """A framework that runs on another one's backend (mlx-lm on mlx, diffusers on torch)."""
+    version = _version(dist)
+    entry: dict[str, Any] = {"installed": version is not None, "version": version}
+    if version is None:
+        entry.update(usable=False, backend=None, error=None)
+    elif base["usable"]:
+        entry.update(usable=True, backend=base["backend"], error=None)
+    else:
+        reason = base["error"] or f"{base_name} is not installed"
+        entry.update(usable=False, backend=None, error=f"needs {base_name}: {reason}")
+    return entry
+
+
+def _transformers_entry(torch: dict[str, Any]) -> dict[str, Any]:
+    version = _version("transformers")
+    entry: dict[str, Any] = {"installed": version is not None, "version": version}
+    if version is None:
+        entry.update(usable=False, backend=None, error=None)
+    elif torch["usable"]:
+        entry.update(usable=True, backend=torch["backend"], error=None)
+    else:  # tokenizers, processors and configs still work (what mlx-lm and mlx-vlm use)
+        entry.update(
+            usable=True, backend=None, error=None, note="no torch: tokenizers/configs only"
+        )
+    return entry
+
+
+def environment() -> dict[str, Any]:
+    """Everything `genai env --json` prints, as a dict (see the module docstring for the keys)."""
+    mlx = _mlx_entry()
+    torch = _torch_entry()
+    frameworks = {
+        "mlx": mlx,
+        "mlx-lm": _follower_entry("mlx-lm", mlx, "mlx"),
+        "mlx-vlm": _follower_entry("mlx-vlm", mlx, "mlx"),
+        "torch": torch,
+        "diffusers": _follower_entry("diffusers", torch, "torch"),
+        "transformers": _transformers_entry(torch),
+    }
+    return {
+        "schema": 1,
+        "genai_common": _version("genai-common"),
+        "python": {
+            "version": platform.python_version(),
+            "implementation": platform.python_implementation(),
+            "executable": sys.executable,
+        },
+        "os": {
+            "system": platform.system(),
+            "release": platform.release(),
+            "machine": platform.machine(),
+            "platform": platform.platform(),
+        },
+        "cpu": _cpu(),
+        "memory": _memory(),
+        "env_vars": {k: v for k, v in sorted(os.environ.items()) if k.startswith(ENV_PREFIXES)},
+        "frameworks": frameworks,
+    }
+
+
+def gib(value: int | None) -> str:
+    return "-" if value is None else f"{value / 2**30:.1f} GiB"
+
+
+def summary_rows(env: dict[str, Any]) -> list[tuple[str, str]]:
+    """(label, value) lines of the machine part, for people."""
+    cpu, mem = env["cpu"], env["memory"]
+    return [
+        ("Python", f"{env['python']['version']} ({env['python']['executable']})"),
+        ("OS", f"{env['os']['system']} {env['os']['release']} {env['os']['machine']}"),
+        ("CPU", f"{cpu['name']} ({cpu['logical_cores']} logical cores)"),
+        ("Memory", f"{gib(mem['total'])} total, {gib(mem['available'])} available"),
+    ]
+
+
+def framework_rows(env: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """(framework, version, backend, detail) for people."""
+    rows = []
+    for name, entry in env["frameworks"].items():
+        if not entry["installed"]:
+            rows.append((name, "-", "-", "not installed"))
+            continue
+        detail = entry.get("error") or entry.get("note") or ""
+        if name == "mlx" and entry["usable"]:
+            device = entry.get("device", {})
+            parts = [str(device.get("name", "")), str(device.get("architecture", ""))]
+            if "total_memory" in device:
+                parts.append(gib(device["total_memory"]))
+            detail = " ".join(p for p in parts if p)
+        elif name == "torch" and entry["usable"]:
+            detail = f"device {entry['device']}, import {entry['import_seconds']:.2f} s"
+            if entry.get("device_name"):
+                detail += f", {entry['device_name']}"
+        backend = entry["backend"] or ("unusable" if not entry["usable"] else "-")
+        rows.append((name, entry["version"] or "-", backend, detail))
+    return rows
+
+
+def _print_plain(env: dict[str, Any]) -> None:
+    for label, value in summary_rows(env):
+        print(f"{label:<8} {value}")
+    print()
+    print(f"{'framework':<14} {'version':<12} {'backend':<9} detail")
+    for name, version, backend, detail in framework_rows(env):
+        print(f"{name:<14} {version:<12} {backend:<9} {detail}".rstrip())
+
+
+def _print_rich(env: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    machine = Table(show_header=False, box=None)
+    for label, value in summary_rows(env):
+        machine.add_row(f"[bold]{label}[/]", value)
+    console.print(machine)
+    table = Table("framework", "version", "backend", "detail")
+    for name, version, backend, detail in framework_rows(env):
+        style = "red" if backend == "unusable" else ("dim" if version == "-" else None)
+        table.add_row(name, version, backend, detail, style=style)
+    console.print(table)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def run(args: argparse.Namespace) -> int:
+    env = environment()
+    if args.json:
+        print(json.dumps(env, indent=2))
+    elif sys.stdout.isatty():
+        _print_rich(env)
+    else:
+        _print_plain(env)
+    return 0
