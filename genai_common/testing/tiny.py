@@ -1,0 +1,104 @@
+"""Tiny real-format models for tests and demos, and the `genai tiny` command.
+
+    build(kind, dest, *, variant=None, seed=0, force=False) -> Path
+
+kinds and variants (the first is the default):
+    llm        llama, qwen2, gemma, llama-4bit   (mlx_lm.load / mlx_lm.generate)
+    vlm        qwen2_vl, paligemma               (mlx_vlm.load / mlx_vlm.generate)
+    diffusion  sd                                (diffusers DiffusionPipeline.from_pretrained)
+    ml         mlp                               (genai_common.testing.tiny_ml.load_tiny_ml)
+
+Weights are random, drawn from the seed; the same seed and library versions give the same bytes.
+This module imports nothing heavy: each builder imports its libraries when it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+from pathlib import Path
+
+from genai_common.testing._files import prepare_dest
+
+# kind -> (builder module, variants; the first is the default)
+KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "llm": ("genai_common.testing.tiny_llm", ("llama", "qwen2", "gemma", "llama-4bit")),
+    "vlm": ("genai_common.testing.tiny_vlm", ("qwen2_vl", "paligemma")),
+    "diffusion": ("genai_common.testing.tiny_diffusion", ("sd",)),
+    "ml": ("genai_common.testing.tiny_ml", ("mlp",)),
+}
+
+
+def check_kind(kind: str, variant: str | None) -> str:
+    """Return the variant to build (the default when None); ValueError on an unknown pair."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown kind {kind!r}; choose from {', '.join(KINDS)}")
+    variants = KINDS[kind][1]
+    if variant is None:
+        return variants[0]
+    if variant not in variants:
+        raise ValueError(f"unknown {kind} variant {variant!r}; choose from {', '.join(variants)}")
+    return variant
+
+
+def build(
+    kind: str,
+    dest: str | Path,
+    *,
+    variant: str | None = None,
+    seed: int = 0,
+    force: bool = False,
+) -> Path:
+    """Write a tiny model of `kind` (and `variant`) into `dest` and return the directory.
+
+    Refuses a non-empty `dest` (FileExistsError) unless `force`, which replaces its contents.
+    """
+    variant = check_kind(kind, variant)
+    path = prepare_dest(dest, force=force)
+    module = importlib.import_module(KINDS[kind][0])
+    module.build(path, variant, seed)
+    return path
+
+
+def summary(path: Path) -> str:
+    """One line: files and bytes written."""
+    files = [p for p in path.rglob("*") if p.is_file()]
+    size = sum(p.stat().st_size for p in files)
+    return f"{len(files)} files, {size / 1024:.0f} KiB"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("kind", help=f"one of: {', '.join(KINDS)}")
+    parser.add_argument("dest", help="directory to write (must be empty or absent)")
+    parser.add_argument(
+        "--variant",
+        help="; ".join(f"{k}: {', '.join(v)}" for k, (_, v) in KINDS.items()),
+    )
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the weights (0)")
+    parser.add_argument("--force", action="store_true", help="replace a non-empty DEST")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        variant = check_kind(args.kind, args.variant)
+    except ValueError as exc:
+        print(f"genai tiny: {exc}", file=sys.stderr)
+        return 2
+    start = time.perf_counter()
+    try:
+        path = build(args.kind, args.dest, variant=variant, seed=args.seed, force=args.force)
+    except FileExistsError as exc:
+        print(f"genai tiny: {exc}", file=sys.stderr)
+        return 2
+    except ImportError as exc:
+        print(
+            f"genai tiny: {args.kind} needs {exc.name or exc}: install genai-common[{args.kind}]",
+            file=sys.stderr,
+        )
+        return 2
+    seconds = time.perf_counter() - start
+    print(path)
+    print(f"{args.kind}/{variant} seed={args.seed}: {summary(path)} in {seconds:.2f} s")
+    return 0

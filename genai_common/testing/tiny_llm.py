@@ -1,0 +1,200 @@
+"""Tiny text models in Hugging Face layout that mlx-lm loads: llama, qwen2, gemma, llama-4bit.
+
+Sizes are small but shaped like the real families: grouped-query attention (fewer kv heads than
+heads), an explicit head_dim (Gemma's differs from hidden/heads), a vocabulary padded above the
+tokenizer size, untied lm_head for llama, tied embeddings for qwen2 and gemma, q/k/v biases for
+qwen2. Every width is a multiple of 64 so mlx-lm's 4-bit convert (group size 64 or 32) divides it.
+
+The rows of the output projection for special and padding ids are zero, so greedy decoding of the
+random weights never picks eos or an id the tokenizer cannot decode: generation always runs to
+`max_tokens`, which keeps token-count tests and timing runs stable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from genai_common.testing import bpe
+from genai_common.testing._files import random_weights, save_safetensors, write_json, zero_rows
+
+HIDDEN = 64
+LAYERS = 2
+HEADS = 4
+KV_HEADS = 2
+INTERMEDIATE = 128
+VOCAB = 512  # padded above the tokenizer size (~384), as real checkpoints pad to a multiple of 64
+MAX_POSITIONS = 2048
+DTYPE = "float16"
+
+VARIANTS = ("llama", "qwen2", "gemma", "llama-4bit")
+
+
+def _layer_shapes(i: int, head_dim: int, *, qkv_bias: bool) -> dict[str, tuple[int, ...]]:
+    p = f"model.layers.{i}"
+    q, kv = HEADS * head_dim, KV_HEADS * head_dim
+    shapes: dict[str, tuple[int, ...]] = {
+        f"{p}.input_layernorm.weight": (HIDDEN,),
+        f"{p}.post_attention_layernorm.weight": (HIDDEN,),
+        f"{p}.self_attn.q_proj.weight": (q, HIDDEN),
+        f"{p}.self_attn.k_proj.weight": (kv, HIDDEN),
+        f"{p}.self_attn.v_proj.weight": (kv, HIDDEN),
+        f"{p}.self_attn.o_proj.weight": (HIDDEN, q),
+        f"{p}.mlp.gate_proj.weight": (INTERMEDIATE, HIDDEN),
+        f"{p}.mlp.up_proj.weight": (INTERMEDIATE, HIDDEN),
+        f"{p}.mlp.down_proj.weight": (HIDDEN, INTERMEDIATE),
+    }
+    if qkv_bias:
+        shapes[f"{p}.self_attn.q_proj.bias"] = (q,)
+        shapes[f"{p}.self_attn.k_proj.bias"] = (kv,)
+        shapes[f"{p}.self_attn.v_proj.bias"] = (kv,)
+    return shapes
+
+
+def text_shapes(head_dim: int, *, qkv_bias: bool, tied: bool) -> dict[str, tuple[int, ...]]:
+    """Tensor names and shapes of a llama-like decoder as the HF checkpoint names them."""
+    shapes: dict[str, tuple[int, ...]] = {
+        "model.embed_tokens.weight": (VOCAB, HIDDEN),
+        "model.norm.weight": (HIDDEN,),
+    }
+    for i in range(LAYERS):
+        shapes.update(_layer_shapes(i, head_dim, qkv_bias=qkv_bias))
+    if not tied:
+        shapes["lm_head.weight"] = (VOCAB, HIDDEN)
+    return shapes
+
+
+def _common_config(spec: bpe.TokenizerSpec, head_dim: int) -> dict[str, Any]:
+    return {
+        "hidden_size": HIDDEN,
+        "num_hidden_layers": LAYERS,
+        "num_attention_heads": HEADS,
+        "num_key_value_heads": KV_HEADS,
+        "head_dim": head_dim,
+        "intermediate_size": INTERMEDIATE,
+        "vocab_size": VOCAB,
+        "max_position_embeddings": MAX_POSITIONS,
+        "initializer_range": 0.02,
+        "attention_dropout": 0.0,
+        "use_cache": True,
+        "torch_dtype": DTYPE,
+        "bos_token_id": spec.id_of(spec.bos) if spec.bos else None,
+        "eos_token_id": spec.id_of(spec.eos),
+        "pad_token_id": spec.id_of(spec.pad) if spec.pad else None,
+    }
+
+
+def _config(variant: str, spec: bpe.TokenizerSpec) -> dict[str, Any]:
+    if variant == "llama":
+        return {
+            **_common_config(spec, HIDDEN // HEADS),
+            "architectures": ["LlamaForCausalLM"],
+            "model_type": "llama",
+            "hidden_act": "silu",
+            "rms_norm_eps": 1e-5,
+            "rope_theta": 500000.0,
+            "rope_scaling": None,
+            "attention_bias": False,
+            "mlp_bias": False,
+            "pretraining_tp": 1,
+            "tie_word_embeddings": False,
+        }
+    if variant == "qwen2":
+        return {
+            **_common_config(spec, HIDDEN // HEADS),
+            "architectures": ["Qwen2ForCausalLM"],
+            "model_type": "qwen2",
+            "hidden_act": "silu",
+            "rms_norm_eps": 1e-6,
+            "rope_theta": 1000000.0,
+            "rope_scaling": None,
+            "sliding_window": MAX_POSITIONS,
+            "max_window_layers": LAYERS,
+            "use_sliding_window": False,
+            "tie_word_embeddings": True,
+        }
+    if variant == "gemma":
+        # Gemma: head_dim is not hidden/heads (here 32 vs 16), embeddings always tied.
+        return {
+            **_common_config(spec, 32),
+            "architectures": ["GemmaForCausalLM"],
+            "model_type": "gemma",
+            "hidden_act": "gelu_pytorch_tanh",
+            "hidden_activation": "gelu_pytorch_tanh",
+            "rms_norm_eps": 1e-6,
+            "rope_theta": 10000.0,
+            "attention_bias": False,
+            "tie_word_embeddings": True,
+        }
+    raise ValueError(f"unknown llm variant {variant!r}; choose from {', '.join(VARIANTS)}")
+
+
+SPECS = {"llama": bpe.LLAMA_SPEC, "qwen2": bpe.QWEN2_SPEC, "gemma": bpe.GEMMA_SPEC}
+
+
+def _quiet_ids(spec: bpe.TokenizerSpec, tokenizer_size: int) -> list[int]:
+    """Ids greedy decoding must never pick: the specials and the padding rows."""
+    return list(range(len(spec.specials))) + list(range(tokenizer_size, VOCAB))
+
+
+def build_text_model(dest: Path, variant: str, seed: int) -> Path:
+    """Write config, weights, tokenizer and generation config of an unquantized variant."""
+    spec = SPECS[variant]
+    config = _config(variant, spec)
+    size = bpe.write_tokenizer(dest, spec)
+    if size > VOCAB:
+        raise RuntimeError(f"tokenizer size {size} exceeds the embedding rows {VOCAB}")
+    tied = config["tie_word_embeddings"]
+    shapes = text_shapes(config["head_dim"], qkv_bias=variant == "qwen2", tied=tied)
+    # Gemma's RMSNorm multiplies by (1 + weight): its stored norm weights are offsets around 0.
+    norm_value = 0.0 if variant == "gemma" else 1.0
+    weights = random_weights(shapes, seed, dtype=DTYPE, norm_value=norm_value)
+    quiet = _quiet_ids(spec, size)
+    if tied:  # the embedding is the output projection: keep special rows small, padding rows 0
+        emb = weights["model.embed_tokens.weight"]
+        emb = zero_rows(emb, range(len(spec.specials)), scale=0.05)
+        weights["model.embed_tokens.weight"] = zero_rows(emb, range(size, VOCAB))
+    else:
+        weights["lm_head.weight"] = zero_rows(weights["lm_head.weight"], quiet)
+    save_safetensors(dest / "model.safetensors", weights)
+    write_json(dest / "config.json", config)
+    generation = {
+        "bos_token_id": config["bos_token_id"],
+        "eos_token_id": config["eos_token_id"],
+        "pad_token_id": config["pad_token_id"],
+        "do_sample": False,
+        "max_new_tokens": 32,
+    }
+    write_json(
+        dest / "generation_config.json", {k: v for k, v in generation.items() if v is not None}
+    )
+    return dest
+
+
+def build_quantized(dest: Path, seed: int, *, bits: int = 4, group_size: int = 64) -> Path:
+    """The tiny llama converted to `bits`-bit with mlx-lm's own convert (affine, group_size)."""
+    from mlx_lm.convert import convert
+
+    with tempfile.TemporaryDirectory(prefix="genai-tiny-") as tmp:
+        src = build_text_model(Path(tmp) / "src", "llama", seed)
+        out = Path(tmp) / "q"
+        with contextlib.redirect_stdout(io.StringIO()):  # convert prints progress
+            convert(str(src), str(out), quantize=True, q_bits=bits, q_group_size=group_size)
+        for item in sorted(out.iterdir()):
+            if item.name == "README.md":
+                continue
+            shutil.move(str(item), dest / item.name)
+    return dest
+
+
+def build(dest: Path, variant: str | None, seed: int) -> Path:
+    variant = variant or "llama"
+    if variant == "llama-4bit":
+        return build_quantized(dest, seed)
+    if variant not in SPECS:
+        raise ValueError(f"unknown llm variant {variant!r}; choose from {', '.join(VARIANTS)}")
+    return build_text_model(dest, variant, seed)
