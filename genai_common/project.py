@@ -1,0 +1,397 @@
+"""A generated project's diagnostics: what `test/check_*.py` and `genai diagnostics` run.
+
+A project rendered from the genai-templates family names its model in one place, the
+`[tool.genai]` table of its pyproject.toml:
+
+    [tool.genai]
+    kind = "llm"        # llm | vlm | diffusion | ml
+    model = ""          # hub id, or a path relative to pyproject.toml; empty = embedded tiny model
+
+The diagnostic steps, cheapest first (each one a function here, so that an update of
+genai-common improves every project without touching its files):
+
+    check_config     the doctor on the metadata only (configs, tokenizer files, index)
+    check_model      the doctor with the safetensors headers: shapes, dtypes, quantization
+    load_test        load the model with the kind's loader, in a child process
+    inference_test   a few tokens / one tiny image / one forward pass, in a child process
+
+`genai diagnostics [--record]` runs them all, prints a report and, with --record, adds one row
+to reference/RESULTS.md (date, versions, machine, figures).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+KINDS = ("llm", "vlm", "diffusion", "ml")
+RESULTS_FILE = "reference/RESULTS.md"
+RESULTS_HEADING = "## Diagnostics runs"
+RESULTS_COLUMNS = (
+    "Date",
+    "Model",
+    "Doctor",
+    "Load s",
+    "Inference s",
+    "Output",
+    "genai-common",
+    "Frameworks",
+    "Machine",
+)
+CHILD_TIMEOUT_S = 600.0
+
+
+class ProjectError(Exception):
+    """No usable [tool.genai] table: the project cannot be diagnosed (exit code 2)."""
+
+
+@dataclass(frozen=True)
+class Project:
+    root: Path
+    kind: str
+    model: str  # as written in [tool.genai]; empty = the embedded tiny model
+
+    @property
+    def tiny_dir(self) -> Path:
+        return self.root / "models" / f"tiny-{self.kind}"
+
+    @property
+    def uses_tiny(self) -> bool:
+        return not self.model.strip()
+
+
+def find_project(start: str | Path | None = None) -> Project:
+    """The project whose pyproject.toml (with [tool.genai]) holds `start` (a file or folder)."""
+    here = Path(start if start is not None else Path.cwd()).resolve()
+    for folder in [here, *here.parents] if here.is_dir() else list(here.parents):
+        pyproject = folder / "pyproject.toml"
+        if not pyproject.is_file():
+            continue
+        with pyproject.open("rb") as fh:
+            table = tomllib.load(fh).get("tool", {}).get("genai")
+        if table is None:
+            continue
+        kind = str(table.get("kind", ""))
+        if kind not in KINDS:
+            raise ProjectError(
+                f"{pyproject}: [tool.genai] kind must be one of {KINDS}, not {kind!r}"
+            )
+        return Project(root=folder, kind=kind, model=str(table.get("model", "") or ""))
+    raise ProjectError(f"no pyproject.toml with a [tool.genai] table above {here}")
+
+
+def model_path(project: Project, *, build: bool = True) -> str:
+    """Where the model is: a local path (str) or the hub id as written.
+
+    An empty model means the embedded tiny model of the project's kind; it is built with
+    `genai_common.testing.tiny.build` on first use (seconds, no network).
+    """
+    if project.uses_tiny:
+        if build and not _looks_built(project.tiny_dir):
+            from genai_common.testing.tiny import build as build_tiny
+
+            build_tiny(project.kind, project.tiny_dir)
+        return str(project.tiny_dir)
+    local = (project.root / project.model).expanduser()
+    if local.exists() or project.model.startswith((".", "/", "~")):
+        return str(local)
+    return project.model  # a hub id: the doctor looks it up in the local Hugging Face cache
+
+
+def _looks_built(path: Path) -> bool:
+    return path.is_dir() and any(path.iterdir())
+
+
+# -- the steps -------------------------------------------------------------------------------
+
+
+@dataclass
+class Step:
+    name: str
+    ok: bool
+    seconds: float
+    summary: str  # one line
+    details: list[str] = field(default_factory=list)  # findings, stderr tail, ...
+    value: Any = None
+
+
+def _doctor(project: Project, *, metadata_only: bool) -> Step:
+    name = "config" if metadata_only else "model"
+    start = time.perf_counter()
+    try:
+        from genai_common.doctor import diagnose
+    except ImportError as exc:  # the doctor is part of genai-common; say so, never pretend
+        return Step(name, False, 0.0, f"genai_common.doctor is not available: {exc}")
+    report = diagnose(model_path(project), metadata_only=metadata_only, kind=project.kind)
+    seconds = time.perf_counter() - start
+    counts = {s: sum(f.severity == s for f in report.findings) for s in ("error", "warning")}
+    details = [
+        f"{f.severity.upper():7} {f.code} {f.message}" + (f"  (fix: {f.hint})" if f.hint else "")
+        for f in report.findings
+        if f.severity != "info"
+    ]
+    summary = f"{counts['error']} error(s), {counts['warning']} warning(s)"
+    return Step(name, counts["error"] == 0, seconds, summary, details, report)
+
+
+def check_config(project: Project) -> Step:
+    """The static doctor on configs, tokenizer files and index files (no weight files read)."""
+    return _doctor(project, metadata_only=True)
+
+
+def check_model(project: Project) -> Step:
+    """The static doctor including safetensors headers: tensor shapes against the config."""
+    return _doctor(project, metadata_only=False)
+
+
+def load_test(project: Project, *, timeout: float = CHILD_TIMEOUT_S) -> Step:
+    """Load the model with its kind's loader in a child process (a crash cannot take us down)."""
+    return _child_step("load", "genai_common.project:_load_child", project, timeout)
+
+
+def inference_test(project: Project, *, timeout: float = CHILD_TIMEOUT_S) -> Step:
+    """A quick inference in a child process: a few tokens, one tiny image or one forward pass."""
+    return _child_step("inference", "genai_common.project:_infer_child", project, timeout)
+
+
+def _child_step(name: str, target: str, project: Project, timeout: float) -> Step:
+    from genai_common.runtime.isolate import run_isolated
+
+    path = model_path(project)
+    result = run_isolated(target, project.kind, path, timeout=timeout)
+    if result.ok:
+        value = result.value or {}
+        return Step(
+            name,
+            True,
+            float(value.get("seconds", result.duration)),
+            value.get("summary", "ok"),
+            value=value,
+        )
+    why = result.error or (
+        f"signal {result.signal}" if result.signal else f"exit {result.returncode}"
+    )
+    tail = [line for line in (result.stderr_tail or "").splitlines() if line.strip()][-15:]
+    return Step(name, False, float(result.duration or 0.0), f"failed: {why}", tail)
+
+
+# Child-process bodies: top-level functions, resolved by name in the child.
+
+
+def _load_child(kind: str, path: str) -> dict[str, Any]:
+    from genai_common.runtime import loading
+
+    start = time.perf_counter()
+    getattr(loading, f"load_{kind}")(path)
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "summary": f"loaded in {seconds:.2f} s"}
+
+
+def _infer_child(kind: str, path: str) -> dict[str, Any]:
+    from genai_common.runtime import loading
+
+    loaded = getattr(loading, f"load_{kind}")(path)
+    start = time.perf_counter()
+    output = _INFER[kind](loaded)
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "summary": f"{output} in {seconds:.2f} s", "output": output}
+
+
+def _infer_llm(loaded: Any) -> str:
+    from mlx_lm import generate
+
+    text = generate(loaded.model, loaded.tokenizer, prompt="Hello", max_tokens=4, verbose=False)
+    return f"generated {text!r}"
+
+
+def _infer_vlm(loaded: Any) -> str:
+    import numpy as np
+    from mlx_vlm import generate
+    from mlx_vlm.prompt_utils import apply_chat_template
+    from PIL import Image
+
+    image = Image.fromarray(np.full((32, 32, 3), 127, dtype=np.uint8))
+    prompt = apply_chat_template(loaded.processor, loaded.model.config, "Describe.", num_images=1)
+    out = generate(loaded.model, loaded.processor, prompt, [image], max_tokens=4, verbose=False)
+    return f"generated {getattr(out, 'text', out)!r}"
+
+
+def _infer_diffusion(loaded: Any) -> str:
+    pipe = loaded.pipeline
+    result = pipe("a red square", num_inference_steps=2, height=32, width=32, output_type="np")
+    return f"image {tuple(result.images[0].shape)}"
+
+
+def _infer_ml(loaded: Any) -> str:
+    import mlx.core as mx
+
+    model = loaded.model
+    dims = getattr(loaded, "input_shape", None) or (1, 8)
+    out = model(mx.zeros(dims))
+    mx.eval(out)
+    return f"output {tuple(out.shape)}"
+
+
+_INFER: dict[str, Callable[[Any], str]] = {
+    "llm": _infer_llm,
+    "vlm": _infer_vlm,
+    "diffusion": _infer_diffusion,
+    "ml": _infer_ml,
+}
+STEPS: dict[str, Callable[[Project], Step]] = {
+    "config": check_config,
+    "model": check_model,
+    "load": load_test,
+    "inference": inference_test,
+}
+
+
+# -- running and recording -------------------------------------------------------------------
+
+
+def run_steps(project: Project, names: tuple[str, ...] = tuple(STEPS)) -> list[Step]:
+    """Run the named steps in order; later steps still run after a failure (all is reported)."""
+    return [STEPS[name](project) for name in names]
+
+
+def format_step(step: Step) -> str:
+    mark = "PASS" if step.ok else "FAIL"
+    lines = [f"[{mark}] {step.name:<10} {step.summary} ({step.seconds:.2f} s)"]
+    lines += [f"         {line}" for line in step.details]
+    return "\n".join(lines)
+
+
+def results_row(project: Project, steps: list[Step]) -> list[str]:
+    """One RESULTS.md row: date, model, doctor verdict, figures, versions, machine."""
+    import platform
+    from datetime import datetime
+    from importlib.metadata import PackageNotFoundError, version
+
+    by_name = {s.name: s for s in steps}
+
+    def seconds(name: str) -> str:
+        step = by_name.get(name)
+        if step is None:
+            return "-"
+        return f"{step.seconds:.2f}" if step.ok else "FAIL"
+
+    def ver(dist: str) -> str | None:
+        try:
+            return version(dist)
+        except PackageNotFoundError:
+            return None
+
+    frameworks = {
+        "llm": ("mlx", "mlx-lm"),
+        "vlm": ("mlx", "mlx-vlm"),
+        "diffusion": ("torch", "diffusers"),
+        "ml": ("mlx",),
+    }[project.kind]
+    doctor = by_name.get("model") or by_name.get("config")
+    output = by_name.get("inference")
+    return [
+        datetime.now().strftime("%Y-%m-%d %H:%M"),
+        project.model or f"tiny-{project.kind}",
+        ("ok: " if doctor.ok else "FAIL: ") + doctor.summary if doctor else "-",
+        seconds("load"),
+        seconds("inference"),
+        (output.value or {}).get("output", "-") if output and output.ok else "-",
+        ver("genai-common") or "?",
+        ", ".join(f"{d} {ver(d)}" for d in frameworks if ver(d)),
+        f"{platform.system()} {platform.machine()}, Python {platform.python_version()}",
+    ]
+
+
+def record_results(root: Path, row: list[str]) -> Path:
+    """Add `row` to the table under "## Diagnostics runs" in reference/RESULTS.md.
+
+    Only inserts: the row goes after the table's last row (or a new table is appended, with its
+    heading when the heading is missing), so every line the user wrote stays where it was.
+    """
+    path = root / RESULTS_FILE
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Results\n"
+    cells = [c.replace("|", "\\|").replace("\n", " ") for c in row]
+    new_row = "| " + " | ".join(cells) + " |"
+    header = "| " + " | ".join(RESULTS_COLUMNS) + " |\n|" + "---|" * len(RESULTS_COLUMNS)
+    lines = text.splitlines()
+    heading = next((i for i, line in enumerate(lines) if line.strip() == RESULTS_HEADING), None)
+    if heading is None:
+        lines += ["", RESULTS_HEADING, "", header, new_row]
+    else:
+        end = heading + 1
+        while end < len(lines) and not lines[end].startswith("## "):
+            end += 1
+        table_rows = [i for i in range(heading + 1, end) if lines[i].lstrip().startswith("|")]
+        if table_rows:
+            lines.insert(table_rows[-1] + 1, new_row)
+        else:
+            lines[heading + 1 : heading + 1] = ["", header, new_row]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+# -- entry points: `genai diagnostics` and the standalone test/check_*.py scripts ------------
+
+
+def standalone(test: Callable[[], Any]) -> None:
+    """Run one pytest-style check function as a script: exit 0 when it passes, 1 when not."""
+    try:
+        test()
+    except AssertionError as exc:
+        print(f"FAIL {test.__name__}\n{exc}")
+        sys.exit(1)
+    print(f"PASS {test.__name__}")
+    sys.exit(0)
+
+
+def assert_step(step: Step) -> Step:
+    """pytest helper: fail with the step's full report when it did not pass."""
+    assert step.ok, format_step(step)
+    return step
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--project", default=".", help="project folder (default: the one holding the cwd)"
+    )
+    parser.add_argument(
+        "--steps",
+        default=",".join(STEPS),
+        help=f"comma-separated steps to run, in order (default: {','.join(STEPS)})",
+    )
+    parser.add_argument(
+        "--record", action="store_true", help=f"add a row to {RESULTS_FILE} with the figures"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        project = find_project(args.project)
+    except ProjectError as exc:
+        print(f"genai diagnostics: {exc}", file=sys.stderr)
+        return 2
+    names = tuple(n.strip() for n in args.steps.split(",") if n.strip())
+    unknown = [n for n in names if n not in STEPS]
+    if unknown:
+        print(
+            f"genai diagnostics: unknown step(s) {unknown}; known: {list(STEPS)}", file=sys.stderr
+        )
+        return 2
+    print(f"Diagnostics of {project.root.name} ({project.kind}): model {project.model or 'tiny'}")
+    print(f"  path: {model_path(project)}")
+    steps = run_steps(project, names)
+    for step in steps:
+        print(format_step(step))
+    ok = all(s.ok for s in steps)
+    if args.record:
+        where = record_results(project.root, results_row(project, steps))
+        print(f"Recorded in {where.relative_to(project.root)}")
+    print("All diagnostics passed." if ok else "Some diagnostics FAILED (see above).")
+    return 0 if ok else 1

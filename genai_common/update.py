@@ -1,0 +1,182 @@
+"""`genai update`: pull template changes into a generated project, and fail loudly on conflicts.
+
+`copier update` exits 0 even when it leaves conflicts behind: inline markers
+(`<<<<<<< before updating` ... `>>>>>>> after updating`), paths marked unmerged in the git index,
+or `.rej` files. This command runs the update and then looks for all three itself; any one of
+them makes it exit 1 with the list of places to fix. `genai update --check` only looks (for CI or
+a pre-commit hook).
+
+Exit codes: 0 updated (or checked) with no conflict; 1 conflicts left to resolve; 2 could not run
+(not a git project, copier missing or failed, the update needs --trust).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ANSWERS_FILE = ".copier-answers.yml"
+_MARKER = re.compile(r"^(<<<<<<<|>>>>>>>)( |$)")
+_SKIP_DIRS = {".git", ".nox", ".venv", "models", "__pycache__", "node_modules"}
+COPIER_UNSAFE_EXIT = 4
+
+
+@dataclass(frozen=True)
+class Conflict:
+    path: str  # relative to the project root
+    kind: str  # "marker" | "unmerged" | "rej"
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line else self.path
+        what = {
+            "marker": "conflict marker",
+            "unmerged": "unmerged path in the git index",
+            "rej": "rejected hunks (.rej file)",
+        }[self.kind]
+        return f"{where}: {what}"
+
+
+def _git(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False)
+
+
+def _candidate_files(root: Path) -> list[str]:
+    """Tracked files plus untracked files that are not ignored; a walk when git cannot say."""
+    listed = _git(root, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
+    if listed.returncode == 0:
+        return sorted({p for p in listed.stdout.split("\0") if p})
+    out = []
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if d not in _SKIP_DIRS]
+        out += [str(Path(folder, f).relative_to(root)) for f in files]
+    return sorted(out)
+
+
+def find_conflicts(root: str | Path) -> list[Conflict]:
+    """Every conflict a template update can leave in `root`: markers, unmerged paths, .rej files."""
+    root = Path(root)
+    found: list[Conflict] = []
+    unmerged = _git(root, "ls-files", "-u", "-z")
+    if unmerged.returncode == 0:
+        paths = {entry.split("\t", 1)[1] for entry in unmerged.stdout.split("\0") if "\t" in entry}
+        found += [Conflict(p, "unmerged") for p in sorted(paths)]
+    for rel in _candidate_files(root):
+        path = root / rel
+        if rel.endswith(".rej"):
+            found.append(Conflict(rel, "rej"))
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue  # binary or vanished: copier writes markers only into text files
+        for number, line in enumerate(text.splitlines(), start=1):
+            if _MARKER.match(line):
+                found.append(Conflict(rel, "marker", number))
+    # .rej files are often ignored by a .gitignore; look for them outside git's view too.
+    seen = {c.path for c in found if c.kind == "rej"}
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if d not in _SKIP_DIRS]
+        for name in files:
+            rel = str(Path(folder, name).relative_to(root))
+            if name.endswith(".rej") and rel not in seen:
+                found.append(Conflict(rel, "rej"))
+    return found
+
+
+def copier_update_command(
+    *,
+    vcs_ref: str | None = None,
+    trust: bool = False,
+    conflict: str = "inline",
+    defaults: bool = True,
+    extra: list[str] | None = None,
+) -> list[str]:
+    """The `copier update` command line this module runs (same interpreter: copier is a dev dep)."""
+    cmd = [sys.executable, "-m", "copier", "update", "--skip-answered", f"--conflict={conflict}"]
+    if defaults:
+        cmd.append("--defaults")
+    if vcs_ref:
+        cmd.append(f"--vcs-ref={vcs_ref}")
+    if trust:
+        cmd.append("--trust")
+    return cmd + list(extra or [])
+
+
+def report_conflicts(conflicts: list[Conflict]) -> str:
+    lines = [f"{len(conflicts)} conflict(s) left by the template update:"]
+    lines += [f"  {c}" for c in conflicts]
+    lines += [
+        "",
+        "Resolve each one (keep your lines and the template's where both matter), delete the .rej",
+        "files, `git add` the files, then run `genai update --check` until it passes.",
+    ]
+    return "\n".join(lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--project", default=".", help="project folder (default: .)")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="only look for conflicts (markers, unmerged paths, .rej); do not update",
+    )
+    parser.add_argument("--vcs-ref", help="template ref to update to (default: latest tag)")
+    parser.add_argument(
+        "--trust",
+        action="store_true",
+        help="let copier run the template's migrations (needed when the update crosses one)",
+    )
+    parser.add_argument(
+        "--conflict", choices=("inline", "rej"), default="inline", help="how copier marks them"
+    )
+    parser.add_argument(
+        "--ask", action="store_true", help="ask the questions again instead of keeping answers"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    root = Path(args.project).resolve()
+    if not args.check:
+        if not (root / ANSWERS_FILE).is_file():
+            print(
+                f"genai update: no {ANSWERS_FILE} in {root}: not a rendered project",
+                file=sys.stderr,
+            )
+            return 2
+        if _git(root, "rev-parse", "--git-dir").returncode != 0:
+            print(
+                "genai update: the project must be a git repository (commit it first)",
+                file=sys.stderr,
+            )
+            return 2
+        before = find_conflicts(root)
+        if before:
+            print("genai update: resolve these before updating:\n" + report_conflicts(before))
+            return 1
+        cmd = copier_update_command(
+            vcs_ref=args.vcs_ref, trust=args.trust, conflict=args.conflict, defaults=not args.ask
+        )
+        print("$ " + " ".join(cmd[1:]))
+        done = subprocess.run(cmd, cwd=root, check=False)
+        if done.returncode == COPIER_UNSAFE_EXIT:
+            print(
+                "genai update: this update runs template migrations; read them in the template's "
+                "copier.yml (_migrations) and rerun with --trust.",
+                file=sys.stderr,
+            )
+            return 2
+        if done.returncode != 0:
+            print(f"genai update: copier update failed (exit {done.returncode})", file=sys.stderr)
+            return 2
+    conflicts = find_conflicts(root)
+    if conflicts:
+        print(report_conflicts(conflicts))
+        return 1
+    print("No conflicts." if args.check else "Updated with no conflicts; review `git diff`.")
+    return 0
