@@ -1,0 +1,808 @@
+"""CFG: the text model's config against the tensors the loader will read.
+
+Uses `text_config` when the config nests one (VLMs). Every comparison is on header shapes only;
+quantized shapes are read back to logical ones (packed uint32 columns = in_features*bits/32).
+The helpers at the top (`positive_int`, `text_dims`, `embedding_tensor`, ...) are shared with the
+tokenizer, quant, vlm and memory families.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from genai_common.checks import finding, register
+from genai_common.report import Finding
+
+if TYPE_CHECKING:
+    from genai_common.model_dir import ModelDir, TensorInfo
+
+KINDS = ("llm", "vlm")
+
+# Name parts that mark a tensor as belonging to something other than the language model.
+NON_TEXT_MARKERS = (
+    "vision",
+    "visual",
+    "image_",
+    "multi_modal_projector",
+    "mm_projector",
+    "audio",
+    "aligner",
+    "connector",
+    "perceiver",
+    "patch_embed",
+    "merger",
+    "mtp",
+)
+EMBED_SUFFIXES = (
+    "embed_tokens.weight",
+    "tok_embeddings.weight",
+    "wte.weight",
+    "word_embeddings.weight",
+)
+HEAD_NAMES = ("lm_head.weight", "output.weight", "embed_out.weight")
+LAYER_RE = re.compile(r"(?:^|\.)(?:layers|h|blocks)\.(\d+)\.")
+
+# transformers' declared default for tie_word_embeddings when config.json omits it (read from
+# transformers 5.24 configuration_*.py). Families not listed default to False there.
+TIED_BY_DEFAULT = frozenset(
+    {
+        "gemma",
+        "gemma2",
+        "gemma3",
+        "gemma3_text",
+        "gemma3n",
+        "gemma3n_text",
+        "paligemma",
+        "starcoder2",
+        "cohere",
+        "cohere2",
+        "gpt2",
+        "falcon",
+        "smollm3",
+        "mistral3",
+        "t5",
+    }
+)
+# mlx-lm 0.32's ModelArgs default tie_word_embeddings=True for these although transformers says
+# False: an absent key plus a stored lm_head means mlx-lm ties and sanitize() drops the head.
+MLX_LM_TIES_WHEN_ABSENT = frozenset({"llama", "mistral", "qwen2", "granite", "olmo2"})
+# Families whose mlx-lm model has no lm_head at all (always tied).
+ALWAYS_TIED = frozenset({"gemma", "gemma2", "cohere", "cohere2"})
+# Families whose mlx-lm sanitize() unties when an lm_head is stored (and ties when it is absent).
+TIE_FOLLOWS_WEIGHTS = frozenset({"gemma3", "gemma3_text", "gemma3n", "gemma3n_text"})
+
+# RoPE types: required keys (transformers' modeling_rope_utils, the loader's rope_utils).
+ROPE_REQUIRED: dict[str, tuple[str, ...]] = {
+    "default": (),
+    "linear": ("factor",),
+    "dynamic": ("factor",),
+    "yarn": ("factor",),
+    "deepseek_yarn": ("factor",),
+    "telechat3-yarn": ("factor",),
+    "llama3": ("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings"),
+    "longrope": ("short_factor", "long_factor", "original_max_position_embeddings"),
+    "proportional": (),
+    "mrope": ("mrope_section",),
+}
+# Types mlx-lm 0.32's initialize_rope builds; others raise "Unsupported RoPE type".
+MLX_LM_ROPE_TYPES = frozenset(ROPE_REQUIRED)
+LAYER_TYPE_VALUES = frozenset(
+    {
+        "full_attention",
+        "sliding_attention",
+        "chunked_attention",
+        "linear_attention",
+        "mamba",
+        "conv",
+        "attention",
+        "hybrid",
+        "moe",
+        "dense",
+    }
+)
+
+
+def positive_int(value: Any) -> int | None:
+    """value when it is a positive int (bools and floats-with-fractions excluded), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return value if isinstance(value, int) and value > 0 else None
+
+
+def is_text_tensor(name: str) -> bool:
+    lowered = name.lower()
+    return not any(marker in lowered for marker in NON_TEXT_MARKERS)
+
+
+@dataclass(frozen=True)
+class TextDims:
+    hidden: int | None
+    layers: int | None
+    heads: int | None
+    kv_heads: int | None
+    head_dim: int | None
+    head_dim_declared: bool
+    vocab: int | None
+    intermediate: int | None
+    moe_intermediate: int | None
+    max_positions: int | None
+
+
+def text_dims(md: ModelDir) -> TextDims:
+    tc = md.text_config or {}
+    hidden = positive_int(tc.get("hidden_size") or tc.get("n_embd") or tc.get("d_model"))
+    layers = positive_int(tc.get("num_hidden_layers") or tc.get("n_layer") or tc.get("num_layers"))
+    heads = positive_int(tc.get("num_attention_heads") or tc.get("n_head"))
+    kv_heads = positive_int(tc.get("num_key_value_heads")) or heads
+    declared = positive_int(tc.get("head_dim"))
+    head_dim = declared or (hidden // heads if hidden and heads and hidden % heads == 0 else None)
+    return TextDims(
+        hidden=hidden,
+        layers=layers,
+        heads=heads,
+        kv_heads=kv_heads,
+        head_dim=head_dim,
+        head_dim_declared=declared is not None,
+        vocab=positive_int(tc.get("vocab_size")),
+        intermediate=positive_int(tc.get("intermediate_size") or tc.get("n_inner")),
+        moe_intermediate=positive_int(tc.get("moe_intermediate_size")),
+        max_positions=positive_int(tc.get("max_position_embeddings") or tc.get("n_positions")),
+    )
+
+
+def tensors(md: ModelDir) -> dict[str, TensorInfo]:
+    try:
+        return md.tensors or {}
+    except Exception:  # unreadable headers are the formats family's findings
+        return {}
+
+
+def _shortest(names: Iterable[str]) -> str | None:
+    return min(names, key=lambda n: (len(n), n), default=None)
+
+
+def embedding_tensor(md: ModelDir) -> TensorInfo | None:
+    ts = tensors(md)
+    name = _shortest(n for n in ts if n.endswith(EMBED_SUFFIXES) and is_text_tensor(n))
+    return ts[name] if name else None
+
+
+def head_tensor(md: ModelDir) -> TensorInfo | None:
+    ts = tensors(md)
+    name = _shortest(
+        n for n in ts if (n in HEAD_NAMES or n.endswith(".lm_head.weight")) and is_text_tensor(n)
+    )
+    return ts[name] if name else None
+
+
+def logical_rows_cols(md: ModelDir, t: TensorInfo) -> tuple[int, int] | None:
+    """(rows, in_features) of a 2-D weight; a packed quantized weight is unpacked with its bits."""
+    if not t.shape or len(t.shape) != 2:
+        return None
+    rows, cols = t.shape
+    if t.dtype == "U32" and t.name.endswith(".weight"):
+        from genai_common.checks import quant
+
+        bits = quant.stored_bits(md, t.name[: -len(".weight")])
+        if bits is None:
+            return None
+        return rows, cols * 32 // bits
+    return rows, cols
+
+
+def text_layer_indices(md: ModelDir) -> set[int]:
+    found: set[int] = set()
+    for name in tensors(md):
+        if not is_text_tensor(name):
+            continue
+        m = LAYER_RE.search(name)
+        if m:
+            found.add(int(m.group(1)))
+    return found
+
+
+def tie_setting(md: ModelDir) -> tuple[bool, bool]:
+    """(tied, declared): the config's tie_word_embeddings, else the family default."""
+    cfg = md.config or {}
+    tc = md.text_config or {}
+    for source in (tc, cfg):
+        value = source.get("tie_word_embeddings")
+        if isinstance(value, bool):
+            return value, True
+    return (md.model_type or "") in TIED_BY_DEFAULT, False
+
+
+def rope_config(md: ModelDir) -> tuple[str, dict[str, Any]] | None:
+    """('rope_scaling' | 'rope_parameters', dict) when the config has one that is not null."""
+    tc = md.text_config or {}
+    for key in ("rope_scaling", "rope_parameters"):
+        value = tc.get(key)
+        if value is not None:
+            return key, value
+    return None
+
+
+def rope_type(rope: dict[str, Any]) -> str | None:
+    value = rope.get("type") or rope.get("rope_type")
+    return value if isinstance(value, str) else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Registered codes
+
+register(
+    "CFG001",
+    "A required text-config key is missing or has the wrong type",
+    "error",
+    "Set the key to a positive integer in config.json (or its text_config); compare with the "
+    "original model's config.",
+    compares="hidden_size, num_hidden_layers, num_attention_heads, vocab_size: present, positive ints",
+)
+register(
+    "CFG002",
+    "A text-config value has the wrong type",
+    "error",
+    "Fix the value's type in config.json: loaders build the model from these values directly.",
+    compares="types of optional keys (num_key_value_heads, head_dim, intermediate_size, "
+    "max_position_embeddings, tie_word_embeddings, rope dicts, layer_types)",
+)
+register(
+    "CFG010",
+    "Embedding rows differ from vocab_size",
+    "error",
+    "Make vocab_size equal the embedding's rows (the weights are the truth after a resize), or "
+    "re-export the weights; a strict load fails with 'Expected shape'.",
+    compares="embed_tokens.weight rows vs text vocab_size",
+)
+register(
+    "CFG011",
+    "Embedding columns differ from hidden_size",
+    "error",
+    "The weights belong to a different model size: use the config.json that came with them.",
+    compares="embed_tokens.weight columns (unpacked when quantized) vs hidden_size",
+)
+register(
+    "CFG012",
+    "The lm_head shape differs from (vocab_size, hidden_size)",
+    "error",
+    "Make vocab_size/hidden_size match the stored head, or re-export the head.",
+    compares="lm_head.weight (rows, unpacked columns) vs (vocab_size, hidden_size)",
+)
+register(
+    "CFG020",
+    "Transformer layers in the weights differ from num_hidden_layers",
+    "error",
+    "Set num_hidden_layers to the layers stored, or restore the missing layer shards; a strict "
+    "load reports 'Missing parameters' or 'Received parameters not in model'.",
+    compares="distinct layers.N indices in the text tensors vs num_hidden_layers",
+)
+register(
+    "CFG030",
+    "Attention projection shapes disagree with heads x head_dim",
+    "error",
+    "Fix num_attention_heads / num_key_value_heads / head_dim (head_dim may differ from "
+    "hidden_size / heads: set it explicitly when it does).",
+    compares="q_proj out == heads*head_dim, k/v_proj out == kv_heads*head_dim, o_proj in == heads*head_dim",
+)
+register(
+    "CFG031",
+    "num_attention_heads is not a multiple of num_key_value_heads",
+    "error",
+    "Grouped-query attention needs heads % kv_heads == 0: fix one of the two counts.",
+    compares="num_attention_heads % num_key_value_heads",
+)
+register(
+    "CFG032",
+    "hidden_size is not divisible by num_attention_heads and no head_dim is set",
+    "error",
+    "Set head_dim explicitly in the config (loaders fall back to hidden_size // heads).",
+    compares="hidden_size % num_attention_heads when head_dim is absent",
+)
+register(
+    "CFG040",
+    "tie_word_embeddings is true but an lm_head is stored",
+    "warning",
+    "Set tie_word_embeddings to false if the stored head was trained separately; otherwise drop "
+    "lm_head.weight. Loaders either drop it silently or fail with 'Received parameters not in "
+    "model: lm_head.weight'.",
+    compares="tie_word_embeddings (declared or family default) vs a stored lm_head.weight",
+)
+register(
+    "CFG041",
+    "tie_word_embeddings is false but no lm_head is stored",
+    "error",
+    "Set tie_word_embeddings to true (the embedding doubles as the head), or add the missing "
+    "lm_head shard; a strict load fails with 'Missing parameters: lm_head.weight'.",
+    compares="tie_word_embeddings (declared or family default) vs a stored lm_head.weight",
+)
+register(
+    "CFG042",
+    "tie_word_embeddings is absent and the loaders disagree on its default",
+    "warning",
+    "Write tie_word_embeddings explicitly into config.json: mlx-lm ties (and drops the stored "
+    "lm_head) where transformers keeps it untied.",
+    compares="absent tie_word_embeddings, stored lm_head, mlx-lm vs transformers defaults",
+)
+register(
+    "CFG050",
+    "layer_types length differs from num_hidden_layers",
+    "error",
+    "layer_types needs one entry per layer (transformers rejects the config otherwise).",
+    compares="len(layer_types) vs num_hidden_layers",
+)
+register(
+    "CFG051",
+    "layer_types has an entry no loader knows",
+    "warning",
+    "Check the spelling against the model family (full_attention, sliding_attention, "
+    "linear_attention, ...).",
+    compares="layer_types entries vs known attention kinds",
+)
+register(
+    "CFG060",
+    "RoPE scaling type is not supported by mlx-lm",
+    "error",
+    "Use a RoPE type the loader implements (default, linear, dynamic, llama3, yarn, longrope, "
+    "proportional, mrope) or a runtime that supports this one.",
+    compares="rope_scaling/rope_parameters 'type' or 'rope_type' vs mlx-lm's initialize_rope",
+)
+register(
+    "CFG061",
+    "RoPE scaling is missing a key its type requires",
+    "error",
+    "Add the missing keys (copy them from the original model's config).",
+    compares="keys present per RoPE type (linear/dynamic: factor; llama3: factor, low/high_freq_factor, "
+    "original_max_position_embeddings; longrope: short/long_factor, original_max_position_embeddings; "
+    "mrope: mrope_section)",
+)
+register(
+    "CFG062",
+    "A RoPE scaling value is out of range",
+    "error",
+    "Fix the value (factor >= 1, high_freq_factor > low_freq_factor, original context below "
+    "max_position_embeddings, longrope factor lists of rotary_dim/2 entries, 3 mrope sections).",
+    compares="RoPE values per type, as transformers' validation and mlx-lm's rope_utils check them",
+)
+register(
+    "CFG063",
+    "RoPE scaling dict has neither 'type' nor 'rope_type'",
+    "warning",
+    "Add 'rope_type' (transformers >= 4.43 spelling) or 'type'; without it the loader uses the "
+    "default RoPE and ignores the scaling.",
+    compares="presence of type/rope_type in rope_scaling",
+)
+register(
+    "CFG070",
+    "No context length in the config",
+    "warning",
+    "Set max_position_embeddings; without it runtimes guess the context length.",
+    compares="max_position_embeddings present",
+)
+register(
+    "CFG071",
+    "A window or original context exceeds max_position_embeddings",
+    "warning",
+    "Check sliding_window and rope original_max_position_embeddings against "
+    "max_position_embeddings.",
+    compares="sliding_window, original_max_position_embeddings vs max_position_embeddings",
+)
+register(
+    "CFG080",
+    "Stored experts differ from the configured expert count",
+    "error",
+    "Set num_local_experts / num_experts to the experts stored, or restore the missing shards.",
+    compares="distinct experts.N indices (or stacked switch_mlp rows) vs num_experts",
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# Checks
+
+
+def _required_keys(md: ModelDir) -> Iterator[Finding]:
+    tc = md.text_config or {}
+    if not tc:
+        return
+    groups = {
+        "hidden_size": ("hidden_size", "n_embd", "d_model"),
+        "num_hidden_layers": ("num_hidden_layers", "n_layer", "num_layers"),
+        "num_attention_heads": ("num_attention_heads", "n_head"),
+        "vocab_size": ("vocab_size",),
+    }
+    where = "text_config" if tc is not (md.config or {}) else "config.json"
+    for key, spellings in groups.items():
+        present = [s for s in spellings if s in tc]
+        if not present:
+            if key == "vocab_size" and md.kind == "vlm":
+                continue  # some VLM text configs inherit it from the top level
+            yield finding("CFG001", f"{where} has no {key}", file="config.json")
+        elif positive_int(tc[present[0]]) is None:
+            yield finding(
+                "CFG001",
+                f"{where}.{present[0]} = {tc[present[0]]!r} is not a positive integer",
+                file="config.json",
+            )
+    optional_ints = (
+        "num_key_value_heads",
+        "head_dim",
+        "intermediate_size",
+        "max_position_embeddings",
+        "sliding_window",
+    )
+    for key in optional_ints:
+        if tc.get(key) is not None and positive_int(tc[key]) is None:
+            yield finding(
+                "CFG002",
+                f"{where}.{key} = {tc[key]!r} is not a positive integer",
+                file="config.json",
+            )
+    tie = tc.get("tie_word_embeddings", (md.config or {}).get("tie_word_embeddings"))
+    if tie is not None and not isinstance(tie, bool):
+        yield finding(
+            "CFG002", f"tie_word_embeddings = {tie!r} is not true/false", file="config.json"
+        )
+    rope = rope_config(md)
+    if rope is not None and not isinstance(rope[1], dict):
+        yield finding("CFG002", f"{rope[0]} = {rope[1]!r} is not an object", file="config.json")
+    layer_types = tc.get("layer_types")
+    if layer_types is not None and not (
+        isinstance(layer_types, list) and all(isinstance(x, str) for x in layer_types)
+    ):
+        yield finding("CFG002", "layer_types is not a list of strings", file="config.json")
+
+
+def _embedding(md: ModelDir) -> Iterator[Finding]:
+    dims = text_dims(md)
+    emb = embedding_tensor(md)
+    if emb is None or not emb.shape:
+        return
+    shape = logical_rows_cols(md, emb)
+    if shape is None:
+        return
+    rows, cols = shape
+    if dims.vocab is not None and rows != dims.vocab:
+        yield finding(
+            "CFG010",
+            f"{emb.name} has {rows} rows but vocab_size = {dims.vocab}",
+            file=emb.file,
+        )
+    if dims.hidden is not None and cols != dims.hidden:
+        yield finding(
+            "CFG011",
+            f"{emb.name} has {cols} columns{' (unpacked)' if emb.dtype == 'U32' else ''} "
+            f"but hidden_size = {dims.hidden}",
+            file=emb.file,
+        )
+    head = head_tensor(md)
+    if head is None or not head.shape:
+        return
+    hshape = logical_rows_cols(md, head)
+    if hshape is None:
+        return
+    want = (dims.vocab or hshape[0], dims.hidden or hshape[1])
+    if hshape != want:
+        yield finding(
+            "CFG012",
+            f"{head.name} is {hshape[0]} x {hshape[1]} but (vocab_size, hidden_size) = "
+            f"({want[0]}, {want[1]})",
+            file=head.file,
+        )
+
+
+def _layers(md: ModelDir) -> Iterator[Finding]:
+    dims = text_dims(md)
+    if dims.layers is None:
+        return
+    found = text_layer_indices(md)
+    if not found:
+        return
+    tc = md.text_config or {}
+    extra_allowed = positive_int(tc.get("num_nextn_predict_layers")) or 0
+    expected = set(range(dims.layers))
+    missing = sorted(expected - found)
+    extra = sorted(i for i in found - expected if i >= dims.layers + extra_allowed)
+    if missing or extra:
+        parts = [f"weights hold {len(found)} layers (0..{max(found)})"]
+        if missing:
+            parts.append(f"missing {_short_list(missing)}")
+        if extra:
+            parts.append(f"extra {_short_list(extra)}")
+        yield finding(
+            "CFG020",
+            f"{', '.join(parts)}; num_hidden_layers = {dims.layers}",
+        )
+
+
+def _short_list(values: list[int], limit: int = 8) -> str:
+    shown = ", ".join(str(v) for v in values[:limit])
+    return f"[{shown}{', ...' if len(values) > limit else ''}]"
+
+
+def _attention(md: ModelDir) -> Iterator[Finding]:
+    dims = text_dims(md)
+    if dims.heads and dims.kv_heads and dims.heads % dims.kv_heads:
+        yield finding(
+            "CFG031",
+            f"num_attention_heads = {dims.heads} is not a multiple of num_key_value_heads = "
+            f"{dims.kv_heads}",
+            file="config.json",
+        )
+    if dims.hidden and dims.heads and not dims.head_dim_declared and dims.hidden % dims.heads:
+        yield finding(
+            "CFG032",
+            f"hidden_size = {dims.hidden} is not divisible by num_attention_heads = {dims.heads} "
+            "and head_dim is not set",
+            file="config.json",
+        )
+    if not (dims.heads and dims.kv_heads and dims.head_dim):
+        return
+    # Judge the first text layer that stores separate projections; one finding per projection.
+    expect_out = {
+        "q_proj": dims.heads * dims.head_dim,
+        "k_proj": dims.kv_heads * dims.head_dim,
+        "v_proj": dims.kv_heads * dims.head_dim,
+    }
+    ts = tensors(md)
+    reported: set[str] = set()
+    for name, t in ts.items():
+        if (
+            not is_text_tensor(name)
+            or not name.endswith("_proj.weight")
+            or ".self_attn." not in name
+        ):
+            continue
+        proj = name.rsplit(".", 2)[-2]
+        if proj in reported or proj not in (*expect_out, "o_proj"):
+            continue
+        shape = logical_rows_cols(md, t)
+        if shape is None:
+            continue
+        out_f, in_f = shape
+        heads_text = (
+            f"num_attention_heads = {dims.heads}, num_key_value_heads = {dims.kv_heads}, "
+            f"head_dim = {dims.head_dim}{'' if dims.head_dim_declared else ' (hidden/heads)'}"
+        )
+        if proj in expect_out and out_f != expect_out[proj]:
+            reported.add(proj)
+            yield finding(
+                "CFG030",
+                f"{name} has {out_f} outputs, expected {expect_out[proj]} from {heads_text}",
+                file=t.file,
+            )
+        elif proj == "o_proj" and in_f != dims.heads * dims.head_dim:
+            reported.add(proj)
+            yield finding(
+                "CFG030",
+                f"{name} has {in_f} inputs, expected {dims.heads * dims.head_dim} from {heads_text}",
+                file=t.file,
+            )
+
+
+def _tie(md: ModelDir) -> Iterator[Finding]:
+    emb = embedding_tensor(md)
+    if emb is None:
+        return
+    head = head_tensor(md)
+    tied, declared = tie_setting(md)
+    family = md.model_type or ""
+    source = "declared" if declared else f"absent; {family or 'this family'} defaults to {tied}"
+    if family in TIE_FOLLOWS_WEIGHTS:
+        return  # mlx-lm's sanitize follows whatever is stored
+    if tied and head is not None:
+        yield finding(
+            "CFG040",
+            f"tie_word_embeddings = true ({source}) but {head.name} is stored",
+            file=head.file,
+            severity="error" if family in ALWAYS_TIED else None,
+        )
+    elif not tied and head is None and family not in ALWAYS_TIED:
+        yield finding(
+            "CFG041",
+            f"tie_word_embeddings = false ({source}) but no lm_head.weight is stored "
+            f"(only {emb.name})",
+        )
+    if not declared and head is not None and family in MLX_LM_TIES_WHEN_ABSENT:
+        yield finding(
+            "CFG042",
+            f"tie_word_embeddings is absent: transformers unties {family} (keeps {head.name}), "
+            "mlx-lm ties it and drops the stored head",
+            file="config.json",
+        )
+
+
+def _layer_types(md: ModelDir) -> Iterator[Finding]:
+    tc = md.text_config or {}
+    layer_types = tc.get("layer_types")
+    if not isinstance(layer_types, list):
+        return
+    n = positive_int(tc.get("num_hidden_layers"))
+    if n is not None and len(layer_types) != n:
+        yield finding(
+            "CFG050",
+            f"layer_types has {len(layer_types)} entries but num_hidden_layers = {n}",
+            file="config.json",
+        )
+    unknown = sorted({x for x in layer_types if isinstance(x, str)} - LAYER_TYPE_VALUES)
+    if unknown:
+        yield finding("CFG051", f"layer_types has unknown entries {unknown}", file="config.json")
+
+
+def _rope(md: ModelDir) -> Iterator[Finding]:
+    found = rope_config(md)
+    if found is None or not isinstance(found[1], dict):
+        return
+    key, rope = found
+    if not rope:
+        return
+    kind = rope_type(rope)
+    if kind is None:
+        if key == "rope_parameters" and set(rope) <= {"rope_theta", "partial_rotary_factor"}:
+            return  # transformers v5 keeps plain rope_theta here
+        yield finding("CFG063", f"{key} = {rope} has no 'type' or 'rope_type'", file="config.json")
+        return
+    if kind not in MLX_LM_ROPE_TYPES:
+        yield finding(
+            "CFG060",
+            f"{key} type {kind!r} is not one of mlx-lm's {sorted(MLX_LM_ROPE_TYPES)}",
+            file="config.json",
+        )
+        return
+    missing = [k for k in ROPE_REQUIRED[kind] if k not in rope]
+    if missing:
+        yield finding(
+            "CFG061",
+            f"{key} type {kind!r} lacks {missing} (has {sorted(rope)})",
+            file="config.json",
+        )
+    yield from _rope_values(md, key, kind, rope)
+
+
+def _rope_values(md: ModelDir, key: str, kind: str, rope: dict[str, Any]) -> Iterator[Finding]:
+    dims = text_dims(md)
+    bad: list[str] = []
+    factor = rope.get("factor")
+    if "factor" in rope and (not isinstance(factor, int | float) or isinstance(factor, bool)):
+        bad.append(f"factor = {factor!r} is not a number")
+    elif isinstance(factor, int | float) and kind != "default" and factor < 1:
+        bad.append(f"factor = {factor} < 1")
+    orig = rope.get("original_max_position_embeddings")
+    if orig is not None and positive_int(orig) is None:
+        bad.append(f"original_max_position_embeddings = {orig!r} is not a positive integer")
+    if kind == "llama3":
+        low, high = rope.get("low_freq_factor"), rope.get("high_freq_factor")
+        if isinstance(low, int | float) and isinstance(high, int | float) and high <= low:
+            bad.append(f"high_freq_factor = {high} <= low_freq_factor = {low}")
+        if positive_int(orig) and dims.max_positions and orig >= dims.max_positions:
+            bad.append(
+                f"original_max_position_embeddings = {orig} >= max_position_embeddings = "
+                f"{dims.max_positions}"
+            )
+    if kind in ("yarn", "deepseek_yarn"):
+        fast, slow = rope.get("beta_fast"), rope.get("beta_slow")
+        if isinstance(fast, int | float) and isinstance(slow, int | float) and fast <= slow:
+            bad.append(f"beta_fast = {fast} <= beta_slow = {slow}")
+    if kind == "longrope" and dims.head_dim:
+        tc = md.text_config or {}
+        partial = tc.get("partial_rotary_factor", 1.0)
+        partial = partial if isinstance(partial, int | float) else 1.0
+        half = int(dims.head_dim * partial) // 2
+        for name in ("short_factor", "long_factor"):
+            value = rope.get(name)
+            if value is None:
+                continue
+            if not isinstance(value, list):
+                bad.append(f"{name} is {type(value).__name__}, not a list")
+            elif len(value) != half:
+                bad.append(f"{name} has {len(value)} entries, rotary_dim/2 = {half}")
+    if kind == "mrope":
+        section = rope.get("mrope_section")
+        if section is not None and (not isinstance(section, list) or len(section) != 3):
+            bad.append(f"mrope_section = {section!r} does not have 3 entries")
+    for text in bad:
+        yield finding("CFG062", f"{key} ({kind}): {text}", file="config.json")
+
+
+def _context(md: ModelDir) -> Iterator[Finding]:
+    tc = md.text_config or {}
+    if not tc:
+        return
+    dims = text_dims(md)
+    if dims.max_positions is None and not any(
+        k in tc for k in ("max_position_embeddings", "n_positions", "seq_length", "max_seq_len")
+    ):
+        yield finding("CFG070", "config has no max_position_embeddings", file="config.json")
+        return
+    if dims.max_positions is None:
+        return
+    window = positive_int(tc.get("sliding_window"))
+    if window and window > dims.max_positions and tc.get("use_sliding_window", True):
+        yield finding(
+            "CFG071",
+            f"sliding_window = {window} > max_position_embeddings = {dims.max_positions}",
+            file="config.json",
+            severity="info",
+        )
+    found = rope_config(md)
+    if found and isinstance(found[1], dict):
+        orig = positive_int(found[1].get("original_max_position_embeddings"))
+        kind = rope_type(found[1])
+        if orig and orig > dims.max_positions and kind not in ("llama3",):
+            yield finding(
+                "CFG071",
+                f"{found[0]}.original_max_position_embeddings = {orig} > "
+                f"max_position_embeddings = {dims.max_positions}",
+                file="config.json",
+            )
+
+
+EXPERT_RE = re.compile(r"\.experts\.(\d+)\.")
+
+
+def _experts(md: ModelDir) -> Iterator[Finding]:
+    tc = md.text_config or {}
+    n = positive_int(
+        tc.get("num_local_experts") or tc.get("num_experts") or tc.get("n_routed_experts")
+    )
+    if n is None:
+        return
+    ts = tensors(md)
+    indices = {
+        int(m.group(1)) for name in ts if (m := EXPERT_RE.search(name)) and is_text_tensor(name)
+    }
+    if indices:
+        if indices != set(range(n)):
+            yield finding(
+                "CFG080",
+                f"weights hold experts {_short_list(sorted(indices))} ({len(indices)}) but the "
+                f"config sets {n}",
+            )
+        return
+    stacked = [
+        t
+        for name, t in ts.items()
+        if ".switch_mlp." in name and name.endswith(".weight") and t.shape
+    ]
+    for t in stacked[:1]:
+        if len(t.shape) == 3 and t.shape[0] != n:
+            yield finding(
+                "CFG080",
+                f"{t.name} stacks {t.shape[0]} experts but the config sets {n}",
+                file=t.file,
+            )
+
+
+SUBCHECKS: tuple[Callable[[ModelDir], Iterable[Finding]], ...] = (
+    _required_keys,
+    _embedding,
+    _layers,
+    _attention,
+    _tie,
+    _layer_types,
+    _rope,
+    _context,
+    _experts,
+)
+
+
+def run_each(
+    md: ModelDir, subchecks: Iterable[Callable[[ModelDir], Iterable[Finding]]]
+) -> Iterator[Finding]:
+    """Run each sub-check; one that fails becomes a DOC001 finding and the others still run."""
+    for sub in subchecks:
+        try:
+            yield from list(sub(md))
+        except Exception as exc:  # a malformed config must never stop the other checks
+            yield finding(
+                "DOC001",
+                f"{sub.__module__.rsplit('.', 1)[-1]}.{sub.__name__.lstrip('_')} stopped: "
+                f"{type(exc).__name__}: {exc}",
+            )
+
+
+def check(md: ModelDir) -> Iterator[Finding]:
+    yield from run_each(md, SUBCHECKS)

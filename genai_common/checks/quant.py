@@ -1,0 +1,654 @@
+"""QNT: quantization metadata and every quantized tensor's shapes.
+
+MLX stores a quantized Linear/Embedding X with in_features K and out_features M as
+``X.weight`` uint32 (M, K*bits/32), ``X.scales`` (M, K/group_size) and, in affine mode only,
+``X.biases`` (M, K/group_size). The two stored shapes alone fix only group_size*bits (a g32/4-bit
+tensor looks like a g64/2-bit one), so K comes from the config wherever the module is a known
+text-model projection. Valid parameters are those of mlx.core.quantize in MLX 0.32 (its docs'
+table of quantization modes, confirmed by quantizing a test matrix with every pair).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from genai_common.checks import finding, register
+from genai_common.checks.config import (
+    is_text_tensor,
+    positive_int,
+    run_each,
+    tensors,
+    text_dims,
+)
+from genai_common.report import Finding
+
+if TYPE_CHECKING:
+    from genai_common.model_dir import ModelDir, TensorInfo
+
+KINDS = ("llm", "vlm", "ml", "unknown")
+
+# mode -> (accepted group sizes, accepted bits, scales dtype, has biases)
+MODES: dict[str, tuple[tuple[int, ...], tuple[int, ...], str | None, bool]] = {
+    "affine": ((32, 64, 128), (1, 2, 3, 4, 5, 6, 8), None, True),
+    "mxfp4": ((32,), (4,), "U8", False),
+    "mxfp8": ((32,), (8,), "U8", False),
+    "nvfp4": ((16,), (4,), "U8", False),
+}
+DEFAULT_GROUP_SIZE = 64  # mlx_lm.convert's default for affine
+
+# Module names (last path component) whose input width is a config dimension.
+IN_HIDDEN = frozenset(
+    {
+        "q_proj",
+        "k_proj",
+        "v_proj",
+        "qkv_proj",
+        "gate_proj",
+        "up_proj",
+        "gate_up_proj",
+        "embed_tokens",
+        "tok_embeddings",
+        "wte",
+        "word_embeddings",
+        "lm_head",
+        "w1",
+        "w3",
+        "c_attn",
+        "query_key_value",
+        "c_fc",
+    }
+)
+IN_ATTN = frozenset({"o_proj", "c_proj_attn"})
+IN_MLP = frozenset({"down_proj", "w2"})
+
+# quantization_config.quant_method -> (severity, what MLX does with it)
+FOREIGN_METHODS: dict[str, tuple[str, str]] = {
+    "bitsandbytes": (
+        "error",
+        "bitsandbytes (CUDA-only) is not loadable by MLX: use the unquantized original and "
+        "quantize with mlx_lm.convert -q",
+    ),
+    "gptq": (
+        "warning",
+        "mlx-lm 0.32 repacks 4-bit GPTQ without g_idx (act-order); other bit widths fail",
+    ),
+    "awq": ("warning", "mlx-lm 0.32 repacks 4-bit AWQ; other bit widths fail"),
+    "fp8": (
+        "warning",
+        "mlx-lm keeps fp8 packed only with ue8m0 scales over 32x32 blocks (as mxfp8); other fp8 "
+        "checkpoints are dequantized by the model's sanitize (2x memory) or fail",
+    ),
+    "compressed-tensors": (
+        "warning",
+        "mlx-lm reads only the pack-quantized, nvfp4-pack-quantized and mxfp4-pack-quantized "
+        "formats; others raise 'unsupported compressed-tensors format'",
+    ),
+    "modelopt": ("info", "mlx-lm reads ModelOpt NVFP4 as MLX nvfp4; other algorithms fail"),
+    "mxfp4": ("info", "mlx-lm maps it to MLX mxfp4 (group 32, 4 bits)"),
+    "mxfp8": ("info", "mlx-lm maps it to MLX mxfp8 (group 32, 8 bits)"),
+    "bitnet": ("info", "mlx-lm builds BitLinear layers for it"),
+    "hqq": ("error", "HQQ is not loadable by MLX: quantize the original with mlx_lm.convert"),
+    "eetq": ("error", "EETQ is not loadable by MLX: quantize the original with mlx_lm.convert"),
+    "quanto": ("error", "quanto is not loadable by MLX: quantize the original with mlx_lm.convert"),
+    "aqlm": ("error", "AQLM is not loadable by MLX: quantize the original with mlx_lm.convert"),
+}
+F8_DTYPES = frozenset({"F8_E4M3", "F8_E5M2", "F8_E8M0", "F4"})
+
+
+@dataclass(frozen=True)
+class QParams:
+    mode: str
+    bits: int | None
+    group_size: int | None
+
+
+def quant_block(md: ModelDir) -> Any:
+    """config['quantization'] (MLX's block), or None."""
+    return (md.config or {}).get("quantization")
+
+
+def _params(entry: dict[str, Any], default: QParams | None = None) -> QParams:
+    mode = entry.get("mode", default.mode if default else "affine")
+    mode = mode if isinstance(mode, str) else "affine"
+    fixed = MODES.get(mode)
+    bits = positive_int(entry.get("bits")) or (default.bits if default else None)
+    gs = positive_int(entry.get("group_size")) or (default.group_size if default else None)
+    if fixed and mode != "affine":
+        bits = bits or fixed[1][0]
+        gs = gs or fixed[0][0]
+    return QParams(mode, bits, gs)
+
+
+def default_params(md: ModelDir) -> QParams | None:
+    block = quant_block(md)
+    return _params(block) if isinstance(block, dict) else None
+
+
+def override_for(md: ModelDir, module: str) -> tuple[str, Any] | None:
+    """(key, value) of the per-layer entry the loader will use for `module`, exact path only."""
+    block = quant_block(md)
+    if isinstance(block, dict) and module in block:
+        return module, block[module]
+    return None
+
+
+def expected_in_features(md: ModelDir, module: str) -> int | None:
+    """K for a text-model projection, from the config; None for modules the config does not size."""
+    if not is_text_tensor(module):
+        return None
+    dims = text_dims(md)
+    last = module.rsplit(".", 1)[-1]
+    if last in IN_HIDDEN:
+        return dims.hidden
+    if last in IN_ATTN and dims.heads and dims.head_dim:
+        return dims.heads * dims.head_dim
+    if last in IN_MLP:
+        if ".experts." in module or ".switch_mlp." in module:
+            return dims.moe_intermediate
+        if ".shared_expert" in module:
+            tc = md.text_config or {}
+            return positive_int(tc.get("shared_expert_intermediate_size"))
+        return dims.intermediate
+    return None
+
+
+def quantized_modules(md: ModelDir) -> dict[str, TensorInfo]:
+    """module path -> its packed weight, for every U32 weight that has scales beside it."""
+    ts = tensors(md)
+    return {
+        name[: -len(".weight")]: t
+        for name, t in ts.items()
+        if name.endswith(".weight")
+        and t.dtype == "U32"
+        and name[: -len(".weight")] + ".scales" in ts
+    }
+
+
+def stored_bits(md: ModelDir, module: str) -> int | None:
+    """Bits the stored weight was packed with: from K in the config, else from the config's params."""
+    ts = tensors(md)
+    w = ts.get(f"{module}.weight")
+    if w is None or not w.shape:
+        return None
+    k = expected_in_features(md, module)
+    if k and (w.shape[-1] * 32) % k == 0:
+        return w.shape[-1] * 32 // k
+    over = override_for(md, module)
+    if over and isinstance(over[1], dict):
+        return _params(over[1], default_params(md)).bits
+    default = default_params(md)
+    return default.bits if default else None
+
+
+# ---------------------------------------------------------------------------------------------
+
+register(
+    "QNT001",
+    "The MLX quantization block is malformed",
+    "error",
+    "config.json 'quantization' must be an object with integer group_size and bits (and an "
+    "optional mode); re-export with mlx_lm.convert.",
+    compares="type and keys of config['quantization']",
+)
+register(
+    "QNT010",
+    "Quantization parameters that MLX does not accept",
+    "error",
+    "Use a mode/bits/group_size from MLX's table: affine bits 1-6 or 8 with group 32/64/128; "
+    "mxfp4 (32, 4); mxfp8 (32, 8); nvfp4 (16, 4).",
+    compares="mode, bits, group_size (default and per layer) vs mlx.core.quantize's table",
+)
+register(
+    "QNT020",
+    "A packed weight's width does not match in_features x bits / 32",
+    "error",
+    "The weight was packed for a different in_features or bit width than the config says: "
+    "re-quantize from the original weights, or fix the config.",
+    compares="U32 weight columns vs in_features (from the config) * bits / 32",
+)
+register(
+    "QNT021",
+    "Scales or biases do not have shape (out, in_features / group_size)",
+    "error",
+    "Scales and biases must come from the same quantization as the weight: re-quantize the module.",
+    compares="scales/biases shape vs (weight rows, in_features / group_size); biases == scales",
+)
+register(
+    "QNT022",
+    "A quantized weight lacks its scales or biases (or has biases its mode does not use)",
+    "error",
+    "Affine tensors need .scales and .biases; mxfp4/mxfp8/nvfp4 need uint8 .scales and no "
+    "biases. Re-export the module.",
+    compares="presence of X.scales/X.biases beside a U32 X.weight, scales dtype vs mode",
+)
+register(
+    "QNT023",
+    "Quantized tensors are stored but the config has no quantization block",
+    "error",
+    "Add the 'quantization' block ({'group_size': G, 'bits': B}) that the model was saved with; "
+    "without it the loader builds float layers and rejects the .scales tensors.",
+    compares="U32 weights with .scales vs config['quantization']",
+)
+register(
+    "QNT024",
+    "The config declares quantization but no quantized tensors are stored",
+    "error",
+    "Remove the 'quantization' block, or use the quantized weights it belongs to.",
+    compares="config['quantization'] vs *.scales tensors",
+)
+register(
+    "QNT030",
+    "A per-layer quantization entry names no module in the weights",
+    "warning",
+    "Per-layer keys must be module paths as the loader builds them (weight name minus '.weight'); "
+    "an unmatched key is ignored and that module gets the default bits.",
+    compares="per-layer keys in config['quantization'] vs module paths of the stored tensors",
+)
+register(
+    "QNT031",
+    "A tensor is stored at other bits/group size than the default, with no per-layer entry",
+    "warning",
+    "Add a per-layer entry {'bits': B, 'group_size': G} for the module: mlx-lm >= 0.32 infers it "
+    "from the shapes, but older mlx-lm, mlx-vlm and mlx-swift fail with 'Expected shape'.",
+    compares="bits/group size implied by shapes and config in_features vs the default block",
+)
+register(
+    "QNT032",
+    "A per-layer entry disagrees with the bits/group size the tensor was stored with",
+    "error",
+    "Make the per-layer entry match the stored tensor (a strict load fails with 'Expected shape').",
+    compares="per-layer bits/group_size vs the ones implied by the stored shapes",
+)
+register(
+    "QNT040",
+    "Mixed precision",
+    "info",
+    "Informational: modules are stored at several bit widths.",
+    compares="bit widths over all quantized modules",
+)
+register(
+    "QNT050",
+    "Non-MLX quantization format",
+    "warning",
+    "See the message for what MLX can do with it; the reliable path is mlx_lm.convert from the "
+    "unquantized original.",
+    compares="quantization_config.quant_method, quantize_config.json, hf_quant_config.json",
+)
+register(
+    "QNT060",
+    "Layers whose input width the group size does not divide will not be quantized",
+    "info",
+    "Pick a group size that divides them (32 divides more widths than 64), or accept that those "
+    "layers stay in float (mlx_lm.convert skips them).",
+    compares="last dimension of each float 2-D weight % group_size (64 unless configured)",
+)
+register(
+    "QNT070",
+    "8-bit float (F8) tensors that MLX cannot read directly",
+    "warning",
+    "MLX's safetensors reader rejects F8_* dtypes ('[safetensor] unsupported dtype F8_E4M3') "
+    "unless the loader dequantizes them: convert with mlx_lm.convert or dequantize first.",
+    compares="safetensors dtypes vs the dtypes mx.load reads",
+)
+
+
+def _block(md: ModelDir) -> Iterator[Finding]:
+    cfg = md.config or {}
+    block = cfg.get("quantization")
+    if block is None:
+        return
+    if not isinstance(block, dict):
+        yield finding("QNT001", f"quantization = {block!r} is not an object", file="config.json")
+        return
+    for key in ("group_size", "bits"):
+        if key in block and positive_int(block[key]) is None:
+            yield finding(
+                "QNT001",
+                f"quantization.{key} = {block[key]!r} is not a positive integer",
+                file="config.json",
+            )
+    if "bits" not in block and block.get("mode", "affine") == "affine":
+        yield finding("QNT001", "quantization has no 'bits'", file="config.json")
+    default = _params(block)
+    yield from _valid(default, "quantization")
+    for key, value in block.items():
+        if key in ("group_size", "bits", "mode") or isinstance(value, bool):
+            continue
+        if not isinstance(value, dict):
+            yield finding(
+                "QNT001",
+                f"quantization[{key!r}] = {value!r} is neither an object nor true/false",
+                file="config.json",
+            )
+            continue
+        unknown = set(value) - {"group_size", "bits", "mode"}
+        if unknown:
+            yield finding(
+                "QNT001",
+                f"quantization[{key!r}] has unknown keys {sorted(unknown)}",
+                file="config.json",
+            )
+        yield from _valid(_params(value, default), f"quantization[{key!r}]")
+
+
+def _valid(p: QParams, where: str) -> Iterator[Finding]:
+    spec = MODES.get(p.mode)
+    if spec is None:
+        yield finding(
+            "QNT010", f"{where}: mode {p.mode!r} is not one of {sorted(MODES)}", file="config.json"
+        )
+        return
+    sizes, bits, _, _ = spec
+    if p.bits is not None and p.bits not in bits:
+        yield finding(
+            "QNT010",
+            f"{where}: {p.mode} bits = {p.bits}, MLX accepts {list(bits)}",
+            file="config.json",
+        )
+    if p.group_size is not None and p.group_size not in sizes:
+        yield finding(
+            "QNT010",
+            f"{where}: {p.mode} group_size = {p.group_size}, MLX accepts {list(sizes)}",
+            file="config.json",
+        )
+
+
+def _presence(md: ModelDir) -> Iterator[Finding]:
+    ts = tensors(md)
+    if not ts or md.metadata_only:
+        return
+    block = quant_block(md)
+    qmods = quantized_modules(md)
+    if qmods and block is None:
+        example = next(iter(qmods))
+        yield finding(
+            "QNT023",
+            f"{len(qmods)} modules are stored quantized (e.g. {example}) but config.json has no "
+            "'quantization' block",
+            file="config.json",
+        )
+    elif isinstance(block, dict) and not qmods and not any(n.endswith(".scales") for n in ts):
+        yield finding(
+            "QNT024",
+            f"config.json declares quantization {_describe(default_params(md))} but no tensor "
+            "has .scales",
+            file="config.json",
+        )
+    default = default_params(md)
+    for name, t in ts.items():
+        if not name.endswith(".weight") or t.dtype != "U32":
+            continue
+        module = name[: -len(".weight")]
+        scales = ts.get(f"{module}.scales")
+        if scales is None:
+            if block is not None:
+                yield finding(
+                    "QNT022", f"{name} is uint32 but {module}.scales is missing", file=t.file
+                )
+            continue
+        biases = ts.get(f"{module}.biases")
+        fixed_mode = scales.dtype == "U8"
+        over = override_for(md, module)
+        mode = (
+            _params(over[1], default).mode
+            if over and isinstance(over[1], dict)
+            else (default.mode if default else "affine")
+        )
+        if fixed_mode and biases is not None:
+            yield finding(
+                "QNT022",
+                f"{module} has uint8 scales ({mode if mode != 'affine' else 'mx/nv fp'} mode) but "
+                "also .biases",
+                file=t.file,
+            )
+        elif not fixed_mode and biases is None:
+            yield finding(
+                "QNT022", f"{module} has {scales.dtype} scales (affine) but no .biases", file=t.file
+            )
+        elif not fixed_mode and mode != "affine":
+            yield finding(
+                "QNT022",
+                f"{module} has {scales.dtype} scales but mode {mode!r} needs uint8 scales",
+                file=t.file,
+            )
+
+
+def _describe(p: QParams | None) -> str:
+    if p is None:
+        return "(none)"
+    return f"({p.mode}, bits={p.bits}, group_size={p.group_size})"
+
+
+def _shapes(md: ModelDir) -> Iterator[Finding]:
+    """Per quantized module: packed width, scales/biases shapes, and bits vs what the loader uses."""
+    ts = tensors(md)
+    default = default_params(md)
+    for module, w in quantized_modules(md).items():
+        scales = ts[f"{module}.scales"]
+        biases = ts.get(f"{module}.biases")
+        if not w.shape or not scales.shape:
+            continue
+        if scales.shape[:-1] != w.shape[:-1]:
+            yield finding(
+                "QNT021",
+                f"{module}.scales is {list(scales.shape)} but the weight is {list(w.shape)} "
+                "(leading dimensions differ)",
+                file=scales.file,
+            )
+            continue
+        if biases is not None and biases.shape and biases.shape != scales.shape:
+            yield finding(
+                "QNT021",
+                f"{module}.biases is {list(biases.shape)} but .scales is {list(scales.shape)}",
+                file=biases.file,
+            )
+        packed, groups = w.shape[-1], scales.shape[-1]
+        over = override_for(md, module)
+        want = _params(over[1], default) if over and isinstance(over[1], dict) else default
+        mode = (
+            "affine"
+            if scales.dtype != "U8"
+            else (want.mode if want and want.mode != "affine" else None)
+        )
+        k = expected_in_features(md, module)
+        if k:
+            if (packed * 32) % k or (packed * 32 // k) not in MODES["affine"][1] + (4, 8):
+                yield finding(
+                    "QNT020",
+                    f"{module}.weight has {packed} packed columns: in_features = {k} gives "
+                    f"{packed * 32 / k:g} bits, not a valid bit width",
+                    file=w.file,
+                )
+                continue
+            bits = packed * 32 // k
+            if groups <= 0 or k % groups:
+                yield finding(
+                    "QNT021",
+                    f"{module}.scales has {groups} groups: in_features = {k} is not a multiple",
+                    file=scales.file,
+                )
+                continue
+            gs = k // groups
+            if mode is not None and gs not in MODES[mode][0]:
+                yield finding(
+                    "QNT021",
+                    f"{module}: in_features = {k} over {groups} scale groups = group size {gs}, "
+                    f"not one of {list(MODES[mode][0])} ({mode})",
+                    file=scales.file,
+                )
+                continue
+            yield from _against_config(module, w, bits, gs, want, over)
+        else:
+            # No config width for this module: the two shapes fix only bits * group_size.
+            product = packed * 32 // groups if groups and (packed * 32) % groups == 0 else None
+            modes = [mode] if mode else ["mxfp4", "mxfp8", "nvfp4"]
+            products = {b * g for m in modes for b in MODES[m][1] for g in MODES[m][0]}
+            if product is None or product not in products:
+                yield finding(
+                    "QNT021",
+                    f"{module}: {packed} packed columns over {groups} scale groups give bits x "
+                    f"group_size = {packed * 32 / max(groups, 1):g}, which no {modes[0]} "
+                    "setting produces",
+                    file=scales.file,
+                )
+            elif want and want.bits and want.group_size and product != want.bits * want.group_size:
+                yield finding(
+                    "QNT032" if over else "QNT031",
+                    f"{module}: stored bits x group_size = {product}, the "
+                    f"{'per-layer entry' if over else 'default'} {_describe(want)} gives "
+                    f"{want.bits * want.group_size}",
+                    file=w.file,
+                )
+
+
+def _against_config(
+    module: str,
+    w: TensorInfo,
+    bits: int,
+    gs: int,
+    want: QParams | None,
+    over: tuple[str, Any] | None,
+) -> Iterator[Finding]:
+    if want is None or want.bits is None or want.group_size is None:
+        return
+    if (bits, gs) == (want.bits, want.group_size):
+        return
+    code = "QNT032" if over else "QNT031"
+    yield finding(
+        code,
+        f"{module} is stored at bits={bits}, group_size={gs} but the "
+        f"{'per-layer entry' if over else 'default'} says bits={want.bits}, "
+        f"group_size={want.group_size}",
+        file=w.file,
+    )
+
+
+def _aliases(key: str) -> set[str]:
+    """Other spellings of a module path that loaders produce by sanitize."""
+    out = {key}
+    swaps = (
+        ("model.language_model.", "language_model.model."),
+        ("language_model.model.", "model.language_model."),
+        ("language_model.", ""),
+        ("model.", "language_model.model."),
+    )
+    for old, new in swaps:
+        if key.startswith(old):
+            out.add(new + key[len(old) :])
+    return out
+
+
+def _overrides(md: ModelDir) -> Iterator[Finding]:
+    block = quant_block(md)
+    ts = tensors(md)
+    if not isinstance(block, dict) or not ts:
+        return
+    modules = {n.rsplit(".", 1)[0] for n in ts}
+    keys = [
+        k
+        for k, v in block.items()
+        if k not in ("group_size", "bits", "mode") and (isinstance(v, dict) or v is True)
+    ]
+    unmatched = [k for k in keys if k not in modules]
+    for key in unmatched[:10]:
+        alias = next((a for a in sorted(_aliases(key)) if a in modules and a != key), None)
+        yield finding(
+            "QNT030",
+            f"quantization[{key!r}] names no stored module"
+            + (f"; the weights spell it {alias!r}" if alias else ""),
+            file="config.json",
+        )
+    if len(unmatched) > 10:
+        yield finding(
+            "QNT030",
+            f"{len(unmatched) - 10} more per-layer entries name no stored module",
+            file="config.json",
+        )
+
+
+def _mixed(md: ModelDir) -> Iterator[Finding]:
+    counts: Counter[int] = Counter()
+    for module in quantized_modules(md):
+        bits = stored_bits(md, module)
+        if bits is not None:
+            counts[bits] += 1
+    if len(counts) > 1:
+        parts = ", ".join(f"{n} at {b} bits" for b, n in sorted(counts.items()))
+        yield finding("QNT040", f"mixed precision: {parts}")
+
+
+def _foreign(md: ModelDir) -> Iterator[Finding]:
+    cfg = md.config or {}
+    qc = cfg.get("quantization_config") or (md.text_config or {}).get("quantization_config")
+    if isinstance(qc, dict) and "quantization" in cfg and qc.get("quant_method") is None:
+        return  # mlx_lm.convert mirrors the MLX block into quantization_config
+    if isinstance(qc, dict):
+        method = str(qc.get("quant_method") or qc.get("quant_algo") or "unknown").lower()
+        severity, text = FOREIGN_METHODS.get(
+            method, ("warning", "MLX has no reader for it; convert from the unquantized original")
+        )
+        extra = ""
+        if method in ("gptq", "awq") and qc.get("bits", 4) != 4:
+            severity, extra = "error", f" (this one is {qc.get('bits')}-bit)"
+        if method == "gptq" and any(n.endswith(".g_idx") for n in tensors(md)):
+            severity, extra = "error", " (this one stores g_idx)"
+        if method == "compressed-tensors" and qc.get("format") in (
+            "pack-quantized",
+            "nvfp4-pack-quantized",
+            "mxfp4-pack-quantized",
+        ):
+            severity = "info"
+        yield finding(
+            "QNT050",
+            f"quantization_config.quant_method = {method!r}: {text}{extra}",
+            file="config.json",
+            severity=severity,  # type: ignore[arg-type]
+        )
+    files = set(md.files)
+    for sidecar in ("quantize_config.json", "hf_quant_config.json"):
+        if sidecar in files and not isinstance(qc, dict):
+            yield finding(
+                "QNT050",
+                f"{sidecar} describes a non-MLX quantization (GPTQ/AutoRound/ModelOpt style)",
+                file=sidecar,
+            )
+
+
+def _divisibility(md: ModelDir) -> Iterator[Finding]:
+    """Before conversion: float 2-D weights whose last dim the group size does not divide."""
+    if quantized_modules(md) or quant_block(md) is not None:
+        return
+    gs = DEFAULT_GROUP_SIZE
+    skipped = []
+    for name, t in tensors(md).items():
+        if not name.endswith(".weight") or not t.shape or len(t.shape) != 2:
+            continue
+        if t.dtype not in ("F32", "F16", "BF16"):
+            continue
+        if "norm" in name.rsplit(".", 2)[-2]:
+            continue
+        if t.shape[-1] % gs:
+            skipped.append(f"{name} ({t.shape[-1]})")
+    if skipped:
+        yield finding(
+            "QNT060",
+            f"{len(skipped)} weights have an input width not divisible by group size {gs}: "
+            f"{', '.join(skipped[:4])}{', ...' if len(skipped) > 4 else ''}",
+        )
+
+
+def _f8(md: ModelDir) -> Iterator[Finding]:
+    counts = Counter(t.dtype for t in tensors(md).values() if t.dtype in F8_DTYPES)
+    if counts:
+        parts = ", ".join(f"{n} {d}" for d, n in sorted(counts.items()))
+        yield finding("QNT070", f"tensors with 8-bit float dtypes: {parts}")
+
+
+SUBCHECKS = (_block, _presence, _shapes, _overrides, _mixed, _foreign, _divisibility, _f8)
+
+
+def check(md: ModelDir) -> Iterator[Finding]:
+    yield from run_each(md, SUBCHECKS)
