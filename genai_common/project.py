@@ -357,6 +357,18 @@ def assert_step(step: Step) -> Step:
     return step
 
 
+def assert_findings_clear(step: Step, prefixes: tuple[str, ...]) -> Step:
+    """pytest helper: no error finding whose code starts with one of `prefixes` (e.g. "TOK")."""
+    assert step.value is not None, format_step(step)
+    errors = [
+        f"{f.code} {f.message}" + (f" (fix: {f.hint})" if f.hint else "")
+        for f in step.value.findings
+        if f.severity == "error" and f.code.startswith(prefixes)
+    ]
+    assert not errors, "\n".join(errors)
+    return step
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--project", default=".", help="project folder (default: the one holding the cwd)"
