@@ -25,13 +25,73 @@ parallel; the owner of this module fills in the bodies and may add to it, but ke
     md.component(name) -> ModelDir   # diffusers component subfolder (unet, vae, text_encoder, ...)
     md.read_findings: list[Finding]  # problems met while reading (bad JSON, bad headers, ...)
     md.kind -> str                # llm | vlm | diffusion | ml | adapter | gguf | unknown
+
+Added by the implementation:
+
+    ModelDir.open(..., fetch_metadata=False, kind=None)   # hub id: download metadata files only;
+                                                         # kind: override detection
+    md.loader -> str | None       # mlx-lm | mlx-vlm | diffusers | mlx | gguf | None
+    md.hub_id / md.revision       # set when the path was a hub id found in the local HF cache
+    md.size(rel) -> int | None    # file size (None: missing or a broken link)
+    md.header(rel) -> SafetensorsHeader | None   # one file's header, cached (never the data)
+    md.headers -> dict[str, SafetensorsHeader]   # headers of md.tensor_files that read
+    md.index -> IndexInfo | None  # the index the loader family uses (model.safetensors.index.json)
+    md.indexes -> dict[str, IndexInfo]           # every *.safetensors.index.json at the top level
+    md.duplicate_tensors -> dict[str, list[str]] # tensor -> files, when in more than one file read
+    md.lfs_pointers -> dict[str, dict]           # weight/metadata files that are Git-LFS pointers
+    md.gguf -> GGUFInfo | None    # the GGUF header (single file, or the first *.gguf)
+    md.text(rel) -> str | None    # a small text file (chat_template.jinja), capped
+    md.weight_files -> list[str]  # every file that looks like weights (any format, any folder)
+    md.auto_metadata_only: bool   # True when no weights were present and metadata mode was chosen
+
+ModelDir never imports numpy, safetensors, mlx or torch: everything comes from headers.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import fnmatch
+import os
+import re
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from genai_common.formats.tokenizer import TokenizerInfo
+
+if TYPE_CHECKING:
+    from genai_common.formats.gguf import GGUFInfo
+    from genai_common.formats.index import IndexInfo
+    from genai_common.formats.safetensors import SafetensorsHeader
+    from genai_common.report import Finding
+
+__all__ = ["ModelDir", "ModelPathError", "TensorInfo", "TokenizerInfo"]
+
+MAX_FILES = 20_000  # a model directory has tens of files; stop listing a home directory early
+MAX_DEPTH = 4
+TEXT_CAP = 4 * 1024 * 1024
+JSON_CAP_BIG = 256 * 1024 * 1024  # tokenizer.json of large vocabularies is tens of MB
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+(@[\w.\-/]+)?$")
+# what --fetch-metadata downloads: everything but weights
+METADATA_PATTERNS = [
+    "*.json",
+    "*.jinja",
+    "*.txt",
+    "*.md",
+    "*.model",
+    "*.tiktoken",
+    "*/*.json",
+    "*/*.txt",
+    "*/*.model",
+]
+VLM_KEYS = (
+    "vision_config",
+    "vision_tower",
+    "mm_vision_tower",
+    "mm_projector_type",
+    "image_token_index",
+    "image_token_id",
+)
 
 
 class ModelPathError(Exception):
@@ -47,34 +107,544 @@ class TensorInfo:
     nbytes: int | None = None
 
 
-@dataclass
-class TokenizerInfo:
-    vocab_size: int | None  # size of the base vocabulary (model vocab in tokenizer.json)
-    added_tokens: dict[int, str] = field(default_factory=dict)  # id -> content
-    special_tokens: dict[str, str] = field(default_factory=dict)  # role (bos/eos/pad/unk...) -> content
-    chat_template: str | None = None
-    token_to_id: dict[str, int] = field(default_factory=dict)  # lookups for special/added tokens
-    model_max_length: int | None = None
-    source: str | None = None  # which file it was read from
+def hub_cache_dir() -> Path:
+    """Where huggingface_hub keeps its cache: HF_HUB_CACHE, else HF_HOME/hub, else the default."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    if os.environ.get("HUGGINGFACE_HUB_CACHE"):
+        return Path(os.environ["HUGGINGFACE_HUB_CACHE"]).expanduser()
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "huggingface" / "hub"
 
-    @property
-    def size(self) -> int | None:
-        """Ids the tokenizer can emit: max(base vocab, highest added id + 1)."""
-        if self.vocab_size is None and not self.added_tokens:
-            return None
-        highest = max(self.added_tokens, default=-1) + 1
-        return max(self.vocab_size or 0, highest)
+
+def hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def split_hub_id(text: str) -> tuple[str, str | None] | None:
+    """("org/name", revision or None) when text looks like a hub id, else None."""
+    if not HUB_ID.match(text):
+        return None
+    repo, _, revision = text.partition("@")
+    return repo, revision or None
+
+
+def resolve_hub_cache(repo_id: str, revision: str | None = None) -> Path | None:
+    """The snapshot folder of repo_id in the local cache (refs/<revision or main>), or None."""
+    repo_dir = hub_cache_dir() / ("models--" + repo_id.replace("/", "--"))
+    snapshots = repo_dir / "snapshots"
+    if not snapshots.is_dir():
+        return None
+    rev = revision or "main"
+    if re.fullmatch(r"[0-9a-f]{40}", rev) and (snapshots / rev).is_dir():
+        return snapshots / rev
+    ref = repo_dir / "refs" / rev
+    if ref.is_file():
+        commit = ref.read_text(encoding="utf-8", errors="replace").strip()
+        if commit and "/" not in commit and (snapshots / commit).is_dir():
+            return snapshots / commit
+    if revision is not None:
+        return None
+    found = [p for p in snapshots.iterdir() if p.is_dir()]
+    return max(found, key=lambda p: p.stat().st_mtime) if found else None
+
+
+def download_metadata(repo_id: str, revision: str | None = None) -> Path:
+    """Download configs, tokenizer files and index files of a hub repo (never weights) with
+    huggingface_hub and return the snapshot folder. Honours HF_HUB_OFFLINE (then the cached
+    snapshot is returned, or LocalEntryNotFoundError raised)."""
+    from huggingface_hub import snapshot_download
+
+    path = snapshot_download(repo_id, revision=revision, allow_patterns=METADATA_PATTERNS)
+    return Path(path)
 
 
 class ModelDir:
     """See the module docstring for the contract."""
 
-    root: Path
-    display: str
-    single_file: Path | None
-    metadata_only: bool
-    read_findings: list[Any]
+    def __init__(
+        self,
+        root: Path,
+        display: str,
+        *,
+        single_file: Path | None = None,
+        metadata_only: bool = False,
+        prefix: str = "",
+        read_findings: list[Finding] | None = None,
+        loader: str | None = None,
+        kind: str | None = None,
+    ) -> None:
+        self.root = root
+        self.display = display
+        self.single_file = single_file
+        self.metadata_only = metadata_only
+        self.prefix = prefix  # "unet/" for a component: findings name files from the top
+        self.read_findings: list[Finding] = read_findings if read_findings is not None else []
+        self.hub_id: str | None = None
+        self.revision: str | None = None
+        self.auto_metadata_only = False
+        self._loader = loader
+        self._kind = kind
+        self._json: dict[str, Any] = {}
+        self._headers: dict[str, Any] = {}
+        self._sizes: dict[str, int | None] = {}
+        self._components: dict[str, ModelDir] = {}
+        self._reported: set[tuple[str, str]] = set()
 
+    # ------------------------------------------------------------------ opening
     @classmethod
-    def open(cls, path: str | Path, *, metadata_only: bool = False) -> ModelDir:
-        raise NotImplementedError("filled in by the doctor issue")
+    def open(
+        cls,
+        path: str | Path,
+        *,
+        metadata_only: bool = False,
+        fetch_metadata: bool = False,
+        kind: str | None = None,
+    ) -> ModelDir:
+        text = str(path)
+        local = Path(text).expanduser()
+        md: ModelDir
+        if local.exists():
+            if local.is_dir():
+                md = cls(local, text, metadata_only=metadata_only, kind=kind)
+            elif local.suffix in (".safetensors", ".gguf"):
+                md = cls(local.parent, text, single_file=local, metadata_only=False, kind=kind)
+            else:
+                raise ModelPathError(
+                    f"{text} is a file but not a .safetensors or .gguf file: give the model directory"
+                )
+        else:
+            hub = split_hub_id(text) if not text.startswith((".", "/", "~")) else None
+            if hub is None:
+                raise ModelPathError(f"{text}: no such file or directory")
+            repo_id, revision = hub
+            snapshot = None
+            fetch_error = None
+            if fetch_metadata:
+                try:
+                    snapshot = download_metadata(repo_id, revision)
+                except Exception as exc:  # network, auth, offline: fall back to the cache
+                    fetch_error = exc
+            snapshot = snapshot or resolve_hub_cache(repo_id, revision)
+            if snapshot is None:
+                why = (
+                    f" (--fetch-metadata failed: {type(fetch_error).__name__}: {fetch_error})"
+                    if fetch_error
+                    else ""
+                )
+                hint = (
+                    ""
+                    if fetch_metadata
+                    else "; pass --fetch-metadata to download its configs and tokenizer files only"
+                )
+                raise ModelPathError(
+                    f"{text}: not a local path, and not found in the Hugging Face cache at "
+                    f"{hub_cache_dir()}{why}{hint}"
+                )
+            md = cls(snapshot, text, metadata_only=metadata_only or fetch_metadata, kind=kind)
+            md.hub_id, md.revision = repo_id, revision
+            if fetch_error is not None:
+                md._note(
+                    "FILE050",
+                    f"--fetch-metadata could not reach the hub ({type(fetch_error).__name__}); "
+                    "judged the cached snapshot",
+                    None,
+                )
+        has_metadata = md.config is not None or "model_index.json" in md.file_set
+        if not md.metadata_only and md.single_file is None and not md.weight_files and has_metadata:
+            md.metadata_only = True
+            md.auto_metadata_only = True
+        return md
+
+    # ------------------------------------------------------------------ files
+    def rel(self, name: str) -> str:
+        """A file name as findings show it: relative to the top model directory."""
+        return self.prefix + name
+
+    @cached_property
+    def files(self) -> list[str]:
+        if self.single_file is not None:
+            return [self.single_file.name]
+        out: list[str] = []
+        root = str(self.root)
+        for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+            depth = 0 if dirpath == root else os.path.relpath(dirpath, root).count(os.sep) + 1
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and depth < MAX_DEPTH)
+            base = (
+                "" if dirpath == root else os.path.relpath(dirpath, root).replace(os.sep, "/") + "/"
+            )
+            for name in filenames:
+                out.append(base + name)
+                if len(out) >= MAX_FILES:
+                    return sorted(out)
+            # symlinked folders (the hub cache links files, not folders) are listed, not walked
+        return sorted(out)
+
+    @cached_property
+    def file_set(self) -> set[str]:
+        return set(self.files)
+
+    @cached_property
+    def top_files(self) -> list[str]:
+        return [f for f in self.files if "/" not in f]
+
+    def path(self, rel: str) -> Path:
+        return self.root / rel
+
+    def size(self, rel: str) -> int | None:
+        if rel not in self._sizes:
+            try:
+                self._sizes[rel] = (self.root / rel).stat().st_size
+            except OSError:
+                self._sizes[rel] = None
+        return self._sizes[rel]
+
+    @cached_property
+    def weight_files(self) -> list[str]:
+        from genai_common.formats.files import WEIGHT_SUFFIXES
+
+        return [f for f in self.files if f.endswith(WEIGHT_SUFFIXES)]
+
+    @cached_property
+    def lfs_pointers(self) -> dict[str, dict[str, str]]:
+        from genai_common.formats.files import LFS_MAX_BYTES, lfs_pointer
+
+        out: dict[str, dict[str, str]] = {}
+        for rel in self.files:
+            size = self.size(rel)
+            if size is not None and 0 < size <= LFS_MAX_BYTES:
+                fields = lfs_pointer(self.root / rel, size)
+                if fields is not None:
+                    out[rel] = fields
+        return out
+
+    # ------------------------------------------------------------------ findings from reading
+    def _note(self, code: str, message: str, rel: str | None) -> None:
+        key = (code, message)
+        if key in self._reported:
+            return
+        self._reported.add(key)
+        from genai_common.checks import finding
+
+        self.read_findings.append(finding(code, message, file=self.rel(rel) if rel else None))
+
+    # ------------------------------------------------------------------ JSON and text
+    def json(self, rel: str) -> dict | None:
+        if rel in self._json:
+            return self._json[rel]
+        value = None
+        if rel in self.file_set and rel not in self.lfs_pointers:
+            from genai_common.formats import FormatError
+            from genai_common.formats.jsonfile import MAX_JSON_BYTES, read_json
+
+            cap = JSON_CAP_BIG if rel.endswith("tokenizer.json") else MAX_JSON_BYTES
+            try:
+                value, problems = read_json(self.root / rel, max_bytes=cap, what=self.rel(rel))
+            except FormatError as exc:
+                self._note(exc.code, exc.message, rel)
+            else:
+                for code, message in problems:
+                    self._note(code, message, rel)
+        self._json[rel] = value
+        return value
+
+    def text(self, rel: str) -> str | None:
+        if rel not in self.file_set or rel in self.lfs_pointers:
+            return None
+        try:
+            with open(self.root / rel, "rb") as fh:
+                raw = fh.read(TEXT_CAP + 1)
+        except OSError:
+            return None
+        if len(raw) > TEXT_CAP:
+            self._note(
+                "JSON006", f"{self.rel(rel)} is over the {TEXT_CAP:,}-byte cap for text files", rel
+            )
+            return None
+        return raw.decode("utf-8", "replace")
+
+    def _bytes(self, rel: str, cap: int = 64 * 1024 * 1024) -> bytes | None:
+        if rel not in self.file_set or rel in self.lfs_pointers:
+            return None
+        size = self.size(rel)
+        if size is None or size > cap:
+            return None
+        try:
+            return (self.root / rel).read_bytes()
+        except OSError:
+            return None
+
+    # ------------------------------------------------------------------ configs
+    @cached_property
+    def config(self) -> dict | None:
+        return self.json("config.json")
+
+    @cached_property
+    def text_config(self) -> dict:
+        cfg = self.config
+        if not cfg:
+            return {}
+        for key in ("text_config", "llm_config", "language_config"):
+            nested = cfg.get(key)
+            if isinstance(nested, dict) and nested:
+                return nested
+        return cfg
+
+    @cached_property
+    def vision_config(self) -> dict | None:
+        cfg = self.config or {}
+        nested = cfg.get("vision_config")
+        return nested if isinstance(nested, dict) else None
+
+    @cached_property
+    def model_type(self) -> str | None:
+        cfg = self.config or {}
+        for source in (cfg, self.text_config):
+            value = source.get("model_type")
+            if isinstance(value, str) and value:
+                return value
+        return None
+
+    # ------------------------------------------------------------------ kind and loader
+    @cached_property
+    def kind(self) -> str:
+        if self._kind:
+            return self._kind
+        if self.single_file is not None:
+            return "gguf" if self.single_file.suffix == ".gguf" else "ml"
+        files = self.file_set
+        if "model_index.json" in files:
+            return "diffusion"
+        cfg = self.config
+        has_st = any(f.endswith(".safetensors") for f in self.top_files)
+        if "adapter_config.json" in files and cfg is None:
+            return "adapter"
+        if cfg is None:
+            if any(f.endswith(".gguf") for f in self.top_files):
+                return "gguf"
+            if "config.json" in files:  # present but malformed: still judge it as a model
+                return "unknown"
+            return "ml" if has_st else "unknown"
+        if any(_present(cfg.get(k)) for k in VLM_KEYS):
+            return "vlm"
+        text = self.text_config
+        archs = cfg.get("architectures") if isinstance(cfg.get("architectures"), list) else []
+        if "vocab_size" in text or any(
+            isinstance(a, str) and ("CausalLM" in a or "LMHead" in a) for a in archs
+        ):
+            return "llm"
+        if self.model_type and self.model_type in _mlx_lm_model_types():
+            return "llm"
+        if has_st or self.model_type:
+            return "ml"
+        return "unknown"
+
+    @property
+    def loader(self) -> str | None:
+        if self._loader:
+            return self._loader
+        return {
+            "llm": "mlx-lm",
+            "vlm": "mlx-vlm",
+            "diffusion": "diffusers",
+            "ml": "mlx",
+            "gguf": "gguf",
+            "adapter": "mlx-lm",
+        }.get(self.kind)
+
+    # ------------------------------------------------------------------ weights
+    @cached_property
+    def indexes(self) -> dict[str, IndexInfo]:
+        from genai_common.formats import FormatError
+        from genai_common.formats.index import read_index
+
+        out: dict[str, IndexInfo] = {}
+        for rel in self.top_files:
+            if not rel.endswith(".safetensors.index.json") or rel in self.lfs_pointers:
+                continue
+            try:
+                info = read_index(self.root / rel, what=self.rel(rel))
+            except FormatError as exc:
+                self._note(exc.code, exc.message, rel)
+                continue
+            for code, message in info.problems:
+                self._note(code, message, rel)
+            out[rel] = info
+        return out
+
+    @cached_property
+    def index(self) -> IndexInfo | None:
+        indexes = self.indexes
+        for name in (
+            "model.safetensors.index.json",
+            "diffusion_pytorch_model.safetensors.index.json",
+        ):
+            if name in indexes:
+                return indexes[name]
+        return next(iter(indexes.values()), None) if len(indexes) == 1 else None
+
+    @cached_property
+    def tensor_files(self) -> list[str]:
+        """The safetensors files the loader reads, as it would choose them."""
+        if self.single_file is not None:
+            return [self.single_file.name] if self.single_file.suffix == ".safetensors" else []
+        top = [f for f in self.top_files if f.endswith(".safetensors")]
+        loader = self.loader
+        index = self.index
+        if self.metadata_only:
+            return index.shards if index is not None else []
+        if loader == "mlx-lm":
+            if self.kind == "adapter":
+                return [f for f in top if f.startswith("adapter")]
+            return [f for f in top if fnmatch.fnmatchcase(f, "model*.safetensors")]
+        if loader in ("mlx-vlm", "diffusers"):
+            if index is not None:
+                present = [s for s in index.shards if s in self.file_set]
+                if present:
+                    return present
+            if loader == "diffusers":
+                return _diffusers_weights(top)
+            return [f for f in top if f != "consolidated.safetensors"]
+        return top
+
+    def header(self, rel: str) -> SafetensorsHeader | None:
+        """The safetensors header of one file (cached); None when missing or unreadable."""
+        if rel in self._headers:
+            return self._headers[rel]
+        header = None
+        if rel in self.file_set and rel not in self.lfs_pointers:
+            from genai_common.formats import FormatError
+            from genai_common.formats.safetensors import read_header
+
+            try:
+                header = read_header(self.root / rel, what=self.rel(rel))
+            except FormatError as exc:
+                self._note(exc.code, exc.message, rel)
+            else:
+                for code, message in header.problems:
+                    self._note(code, message, rel)
+        self._headers[rel] = header
+        return header
+
+    @cached_property
+    def headers(self) -> dict[str, SafetensorsHeader]:
+        if self.metadata_only:
+            return {}
+        out = {}
+        for rel in self.tensor_files:
+            header = self.header(rel)
+            if header is not None:
+                out[rel] = header
+        return out
+
+    @cached_property
+    def _tensor_table(self) -> tuple[dict[str, TensorInfo], dict[str, list[str]]]:
+        tensors: dict[str, TensorInfo] = {}
+        duplicates: dict[str, list[str]] = {}
+        if self.metadata_only:
+            index = self.index
+            if index is not None:
+                for name, shard in index.weight_map.items():
+                    tensors[name] = TensorInfo(name, None, None, self.rel(shard))
+            return tensors, duplicates
+        for rel, header in self.headers.items():
+            shown = self.rel(rel)
+            for name, t in header.tensors.items():
+                if name in tensors:
+                    duplicates.setdefault(name, [tensors[name].file]).append(shown)
+                tensors[name] = TensorInfo(name, t.dtype, t.shape, shown, t.nbytes)
+        return tensors, duplicates
+
+    @property
+    def tensors(self) -> dict[str, TensorInfo]:
+        return self._tensor_table[0]
+
+    @property
+    def duplicate_tensors(self) -> dict[str, list[str]]:
+        return self._tensor_table[1]
+
+    @cached_property
+    def gguf(self) -> GGUFInfo | None:
+        if self.single_file is not None and self.single_file.suffix == ".gguf":
+            rel = self.single_file.name
+        else:
+            rel = next((f for f in self.top_files if f.endswith(".gguf")), None)
+        if rel is None or rel in self.lfs_pointers:
+            return None
+        from genai_common.formats import FormatError
+        from genai_common.formats.gguf import read_gguf
+
+        try:
+            info = read_gguf(self.root / rel, what=self.rel(rel))
+        except FormatError as exc:
+            self._note(exc.code, exc.message, rel)
+            return None
+        for code, message in info.problems:
+            self._note(code, message, rel)
+        return info
+
+    # ------------------------------------------------------------------ tokenizer, components
+    @cached_property
+    def tokenizer(self) -> TokenizerInfo | None:
+        from genai_common.formats.tokenizer import read_tokenizer
+
+        info, problems = read_tokenizer(self.json, self.text, self._bytes, self.file_set)
+        for code, message in problems:
+            self._note(code, message, info.source if info and info.source else None)
+        return info
+
+    def component(self, name: str) -> ModelDir:
+        """A diffusers component folder (unet, vae, text_encoder, tokenizer, scheduler, ...)."""
+        if name not in self._components:
+            sub = ModelDir(
+                self.root / name,
+                f"{self.display}/{name}",
+                metadata_only=self.metadata_only,
+                prefix=f"{self.prefix}{name}/",
+                read_findings=self.read_findings,
+                loader="diffusers",
+                kind="ml",
+            )
+            sub._reported = self._reported
+            self._components[name] = sub
+        return self._components[name]
+
+    def __repr__(self) -> str:
+        return f"ModelDir({self.display!r}, kind={self.kind!r})"
+
+
+def _present(value: Any) -> bool:
+    return value is not None and value != {} and value != ""
+
+
+def _diffusers_weights(top: list[str]) -> list[str]:
+    """diffusers reads diffusion_pytorch_model.safetensors (or a transformers model.safetensors);
+    variant files (name.fp16.safetensors) only when asked for that variant."""
+    plain = [f for f in top if f.count(".") == 1]
+    return plain or top
+
+
+_MLX_LM_TYPES: set[str] | None = None
+
+
+def _mlx_lm_model_types() -> set[str]:
+    """Model types the installed mlx-lm has a module for (listed from its folder, not imported)."""
+    global _MLX_LM_TYPES
+    if _MLX_LM_TYPES is None:
+        import importlib.util
+
+        types: set[str] = set()
+        try:
+            spec = importlib.util.find_spec("mlx_lm")
+        except (ImportError, ValueError):
+            spec = None
+        if spec is not None and spec.submodule_search_locations:
+            for base in spec.submodule_search_locations:
+                folder = Path(base) / "models"
+                if folder.is_dir():
+                    types.update(p.stem for p in folder.glob("*.py") if not p.stem.startswith("_"))
+        _MLX_LM_TYPES = types
+    return _MLX_LM_TYPES

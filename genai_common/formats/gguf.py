@@ -1,0 +1,370 @@
+"""GGUF header reader (our own, bounded): version, metadata key/values, tensor infos.
+
+Layout (ggml docs/gguf.md): magic "GGUF", u32 version, u64 tensor count, u64 metadata count, the
+metadata (string key, u32 value type, value), the tensor infos (string name, u32 n_dims, u64 dims,
+u32 ggml type, u64 offset), then padding to `general.alignment` (default 32) and the data. Strings
+are u64 length + UTF-8 bytes. Versions 2 and 3 use these 64-bit lengths; version 1 is not read.
+
+Every count and length is checked against the bytes that remain in the file before it is used,
+so a hostile header cannot make the reader allocate or loop past the file size. The file is
+memory-mapped, never read whole. Large arrays (the tokenizer's token list) are summarised by
+type and length, not kept.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import struct
+from dataclasses import dataclass, field
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+from genai_common.formats import FormatError, Problem
+
+MAGIC = b"GGUF"
+DEFAULT_ALIGNMENT = 32
+MAX_STRING_BYTES = 16 * 1024 * 1024  # a single key or value; chat templates are KBs
+MAX_DIMS = 8  # ggml's GGML_MAX_DIMS is 4
+KEEP_ARRAY_ITEMS = 64  # arrays longer than this are summarised
+
+# ggml type id -> (name, elements per block, bytes per block)
+GGML_TYPES: dict[int, tuple[str, int, int]] = {
+    0: ("F32", 1, 4),
+    1: ("F16", 1, 2),
+    2: ("Q4_0", 32, 18),
+    3: ("Q4_1", 32, 20),
+    6: ("Q5_0", 32, 22),
+    7: ("Q5_1", 32, 24),
+    8: ("Q8_0", 32, 34),
+    9: ("Q8_1", 32, 40),
+    10: ("Q2_K", 256, 84),
+    11: ("Q3_K", 256, 110),
+    12: ("Q4_K", 256, 144),
+    13: ("Q5_K", 256, 176),
+    14: ("Q6_K", 256, 210),
+    15: ("Q8_K", 256, 292),
+    16: ("IQ2_XXS", 256, 66),
+    17: ("IQ2_XS", 256, 74),
+    18: ("IQ3_XXS", 256, 98),
+    19: ("IQ1_S", 256, 50),
+    20: ("IQ4_NL", 32, 18),
+    21: ("IQ3_S", 256, 110),
+    22: ("IQ2_S", 256, 82),
+    23: ("IQ4_XS", 256, 136),
+    24: ("I8", 1, 1),
+    25: ("I16", 1, 2),
+    26: ("I32", 1, 4),
+    27: ("I64", 1, 8),
+    28: ("F64", 1, 8),
+    29: ("IQ1_M", 256, 56),
+    30: ("BF16", 1, 2),
+    34: ("TQ1_0", 256, 54),
+    35: ("TQ2_0", 256, 66),
+    39: ("MXFP4", 32, 17),
+    40: ("NVFP4", 64, 36),
+    41: ("Q1_0", 128, 18),
+}
+
+# metadata value type -> (name, struct format or None, size)
+_SCALARS: dict[int, tuple[str, str, int]] = {
+    0: ("u8", "B", 1),
+    1: ("i8", "b", 1),
+    2: ("u16", "H", 2),
+    3: ("i16", "h", 2),
+    4: ("u32", "I", 4),
+    5: ("i32", "i", 4),
+    6: ("f32", "f", 4),
+    7: ("bool", "?", 1),
+    10: ("u64", "Q", 8),
+    11: ("i64", "q", 8),
+    12: ("f64", "d", 8),
+}
+STRING, ARRAY = 8, 9
+
+
+@dataclass(frozen=True)
+class ArraySummary:
+    """A metadata array too long to keep: its item type and length."""
+
+    item_type: str
+    length: int
+
+
+@dataclass(frozen=True)
+class GGUFTensor:
+    name: str
+    shape: tuple[int, ...]  # as stored (ggml order: fastest-varying first)
+    type_id: int
+    offset: int  # relative to the data section
+    nbytes: int | None  # None when the type is unknown
+
+    @property
+    def type_name(self) -> str:
+        entry = GGML_TYPES.get(self.type_id)
+        return entry[0] if entry else f"type{self.type_id}"
+
+
+@dataclass
+class GGUFInfo:
+    path: str
+    version: int
+    file_size: int
+    byte_order: str = "little"
+    metadata: dict[str, Any] = field(default_factory=dict)
+    tensors: dict[str, GGUFTensor] = field(default_factory=dict)
+    alignment: int = DEFAULT_ALIGNMENT
+    data_offset: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def architecture(self) -> str | None:
+        arch = self.metadata.get("general.architecture")
+        return arch if isinstance(arch, str) else None
+
+    def type_counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for t in self.tensors.values():
+            out[t.type_name] = out.get(t.type_name, 0) + 1
+        return out
+
+
+class _Cursor:
+    def __init__(self, buf: Any, size: int, what: str, order: str) -> None:
+        self.buf, self.size, self.what, self.pos = buf, size, what, 0
+        self.order = "<" if order == "little" else ">"
+
+    def need(self, n: int, for_what: str) -> None:
+        if n < 0 or self.pos + n > self.size:
+            raise FormatError(
+                "GGUF004",
+                f"{self.what} ends inside its header (needs {n:,} bytes for {for_what} at offset "
+                f"{self.pos:,}, file is {self.size:,} bytes)",
+            )
+
+    def scalar(self, fmt: str, size: int, for_what: str) -> Any:
+        self.need(size, for_what)
+        (value,) = struct.unpack_from(self.order + fmt, self.buf, self.pos)
+        self.pos += size
+        return value
+
+    def u32(self, for_what: str) -> int:
+        return self.scalar("I", 4, for_what)
+
+    def u64(self, for_what: str) -> int:
+        return self.scalar("Q", 8, for_what)
+
+    def string(self, for_what: str, *, keep: bool = True) -> str:
+        n = self.u64(for_what)
+        if n > MAX_STRING_BYTES:
+            raise FormatError(
+                "GGUF005",
+                f"{self.what}: {for_what} declares a {n:,}-byte string (cap {MAX_STRING_BYTES:,})",
+            )
+        self.need(n, for_what)
+        start = self.pos
+        self.pos += n
+        if not keep:
+            return ""
+        try:
+            return bytes(self.buf[start : start + n]).decode("utf-8")
+        except UnicodeDecodeError:
+            raise FormatError("GGUF005", f"{self.what}: {for_what} is not UTF-8") from None
+
+
+def read_gguf(path: str | os.PathLike[str], *, what: str | None = None) -> GGUFInfo:
+    path = Path(path)
+    what = what or path.name
+    try:
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size < 24:
+                head = fh.read(4)
+                if size == 0:
+                    raise FormatError("GGUF004", f"{what} is empty (0 bytes)")
+                if head != MAGIC[: len(head)]:
+                    raise FormatError(
+                        "GGUF001", f"{what} does not start with the GGUF magic (found {head!r})"
+                    )
+                raise FormatError("GGUF004", f"{what} is {size} bytes, shorter than a GGUF header")
+            with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+                return _parse(buf, size, what, str(path))
+    except OSError as exc:
+        raise FormatError("GGUF004", f"{what} cannot be read: {exc.strerror or exc}") from None
+
+
+def _parse(buf: Any, size: int, what: str, path: str) -> GGUFInfo:
+    if buf[:4] != MAGIC:
+        raise FormatError(
+            "GGUF001", f"{what} does not start with the GGUF magic (found {bytes(buf[:4])!r})"
+        )
+    (version,) = struct.unpack_from("<I", buf, 4)
+    order = "little"
+    if version & 0xFFFF == 0 and version:  # written on a big-endian host
+        (version,) = struct.unpack_from(">I", buf, 4)
+        order = "big"
+    if version not in (2, 3):
+        raise FormatError(
+            "GGUF002",
+            f"{what} is GGUF version {version}; versions 2 and 3 are read (1 is obsolete)",
+        )
+    cur = _Cursor(buf, size, what, order)
+    cur.pos = 8
+    n_tensors = cur.u64("the tensor count")
+    n_kv = cur.u64("the metadata count")
+    remaining = size - cur.pos
+    # smallest possible entries: a KV is 8 (key len) + 4 (type) + 1; a tensor info 8 + 4 + 4 + 8
+    if n_kv * 13 > remaining or n_tensors * 24 > remaining:
+        raise FormatError(
+            "GGUF003",
+            f"{what} declares {n_tensors:,} tensors and {n_kv:,} metadata entries, more than "
+            f"its {size:,} bytes can hold",
+        )
+    info = GGUFInfo(path=path, version=version, file_size=size, byte_order=order)
+    if order == "big":
+        info.problems.append(
+            ("GGUF010", f"{what} is a big-endian GGUF; MLX and most tools read little-endian only")
+        )
+    duplicates: list[str] = []
+    for i in range(n_kv):
+        key = cur.string(f"metadata key #{i}")
+        value_type = cur.u32(f"the type of {key!r}")
+        value = _value(cur, value_type, key)
+        if key in info.metadata and len(duplicates) < 5:
+            duplicates.append(key)
+        info.metadata[key] = value
+    if duplicates:
+        info.problems.append(
+            ("GGUF006", f"{what} repeats metadata key(s) {', '.join(map(repr, duplicates))}")
+        )
+    alignment = info.metadata.get("general.alignment", DEFAULT_ALIGNMENT)
+    if (
+        not isinstance(alignment, int)
+        or isinstance(alignment, bool)
+        or alignment <= 0
+        or alignment & (alignment - 1)
+    ):
+        info.problems.append(
+            (
+                "GGUF007",
+                f"{what}: general.alignment {alignment!r} is not a positive power of two; using 32",
+            )
+        )
+        alignment = DEFAULT_ALIGNMENT
+    info.alignment = alignment
+    dup_tensors: list[str] = []
+    for i in range(n_tensors):
+        name = cur.string(f"tensor name #{i}")
+        n_dims = cur.u32(f"the dimension count of {name!r}")
+        if n_dims > MAX_DIMS:
+            raise FormatError(
+                "GGUF008", f"{what}: tensor {name!r} declares {n_dims} dimensions (max {MAX_DIMS})"
+            )
+        dims = tuple(cur.u64(f"the shape of {name!r}") for _ in range(n_dims))
+        type_id = cur.u32(f"the type of {name!r}")
+        offset = cur.u64(f"the offset of {name!r}")
+        nbytes = _nbytes(dims, type_id)
+        if name in info.tensors and len(dup_tensors) < 5:
+            dup_tensors.append(name)
+        info.tensors[name] = GGUFTensor(name, dims, type_id, offset, nbytes)
+    if dup_tensors:
+        info.problems.append(
+            ("GGUF006", f"{what} repeats tensor name(s) {', '.join(map(repr, dup_tensors))}")
+        )
+    info.data_offset = -(-cur.pos // alignment) * alignment
+    _check_tensors(info, what)
+    return info
+
+
+def _value(cur: _Cursor, value_type: int, key: str, depth: int = 0) -> Any:
+    scalar = _SCALARS.get(value_type)
+    if scalar is not None:
+        return cur.scalar(scalar[1], scalar[2], f"the value of {key!r}")
+    if value_type == STRING:
+        return cur.string(f"the value of {key!r}")
+    if value_type != ARRAY:
+        raise FormatError(
+            "GGUF009", f"{cur.what}: metadata {key!r} has unknown value type {value_type}"
+        )
+    if depth > 2:
+        raise FormatError("GGUF009", f"{cur.what}: metadata {key!r} nests arrays too deeply")
+    item_type = cur.u32(f"the item type of {key!r}")
+    count = cur.u64(f"the length of {key!r}")
+    item_scalar = _SCALARS.get(item_type)
+    min_item = item_scalar[2] if item_scalar else 8 if item_type == STRING else 12
+    if item_type not in _SCALARS and item_type not in (STRING, ARRAY):
+        raise FormatError("GGUF009", f"{cur.what}: array {key!r} has unknown item type {item_type}")
+    if count * min_item > cur.size - cur.pos:
+        raise FormatError(
+            "GGUF003",
+            f"{cur.what}: array {key!r} declares {count:,} items, more than the file holds",
+        )
+    if item_scalar is not None and count > KEEP_ARRAY_ITEMS:
+        cur.pos += count * item_scalar[2]  # fixed-size items: skip without reading
+        return ArraySummary(item_scalar[0], count)
+    keep = count <= KEEP_ARRAY_ITEMS
+    items = []
+    for _ in range(count):
+        if item_type == STRING:
+            items.append(cur.string(f"an item of {key!r}", keep=keep))
+        else:
+            items.append(_value(cur, item_type, key, depth + 1))
+    if not keep:
+        return ArraySummary("string" if item_type == STRING else "array", count)
+    return items
+
+
+def _nbytes(dims: tuple[int, ...], type_id: int) -> int | None:
+    entry = GGML_TYPES.get(type_id)
+    if entry is None:
+        return None
+    _, block, size = entry
+    if dims and dims[0] % block:
+        return None
+    n = 1
+    for d in dims:
+        n *= d
+    return n // block * size
+
+
+def _check_tensors(info: GGUFInfo, what: str) -> None:
+    data_size = info.file_size - info.data_offset
+    unknown = sorted({t.type_id for t in info.tensors.values() if t.type_id not in GGML_TYPES})
+    if unknown:
+        info.problems.append(("GGUF011", f"{what}: unknown ggml tensor type id(s) {unknown}"))
+    spans = []
+    for t in info.tensors.values():
+        entry = GGML_TYPES.get(t.type_id)
+        if entry is not None and t.nbytes is None:
+            info.problems.append(
+                (
+                    "GGUF012",
+                    f"{what}: tensor {t.name!r} {entry[0]} {t.shape}: first dimension is not a whole number of {entry[1]}-element blocks",
+                )
+            )
+            continue
+        if t.offset % info.alignment:
+            info.problems.append(
+                (
+                    "GGUF012",
+                    f"{what}: tensor {t.name!r} offset {t.offset:,} is not a multiple of the alignment {info.alignment}",
+                )
+            )
+        if t.nbytes is not None:
+            spans.append((t.offset, t.offset + t.nbytes, t.name))
+    past = [s for s in spans if s[1] > data_size]
+    if past:
+        worst = max(past)
+        info.problems.append(
+            (
+                "GGUF013",
+                f"{what} is {worst[1] - data_size:,} bytes shorter than its tensor infos say "
+                f"({len(past)} tensor(s) end past the file, e.g. {worst[2]!r}): truncated or unfinished download",
+            )
+        )
+    spans.sort()
+    for (b0, e0, n0), (b1, _e1, n1) in pairwise(spans):
+        if b1 < e0 and b0 != e0:  # empty tensors overlap nothing
+            info.problems.append(("GGUF014", f"{what}: tensors {n0!r} and {n1!r} overlap"))
+            break

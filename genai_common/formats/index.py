@@ -1,0 +1,94 @@
+"""`*.safetensors.index.json`: the map from tensor name to shard file, and the declared total size.
+
+Paths in the map must stay inside the model directory: an entry with `..`, an absolute path or a
+drive letter is dropped and reported (IDX003), so nothing outside the directory is ever opened.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath, PureWindowsPath
+
+from genai_common.formats import FormatError, Problem
+from genai_common.formats.jsonfile import read_json
+
+
+@dataclass
+class IndexInfo:
+    path: str
+    weight_map: dict[str, str] = field(default_factory=dict)  # tensor -> shard (relative, '/')
+    total_size: int | None = None  # metadata.total_size (bytes of tensor data)
+    metadata: dict = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def shards(self) -> list[str]:
+        return sorted(set(self.weight_map.values()))
+
+
+def safe_relative(name: str) -> str | None:
+    """`name` as a clean relative '/' path inside the directory, or None if it could escape."""
+    if not name or "\x00" in name:
+        return None
+    if PureWindowsPath(name).drive or name.startswith(("/", "\\")):
+        return None
+    parts = PurePosixPath(name.replace("\\", "/")).parts
+    if any(p == ".." for p in parts):
+        return None
+    clean = [p for p in parts if p not in ("", ".")]
+    return "/".join(clean) or None
+
+
+def read_index(path: str | os.PathLike[str], *, what: str | None = None) -> IndexInfo:
+    path = Path(path)
+    what = what or path.name
+    data, problems = read_json(path, what=what)
+    info = IndexInfo(path=str(path), problems=list(problems))
+    weight_map = data.get("weight_map")
+    if not isinstance(weight_map, dict):
+        raise FormatError(
+            "IDX001",
+            f"{what} has no weight_map object"
+            + (f" (it is a {type(weight_map).__name__})" if weight_map is not None else ""),
+        )
+    bad_values = 0
+    escaping: list[str] = []
+    for name, shard in weight_map.items():
+        if not isinstance(shard, str):
+            bad_values += 1
+            continue
+        rel = safe_relative(shard)
+        if rel is None:
+            if shard not in escaping:
+                escaping.append(shard)
+            continue
+        info.weight_map[name] = rel
+    if bad_values:
+        info.problems.append(
+            ("IDX002", f"{what}: {bad_values} weight_map value(s) are not file names")
+        )
+    if escaping:
+        shown = ", ".join(repr(s) for s in escaping[:3])
+        info.problems.append(
+            (
+                "IDX003",
+                f"{what} points outside the model directory ({shown}); those entries are ignored",
+            )
+        )
+    metadata = data.get("metadata")
+    if isinstance(metadata, dict):
+        info.metadata = metadata
+        total = metadata.get("total_size")
+        if total is not None:
+            if isinstance(total, bool) or not isinstance(total, (int, float)) or total < 0:
+                info.problems.append(
+                    ("IDX004", f"{what}: metadata.total_size {total!r} is not a byte count")
+                )
+            else:
+                info.total_size = int(total)
+    elif metadata is not None:
+        info.problems.append(
+            ("IDX004", f"{what}: metadata is a {type(metadata).__name__}, not an object")
+        )
+    return info

@@ -1,0 +1,118 @@
+"""Strict JSON: the file must be UTF-8, at most `max_bytes`, and one JSON object.
+
+Python's json module accepts NaN/Infinity and keeps the last of duplicate keys; other readers
+(Rust serde, JavaScript, transformers' own tagged floats) reject or differ. So both are reported as
+problems while the data is still returned as Python would read it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from genai_common.formats import FormatError, Problem
+
+MAX_JSON_BYTES = 64 * 1024 * 1024  # configs and indexes are KBs to a few MB; tokenizer.json ~30 MB
+
+
+class _Hooks:
+    """object_pairs_hook/parse_constant that record duplicates and non-finite numbers."""
+
+    def __init__(self) -> None:
+        self.duplicates: list[str] = []
+        self.constants: list[str] = []
+
+    def pairs(self, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        out = dict(pairs)
+        if len(out) != len(pairs) and len(self.duplicates) < 5:
+            seen: set[str] = set()
+            for key, _ in pairs:
+                if key in seen and key not in self.duplicates:
+                    self.duplicates.append(key)
+                seen.add(key)
+        return out
+
+    def constant(self, name: str) -> float:
+        if name not in self.constants:
+            self.constants.append(name)
+        return float(name.replace("Infinity", "inf"))
+
+
+def parse_json_bytes(
+    raw: bytes, *, what: str = "file", max_bytes: int = MAX_JSON_BYTES
+) -> tuple[Any, list[Problem]]:
+    """Parse bytes strictly; returns (value, problems). Any JSON value is accepted here."""
+    if len(raw) > max_bytes:
+        raise FormatError("JSON006", f"{what} is {len(raw):,} bytes, over the {max_bytes:,} cap")
+    if not raw.strip():
+        raise FormatError("JSON007", f"{what} is empty")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FormatError(
+            "JSON001", f"{what} is not UTF-8 (byte {exc.start}: {raw[exc.start : exc.start + 1]!r})"
+        ) from None
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    hooks = _Hooks()
+    try:
+        value = json.loads(text, object_pairs_hook=hooks.pairs, parse_constant=hooks.constant)
+    except json.JSONDecodeError as exc:
+        raise FormatError(
+            "JSON002",
+            f"{what} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
+        ) from None
+    except RecursionError:
+        raise FormatError("JSON002", f"{what} nests too deeply to be read") from None
+    problems: list[Problem] = []
+    if hooks.duplicates:
+        problems.append(
+            (
+                "JSON005",
+                f"{what} repeats key(s) {', '.join(map(repr, hooks.duplicates))}; "
+                "Python keeps the last value, other readers may keep the first or refuse",
+            )
+        )
+    if hooks.constants:
+        problems.append(
+            (
+                "JSON004",
+                f"{what} contains {', '.join(hooks.constants)}, which is not JSON; "
+                "Python reads it, strict readers refuse it",
+            )
+        )
+    return value, problems
+
+
+def read_json(
+    path: str | os.PathLike[str], *, max_bytes: int = MAX_JSON_BYTES, what: str | None = None
+) -> tuple[dict[str, Any], list[Problem]]:
+    """Read a JSON object file strictly; returns (object, problems) or raises FormatError."""
+    path = Path(path)
+    what = what or path.name
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise FormatError("JSON006", f"{what} is {size:,} bytes, over the {max_bytes:,} cap")
+        with open(path, "rb") as fh:
+            raw = fh.read(max_bytes + 1)
+    except OSError as exc:
+        raise FormatError("JSON008", f"{what} cannot be read: {exc.strerror or exc}") from None
+    value, problems = parse_json_bytes(raw, what=what, max_bytes=max_bytes)
+    if not isinstance(value, dict):
+        raise FormatError("JSON003", f"{what} holds a JSON {_json_type(value)}, not an object")
+    return value, problems
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "boolean"
+    if value is None:
+        return "null"
+    return "number"

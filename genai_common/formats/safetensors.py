@@ -1,0 +1,280 @@
+"""safetensors header reader: names, dtypes, shapes and offsets, never the data.
+
+Layout (huggingface/safetensors): 8-byte little-endian u64 N, then N bytes of UTF-8 JSON
+``{name: {"dtype": str, "shape": [int...], "data_offsets": [begin, end]}, "__metadata__": {str: str}}``,
+then the byte buffer; offsets are relative to the buffer and must not overlap. The length N is
+checked against the cap and the file size before the header is read.
+
+Fatal problems raise FormatError (HDR001-HDR005); problems with single entries are returned with
+the header (the bad entry is left out, or kept without a byte count) so a check can still judge the
+rest.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from genai_common.formats import FormatError, Problem
+from genai_common.formats.jsonfile import parse_json_bytes
+
+MAX_HEADER_BYTES = 100_000_000  # the format's own limit (safetensors README)
+
+# dtype -> bits per element (safetensors 0.8 names)
+DTYPE_BITS: dict[str, int] = {
+    "BOOL": 8,
+    "U8": 8,
+    "I8": 8,
+    "F8_E5M2": 8,
+    "F8_E4M3": 8,
+    "F8_E8M0": 8,
+    "I16": 16,
+    "U16": 16,
+    "F16": 16,
+    "BF16": 16,
+    "I32": 32,
+    "U32": 32,
+    "F32": 32,
+    "F64": 64,
+    "I64": 64,
+    "U64": 64,
+    "C64": 64,
+    "F4": 4,
+    "F6_E2M3": 6,
+    "F6_E3M2": 6,
+}
+# mx.load (mlx 0.32.4, measured) refuses these: "[safetensor] unsupported dtype F64". It reads
+# F8_E4M3 and F8_E8M0 as raw uint8.
+MLX_UNSUPPORTED_DTYPES = frozenset({"F8_E5M2", "F64", "F4", "F6_E2M3", "F6_E3M2"})
+_BIG = 1 << 64
+
+
+@dataclass(frozen=True)
+class HeaderTensor:
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    begin: int
+    end: int
+    nbytes: int | None  # prod(shape) * bits / 8, None when the dtype is unknown
+
+    @property
+    def numel(self) -> int:
+        n = 1
+        for d in self.shape:
+            n *= d
+        return n
+
+
+@dataclass
+class SafetensorsHeader:
+    path: str
+    file_size: int
+    header_len: int
+    tensors: dict[str, HeaderTensor] = field(default_factory=dict)
+    metadata: dict[str, str] | None = None
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def data_size(self) -> int:
+        """Bytes after the header: the buffer the offsets index."""
+        return self.file_size - 8 - self.header_len
+
+    @property
+    def data_end(self) -> int:
+        """The largest end offset any entry names."""
+        return max((t.end for t in self.tensors.values()), default=0)
+
+
+def read_header(
+    path: str | os.PathLike[str], *, max_header: int = MAX_HEADER_BYTES, what: str | None = None
+) -> SafetensorsHeader:
+    path = Path(path)
+    what = what or path.name
+    try:
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size == 0:
+                raise FormatError("HDR001", f"{what} is empty (0 bytes)")
+            if size < 8:
+                raise FormatError(
+                    "HDR001", f"{what} is {size} bytes, shorter than the 8-byte header length"
+                )
+            (n,) = struct.unpack("<Q", fh.read(8))
+            if n == 0:
+                raise FormatError("HDR002", f"{what} declares an empty (0-byte) header")
+            if n > max_header:
+                raise FormatError(
+                    "HDR002", f"{what} declares a {n:,}-byte header, over the {max_header:,} cap"
+                )
+            if n > size - 8:
+                raise FormatError(
+                    "HDR003",
+                    f"{what} declares a {n:,}-byte header but only {size - 8:,} bytes follow "
+                    "(truncated or unfinished download)",
+                )
+            raw = fh.read(n)
+    except OSError as exc:
+        raise FormatError("HDR001", f"{what} cannot be read: {exc.strerror or exc}") from None
+    return parse_header(raw, file_size=size, what=what, path=str(path))
+
+
+def parse_header(raw: bytes, *, file_size: int, what: str, path: str = "") -> SafetensorsHeader:
+    """Judge the header JSON `raw` of a file of `file_size` bytes."""
+    try:
+        value, json_problems = parse_json_bytes(raw.rstrip(b" \x00"), what=f"{what} header")
+    except FormatError as exc:
+        raise FormatError("HDR004", exc.message) from None
+    if not isinstance(value, dict):
+        raise FormatError(
+            "HDR005", f"{what} header is a JSON {type(value).__name__}, not an object"
+        )
+    header = SafetensorsHeader(path=path, file_size=file_size, header_len=len(raw))
+    problems = header.problems
+    for code, message in json_problems:
+        # duplicate keys in a header are duplicate tensor names: the format forbids them
+        problems.append(("HDR006" if code == "JSON005" else "HDR004", message))
+    for name, entry in value.items():
+        if name == "__metadata__":
+            if not isinstance(entry, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in entry.items()
+            ):
+                problems.append(
+                    ("HDR007", f"{what}: __metadata__ is not a map of strings to strings")
+                )
+            else:
+                header.metadata = entry
+            continue
+        tensor = _entry(name, entry, what, problems)
+        if tensor is not None:
+            header.tensors[name] = tensor
+    _check_offsets(header, what)
+    return header
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _entry(name: str, entry: Any, what: str, problems: list[Problem]) -> HeaderTensor | None:
+    if not isinstance(entry, dict):
+        problems.append(("HDR010", f"{what}: entry {name!r} is not an object"))
+        return None
+    dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
+    if not isinstance(dtype, str) or not isinstance(shape, list) or not isinstance(offsets, list):
+        missing = [k for k in ("dtype", "shape", "data_offsets") if k not in entry]
+        why = f"lacks {', '.join(missing)}" if missing else "has a field of the wrong type"
+        problems.append(("HDR010", f"{what}: tensor {name!r} {why}"))
+        return None
+    if len(offsets) != 2 or not all(_is_int(o) for o in offsets):
+        problems.append(
+            ("HDR010", f"{what}: tensor {name!r} data_offsets {offsets!r} are not two integers")
+        )
+        return None
+    if not all(_is_int(d) and 0 <= d < _BIG for d in shape):
+        problems.append(
+            (
+                "HDR012",
+                f"{what}: tensor {name!r} has shape {_short(shape)}: dimensions must be non-negative integers",
+            )
+        )
+        return None
+    begin, end = offsets
+    numel = 1
+    for d in shape:
+        numel *= d
+        if numel >= _BIG:  # no buffer is this large: stop before the product grows without bound
+            break
+    bits = DTYPE_BITS.get(dtype)
+    nbytes: int | None = None
+    if bits is None:
+        problems.append(("HDR011", f"{what}: tensor {name!r} has unknown dtype {dtype!r}"))
+    elif numel >= _BIG:
+        problems.append(
+            ("HDR013", f"{what}: tensor {name!r} shape {_short(shape)} is impossibly large")
+        )
+    else:
+        nbytes = (numel * bits + 7) // 8
+        if numel * bits % 8:
+            problems.append(
+                (
+                    "HDR013",
+                    f"{what}: tensor {name!r} {dtype} {tuple(shape)} is not a whole number of bytes",
+                )
+            )
+        elif end - begin != nbytes:
+            problems.append(
+                (
+                    "HDR013",
+                    f"{what}: tensor {name!r} {dtype} {tuple(shape)} needs {nbytes:,} bytes "
+                    f"but its offsets [{begin}, {end}) span {end - begin:,}",
+                )
+            )
+    if begin < 0 or end < begin:
+        problems.append(
+            ("HDR014", f"{what}: tensor {name!r} has invalid data_offsets [{begin}, {end})")
+        )
+        return None
+    return HeaderTensor(name, dtype, tuple(shape), begin, end, nbytes)
+
+
+def _short(shape: list[Any]) -> str:
+    text = repr(shape)
+    return text if len(text) <= 60 else text[:57] + "...]"
+
+
+def _check_offsets(header: SafetensorsHeader, what: str) -> None:
+    problems = header.problems
+    data_size = header.data_size
+    past = [t for t in header.tensors.values() if t.end > data_size]
+    if past:
+        worst = max(past, key=lambda t: t.end)
+        problems.append(
+            (
+                "HDR015",
+                f"{what} is {worst.end - data_size:,} bytes shorter than its header says "
+                f"({len(past)} tensor(s) end past the data, e.g. {worst.name!r} at {worst.end:,} > "
+                f"{data_size:,}): truncated or unfinished download",
+            )
+        )
+    ordered = sorted(header.tensors.values(), key=lambda t: (t.begin, t.end))
+    previous: HeaderTensor | None = None
+    position = 0
+    overlaps = 0
+    gaps = 0
+    for t in ordered:
+        if t.begin == t.end:  # empty tensors take no bytes and cannot overlap
+            continue
+        if previous is not None and t.begin < position:
+            overlaps += 1
+            if overlaps <= 3:
+                problems.append(
+                    (
+                        "HDR016",
+                        f"{what}: tensor {t.name!r} [{t.begin:,}, {t.end:,}) overlaps "
+                        f"{previous.name!r} [{previous.begin:,}, {previous.end:,})",
+                    )
+                )
+        elif t.begin > position:
+            gaps += 1
+        if t.end >= position:
+            position, previous = t.end, t
+    if overlaps > 3:
+        problems.append(("HDR016", f"{what}: {overlaps} overlapping tensors in all"))
+    trailing = data_size - position if not past else 0
+    if gaps or trailing > 0:
+        parts = []
+        if gaps:
+            parts.append(f"{gaps} gap(s) between tensors")
+        if trailing > 0:
+            parts.append(f"{trailing:,} unused bytes after the last tensor")
+        problems.append(
+            (
+                "HDR017",
+                f"{what}: {' and '.join(parts)}; the safetensors library refuses "
+                "buffers that are not contiguous",
+            )
+        )
