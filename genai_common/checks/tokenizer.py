@@ -1,0 +1,302 @@
+"""TOK: the tokenizer against the embedding, and special tokens across the three config files.
+
+Embedding rows come from the stored embedding (or vocab_size with --metadata-only). A tokenizer
+that can emit an id at or above the rows indexes past the table (error); rows beyond the tokenizer
+are padding (Qwen 151936 vs 151665, Phi-3 32064 vs 32011: info). mlx-lm's load_config lets
+generation_config.json's eos_token_id override config.json's, so disagreements are reported with
+the value that wins.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from genai_common.checks import finding, register
+from genai_common.checks.config import embedding_tensor, run_each, text_dims
+from genai_common.report import Finding
+
+if TYPE_CHECKING:
+    from genai_common.model_dir import ModelDir
+
+KINDS = ("llm", "vlm")
+
+ROLES = ("bos", "eos", "pad")
+# Token literals in a chat template: <|im_start|>, <|eot_id|>, <start_of_turn>, [INST], ...
+TEMPLATE_TOKEN_RE = re.compile(
+    r"<\|[^\s|<>'\"]+\|?>|<(?:start|end)_of_turn>|\[/?INST\]|<\|?(?:im|eot|eom)_[a-z]+\|?>"
+)
+ID_KEY_RE = re.compile(r"(_token_id|_token_index|_token_ids)$")
+
+register(
+    "TOK001",
+    "No tokenizer files",
+    "warning",
+    "Copy the tokenizer files (tokenizer.json, tokenizer_config.json, ...) from the original "
+    "model; loaders fail without them.",
+    compares="tokenizer.json / tokenizer.model / vocab.json / tokenizer_config.json present",
+)
+register(
+    "TOK010",
+    "The tokenizer can emit ids beyond the embedding",
+    "error",
+    "Resize the embedding (and lm_head) to the tokenizer and update vocab_size, or remove the "
+    "added tokens; otherwise those ids index past the table.",
+    compares="tokenizer size (base vocab + added tokens) vs embedding rows",
+)
+register(
+    "TOK011",
+    "The embedding is padded beyond the tokenizer",
+    "info",
+    "Informational: rows above the tokenizer's size are never produced by tokenizing, but "
+    "sampling can still pick them; mask them if generation emits unknown ids.",
+    compares="embedding rows vs tokenizer size",
+)
+register(
+    "TOK020",
+    "A token id lies outside the embedding",
+    "error",
+    "Fix the id (it must be below the embedding rows), or resize the embedding to cover it.",
+    compares="every *_token_id / *_token_index / eos list entry in config.json, text_config, "
+    "generation_config.json vs embedding rows",
+)
+register(
+    "TOK021",
+    "A token id is negative",
+    "warning",
+    "Use null for 'no such token' (transformers keeps -1 only as a legacy convention).",
+    compares="*_token_id values < 0",
+)
+register(
+    "TOK030",
+    "Special token ids disagree across config.json, generation_config.json, tokenizer_config.json",
+    "warning",
+    "Make bos/eos/pad agree in the three files; for stopping, generation_config.json's "
+    "eos_token_id wins in mlx-lm, and a chat model's end-of-turn token must be in it.",
+    compares="bos/eos/pad ids in config.json and generation_config.json vs tokenizer_config.json "
+    "tokens mapped through the vocabulary",
+)
+register(
+    "TOK031",
+    "A special token is not in the vocabulary",
+    "error",
+    "Add the token to the tokenizer (added_tokens) or fix its spelling in tokenizer_config.json.",
+    compares="bos/eos/pad/unk token strings vs vocab + added tokens",
+)
+register(
+    "TOK032",
+    "pad token is the eos token",
+    "info",
+    "Fine for inference; for fine-tuning, a pad equal to eos masks the eos out of the loss.",
+    compares="pad id vs eos ids",
+)
+register(
+    "TOK040",
+    "No chat template",
+    "info",
+    "Base models have none; for a chat/instruct model copy chat_template.jinja (or "
+    "tokenizer_config.json's chat_template) from the original.",
+    compares="chat_template.jinja, tokenizer_config.json chat_template, chat_template.json",
+)
+register(
+    "TOK041",
+    "The chat template uses a token the tokenizer does not know",
+    "warning",
+    "Register the token as an added special token, or fix its spelling in the template; "
+    "otherwise it is split into pieces and a stop token never stops.",
+    compares="token literals in the chat template vs vocab + added tokens",
+)
+
+
+def embedding_rows(md: ModelDir) -> tuple[int | None, str]:
+    """(rows, what they came from): the stored embedding, else the config's vocab_size."""
+    emb = embedding_tensor(md)
+    if emb is not None and emb.shape:
+        return emb.shape[0], emb.name
+    return text_dims(md).vocab, "vocab_size"
+
+
+def _ids(value: Any) -> list[int]:
+    if isinstance(value, bool):
+        return []
+    if isinstance(value, int):
+        return [value]
+    if isinstance(value, list):
+        return [v for v in value if isinstance(v, int) and not isinstance(v, bool)]
+    return []
+
+
+def config_token_ids(md: ModelDir) -> list[tuple[str, str, int]]:
+    """(file, key, id) for every token id in config.json (and text_config) and generation_config."""
+    out: list[tuple[str, str, int]] = []
+    cfg = md.config or {}
+    sources: list[tuple[str, str, dict]] = [("config.json", "", cfg)]
+    tc = cfg.get("text_config")
+    if isinstance(tc, dict):
+        sources.append(("config.json", "text_config.", tc))
+    gen = md.json("generation_config.json")
+    if isinstance(gen, dict):
+        sources.append(("generation_config.json", "", gen))
+    for file, prefix, data in sources:
+        for key, value in data.items():
+            if ID_KEY_RE.search(key):
+                out.extend((file, prefix + key, i) for i in _ids(value))
+    return out
+
+
+def _files(md: ModelDir) -> Iterator[Finding]:
+    if md.tokenizer is None and md.config is not None:
+        yield finding(
+            "TOK001", "no tokenizer.json, tokenizer.model, vocab.json or tokenizer_config.json"
+        )
+
+
+def _size(md: ModelDir) -> Iterator[Finding]:
+    tok = md.tokenizer
+    if tok is None or tok.size is None:
+        return
+    rows, what = embedding_rows(md)
+    if rows is None:
+        return
+    size = tok.size
+    base = tok.vocab_size
+    detail = (
+        f"base vocabulary {base}, {len(tok.added_tokens)} added tokens"
+        if base is not None
+        else f"{len(tok.added_tokens)} added tokens"
+    )
+    if size > rows:
+        beyond = sorted(i for i in tok.added_tokens if i >= rows)
+        yield finding(
+            "TOK010",
+            f"tokenizer size {size} ({detail}) > {rows} rows in {what}"
+            + (f"; ids {beyond[:5]} are out of range" if beyond else ""),
+            file=tok.source,
+        )
+    elif rows > size:
+        yield finding(
+            "TOK011",
+            f"{what} has {rows} rows, the tokenizer uses {size} ({detail}): {rows - size} padding rows",
+            file=tok.source,
+        )
+
+
+def _id_range(md: ModelDir) -> Iterator[Finding]:
+    rows, what = embedding_rows(md)
+    for file, key, value in config_token_ids(md):
+        if value < 0:
+            yield finding("TOK021", f"{file}: {key} = {value}", file=file)
+        elif rows is not None and value >= rows:
+            yield finding("TOK020", f"{file}: {key} = {value} >= {rows} rows in {what}", file=file)
+
+
+def _role_ids(md: ModelDir) -> dict[str, dict[str, set[int]]]:
+    """role -> {file: ids} from the three files (tokenizer tokens mapped through the vocab)."""
+    out: dict[str, dict[str, set[int]]] = {r: {} for r in ROLES}
+    cfg = md.config or {}
+    tc = md.text_config or {}
+    gen = md.json("generation_config.json") or {}
+    for role in ROLES:
+        key = f"{role}_token_id"
+        for file, data in (
+            ("config.json", cfg),
+            ("config.json", tc),
+            ("generation_config.json", gen),
+        ):
+            ids = _ids(data.get(key)) if isinstance(data, dict) else []
+            if ids:
+                out[role].setdefault(file, set()).update(ids)
+        tok = md.tokenizer
+        content = tok.special_tokens.get(role) if tok is not None else None
+        if content is not None and tok is not None:
+            tid = _id_of(tok, content)
+            if tid is not None:
+                out[role]["tokenizer_config.json"] = {tid}
+    return out
+
+
+def _id_of(tok: Any, content: str) -> int | None:
+    lookup = getattr(tok, "id_of", None)
+    if callable(lookup):
+        return lookup(content)
+    return tok.token_to_id.get(content)
+
+
+def _agreement(md: ModelDir) -> Iterator[Finding]:
+    roles = _role_ids(md)
+    for role in ROLES:
+        by_file = roles[role]
+        cfg_ids = by_file.get("config.json")
+        gen_ids = by_file.get("generation_config.json")
+        tok_ids = by_file.get("tokenizer_config.json")
+        if cfg_ids and gen_ids and cfg_ids != gen_ids:
+            wins = " (generation_config.json wins in mlx-lm)" if role == "eos" else ""
+            yield finding(
+                "TOK030",
+                f"{role}_token_id: config.json {sorted(cfg_ids)} vs generation_config.json "
+                f"{sorted(gen_ids)}{wins}",
+                file="generation_config.json",
+            )
+        if tok_ids:
+            effective = gen_ids or cfg_ids
+            if effective and not tok_ids <= effective:
+                token = md.tokenizer.special_tokens.get(role) if md.tokenizer else None
+                yield finding(
+                    "TOK030",
+                    f"tokenizer_config.json {role}_token {token!r} is id {sorted(tok_ids)[0]} but "
+                    f"the model's {role}_token_id is {sorted(effective)}"
+                    + (" (generation will not stop on it)" if role == "eos" else ""),
+                    file="tokenizer_config.json",
+                )
+    pad = roles["pad"]
+    eos = roles["eos"]
+    pad_ids = set().union(*pad.values()) if pad else set()
+    eos_ids = set().union(*eos.values()) if eos else set()
+    if pad_ids and pad_ids <= eos_ids:
+        yield finding("TOK032", f"pad_token_id {sorted(pad_ids)} is also an eos id")
+
+
+def _registered(md: ModelDir) -> Iterator[Finding]:
+    tok = md.tokenizer
+    if tok is None or (getattr(tok, "vocab", None) is None and tok.vocab_size is None):
+        return
+    for role, content in tok.special_tokens.items():
+        if _id_of(tok, content) is None:
+            yield finding(
+                "TOK031",
+                f"{role}_token {content!r} is neither in the vocabulary nor an added token",
+                file="tokenizer_config.json",
+            )
+
+
+def _template(md: ModelDir) -> Iterator[Finding]:
+    tok = md.tokenizer
+    if tok is None:
+        return
+    if not tok.chat_template:
+        yield finding(
+            "TOK040",
+            "no chat template in chat_template.jinja, tokenizer_config.json or chat_template.json",
+        )
+        return
+    if getattr(tok, "vocab", None) is None and tok.vocab_size is None:
+        return  # no vocabulary to look literals up in
+    source = getattr(tok, "chat_template_source", None)
+    unknown = sorted(
+        {lit for lit in TEMPLATE_TOKEN_RE.findall(tok.chat_template) if _id_of(tok, lit) is None}
+    )
+    if unknown:
+        yield finding(
+            "TOK041",
+            f"chat template uses {unknown[:5]}{' ...' if len(unknown) > 5 else ''} which the "
+            "tokenizer does not know",
+            file=source,
+        )
+
+
+SUBCHECKS = (_files, _size, _id_range, _agreement, _registered, _template)
+
+
+def check(md: ModelDir) -> Iterator[Finding]:
+    yield from run_each(md, SUBCHECKS)
