@@ -16,6 +16,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "env": ("genai_common.runtime.envinfo", "Frameworks, versions, backend, device and memory."),
     "tiny": ("genai_common.testing.tiny", "Write a tiny real-format model (llm, vlm, diffusion, ml)."),
+    "bench": ("genai_common.bench.cli", "Benchmark a model: figures with spread, roofline, records, plots."),
     "diagnostics": ("genai_common.project", "A generated project's diagnostics: doctor, load, inference."),
     "update": ("genai_common.update", "copier update, then fail on conflict markers, unmerged paths, .rej."),
 }

@@ -1,0 +1,179 @@
+"""`genai bench PATH`: benchmark a model of any kind; `genai bench --compare A.json B.json`.
+
+Imports stay light here (argparse, json, pathlib): MLX, torch and matplotlib load only when a run
+needs them, so `genai bench --help` and `--compare` start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+KINDS = ("llm", "vlm", "diffusion", "ml")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = (
+        "Writes a JSON record with every raw sample to OUT/bench/, PNG plots beside it, and a\n"
+        "row to OUT/RESULTS.md (appended; nothing else in the file changes).\n"
+        "Compare two runs: genai bench --compare A.json B.json"
+    )
+    parser.add_argument("path", nargs="?", help="model directory (or hub id in the local cache)")
+    parser.add_argument("--kind", choices=KINDS, help="model kind (default: detected)")
+    parser.add_argument("--compare", nargs=2, metavar=("A", "B"), help="compare two JSON records")
+    g = parser.add_argument_group("timing")
+    g.add_argument("--trials", type=int, default=5, help="timed trials (default 5)")
+    g.add_argument(
+        "--warmup",
+        type=int,
+        default=1,
+        help="warm-up runs before the trials, reported apart; the first is the cold run (min 1)",
+    )
+    g.add_argument("--cooldown", type=float, default=0.0, help="seconds of sleep before each trial")
+    g.add_argument("--seed", type=int, default=0, help="seed of the random prompt / inputs")
+    g = parser.add_argument_group("llm / vlm")
+    g.add_argument("--prompt-tokens", type=int, default=512, help="random prompt length (512)")
+    g.add_argument("--gen-tokens", type=int, default=128, help="tokens generated per trial (128)")
+    g.add_argument(
+        "--prompts",
+        choices=("both", "random", "chat"),
+        default="both",
+        help="fixed-seed random-token prompt, a real chat prompt, or both (default)",
+    )
+    g.add_argument(
+        "--against", metavar="PATH2", help="a second model: trials of both interleave (ABBA)"
+    )
+    g.add_argument("--image-size", type=int, default=224, help="VLM test image side (224)")
+    g = parser.add_argument_group("diffusion")
+    g.add_argument("--steps", type=int, default=20, help="denoising steps (20)")
+    g.add_argument("--size", type=int, help="image side in pixels (default: the model's)")
+    g.add_argument("--guidance", type=float, default=7.5, help="guidance scale (7.5)")
+    g = parser.add_argument_group("ml")
+    g.add_argument("--batch-size", type=int, default=32, help="batch size (32)")
+    g.add_argument("--train-step", action="store_true", help="also time a training step")
+    g = parser.add_argument_group("output")
+    g.add_argument("--out", default="reference", help="folder of RESULTS.md (default: reference)")
+    g.add_argument("--no-record", action="store_true", help="write no JSON, row or plots")
+    g.add_argument("--no-plots", action="store_true", help="write no plots")
+    g.add_argument("--no-roofline", action="store_true", help="skip the bandwidth probe")
+    g.add_argument(
+        "--refresh-peak", action="store_true", help="re-measure the cached peak bandwidth"
+    )
+    g.add_argument("--json", action="store_true", help="print the record as JSON")
+
+
+def detect_kind(path: str) -> str:
+    """The doctor's kind detection when it is available, else a look at the files."""
+    try:
+        from genai_common.model_dir import ModelDir
+
+        kind = ModelDir.open(path, metadata_only=True).kind
+        if kind in KINDS:
+            return kind
+    except Exception:  # doctor not available or path unreadable: look at the files ourselves
+        pass
+    root = Path(path)
+    if (root / "model_index.json").exists():
+        return "diffusion"
+    config_path = root / "config.json"
+    if not config_path.exists():
+        raise ValueError(f"{path}: no config.json or model_index.json; pass --kind")
+    config = json.loads(config_path.read_text())
+    if "vision_config" in config:
+        return "vlm"
+    if "num_hidden_layers" in config or "num_hidden_layers" in config.get("text_config", {}):
+        return "llm"
+    return "ml"
+
+
+def _command(args: argparse.Namespace, kind: str) -> list[str]:
+    """The options that shape the figures, as a user would type them."""
+    argv = [str(args.path)]
+    if args.kind:
+        argv += ["--kind", args.kind]
+    common = [("--trials", args.trials), ("--warmup", args.warmup)]
+    if args.cooldown:
+        common.append(("--cooldown", args.cooldown))
+    per_kind: dict[str, list[tuple[str, Any]]] = {
+        "llm": [
+            ("--prompt-tokens", args.prompt_tokens),
+            ("--gen-tokens", args.gen_tokens),
+            ("--prompts", args.prompts),
+        ],
+        "diffusion": [
+            ("--steps", args.steps),
+            ("--size", args.size),
+            ("--guidance", args.guidance),
+        ],
+        "ml": [("--batch-size", args.batch_size)],
+    }
+    per_kind["vlm"] = per_kind["llm"]
+    for flag, value in per_kind[kind] + common:
+        if value is not None:
+            argv += [flag, str(value)]
+    if args.against:
+        argv += ["--against", args.against]
+    if args.train_step:
+        argv.append("--train-step")
+    return argv
+
+
+def _settings(args: argparse.Namespace) -> dict[str, Any]:
+    skip = {"compare", "json", "no_record", "no_plots", "out", "path"}
+    return {k: v for k, v in vars(args).items() if k not in skip}
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    from genai_common.bench import compare, records
+
+    a, b = (records.read_json(p) for p in args.compare)
+    comparisons = compare.compare_records(a, b)
+    if args.json:
+        print(json.dumps({"a": args.compare[0], "b": args.compare[1], "comparisons": comparisons}))
+    else:
+        print(compare.render(comparisons, args.compare[0], args.compare[1]))
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.compare:
+        try:
+            return run_compare(args)
+        except (OSError, ValueError) as exc:
+            print(f"genai bench: {exc}", file=sys.stderr)
+            return 2
+    if not args.path:
+        print("genai bench: give a model PATH, or --compare A.json B.json", file=sys.stderr)
+        return 2
+    if args.trials < 1:
+        print("genai bench: --trials must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        kind = args.kind or detect_kind(args.path)
+    except (OSError, ValueError) as exc:
+        print(f"genai bench: {exc}", file=sys.stderr)
+        return 2
+    from genai_common.bench import records
+    from genai_common.bench.progress import Progress
+    from genai_common.bench.runner import run_benchmark
+
+    record = records.new_record(kind, str(args.path), _settings(args), _command(args, kind))
+    with Progress(enabled=None if not args.json else False) as progress:
+        run_benchmark(record, args, progress)
+    written: dict[str, Any] = {}
+    if not args.no_record:
+        from genai_common.bench.runner import write_outputs
+
+        written = write_outputs(record, Path(args.out), plots=not args.no_plots)
+        record["written"] = {k: str(v) for k, v in written.items()}
+    if args.json:
+        print(json.dumps(record, default=records._jsonable))
+    else:
+        from genai_common.bench.summary import render_text
+
+        print(render_text(record, written))
+    return 0

@@ -1,0 +1,159 @@
+"""PNG plots of a benchmark record (matplotlib, Agg backend: no display needed).
+
+- latency: per-token latency over the generation (LLM/VLM), per-step time (diffusion) or
+  per-batch time (ml), one line per trial; the cold run is drawn apart.
+- rate: the headline figure of every run in this record (cold, warm-up, trials) and, beside it,
+  the median with min-max of each earlier run of the same model over time.
+- memory: MLX active and active+cache memory over each trial (LLM/VLM), sampled per token.
+"""
+
+from __future__ import annotations
+
+import itertools
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from genai_common.bench.summary import HEADLINE
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _series(kind: str, trial: dict[str, Any]) -> list[float]:
+    """Per-item latency in milliseconds: inter-token gaps, step times or batch times."""
+    if kind in ("llm", "vlm"):
+        arr = trial.get("arrivals") or []
+        return [(b - a) * 1e3 for a, b in itertools.pairwise(arr)]
+    return [s * 1e3 for s in trial.get("series") or []]
+
+
+_XLABEL = {"llm": "token", "vlm": "token", "diffusion": "denoising step", "ml": "batch"}
+
+
+def plot_latency(record: dict[str, Any], path: str | Path) -> Path:
+    plt = _pyplot()
+    kind = record["kind"]
+    results = record["results"]
+    fig, axes = plt.subplots(len(results), 1, figsize=(9, 3.2 * len(results)), squeeze=False)
+    for ax, res in zip(axes[:, 0], results, strict=True):
+        for i, trial in enumerate(res["trials"]):
+            ax.plot(_series(kind, trial), lw=0.9, alpha=0.8, label=f"trial {i + 1}")
+        if res.get("cold"):
+            ax.plot(_series(kind, res["cold"]), lw=1.2, ls="--", color="grey", label="cold")
+        ax.set_title(f"{res['subject']} · {res['workload']}", fontsize=10)
+        ax.set_xlabel(_XLABEL.get(kind, "item"))
+        ax.set_ylabel("latency (ms)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, ncol=4)
+    fig.suptitle(f"{Path(record['model']).name}: latency per {_XLABEL.get(kind, 'item')}")
+    fig.tight_layout()
+    return _save(fig, plt, path)
+
+
+def plot_rate(record: dict[str, Any], history: list[dict[str, Any]], path: str | Path) -> Path:
+    plt = _pyplot()
+    metric, label, _ = HEADLINE[record["kind"]]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
+    x = 0
+    for res in record["results"]:
+        runs = [("cold", res.get("cold"))] + [("warm-up", t) for t in res.get("warmup", [])]
+        runs += [("trial", t) for t in res["trials"]]
+        xs, ys, colors = [], [], []
+        for tag, trial in runs:
+            if trial and trial.get(metric) is not None:
+                xs.append(x)
+                ys.append(trial[metric])
+                colors.append({"cold": "tab:red", "warm-up": "tab:orange"}.get(tag, "tab:blue"))
+                x += 1
+        left.scatter(xs, ys, c=colors, s=18)
+        left.plot(xs, ys, lw=0.6, color="grey", alpha=0.5)
+        x += 1
+    left.set_title("this run: red cold, orange warm-up, blue timed", fontsize=9)
+    left.set_xlabel("run order")
+    left.set_ylabel(label)
+    left.grid(alpha=0.3)
+    for res_index, res in enumerate(record["results"]):
+        dates, meds, lo, hi = [], [], [], []
+        for rec in [*history, record]:
+            match = [r for r in rec.get("results", []) if r["workload"] == res["workload"]]
+            summ = match[0].get("summary", {}).get(metric) if match else None
+            if summ:
+                dates.append(datetime.fromtimestamp(rec.get("timestamp", 0)))
+                meds.append(summ["median"])
+                lo.append(summ["median"] - summ["min"])
+                hi.append(summ["max"] - summ["median"])
+        if dates:
+            right.errorbar(
+                dates,
+                meds,
+                yerr=[lo, hi],
+                fmt="o-",
+                capsize=3,
+                label=res["workload"],
+                color=f"C{res_index}",
+            )
+    right.set_title("runs over time: median, min-max", fontsize=9)
+    right.set_ylabel(label)
+    right.grid(alpha=0.3)
+    right.legend(fontsize=7)
+    fig.autofmt_xdate()
+    fig.suptitle(f"{Path(record['model']).name}: {label}")
+    fig.tight_layout()
+    return _save(fig, plt, path)
+
+
+def plot_memory(record: dict[str, Any], path: str | Path) -> Path | None:
+    trials = [
+        (res, i, t)
+        for res in record["results"]
+        for i, t in enumerate(res["trials"])
+        if t.get("memory")
+    ]
+    if not trials:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(9, 3.8))
+    for n, (res, i, trial) in enumerate(trials):
+        ts = [m[0] for m in trial["memory"]]
+        active = [m[1] / 2**20 for m in trial["memory"]]
+        total = [(m[1] + m[2]) / 2**20 for m in trial["memory"]]
+        ax.plot(ts, active, lw=1, color=f"C{n % 10}", label=f"{res['workload']} #{i + 1} active")
+        ax.plot(ts, total, lw=0.8, ls=":", color=f"C{n % 10}")
+        if trial.get("peak_mlx"):
+            ax.axhline(trial["peak_mlx"] / 2**20, lw=0.5, ls="--", color=f"C{n % 10}")
+    ax.set_xlabel("seconds since the start of the trial")
+    ax.set_ylabel("MLX memory (MiB)")
+    ax.set_title("active (solid), active + cache (dotted), scoped peak (dashed)", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6, ncol=3)
+    fig.tight_layout()
+    return _save(fig, plt, path)
+
+
+def _save(fig: Any, plt: Any, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def write_plots(
+    record: dict[str, Any], history: list[dict[str, Any]], directory: str | Path, stem: str
+) -> dict[str, Path]:
+    directory = Path(directory)
+    out = {
+        "latency": plot_latency(record, directory / f"{stem}-latency.png"),
+        "rate": plot_rate(record, history, directory / f"{stem}-rate.png"),
+    }
+    mem = plot_memory(record, directory / f"{stem}-memory.png")
+    if mem is not None:
+        out["memory"] = mem
+    return out

@@ -1,0 +1,211 @@
+"""Records of a benchmark run: one JSON file with every raw sample, one row in RESULTS.md.
+
+The JSON record (``reference/bench/<stamp>-<kind>-<model>.json``) is the source of truth: plots,
+`--compare` and the history are all computed from it. RESULTS.md gets one Markdown table row per
+run, appended to the end of the file without rewriting a single existing byte (a user's notes in
+that file are theirs). When the file does not end with a bench table, a heading and the table
+header come first, so the rows always form a valid table.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import platform
+import re
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+SCHEMA = 1
+TABLE_HEADER = (
+    "| date | commit | machine | backend | versions | command | figures | record |\n"
+    "| --- | --- | --- | --- | --- | --- | --- | --- |\n"
+)
+TABLE_HEADING = "\n## Benchmarks (`genai bench`)\n\n"
+_COLUMNS = TABLE_HEADER.splitlines()[0].count("|") - 1
+
+
+def git_commit(cwd: str | Path = ".") -> str | None:
+    """Short commit of the repository at cwd, with '+dirty' when it has uncommitted changes."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+        return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for name in ("genai-common", "mlx", "mlx-lm", "mlx-vlm", "torch", "diffusers", "transformers"):
+        with contextlib.suppress(PackageNotFoundError):
+            out[name] = version(name)
+    return out
+
+
+def environment() -> dict[str, Any]:
+    """What the figures depend on: machine, backend, device, versions (from `genai env` when present)."""
+    env: dict[str, Any] = {
+        "machine": platform.node(),
+        "platform": platform.platform(),
+        "cpu": platform.machine(),
+        "versions": _versions(),
+    }
+    try:
+        from genai_common.runtime.envinfo import environment as runtime_env
+
+        env["runtime"] = runtime_env()
+    except Exception:  # the runtime's env report is optional context
+        pass
+    return env
+
+
+def new_record(kind: str, model: str, settings: dict[str, Any], argv: list[str]) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    return {
+        "schema": SCHEMA,
+        "kind": kind,
+        "model": model,
+        "date": now.isoformat(timespec="seconds"),
+        "timestamp": time.time(),
+        "commit": git_commit(),
+        "command": "genai bench " + " ".join(argv),
+        "python": sys.executable,
+        "environment": environment(),
+        "settings": settings,
+    }
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[:60] or "model"
+
+
+def record_stem(record: dict[str, Any]) -> str:
+    stamp = record["date"].replace(":", "").replace("-", "").replace("+0000", "")
+    return f"{stamp[:15]}-{record['kind']}-{_slug(Path(record['model']).name)}"
+
+
+def write_json(record: dict[str, Any], directory: str | Path) -> Path:
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{record_stem(record)}.json"
+    n = 1
+    while path.exists():
+        n += 1
+        path = directory / f"{record_stem(record)}-{n}.json"
+    path.write_text(json.dumps(record, indent=1, default=_jsonable) + "\n")
+    return path
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "to_json"):
+        return value.to_json()
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def read_json(path: str | Path) -> dict[str, Any]:
+    record = json.loads(Path(path).read_text())
+    if not isinstance(record, dict) or record.get("schema") != SCHEMA:
+        raise ValueError(f"{path}: not a genai bench record (schema {SCHEMA})")
+    return record
+
+
+def _cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def backend_and_device(record: dict[str, Any]) -> tuple[str, str | None]:
+    """The backend the run used and the device's name, from the record's environment."""
+    frameworks = (record["environment"].get("runtime") or {}).get("frameworks") or {}
+    name = "torch" if record["kind"] == "diffusion" else "mlx"
+    fw = frameworks.get(name) or {}
+    device = fw.get("device_name") or (
+        fw.get("device") if isinstance(fw.get("device"), dict) else {}
+    ).get("name")
+    return fw.get("backend") or fw.get("device") or "?", device
+
+
+def results_row(record: dict[str, Any], headline: str, links: dict[str, str]) -> str:
+    env = record["environment"]
+    backend, device = backend_and_device(record)
+    machine = env["machine"] + (f" ({device})" if device else "")
+    versions = ", ".join(
+        f"{k} {v}" for k, v in env["versions"].items() if k in ("mlx", "mlx-lm", "mlx-vlm", "torch")
+    )
+    link_text = " ".join(f"[{name}]({target})" for name, target in links.items())
+    cells = [
+        record["date"][:16].replace("T", " "),
+        record.get("commit") or "-",
+        machine,
+        backend,
+        versions or "-",
+        f"`{record['command']}`",
+        headline,
+        link_text or "-",
+    ]
+    return "| " + " | ".join(_cell(c) for c in cells) + " |\n"
+
+
+def _ends_with_our_table(text: str) -> bool:
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        return False
+    last = lines[-1].strip()
+    if TABLE_HEADER.splitlines()[0] not in text:
+        return False
+    return last.startswith("|") and last.endswith("|") and last.count(" | ") == _COLUMNS - 1
+
+
+def append_row(results_md: str | Path, row: str) -> None:
+    """Append `row` to RESULTS.md; every existing byte stays as it was (append mode only)."""
+    path = Path(results_md)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    existing = path.read_bytes().decode("utf-8", errors="replace") if path.exists() else ""
+    parts = []
+    if existing and not existing.endswith("\n"):
+        parts.append("\n")
+    if _ends_with_our_table(existing):
+        parts.append(row)
+    else:
+        if not existing:
+            parts.append("# Results\n")
+        parts.extend([TABLE_HEADING, TABLE_HEADER, row])
+    with path.open("a", encoding="utf-8", newline="") as f:
+        f.write("".join(parts))
+
+
+def history(directory: str | Path, *, kind: str, model: str) -> list[dict[str, Any]]:
+    """Earlier records of the same kind and model in `directory`, oldest first."""
+    out = []
+    for path in sorted(Path(directory).glob("*.json")):
+        try:
+            record = read_json(path)
+        except (OSError, ValueError):
+            continue
+        if record.get("kind") == kind and Path(record.get("model", "")).name == Path(model).name:
+            out.append(record)
+    return sorted(out, key=lambda r: r.get("timestamp", 0))

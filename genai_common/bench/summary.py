@@ -1,0 +1,150 @@
+"""What a run's figures are called, their units, and the text a person reads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+# kind -> (headline metric, axis label, higher is better)
+HEADLINE: dict[str, tuple[str, str, bool]] = {
+    "llm": ("decode_tps", "decode tokens/s", True),
+    "vlm": ("decode_tps", "decode tokens/s", True),
+    "diffusion": ("s_per_step", "seconds per denoising step", False),
+    "ml": ("forward_s", "seconds per forward batch", False),
+}
+
+# metric -> (label, unit kind)
+LABELS: dict[str, tuple[str, str]] = {
+    "ttft": ("TTFT", "s"),
+    "prefill_tps": ("prefill tok/s", "rate"),
+    "decode_tps": ("decode tok/s", "rate"),
+    "library_generation_tps": ("mlx-lm/vlm generation_tps", "rate"),
+    "itl_p50": ("ITL p50", "s"),
+    "itl_p90": ("ITL p90", "s"),
+    "itl_p99": ("ITL p99", "s"),
+    "e2e": ("end-to-end", "s"),
+    "peak_mlx": ("peak MLX memory", "bytes"),
+    "peak_torch": ("peak torch memory", "bytes"),
+    "peak_rss": ("peak RSS", "bytes"),
+    "s_per_step": ("s/step", "s"),
+    "s_per_image": ("s/image (denoise + VAE)", "s"),
+    "denoise_s": ("denoising loop", "s"),
+    "vae_decode_s": ("VAE decode", "s"),
+    "forward_s": ("forward/batch", "s"),
+    "train_step_s": ("train step/batch", "s"),
+    "samples_per_s": ("samples/s (forward)", "rate"),
+}
+
+
+def fmt(value: float | None, unit: str) -> str:
+    if value is None:
+        return "-"
+    if unit == "s":
+        if value < 1e-3:
+            return f"{value * 1e6:.1f} µs"
+        if value < 1:
+            return f"{value * 1e3:.2f} ms"
+        return f"{value:.3f} s"
+    if unit == "bytes":
+        return f"{value / 1e9:.3f} GB" if value >= 1e8 else f"{value / 2**20:.1f} MiB"
+    if unit == "rate":
+        return f"{value:,.1f}"
+    return f"{value:.4g}"
+
+
+def fmt_metric(metric: str, value: float | None) -> str:
+    return fmt(value, LABELS.get(metric, (metric, ""))[1])
+
+
+def headline(record: dict[str, Any]) -> str:
+    """One line for the RESULTS.md row: the headline figure of each workload, spread, roofline."""
+    metric, label, _ = HEADLINE[record["kind"]]
+    parts = []
+    for res in record["results"]:
+        summ = res.get("summary", {})
+        head = summ.get(metric)
+        if not head:
+            continue
+        text = (
+            f"{res['workload']}: {label} {fmt_metric(metric, head['median'])} "
+            f"[{fmt_metric(metric, head['min'])}–{fmt_metric(metric, head['max'])}, n={head['n']}]"
+        )
+        extras = []
+        if "ttft" in summ:
+            extras.append(f"TTFT {fmt_metric('ttft', summ['ttft']['median'])}")
+        for mem in ("peak_mlx", "peak_torch"):
+            if mem in summ:
+                extras.append(f"peak {fmt_metric(mem, summ[mem]['median'])}")
+        roof = res.get("roofline") or {}
+        if roof.get("fraction_of_peak") is not None:
+            extras.append(f"{roof['fraction_of_peak']:.0%} of peak bandwidth")
+        if head.get("noisy"):
+            extras.append("NOISY")
+        parts.append(text + (" (" + ", ".join(extras) + ")" if extras else ""))
+    return "; ".join(parts) or "-"
+
+
+def render_text(record: dict[str, Any], written: dict[str, Any] | None = None) -> str:
+    """The terminal report: per workload a table of median, min-max, spread, cold run apart."""
+    lines = [f"{record['model']} ({record['kind']})"]
+    for sub in record.get("subjects", []):
+        load = sub.get("load") or {}
+        if load.get("seconds") is not None:
+            lines.append(f"  {sub['label']}: loaded in {load['seconds']:.2f} s")
+    for res in record["results"]:
+        s = record["settings"]
+        lines.append("")
+        desc = f"[{res['subject']}] {res['workload']}"
+        if record["kind"] in ("llm", "vlm"):
+            desc += (
+                f": {res.get('prompt_tokens')} prompt tokens -> {res.get('gen_tokens')} generated"
+            )
+        lines.append(
+            f"{desc}; {len(res['trials'])} trials after {1 + len(res.get('warmup', []))} warm-up"
+            f" run(s){'; cool-down ' + str(s.get('cooldown')) + ' s' if s.get('cooldown') else ''}"
+        )
+        lines.append(
+            f"  {'figure':<28}{'median':>14}{'min':>14}{'max':>14}{'IQR/med':>9}{'cold':>14}"
+        )
+        cold = res.get("cold") or {}
+        for metric, summ in res.get("summary", {}).items():
+            label = LABELS.get(metric, (metric, ""))[0]
+            cold_value = cold.get(metric)
+            if metric == "library_generation_tps":
+                cold_value = (cold.get("library") or {}).get("generation_tps")
+            lines.append(
+                f"  {label:<28}{fmt_metric(metric, summ['median']):>14}"
+                f"{fmt_metric(metric, summ['min']):>14}{fmt_metric(metric, summ['max']):>14}"
+                f"{summ['rel_iqr']:>8.1%} {fmt_metric(metric, cold_value):>14}"
+            )
+        for metric, summ in res.get("summary", {}).items():
+            if summ.get("noisy"):
+                label = LABELS.get(metric, (metric, ""))[0]
+                lines.append(f"  noise warning: {label}: {summ['noise']}")
+        roof = res.get("roofline") or {}
+        if roof.get("achieved_bytes_per_s"):
+            text = (
+                f"  roofline: {roof['weight_bytes'] / 1e9:.3f} GB of weights "
+                f"({roof.get('weight_source', '?')}) x decode rate = "
+                f"{roof['achieved_bytes_per_s'] / 1e9:.2f} GB/s"
+            )
+            if roof.get("fraction_of_peak") is not None:
+                text += (
+                    f" = {roof['fraction_of_peak']:.1%} of the {roof['peak_bytes_per_s'] / 1e9:.1f}"
+                    f" GB/s measured here ({roof.get('peak_probe')})"
+                )
+            lines.append(text)
+        if roof.get("prefill_flops_per_s"):
+            lines.append(
+                f"  prefill: {roof['prefill_flops_per_s'] / 1e9:.2f} GFLOP/s achieved "
+                f"(estimated {roof['prefill_flops'] / 1e9:.3g} GFLOP from config.json)"
+            )
+        if roof.get("flops_per_s"):
+            lines.append(
+                f"  compute: {roof['flops_per_s'] / 1e9:.2f} GFLOP/s achieved ({roof.get('flops_note')})"
+            )
+    if written:
+        lines.append("")
+        for name, path in written.items():
+            lines.append(f"{name}: {Path(path)}")
+    return "\n".join(lines)
