@@ -19,6 +19,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("genai_common.bench.cli", "Benchmark a model: figures with spread, roofline, records, plots."),
     "diagnostics": ("genai_common.project", "A generated project's diagnostics: doctor, load, inference."),
     "update": ("genai_common.update", "copier update, then fail on conflict markers, unmerged paths, .rej."),
+    "session": ("genai_common.continuity.session", "Start or end a working session: status, changes, environment; log to TODO.md."),
+    "review": ("genai_common.continuity.review", "Methodology review: living documents, tests, environment, results, agent files."),
 }
 
 

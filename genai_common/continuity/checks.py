@@ -1,0 +1,497 @@
+"""The methodology checks: stable codes, a title, a fix, a link to the section that explains it.
+
+Families (letters) and numbers never change meaning once released:
+
+    GD  living documents       GT  test scripts        GE  environment
+    GR  results                GA  agent instructions  GU  template updates
+
+A check is a plain function over a `Project` that returns the problems it found (an empty list
+passes) or raises `Skip` with the reason it cannot judge. `genai review` runs them directly;
+`repo-review` runs them through the plugin in `genai_common.continuity.repo_review`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from genai_common.continuity import docs, git, todo
+from genai_common.continuity.project import Project
+
+
+class Skip(Exception):
+    """The check cannot judge this project (the message says why)."""
+
+
+@dataclass(frozen=True)
+class Check:
+    code: str
+    family: str
+    title: str
+    fix: str
+    url: str  # the section of the generated AGENTS.md or README that explains the rule
+    severity: str  # "error" | "warning"
+    func: Callable[[Project], list[str]]
+
+
+FAMILIES: dict[str, tuple[str, str]] = {
+    "GD": ("Living documents", "README, TODO and the reference documents the methodology keeps."),
+    "GT": ("Test scripts", "Every diagnostic under test/ is documented, and only those."),
+    "GE": ("Environment", "The environment is written down and is the one installed."),
+    "GR": ("Results", "RESULTS.md follows what changed."),
+    "GA": ("Agent instructions", "AGENTS.md carries the session protocol; agent files agree."),
+    "GU": ("Template updates", "Nothing left behind by `copier update`."),
+}
+CHECKS: dict[str, Check] = {}
+
+# Where each rule is explained in a generated project (headings of AGENTS.md / README.md).
+LINKS = {
+    "docs": "AGENTS.md#living-documents",
+    "tests": "test/README.md",
+    "env": "AGENTS.md#environment",
+    "results": "AGENTS.md#diagnostics-before-full-runs",
+    "session": "AGENTS.md#session-continuity",
+    "update": "README.md#update-a-project",
+}
+
+
+def check(
+    code: str, title: str, *, fix: str, link: str, severity: str = "error"
+) -> Callable[[Callable[[Project], list[str]]], Callable[[Project], list[str]]]:
+    def register(func: Callable[[Project], list[str]]) -> Callable[[Project], list[str]]:
+        family = code.rstrip("0123456789")
+        CHECKS[code] = Check(code, family, title, fix, LINKS[link], severity, func)
+        return func
+
+    return register
+
+
+def _require(project: Project, rel: str) -> str:
+    text = project.text(rel)
+    if text is None:
+        raise Skip(f"{rel} is missing (GD101 reports it)")
+    return text
+
+
+# -- GD: living documents --------------------------------------------------------------------
+
+TODO_SECTIONS = (("Objective",), ("Current Status", "Status"), todo.SESSION_LOG_NAMES)
+
+
+@check(
+    "GD101",
+    "The living documents exist",
+    fix="Create the missing files (README.md, TODO.md, reference/LEARNINGS.md, "
+    "reference/DIAGNOSTICS.md, reference/RESULTS.md, test/README.md); `copier update` restores "
+    "the template's versions.",
+    link="docs",
+)
+def living_docs_exist(project: Project) -> list[str]:
+    return [f"{rel} is missing" for rel in docs.LIVING_DOCS if not project.exists(rel)]
+
+
+@check(
+    "GD102",
+    "TODO.md has Objective, Current Status and Sessions sections",
+    fix="Add the missing headings: `## Objective`, `## Current Status` (a checklist of `- [ ]`, "
+    "`- [/]`, `- [x]` items) and `## Sessions` (where `genai session end` writes).",
+    link="docs",
+)
+def todo_sections(project: Project) -> list[str]:
+    text = _require(project, "TODO.md")
+    problems = [
+        f"TODO.md has no `## {names[0]}` section"
+        for names in TODO_SECTIONS
+        if docs.find_section(text, *names) is None
+    ]
+    status = docs.find_section(text, "Current Status", "Status")
+    if status is not None:
+        lines = text.splitlines()
+        if not any(i.line in range(status.line, status.end) for i in docs.checklist(text)):
+            problems.append(f"TODO.md's `{lines[status.line].strip()}` has no checklist item")
+    return problems
+
+
+@check(
+    "GD103",
+    "RESULTS.md has a results table",
+    fix="Keep a Markdown table in reference/RESULTS.md (a header row, a `|---|` row, one row "
+    "per run); `nox -s diagnostics` adds its rows under `## Diagnostics runs`.",
+    link="docs",
+)
+def results_table(project: Project) -> list[str]:
+    text = _require(project, "reference/RESULTS.md")
+    return [] if docs.tables(text) else ["reference/RESULTS.md has no Markdown table"]
+
+
+@check(
+    "GD104",
+    "DIAGNOSTICS.md lists the diagnostic tools",
+    fix="List each tool in reference/DIAGNOSTICS.md with the command that runs it in backticks, "
+    "e.g. `- `python test/check_config.py`: validates config.json`.",
+    link="docs",
+)
+def diagnostics_tools(project: Project) -> list[str]:
+    text = _require(project, "reference/DIAGNOSTICS.md")
+    return [] if docs.tools(text) else ["reference/DIAGNOSTICS.md names no command or script"]
+
+
+@check(
+    "GD105",
+    "Session End blocks in TODO.md are complete",
+    fix="Give each `Session End: DATE` block its **Completed**, **In Progress** or **Next "
+    "Steps** items; `genai session end --completed ... --next ...` writes them.",
+    link="session",
+    severity="warning",
+)
+def session_blocks(project: Project) -> list[str]:
+    text = _require(project, "TODO.md")
+    out = []
+    for block in todo.blocks(text):
+        if not any(block.items.get(k) for k in todo.CATEGORIES):
+            out.append(f"TODO.md line {block.start + 1}: `Session End: {block.title}` is empty")
+        elif docs.parse_date(block.title) is None:
+            out.append(f"TODO.md line {block.start + 1}: `Session End: {block.title}` has no date")
+    return out
+
+
+# -- GT: test scripts ------------------------------------------------------------------------
+
+_SUPPORT = {"__init__.py", "conftest.py"}
+
+
+def test_scripts(project: Project) -> list[str]:
+    base = project.root / "test"
+    if not base.is_dir():
+        return []
+    return sorted(
+        p.relative_to(base).as_posix()
+        for p in base.rglob("*")
+        if p.is_file()
+        and p.suffix in {".py", ".sh"}
+        and p.name not in _SUPPORT
+        and "__pycache__" not in p.parts
+    )
+
+
+@check(
+    "GT101",
+    "Every script in test/ is documented in test/README.md",
+    fix="Add an entry for each script to test/README.md: what it checks, how to run it "
+    "standalone and under pytest, and what a failure means.",
+    link="tests",
+)
+def scripts_documented(project: Project) -> list[str]:
+    text = _require(project, "test/README.md")
+    mentioned, _ = docs.documented_scripts(text)
+    names = {m.rsplit("/", 1)[-1] for m in mentioned} | mentioned
+    return [
+        f"test/{s} is not documented in test/README.md"
+        for s in test_scripts(project)
+        if s not in names and s.rsplit("/", 1)[-1] not in names
+    ]
+
+
+@check(
+    "GT102",
+    "Every script test/README.md documents exists",
+    fix="Remove or rename the entry in test/README.md, or restore the script.",
+    link="tests",
+)
+def documented_exist(project: Project) -> list[str]:
+    text = _require(project, "test/README.md")
+    _, entries = docs.documented_scripts(text)
+    have = set(test_scripts(project))
+    return [
+        f"test/README.md documents `{e}`, which is not in test/"
+        for e in sorted(entries)
+        if e not in have and not (project.root / "test" / e).exists() and not project.exists(e)
+    ]
+
+
+# -- GE: environment -------------------------------------------------------------------------
+
+
+@check(
+    "GE101",
+    "The environment is exported",
+    fix="Declare `requires-python` and the dependencies in pyproject.toml; for conda keep "
+    "environment.yml (python pin, pip list) beside it (`conda env export --from-history`).",
+    link="env",
+)
+def env_exported(project: Project) -> list[str]:
+    from genai_common.continuity import envcheck
+
+    dec = envcheck.declared(project)
+    problems = []
+    if not project.exists("pyproject.toml"):
+        problems.append("pyproject.toml is missing")
+    else:
+        if not dec.requires_python:
+            problems.append("pyproject.toml has no `requires-python`")
+        if not project.pyproject.get("project", {}).get("dependencies"):
+            problems.append("pyproject.toml declares no dependencies")
+    if project.exists("environment.yml") and "environment.yml" not in dec.python_pins:
+        problems.append("environment.yml pins no python version")
+    return problems
+
+
+@check(
+    "GE102",
+    "The installed environment matches the declared one",
+    fix="Reinstall from the declaration (`nox -s diagnostics` rebuilds its environment; by "
+    "hand `uv pip install -e .[dev]` or `conda env update -f environment.yml`), or update the "
+    "declaration and write down why in reference/LEARNINGS.md.",
+    link="env",
+)
+def env_matches(project: Project) -> list[str]:
+    from genai_common.continuity import envcheck
+
+    result = envcheck.check(project)
+    if not result.in_project_env:
+        raise Skip("not running in the project's environment (run `nox -s review`)")
+    return result.problems
+
+
+# -- GR: results -----------------------------------------------------------------------------
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
+
+
+def last_change(project: Project) -> tuple[float, str] | None:
+    """When code, pyproject.toml or the model's configuration last changed, and which file."""
+    newest: tuple[float, str] | None = None
+
+    def see(when: float | None, what: str) -> None:
+        nonlocal newest
+        if when is not None and (newest is None or when > newest[0]):
+            newest = (when, what)
+
+    code = project.code_files()
+    if project.is_git:
+        for rel in code:
+            see(git.last_commit_time(project.root, [rel]), rel)
+        dirty = set(git.dirty_files(project.root)) | set(git.untracked_files(project.root))
+        for rel in dirty:
+            if rel in code or (rel.endswith(".py") and not rel.startswith(".")):
+                see(_mtime(project.root / rel), rel)
+    for path in project.model_config_files():
+        rel = os.path.relpath(path, project.root)
+        tracked = project.is_git and rel in set(project.tracked)
+        if tracked and rel not in git.dirty_files(project.root):
+            see(git.last_commit_time(project.root, [rel]), rel)
+        else:
+            see(_mtime(path), rel)
+    return newest
+
+
+def results_time(project: Project, text: str) -> float | None:
+    """When the newest RESULTS row was recorded (a date without time counts to the day's end)."""
+    best = None
+    for row in docs.result_rows(text):
+        found = docs.row_time(row)
+        if found is None:
+            continue
+        when, has_time = found
+        stamp = (when if has_time else when + timedelta(days=1) - timedelta(seconds=1)).timestamp()
+        best = stamp if best is None or stamp > best else best
+    return best
+
+
+def _fmt(ts: float) -> str:
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
+
+
+@check(
+    "GR101",
+    "RESULTS.md has an entry newer than the last change to the model configuration or code",
+    fix="Run `nox -s diagnostics` (it records a row in reference/RESULTS.md), or add a dated "
+    "row for the run that measured the change.",
+    link="results",
+)
+def results_fresh(project: Project) -> list[str]:
+    text = _require(project, "reference/RESULTS.md")
+    if not project.is_git:
+        raise Skip("not a git repository: change dates are unknown")
+    change = last_change(project)
+    if change is None:
+        raise Skip("no code or model configuration to compare with")
+    rows = docs.result_rows(text)
+    recorded = results_time(project, text)
+    if not rows:
+        created = git.first_commit_time(project.root)
+        if created is not None and change[0] <= created + 60:
+            raise Skip("no results yet, and nothing changed since the project was created")
+        return [f"no results recorded, but `{change[1]}` changed on {_fmt(change[0])}"]
+    if recorded is None:
+        return ["reference/RESULTS.md rows carry no date (a `Date` column, YYYY-MM-DD HH:MM)"]
+    if change[0] > recorded + 60:
+        return [
+            f"the newest result is from {_fmt(recorded)}, but `{change[1]}` changed on "
+            f"{_fmt(change[0])}"
+        ]
+    return []
+
+
+# -- GA: agent instructions ------------------------------------------------------------------
+
+SESSION_COMMANDS = ("genai session start", "genai session end", "genai review")
+
+
+def agent_files(project: Project) -> list[str]:
+    found = [
+        rel
+        for rel in ("CLAUDE.md", ".github/copilot-instructions.md", "GEMINI.md")
+        if project.exists(rel)
+    ]
+    for folder, pattern in ((".cursor/rules", "*.mdc"), (".windsurf/rules", "*.md")):
+        base = project.root / folder
+        if base.is_dir():
+            found += sorted(p.relative_to(project.root).as_posix() for p in base.glob(pattern))
+    return found
+
+
+def front_matter(text: str) -> tuple[dict[str, str], str]:
+    """(simple key: value front matter, body) of a Markdown file."""
+    if not text.startswith("---"):
+        return {}, text
+    end = text.find("\n---", 3)
+    if end < 0:
+        return {}, text
+    meta = {}
+    for line in text[3:end].splitlines():
+        if ":" in line:
+            key, value = line.split(":", 1)
+            meta[key.strip()] = value.strip().strip("'\"")
+    return meta, text[end + 4 :].lstrip("\n")
+
+
+def _squash(text: str) -> str:
+    return " ".join(text.split())
+
+
+@check(
+    "GA101",
+    "AGENTS.md tells agents to start and end sessions with genai and what review enforces",
+    fix="Keep AGENTS.md's `Session continuity` section: run `genai session start` first, "
+    "`genai session end` last, and `genai review` (what it enforces) before committing.",
+    link="session",
+)
+def agents_protocol(project: Project) -> list[str]:
+    if not project.exists("AGENTS.md"):
+        return ["AGENTS.md is missing"]
+    text = _squash(project.text("AGENTS.md") or "")
+    return [f"AGENTS.md never mentions `{c}`" for c in SESSION_COMMANDS if c not in text]
+
+
+@check(
+    "GA102",
+    "Agent files agree with AGENTS.md",
+    fix="CLAUDE.md imports AGENTS.md (`@AGENTS.md`); the other agent files carry AGENTS.md's "
+    "text unchanged (after their front matter) or point to it. Copy AGENTS.md over them again "
+    "after editing it (`copier update` regenerates them).",
+    link="session",
+)
+def agents_agree(project: Project) -> list[str]:
+    files = agent_files(project)
+    if not files:
+        raise Skip("no agent files besides AGENTS.md")
+    agents = project.text("AGENTS.md")
+    if agents is None:
+        return [f"{rel} exists but AGENTS.md is missing" for rel in files]
+    reference = {s.title: _section_text(agents, s) for s in docs.sections(agents) if s.level == 2}
+    problems = []
+    for rel in files:
+        _, body = front_matter(project.text(rel) or "")
+        if rel == "CLAUDE.md":
+            if not re.search(r"(?m)^\s*@AGENTS\.md\b", body):
+                problems.append("CLAUDE.md does not import AGENTS.md (a line `@AGENTS.md`)")
+            continue
+        if re.search(r"(?m)^\s*@AGENTS\.md\b", body) or (
+            "AGENTS.md" in body and not docs.sections(body)
+        ):
+            continue  # a pointer to AGENTS.md
+        mine = {s.title: _section_text(body, s) for s in docs.sections(body) if s.level == 2}
+        for title, text in reference.items():
+            if title not in mine:
+                problems.append(f"{rel} lacks AGENTS.md's section `{title}`")
+            elif _squash(mine[title]) != _squash(text):
+                problems.append(f"{rel}: section `{title}` differs from AGENTS.md")
+    return problems
+
+
+def _section_text(text: str, sec: docs.Section) -> str:
+    return "\n".join(text.splitlines()[sec.line + 1 : sec.end])
+
+
+@check(
+    "GA103",
+    "Rule files load in every session",
+    fix="Windsurf rules need front matter `trigger: always_on`; Cursor rules `alwaysApply: true`.",
+    link="session",
+)
+def rules_always_on(project: Project) -> list[str]:
+    problems = []
+    files = [f for f in agent_files(project) if f.startswith((".cursor/", ".windsurf/"))]
+    if not files:
+        raise Skip("no Cursor or Windsurf rule files")
+    for rel in files:
+        meta, _ = front_matter(project.text(rel) or "")
+        if rel.startswith(".windsurf/") and meta.get("trigger") != "always_on":
+            problems.append(f"{rel}: front matter lacks `trigger: always_on`")
+        if rel.startswith(".cursor/") and meta.get("alwaysApply", "").lower() != "true":
+            problems.append(f"{rel}: front matter lacks `alwaysApply: true`")
+    return problems
+
+
+# -- GU: template updates --------------------------------------------------------------------
+
+
+def _conflicts(project: Project, kind: str) -> list[str]:
+    if "conflicts" not in project.memo:
+        from genai_common.update import find_conflicts
+
+        project.memo["conflicts"] = find_conflicts(project.root)
+    return [str(c) for c in project.memo["conflicts"] if c.kind == kind]
+
+
+@check(
+    "GU101",
+    "No conflict markers are left in the project",
+    fix="Resolve each `<<<<<<< before updating` ... `>>>>>>> after updating` region by hand "
+    "(keep your lines and the template's), then run `genai update --check`.",
+    link="update",
+)
+def no_markers(project: Project) -> list[str]:
+    return _conflicts(project, "marker")
+
+
+@check(
+    "GU102",
+    "No .rej files are left from an update",
+    fix="Apply the rejected hunks of each .rej file by hand, then delete the .rej file.",
+    link="update",
+)
+def no_rej(project: Project) -> list[str]:
+    return _conflicts(project, "rej")
+
+
+@check(
+    "GU103",
+    "No unmerged paths in git",
+    fix="Resolve the conflicts, then `git add` each file (see `git status`).",
+    link="update",
+)
+def no_unmerged(project: Project) -> list[str]:
+    if not project.is_git:
+        raise Skip("not a git repository")
+    return _conflicts(project, "unmerged")

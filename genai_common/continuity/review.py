@@ -1,0 +1,172 @@
+"""`genai review [PATH] [--json] [--fail-on error|warning] [--select ...] [--ignore ...]`.
+
+Runs the methodology checks of `genai_common.continuity.checks` on a project and prints, for each
+failure, its code, title, what is wrong, the fix and the section that explains the rule.
+Exit codes: 0 nothing at or above --fail-on failed; 1 something did; 2 the path is not there.
+The same checks run under `repo-review .` (see `genai_common.continuity.repo_review`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+_RANK = {"warning": 1, "error": 2}
+
+
+@dataclass
+class Result:
+    code: str
+    family: str
+    title: str
+    status: str  # "pass" | "fail" | "skip"
+    severity: str
+    fix: str
+    url: str
+    problems: list[str] = field(default_factory=list)
+    reason: str = ""  # why a check was skipped
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _selected(code: str, names: set[str]) -> bool:
+    return code in names or code.rstrip("0123456789") in names
+
+
+def review(
+    path: str | Path = ".", *, select: set[str] | None = None, ignore: set[str] | None = None
+) -> list[Result]:
+    """Run every check (or the selected codes/families) on the project at `path`."""
+    from genai_common.continuity.checks import CHECKS, Skip
+    from genai_common.continuity.project import Project
+
+    project = Project.open(path)
+    results = []
+    for code, chk in CHECKS.items():
+        if (select and not _selected(code, select)) or (ignore and _selected(code, ignore)):
+            continue
+        result = Result(code, chk.family, chk.title, "pass", chk.severity, chk.fix, chk.url)
+        try:
+            result.problems = list(chk.func(project))
+        except Skip as why:
+            result.status, result.reason = "skip", str(why)
+        else:
+            result.status = "fail" if result.problems else "pass"
+        results.append(result)
+    return results
+
+
+def exit_code(results: list[Result], fail_on: str = "error") -> int:
+    threshold = _RANK[fail_on]
+    return int(any(r.status == "fail" and _RANK[r.severity] >= threshold for r in results))
+
+
+def to_json(path: str | Path, results: list[Result]) -> dict[str, Any]:
+    counts = {s: sum(r.status == s for r in results) for s in ("pass", "fail", "skip")}
+    return {
+        "schema": SCHEMA_VERSION,
+        "path": str(path),
+        "summary": counts,
+        "checks": [r.to_json() for r in results],
+    }
+
+
+def format_plain(results: list[Result], *, verbose: bool = False) -> str:
+    lines = []
+    for r in results:
+        if r.status == "pass" and not verbose:
+            continue
+        mark = {"pass": "PASS", "fail": "FAIL" if r.severity == "error" else "WARN", "skip": "SKIP"}
+        lines.append(f"{mark[r.status]} {r.code} {r.title}")
+        if r.status == "skip":
+            lines.append(f"     skipped: {r.reason}")
+        for problem in r.problems:
+            lines.append(f"     - {problem}")
+        if r.status == "fail":
+            lines.append(f"     fix: {r.fix}")
+            lines.append(f"     see: {r.url}")
+    counts = {s: sum(r.status == s for r in results) for s in ("pass", "fail", "skip")}
+    lines.append(
+        f"{counts['pass']} passed, {counts['fail']} failed, {counts['skip']} skipped "
+        f"({len(results)} checks)"
+    )
+    return "\n".join(lines)
+
+
+def _print_rich(results: list[Result], verbose: bool) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(show_lines=True, title="genai review")
+    table.add_column("Code", no_wrap=True)
+    table.add_column("Check")
+    table.add_column("Result", no_wrap=True)
+    style = {"pass": "green", "fail": "red", "skip": "yellow"}
+    for r in results:
+        if r.status == "pass" and not verbose:
+            continue
+        body = r.title
+        if r.problems:
+            body += "\n" + "\n".join(f"• {p}" for p in r.problems)
+        if r.status == "fail":
+            body += f"\n[bold]fix:[/bold] {r.fix}\n[dim]see {r.url}[/dim]"
+        if r.reason:
+            body += f"\n[dim]{r.reason}[/dim]"
+        label = r.status if r.status != "fail" or r.severity == "error" else "warn"
+        table.add_row(r.code, body, f"[{style[r.status]}]{label}[/]")
+    console = Console()
+    if table.rows:
+        console.print(table)
+    counts = {s: sum(r.status == s for r in results) for s in ("pass", "fail", "skip")}
+    console.print(
+        f"{counts['pass']} passed, {counts['fail']} failed, {counts['skip']} skipped "
+        f"({len(results)} checks)"
+    )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("path", nargs="?", default=".", help="project folder (default: .)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--fail-on",
+        choices=("error", "warning"),
+        default="error",
+        help="exit 1 when a check of this severity or worse fails (default: error)",
+    )
+    parser.add_argument(
+        "--select", default="", help="comma-separated codes or families to run (e.g. GD,GR101)"
+    )
+    parser.add_argument("--ignore", default="", help="comma-separated codes or families to skip")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show passing checks too")
+    parser.add_argument("--list", action="store_true", help="list the checks and exit")
+
+
+def _codes(text: str) -> set[str]:
+    return {c.strip().upper() for c in text.split(",") if c.strip()}
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.list:
+        from genai_common.continuity.checks import CHECKS
+
+        for chk in CHECKS.values():
+            print(f"{chk.code}  {chk.severity:<7}  {chk.title}  ({chk.url})")
+        return 0
+    path = Path(args.path)
+    if not path.exists():
+        print(f"genai review: {path} does not exist", file=sys.stderr)
+        return 2
+    results = review(path, select=_codes(args.select), ignore=_codes(args.ignore))
+    if args.json:
+        print(json.dumps(to_json(path, results), indent=2))
+    elif sys.stdout.isatty():
+        _print_rich(results, args.verbose)
+    else:
+        print(format_plain(results, verbose=args.verbose))
+    return exit_code(results, args.fail_on)
