@@ -183,3 +183,53 @@ def test_cli_writes_and_refuses_to_overwrite(tmp_path: Path) -> None:
     bad = _genai("ml", str(tmp_path / "n"), "--variant", "nope")
     assert bad.returncode == 2
     assert not (tmp_path / "n").exists()
+
+
+# --- vlm ---------------------------------------------------------------------------------------
+
+
+def _vlm_generate(model_dir: Path, pixel: int) -> object:
+    import numpy as np
+    from mlx_vlm import generate, load
+    from mlx_vlm.prompt_utils import apply_chat_template
+    from mlx_vlm.utils import load_config
+    from PIL import Image
+
+    model, processor = load(str(model_dir))
+    config = load_config(str(model_dir))
+    image = Image.fromarray(np.full((64, 64, 3), pixel, dtype=np.uint8))
+    prompt = apply_chat_template(processor, config, "Describe the image.", num_images=1)
+    return generate(model, processor, prompt, image=[image], max_tokens=4, verbose=False)
+
+
+@pytest.mark.parametrize(("fixture", "image_tokens"), [("tiny_vlm", 4), ("tiny_vlm_paligemma", 16)])
+def test_vlm_generates_from_an_image(
+    fixture: str, image_tokens: int, request: pytest.FixtureRequest
+) -> None:
+    import numpy as np
+
+    model_dir = request.getfixturevalue(fixture)
+    dark = _vlm_generate(model_dir, 10)
+    assert dark.generation_tokens == 4
+    assert len(dark.token_ids) == 4
+    assert dark.prompt_tokens > image_tokens  # the image token was expanded to its patches
+    bright = _vlm_generate(model_dir, 240)
+    # the image reaches the language model: another image gives other next-token scores
+    assert not np.allclose(np.array(dark.logprobs), np.array(bright.logprobs))
+
+
+def test_vlm_image_token_ids_agree(tiny_vlm: Path, tiny_vlm_paligemma: Path) -> None:
+    from tokenizers import Tokenizer
+
+    qwen = json.loads((tiny_vlm / "config.json").read_text())
+    tok = Tokenizer.from_file(str(tiny_vlm / "tokenizer.json"))
+    assert tok.token_to_id("<|image_pad|>") == qwen["image_token_id"]
+    assert tok.get_vocab_size(with_added_tokens=True) <= qwen["vocab_size"]
+    pali = json.loads((tiny_vlm_paligemma / "config.json").read_text())
+    tok = Tokenizer.from_file(str(tiny_vlm_paligemma / "tokenizer.json"))
+    assert tok.token_to_id("<image>") == pali["image_token_index"]
+    assert tok.token_to_id("<loc1023>") is not None
+    assert tok.get_vocab_size(with_added_tokens=True) <= pali["text_config"]["vocab_size"]
+    pre = json.loads((tiny_vlm_paligemma / "preprocessor_config.json").read_text())
+    vision = pali["vision_config"]
+    assert pre["image_seq_length"] == (vision["image_size"] // vision["patch_size"]) ** 2

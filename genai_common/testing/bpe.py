@@ -24,7 +24,7 @@ class TokenizerSpec:
     pad: str | None
     chat_template: str
     add_bos: bool = True  # the post-processor puts bos in front of every encoded text
-    vocab_size: int = 384  # BPE training target (alphabet 256 + specials + merges)
+    n_merges: int = 122  # BPE merges to learn (vocab = 256 byte symbols + specials + merges)
     model_max_length: int = 2048
     extra_config: dict[str, Any] = field(default_factory=dict)
 
@@ -85,7 +85,7 @@ def train_bpe(spec: TokenizerSpec) -> Any:
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=spec.vocab_size,
+        vocab_size=256 + len(spec.specials) + spec.n_merges,
         min_frequency=1,
         special_tokens=list(spec.specials),
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
