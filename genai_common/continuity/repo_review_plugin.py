@@ -1,0 +1,62 @@
+"""The methodology checks as a repo-review plugin: `repo-review .` in a generated project.
+
+Registered in genai-common's pyproject.toml under the entry-point groups repo-review reads:
+`repo_review.fixtures` (genai_project), `repo_review.checks` (repo_review_checks) and
+`repo_review.families` (repo_review_families). The checks are the ones `genai review` runs
+(genai_common.continuity.checks); this module only adapts them to repo-review's protocol: the
+docstring is the title, `url` the explaining section, and `check()` returns "" (pass), a Markdown
+message with the problems and the fix (fail) or None (skip).
+
+Checks are offered only for projects with a `[tool.genai]` table, so installing genai-common does
+not add them to reviews of unrelated repositories; remote (GitHub) paths are skipped, since the
+results check needs git history.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from genai_common.continuity.checks import CHECKS, FAMILIES, Check, Skip
+from genai_common.continuity.project import Project
+
+
+def genai_project(root: Any) -> Project | None:
+    """Fixture: the project at `root` when it is a local folder, else None."""
+    return Project(Path(root)) if isinstance(root, Path) else None
+
+
+class RepoReviewCheck:
+    """One methodology check in repo-review's shape."""
+
+    def __init__(self, chk: Check) -> None:
+        self._chk = chk
+        self.family = chk.family
+        self.url = chk.url
+        self.requires: frozenset[str] = frozenset()
+        self.__doc__ = chk.title
+
+    def check(self, genai_project: Project | None) -> str | None:
+        if genai_project is None:
+            return None
+        try:
+            problems = self._chk.func(genai_project)
+        except Skip:
+            return None
+        if not problems:
+            return ""
+        items = "\n".join(f"- {p}" for p in problems)
+        return f"{items}\n\n**Fix:** {self._chk.fix}"
+
+
+def repo_review_checks(genai_project: Project | None, list_all: bool = False) -> dict[str, Any]:
+    if not list_all and (genai_project is None or not genai_project.is_genai_project):
+        return {}
+    return {code: RepoReviewCheck(chk) for code, chk in CHECKS.items()}
+
+
+def repo_review_families() -> dict[str, dict[str, Any]]:
+    return {
+        family: {"name": f"genai: {name}", "order": 50 + i, "description": description}
+        for i, (family, (name, description)) in enumerate(FAMILIES.items())
+    }
