@@ -1,0 +1,247 @@
+"""CMP: can the installed MLX loaders build this architecture, and does it ask to run its own code.
+
+The supported model types are found WITHOUT importing mlx-lm or mlx-vlm (importing mlx-lm costs
+seconds, and with torch installed about 10 s): `importlib.util.find_spec` gives the package folder
+without running it, the architectures are the file names under `models/`, and MODEL_REMAPPING is
+read from `utils.py` as source text (ast.literal_eval of the dict literal). Custom code is flagged,
+never executed.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from genai_common.checks import finding, register
+from genai_common.checks.config import is_text_tensor, run_each, tensors
+from genai_common.report import Finding
+
+if TYPE_CHECKING:
+    from genai_common.model_dir import ModelDir
+
+KINDS = ("llm", "vlm")
+
+# Files under mlx_lm/models that are helpers, not architectures.
+_HELPERS = frozenset(
+    {
+        "__init__",
+        "base",
+        "cache",
+        "rope_utils",
+        "switch_layers",
+        "activations",
+        "pipeline",
+        "ssm",
+        "gated_delta",
+        "bitlinear_layers",
+        "mla",
+        "attention",
+    }
+)
+
+register(
+    "CMP001",
+    "config.json has no model_type",
+    "warning",
+    "Add model_type (copy it from the original model): loaders pick the architecture from it.",
+    compares="config['model_type'] present and a string",
+)
+register(
+    "CMP002",
+    "Support could not be checked: neither mlx-lm nor mlx-vlm is installed",
+    "info",
+    "Install genai-common[llm] or [vlm] to check the model type against the loaders.",
+    compares="importlib.util.find_spec('mlx_lm'), find_spec('mlx_vlm')",
+)
+register(
+    "CMP010",
+    "The installed MLX loaders do not support this model type",
+    "error",
+    "Upgrade mlx-lm / mlx-vlm (new architectures land often), or pick a model of a supported "
+    "family; a load fails with 'Model type X not supported'.",
+    compares="model_type (after MODEL_REMAPPING) vs mlx_lm/models/*.py and mlx_vlm/models/*/",
+)
+register(
+    "CMP020",
+    "A vision model would lose its vision tower in a text loader",
+    "warning",
+    "Load it with mlx-vlm (mlx_vlm.load) to use images; mlx-lm either drops the vision weights "
+    "in sanitize or fails with 'Received parameters not in model: vision_tower...'.",
+    compares="vision_config / vision tensors vs which loader supports the model type",
+)
+register(
+    "CMP021",
+    "Only mlx-vlm supports this model type",
+    "info",
+    "Load it with mlx_vlm.load, not mlx_lm.load.",
+    compares="model_type in mlx-vlm's models but not mlx-lm's",
+)
+register(
+    "CMP030",
+    "The model asks to run its own Python code",
+    "warning",
+    "Read the named files before trusting them. transformers runs auto_map classes only with "
+    "trust_remote_code; mlx-lm runs model_file only with trust_remote_code=True; mlx-vlm 0.7 "
+    "imports model_file WITHOUT asking. genai never executes it.",
+    compares="config auto_map, model_file, *.py files in the model directory",
+)
+
+
+def _package_dir(name: str) -> Path | None:
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _remapping(utils_py: Path) -> dict[str, str]:
+    """MODEL_REMAPPING's literal from the module's source text (never imported)."""
+    try:
+        tree = ast.parse(utils_py.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, UnicodeDecodeError):
+        return {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "MODEL_REMAPPING" for t in node.targets
+        ):
+            try:
+                value = ast.literal_eval(node.value)
+            except ValueError:
+                return {}
+            return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
+    return {}
+
+
+@cache
+def supported(package: str) -> tuple[frozenset[str], dict[str, str]] | None:
+    """(architectures, remapping) of an installed mlx-lm / mlx-vlm, or None when not installed."""
+    root = _package_dir(package)
+    if root is None or not (root / "models").is_dir():
+        return None
+    models = root / "models"
+    if package == "mlx_lm":
+        names = {p.stem for p in models.glob("*.py")} - _HELPERS
+    else:
+        names = {p.name for p in models.iterdir() if (p / "__init__.py").is_file()}
+    return frozenset(names), _remapping(root / "utils.py")
+
+
+def resolve(package: str, model_type: str) -> str | None:
+    """The architecture module the loader would import for model_type, or None if it has none."""
+    info = supported(package)
+    if info is None:
+        return None
+    names, remap = info
+    key = model_type.lower() if package == "mlx_vlm" else model_type
+    target = remap.get(key, key)
+    if package == "mlx_vlm":
+        target = target.replace("-", "_")
+    return target if target in names else None
+
+
+def has_vision(md: ModelDir) -> bool:
+    cfg = md.config or {}
+    if any(k in cfg for k in ("vision_config", "vision_tower", "mm_vision_tower", "visual")):
+        return True
+    return any(not is_text_tensor(n) and ("vision" in n or "visual" in n) for n in tensors(md))
+
+
+def _model_type(md: ModelDir) -> Iterator[Finding]:
+    cfg = md.config
+    if cfg is None:
+        return
+    mt = cfg.get("model_type")
+    if not isinstance(mt, str) or not mt:
+        yield finding(
+            "CMP001",
+            "config.json has no model_type" if mt is None else f"model_type = {mt!r}",
+            file="config.json",
+        )
+
+
+def _support(md: ModelDir) -> Iterator[Finding]:
+    cfg = md.config or {}
+    mt = cfg.get("model_type")
+    if not isinstance(mt, str) or not mt:
+        return
+    lm, vlm = supported("mlx_lm"), supported("mlx_vlm")
+    if lm is None and vlm is None:
+        yield finding(
+            "CMP002", f"model_type {mt!r} not checked: mlx-lm and mlx-vlm are not installed"
+        )
+        return
+    in_lm = resolve("mlx_lm", mt) if lm else None
+    in_vlm = resolve("mlx_vlm", mt) if vlm else None
+    vision = has_vision(md)
+    if in_lm is None and in_vlm is None:
+        checked = " and ".join(
+            f"{p} ({len(info[0])} architectures)"
+            for p, info in (("mlx-lm", lm), ("mlx-vlm", vlm))
+            if info
+        )
+        yield finding(
+            "CMP010",
+            f"model_type {mt!r} is supported by neither installed {checked}",
+            file="config.json",
+        )
+        return
+    if vision and in_vlm is None:
+        yield finding(
+            "CMP010",
+            f"model_type {mt!r} has a vision tower but the installed mlx-vlm does not support it"
+            + (f" (mlx-lm would load only the text part as {in_lm!r})" if in_lm else ""),
+            file="config.json",
+            severity="warning" if in_lm else None,
+        )
+    elif vision:
+        yield finding(
+            "CMP020",
+            f"model_type {mt!r} has a vision tower: use mlx-vlm ({in_vlm!r})"
+            + (f"; mlx-lm's {in_lm!r} keeps only the text model" if in_lm else ""),
+            severity="info",
+        )
+    elif in_lm is None and in_vlm is not None:
+        yield finding("CMP021", f"model_type {mt!r} is supported by mlx-vlm ({in_vlm!r}) only")
+
+
+def _custom_code(md: ModelDir) -> Iterator[Finding]:
+    cfg = md.config or {}
+    auto_map = cfg.get("auto_map")
+    model_file = cfg.get("model_file")
+    py_files = [f for f in md.files if f.endswith(".py")]
+    if model_file is not None:
+        yield finding(
+            "CMP030",
+            f"model_file = {model_file!r}: mlx-vlm imports and runs it on load without asking",
+            file="config.json",
+        )
+    if isinstance(auto_map, dict) and auto_map:
+        targets = sorted(
+            {str(v) if not isinstance(v, list) else str(v[0]) for v in auto_map.values()}
+        )
+        yield finding(
+            "CMP030",
+            f"auto_map names custom classes {targets[:3]}{' ...' if len(targets) > 3 else ''}",
+            file="config.json",
+            severity="info",
+        )
+    elif py_files and model_file is None:
+        yield finding(
+            "CMP030",
+            f"Python files in the model directory: {py_files[:3]}",
+            severity="info",
+        )
+
+
+SUBCHECKS = (_model_type, _support, _custom_code)
+
+
+def check(md: ModelDir) -> Iterator[Finding]:
+    yield from run_each(md, SUBCHECKS)

@@ -1,0 +1,263 @@
+"""MEM: will it fit. Weight bytes from the headers, KV cache at the configured context, the machine.
+
+Weights are summed exactly from the safetensors headers (packed weights, scales and biases
+included), so MoE experts and nested text configs count without a parameter formula. The KV cache
+per token is layers x 2 x kv_heads x head_dim x dtype bytes, where a sliding-attention layer
+(layer_types) holds at most `sliding_window` tokens and linear-attention/SSM layers hold a fixed
+state (not counted).
+
+The machine: total RAM from psutil. On Apple Silicon, Metal's recommended working set (what MLX
+may keep wired) and its largest buffer come from `mx.device_info()`, but the static doctor must
+not import mlx (start-up time is a feature, and importing it can initialise Metal). So they are
+read only when mlx.core is already imported by the caller (the load test, a notebook); otherwise
+the working set is estimated as 75% of RAM on macOS (what Metal reports on machines above 32 GB
+is in that range) and the buffer check is skipped.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from genai_common.checks import finding, register
+from genai_common.checks.config import positive_int, run_each, tensors, text_dims
+from genai_common.report import Finding
+
+if TYPE_CHECKING:
+    from genai_common.model_dir import ModelDir
+
+KINDS = ("llm", "vlm", "ml", "diffusion", "unknown")
+
+DTYPE_BYTES: dict[str, float] = {
+    "F64": 8,
+    "I64": 8,
+    "U64": 8,
+    "F32": 4,
+    "I32": 4,
+    "U32": 4,
+    "F16": 2,
+    "BF16": 2,
+    "I16": 2,
+    "U16": 2,
+    "F8_E4M3": 1,
+    "F8_E5M2": 1,
+    "F8_E8M0": 1,
+    "I8": 1,
+    "U8": 1,
+    "BOOL": 1,
+    "F4": 0.5,
+}
+CONFIG_DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
+APPLE_WORKING_SET_FRACTION = 0.75
+NO_KV_LAYER_TYPES = frozenset({"linear_attention", "mamba", "conv"})
+
+register(
+    "MEM001",
+    "Memory needed",
+    "info",
+    "Informational: weights from the headers, KV cache at the configured context.",
+    compares="sum of tensor bytes; KV bytes per token and at max_position_embeddings",
+)
+register(
+    "MEM010",
+    "The weights alone exceed the machine's memory",
+    "error",
+    "Use a quantized variant (4-bit is about a quarter of bf16) or a machine with more memory; "
+    "loading will swap heavily or abort with a Metal out-of-memory error.",
+    compares="weight bytes vs total RAM",
+)
+register(
+    "MEM011",
+    "Weights plus the KV cache at the full context exceed the memory budget",
+    "warning",
+    "Run with a shorter context (max_kv_size / prompt cache limits), quantize the KV cache, or "
+    "use a smaller variant.",
+    compares="weight bytes + KV bytes at max_position_embeddings vs the working-set budget",
+)
+register(
+    "MEM012",
+    "The weights exceed the memory budget (recommended working set)",
+    "warning",
+    "The model fits in RAM but not in what the GPU may keep wired: expect paging and slow "
+    "generation; use a quantized variant or raise the wired limit (sudo sysctl iogpu.wired_limit_mb).",
+    compares="weight bytes vs the recommended working set (or 75% of RAM on macOS)",
+)
+register(
+    "MEM020",
+    "A single buffer is larger than the device's maximum buffer length",
+    "warning",
+    "Metal cannot allocate one buffer that large ('[metal::malloc] Attempting to allocate ... "
+    "greater than the maximum allowed buffer size'): shorten the context or split the tensor.",
+    compares="largest tensor and one layer's KV cache at full context vs max_buffer_length",
+)
+
+
+@dataclass(frozen=True)
+class Machine:
+    total: int | None
+    budget: int | None
+    budget_source: str
+    max_buffer: int | None
+
+
+def machine() -> Machine:
+    total: int | None
+    try:
+        import psutil
+
+        total = int(psutil.virtual_memory().total)
+    except Exception:
+        total = None
+    mx = sys.modules.get("mlx.core")
+    info: dict[str, Any] = {}
+    if mx is not None:
+        try:
+            info = dict(mx.device_info())
+        except Exception:
+            info = {}
+    working = info.get("max_recommended_working_set_size")
+    if isinstance(working, int) and working > 0:
+        return Machine(
+            total, working, "Metal recommended working set", info.get("max_buffer_length")
+        )
+    if sys.platform == "darwin" and total:
+        return Machine(
+            total,
+            int(total * APPLE_WORKING_SET_FRACTION),
+            f"{int(APPLE_WORKING_SET_FRACTION * 100)}% of RAM (estimated working set)",
+            info.get("max_buffer_length"),
+        )
+    return Machine(total, total, "RAM", info.get("max_buffer_length"))
+
+
+def tensor_bytes(t: Any) -> int | None:
+    if t.nbytes is not None:
+        return int(t.nbytes)
+    if t.shape is None or t.dtype not in DTYPE_BYTES:
+        return None
+    n = 1
+    for d in t.shape:
+        n *= d
+    return int(n * DTYPE_BYTES[t.dtype])
+
+
+def weight_bytes(md: ModelDir) -> tuple[int, int, Any]:
+    """(total bytes, tensors without a size, the largest tensor)."""
+    total, unknown, largest, largest_n = 0, 0, None, -1
+    for t in tensors(md).values():
+        n = tensor_bytes(t)
+        if n is None:
+            unknown += 1
+            continue
+        total += n
+        if n > largest_n:
+            largest, largest_n = t, n
+    return total, unknown, largest
+
+
+def kv_dtype_bytes(md: ModelDir) -> int:
+    tc = md.text_config or {}
+    cfg = md.config or {}
+    for source in (tc, cfg):
+        for key in ("torch_dtype", "dtype"):
+            value = source.get(key)
+            if isinstance(value, str) and value in CONFIG_DTYPE_BYTES:
+                return CONFIG_DTYPE_BYTES[value]
+    return 2
+
+
+def kv_bytes(md: ModelDir, context: int) -> tuple[int, int, int] | None:
+    """(bytes per token at short context, bytes at `context`, largest single layer at `context`)."""
+    dims = text_dims(md)
+    if not (dims.layers and dims.kv_heads and dims.head_dim):
+        return None
+    tc = md.text_config or {}
+    per_layer_token = 2 * dims.kv_heads * dims.head_dim * kv_dtype_bytes(md)
+    types = tc.get("layer_types")
+    if not isinstance(types, list) or len(types) != dims.layers:
+        types = ["full_attention"] * dims.layers
+    window = positive_int(tc.get("sliding_window"))
+    per_token = total = largest = 0
+    for kind in types:
+        if kind in NO_KV_LAYER_TYPES:
+            continue
+        tokens = min(context, window) if kind == "sliding_attention" and window else context
+        per_token += per_layer_token
+        total += per_layer_token * tokens
+        largest = max(largest, per_layer_token * tokens)
+    return per_token, total, largest
+
+
+def gib(n: float) -> str:
+    """Bytes in the largest binary unit that keeps the number at or above 1."""
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:.2f} {unit}"
+    return f"{int(n)} B"
+
+
+def _estimate(md: ModelDir) -> Iterator[Finding]:
+    yield from estimate(md, machine())
+
+
+def estimate(md: ModelDir, mach: Machine) -> Iterator[Finding]:
+    """The MEM findings for `md` on machine `mach` (pure: the machine is an argument)."""
+    if md.metadata_only and not any(t.shape for t in tensors(md).values()):
+        weights, unknown, largest = 0, len(tensors(md)), None
+    else:
+        weights, unknown, largest = weight_bytes(md)
+    dims = text_dims(md)
+    context = dims.max_positions
+    kv = kv_bytes(md, context) if context else None
+    parts = []
+    if weights:
+        parts.append(
+            f"weights {gib(weights)}" + (f" ({unknown} tensors unsized)" if unknown else "")
+        )
+    if kv and context:
+        parts.append(f"KV cache {gib(kv[0])}/token, {gib(kv[1])} at {context} tokens")
+    if mach.total:
+        parts.append(
+            f"machine {gib(mach.total)} RAM, budget {gib(mach.budget or 0)} ({mach.budget_source})"
+        )
+    if parts:
+        yield finding("MEM001", "; ".join(parts))
+    if not weights or not mach.total:
+        return
+    if weights > mach.total:
+        yield finding(
+            "MEM010", f"weights {gib(weights)} > {gib(mach.total)} of RAM on this machine"
+        )
+        return
+    if mach.budget and weights > mach.budget:
+        yield finding(
+            "MEM012", f"weights {gib(weights)} > budget {gib(mach.budget)} ({mach.budget_source})"
+        )
+        return
+    if kv and context and mach.budget and weights + kv[1] > mach.budget:
+        fits = max(0, (mach.budget - weights) // max(kv[0], 1))
+        yield finding(
+            "MEM011",
+            f"weights {gib(weights)} + KV {gib(kv[1])} at {context} tokens > budget "
+            f"{gib(mach.budget)} ({mach.budget_source}); about {fits} tokens fit",
+        )
+    if mach.max_buffer:
+        biggest = []
+        if largest is not None and (n := tensor_bytes(largest) or 0) > mach.max_buffer:
+            biggest.append(f"{largest.name} is {gib(n)}")
+        if kv and kv[2] > mach.max_buffer:
+            biggest.append(f"one layer's KV cache at {context} tokens is {gib(kv[2])}")
+        if biggest:
+            yield finding(
+                "MEM020",
+                f"{'; '.join(biggest)} > max buffer length {gib(mach.max_buffer)}",
+            )
+
+
+SUBCHECKS = (_estimate,)
+
+
+def check(md: ModelDir) -> Iterator[Finding]:
+    yield from run_each(md, SUBCHECKS)
