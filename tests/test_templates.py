@@ -1,0 +1,233 @@
+"""The Copier template family: every kind x env_manager renders the exact file set, fully rendered,
+with valid pyproject/noxfile/environment.yml, kind-specific documents and the agent files asked for.
+
+The slow test at the end renders an LLM project and runs its own `nox -s tests diagnostics`
+offline on the embedded tiny model: the out-of-the-box flow a new user meets.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("copier", reason="copier (dev extra) is needed to render the templates")
+
+from templates_helpers import (
+    AGENTS,
+    KINDS,
+    expected_files,
+    git,
+    hermetic_env,
+    render,
+    snapshot_template,
+    tree,
+)
+
+yaml = pytest.importorskip("yaml", reason="PyYAML (a copier dependency) parses environment.yml")
+
+SESSIONS = {"diagnostics", "tests", "bench", "review", "update"}
+KIND_DEPENDENCIES = {
+    "llm": ("mlx-lm", "mlx[cpu]", "tokenizers"),
+    "vlm": ("mlx-vlm", "mlx-lm", "mlx[cpu]", "pillow"),
+    "diffusion": ("torch", "diffusers", "transformers", "accelerate"),
+    "ml": ("mlx[cpu]", "safetensors", "numpy"),
+}
+KIND_WORDS = {  # sections the methodology asks for in the documents of each kind
+    "llm": ("Vocab", "Context", "Tokenizer", "Quantization"),
+    "vlm": ("Vision config", "Image tokens", "Preprocessor", "Projector"),
+    "diffusion": ("Pipeline components", "Scheduler", "VAE scaling", "Image size"),
+    "ml": ("Shapes", "Layouts", "MLX vs PyTorch"),
+}
+UNRENDERED = re.compile(r"\{\{|\{%|\{#|%\}|#\}")
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.mktemp("tmpl")
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in hermetic_env(base).items():
+            mp.setenv(key, value)
+        return snapshot_template(base / "template", tag="v0.1.0")
+
+
+@pytest.fixture(autouse=True)
+def _hermetic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in hermetic_env(tmp_path).items():
+        monkeypatch.setenv(key, value)
+
+
+def _sessions(noxfile: Path) -> set[str]:
+    tree_ = ast.parse(noxfile.read_text())
+    return {
+        node.name
+        for node in tree_.body
+        if isinstance(node, ast.FunctionDef)
+        and any("session" in ast.unparse(d) for d in node.decorator_list)
+    }
+
+
+@pytest.mark.parametrize("env_manager", ["uv", "conda"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_render_file_set_and_contents(
+    template: Path, tmp_path: Path, kind: str, env_manager: str
+) -> None:
+    dst = render(
+        template,
+        tmp_path / "proj",
+        project_kind=kind,
+        env_manager=env_manager,
+        agent_files=list(AGENTS),
+        project_name="Demo Project",
+    )
+    assert tree(dst) == expected_files(kind, env_manager, AGENTS, "demo_project")
+    for rel in sorted(tree(dst)):
+        text = (dst / rel).read_text(encoding="utf-8")
+        assert not UNRENDERED.search(text), f"unrendered Jinja in {rel}"
+        assert "\n\n\n\n" not in text, f"runs of blank lines in {rel}"
+
+    pyproject = tomllib.loads((dst / "pyproject.toml").read_text())
+    assert pyproject["tool"]["genai"] == {"kind": kind, "model": ""}
+    deps = pyproject["project"]["dependencies"]
+    sha = git(template, "rev-parse", "HEAD").strip()
+    assert f"genai-common[{kind}] @ git+file://{template}@{sha}" in deps
+    for name in KIND_DEPENDENCIES[kind]:
+        assert any(d.startswith(name) for d in deps), f"{name} missing from {deps}"
+    if kind != "diffusion":
+        assert "mlx>=0.24.1; sys_platform == 'darwin'" in deps
+        assert "mlx[cpu]>=0.24.1; sys_platform == 'linux'" in deps
+    assert "copier>=9.4" in pyproject["project"]["optional-dependencies"]["dev"]
+
+    noxfile = dst / "noxfile.py"
+    compile(noxfile.read_text(), str(noxfile), "exec")
+    assert _sessions(noxfile) == SESSIONS
+    nox_text = noxfile.read_text()
+    if env_manager == "conda":
+        assert 'default_venv_backend = "conda"' in nox_text
+        assert '"--file", "environment.yml"' in nox_text
+        env = yaml.safe_load((dst / "environment.yml").read_text())
+        assert env["name"] == "demo-project"
+        assert "conda-forge" in env["channels"]
+        assert "python=3.11" in env["dependencies"]
+        pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+        assert f"genai-common[{kind}] @ git+file://{template}@{sha}" in pip
+        assert "-e .[dev]" in pip
+        assert ("pytorch>=2.4" in env["dependencies"]) == (kind == "diffusion")
+    else:
+        assert 'default_venv_backend = "uv|virtualenv"' in nox_text
+        assert "UV_FIND_LINKS" in nox_text
+
+    for rel in ("test/README.md", "reference/LEARNINGS.md", "AGENTS.md"):
+        text = (dst / rel).read_text()
+        missing = [w for w in KIND_WORDS[kind] if w.lower() not in text.lower()]
+        assert not missing, f"{rel} lacks the {kind} sections {missing}"
+
+    answers = yaml.safe_load((dst / ".copier-answers.yml").read_text())
+    assert answers["_src_path"] == str(template)
+    assert answers["_commit"] == "v0.1.0"
+    assert answers["project_kind"] == kind
+
+
+def test_living_documents_follow_the_methodology(template: Path, tmp_path: Path) -> None:
+    dst = render(template, tmp_path / "p", project_kind="vlm", model="org/some-vlm")
+    todo = (dst / "TODO.md").read_text()
+    for heading in ("## Objective", "## Current Status", "## Session Log"):
+        assert heading in todo
+    assert todo.rstrip().endswith("-->"), "the session log must stay the last section"
+    agents = (dst / "AGENTS.md").read_text()
+    assert "### Session End: YYYY-MM-DD HH:MM" in agents
+    for label in ("**Completed:**", "**In Progress:**", "**Next Steps:**"):
+        assert label in agents
+    for command in ("nox -s diagnostics", "nox -s tests", "genai update", "python test/check_"):
+        assert command in agents
+    assert "`org/some-vlm`" in agents and "`org/some-vlm`" in (dst / "README.md").read_text()
+    assert tomllib.loads((dst / "pyproject.toml").read_text())["tool"]["genai"]["model"] == (
+        "org/some-vlm"
+    )
+    results = (dst / "reference/RESULTS.md").read_text()
+    assert results.rstrip().splitlines()[-1].startswith("|---"), "runs table must end the file"
+    diagnostics = (dst / "reference/DIAGNOSTICS.md").read_text()
+    for script in sorted(p.name for p in (dst / "test").glob("check_*.py")):
+        assert f"test/{script}" in diagnostics, f"{script} is not documented"
+    precommit = yaml.safe_load((dst / ".pre-commit-config.yaml").read_text())
+    hook_ids = {h["id"] for repo in precommit["repos"] for h in repo["hooks"]}
+    assert {"check-merge-conflict", "no-rej-files"} <= hook_ids
+    assert "models/" in (dst / ".gitignore").read_text().split()
+
+
+def test_agent_files_follow_the_choice(template: Path, tmp_path: Path) -> None:
+    everything = render(template, tmp_path / "all", agent_files=list(AGENTS))
+    agents = (everything / "AGENTS.md").read_text()
+    assert (everything / "CLAUDE.md").read_text().startswith("@AGENTS.md\n")
+    windsurf = (everything / ".windsurf/rules/methodology.md").read_text()
+    assert windsurf.startswith("---\ntrigger: always_on\n---\n")
+    cursor = (everything / ".cursor/rules/methodology.mdc").read_text()
+    assert cursor.startswith("---\n") and "alwaysApply: true" in cursor.split("---")[1]
+    for text in (windsurf, cursor, (everything / ".github/copilot-instructions.md").read_text()):
+        assert agents.strip() in text  # the same methodology, from one partial
+
+    nothing = render(template, tmp_path / "none", agent_files=[])
+    present = tree(nothing)
+    assert "AGENTS.md" in present
+    assert not {"CLAUDE.md", ".github/copilot-instructions.md"} & present
+    assert not any(p.startswith((".cursor", ".windsurf")) for p in present)
+
+
+@pytest.mark.parametrize(
+    ("name", "package"),
+    [("Qwen2 4-bit Chat!", "qwen2_4_bit_chat"), ("3D Diffusion", "p_3d_diffusion")],
+)
+def test_package_name_is_derived(template: Path, tmp_path: Path, name: str, package: str) -> None:
+    dst = render(template, tmp_path / "p", project_name=name)
+    assert (dst / "src" / package / "__init__.py").is_file()
+    assert tomllib.loads((dst / "pyproject.toml").read_text())["project"]["name"] == (
+        package.replace("_", "-")
+    )
+
+
+@pytest.mark.parametrize(
+    ("answers", "message"),
+    [
+        ({"package_name": "my-pkg"}, "not a Python identifier"),
+        ({"package_name": "1abc"}, "not a Python identifier"),
+        ({"project_name": "   "}, "cannot be empty"),
+        ({"model": "org/with space"}, "without"),
+    ],
+)
+def test_validators_reject_bad_answers(
+    template: Path, tmp_path: Path, answers: dict[str, str], message: str
+) -> None:
+    with pytest.raises(Exception, match=message):
+        render(template, tmp_path / "p", **answers)
+
+
+@pytest.mark.slow
+def test_generated_llm_project_runs_its_own_diagnostics(tmp_path: Path) -> None:
+    """The whole out-of-the-box flow: render, install offline from the template commit, run
+    `nox -s tests diagnostics` on the embedded tiny model, and find the row in RESULTS.md."""
+    pytest.importorskip("nox", reason="nox (dev extra) runs the generated project's sessions")
+    template = snapshot_template(tmp_path / "template", template_only=False)
+    project = render(template, tmp_path / "proj", project_kind="llm")
+    git(project, "init", "-q", "-b", "main")
+    env = {**os.environ, **hermetic_env(tmp_path), "HF_HUB_OFFLINE": "1"}
+    env.pop("VIRTUAL_ENV", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "nox", "-s", "tests", "diagnostics"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-6000:]
+    assert "All diagnostics passed." in output
+    rows = (project / "reference/RESULTS.md").read_text().rstrip().splitlines()
+    assert rows[-1].startswith("| ") and "tiny-llm" in rows[-1], rows[-1]
+    assert (project / "models/tiny-llm/config.json").is_file()
