@@ -202,18 +202,24 @@ def _stream(subject: Subject, work: Workload) -> Iterator[Any]:
     )
 
 
+def _memory_readers() -> tuple[Any, Any]:
+    import mlx.core as mx
+
+    from genai_common.runtime.mlx_compat import memory_fn
+
+    return (
+        memory_fn(mx, "get_active_memory") or (lambda: 0),
+        memory_fn(mx, "get_cache_memory") or (lambda: 0),
+    )
+
+
 def _timed(stream: Iterator[Any], log: list[tuple[float, int, int]]) -> Iterator[Any]:
     """Pass items through, logging (arrival time, MLX active bytes, MLX cache bytes) per token.
 
     mlx-vlm yields its last token twice (once more with the finish reason): an item whose
     `generation_tokens` did not grow is not a new token.
     """
-    import mlx.core as mx
-
-    from genai_common.runtime.mlx_compat import memory_fn
-
-    active = memory_fn(mx, "get_active_memory") or (lambda: 0)
-    cache = memory_fn(mx, "get_cache_memory") or (lambda: 0)
+    active, cache = _memory_readers()
     seen = 0
     for item in stream:
         now = time.perf_counter()
@@ -231,9 +237,11 @@ def run_trial(subject: Subject, work: Workload) -> dict[str, Any]:
     from genai_common.runtime.stream import measure_stream
 
     clear_cache()
+    active, cache = _memory_readers()
     log: list[tuple[float, int, int]] = []
     with eos_disabled(subject), track_memory() as mem:
         start = time.perf_counter()
+        log.append((start, active(), cache()))
         metrics = measure_stream(_timed(_stream(subject, work), log), start=start)
     library = dict(getattr(metrics, "library", None) or {})
     prompt_tokens = work.prompt_tokens or int(library.get("prompt_tokens") or 0)

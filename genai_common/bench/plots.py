@@ -34,6 +34,12 @@ def _series(kind: str, trial: dict[str, Any]) -> list[float]:
     return [s * 1e3 for s in trial.get("series") or []]
 
 
+def _xs(kind: str, ys: list[float]) -> list[int]:
+    """Token gaps are numbered by the token that ends them (2..N); steps and batches from 1."""
+    first = 2 if kind in ("llm", "vlm") else 1
+    return list(range(first, first + len(ys)))
+
+
 _XLABEL = {"llm": "token", "vlm": "token", "diffusion": "denoising step", "ml": "batch"}
 
 
@@ -44,9 +50,11 @@ def plot_latency(record: dict[str, Any], path: str | Path) -> Path:
     fig, axes = plt.subplots(len(results), 1, figsize=(9, 3.2 * len(results)), squeeze=False)
     for ax, res in zip(axes[:, 0], results, strict=True):
         for i, trial in enumerate(res["trials"]):
-            ax.plot(_series(kind, trial), lw=0.9, alpha=0.8, label=f"trial {i + 1}")
+            ys = _series(kind, trial)
+            ax.plot(_xs(kind, ys), ys, lw=0.9, alpha=0.8, label=f"trial {i + 1}")
         if res.get("cold"):
-            ax.plot(_series(kind, res["cold"]), lw=1.2, ls="--", color="grey", label="cold")
+            ys = _series(kind, res["cold"])
+            ax.plot(_xs(kind, ys), ys, lw=1.2, ls="--", color="grey", label="cold")
         ax.set_title(f"{res['subject']} · {res['workload']}", fontsize=10)
         ax.set_xlabel(_XLABEL.get(kind, "item"))
         ax.set_ylabel("latency (ms)")
@@ -79,19 +87,20 @@ def plot_rate(record: dict[str, Any], history: list[dict[str, Any]], path: str |
     left.set_xlabel("run order")
     left.set_ylabel(label)
     left.grid(alpha=0.3)
+    runs = [*history, record]
     for res_index, res in enumerate(record["results"]):
-        dates, meds, lo, hi = [], [], [], []
-        for rec in [*history, record]:
+        xs, meds, lo, hi = [], [], [], []
+        for run_index, rec in enumerate(runs):
             match = [r for r in rec.get("results", []) if r["workload"] == res["workload"]]
             summ = match[0].get("summary", {}).get(metric) if match else None
             if summ:
-                dates.append(datetime.fromtimestamp(rec.get("timestamp", 0)))
+                xs.append(run_index)
                 meds.append(summ["median"])
                 lo.append(summ["median"] - summ["min"])
                 hi.append(summ["max"] - summ["median"])
-        if dates:
+        if xs:
             right.errorbar(
-                dates,
+                xs,
                 meds,
                 yerr=[lo, hi],
                 fmt="o-",
@@ -99,11 +108,18 @@ def plot_rate(record: dict[str, Any], history: list[dict[str, Any]], path: str |
                 label=res["workload"],
                 color=f"C{res_index}",
             )
+    right.set_xticks(range(len(runs)))
+    right.set_xticklabels(
+        [datetime.fromtimestamp(r.get("timestamp", 0)).strftime("%m-%d %H:%M") for r in runs],
+        rotation=30,
+        ha="right",
+        fontsize=7,
+    )
+    right.set_xlim(-0.5, len(runs) - 0.5)
     right.set_title("runs over time: median, min-max", fontsize=9)
     right.set_ylabel(label)
     right.grid(alpha=0.3)
     right.legend(fontsize=7)
-    fig.autofmt_xdate()
     fig.suptitle(f"{Path(record['model']).name}: {label}")
     fig.tight_layout()
     return _save(fig, plt, path)

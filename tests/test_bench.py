@@ -1,0 +1,305 @@
+"""genai bench without a model: statistics, decode arithmetic, records, compare, plots, roofline."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from genai_common.bench import compare, records, roofline, stats
+from genai_common.bench.llm import abba, summarize_trials, trial_figures
+from genai_common.runtime.stream import StreamMetrics
+
+
+def test_decode_rate_is_n_minus_one_over_the_arrival_window():
+    # start at 0; first token at 100 ms; then 4 more tokens 20 ms apart, one slow gap of 60 ms
+    arrivals = (0.100, 0.120, 0.140, 0.200, 0.220)
+    figures = trial_figures(StreamMetrics(arrivals=arrivals), prompt_tokens=50)
+    assert figures["n_tokens"] == 5
+    assert figures["ttft"] == pytest.approx(0.100)
+    assert figures["prefill_tps"] == pytest.approx(500.0)
+    assert figures["decode_tps"] == pytest.approx(4 / 0.120)  # not 5 / 0.120 (mlx-lm's N/window)
+    assert figures["e2e"] == pytest.approx(0.220)
+    assert figures["itl_p50"] == pytest.approx(0.020)
+    assert figures["itl_p99"] > 0.055  # the slow gap shows in the tail
+    assert figures["arrivals"] == list(arrivals)
+
+
+def test_one_token_has_no_decode_rate():
+    figures = trial_figures(StreamMetrics(arrivals=(0.05,)), prompt_tokens=10)
+    assert figures["decode_tps"] is None
+    assert figures["ttft"] == pytest.approx(0.05)
+
+
+def test_summary_only_counts_timed_trials():
+    trials = [{"decode_tps": v, "library": {"generation_tps": v * 1.1}} for v in (100, 102, 98)]
+    summary = summarize_trials(trials)
+    assert summary["decode_tps"]["n"] == 3
+    assert summary["decode_tps"]["median"] == 100
+    assert summary["library_generation_tps"]["median"] == pytest.approx(110)
+
+
+def test_summarize_spread_and_noise():
+    tight = stats.summarize([100, 101, 99, 100, 100.5])
+    assert (tight.min, tight.max, tight.median) == (99, 101, 100)
+    assert not tight.noisy
+    wide = stats.summarize([100, 140, 70, 100, 160])
+    assert wide.noisy and "IQR" in wide.noise
+    assert stats.summarize([5.0]).stdev == 0.0
+
+
+def test_quantile_matches_linear_interpolation():
+    xs = [3.0, 1.0, 2.0, 10.0]
+    assert stats.quantile(xs, 0.5) == 2.5
+    assert stats.quantile(xs, 0.25) == pytest.approx(1.75)
+    assert stats.quantile(xs, 1.0) == 10.0
+
+
+def _brute_force_p(a: list[float], b: list[float]) -> float:
+    """Two-sided exact p of U by enumerating every split of the pooled ranks."""
+    pooled = sorted(a + b)
+    n1 = len(a)
+    u_obs = sum(1 for x in a for y in b if x > y)
+    mean = n1 * len(b) / 2
+    extreme = total = 0
+    for idx in itertools.combinations(range(len(pooled)), n1):
+        xs = [pooled[i] for i in idx]
+        ys = [pooled[i] for i in range(len(pooled)) if i not in idx]
+        u = sum(1 for x in xs for y in ys if x > y)
+        total += 1
+        extreme += abs(u - mean) >= abs(u_obs - mean)
+    return extreme / total
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_exact_mann_whitney_matches_enumeration(seed):
+    rng = random.Random(seed)
+    a = [rng.random() for _ in range(4)]
+    b = [rng.random() + 0.3 for _ in range(5)]
+    u, p = stats.mann_whitney_u(a, b)
+    assert u == sum(1 for x in a for y in b if x > y)
+    assert p == pytest.approx(_brute_force_p(a, b))
+
+
+def test_mann_whitney_with_ties_uses_normal_approximation():
+    _, p_same = stats.mann_whitney_u([1, 1, 2, 2, 3], [1, 1, 2, 2, 3])
+    assert p_same == pytest.approx(1.0)
+    _, p_apart = stats.mann_whitney_u([1, 1, 2, 2, 3] * 4, [5, 5, 6, 6, 7] * 4)
+    assert p_apart < 1e-6
+
+
+def _normal(seed: int, n: int, mean: float, sd: float) -> list[float]:
+    rng = random.Random(seed)
+    return [rng.gauss(mean, sd) for _ in range(n)]
+
+
+def test_compare_calls_equal_distributions_equal_and_shifted_ones_different():
+    a = _normal(1, 12, 100, 3)
+    same = stats.compare(a, _normal(2, 12, 100, 3))
+    assert not same.different
+    assert same.ci_low <= 1.0 <= same.ci_high
+    shifted = stats.compare(a, _normal(3, 12, 110, 3))
+    assert shifted.different
+    assert shifted.ci_low > 1.0
+    assert shifted.verdict.startswith("different")
+
+
+def test_compare_warns_about_few_samples():
+    result = stats.compare([1.0, 1.1], [2.0, 2.1])
+    assert not result.different  # 2 vs 2 samples cannot reach p < 0.05
+    assert "little power" in result.verdict
+
+
+def test_abba_order_balances_two_configurations():
+    order = abba(4, ["A", "B"])
+    assert order == ["A", "B", "B", "A", "A", "B", "B", "A"]
+    assert abba(3, ["A"]) == ["A", "A", "A"]
+
+
+# --- records -------------------------------------------------------------------------------
+
+
+def synthetic_record(decode: list[float], *, kind: str = "llm", seed: int = 0) -> dict:
+    """A record shaped like `genai bench` writes, from made-up arrival times."""
+    rng = random.Random(seed)
+
+    def trial(rate: float) -> dict:
+        arrivals = [0.01]
+        for _ in range(15):
+            arrivals.append(arrivals[-1] + rng.uniform(0.8, 1.2) / rate)
+        figures = trial_figures(StreamMetrics(arrivals=tuple(arrivals)), prompt_tokens=32)
+        figures["decode_tps"] = rate
+        figures["memory"] = [[t, 1_000_000 + 1000 * i, 2000] for i, t in enumerate(arrivals)]
+        figures["peak_mlx"] = 1_100_000
+        figures["library"] = {"generation_tps": rate * 16 / 15}
+        return figures
+
+    trials = [trial(r) for r in decode]
+    record = records.new_record(kind, "/models/tiny", {"trials": len(decode)}, ["/models/tiny"])
+    record["results"] = [
+        {
+            "subject": "A",
+            "workload": "random-32",
+            "prompt_tokens": 32,
+            "gen_tokens": 16,
+            "cold": trial(decode[0] / 3),
+            "warmup": [],
+            "trials": trials,
+            "summary": summarize_trials(trials),
+        }
+    ]
+    return record
+
+
+USER_TEXT = (
+    "# Results\n\nMy notes — keep these bytes: é ü ✓\n| not | our | table |\nno newline at end"
+)
+
+
+def test_results_row_append_keeps_every_existing_byte(tmp_path):
+    md = tmp_path / "RESULTS.md"
+    md.write_bytes(USER_TEXT.encode())
+    original = md.read_bytes()
+    rec = synthetic_record([100, 101, 99])
+    records.append_row(md, records.results_row(rec, "decode 100 tok/s", {"json": "bench/x.json"}))
+    first = md.read_bytes()
+    assert first.startswith(original)
+    added = first[len(original) :].decode()
+    assert "## Benchmarks" in added and "| date | commit |" in added
+    # a second run adds one row to the same table, nothing else
+    records.append_row(md, records.results_row(rec, "decode 101 tok/s", {}))
+    second = md.read_bytes()
+    assert second.startswith(first)
+    extra = second[len(first) :].decode()
+    assert extra.count("\n") == 1 and extra.startswith("| ") and "decode 101" in extra
+    # the user writes below the table: the next row starts a new table, their text stays
+    md.write_bytes(second + b"\nMore notes.\n")
+    before = md.read_bytes()
+    records.append_row(md, records.results_row(rec, "decode 102 tok/s", {}))
+    assert md.read_bytes().startswith(before)
+    assert md.read_text().count("| date | commit |") == 2
+
+
+def test_results_row_escapes_pipes(tmp_path):
+    rec = synthetic_record([100, 101, 99])
+    row = records.results_row(rec, "a | b", {})
+    assert row.count(" | ") == len(records.TABLE_HEADER.splitlines()[0].split(" | ")) - 1
+    assert "a \\| b" in row
+
+
+def test_json_record_round_trip(tmp_path):
+    rec = synthetic_record([100, 101, 99])
+    path = records.write_json(rec, tmp_path)
+    again = records.write_json(rec, tmp_path)
+    assert path != again  # never overwrites an earlier record
+    loaded = records.read_json(path)
+    assert (
+        loaded["results"][0]["trials"][0]["arrivals"] == rec["results"][0]["trials"][0]["arrivals"]
+    )
+    assert len(records.history(tmp_path, kind="llm", model="/elsewhere/tiny")) == 2
+    (tmp_path / "junk.json").write_text("{}")
+    with pytest.raises(ValueError):
+        records.read_json(tmp_path / "junk.json")
+
+
+def test_compare_records_on_raw_trials():
+    base = synthetic_record(_normal(1, 8, 100, 2))
+    same = synthetic_record(_normal(2, 8, 100, 2))
+    faster = synthetic_record(_normal(3, 8, 115, 2))
+    head = [c for c in compare.compare_records(base, same) if c["metric"] == "decode_tps"]
+    assert len(head) == 1 and not head[0]["different"] and head[0]["headline"]
+    head = [c for c in compare.compare_records(base, faster) if c["metric"] == "decode_tps"]
+    assert head[0]["different"] and head[0]["ratio"] > 1.1
+    text = compare.render(compare.compare_records(base, faster), "a.json", "b.json")
+    assert "random-32" in text and "different" in text
+
+
+def test_compare_command(tmp_path, capsys):
+    from genai_common.cli import main
+
+    a = records.write_json(synthetic_record(_normal(1, 8, 100, 2)), tmp_path)
+    b = records.write_json(synthetic_record(_normal(3, 8, 120, 2)), tmp_path)
+    assert main(["bench", "--compare", str(a), str(b), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    decode = next(c for c in out["comparisons"] if c["metric"] == "decode_tps")
+    assert decode["different"]
+    assert main(["bench", "--compare", str(a), str(tmp_path / "missing.json")]) == 2
+
+
+# --- plots ---------------------------------------------------------------------------------
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path.name} is not a PNG"
+    assert data[12:16] == b"IHDR"
+    return struct.unpack(">II", data[16:24])
+
+
+def test_plots_are_valid_png_with_content(tmp_path):
+    pytest.importorskip("matplotlib", reason="matplotlib (genai-common[ml]) is not installed")
+    import matplotlib.image
+
+    from genai_common.bench.plots import write_plots
+
+    history = [synthetic_record([90, 92, 91], seed=1), synthetic_record([95, 96, 94], seed=2)]
+    written = write_plots(synthetic_record([100, 101, 99]), history, tmp_path, "run")
+    assert set(written) == {"latency", "rate", "memory"}
+    for path in written.values():
+        width, height = _png_size(path)
+        assert width >= 400 and height >= 200
+        assert path.stat().st_size > 10_000
+        pixels = matplotlib.image.imread(path)
+        assert pixels.reshape(-1, pixels.shape[-1]).std(axis=0).max() > 0.05  # not a blank image
+
+
+# --- roofline ------------------------------------------------------------------------------
+
+
+def test_roofline_arithmetic():
+    out = roofline.decode_roofline(2_000_000_000, 100.0, {"bytes_per_s": 1e12, "probe": "p"})
+    assert out["achieved_bytes_per_s"] == pytest.approx(2e11)
+    assert out["fraction_of_peak"] == pytest.approx(0.2)
+    assert "fraction_of_peak" not in roofline.decode_roofline(10, 1.0, None)
+    config = {
+        "hidden_size": 64,
+        "num_hidden_layers": 2,
+        "intermediate_size": 128,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "vocab_size": 512,
+    }
+    # per layer: q,o 64x64 each; k,v 64x32 each; mlp 3 x 64x128; head 64x512
+    params = 2 * (2 * 64 * 64 + 2 * 64 * 32 + 3 * 64 * 128) + 64 * 512
+    assert roofline.llm_matmul_params(config) == params
+    assert roofline.prefill_flops(config, 10) == 2 * params * 10 + 2 * 2 * 100 * 64
+    assert roofline.prefill_flops({"hidden_size": 8}, 10) is None
+
+
+def test_peak_bandwidth_is_probed_once_and_cached(tmp_path, monkeypatch):
+    pytest.importorskip("mlx.core", reason="mlx is not installed")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    first = roofline.peak_bandwidth(probe_bytes=8 << 20)
+    assert not first["cached"] and first["bytes_per_s"] > 0
+    assert len(first["samples"]) == 7
+    second = roofline.peak_bandwidth(probe_bytes=8 << 20)
+    assert second["cached"] and second["bytes_per_s"] == first["bytes_per_s"]
+    cache = json.loads((tmp_path / "genai-common" / "roofline.json").read_text())
+    assert list(cache) == [first["key"]] and "mlx" in first["key"]
+
+
+def test_bench_command_imports_nothing_heavy():
+    code = (
+        "import sys; import genai_common.bench.cli, genai_common.bench.stats, "
+        "genai_common.bench.compare, genai_common.bench.records; "
+        "heavy = {'mlx', 'matplotlib', 'numpy', 'torch', 'mlx_lm', 'rich'} & set(sys.modules); "
+        "print(sorted(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
