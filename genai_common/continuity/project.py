@@ -36,8 +36,10 @@ MODEL_CONFIG_NAMES = {
 }
 
 
-@dataclass
+@dataclass(eq=False)
 class Project:
+    """Equal when the roots are: the caches below never change what a project is."""
+
     root: Path
     _texts: dict[str, str | None] = field(default_factory=dict, repr=False)
     memo: dict[str, Any] = field(default_factory=dict, repr=False)  # results computed once
@@ -49,6 +51,12 @@ class Project:
             if (candidate / "pyproject.toml").is_file() or (candidate / "TODO.md").is_file():
                 return cls(candidate)
         return cls(start)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Project) and other.root == self.root
+
+    def __hash__(self) -> int:
+        return hash(self.root)
 
     # -- files ------------------------------------------------------------------------------
 
