@@ -230,7 +230,8 @@ def _agreement(md: ModelDir) -> Iterator[Finding]:
         cfg_ids = by_file.get("config.json")
         gen_ids = by_file.get("generation_config.json")
         tok_ids = by_file.get("tokenizer_config.json")
-        if cfg_ids and gen_ids and cfg_ids != gen_ids:
+        # generation_config may list more stop ids than config.json (Llama-3, Qwen2-VL): fine.
+        if cfg_ids and gen_ids and not cfg_ids <= gen_ids:
             wins = " (generation_config.json wins in mlx-lm)" if role == "eos" else ""
             yield finding(
                 "TOK030",

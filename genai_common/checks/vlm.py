@@ -1,0 +1,484 @@
+"""VLM: the vision tower, the projector and the image tokens against the config.
+
+Covers the two layouts seen in practice: HF names (`visual.blocks.N`, `vision_tower.vision_model.
+encoder.layers.N`, `multi_modal_projector.linear_1`) and mlx-vlm's sanitized ones
+(`vision_tower.blocks.N`, ...). Vision width is `embed_dim` where the config has one (Qwen2-VL,
+whose `hidden_size` is then the merger's output) and `hidden_size` otherwise (SigLIP, CLIP).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from genai_common.checks import finding, register
+from genai_common.checks.config import (
+    logical_rows_cols,
+    positive_int,
+    run_each,
+    tensors,
+    text_dims,
+)
+from genai_common.report import Finding
+
+if TYPE_CHECKING:
+    from genai_common.model_dir import ModelDir, TensorInfo
+
+KINDS = ("vlm",)
+
+VISION_PREFIXES = (
+    "visual.",
+    "vision_tower.",
+    "vision_model.",
+    "model.visual.",
+    "model.vision_tower.",
+    "vision_encoder.",
+    "model.vision_model.",
+    "vpm.",
+)
+PROJECTOR_MARKERS = ("multi_modal_projector", "mm_projector", "merger", "connector", "aligner")
+VISION_LAYER_RE = re.compile(r"(?:^|\.)(?:layers|blocks)\.(\d+)\.")
+PLACEHOLDERS = frozenset(
+    {
+        "<image>",
+        "<|image_pad|>",
+        "<IMG_CONTEXT>",
+        "[IMG]",
+        "<|image|>",
+        "<image_soft_token>",
+        "<fake_token_around_image>",
+        "<|IMAGE_PLACEHOLDER|>",
+        "<img>",
+    }
+)
+WRAPPERS = frozenset(
+    {
+        "<|vision_start|>",
+        "<|vision_end|>",
+        "<start_of_image>",
+        "<end_of_image>",
+        "<img_start>",
+        "<img_end>",
+        "[IMG_BREAK]",
+        "[IMG_END]",
+        "<|vision_pad|>",
+    }
+)
+
+register(
+    "VLM010",
+    "Vision blocks in the weights differ from the vision config's depth",
+    "error",
+    "Set vision_config depth/num_hidden_layers to the blocks stored, or restore the missing "
+    "vision shards; a strict load reports 'Missing parameters: vision_tower...'.",
+    compares="distinct vision layers.N/blocks.N indices vs vision_config depth / num_hidden_layers",
+)
+register(
+    "VLM011",
+    "The config declares a vision tower but no vision weights are stored",
+    "error",
+    "Add the vision shards (or a separate vision sidecar the loader reads); otherwise the model "
+    "loads text-only or fails with 'Missing parameters'.",
+    compares="vision_config present vs vision tensors in the headers",
+)
+register(
+    "VLM020",
+    "Vision tensor widths differ from the vision hidden size",
+    "error",
+    "The vision weights belong to another encoder (e.g. SigLIP 1152 vs CLIP 1024): use the "
+    "vision_config that came with them.",
+    compares="qkv / q_proj / fc1 input width, patch embedding output vs vision hidden (embed_dim)",
+)
+register(
+    "VLM021",
+    "Vision MLP width differs from the vision intermediate size",
+    "error",
+    "Fix vision_config intermediate_size (or mlp_ratio) to the stored fc1 rows.",
+    compares="fc1 output rows vs intermediate_size (or embed_dim * mlp_ratio)",
+)
+register(
+    "VLM030",
+    "Projector input differs from the vision output width",
+    "error",
+    "The projector expects another vision width (times spatial_merge_size^2 for a patch merger): "
+    "fix mm_hidden_size / vision hidden size or use matching projector weights.",
+    compares="first projector layer in_features vs vision hidden (x merge^2 for Qwen2-VL's merger)",
+)
+register(
+    "VLM031",
+    "Projector output differs from the text hidden size",
+    "error",
+    "The projector must map into the language model's hidden size: fix text_config.hidden_size "
+    "or projection_dim, or use the matching language model.",
+    compares="last projector layer out_features vs text hidden_size (and projection_dim)",
+)
+register(
+    "VLM040",
+    "Image token count disagrees with image_size / patch_size",
+    "error",
+    "Make num_image_tokens / image_seq_length / mm_tokens_per_image match (image_size / "
+    "patch_size)^2 (or its pooled size), or fix image_size; otherwise image features and "
+    "image tokens do not line up ('cannot be broadcast').",
+    compares="(image_size/patch_size)^2 vs num_image_tokens, image_seq_length, mm_tokens_per_image, "
+    "position embedding rows",
+)
+register(
+    "VLM041",
+    "The preprocessor's image size differs from the vision config's",
+    "error",
+    "Set preprocessor_config.json size/crop_size to vision_config.image_size (the position "
+    "embeddings were trained for it).",
+    compares="preprocessor size / crop_size vs vision_config.image_size",
+)
+register(
+    "VLM050",
+    "image_token_id and image_token_index disagree",
+    "error",
+    "Keep one of the two names (loaders read one or the other) with the placeholder's id.",
+    compares="image_token_id vs image_token_index (top level and text_config)",
+)
+register(
+    "VLM051",
+    "The image token id is not an image placeholder token",
+    "warning",
+    "Point image_token_id at the placeholder the processor repeats (<image>, <|image_pad|>, ...), "
+    "not at a wrapper such as <|vision_start|>.",
+    compares="tokenizer token at image_token_id vs known placeholders and wrappers",
+)
+
+
+def is_vision_tensor(name: str) -> bool:
+    low = name.lower()
+    if any(m in low for m in PROJECTOR_MARKERS):
+        return False
+    return name.startswith(VISION_PREFIXES) or "vision_tower" in low or "vision_model" in low
+
+
+def is_projector_tensor(name: str) -> bool:
+    return any(m in name for m in PROJECTOR_MARKERS)
+
+
+def vision_dims(md: ModelDir) -> dict[str, int | None]:
+    vc = md.vision_config or {}
+    width = positive_int(vc.get("embed_dim")) or positive_int(vc.get("hidden_size"))
+    ratio = vc.get("mlp_ratio")
+    inter = positive_int(vc.get("intermediate_size"))
+    if inter is None and width and isinstance(ratio, int | float) and not isinstance(ratio, bool):
+        inter = int(width * ratio)
+    out = positive_int(vc.get("hidden_size")) if "embed_dim" in vc else None
+    return {
+        "depth": positive_int(vc.get("depth") or vc.get("num_hidden_layers") or vc.get("layers")),
+        "width": width,
+        "intermediate": inter,
+        "out": out,
+        "merge": positive_int(vc.get("spatial_merge_size")),
+        "image_size": positive_int(vc.get("image_size")),
+        "patch_size": positive_int(vc.get("patch_size")),
+        "projection_dim": positive_int(vc.get("projection_dim")),
+    }
+
+
+def _vision(md: ModelDir) -> dict[str, TensorInfo]:
+    return {n: t for n, t in tensors(md).items() if is_vision_tensor(n)}
+
+
+def _depth(md: ModelDir) -> Iterator[Finding]:
+    if md.vision_config is None:
+        return
+    vis = _vision(md)
+    if not vis:
+        if tensors(md) and not md.metadata_only:
+            yield finding(
+                "VLM011",
+                f"vision_config is set ({(md.vision_config or {}).get('model_type', 'vision')}) "
+                f"but none of {len(tensors(md))} tensors belongs to a vision tower",
+            )
+        return
+    depth = vision_dims(md)["depth"]
+    found = {int(m.group(1)) for n in vis if (m := VISION_LAYER_RE.search(n))}
+    if depth is None or not found:
+        return
+    missing = sorted(set(range(depth)) - found)
+    extra = sorted(found - set(range(depth)))
+    if missing or extra:
+        detail = []
+        if missing:
+            detail.append(f"missing {missing[:8]}")
+        if extra:
+            detail.append(f"extra {extra[:8]}")
+        yield finding(
+            "VLM010",
+            f"vision weights hold {len(found)} blocks but vision_config depth = {depth} "
+            f"({', '.join(detail)})",
+        )
+
+
+def _first_block(vis: dict[str, TensorInfo], suffix: str) -> TensorInfo | None:
+    names = sorted(
+        (n for n in vis if n.endswith(suffix)),
+        key=lambda n: (int(m.group(1)) if (m := VISION_LAYER_RE.search(n)) else -1, n),
+    )
+    return vis[names[0]] if names else None
+
+
+def _widths(md: ModelDir) -> Iterator[Finding]:
+    if md.vision_config is None:
+        return
+    dims = vision_dims(md)
+    width, inter = dims["width"], dims["intermediate"]
+    vis = _vision(md)
+    if not vis or width is None:
+        return
+    for suffix in ("attn.qkv.weight", "self_attn.q_proj.weight", "mlp.fc1.weight"):
+        t = _first_block(vis, suffix)
+        shape = logical_rows_cols(md, t) if t else None
+        if t is None or shape is None:
+            continue
+        rows, cols = shape
+        if cols != width:
+            yield finding(
+                "VLM020",
+                f"{t.name} takes {cols} inputs but the vision hidden size is {width}",
+                file=t.file,
+            )
+            return
+        if suffix == "mlp.fc1.weight" and inter is not None and rows != inter:
+            yield finding(
+                "VLM021",
+                f"{t.name} has {rows} outputs but the vision intermediate size is {inter}",
+                file=t.file,
+            )
+    for name, t in vis.items():
+        if name.endswith(("patch_embed.proj.weight", "patch_embedding.weight")) and t.shape:
+            if t.shape[0] != width:
+                yield finding(
+                    "VLM020",
+                    f"{name} makes {t.shape[0]} channels but the vision hidden size is {width}",
+                    file=t.file,
+                )
+            break
+
+
+def _projector_layers(md: ModelDir) -> list[TensorInfo]:
+    """2-D projector weights in order (linear_1 < linear_2, mlp.0 < mlp.2)."""
+    ts = tensors(md)
+    found = [
+        t
+        for n, t in ts.items()
+        if is_projector_tensor(n) and n.endswith(".weight") and t.shape and len(t.shape) == 2
+    ]
+
+    def order(t: TensorInfo) -> tuple[int, str]:
+        nums = re.findall(r"(\d+)", t.name.rsplit(".", 1)[0].rsplit(".", 1)[-1]) or re.findall(
+            r"\.(\d+)\.", t.name
+        )
+        return (int(nums[-1]) if nums else 0, t.name)
+
+    return sorted(found, key=order)
+
+
+def _projector(md: ModelDir) -> Iterator[Finding]:
+    if md.vision_config is None:
+        return
+    dims = vision_dims(md)
+    text_hidden = text_dims(md).hidden
+    layers = _projector_layers(md)
+    cfg = md.config or {}
+    mm_hidden = positive_int(cfg.get("mm_hidden_size"))
+    width = dims["width"]
+    if mm_hidden and width and mm_hidden != width:
+        yield finding(
+            "VLM030",
+            f"mm_hidden_size = {mm_hidden} but the vision hidden size is {width}",
+            file="config.json",
+        )
+    if not layers:
+        return
+    first, last = layers[0], layers[-1]
+    first_shape = logical_rows_cols(md, first)
+    last_shape = logical_rows_cols(md, last)
+    merger = "merger" in first.name
+    merge = dims["merge"] if merger and dims["merge"] else 1
+    if first_shape and width:
+        want_in = width * merge * merge
+        if first_shape[1] != want_in:
+            how = (
+                f"vision hidden {width} x spatial_merge_size^2 {merge * merge}"
+                if merge > 1
+                else f"vision hidden {width}"
+            )
+            yield finding(
+                "VLM030",
+                f"{first.name} takes {first_shape[1]} inputs, expected {want_in} ({how})",
+                file=first.file,
+            )
+    targets = [("text hidden_size", text_hidden)]
+    if dims["out"]:
+        targets.append(("vision_config.hidden_size (merger output)", dims["out"]))
+    if dims["projection_dim"]:
+        targets.append(("vision_config.projection_dim", dims["projection_dim"]))
+    if last_shape:
+        for label, want in targets:
+            if want and last_shape[0] != want:
+                yield finding(
+                    "VLM031",
+                    f"{last.name} has {last_shape[0]} outputs but {label} = {want}",
+                    file=last.file,
+                )
+                break
+
+
+def _image_tokens(md: ModelDir) -> Iterator[Finding]:
+    if md.vision_config is None:
+        return
+    dims = vision_dims(md)
+    size, patch = dims["image_size"], dims["patch_size"]
+    if not size or not patch:
+        return
+    if size % patch:
+        yield finding(
+            "VLM040",
+            f"vision image_size = {size} is not a multiple of patch_size = {patch}",
+            file="config.json",
+        )
+        return
+    patches = (size // patch) ** 2
+    cfg = md.config or {}
+    tc = md.text_config or {}
+    vc = md.vision_config or {}
+    pre = md.json("preprocessor_config.json") or {}
+    proc = md.json("processor_config.json") or {}
+    how = f"(image_size {size} / patch_size {patch})^2 = {patches}"
+    exact: list[tuple[str, Any]] = [
+        ("num_image_tokens", cfg.get("num_image_tokens")),
+        ("text_config.num_image_tokens", tc.get("num_image_tokens") if tc is not cfg else None),
+        ("vision_config.num_image_tokens", vc.get("num_image_tokens")),
+        ("preprocessor image_seq_length", pre.get("image_seq_length")),
+        ("processor image_seq_length", proc.get("image_seq_length")),
+    ]
+    pooled = positive_int(cfg.get("mm_tokens_per_image"))
+    if pooled is None:
+        exact.append(("image_seq_length", cfg.get("image_seq_length")))
+    for label, value in exact:
+        n = positive_int(value)
+        if n is not None and n not in (patches, patches + 1):
+            yield finding("VLM040", f"{label} = {n} but {how}", file="config.json")
+    if pooled is not None:
+        ratio = patches / pooled
+        side = math.isqrt(int(ratio)) if ratio >= 1 and ratio.is_integer() else 0
+        if not side or side * side != ratio:
+            yield finding(
+                "VLM040",
+                f"mm_tokens_per_image = {pooled} is not {how} pooled by a square",
+                file="config.json",
+            )
+    vis = _vision(md)
+    has_cls = any(n.endswith("class_embedding") for n in vis)
+    for name, t in vis.items():
+        if name.endswith(("position_embedding.weight", "position_embeddings.weight")) and t.shape:
+            want = patches + (1 if has_cls else 0)
+            if t.shape[0] != want:
+                yield finding(
+                    "VLM040",
+                    f"{name} has {t.shape[0]} rows but {how}{' + 1 class token' if has_cls else ''}",
+                    file=t.file,
+                )
+            break
+
+
+def _preprocessor_size(md: ModelDir) -> Iterator[Finding]:
+    if md.vision_config is None:
+        return
+    want = vision_dims(md)["image_size"]
+    pre = md.json("preprocessor_config.json")
+    if not want or not isinstance(pre, dict):
+        return
+    if any(k in pre for k in ("min_pixels", "max_pixels", "do_image_splitting")):
+        return  # dynamic resolution: no fixed size to compare
+    for key in ("crop_size", "size"):
+        value = pre.get(key)
+        sides: list[int] = []
+        if isinstance(value, dict):
+            sides = [
+                v
+                for k, v in value.items()
+                if k in ("height", "width", "shortest_edge") and positive_int(v)
+            ]
+        elif positive_int(value):
+            sides = [value]
+        bad = [s for s in sides if s != want]
+        if bad:
+            yield finding(
+                "VLM041",
+                f"preprocessor_config.json {key} = {value} but vision_config.image_size = {want}",
+                file="preprocessor_config.json",
+            )
+            return
+        if sides:
+            return
+
+
+def image_token_ids(md: ModelDir) -> dict[str, int]:
+    cfg = md.config or {}
+    tc = md.text_config or {}
+    out: dict[str, int] = {}
+    for prefix, data in (("", cfg), ("text_config.", tc)):
+        for key in ("image_token_id", "image_token_index"):
+            value = data.get(key)
+            if isinstance(value, int) and not isinstance(value, bool):
+                out[prefix + key] = value
+    return out
+
+
+def _image_token(md: ModelDir) -> Iterator[Finding]:
+    ids = image_token_ids(md)
+    if not ids:
+        return
+    distinct = sorted(set(ids.values()))
+    if len(distinct) > 1:
+        yield finding(
+            "VLM050",
+            "image token ids disagree: " + ", ".join(f"{k} = {v}" for k, v in sorted(ids.items())),
+            file="config.json",
+        )
+    tok = md.tokenizer
+    if tok is None:
+        return
+    for value in distinct:
+        token = _token_of(tok, value)
+        if token is None:
+            size = tok.size
+            if size is not None and value >= size:
+                continue  # outside the tokenizer: TOK020/TOK010 judge the range
+            continue
+        if token in PLACEHOLDERS:
+            continue
+        if token in WRAPPERS:
+            yield finding(
+                "VLM051",
+                f"image token id {value} is {token!r}, a wrapper token, not the placeholder the "
+                "processor repeats",
+                file="config.json",
+            )
+        elif not re.search(r"im(a)?g", token, re.IGNORECASE):
+            yield finding(
+                "VLM051",
+                f"image token id {value} is {token!r}, which does not look like an image placeholder",
+                file="config.json",
+            )
+
+
+def _token_of(tok: Any, token_id: int) -> str | None:
+    lookup = getattr(tok, "token_of", None)
+    if callable(lookup):
+        return lookup(token_id)
+    return tok.added_tokens.get(token_id)
+
+
+SUBCHECKS = (_depth, _widths, _projector, _image_tokens, _preprocessor_size, _image_token)
+
+
+def check(md: ModelDir) -> Iterator[Finding]:
+    yield from run_each(md, SUBCHECKS)
