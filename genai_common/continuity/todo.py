@@ -218,7 +218,9 @@ def extend_block(text: str, block: Block, entries: dict[str, list[str]], commit:
             inserts.append((block.commit_line, joined + nl))
         else:
             inserts.append((_block_content_end(lines, block), nl + joined))
-    for index, chunk in sorted(inserts, key=lambda p: p[0], reverse=True):
+    # From the bottom up, so earlier indices stay valid; at one index, in the order added.
+    order = sorted(enumerate(inserts), key=lambda p: (p[1][0], p[0]), reverse=True)
+    for _, (index, chunk) in order:
         lines.insert(index, chunk + nl)
     return "".join(lines)
 
