@@ -170,6 +170,7 @@ def bench(
             "height": height,
             "width": width,
             "steps": steps,
+            "warmup_runs": len(runs),
             "cold": runs[0],
             "warmup": runs[1:],
             "trials": timed,

@@ -237,6 +237,7 @@ def run_trial(subject: Subject, work: Workload) -> dict[str, Any]:
     from genai_common.runtime.stream import measure_stream
 
     clear_cache()
+    started_at = time.time()
     active, cache = _memory_readers()
     log: list[tuple[float, int, int]] = []
     with eos_disabled(subject), track_memory() as mem:
@@ -252,6 +253,7 @@ def run_trial(subject: Subject, work: Workload) -> dict[str, Any]:
             "peak_mlx": getattr(mem, "mlx_peak", None),
             "peak_rss": getattr(mem, "rss_peak", None),
             "library": library,
+            "started_at": started_at,
         }
     )
     return figures
@@ -328,6 +330,7 @@ def bench(
                         "workload": work.name,
                         "gen_tokens": work.gen_tokens,
                         "prompt_tokens": work.prompt_tokens,
+                        "warmup_runs": max(warmup, 1),
                         "cold": None,
                         "warmup": [],
                         "trials": [],

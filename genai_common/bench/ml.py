@@ -37,6 +37,7 @@ def _result(name: str, metric: str, m: Any, peak: int | None, batch: int) -> dic
         "workload": name,
         "batch_size": batch,
         "calls_per_sample": m.number,
+        "warmup_runs": 1 + m.warmup,
         "cold": {metric: m.cold} if m.cold is not None else None,
         "warmup": [],
         "trials": trials,

@@ -26,6 +26,15 @@ def _pyplot() -> Any:
     return plt
 
 
+def _trial_lines(kind: str, res: dict[str, Any]) -> list[tuple[str, list[float]]]:
+    """(label, per-item latency in ms) to draw: one line per trial; ml: one line over trials."""
+    if kind == "ml":
+        metric = next(iter(res.get("summary", {})), None)
+        values = [t[metric] * 1e3 for t in res["trials"] if metric and t.get(metric) is not None]
+        return [("timed samples", values)]
+    return [(f"trial {i + 1}", _series(kind, t)) for i, t in enumerate(res["trials"])]
+
+
 def _series(kind: str, trial: dict[str, Any]) -> list[float]:
     """Per-item latency in milliseconds: inter-token gaps, step times or batch times."""
     if kind in ("llm", "vlm"):
@@ -40,7 +49,7 @@ def _xs(kind: str, ys: list[float]) -> list[int]:
     return list(range(first, first + len(ys)))
 
 
-_XLABEL = {"llm": "token", "vlm": "token", "diffusion": "denoising step", "ml": "batch"}
+_XLABEL = {"llm": "token", "vlm": "token", "diffusion": "denoising step", "ml": "timed sample"}
 
 
 def plot_latency(record: dict[str, Any], path: str | Path) -> Path:
@@ -49,10 +58,9 @@ def plot_latency(record: dict[str, Any], path: str | Path) -> Path:
     results = record["results"]
     fig, axes = plt.subplots(len(results), 1, figsize=(9, 3.2 * len(results)), squeeze=False)
     for ax, res in zip(axes[:, 0], results, strict=True):
-        for i, trial in enumerate(res["trials"]):
-            ys = _series(kind, trial)
-            ax.plot(_xs(kind, ys), ys, lw=0.9, alpha=0.8, label=f"trial {i + 1}")
-        if res.get("cold"):
+        for name, ys in _trial_lines(kind, res):
+            ax.plot(_xs(kind, ys), ys, lw=0.9, alpha=0.8, label=name)
+        if res.get("cold") and kind != "ml":
             ys = _series(kind, res["cold"])
             ax.plot(_xs(kind, ys), ys, lw=1.2, ls="--", color="grey", label="cold")
         ax.set_title(f"{res['subject']} · {res['workload']}", fontsize=10)

@@ -100,7 +100,7 @@ def render_text(record: dict[str, Any], written: dict[str, Any] | None = None) -
                 f": {res.get('prompt_tokens')} prompt tokens -> {res.get('gen_tokens')} generated"
             )
         lines.append(
-            f"{desc}; {len(res['trials'])} trials after {1 + len(res.get('warmup', []))} warm-up"
+            f"{desc}; {len(res['trials'])} trials after {res.get('warmup_runs', 1)} warm-up"
             f" run(s){'; cool-down ' + str(s.get('cooldown')) + ' s' if s.get('cooldown') else ''}"
         )
         lines.append(

@@ -1,0 +1,153 @@
+"""genai bench on tiny real models (CPU): trials, warm-up apart, EOS disabled, scoped peak
+memory, ABBA interleaving, the command end to end with its records and plots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("mlx_lm", reason="mlx-lm is not installed (genai-common[llm])")
+
+from genai_common.bench import llm
+from genai_common.bench.runner import load_subject
+from genai_common.cli import main
+
+
+@pytest.fixture(scope="module")
+def subject(tiny_llm):
+    return load_subject(str(tiny_llm), "llm", "A")
+
+
+def _work(subject, prompt_tokens: int, gen_tokens: int) -> llm.Workload:
+    ids = llm.random_prompt(llm.vocab_size(subject.config), prompt_tokens, seed=0)
+    return llm.Workload(f"random-{prompt_tokens}", ids, gen_tokens, prompt_tokens)
+
+
+def test_every_trial_generates_the_requested_count_with_eos_disabled(subject):
+    tok = subject.tokenizer
+    saved = set(tok.eos_token_ids)
+    tok.eos_token_ids = set(range(llm.vocab_size(subject.config)))  # every token would stop it
+    try:
+        trial = llm.run_trial(subject, _work(subject, 8, 12))
+        assert trial["n_tokens"] == 12
+        assert len(trial["arrivals"]) == 12
+        assert tok.eos_token_ids == set(range(llm.vocab_size(subject.config)))  # restored
+    finally:
+        tok.eos_token_ids = saved
+    assert trial["library"]["generation_tokens"] == 12
+    assert trial["decode_tps"] == pytest.approx(11 / (trial["arrivals"][-1] - trial["arrivals"][0]))
+    # mlx-lm's own rate counts N over the window: ours is lower by about (N-1)/N
+    assert trial["library"]["generation_tps"] > trial["decode_tps"]
+
+
+def test_peak_memory_is_scoped_to_each_trial(subject):
+    import mlx.core as mx
+
+    big = mx.zeros((16 << 20,), dtype=mx.float32)  # 64 MiB: raises the process-wide peak
+    mx.eval(big)
+    del big
+    long = llm.run_trial(subject, _work(subject, 192, 4))
+    short = llm.run_trial(subject, _work(subject, 4, 4))
+    assert 0 < long["peak_mlx"] < 32 << 20  # the 64 MiB before the trial does not count
+    assert short["peak_mlx"] < long["peak_mlx"]  # the longer prompt's KV cache did not carry over
+    assert long["memory"][0][0] == 0.0 and len(long["memory"]) == 5  # start + one per token
+
+
+def test_warmup_and_cold_runs_stay_out_of_the_statistics(subject):
+    results = llm.bench(
+        [subject], prompt_tokens=8, gen_tokens=6, trials=3, warmup=2, cooldown=0.0, prompts="both"
+    )
+    assert [r["workload"] for r in results] == ["random-8", "chat"]
+    for res in results:
+        assert res["cold"] is not None and len(res["warmup"]) == 1 and len(res["trials"]) == 3
+        summary = res["summary"]["decode_tps"]
+        assert summary["n"] == 3
+        timed = sorted(t["decode_tps"] for t in res["trials"])
+        assert summary["median"] == timed[1]
+        assert summary["min"] == timed[0] and summary["max"] == timed[2]
+    assert results[1]["prompt_tokens"] > 8  # the chat prompt is real text through the template
+
+
+def test_two_models_interleave_abba(tiny_llm, tiny_llm_qwen2):
+    a = load_subject(str(tiny_llm), "llm", "A")
+    b = load_subject(str(tiny_llm_qwen2), "llm", "B")
+    results = llm.bench(
+        [a, b], prompt_tokens=8, gen_tokens=4, trials=2, warmup=1, cooldown=0.0, prompts="random"
+    )
+    starts = sorted((t["started_at"], res["subject"]) for res in results for t in res["trials"])
+    assert [label for _, label in starts] == ["A", "B", "B", "A"]
+
+
+def _png(path: str) -> bytes:
+    data = Path(path).read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return data
+
+
+def test_bench_command_writes_record_row_and_plots(tiny_llm, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    out = tmp_path / "reference"
+    out.mkdir()
+    (out / "RESULTS.md").write_text("# Results\n\nmy own words\n")
+    argv = ["bench", str(tiny_llm), "--prompt-tokens", "16", "--gen-tokens", "8", "--trials", "3"]
+    assert main([*argv, "--prompts", "random", "--out", str(out), "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    res = record["results"][0]
+    assert res["summary"]["decode_tps"]["n"] == 3 and res["cold"]["n_tokens"] == 8
+    roof = res["roofline"]
+    assert roof["weight_bytes"] > 0 and roof["fraction_of_peak"] > 0
+    assert roof["prefill_flops_per_s"] > 0
+    written = record["written"]
+    assert set(written) >= {"record", "plot latency", "plot rate", "plot memory", "results"}
+    for name in ("plot latency", "plot rate", "plot memory"):
+        _png(written[name])
+    saved = json.loads(Path(written["record"]).read_text())
+    assert saved["results"][0]["trials"][0]["arrivals"] == res["trials"][0]["arrivals"]
+    text = (out / "RESULTS.md").read_text()
+    assert text.startswith("# Results\n\nmy own words\n")
+    assert "decode tokens/s" in text and "](bench/" in text
+    # a second run: --compare on the two records says something for every shared figure
+    assert main([*argv, "--prompts", "random", "--out", str(out), "--no-plots"]) == 0
+    capsys.readouterr()
+    first, second = sorted((out / "bench").glob("*.json"))
+    assert main(["bench", "--compare", str(first), str(second)]) == 0
+    report = capsys.readouterr().out
+    assert "decode tok/s" in report and "B/A" in report
+    assert (out / "RESULTS.md").read_text().count("| date | commit |") == 1
+
+
+def test_bench_command_on_the_ml_module(tiny_ml, tmp_path, capsys):
+    argv = ["bench", str(tiny_ml), "--trials", "4", "--train-step", "--batch-size", "8"]
+    assert main([*argv, "--out", str(tmp_path), "--json", "--no-plots"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["kind"] == "ml"
+    forward, train = record["results"]
+    assert forward["summary"]["forward_s"]["n"] == 4 and forward["cold"]["forward_s"] > 0
+    assert train["summary"]["train_step_s"]["n"] == 4
+
+
+def test_bench_refuses_bad_arguments(tmp_path, capsys):
+    assert main(["bench"]) == 2
+    assert main(["bench", str(tmp_path)]) == 2  # no config.json: cannot tell the kind
+    assert "config.json" in capsys.readouterr().err
+
+
+def test_vlm_trials_generate_the_requested_count(tiny_vlm):
+    pytest.importorskip("mlx_vlm", reason="mlx-vlm is not installed (genai-common[vlm])")
+    subject = load_subject(str(tiny_vlm), "vlm", "A")
+    results = llm.bench(
+        [subject],
+        prompt_tokens=8,
+        gen_tokens=5,
+        trials=2,
+        warmup=1,
+        cooldown=0.0,
+        prompts="chat",
+        image_size=32,
+    )
+    res = results[0]
+    assert [t["n_tokens"] for t in res["trials"]] == [5, 5]
+    assert res["prompt_tokens"] > 0  # counted by mlx-vlm (text + image tokens)
+    assert res["summary"]["decode_tps"]["n"] == 2
