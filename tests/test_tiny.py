@@ -116,6 +116,52 @@ def test_llm_is_deterministic_per_seed(tmp_path: Path) -> None:
     assert _digest(a)["tokenizer.json"] == _digest(c)["tokenizer.json"]
 
 
+@pytest.mark.parametrize(
+    ("kind", "variant"),
+    [
+        ("llm", "qwen2"),
+        ("llm", "gemma"),
+        ("llm", "llama-4bit"),
+        ("vlm", "qwen2_vl"),
+        ("vlm", "paligemma"),
+    ],
+)
+def test_variants_are_deterministic(kind: str, variant: str, tmp_path: Path) -> None:
+    a = build(kind, tmp_path / "a", variant=variant, seed=7)
+    b = build(kind, tmp_path / "b", variant=variant, seed=7)
+    assert _digest(a) == _digest(b)
+
+
+@pytest.mark.parametrize(
+    "fixture",
+    [
+        "tiny_llm",
+        "tiny_llm_qwen2",
+        "tiny_llm_gemma",
+        "tiny_llm_4bit",
+        "tiny_vlm",
+        "tiny_vlm_paligemma",
+    ],
+)
+def test_tokenizer_fits_embedding_and_specials_agree(
+    fixture: str, request: pytest.FixtureRequest
+) -> None:
+    from tokenizers import Tokenizer
+
+    path = request.getfixturevalue(fixture)
+    config = json.loads((path / "config.json").read_text())
+    text = config.get("text_config", config)
+    tok = Tokenizer.from_file(str(path / "tokenizer.json"))
+    assert tok.get_vocab_size(with_added_tokens=True) <= text["vocab_size"]
+    header = _safetensors_header(path / "model.safetensors")
+    embed = next(k for k in header if k.endswith("embed_tokens.weight"))
+    assert header[embed]["shape"][0] == text["vocab_size"]
+    tok_config = json.loads((path / "tokenizer_config.json").read_text())
+    assert tok.token_to_id(tok_config["eos_token"]) == config["eos_token_id"]
+    template = (path / "chat_template.jinja").read_text()
+    assert template == tok_config["chat_template"]
+
+
 # --- ml ----------------------------------------------------------------------------------------
 
 

@@ -184,10 +184,19 @@ def build_quantized(dest: Path, seed: int, *, bits: int = 4, group_size: int = 6
         out = Path(tmp) / "q"
         with contextlib.redirect_stdout(io.StringIO()):  # convert prints progress
             convert(str(src), str(out), quantize=True, q_bits=bits, q_group_size=group_size)
+        # Keep mlx-lm's weights, index and config. Take the tokenizer files from the source: the
+        # ones convert re-saves depend on the transformers version (transformers 5 writes
+        # tokenizer_class "TokenizersBackend", which transformers 4 cannot read, plus
+        # is_local/local_files_only keys) and are not what this fixture is about.
         for item in sorted(out.iterdir()):
-            if item.name == "README.md":
-                continue
-            shutil.move(str(item), dest / item.name)
+            if (
+                item.name.endswith((".safetensors", ".safetensors.index.json"))
+                or item.name == "config.json"
+            ):
+                shutil.move(str(item), dest / item.name)
+        for item in sorted(src.iterdir()):
+            if not (dest / item.name).exists():
+                shutil.copyfile(item, dest / item.name)
     return dest
 
 
