@@ -14,13 +14,39 @@ import sys
 
 # name -> (module implementing add_arguments/run, one-line help). Keep modules light at import.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "doctor": (
+        "genai_common.doctor",
+        "Diagnose a model directory, file or cached hub id without loading weights.",
+    ),
+    "inspect": (
+        "genai_common.facts",
+        "Facts about a model: architecture, parameters, dtypes, bytes, memory.",
+    ),
     "env": ("genai_common.runtime.envinfo", "Frameworks, versions, backend, device and memory."),
-    "tiny": ("genai_common.testing.tiny", "Write a tiny real-format model (llm, vlm, diffusion, ml)."),
-    "bench": ("genai_common.bench.cli", "Benchmark a model: figures with spread, roofline, records, plots."),
-    "diagnostics": ("genai_common.project", "A generated project's diagnostics: doctor, load, inference."),
-    "update": ("genai_common.update", "copier update, then fail on conflict markers, unmerged paths, .rej."),
-    "session": ("genai_common.continuity.session", "Start or end a working session: status, changes, environment; log to TODO.md."),
-    "review": ("genai_common.continuity.review", "Methodology review: living documents, tests, environment, results, agent files."),
+    "tiny": (
+        "genai_common.testing.tiny",
+        "Write a tiny real-format model (llm, vlm, diffusion, ml).",
+    ),
+    "bench": (
+        "genai_common.bench.cli",
+        "Benchmark a model: figures with spread, roofline, records, plots.",
+    ),
+    "diagnostics": (
+        "genai_common.project",
+        "A generated project's diagnostics: doctor, load, inference.",
+    ),
+    "update": (
+        "genai_common.update",
+        "copier update, then fail on conflict markers, unmerged paths, .rej.",
+    ),
+    "session": (
+        "genai_common.continuity.session",
+        "Start or end a working session: status, changes, environment; log to TODO.md.",
+    ),
+    "review": (
+        "genai_common.continuity.review",
+        "Methodology review: living documents, tests, environment, results, agent files.",
+    ),
 }
 
 

@@ -1,0 +1,381 @@
+"""FILE: files and layout, judged against what the loader will actually read.
+
+mlx-lm globs ``model*.safetensors`` and never reads the index (mlx_lm/utils.py load_model, 0.32.2);
+mlx-vlm reads the index's shards that exist, else ``*.safetensors`` but consolidated.safetensors
+(mlx_vlm/utils.py load_model, 0.7.10); diffusers reads each component folder. So the same
+directory can be fine for one loader and broken for another, and the messages say which.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from genai_common.checks import finding, register
+from genai_common.report import Finding
+
+if TYPE_CHECKING:
+    from genai_common.model_dir import ModelDir
+
+register(
+    "FILE001",
+    "config.json is missing",
+    "error",
+    "Loaders build the model from config.json: copy it from the original model (same revision).",
+    compares="config.json present for llm/vlm/ml directories (model_index.json for diffusers)",
+)
+register(
+    "FILE002",
+    "No weight file that the loader reads",
+    "error",
+    "Download the weights, or name them as the loader expects (mlx-lm: model.safetensors or "
+    "model-00001-of-0000N.safetensors).",
+    compares="files the loader's glob/index selects vs the files present",
+)
+register(
+    "FILE003",
+    "Weight files that the loader will not read",
+    "warning",
+    "Rename them to model*.safetensors (mlx-lm reads no other name), delete strays, or regenerate "
+    "the index so it names them.",
+    compares="*.safetensors present vs the files the loader's glob/index selects",
+)
+register(
+    "FILE004",
+    "The index names shards that are not in the directory",
+    "error",
+    "The download is incomplete, or the index is stale: download the missing shards, or "
+    "regenerate the index from the shards that ship.",
+    compares="index weight_map shard names vs files present",
+)
+register(
+    "FILE005",
+    "Safetensors files that the index does not name",
+    "warning",
+    "A stray or duplicate weights file: delete it, or regenerate the index if it belongs.",
+    compares="*.safetensors present vs index weight_map shards",
+)
+register(
+    "FILE006",
+    "Stale index: none of the shards it names are present",
+    "warning",
+    "The index was copied from another layout (e.g. the unquantized source). mlx-lm ignores it, "
+    "but other tools trust it: regenerate it from the shards that ship, or delete it.",
+    compares="index shard names vs the safetensors files that ship",
+)
+register(
+    "FILE007",
+    "Index total_size differs from the tensor bytes in the shards",
+    "warning",
+    "total_size should be the sum of tensor data bytes; a much larger value usually means the "
+    "index was copied from the unquantized source. Regenerate it.",
+    compares="index metadata.total_size vs sum of (end - begin) over the shard headers",
+)
+register(
+    "FILE008",
+    "Index and shard headers disagree on which tensors exist",
+    "warning",
+    "The index lists tensors that no shard holds (or a shard holds tensors the index does not "
+    "list): regenerate the index from the shards.",
+    compares="index weight_map names vs tensor names in the headers of the shards it names",
+)
+register(
+    "FILE009",
+    "The same tensor is stored in more than one file the loader reads",
+    "error",
+    "mx.load merges files and the last one silently wins (diffusers/transformers refuse "
+    "'Duplicate tensor names'). Delete the stray file (often a second model.safetensors beside shards).",
+    compares="tensor names across every file the loader reads",
+)
+register(
+    "FILE010",
+    "A file is a Git-LFS pointer, not its content",
+    "error",
+    "The repository was cloned without LFS: run `git lfs pull` in it, or download with "
+    "`hf download` instead of git.",
+    compares="small files starting with 'version https://git-lfs.github.com/spec/'",
+)
+register(
+    "FILE011",
+    "An unfinished download is present",
+    "warning",
+    "A download stopped part-way (.incomplete/.part files): run the download again until it "
+    "finishes, then delete the leftovers.",
+    compares="file names ending .incomplete, .part, .partial, .tmp, .download, .lock",
+)
+register(
+    "FILE012",
+    "A file is empty (0 bytes)",
+    "error",
+    "An empty config or weights file is a failed write or download: fetch it again.",
+    compares="size of every weight, config and tokenizer file",
+)
+register(
+    "FILE013",
+    "Weights only in pickle format (.bin/.pt/.ckpt)",
+    "error",
+    "Pickle files can run code when loaded, and MLX loaders do not read them (they are never "
+    "opened here). Convert to safetensors (e.g. with transformers save_pretrained(..., "
+    "safe_serialization=True)) or use the hub's safetensors revision.",
+    compares="weight files present: pickle formats without safetensors",
+)
+register(
+    "FILE014",
+    "A file is a broken link",
+    "error",
+    "A link into the Hugging Face cache points at a missing blob (an interrupted download or a "
+    "pruned cache): download the model again.",
+    compares="every file listed can be stat()-ed",
+)
+register(
+    "FILE015",
+    "This is an adapter, not a model",
+    "info",
+    "Load it on top of its base model (mlx_lm.load(base, adapter_path=...) or PEFT), or fuse it "
+    "with mlx_lm.fuse.",
+    compares="adapter_config.json present without config.json",
+)
+register(
+    "FILE016",
+    "No weights present: judged from metadata only",
+    "warning",
+    "Configs, tokenizer and index were checked; download the weights (or pass --metadata-only to "
+    "say this is intended) before loading.",
+    compares="weight files present in a directory that has config.json or model_index.json",
+)
+register(
+    "FILE017",
+    "Pickle files beside the safetensors weights",
+    "info",
+    "They are not read by MLX loaders and never opened here; delete them to save space.",
+    compares="*.bin/*.pt/*.ckpt present beside safetensors",
+)
+register(
+    "FILE018",
+    "Weights only in GGUF format for a safetensors loader",
+    "warning",
+    "mlx-lm and mlx-vlm read safetensors; mx.load reads a GGUF file but keeps only Q4_0/Q4_1/Q8_0 "
+    "quantized. Use the model's safetensors release, or convert.",
+    compares="*.gguf present and no *.safetensors in a config.json directory",
+)
+register(
+    "FILE050",
+    "--fetch-metadata could not reach the hub",
+    "info",
+    "The cached snapshot was judged instead; run again with network access to refresh it.",
+    compares="huggingface_hub.snapshot_download of configs, tokenizer and index files",
+)
+
+
+def check(md: ModelDir) -> Iterator[Finding]:
+    from genai_common.formats.files import is_partial_name, is_pickle_name
+
+    files = md.files
+    present = md.file_set
+    for rel in files:
+        if md.size(rel) is None:
+            yield finding("FILE014", f"{rel} is a broken link or cannot be stat()-ed", file=rel)
+    for rel, fields in sorted(md.lfs_pointers.items()):
+        size = fields.get("size", "?")
+        yield finding(
+            "FILE010", f"{rel} is a Git-LFS pointer to {size} bytes, not the file itself", file=rel
+        )
+    partial = [f for f in files if is_partial_name(f)] + _cache_partials(md)
+    if partial:
+        yield finding(
+            "FILE011",
+            f"{len(partial)} unfinished download file(s): {', '.join(partial[:3])}",
+            file=partial[0] if partial[0] in present else None,
+        )
+    for rel in files:
+        if md.size(rel) == 0 and not is_partial_name(rel) and _matters(rel):
+            yield finding("FILE012", f"{rel} is empty (0 bytes)", file=rel)
+
+    if md.single_file is not None:
+        return
+    kind = md.kind
+    if kind == "adapter":
+        cfg = md.json("adapter_config.json") or {}
+        base = cfg.get("base_model_name_or_path") or cfg.get("base_model")
+        yield finding(
+            "FILE015",
+            "adapter_config.json without config.json: a LoRA/PEFT adapter"
+            + (f" for {base}" if isinstance(base, str) else ""),
+        )
+        return
+    if kind in ("llm", "vlm", "ml") and "config.json" not in present:
+        yield finding("FILE001", f"no config.json in {md.display}")
+    if kind == "unknown" and "config.json" not in present and not md.weight_files:
+        yield finding(
+            "FILE001",
+            "no config.json, model_index.json, weights or GGUF file: not a model directory",
+        )
+    pickles = [f for f in md.weight_files if is_pickle_name(f) and _is_weight_pickle(f)]
+    safetensors = [f for f in md.weight_files if f.endswith(".safetensors")]
+    ggufs = [f for f in md.weight_files if f.endswith(".gguf")]
+    if pickles and not safetensors and not ggufs:
+        yield finding(
+            "FILE013",
+            f"{len(pickles)} pickle weight file(s) ({', '.join(pickles[:3])}) and no safetensors",
+            file=pickles[0],
+        )
+    elif pickles:
+        yield finding(
+            "FILE017", f"{len(pickles)} pickle file(s) beside safetensors: {', '.join(pickles[:3])}"
+        )
+    if ggufs and not safetensors and kind in ("llm", "vlm"):
+        yield finding("FILE018", f"{len(ggufs)} GGUF file(s) and no safetensors for {md.loader}")
+    if md.auto_metadata_only:
+        yield finding(
+            "FILE016",
+            "no weight files in this directory: configs, tokenizer and index were judged alone",
+        )
+    if kind in ("llm", "vlm", "ml"):
+        yield from _loader_files(md)
+    yield from _indexes(md)
+    yield from _duplicates(md)
+
+
+def _matters(rel: str) -> bool:
+    return rel.endswith((".json", ".safetensors", ".gguf", ".model", ".jinja", ".bin", ".pt"))
+
+
+def _is_weight_pickle(rel: str) -> bool:
+    name = rel.rsplit("/", 1)[-1]
+    return not name.startswith(("training_args", "optimizer", "scheduler", "rng_state"))
+
+
+def _cache_partials(md: ModelDir) -> list[str]:
+    """huggingface_hub leaves `.incomplete` blobs in the cache (hub ids) or in .cache/ (local_dir)."""
+    out: list[str] = []
+    for folder in (
+        md.root / ".cache" / "huggingface" / "download",
+        md.root.parent.parent / "blobs",
+    ):
+        if md.hub_id is None and folder.name == "blobs":
+            continue
+        try:
+            out.extend(str(p.name) for p in folder.glob("*.incomplete"))
+        except OSError:
+            continue
+    return out
+
+
+def _loader_files(md: ModelDir) -> Iterator[Finding]:
+    top_st = [f for f in md.top_files if f.endswith(".safetensors")]
+    read = md.tensor_files
+    if md.metadata_only:
+        if not read and not md.index and md.kind in ("llm", "vlm"):
+            return  # nothing to compare before a download
+        return
+    if not read:
+        if top_st:
+            yield finding(
+                "FILE002",
+                f"{md.loader} reads {_pattern(md)} and none matches; present: {', '.join(top_st[:4])}",
+                file=top_st[0],
+            )
+        elif not md.weight_files:
+            yield finding("FILE002", f"no weight files at all in {md.display}")
+        return
+    unread = [f for f in top_st if f not in read]
+    if unread:
+        yield finding(
+            "FILE003",
+            f"{md.loader} reads {_pattern(md)}, so {len(unread)} file(s) will not be loaded: "
+            f"{', '.join(unread[:4])}",
+            file=unread[0],
+        )
+
+
+def _pattern(md: ModelDir) -> str:
+    if md.loader == "mlx-lm":
+        return "model*.safetensors"
+    if md.loader == "mlx-vlm":
+        return "the index's shards, else *.safetensors except consolidated.safetensors"
+    return "*.safetensors"
+
+
+def _indexes(md: ModelDir) -> Iterator[Finding]:
+    present = md.file_set
+    top_st = {f for f in md.top_files if f.endswith(".safetensors")}
+    for rel, index in md.indexes.items():
+        shards = index.shards
+        missing = [s for s in shards if s not in present]
+        shipped = [s for s in shards if s in present]
+        if missing and not shipped and top_st and not md.metadata_only:
+            yield finding(
+                "FILE006",
+                f"{rel} names {len(shards)} shard(s), none present, while "
+                f"{len(top_st)} other safetensors file(s) ship ({', '.join(sorted(top_st)[:3])})"
+                + ("; mlx-lm ignores the index and loads them" if md.loader == "mlx-lm" else ""),
+                file=rel,
+            )
+        elif missing and not md.metadata_only:
+            yield finding(
+                "FILE004",
+                f"{rel} names {len(shards)} shard(s); {len(missing)} missing: {', '.join(missing[:4])}",
+                file=rel,
+            )
+        if not missing and not md.metadata_only and top_st:
+            extra = sorted(top_st - set(shards))
+            if rel.startswith("model.") and extra:
+                yield finding(
+                    "FILE005",
+                    f"{len(extra)} safetensors file(s) not named by {rel}: {', '.join(extra[:4])}",
+                    file=extra[0],
+                )
+        if md.metadata_only or missing:
+            continue
+        headers = {s: md.header(s) for s in shipped}
+        if any(h is None for h in headers.values()):
+            continue
+        actual = sum(t.end - t.begin for h in headers.values() for t in h.tensors.values())
+        declared = index.total_size
+        if (
+            declared is not None
+            and abs(declared - actual) > max(actual // 100, 1 << 20)
+            and declared != 0
+        ):
+            ratio = declared / actual if actual else float("inf")
+            yield finding(
+                "FILE007",
+                f"{rel} declares total_size {declared:,} bytes but its shards hold {actual:,} "
+                f"bytes of tensors ({ratio:.2f}x)",
+                file=rel,
+            )
+        in_headers: dict[str, str] = {}
+        for shard, h in headers.items():
+            for name in h.tensors:
+                in_headers[name] = shard
+        listed = set(index.weight_map)
+        not_stored = sorted(listed - set(in_headers))
+        not_listed = sorted(set(in_headers) - listed)
+        wrong_shard = sorted(
+            n for n, s in index.weight_map.items() if n in in_headers and in_headers[n] != s
+        )
+        if not_stored or not_listed or wrong_shard:
+            parts = []
+            if not_stored:
+                parts.append(f"{len(not_stored)} listed but in no shard (e.g. {not_stored[0]!r})")
+            if not_listed:
+                parts.append(f"{len(not_listed)} in shards but not listed (e.g. {not_listed[0]!r})")
+            if wrong_shard:
+                parts.append(
+                    f"{len(wrong_shard)} in another shard than listed (e.g. {wrong_shard[0]!r})"
+                )
+            yield finding("FILE008", f"{rel}: " + "; ".join(parts), file=rel)
+
+
+def _duplicates(md: ModelDir) -> Iterator[Finding]:
+    dups = md.duplicate_tensors
+    if not dups:
+        return
+    files = sorted({f for fs in dups.values() for f in fs})
+    name = next(iter(dups))
+    yield finding(
+        "FILE009",
+        f"{len(dups)} tensor(s) appear in more than one of {', '.join(files[:4])} "
+        f"(e.g. {name!r} in {', '.join(dups[name])})",
+        file=files[0],
+    )

@@ -1,0 +1,276 @@
+"""LOAD: the load test and the quick inference test, run in a child process (--load, --infer).
+
+The loaders' strict weight loading ends in one of three canonical messages from mlx's
+``nn.Module.load_weights`` (python/mlx/nn/layers/base.py): "Received parameters not in model",
+"Missing parameters" (newer: "Missing N parameters") and "Expected shape ... but received shape".
+Each names tensors, not the cause; the cause is usually a static finding already in the report
+(a stale index, a layer count, a tied head, a quantized shape). So a load error is reported with
+the static findings that explain it.
+
+Not a static family: `run_checks` never runs it (no `check` function).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from genai_common.checks import finding, register
+from genai_common.report import Finding, Report
+
+if TYPE_CHECKING:
+    from genai_common.model_dir import ModelDir
+
+register(
+    "LOAD001",
+    "The load test failed",
+    "error",
+    "Read the loader's message; fix the static findings first, they usually explain it.",
+    compares="the loader's load() in a child process",
+)
+register(
+    "LOAD002",
+    "The load or inference process crashed",
+    "error",
+    "A signal ended the child (an out-of-memory abort, the OOM killer, a native crash): check "
+    "the memory findings (MEM) and free memory, or try a smaller quantization.",
+    compares="exit signal and memory of the child process",
+)
+register(
+    "LOAD003",
+    "The load or inference test timed out",
+    "error",
+    "Raise --timeout for large models, or check that the weights are on a fast local disk.",
+    compares="child run time vs --timeout",
+)
+register(
+    "LOAD010",
+    "Load failed: the weights hold parameters the model does not have",
+    "error",
+    "Extra tensors: a tied model that stores lm_head, more layers than the config says, "
+    "quantized tensors without a quantization block, or a stray file merged in.",
+    compares="mlx load_weights 'Received parameters not in model'",
+)
+register(
+    "LOAD011",
+    "Load failed: parameters the model needs are missing from the weights",
+    "error",
+    "Missing tensors: a shard not downloaded, a stale index, fewer layers than the config, an "
+    "untied model without lm_head, a vision tower the text loader kept.",
+    compares="mlx load_weights 'Missing parameters'",
+)
+register(
+    "LOAD012",
+    "Load failed: a tensor's shape differs from the model's parameter",
+    "error",
+    "A config value (vocab_size, hidden_size, heads, head_dim, intermediate_size) or a "
+    "quantization setting disagrees with the stored shapes.",
+    compares="mlx load_weights 'Expected shape ... but received shape'",
+)
+register(
+    "LOAD013",
+    "Load failed: the loader does not know this model type",
+    "error",
+    "Upgrade mlx-lm / mlx-vlm, or use the loader that supports it (see CMP findings).",
+    compares="'Model type X not supported'",
+)
+register(
+    "LOAD014",
+    "Load failed: the loader found no weights",
+    "error",
+    "Name the weights as the loader expects (see FILE002/FILE003).",
+    compares="'No safetensors found'",
+)
+register(
+    "LOAD020",
+    "The quick inference test failed",
+    "error",
+    "The model loaded but could not run a few steps: read the message (often a config value "
+    "that only matters at run time, such as rope scaling or the chat template).",
+    compares="a few generated tokens (llm), a 64x64 image prompt (vlm), 2 steps at 64x64 (diffusion)",
+)
+register(
+    "LOAD021",
+    "The quick inference test produced nothing",
+    "warning",
+    "Generation stopped at once: check eos/pad token ids and the chat template (TOK findings).",
+    compares="generated text is non-empty",
+)
+register(
+    "LOAD030",
+    "Load test passed",
+    "info",
+    "Nothing to fix.",
+    compares="the loader's load() in a child process: seconds and peak memory",
+)
+register(
+    "LOAD031",
+    "Quick inference test passed",
+    "info",
+    "Nothing to fix.",
+    compares="a few tokens / steps generated in a child process",
+)
+register(
+    "LOAD040",
+    "No load test for this kind of model",
+    "info",
+    "Load tests run for llm, vlm, diffusion and ml directories.",
+    compares="model kind",
+)
+
+# canonical message -> (code, static code prefixes that can explain it)
+CANONICAL: list[tuple[re.Pattern[str], str, tuple[str, ...]]] = [
+    (
+        re.compile(r"Received (?:\d+ )?parameters not in model"),
+        "LOAD010",
+        (
+            "CFG040",
+            "CFG020",
+            "CFG080",
+            "QNT023",
+            "QNT030",
+            "QNT031",
+            "FILE009",
+            "FILE005",
+            "VLM010",
+            "CMP020",
+        ),
+    ),
+    (
+        re.compile(r"Missing (?:\d+ )?parameters"),
+        "LOAD011",
+        (
+            "FILE004",
+            "FILE006",
+            "FILE003",
+            "FILE008",
+            "CFG041",
+            "CFG020",
+            "CFG080",
+            "QNT024",
+            "VLM010",
+            "VLM011",
+        ),
+    ),
+    (
+        re.compile(r"Expected shape"),
+        "LOAD012",
+        (
+            "CFG010",
+            "CFG011",
+            "CFG012",
+            "CFG030",
+            "QNT020",
+            "QNT021",
+            "QNT032",
+            "VLM020",
+            "VLM021",
+            "VLM030",
+            "VLM031",
+        ),
+    ),
+    (re.compile(r"Model type .* not supported"), "LOAD013", ("CMP010", "CMP021", "CMP001")),
+    (re.compile(r"No safetensors found"), "LOAD014", ("FILE002", "FILE003", "FILE010")),
+]
+
+
+def classify(message: str, report: Report) -> tuple[str, list[str]]:
+    """(load code, the static findings' codes that explain the message)."""
+    for pattern, code, explains in CANONICAL:
+        if pattern.search(message):
+            codes = [
+                f.code
+                for f in report.findings
+                if f.severity != "info" and any(f.code.startswith(p) for p in explains)
+            ]
+            return code, sorted(set(codes), key=codes.index)
+    return "LOAD001", []
+
+
+def _short(text: str, limit: int = 400) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# --- child-process targets (top-level, importable by name) ------------------------------------
+
+
+def infer_target(kind: str, path: str) -> dict[str, Any]:
+    """Load, then run a tiny inference; returns a plain dict (runs in the child)."""
+    from genai_common.runtime.loading import LOADERS
+
+    loaded = LOADERS[kind](path)
+    out: dict[str, Any] = {"load": loaded.record.to_json()}
+    if kind == "llm":
+        from mlx_lm import generate
+
+        text = generate(loaded.model, loaded.tokenizer, prompt="Hello", max_tokens=4)
+        out["output"] = text
+    elif kind == "vlm":
+        from mlx_vlm import generate
+        from PIL import Image
+
+        image = Image.new("RGB", (64, 64), (128, 128, 128))
+        result = generate(
+            loaded.model, loaded.processor, "Describe this image.", image=[image], max_tokens=4
+        )
+        out["output"] = getattr(result, "text", result)
+    elif kind == "diffusion":
+        images = loaded.pipeline(
+            "a red square", num_inference_steps=2, height=64, width=64, output_type="np"
+        ).images
+        out["output"] = f"{len(images)} image(s) of shape {tuple(images[0].shape)}"
+    else:
+        out["output"] = None
+    return out
+
+
+def runtime_findings(
+    report: Report, md: ModelDir, *, infer: bool = False, timeout: float | None = 600.0
+) -> list[Finding]:
+    """Run the load (and inference) test for md in a child process and judge the result."""
+    from genai_common.runtime.isolate import run_isolated
+
+    kind = md.kind
+    if kind not in ("llm", "vlm", "diffusion", "ml"):
+        return [finding("LOAD040", f"no load test for kind {kind!r}")]
+    path = str(md.single_file.parent if md.single_file else md.root)
+    if infer:
+        result = run_isolated("genai_common.checks.load:infer_target", kind, path, timeout=timeout)
+    else:
+        result = run_isolated(
+            "genai_common.runtime.loading:load_summary", kind, path, timeout=timeout
+        )
+    step = "inference" if infer else "load"
+    if result.timed_out:
+        return [finding("LOAD003", f"the {step} test passed its {timeout:.0f} s limit")]
+    if result.signal or (not result.ok and result.error_type is None):
+        tail = _short(result.stderr_tail, 300)
+        return [
+            finding(
+                "LOAD002",
+                f"the {step} process ended with {result.signal or result.returncode}: {tail}",
+            )
+        ]
+    if not result.ok:
+        message = f"{result.error_type}: {result.error}" if result.error_type else str(result.error)
+        code, explained = classify(message, report)
+        if infer and code == "LOAD001" and "load" not in (result.traceback or "").lower():
+            code = "LOAD020"
+        because = f"; explained by {', '.join(explained)}" if explained else ""
+        return [finding(code, f"{_short(message)}{because}")]
+    value = result.value or {}
+    load = value.get("load", value)
+    seconds = load.get("seconds")
+    peak = load.get("mlx_peak") or load.get("rss_peak")
+    text = f"loaded in {seconds:.2f} s" if isinstance(seconds, (int, float)) else "loaded"
+    if isinstance(peak, int):
+        text += f", peak {peak / 2**20:.1f} MiB"
+    out = [finding("LOAD030", f"{md.loader or kind}: {text}")]
+    if infer:
+        output = value.get("output")
+        if kind in ("llm", "vlm") and not output:
+            out.append(finding("LOAD021", "the model generated no text from a short prompt"))
+        else:
+            out.append(finding("LOAD031", f"generated: {_short(repr(output), 120)}"))
+    return out

@@ -1,0 +1,287 @@
+"""Facts about a model path without judgement, and the `genai inspect` command.
+
+    facts(md) -> dict   architecture, parameter count, dtype breakdown, quantization, layers,
+                        vocab, context, bytes, estimated memory (from headers, never the data)
+
+Parameters of MLX-quantized layers are counted as the logical (unpacked) weights: a U32 `X.weight`
+next to `X.scales` holds 32/bits values per element; its scales and biases are counted in bytes,
+not in parameters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from genai_common.model_dir import ModelDir
+
+LAYER = re.compile(r"(?:^|\.)layers\.(\d+)\.")
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def quantization(md: ModelDir) -> dict[str, Any] | None:
+    cfg = md.config or {}
+    q = cfg.get("quantization")
+    if isinstance(q, dict):
+        out = {k: q[k] for k in ("bits", "group_size", "mode") if k in q}
+        overrides = sum(1 for v in q.values() if isinstance(v, dict))
+        if overrides:
+            out["per_layer_overrides"] = overrides
+        out["format"] = "mlx"
+        return out
+    for source in (cfg, md.text_config):
+        qc = source.get("quantization_config")
+        if isinstance(qc, dict):
+            out = {"format": str(qc.get("quant_method", "unknown"))}
+            for k in ("bits", "group_size", "fmt", "weight_block_size"):
+                if k in qc:
+                    out[k] = qc[k]
+            return out
+    return None
+
+
+def _bits_for(md: ModelDir, module: str, q: dict[str, Any] | None) -> int | None:
+    cfg = (md.config or {}).get("quantization")
+    if isinstance(cfg, dict):
+        override = cfg.get(module)
+        if isinstance(override, dict) and _int(override.get("bits")):
+            return override["bits"]
+    return _int((q or {}).get("bits"))
+
+
+def parameter_count(md: ModelDir) -> dict[str, int]:
+    """Logical parameters and quantization overhead, from the headers."""
+    q = quantization(md)
+    tensors = md.tensors
+    params = 0
+    overhead = 0
+    for name, t in tensors.items():
+        if t.shape is None:
+            continue
+        numel = 1
+        for d in t.shape:
+            numel *= d
+        base, _, leaf = name.rpartition(".")
+        if (
+            leaf in ("scales", "biases")
+            and f"{base}.weight" in tensors
+            and tensors[f"{base}.weight"].dtype == "U32"
+        ):
+            overhead += numel
+            continue
+        if t.dtype == "U32" and leaf == "weight" and f"{base}.scales" in tensors:
+            bits = _bits_for(md, base, q)
+            if bits is None:
+                scales = tensors[f"{base}.scales"].shape
+                group = _int((q or {}).get("group_size")) or 64
+                if scales and t.shape and scales[-1]:
+                    in_features = scales[-1] * group
+                    bits = max(1, t.shape[-1] * 32 // in_features)
+            numel = numel * 32 // (bits or 32)
+        params += numel
+    return {"parameters": params, "quantization_elements": overhead}
+
+
+def dtype_breakdown(md: ModelDir) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for t in md.tensors.values():
+        if t.dtype is None:
+            continue
+        row = out.setdefault(t.dtype, {"tensors": 0, "bytes": 0})
+        row["tensors"] += 1
+        row["bytes"] += t.nbytes or 0
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]["bytes"]))
+
+
+def _text_dims(md: ModelDir) -> dict[str, Any]:
+    tc = md.text_config
+    hidden = _int(tc.get("hidden_size")) or _int(tc.get("d_model")) or _int(tc.get("n_embd"))
+    heads = _int(tc.get("num_attention_heads")) or _int(tc.get("n_head"))
+    kv = _int(tc.get("num_key_value_heads")) or heads
+    head_dim = _int(tc.get("head_dim")) or (hidden // heads if hidden and heads else None)
+    layers = _int(tc.get("num_hidden_layers")) or _int(tc.get("n_layer"))
+    return {
+        "hidden_size": hidden,
+        "num_attention_heads": heads,
+        "num_key_value_heads": kv,
+        "head_dim": head_dim,
+        "num_hidden_layers": layers,
+        "intermediate_size": _int(tc.get("intermediate_size")),
+        "vocab_size": _int(tc.get("vocab_size")),
+        "max_position_embeddings": _int(tc.get("max_position_embeddings"))
+        or _int(tc.get("n_positions")),
+    }
+
+
+def facts(md: ModelDir) -> dict[str, Any]:
+    out: dict[str, Any] = {"loader": md.loader}
+    cfg = md.config or {}
+    archs = cfg.get("architectures")
+    out["architecture"] = (
+        archs[0] if isinstance(archs, list) and archs and isinstance(archs[0], str) else None
+    )
+    if md.hub_id:
+        out["hub_id"] = md.hub_id
+        out["snapshot"] = str(md.root)
+    out["metadata_only"] = md.metadata_only
+    if md.kind == "gguf" or (md.gguf is not None and md.kind in ("unknown",)):
+        return {**out, **_gguf_facts(md)}
+    if md.kind == "diffusion":
+        index = md.json("model_index.json") or {}
+        out["pipeline"] = index.get("_class_name")
+        out["components"] = {
+            k: v[1] if isinstance(v, list) and len(v) == 2 else v
+            for k, v in index.items()
+            if not k.startswith("_")
+        }
+        total = 0
+        for name in out["components"]:
+            if (md.root / name).is_dir():
+                comp = md.component(name)
+                total += sum(t.nbytes or 0 for t in comp.tensors.values())
+        out["weight_bytes"] = total
+        return out
+    if md.kind == "adapter":
+        acfg = md.json("adapter_config.json") or {}
+        out["base_model"] = acfg.get("base_model_name_or_path") or acfg.get("base_model")
+        for k in ("r", "rank", "lora_alpha", "num_layers", "fine_tune_type", "peft_type"):
+            if k in acfg:
+                out[k] = acfg[k]
+    dims = _text_dims(md)
+    out.update({k: v for k, v in dims.items() if v is not None})
+    layer_ids = {int(m.group(1)) for name in md.tensors for m in [LAYER.search(name)] if m}
+    if layer_ids:
+        out["layers_in_weights"] = max(layer_ids) + 1
+    if md.vision_config:
+        vc = md.vision_config
+        out["vision"] = {
+            k: vc[k]
+            for k in (
+                "model_type",
+                "hidden_size",
+                "depth",
+                "num_hidden_layers",
+                "image_size",
+                "patch_size",
+            )
+            if k in vc
+        }
+    q = quantization(md)
+    if q:
+        out["quantization"] = q
+    tok = md.tokenizer
+    if tok is not None:
+        out["tokenizer_size"] = tok.size
+        out["chat_template"] = tok.chat_template is not None
+    out["tensor_files"] = len(md.tensor_files)
+    out["tensors"] = len(md.tensors)
+    if md.metadata_only:
+        index = md.index
+        if index is not None and index.total_size is not None:
+            out["weight_bytes"] = index.total_size
+            out["weight_bytes_source"] = "index total_size"
+    else:
+        out.update(parameter_count(md))
+        out["dtypes"] = dtype_breakdown(md)
+        out["weight_bytes"] = sum(t.nbytes or 0 for t in md.tensors.values())
+        largest = max(md.tensors.values(), key=lambda t: t.nbytes or 0, default=None)
+        if largest is not None:
+            out["largest_tensor"] = {"name": largest.name, "bytes": largest.nbytes}
+    kv = kv_cache_bytes_per_token(dims)
+    if kv:
+        out["kv_cache_bytes_per_token"] = kv
+        ctx = dims.get("max_position_embeddings")
+        if ctx and out.get("weight_bytes") is not None:
+            out["estimated_memory_at_context"] = {
+                "context": ctx,
+                "bytes": out["weight_bytes"] + kv * ctx,
+            }
+    return out
+
+
+def kv_cache_bytes_per_token(dims: dict[str, Any], bytes_per_value: int = 2) -> int | None:
+    """2 (K and V) x layers x kv heads x head_dim x bytes (fp16/bf16 cache)."""
+    layers, kv, head_dim = (
+        dims.get("num_hidden_layers"),
+        dims.get("num_key_value_heads"),
+        dims.get("head_dim"),
+    )
+    if not (layers and kv and head_dim):
+        return None
+    return 2 * layers * kv * head_dim * bytes_per_value
+
+
+def _gguf_facts(md: ModelDir) -> dict[str, Any]:
+    info = md.gguf
+    if info is None:
+        return {}
+    arch = info.architecture
+    meta = info.metadata
+
+    def key(name: str) -> Any:
+        value = meta.get(f"{arch}.{name}") if arch else None
+        return value if isinstance(value, (int, float, str)) else None
+
+    tokens = meta.get("tokenizer.ggml.tokens")
+    n_tokens = getattr(tokens, "length", None) or (
+        len(tokens) if isinstance(tokens, list) else None
+    )
+    params = 0
+    for t in info.tensors.values():
+        n = 1
+        for d in t.shape:
+            n *= d
+        params += n
+    return {
+        "gguf_version": info.version,
+        "architecture": arch,
+        "name": meta.get("general.name") if isinstance(meta.get("general.name"), str) else None,
+        "file_type": meta.get("general.file_type"),
+        "tensors": len(info.tensors),
+        "metadata_entries": len(meta),
+        "tensor_types": info.type_counts(),
+        "parameters": params,
+        "weight_bytes": sum(t.nbytes or 0 for t in info.tensors.values()),
+        "num_hidden_layers": key("block_count"),
+        "context_length": key("context_length"),
+        "hidden_size": key("embedding_length"),
+        "vocab_size": n_tokens,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# `genai inspect`
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("path", help="model directory, .safetensors/.gguf file, or cached hub id")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--metadata-only", action="store_true", help="read no weight headers")
+
+
+def run(args: argparse.Namespace) -> int:
+    from genai_common.model_dir import ModelDir, ModelPathError
+
+    try:
+        md = ModelDir.open(args.path, metadata_only=args.metadata_only)
+    except ModelPathError as exc:
+        print(f"genai inspect: {exc}", file=sys.stderr)
+        return 2
+    out = {"path": md.display, "kind": md.kind, "model_type": md.model_type, **facts(md)}
+    if args.json:
+        print(json.dumps(out, indent=2, default=str))
+        return 0
+    for k, v in out.items():
+        if isinstance(v, dict):
+            v = ", ".join(f"{a}={b}" for a, b in v.items())
+        elif isinstance(v, int) and not isinstance(v, bool) and k.endswith(("bytes", "parameters")):
+            v = f"{v:,}"
+        print(f"{k:<28} {v}")
+    return 0
