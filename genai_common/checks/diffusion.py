@@ -1,0 +1,535 @@
+"""DIF: a diffusers pipeline's components against each other.
+
+model_index.json names the components; each lives in a folder with its own config. The facts the
+pipeline combines only at call time are compared here before anything loads: the VAE's latent
+channels vs the denoiser's input (4 for SD, 9 = 4+1+4 for inpainting, x4 for Flux's 2x2 packing),
+the VAE scaling/shift factor vs the pipeline family, cross-attention width vs the text encoders,
+the scheduler's class and enum values, tokenizer length vs text-encoder positions, and the native
+resolution. Family factors: SD 1.x/2.x 0.18215 (AutoencoderKL's default in diffusers 0.42), SDXL
+0.13025 and Flux 0.3611 + shift 0.1159 (diffusers' remote_utils docs), SD3 1.5305 + shift 0.0609
+(the published SD3 VAE config).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from genai_common.checks import finding, register
+from genai_common.checks.config import positive_int, run_each
+from genai_common.report import Finding
+
+if TYPE_CHECKING:
+    from genai_common.model_dir import ModelDir
+
+KINDS = ("diffusion",)
+
+# family -> (scaling_factor, shift_factor or None)
+FAMILY_FACTORS: dict[str, tuple[float, float | None]] = {
+    "sd": (0.18215, None),
+    "sdxl": (0.13025, None),
+    "sd3": (1.5305, 0.0609),
+    "flux": (0.3611, 0.1159),
+}
+AUTOENCODER_KL_DEFAULT_SCALING = 0.18215
+SCHEDULERS = frozenset(
+    [
+        "AmusedScheduler",
+        "CMStochasticIterativeScheduler",
+        "CogVideoXDDIMScheduler",
+        "CogVideoXDPMScheduler",
+        "ConsistencyDecoderScheduler",
+        "CosineDPMSolverMultistepScheduler",
+        "DDIMInverseScheduler",
+        "DDIMParallelScheduler",
+        "DDIMScheduler",
+        "DDPMParallelScheduler",
+        "DDPMScheduler",
+        "DDPMWuerstchenScheduler",
+        "DEISMultistepScheduler",
+        "DPMSolverMultistepInverseScheduler",
+        "DPMSolverMultistepScheduler",
+        "DPMSolverSDEScheduler",
+        "DPMSolverSinglestepScheduler",
+        "EDMDPMSolverMultistepScheduler",
+        "EDMEulerScheduler",
+        "EulerAncestralDiscreteScheduler",
+        "EulerDiscreteScheduler",
+        "FlowMatchEulerDiscreteScheduler",
+        "FlowMatchHeunDiscreteScheduler",
+        "FlowMatchLCMScheduler",
+        "HeunDiscreteScheduler",
+        "IPNDMScheduler",
+        "KDPM2AncestralDiscreteScheduler",
+        "KDPM2DiscreteScheduler",
+        "LCMScheduler",
+        "LMSDiscreteScheduler",
+        "PNDMScheduler",
+        "RePaintScheduler",
+        "SASolverScheduler",
+        "SCMScheduler",
+        "ScoreSdeVeScheduler",
+        "TCDScheduler",
+        "UnCLIPScheduler",
+        "UniPCMultistepScheduler",
+        "VQDiffusionScheduler",
+    ]
+)
+# Enum-valued scheduler fields and the values diffusers 0.42's schedulers accept.
+SCHEDULER_ENUMS: dict[str, frozenset[str]] = {
+    "prediction_type": frozenset(
+        {"epsilon", "v_prediction", "sample", "flow_prediction", "original_sample"}
+    ),
+    "timestep_spacing": frozenset({"linspace", "leading", "trailing"}),
+    "final_sigmas_type": frozenset({"zero", "sigma_min"}),
+    "beta_schedule": frozenset(
+        {"linear", "scaled_linear", "squaredcos_cap_v2", "sigmoid", "exp", "cosine", "laplace"}
+    ),
+}
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.json",
+    "spiece.model",
+    "tokenizer.model",
+)
+
+register(
+    "DIF001",
+    "model_index.json names no components",
+    "error",
+    "model_index.json must list each component as [library, class]; copy it from the original "
+    "pipeline ('Pipeline ... expected {...}, but only set() were passed').",
+    compares="model_index.json entries that are [library, class] pairs",
+)
+register(
+    "DIF002",
+    "A component named by model_index.json has no folder or no config",
+    "error",
+    "Restore the component folder with its config (config.json, scheduler_config.json or the "
+    "tokenizer files), or set the entry to [null, null] if the pipeline does not need it.",
+    compares="model_index.json components vs folders and their config files",
+)
+register(
+    "DIF010",
+    "Denoiser input channels disagree with the VAE's latent channels",
+    "error",
+    "Text-to-image needs in_channels == latent_channels, inpainting 2*latent+1 (9 for SD), Flux "
+    "latent_channels*4; use the UNet/transformer that belongs to this pipeline.",
+    compares="unet/transformer in_channels (config and conv_in/x_embedder weights) vs vae latent_channels",
+)
+register(
+    "DIF011",
+    "VAE latent channels in the weights differ from its config",
+    "error",
+    "Use the VAE config that came with the weights.",
+    compares="vae decoder.conv_in weight input channels vs latent_channels",
+)
+register(
+    "DIF020",
+    "VAE scaling/shift factor does not match the pipeline family",
+    "warning",
+    "Set vae scaling_factor (and shift_factor) to the family's value: SD 0.18215, SDXL 0.13025, "
+    "SD3 1.5305 + 0.0609, Flux 0.3611 + 0.1159; a wrong one gives washed-out or saturated images.",
+    compares="vae scaling_factor / shift_factor vs the family from model_index _class_name",
+)
+register(
+    "DIF030",
+    "Cross-attention width differs from the text encoders' hidden size",
+    "error",
+    "unet.cross_attention_dim must equal the text encoder hidden size (SD1.5 768, SD2 1024, SDXL "
+    "768+1280 = 2048); Flux/SD3 joint_attention_dim must equal T5's d_model.",
+    compares="unet cross_attention_dim / transformer joint_attention_dim, pooled_projection_dim vs "
+    "text encoders' hidden_size / d_model / projection_dim",
+)
+register(
+    "DIF040",
+    "Scheduler class or value that diffusers does not accept",
+    "error",
+    "Fix the value in scheduler/scheduler_config.json (diffusers raises on unknown enum values, "
+    "e.g. 'final_sigmas_type must be one of ...').",
+    compares="scheduler _class_name and prediction_type, timestep_spacing, final_sigmas_type, "
+    "beta_schedule vs diffusers 0.42",
+)
+register(
+    "DIF041",
+    "Scheduler does not fit the model family",
+    "warning",
+    "Flux and SD3 are flow-matching models (FlowMatchEulerDiscreteScheduler); SD 1.x/2.x/XL use "
+    "DDPM-family schedulers; 768-px SD 2.x needs prediction_type v_prediction.",
+    compares="scheduler class and prediction_type vs pipeline family and sample size",
+)
+register(
+    "DIF050",
+    "Tokenizer length exceeds the text encoder's positions",
+    "error",
+    "Set tokenizer model_max_length to text_encoder max_position_embeddings (77 for CLIP), or "
+    "prompts index past the position table.",
+    compares="tokenizer*/ model_max_length vs text_encoder*/ max_position_embeddings",
+)
+register(
+    "DIF060",
+    "Native resolution: sample_size x VAE scale factor disagrees with the VAE",
+    "warning",
+    "unet/transformer sample_size * 2**(len(vae.block_out_channels)-1) should equal the VAE's "
+    "sample_size (64 -> 512, 96 -> 768, 128 -> 1024).",
+    compares="denoiser sample_size * vae scale factor vs vae sample_size",
+)
+
+
+def components(md: ModelDir) -> dict[str, tuple[str | None, str | None]]:
+    index = md.json("model_index.json") or {}
+    out: dict[str, tuple[str | None, str | None]] = {}
+    for key, value in index.items():
+        if key.startswith("_") or not isinstance(value, list) or len(value) != 2:
+            continue
+        lib, cls = value
+        out[key] = (lib if isinstance(lib, str) else None, cls if isinstance(cls, str) else None)
+    return out
+
+
+def family(md: ModelDir) -> str | None:
+    index = md.json("model_index.json") or {}
+    name = index.get("_class_name")
+    name = name if isinstance(name, str) else ""
+    if "Flux" in name:
+        return "flux"
+    if "StableDiffusion3" in name:
+        return "sd3"
+    if "StableDiffusionXL" in name:
+        return "sdxl"
+    if name.startswith("StableDiffusion") or "LatentConsistency" in name:
+        return "sd"
+    return None
+
+
+def cfg(md: ModelDir, component: str) -> dict[str, Any]:
+    for name in ("config.json", "scheduler_config.json"):
+        data = md.json(f"{component}/{name}")
+        if isinstance(data, dict):
+            return data
+    return {}
+
+
+def _component_tensor(md: ModelDir, component: str, suffix: str) -> Any:
+    try:
+        sub = md.component(component)
+        found = sub.tensors or {}
+    except Exception:
+        return None
+    for name, t in found.items():
+        if name.endswith(suffix) and t.shape:
+            return t
+    return None
+
+
+def _index(md: ModelDir) -> Iterator[Finding]:
+    if md.json("model_index.json") is None:
+        return
+    comps = components(md)
+    live = {k: v for k, v in comps.items() if v != (None, None)}
+    if not live:
+        yield finding(
+            "DIF001",
+            "model_index.json lists no [library, class] components",
+            file="model_index.json",
+        )
+        return
+    files = set(md.files)
+    for name, (lib, cls) in sorted(live.items()):
+        inside = [f for f in files if f.startswith(f"{name}/")]
+        if not inside:
+            yield finding(
+                "DIF002",
+                f"component {name!r} ({lib}.{cls}) has no folder {name}/",
+                file="model_index.json",
+            )
+            continue
+        if "tokenizer" in name.lower() or (cls or "").endswith(("Tokenizer", "TokenizerFast")):
+            ok = any(f"{name}/{t}" in files for t in TOKENIZER_FILES)
+        elif "scheduler" in name.lower() or (cls or "").endswith("Scheduler"):
+            ok = f"{name}/scheduler_config.json" in files
+        elif (cls or "").endswith(("ImageProcessor", "FeatureExtractor")):
+            ok = f"{name}/preprocessor_config.json" in files
+        else:
+            ok = f"{name}/config.json" in files
+        if not ok:
+            yield finding(
+                "DIF002",
+                f"component {name!r} ({cls}) has a folder but no config file in it",
+                file=f"{name}/",
+            )
+
+
+def denoiser(md: ModelDir) -> str | None:
+    comps = components(md)
+    for name in ("unet", "transformer", "prior"):
+        if comps.get(name, (None, None)) != (None, None):
+            return name
+    return None
+
+
+def _channels(md: ModelDir) -> Iterator[Finding]:
+    vae = cfg(md, "vae")
+    den = denoiser(md)
+    latent = positive_int(vae.get("latent_channels"))
+    if latent is None or den is None:
+        return
+    dc = cfg(md, den)
+    in_ch = positive_int(dc.get("in_channels"))
+    index = md.json("model_index.json") or {}
+    pipe = str(index.get("_class_name") or "")
+    fam = family(md)
+    den_cls = components(md).get(den, (None, None))[1] or ""
+    if in_ch is not None:
+        if "Flux" in den_cls or fam == "flux":
+            want, how = {latent * 4}, f"latent_channels {latent} x 4 (2x2 packing)"
+            if "Fill" in pipe or "Control" in pipe:
+                want = {in_ch}  # packed image/mask/control channels are added to the input
+        elif "Inpaint" in pipe:
+            want, how = {2 * latent + 1}, f"2 x latent_channels {latent} + 1 mask (inpainting)"
+        else:
+            want, how = {latent}, f"latent_channels {latent}"
+        if in_ch not in want:
+            hint = None
+            if in_ch == 2 * latent + 1 and "Inpaint" not in pipe:
+                hint = (
+                    f"This is an inpainting {den} ({in_ch} = 2*{latent}+1): load it with the "
+                    "inpainting pipeline class."
+                )
+            yield finding(
+                "DIF010",
+                f"{den}.in_channels = {in_ch} but {pipe or 'the pipeline'} needs {how} = "
+                f"{sorted(want)[0]}",
+                file=f"{den}/config.json",
+                hint=hint,
+            )
+        conv = _component_tensor(
+            md, den, ("conv_in.weight" if den == "unet" else "x_embedder.weight")
+        )
+        if conv is not None and len(conv.shape) >= 2 and conv.shape[1] != in_ch:
+            yield finding(
+                "DIF010",
+                f"{den} {conv.name} takes {conv.shape[1]} channels but {den}.in_channels = {in_ch}",
+                file=f"{den}/{conv.file.rsplit('/', 1)[-1]}",
+            )
+    out_ch = positive_int(dc.get("out_channels"))
+    if out_ch is not None and den == "unet" and out_ch != latent:
+        yield finding(
+            "DIF010",
+            f"unet.out_channels = {out_ch} but vae latent_channels = {latent}",
+            file="unet/config.json",
+        )
+    dec = _component_tensor(md, "vae", "decoder.conv_in.weight")
+    if dec is not None and len(dec.shape) >= 2 and dec.shape[1] != latent:
+        yield finding(
+            "DIF011",
+            f"vae {dec.name} takes {dec.shape[1]} channels but latent_channels = {latent}",
+            file="vae/config.json",
+        )
+
+
+def _factors(md: ModelDir) -> Iterator[Finding]:
+    fam = family(md)
+    vae = cfg(md, "vae")
+    if fam is None or not vae:
+        return
+    want_scale, want_shift = FAMILY_FACTORS[fam]
+    scale = vae.get("scaling_factor")
+    shift = vae.get("shift_factor")
+    label = {"sd": "SD 1.x/2.x", "sdxl": "SDXL", "sd3": "SD3", "flux": "Flux"}[fam]
+    if scale is None:
+        if abs(AUTOENCODER_KL_DEFAULT_SCALING - want_scale) > 1e-4:
+            yield finding(
+                "DIF020",
+                f"vae has no scaling_factor, so AutoencoderKL's default {AUTOENCODER_KL_DEFAULT_SCALING}"
+                f" applies; {label} uses {want_scale}",
+                file="vae/config.json",
+            )
+    elif not isinstance(scale, int | float) or abs(scale - want_scale) > 1e-4:
+        yield finding(
+            "DIF020",
+            f"vae scaling_factor = {scale} but {label} uses {want_scale}",
+            file="vae/config.json",
+        )
+    if want_shift is not None and (
+        not isinstance(shift, int | float) or abs(shift - want_shift) > 1e-4
+    ):
+        yield finding(
+            "DIF020",
+            f"vae shift_factor = {shift} but {label} uses {want_shift}",
+            file="vae/config.json",
+        )
+    elif want_shift is None and isinstance(shift, int | float) and shift != 0:
+        yield finding(
+            "DIF020",
+            f"vae shift_factor = {shift} but {label} uses no shift",
+            file="vae/config.json",
+        )
+
+
+def _text_width(c: dict[str, Any]) -> int | None:
+    return positive_int(c.get("hidden_size") or c.get("d_model"))
+
+
+def _cross_attention(md: ModelDir) -> Iterator[Finding]:
+    comps = components(md)
+    den = denoiser(md)
+    if den is None:
+        return
+    dc = cfg(md, den)
+    encoders = [
+        n for n in sorted(comps) if n.startswith("text_encoder") and comps[n] != (None, None)
+    ]
+    widths = {n: _text_width(cfg(md, n)) for n in encoders}
+    if den == "unet":
+        cross = dc.get("cross_attention_dim")
+        values = cross if isinstance(cross, list) else [cross]
+        dims = {positive_int(v) for v in values} - {None}
+        known = [w for w in widths.values() if w]
+        if not dims or not known or len(known) != len(widths):
+            return
+        want = sum(known)
+        for d in sorted(dims):
+            if d != want:
+                parts = " + ".join(f"{n} {w}" for n, w in widths.items())
+                yield finding(
+                    "DIF030",
+                    f"unet.cross_attention_dim = {d} but the text encoders give {parts} = {want}",
+                    file="unet/config.json",
+                )
+        return
+    joint = positive_int(dc.get("joint_attention_dim"))
+    t5 = [n for n in encoders if "d_model" in cfg(md, n)]
+    if joint and t5:
+        d_model = _text_width(cfg(md, t5[-1]))
+        if d_model and joint != d_model:
+            yield finding(
+                "DIF030",
+                f"{den}.joint_attention_dim = {joint} but {t5[-1]} d_model = {d_model}",
+                file=f"{den}/config.json",
+            )
+    pooled = positive_int(dc.get("pooled_projection_dim"))
+    clips = [n for n in encoders if n not in t5]
+    if pooled and clips:
+        fam = family(md)
+        sizes = []
+        for n in clips:
+            c = cfg(md, n)
+            size = positive_int(c.get("projection_dim")) if fam == "sd3" else _text_width(c)
+            sizes.append(size)
+        if all(sizes) and pooled != sum(s for s in sizes if s):
+            yield finding(
+                "DIF030",
+                f"{den}.pooled_projection_dim = {pooled} but the CLIP encoders give "
+                f"{' + '.join(str(s) for s in sizes)}",
+                file=f"{den}/config.json",
+            )
+
+
+def _scheduler(md: ModelDir) -> Iterator[Finding]:
+    comps = components(md)
+    if comps.get("scheduler", (None, None)) == (None, None):
+        return
+    sc = cfg(md, "scheduler")
+    if not sc:
+        return
+    cls = sc.get("_class_name") or comps["scheduler"][1]
+    if isinstance(cls, str) and cls not in SCHEDULERS:
+        yield finding(
+            "DIF040",
+            f"scheduler class {cls!r} is not a diffusers 0.42 scheduler",
+            file="scheduler/scheduler_config.json",
+            severity="warning",
+        )
+    for key, allowed in SCHEDULER_ENUMS.items():
+        value = sc.get(key)
+        if value is not None and value not in allowed:
+            yield finding(
+                "DIF040",
+                f"scheduler {key} = {value!r}, diffusers accepts {sorted(allowed)}",
+                file="scheduler/scheduler_config.json",
+            )
+    fam = family(md)
+    flow = isinstance(cls, str) and cls.startswith("FlowMatch")
+    if fam in ("flux", "sd3") and isinstance(cls, str) and not flow:
+        yield finding(
+            "DIF041",
+            f"{fam} is a flow-matching model but the scheduler is {cls}",
+            file="scheduler/scheduler_config.json",
+        )
+    elif fam in ("sd", "sdxl") and flow:
+        yield finding(
+            "DIF041",
+            f"{fam} is a noise-prediction model but the scheduler is {cls}",
+            file="scheduler/scheduler_config.json",
+        )
+    unet = cfg(md, "unet")
+    text = cfg(md, "text_encoder")
+    if (
+        fam == "sd"
+        and unet.get("sample_size") == 96
+        and _text_width(text) == 1024
+        and sc.get("prediction_type", "epsilon") == "epsilon"
+    ):
+        yield finding(
+            "DIF041",
+            "SD 2.x at 768 px (sample_size 96, text width 1024) is a v_prediction model but the "
+            "scheduler says epsilon",
+            file="scheduler/scheduler_config.json",
+        )
+
+
+def _tokenizer_length(md: ModelDir) -> Iterator[Finding]:
+    comps = components(md)
+    for tok_name in sorted(n for n in comps if n.startswith("tokenizer")):
+        enc_name = "text_encoder" + tok_name[len("tokenizer") :]
+        tc = md.json(f"{tok_name}/tokenizer_config.json") or {}
+        length = tc.get("model_max_length")
+        if not isinstance(length, int) or isinstance(length, bool) or length > 10**9:
+            continue
+        positions = positive_int(cfg(md, enc_name).get("max_position_embeddings"))
+        if positions and length > positions:
+            yield finding(
+                "DIF050",
+                f"{tok_name} model_max_length = {length} > {enc_name} max_position_embeddings = "
+                f"{positions}",
+                file=f"{tok_name}/tokenizer_config.json",
+            )
+
+
+def _resolution(md: ModelDir) -> Iterator[Finding]:
+    vae = cfg(md, "vae")
+    den = denoiser(md)
+    if den is None or not vae:
+        return
+    blocks = vae.get("block_out_channels")
+    sample = positive_int(cfg(md, den).get("sample_size"))
+    vae_sample = positive_int(vae.get("sample_size"))
+    if not isinstance(blocks, list) or not blocks or not sample or not vae_sample:
+        return
+    factor = 2 ** (len(blocks) - 1)
+    if den == "transformer" and family(md) == "flux":
+        return  # Flux's sample_size is not a latent size (it is 1024 in the published config)
+    if sample * factor != vae_sample:
+        yield finding(
+            "DIF060",
+            f"{den}.sample_size {sample} x VAE scale factor {factor} = {sample * factor} px but "
+            f"vae.sample_size = {vae_sample}",
+            file=f"{den}/config.json",
+        )
+
+
+SUBCHECKS = (
+    _index,
+    _channels,
+    _factors,
+    _cross_attention,
+    _scheduler,
+    _tokenizer_length,
+    _resolution,
+)
+
+
+def check(md: ModelDir) -> Iterator[Finding]:
+    yield from run_each(md, SUBCHECKS)
