@@ -70,9 +70,7 @@ class Report:
         return int(any(SEVERITY_RANK[f.severity] >= threshold for f in self.findings))
 
     def to_json(self) -> dict[str, Any]:
-        order = sorted(
-            self.findings, key=lambda f: (-SEVERITY_RANK[f.severity], f.code, f.message)
-        )
+        order = sorted(self.findings, key=lambda f: (-SEVERITY_RANK[f.severity], f.code, f.message))
         return {
             "schema": SCHEMA_VERSION,
             "path": self.path,
