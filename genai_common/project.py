@@ -185,12 +185,13 @@ def _child_step(name: str, target: str, project: Project, timeout: float) -> Ste
 
 
 def _load_child(kind: str, path: str) -> dict[str, Any]:
-    from genai_common.runtime import loading
+    from genai_common.runtime.loading import load_summary
 
-    start = time.perf_counter()
-    getattr(loading, f"load_{kind}")(path)
-    seconds = time.perf_counter() - start
-    return {"seconds": seconds, "summary": f"loaded in {seconds:.2f} s"}
+    record = load_summary(kind, path)
+    seconds = float(record["seconds"])
+    peak = record.get("mlx_peak") or record.get("rss_peak")
+    memory = f", peak {peak / 2**20:.0f} MiB" if peak else ""
+    return {"seconds": seconds, "summary": f"loaded in {seconds:.2f} s{memory}", "record": record}
 
 
 def _infer_child(kind: str, path: str) -> dict[str, Any]:
@@ -207,7 +208,7 @@ def _infer_llm(loaded: Any) -> str:
     from mlx_lm import generate
 
     text = generate(loaded.model, loaded.tokenizer, prompt="Hello", max_tokens=4, verbose=False)
-    return f"generated {text!r}"
+    return f"generated {text!a}"
 
 
 def _infer_vlm(loaded: Any) -> str:
@@ -219,7 +220,7 @@ def _infer_vlm(loaded: Any) -> str:
     image = Image.fromarray(np.full((32, 32, 3), 127, dtype=np.uint8))
     prompt = apply_chat_template(loaded.processor, loaded.model.config, "Describe.", num_images=1)
     out = generate(loaded.model, loaded.processor, prompt, [image], max_tokens=4, verbose=False)
-    return f"generated {getattr(out, 'text', out)!r}"
+    return f"generated {getattr(out, 'text', out)!a}"
 
 
 def _infer_diffusion(loaded: Any) -> str:
@@ -231,9 +232,14 @@ def _infer_diffusion(loaded: Any) -> str:
 def _infer_ml(loaded: Any) -> str:
     import mlx.core as mx
 
-    model = loaded.model
-    dims = getattr(loaded, "input_shape", None) or (1, 8)
-    out = model(mx.zeros(dims))
+    config = loaded.config or {}
+    width = config.get("input_dims") or config.get("in_features") or config.get("input_size")
+    if not isinstance(width, int):
+        raise ValueError(
+            "config.json names no input width (input_dims, in_features or input_size): "
+            "the quick inference needs one to build an input"
+        )
+    out = loaded.model(mx.zeros((1, width)))
     mx.eval(out)
     return f"output {tuple(out.shape)}"
 
