@@ -181,18 +181,33 @@ def head_tensor(md: ModelDir) -> TensorInfo | None:
 
 
 def logical_rows_cols(md: ModelDir, t: TensorInfo) -> tuple[int, int] | None:
-    """(rows, in_features) of a 2-D weight; a packed quantized weight is unpacked with its bits."""
+    """(rows, in_features) of a 2-D weight. A packed quantized weight is unpacked with the bits the
+    config declares for it (per-layer entry, else the default), else the bits its shapes imply."""
     if not t.shape or len(t.shape) != 2:
         return None
     rows, cols = t.shape
     if t.dtype == "U32" and t.name.endswith(".weight"):
         from genai_common.checks import quant
 
-        bits = quant.stored_bits(md, t.name[: -len(".weight")])
+        module = t.name[: -len(".weight")]
+        bits = quant.declared_bits(md, module) or quant.stored_bits(md, module)
         if bits is None:
             return None
         return rows, cols * 32 // bits
     return rows, cols
+
+
+def takes(md: ModelDir, t: TensorInfo, k: int) -> bool:
+    """Whether a 2-D weight has input width k: plainly, or packed at some valid bits/group size
+    (the shapes alone cannot tell g64/4-bit from g128/2-bit; QNT031 reports the disagreement)."""
+    shape = logical_rows_cols(md, t)
+    if shape is not None and shape[1] == k:
+        return True
+    if t.dtype == "U32" and t.name.endswith(".weight"):
+        from genai_common.checks import quant
+
+        return quant.fits(md, t.name[: -len(".weight")], k)
+    return False
 
 
 def text_layer_indices(md: ModelDir) -> set[int]:
@@ -471,7 +486,7 @@ def _embedding(md: ModelDir) -> Iterator[Finding]:
             f"{emb.name} has {rows} rows but vocab_size = {dims.vocab}",
             file=emb.file,
         )
-    if dims.hidden is not None and cols != dims.hidden:
+    if dims.hidden is not None and not takes(md, emb, dims.hidden):
         yield finding(
             "CFG011",
             f"{emb.name} has {cols} columns{' (unpacked)' if emb.dtype == 'U32' else ''} "
@@ -485,7 +500,7 @@ def _embedding(md: ModelDir) -> Iterator[Finding]:
     if hshape is None:
         return
     want = (dims.vocab or hshape[0], dims.hidden or hshape[1])
-    if hshape != want:
+    if hshape[0] != want[0] or not takes(md, head, want[1]):
         yield finding(
             "CFG012",
             f"{head.name} is {hshape[0]} x {hshape[1]} but (vocab_size, hidden_size) = "
@@ -574,7 +589,7 @@ def _attention(md: ModelDir) -> Iterator[Finding]:
                 f"{name} has {out_f} outputs, expected {expect_out[proj]} from {heads_text}",
                 file=t.file,
             )
-        elif proj == "o_proj" and in_f != dims.heads * dims.head_dim:
+        elif proj == "o_proj" and not takes(md, t, dims.heads * dims.head_dim):
             reported.add(proj)
             yield finding(
                 "CFG030",

@@ -183,6 +183,29 @@ def stored_bits(md: ModelDir, module: str) -> int | None:
     return default.bits if default else None
 
 
+def declared_bits(md: ModelDir, module: str) -> int | None:
+    """Bits the config declares for a module: its per-layer entry, else the default block."""
+    over = override_for(md, module)
+    default = default_params(md)
+    if over and isinstance(over[1], dict):
+        return _params(over[1], default).bits
+    return default.bits if default else None
+
+
+def fits(md: ModelDir, module: str, k: int) -> bool:
+    """Whether the stored packed weight and scales are consistent with in_features k at some
+    bits and group size MLX accepts."""
+    ts = tensors(md)
+    w, scales = ts.get(f"{module}.weight"), ts.get(f"{module}.scales")
+    if w is None or scales is None or not w.shape or not scales.shape or k <= 0:
+        return False
+    packed, groups = w.shape[-1], scales.shape[-1]
+    if (packed * 32) % k or groups <= 0 or k % groups:
+        return False
+    bits, gs = packed * 32 // k, k // groups
+    return any(bits in b and gs in g for g, b, _, _ in MODES.values())
+
+
 # ---------------------------------------------------------------------------------------------
 
 register(

@@ -18,6 +18,7 @@ from genai_common.checks.config import (
     logical_rows_cols,
     positive_int,
     run_each,
+    takes,
     tensors,
     text_dims,
 )
@@ -237,7 +238,7 @@ def _widths(md: ModelDir) -> Iterator[Finding]:
         if t is None or shape is None:
             continue
         rows, cols = shape
-        if cols != width:
+        if not takes(md, t, width):
             yield finding(
                 "VLM020",
                 f"{t.name} takes {cols} inputs but the vision hidden size is {width}",
@@ -303,7 +304,7 @@ def _projector(md: ModelDir) -> Iterator[Finding]:
     merge = dims["merge"] if merger and dims["merge"] else 1
     if first_shape and width:
         want_in = width * merge * merge
-        if first_shape[1] != want_in:
+        if not takes(md, first, want_in):
             how = (
                 f"vision hidden {width} x spatial_merge_size^2 {merge * merge}"
                 if merge > 1
