@@ -48,7 +48,8 @@ def build(dest: Path, variant: str | None, seed: int) -> Path:
     return dest
 
 
-def _module_class() -> type:
+def module_class() -> type:
+    """The TinyMLP nn.Module class (built on call so that importing this module needs no mlx)."""
     import mlx.core as mx
     import mlx.nn as nn
 
@@ -66,6 +67,10 @@ def _module_class() -> type:
     return TinyMLP
 
 
+# genai_common.runtime.loading.ML_MODEL_TYPES names the private spelling.
+_module_class = module_class
+
+
 def load_tiny_ml(path: str | Path, *, strict: bool = True) -> Any:
     """Rebuild the module from `path`/config.json and load `path`/model.safetensors into it."""
     import mlx.core as mx
@@ -75,7 +80,7 @@ def load_tiny_ml(path: str | Path, *, strict: bool = True) -> Any:
     if config.get("model_type") != MODEL_TYPE:
         raise ValueError(f"{path}: model_type {config.get('model_type')!r} is not {MODEL_TYPE!r}")
     dims = {k: int(config[k]) for k in ("input_dims", "hidden_dims", "output_dims", "num_layers")}
-    model = _module_class()(**dims)
+    model = module_class()(**dims)
     model.load_weights(str(path / "model.safetensors"), strict=strict)
     mx.eval(model.parameters())
     model.eval()
