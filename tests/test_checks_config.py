@@ -1,0 +1,270 @@
+"""CFG: each check passes on the clean tiny models and fires on a broken private copy."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from checks_helpers import codes, edit_json, messages, problems, rewrite_tensors
+
+CLEAN = [
+    "tiny_llm",
+    "tiny_llm_qwen2",
+    "tiny_llm_gemma",
+    "tiny_llm_4bit",
+    "tiny_vlm",
+    "tiny_vlm_paligemma",
+]
+
+
+@pytest.fixture
+def llama(tiny_llm: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(tiny_llm, tmp_path / "llama"))
+
+
+@pytest.fixture
+def llama4(tiny_llm_4bit: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(tiny_llm_4bit, tmp_path / "llama4"))
+
+
+def set_config(model: Path, **values) -> None:
+    edit_json(model / "config.json", lambda d: d.update(values))
+
+
+def drop_config(model: Path, *keys: str) -> None:
+    edit_json(model / "config.json", lambda d: [d.pop(k, None) for k in keys] and None)
+
+
+@pytest.mark.parametrize("fixture", CLEAN)
+def test_clean_tiny_models_pass(fixture: str, request: pytest.FixtureRequest) -> None:
+    assert problems(request.getfixturevalue(fixture), "config") == []
+
+
+def test_cfg001_missing_and_mistyped_required_keys(llama: Path) -> None:
+    drop_config(llama, "hidden_size")
+    set_config(llama, num_hidden_layers="2")
+    found = messages(llama, "config", "CFG001")
+    assert any("hidden_size" in m for m in found)
+    assert any("num_hidden_layers = '2'" in m for m in found)
+
+
+def test_cfg002_optional_value_of_wrong_type(llama: Path) -> None:
+    set_config(llama, num_key_value_heads="2", tie_word_embeddings="no")
+    found = messages(llama, "config", "CFG002")
+    assert len(found) == 2
+
+
+def test_cfg010_vocab_size_differs_from_embedding_rows(llama: Path) -> None:
+    set_config(llama, vocab_size=600)
+    assert messages(llama, "config", "CFG010") == [
+        "model.embed_tokens.weight has 512 rows but vocab_size = 600"
+    ]
+
+
+def test_cfg011_embedding_columns(llama: Path) -> None:
+    rewrite_tensors(llama, lambda s: s.update({"model.embed_tokens.weight": ("F16", (512, 32))}))
+    assert messages(llama, "config", "CFG011") == [
+        "model.embed_tokens.weight has 32 columns but hidden_size = 64"
+    ]
+
+
+def test_cfg011_quantized_embedding_is_unpacked(llama4: Path) -> None:
+    assert "CFG011" not in codes(llama4, "config")  # (512, 8) uint32 at 4 bits = 64 columns
+    set_config(llama4, hidden_size=96)  # 8 * 32 / 96 is no bit width at all
+    assert "CFG011" in codes(llama4, "config")
+
+
+def test_cfg012_lm_head_shape(llama: Path) -> None:
+    rewrite_tensors(llama, lambda s: s.update({"lm_head.weight": ("F16", (500, 64))}))
+    assert messages(llama, "config", "CFG012") == [
+        "lm_head.weight is 500 x 64 but (vocab_size, hidden_size) = (512, 64)"
+    ]
+
+
+def test_cfg020_missing_layer(llama: Path) -> None:
+    rewrite_tensors(llama, lambda s: {k: v for k, v in s.items() if ".layers.1." not in k})
+    [message] = messages(llama, "config", "CFG020")
+    assert "missing [1]" in message and "num_hidden_layers = 2" in message
+
+
+def test_cfg020_extra_layer(llama: Path) -> None:
+    set_config(llama, num_hidden_layers=1)
+    [message] = messages(llama, "config", "CFG020")
+    assert "extra [1]" in message
+
+
+def test_cfg030_kv_heads_disagree_with_k_proj(llama: Path) -> None:
+    set_config(llama, num_key_value_heads=4)  # k/v_proj store 2 heads x 16
+    found = messages(llama, "config", "CFG030")
+    assert found and "expected 64" in found[0]
+
+
+def test_cfg030_head_dim_may_differ_from_hidden_over_heads(llama: Path) -> None:
+    # q_proj (64 out) = 4 heads x 16; declare head_dim 32 and q_proj no longer fits
+    set_config(llama, head_dim=32)
+    assert "CFG030" in codes(llama, "config")
+    set_config(llama, head_dim=16)
+    assert "CFG030" not in codes(llama, "config")
+
+
+def test_cfg031_heads_not_multiple_of_kv_heads(llama: Path) -> None:
+    set_config(llama, num_key_value_heads=3)
+    assert "CFG031" in codes(llama, "config")
+
+
+def test_cfg032_hidden_not_divisible_without_head_dim(llama: Path) -> None:
+    drop_config(llama, "head_dim")
+    set_config(llama, num_attention_heads=5, num_key_value_heads=5)
+    assert "CFG032" in codes(llama, "config")
+
+
+def test_cfg040_tied_but_head_stored(llama: Path) -> None:
+    set_config(llama, tie_word_embeddings=True)
+    assert codes(llama, "config") == ["CFG040"]
+
+
+def test_cfg041_untied_without_head(llama: Path) -> None:
+    rewrite_tensors(llama, lambda s: s.pop("lm_head.weight") and None)
+    assert codes(llama, "config") == ["CFG041"]
+    set_config(llama, tie_word_embeddings=True)
+    assert codes(llama, "config") == []
+
+
+def test_cfg041_family_default_when_absent(tiny_llm_gemma: Path, tmp_path: Path) -> None:
+    gemma = Path(shutil.copytree(tiny_llm_gemma, tmp_path / "gemma"))
+    drop_config(gemma, "tie_word_embeddings")
+    assert codes(gemma, "config") == []  # gemma ties by default; no lm_head stored
+    set_config(gemma, model_type="qwen2")  # qwen2 unties by default (transformers)
+    assert "CFG041" in codes(gemma, "config")
+
+
+def test_cfg042_loaders_disagree_on_absent_tie(llama: Path) -> None:
+    drop_config(llama, "tie_word_embeddings")
+    assert "CFG042" in codes(llama, "config")
+
+
+def test_cfg050_layer_types_length(llama: Path) -> None:
+    set_config(llama, layer_types=["full_attention"])
+    assert messages(llama, "config", "CFG050") == [
+        "layer_types has 1 entries but num_hidden_layers = 2"
+    ]
+    set_config(llama, layer_types=["full_attention", "sliding_attention"])
+    assert codes(llama, "config") == []
+
+
+def test_cfg051_unknown_layer_type(llama: Path) -> None:
+    set_config(llama, layer_types=["full_attention", "slidng_attention"])
+    assert codes(llama, "config") == ["CFG051"]
+
+
+def test_cfg060_unsupported_rope_type(llama: Path) -> None:
+    set_config(llama, rope_scaling={"rope_type": "su", "factor": 2.0})
+    assert "CFG060" in codes(llama, "config")
+
+
+@pytest.mark.parametrize(
+    "rope",
+    [
+        {"type": "linear", "factor": 2.0},
+        {
+            "rope_type": "llama3",
+            "factor": 8.0,
+            "low_freq_factor": 1.0,
+            "high_freq_factor": 4.0,
+            "original_max_position_embeddings": 1024,
+        },
+        {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 512},
+        {"type": "dynamic", "factor": 2.0},
+    ],
+)
+def test_cfg06x_valid_rope_in_both_spellings(llama: Path, rope: dict) -> None:
+    set_config(llama, rope_scaling=rope)
+    assert codes(llama, "config") == []
+
+
+def test_cfg061_rope_missing_required_key(llama: Path) -> None:
+    set_config(llama, rope_scaling={"rope_type": "llama3", "factor": 8.0})
+    [message] = messages(llama, "config", "CFG061")
+    assert "original_max_position_embeddings" in message and "low_freq_factor" in message
+
+
+def test_cfg062_rope_values_out_of_range(llama: Path) -> None:
+    set_config(
+        llama,
+        rope_scaling={
+            "rope_type": "llama3",
+            "factor": 8.0,
+            "low_freq_factor": 4.0,
+            "high_freq_factor": 1.0,
+            "original_max_position_embeddings": 4096,
+        },
+    )
+    found = messages(llama, "config", "CFG062")
+    assert any("high_freq_factor" in m for m in found)
+    assert any(
+        "original_max_position_embeddings = 4096 >= max_position_embeddings = 2048" in m
+        for m in found
+    )
+
+
+def test_cfg062_longrope_factor_length(llama: Path) -> None:
+    set_config(
+        llama,
+        rope_scaling={
+            "type": "longrope",
+            "short_factor": [1.0] * 8,
+            "long_factor": [1.0] * 7,
+            "original_max_position_embeddings": 1024,
+        },
+    )  # head_dim 16: rotary_dim / 2 = 8
+    assert messages(llama, "config", "CFG062") == [
+        "rope_scaling (longrope): long_factor has 7 entries, rotary_dim/2 = 8"
+    ]
+
+
+def test_cfg063_rope_without_type(llama: Path) -> None:
+    set_config(llama, rope_scaling={"factor": 2.0})
+    assert codes(llama, "config") == ["CFG063"]
+
+
+def test_cfg070_no_context_length(llama: Path) -> None:
+    drop_config(llama, "max_position_embeddings")
+    assert codes(llama, "config") == ["CFG070"]
+
+
+def test_cfg071_original_context_beyond_max(llama: Path) -> None:
+    set_config(
+        llama,
+        rope_scaling={"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 4096},
+    )
+    assert "CFG071" in codes(llama, "config")
+
+
+def test_cfg080_experts_missing(tmp_path: Path) -> None:
+    from checks_helpers import write_safetensors
+
+    from genai_common.testing._files import write_json
+
+    model = tmp_path / "moe"
+    write_json(
+        model / "config.json",
+        {
+            "model_type": "mixtral",
+            "hidden_size": 8,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "num_key_value_heads": 2,
+            "vocab_size": 16,
+            "intermediate_size": 16,
+            "max_position_embeddings": 64,
+            "num_local_experts": 4,
+            "tie_word_embeddings": True,
+        },
+    )
+    spec = {"model.embed_tokens.weight": ("F16", (16, 8))}
+    for e in range(3):
+        spec[f"model.layers.0.block_sparse_moe.experts.{e}.w1.weight"] = ("F16", (16, 8))
+    write_safetensors(model / "model.safetensors", spec)
+    [message] = messages(model, "config", "CFG080")
+    assert "(3)" in message and "sets 4" in message
