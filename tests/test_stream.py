@@ -63,3 +63,31 @@ def test_mlx_lm_stream_with_library_figures(tiny_llm):
     assert metrics.ttft > 0
     if metrics.n_tokens > 1:
         assert metrics.decode_tps > 0
+
+
+def test_mlx_vlm_stream_counts_each_token_once(tiny_vlm, tmp_path):
+    mlx_vlm = pytest.importorskip("mlx_vlm", reason="needs mlx-vlm")
+    from mlx_vlm.prompt_utils import apply_chat_template
+    from PIL import Image
+
+    image = tmp_path / "red.png"
+    Image.new("RGB", (64, 64), (200, 30, 30)).save(image)
+    model, processor = mlx_vlm.load(str(tiny_vlm))
+    prompt = apply_chat_template(processor, model.config, "What is this?", num_images=1)
+    stream = mlx_vlm.stream_generate(model, processor, prompt, image=[str(image)], max_tokens=6)
+    metrics = measure_stream(stream)
+    # mlx-vlm yields its last token twice (the second time with the finish reason)
+    assert metrics.n_tokens == metrics.library["generation_tokens"] >= 1
+    assert metrics.finish_reason in {"length", "stop"}
+
+
+class _Item:
+    def __init__(self, text: str, generation_tokens: int):
+        self.text, self.generation_tokens = text, generation_tokens
+
+
+def test_items_that_add_no_token_are_not_arrivals():
+    items = [_Item("a", 1), _Item("b", 2), _Item("c", 2)]
+    metrics = measure_stream(iter(items))
+    assert metrics.n_tokens == 2 and metrics.text == "abc"
+    assert metrics.library["generation_tokens"] == 2

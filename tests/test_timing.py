@@ -142,3 +142,25 @@ def test_to_json_is_serialisable():
 def test_returning_nothing_is_flagged():
     measured = timeit(lambda: None, repeat=5)
     assert any("returned nothing" in w for w in measured.warnings)
+
+
+def test_outputs_are_evaluated_when_fn_imports_mlx_itself():
+    """A process that imports MLX only inside fn: the first call's import must be noticed."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, time\n"
+        "from genai_common.runtime.timing import timeit\n"
+        "assert 'mlx.core' not in sys.modules\n"
+        "def fn():\n"
+        "    import mlx.core as mx\n"
+        "    a = getattr(fn, 'a', None)\n"
+        "    if a is None:\n"
+        "        a = fn.a = mx.random.normal((384, 384)); mx.eval(a)\n"
+        "    return a @ a\n"
+        "m = timeit(fn, warmup=1, repeat=3)\n"
+        "print(m.median)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert float(out.stdout) > 1e-4  # a 384x384 matmul, not a 10-us graph build

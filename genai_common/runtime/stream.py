@@ -11,6 +11,10 @@ arrives. From the stamps:
 - inter-token latency (ITL) p50/p90/p99 from the gaps between arrivals.
 - e2e: last arrival minus ``start``.
 
+An item whose ``generation_tokens`` did not grow is not a new token (mlx-vlm yields its last
+token a second time with the finish reason, and an empty item when nothing was generated): its
+text and figures are kept, but it is not an arrival.
+
 When items carry the library's own figures (mlx-lm ``GenerationResponse``, mlx-vlm
 ``GenerationResult``: prompt_tokens, prompt_tps, generation_tokens, generation_tps,
 peak_memory), the last item's values are kept in ``library`` to show beside ours. Time the caller
@@ -128,10 +132,17 @@ def measure_stream(iterator: Iterable[Any], *, start: float | None = None) -> St
     last: Any = None
     iterator = iter(iterator)
     begin = clock() if start is None else start
+    seen = 0
     for item in iterator:
-        stamps.append(clock())
+        now = clock()
         pieces.append(_text_of(item))
         last = item
+        count = getattr(item, "generation_tokens", None)
+        if isinstance(count, int):
+            if count <= seen:  # no new token: mlx-vlm repeats its last one with the finish reason
+                continue
+            seen = count
+        stamps.append(now)
     library = {}
     if last is not None:
         for name in LIBRARY_FIELDS:

@@ -245,6 +245,7 @@ def timeit(
 
     start = clock()
     output = fn(*args, **kwargs)
+    mx, torch = _frameworks()  # the first call may have imported them
     device_work = _evaluate(output, mx, torch)
     cold = clock() - start
     notes = []
