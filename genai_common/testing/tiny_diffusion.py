@@ -10,11 +10,13 @@ imports happen inside the functions.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import shutil
 import tempfile
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -182,12 +184,32 @@ def _components(tokenizer: Any, seed: int) -> dict[str, Any]:
     }
 
 
+@contextlib.contextmanager
+def _quiet_libraries() -> Iterator[None]:
+    """Silence transformers' and diffusers' warnings and progress bars while building, then
+    restore them (saving a 4 MiB model needs no progress bar)."""
+    from diffusers.utils import logging as dlog
+    from transformers.utils import logging as tlog
+
+    saved = [(lib, lib.get_verbosity(), lib.is_progress_bar_enabled()) for lib in (tlog, dlog)]
+    for lib, _, _ in saved:
+        lib.set_verbosity(lib.ERROR)
+        lib.disable_progress_bar()
+    try:
+        yield
+    finally:
+        for lib, verbosity, bars in saved:
+            lib.set_verbosity(verbosity)
+            if bars:
+                lib.enable_progress_bar()
+
+
 def build(dest: Path, variant: str | None, seed: int) -> Path:
     if (variant or "sd") != "sd":
         raise ValueError(f"unknown diffusion variant {variant!r}; choose from sd")
-    from diffusers import StableDiffusionPipeline
+    with _quiet_libraries(), tempfile.TemporaryDirectory(prefix="genai-tiny-clip-") as tmp:
+        from diffusers import StableDiffusionPipeline
 
-    with tempfile.TemporaryDirectory(prefix="genai-tiny-clip-") as tmp:
         tokenizer = build_clip_tokenizer(Path(tmp))
         pipe = StableDiffusionPipeline(
             **_components(tokenizer, seed),
