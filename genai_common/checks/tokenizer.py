@@ -250,12 +250,18 @@ def _agreement(md: ModelDir) -> Iterator[Finding]:
                     + (" (generation will not stop on it)" if role == "eos" else ""),
                     file="tokenizer_config.json",
                 )
-    pad = roles["pad"]
-    eos = roles["eos"]
-    pad_ids = set().union(*pad.values()) if pad else set()
-    eos_ids = set().union(*eos.values()) if eos else set()
+    pad_ids = _effective(roles["pad"])
+    eos_ids = set().union(*roles["eos"].values()) if roles["eos"] else set()
     if pad_ids and pad_ids <= eos_ids:
         yield finding("TOK032", f"pad_token_id {sorted(pad_ids)} is also an eos id")
+
+
+def _effective(by_file: dict[str, set[int]]) -> set[int]:
+    """The ids a loader uses: generation_config.json, else config.json, else the tokenizer's."""
+    for file in ("generation_config.json", "config.json", "tokenizer_config.json"):
+        if by_file.get(file):
+            return by_file[file]
+    return set()
 
 
 def _registered(md: ModelDir) -> Iterator[Finding]:
