@@ -204,15 +204,18 @@ def infer_target(kind: str, path: str) -> dict[str, Any]:
     if kind == "llm":
         from mlx_lm import generate
 
-        text = generate(loaded.model, loaded.tokenizer, prompt="Hello", max_tokens=4)
+        text = generate(loaded.model, loaded.tokenizer, prompt="Hello", max_tokens=4, verbose=False)
         out["output"] = text
     elif kind == "vlm":
-        from mlx_vlm import generate
+        from mlx_vlm import apply_chat_template, generate
         from PIL import Image
 
         image = Image.new("RGB", (64, 64), (128, 128, 128))
+        prompt = apply_chat_template(
+            loaded.processor, loaded.model.config, "Describe this image.", num_images=1
+        )
         result = generate(
-            loaded.model, loaded.processor, "Describe this image.", image=[image], max_tokens=4
+            loaded.model, loaded.processor, prompt, [image], max_tokens=4, verbose=False
         )
         out["output"] = getattr(result, "text", result)
     elif kind == "diffusion":

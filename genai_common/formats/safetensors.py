@@ -278,3 +278,44 @@ def _check_offsets(header: SafetensorsHeader, what: str) -> None:
                 "buffers that are not contiguous",
             )
         )
+
+
+def encode_header(
+    tensors: dict[str, tuple[str, tuple[int, ...]]], metadata: dict[str, str] | None = None
+) -> tuple[bytes, int]:
+    """A valid header for tensors laid out contiguously in the given order; returns (the 8-byte
+    length + header JSON padded to 8 bytes, the data size)."""
+    import json
+
+    entries: dict[str, Any] = {}
+    if metadata is not None:
+        entries["__metadata__"] = metadata
+    offset = 0
+    for name, (dtype, shape) in tensors.items():
+        numel = 1
+        for d in shape:
+            numel *= d
+        nbytes = (numel * DTYPE_BITS[dtype] + 7) // 8
+        entries[name] = {
+            "dtype": dtype,
+            "shape": list(shape),
+            "data_offsets": [offset, offset + nbytes],
+        }
+        offset += nbytes
+    raw = json.dumps(entries, separators=(",", ":")).encode("utf-8")
+    raw += b" " * (-len(raw) % 8)
+    return struct.pack("<Q", len(raw)) + raw, offset
+
+
+def write_sparse(
+    path: str | os.PathLike[str],
+    tensors: dict[str, tuple[str, tuple[int, ...]]],
+    metadata: dict[str, str] | None = None,
+) -> int:
+    """Write a real safetensors header and leave the data region as a sparse hole (zeros that
+    take no disk): a full-size checkpoint for header-only tools and benchmarks. Returns the size."""
+    head, data = encode_header(tensors, metadata)
+    with open(path, "wb") as fh:
+        fh.write(head)
+        fh.truncate(len(head) + data)
+    return len(head) + data
