@@ -51,6 +51,16 @@ def edit_json(path: Path, change: Callable[[dict], Any]) -> None:
     path.write_text(json.dumps(out if out is not None else data, indent=2), encoding="utf-8")
 
 
+def without(*keys: str) -> Callable[[dict], None]:
+    """A change for edit_json / rewrite_tensors that removes these keys."""
+
+    def change(d: dict) -> None:
+        for key in keys:
+            d.pop(key, None)
+
+    return change
+
+
 def write_safetensors(path: Path, spec: Spec) -> Path:
     """A valid safetensors file with these names, dtypes and shapes; data is zeros."""
     header: dict[str, Any] = {"__metadata__": {"format": "mlx"}}

@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from checks_helpers import codes, edit_json, messages, problems, rewrite_tensors
+from checks_helpers import codes, edit_json, messages, problems, rewrite_tensors, without
 
 CLEAN = [
     "tiny_llm",
@@ -33,7 +33,7 @@ def set_config(model: Path, **values) -> None:
 
 
 def drop_config(model: Path, *keys: str) -> None:
-    edit_json(model / "config.json", lambda d: [d.pop(k, None) for k in keys] and None)
+    edit_json(model / "config.json", without(*keys))
 
 
 @pytest.mark.parametrize("fixture", CLEAN)
@@ -125,7 +125,7 @@ def test_cfg040_tied_but_head_stored(llama: Path) -> None:
 
 
 def test_cfg041_untied_without_head(llama: Path) -> None:
-    rewrite_tensors(llama, lambda s: s.pop("lm_head.weight") and None)
+    rewrite_tensors(llama, without("lm_head.weight"))
     assert codes(llama, "config") == ["CFG041"]
     set_config(llama, tie_word_embeddings=True)
     assert codes(llama, "config") == []

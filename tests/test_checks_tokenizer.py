@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from checks_helpers import codes, edit_json, messages, problems
+from checks_helpers import codes, edit_json, messages, problems, without
 
 CLEAN = [
     "tiny_llm",
@@ -126,7 +126,7 @@ def test_tok032_pad_is_eos(llama: Path) -> None:
 
 def test_tok040_no_chat_template(llama: Path) -> None:
     (llama / "chat_template.jinja").unlink()
-    edit_json(llama / "tokenizer_config.json", lambda d: d.pop("chat_template", None) and None)
+    edit_json(llama / "tokenizer_config.json", without("chat_template"))
     assert "TOK040" in codes(llama, "tokenizer")
 
 
