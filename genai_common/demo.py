@@ -134,18 +134,13 @@ def render(result: dict[str, Any]) -> None:
         timing.add_row(
             label, fmt(cold[ours]), fmt(cold[theirs]), fmt(warm[ours]), fmt(warm[theirs])
         )
+    for label, key in (("ITL p50", "itl_p50"), ("ITL p99", "itl_p99")):
+        timing.add_row(label, _ms(cold[key]), "", _ms(warm[key]), "")
     timing.add_row(
-        "ITL p50 / p99",
-        f"{_ms(cold['itl_p50'])} / {_ms(cold['itl_p99'])}",
+        "tokens in/out",
+        f"{cold['prompt_tokens']}/{cold['n_tokens']}",
         "",
-        f"{_ms(warm['itl_p50'])} / {_ms(warm['itl_p99'])}",
-        "",
-    )
-    timing.add_row(
-        "tokens",
-        f"{cold['prompt_tokens']} in, {cold['n_tokens']} out",
-        "",
-        f"{warm['prompt_tokens']} in, {warm['n_tokens']} out",
+        f"{warm['prompt_tokens']}/{warm['n_tokens']}",
         "",
     )
     console.print(timing)
