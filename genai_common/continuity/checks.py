@@ -50,12 +50,12 @@ CHECKS: dict[str, Check] = {}
 
 # Where each rule is explained in a generated project (headings of AGENTS.md / README.md).
 LINKS = {
-    "docs": "AGENTS.md#living-documents",
-    "tests": "test/README.md",
-    "env": "AGENTS.md#environment",
-    "results": "AGENTS.md#diagnostics-before-full-runs",
+    "docs": "AGENTS.md#what-genai-review-enforces",
+    "tests": "test/README.md#adding-a-diagnostic",
+    "env": "AGENTS.md#what-genai-review-enforces",
+    "results": "AGENTS.md#what-genai-review-enforces",
     "session": "AGENTS.md#session-continuity",
-    "update": "README.md#update-a-project",
+    "update": "README.md#updating-from-the-template",
 }
 
 
@@ -96,9 +96,9 @@ def living_docs_exist(project: Project) -> list[str]:
 
 @check(
     "GD102",
-    "TODO.md has Objective, Current Status and Sessions sections",
+    "TODO.md has Objective, Current Status and Session Log sections",
     fix="Add the missing headings: `## Objective`, `## Current Status` (a checklist of `- [ ]`, "
-    "`- [/]`, `- [x]` items) and `## Sessions` (where `genai session end` writes).",
+    "`- [/]`, `- [x]` items) and `## Session Log` (where `genai session end` writes).",
     link="docs",
 )
 def todo_sections(project: Project) -> list[str]:

@@ -178,6 +178,8 @@ def is_placeholder(lines: list[str]) -> bool:
         s = line.strip()
         if not s or re.fullmatch(r"[_*].*[_*]", s) or s in {"-", "*", "TBD", "TODO"}:
             continue
+        if re.fullmatch(r"([-*+]|\d+\.)\s.*:", s):  # "- Vocab size:" a label awaiting its value
+            continue
         return False
     return True
 
@@ -224,10 +226,12 @@ def tools(text: str) -> list[str]:
         s = line.strip()
         if mask[i] or not (s.startswith(("-", "*", "+", "|", "#")) or re.match(r"\d+\.", s)):
             continue
-        for span in _CODE_SPAN.findall(s):
-            span = span.strip()
+        spans = [span.strip() for span in _CODE_SPAN.findall(s)]
+        for span in spans:
             looks_runnable = " " in span or span.endswith((".py", ".sh"))
-            if looks_runnable and not span.startswith("-") and span not in found:
+            # A script named beside the command that runs it counts once, as the command.
+            inside = any(span != other and span in other for other in spans)
+            if looks_runnable and not inside and not span.startswith("-") and span not in found:
                 found.append(span)
     return found
 

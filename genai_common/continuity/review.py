@@ -47,11 +47,26 @@ def review(
     from genai_common.continuity.project import Project
 
     project = Project.open(path)
+    # The project's own choices, in repo-review's table: select, and ignore (a list, or a
+    # mapping of code -> reason: those show as skipped with the reason).
+    config = project.pyproject.get("tool", {}).get("repo-review", {})
+    select = select or {str(c) for c in config.get("select", [])}
+    configured = config.get("ignore", [])
+    reasons = (
+        {str(k): str(v) for k, v in configured.items()} if isinstance(configured, dict) else {}
+    )
+    ignore = (ignore or set()) | {str(c) for c in configured}
     results = []
     for code, chk in CHECKS.items():
-        if (select and not _selected(code, select)) or (ignore and _selected(code, ignore)):
+        if select and not _selected(code, select):
             continue
         result = Result(code, chk.family, chk.title, "pass", chk.severity, chk.fix, chk.url)
+        if ignore and _selected(code, ignore):
+            why = reasons.get(code) or reasons.get(chk.family)
+            if why:
+                result.status, result.reason = "skip", f"ignored in pyproject.toml: {why}"
+                results.append(result)
+            continue
         try:
             result.problems = list(chk.func(project))
         except Skip as why:

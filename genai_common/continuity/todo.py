@@ -45,7 +45,7 @@ _LABEL = re.compile(r"^(?:#{1,6}[ \t]+)?\**([A-Za-z ]+?):?\**:?[ \t]*$")
 _ITEM = re.compile(r"^[ \t]*[-*+][ \t]+(?:\[[ xX/]\][ \t]+)?(.*\S)[ \t]*$")
 _COMMIT = re.compile(r"^\**Commit:?\**:?[ \t]*(.*)$", re.I)
 _HASH = re.compile(r"`([0-9a-f]{7,40})`")
-SESSION_LOG_NAMES = ("Sessions", "Session Log", "Session Notes", "Session History")
+SESSION_LOG_NAMES = ("Session Log", "Sessions", "Session Notes", "Session History")
 
 
 @dataclass
