@@ -354,9 +354,12 @@ class ModelDir:
     def text(self, rel: str) -> str | None:
         if rel not in self.file_set or rel in self.lfs_pointers:
             return None
+        size = self.size(rel)
+        if size is None:
+            return None
         try:
             with open(self.root / rel, "rb") as fh:
-                raw = fh.read(TEXT_CAP + 1)
+                raw = fh.read(min(size, TEXT_CAP) + 1)
         except OSError:
             return None
         if len(raw) > TEXT_CAP:

@@ -97,7 +97,7 @@ def read_json(
         if size > max_bytes:
             raise FormatError("JSON006", f"{what} is {size:,} bytes, over the {max_bytes:,} cap")
         with open(path, "rb") as fh:
-            raw = fh.read(max_bytes + 1)
+            raw = fh.read(size + 1)  # read(n) allocates n up front: never the cap
     except OSError as exc:
         raise FormatError("JSON008", f"{what} cannot be read: {exc.strerror or exc}") from None
     value, problems = parse_json_bytes(raw, what=what, max_bytes=max_bytes)
