@@ -1,0 +1,124 @@
+"""Render a project from this repository's template, for the demo and the template tests.
+
+Copier knows a template's versions only through git, and a project rendered from a dirty
+working tree records a commit that exists nowhere (its later `copier update` fails). So renders
+here come from a snapshot: the repository's files as a clone would have them plus uncommitted
+work (tracked and untracked, not ignored), copied into a fresh git repository and committed
+there (and tagged, when asked).
+
+    python -m genai_common.templating demo DEST [--kind llm]
+        snapshot, render a project of that kind into DEST, commit it, run its `nox -s diagnostics`
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+# Git must not read the developer's configuration, and commits need an identity.
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "genai-templates",
+    "GIT_AUTHOR_EMAIL": "genai-templates@example.invalid",
+    "GIT_COMMITTER_NAME": "genai-templates",
+    "GIT_COMMITTER_EMAIL": "genai-templates@example.invalid",
+    "GIT_CONFIG_GLOBAL": os.devnull,
+    "GIT_CONFIG_NOSYSTEM": "1",
+}
+
+
+def template_repo() -> Path:
+    """The template repository this genai_common was installed from (an editable install)."""
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "copier.yml").is_file():
+        raise FileNotFoundError(f"no copier.yml in {root}: genai_common is not an editable install")
+    return root
+
+
+def git(cwd: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", *args], cwd=cwd, capture_output=True, text=True, env={**os.environ, **GIT_ENV}
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"git {' '.join(args)} failed in {cwd}:\n{done.stderr}")
+    return done.stdout
+
+
+def commit_all(path: Path, message: str) -> str:
+    git(path, "add", "-A")
+    git(path, "commit", "-q", "--allow-empty", "-m", message)
+    return git(path, "rev-parse", "HEAD").strip()
+
+
+def repo_files(repo: Path, *, template_only: bool = False) -> list[str]:
+    """Tracked and untracked (not ignored) files; with template_only, copier.yml and templates/."""
+    listed = git(repo, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
+    files = [f for f in listed.split("\0") if f and (repo / f).is_file()]
+    if template_only:
+        files = [f for f in files if f == "copier.yml" or f.startswith("templates/")]
+    return sorted(files)
+
+
+def snapshot(
+    dest: Path, *, repo: Path | None = None, tag: str | None = None, template_only: bool = False
+) -> Path:
+    """Copy the repository into `dest`, make it a git repository, commit, optionally tag."""
+    repo = repo or template_repo()
+    for rel in repo_files(repo, template_only=template_only):
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(repo / rel, target)
+    git(dest, "init", "-q", "-b", "main")
+    commit_all(dest, "template snapshot")
+    if tag:
+        git(dest, "tag", tag)
+    return dest
+
+
+def render(template: Path, dest: Path, *, vcs_ref: str | None = "HEAD", **answers: object) -> Path:
+    """`copier copy --defaults` of `template` into `dest` with the given answers."""
+    from copier import run_copy
+
+    data = {"project_name": "Demo Project", **answers}
+    run_copy(str(template), dest, data=data, defaults=True, vcs_ref=vcs_ref, quiet=True)
+    return dest
+
+
+def demo(dest: Path, kind: str = "llm") -> int:
+    """Render a `kind` project into `dest` and run its own `nox -s diagnostics`."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    template = snapshot(dest.with_name(dest.name + "-template"), template_only=False)
+    settings = dest.with_name(dest.name + "-copier-settings.yml")
+    settings.write_text("{}\n")  # no user defaults leak into the render
+    os.environ["COPIER_SETTINGS_PATH"] = str(settings)
+    project = render(template, dest, project_kind=kind, project_name=f"Demo {kind}")
+    git(project, "init", "-q", "-b", "main")
+    commit_all(project, "Render genai-templates")
+    files = sorted(str(p.relative_to(project)) for p in project.rglob("*") if ".git" not in p.parts)
+    print(f"Rendered a {kind} project into {project}:")
+    print("\n".join(f"  {f}" for f in files if (project / f).is_file()))
+    print(f"\n$ cd {project} && nox -s diagnostics\n", flush=True)
+    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+    done = subprocess.run([sys.executable, "-m", "nox", "-s", "diagnostics"], cwd=project, env=env)
+    results = project / "reference" / "RESULTS.md"
+    if results.exists():
+        print("\nreference/RESULTS.md, last row:\n" + results.read_text().rstrip().splitlines()[-1])
+    return done.returncode
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m genai_common.templating")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run_demo = sub.add_parser("demo", help="render a project and run its nox -s diagnostics")
+    run_demo.add_argument("dest", type=Path)
+    run_demo.add_argument("--kind", default="llm", choices=("llm", "vlm", "diffusion", "ml"))
+    args = parser.parse_args(argv)
+    return demo(args.dest.resolve(), args.kind)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
