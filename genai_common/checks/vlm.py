@@ -354,7 +354,10 @@ def _image_tokens(md: ModelDir) -> Iterator[Finding]:
     how = f"(image_size {size} / patch_size {patch})^2 = {patches}"
     exact: list[tuple[str, Any]] = [
         ("num_image_tokens", cfg.get("num_image_tokens")),
-        ("text_config.num_image_tokens", tc.get("num_image_tokens") if tc is not cfg else None),
+        (
+            "text_config.num_image_tokens",
+            tc.get("num_image_tokens") if md.text_config is not md.config else None,
+        ),
         ("vision_config.num_image_tokens", vc.get("num_image_tokens")),
         ("preprocessor image_seq_length", pre.get("image_seq_length")),
         ("processor image_seq_length", proc.get("image_seq_length")),
@@ -425,7 +428,10 @@ def image_token_ids(md: ModelDir) -> dict[str, int]:
     cfg = md.config or {}
     tc = md.text_config or {}
     out: dict[str, int] = {}
-    for prefix, data in (("", cfg), ("text_config.", tc)):
+    sources = [("", cfg)] + (
+        [("text_config.", tc)] if isinstance(cfg.get("text_config"), dict) else []
+    )
+    for prefix, data in sources:
         for key in ("image_token_id", "image_token_index"):
             value = data.get(key)
             if isinstance(value, int) and not isinstance(value, bool):
