@@ -9,6 +9,7 @@ torch installed, `import mlx_lm` pays for importing torch through transformers.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import nox
 
@@ -65,6 +66,19 @@ def demo(session: nox.Session) -> None:
     """The main job on the embedded tiny model: build it, load it, generate, report."""
     _install(session, "mlx")
     session.run("python", "-m", "genai_common.demo", *session.posargs, env={"HF_HUB_OFFLINE": "1"})
+    # Then what a new user does: render an LLM project and run its own `nox -s diagnostics`.
+    scratch = Path(session.create_tmp()).resolve() / "demo-project"
+    session.run("python", "-m", "genai_common.templating", "demo", str(scratch), env=TEST_ENV)
+
+
+@nox.session
+def templates(session: nox.Session) -> None:
+    """Render every kind x env_manager, check file sets, updates and conda files; run each uv
+    project's own `nox -s tests diagnostics` offline on its embedded tiny model."""
+    _install(session, "mlx")
+    tests_ = ["tests/test_templates.py", "tests/test_update.py", "tests/test_templates_project.py"]
+    env = {**TEST_ENV, "GENAI_TEMPLATES_FULL": "1"}
+    session.run("pytest", *tests_, *session.posargs, env=env)
 
 
 @nox.session
