@@ -21,7 +21,7 @@ def _tokens(first_delay: float, gap: float, n: int):
 def test_known_sleeps_give_known_ttft_and_rate():
     metrics = measure_stream(_tokens(0.10, 0.02, 11))
     assert metrics.n_tokens == 11
-    assert 0.10 <= metrics.ttft < 0.3
+    assert 0.10 <= metrics.ttft < 0.5
     # 10 gaps of at least 20 ms after the first token: at most 50 tokens/s, not far below
     assert 15 < metrics.decode_tps <= 50
     assert 0.02 <= metrics.itl_p50 < 0.07
