@@ -47,3 +47,33 @@ def test_probe_detects_a_heavy_import():
     """The check can fail: a module that imports mlx is seen."""
     pytest.importorskip("mlx.core", reason="needs an importable mlx")
     assert "mlx" in _loaded_after("import genai_common.runtime.mlx_compat as c\nc.import_mlx()")
+
+
+RUNTIME_EXPORTS = (
+    "timeit",
+    "sync",
+    "Measurement",
+    "measure_stream",
+    "StreamMetrics",
+    "clear_cache",
+    "memory_snapshot",
+    "track_memory",
+    "MemorySnapshot",
+    "run_isolated",
+    "IsolatedResult",
+    "load_llm",
+    "load_vlm",
+    "load_diffusion",
+    "load_ml",
+    "environment",
+)
+
+
+def test_runtime_names_resolve_lazily_from_the_package():
+    code = (
+        "import genai_common\n"
+        f"for name in {RUNTIME_EXPORTS!r}:\n"
+        "    assert name in genai_common.__all__, name\n"
+        "    assert callable(getattr(genai_common, name)), name\n"
+    )
+    assert _loaded_after(code) == []  # resolving them imports no framework either
