@@ -114,3 +114,27 @@ def test_breaking_the_methodology_is_named(template: Path, tmp_path: Path, herme
     )
     failed = {r.code for r in review.review(project) if r.status == "fail"}
     assert failed == {"GT101", "GA102", "GD104", "GU101"}
+
+
+def test_generated_pre_commit_runs_the_review(
+    template: Path, tmp_path: Path, hermetic: None
+) -> None:
+    import yaml
+
+    project = _project(template, tmp_path / "p")
+    config = yaml.safe_load((project / ".pre-commit-config.yaml").read_text())
+    hooks = {h["id"]: h for repo in config["repos"] for h in repo["hooks"]}
+    hook = hooks["genai-review"]
+    assert hook["entry"] == "genai review" and hook["pass_filenames"] is False
+    (dep,) = hook["additional_dependencies"]
+    head = git(template, "rev-parse", "HEAD").strip()
+    assert dep.startswith("genai-common @ git+file://") and dep.endswith(f"@{head}")
+
+
+def test_this_repository_offers_the_hook() -> None:
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    (hook,) = yaml.safe_load((root / ".pre-commit-hooks.yaml").read_text())
+    assert hook["id"] == "genai-review" and hook["entry"] == "genai review"
+    assert hook["language"] == "python" and hook["pass_filenames"] is False
