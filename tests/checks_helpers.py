@@ -48,7 +48,8 @@ def edit_json(path: Path, change: Callable[[dict], Any]) -> None:
     """Apply `change` to the JSON object in `path` (in place, or by returning a new object)."""
     data = read_json(path)
     out = change(data)
-    path.write_text(json.dumps(out if out is not None else data, indent=2), encoding="utf-8")
+    data = out if isinstance(out, dict) else data
+    path.write_text(json.dumps(data, indent=2), encoding="utf-8")
 
 
 def without(*keys: str) -> Callable[[dict], None]:

@@ -1,0 +1,306 @@
+"""DIF: diffusers pipelines, built inline as component configs plus small safetensors headers.
+
+Most cases need no torch: the checks read only model_index.json, the component configs and the
+headers. The last test runs the checks on the real tiny SD pipeline that diffusers wrote (torch).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from checks_helpers import codes, edit_json, messages, problems, run, without, write_safetensors
+
+SD_INDEX = {
+    "_class_name": "StableDiffusionPipeline",
+    "_diffusers_version": "0.42.1",
+    "feature_extractor": [None, None],
+    "safety_checker": [None, None],
+    "scheduler": ["diffusers", "PNDMScheduler"],
+    "text_encoder": ["transformers", "CLIPTextModel"],
+    "tokenizer": ["transformers", "CLIPTokenizer"],
+    "unet": ["diffusers", "UNet2DConditionModel"],
+    "vae": ["diffusers", "AutoencoderKL"],
+}
+
+
+def write(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2), encoding="utf-8")
+
+
+def sd_pipeline(root: Path, *, unet_in: int = 4, cross: int = 32) -> Path:
+    """An SD 1.x-shaped pipeline: configs for every component, headers for UNet and VAE."""
+    write(root / "model_index.json", SD_INDEX)
+    write(
+        root / "unet/config.json",
+        {
+            "_class_name": "UNet2DConditionModel",
+            "in_channels": unet_in,
+            "out_channels": 4,
+            "sample_size": 8,
+            "cross_attention_dim": cross,
+            "block_out_channels": [32, 64],
+        },
+    )
+    write_safetensors(
+        root / "unet/diffusion_pytorch_model.safetensors",
+        {"conv_in.weight": ("F32", (32, unet_in, 3, 3))},
+    )
+    write(
+        root / "vae/config.json",
+        {
+            "_class_name": "AutoencoderKL",
+            "latent_channels": 4,
+            "sample_size": 64,
+            "scaling_factor": 0.18215,
+            "block_out_channels": [8, 8, 16, 16],
+        },
+    )
+    write_safetensors(
+        root / "vae/diffusion_pytorch_model.safetensors",
+        {"decoder.conv_in.weight": ("F32", (16, 4, 3, 3))},
+    )
+    write(
+        root / "text_encoder/config.json",
+        {
+            "architectures": ["CLIPTextModel"],
+            "model_type": "clip_text_model",
+            "hidden_size": 32,
+            "max_position_embeddings": 77,
+        },
+    )
+    write(root / "tokenizer/tokenizer_config.json", {"model_max_length": 77})
+    (root / "tokenizer/vocab.json").write_text('{"a": 0}', encoding="utf-8")
+    write(
+        root / "scheduler/scheduler_config.json",
+        {
+            "_class_name": "PNDMScheduler",
+            "beta_schedule": "scaled_linear",
+            "prediction_type": "epsilon",
+            "timestep_spacing": "leading",
+        },
+    )
+    return root
+
+
+def flux_pipeline(root: Path) -> Path:
+    write(
+        root / "model_index.json",
+        {
+            "_class_name": "FluxPipeline",
+            "scheduler": ["diffusers", "FlowMatchEulerDiscreteScheduler"],
+            "text_encoder": ["transformers", "CLIPTextModel"],
+            "text_encoder_2": ["transformers", "T5EncoderModel"],
+            "tokenizer": ["transformers", "CLIPTokenizer"],
+            "tokenizer_2": ["transformers", "T5TokenizerFast"],
+            "transformer": ["diffusers", "FluxTransformer2DModel"],
+            "vae": ["diffusers", "AutoencoderKL"],
+        },
+    )
+    write(
+        root / "transformer/config.json",
+        {
+            "in_channels": 64,
+            "joint_attention_dim": 4096,
+            "pooled_projection_dim": 768,
+        },
+    )
+    write(
+        root / "vae/config.json",
+        {
+            "latent_channels": 16,
+            "scaling_factor": 0.3611,
+            "shift_factor": 0.1159,
+            "block_out_channels": [128, 256, 512, 512],
+            "sample_size": 1024,
+        },
+    )
+    write(root / "text_encoder/config.json", {"hidden_size": 768, "max_position_embeddings": 77})
+    write(root / "text_encoder_2/config.json", {"d_model": 4096})
+    write(root / "tokenizer/tokenizer_config.json", {"model_max_length": 77})
+    write(root / "tokenizer_2/tokenizer_config.json", {"model_max_length": 512})
+    write(
+        root / "scheduler/scheduler_config.json",
+        {
+            "_class_name": "FlowMatchEulerDiscreteScheduler",
+            "shift": 1.0,
+        },
+    )
+    return root
+
+
+@pytest.fixture
+def sd(tmp_path: Path) -> Path:
+    return sd_pipeline(tmp_path / "sd")
+
+
+@pytest.fixture
+def flux(tmp_path: Path) -> Path:
+    return flux_pipeline(tmp_path / "flux")
+
+
+def test_clean_inline_pipelines_pass(sd: Path, flux: Path) -> None:
+    assert run(sd, "diffusion") == []
+    assert run(flux, "diffusion") == []
+
+
+def test_dif001_empty_model_index(sd: Path) -> None:
+    write(sd / "model_index.json", {"_class_name": "StableDiffusionPipeline"})
+    assert codes(sd, "diffusion") == ["DIF001"]
+
+
+def test_dif002_component_folder_missing(sd: Path) -> None:
+    for f in (sd / "text_encoder").iterdir():
+        f.unlink()
+    (sd / "text_encoder").rmdir()
+    assert messages(sd, "diffusion", "DIF002") == [
+        "component 'text_encoder' (transformers.CLIPTextModel) has no folder text_encoder/"
+    ]
+
+
+def test_dif002_component_without_config(sd: Path) -> None:
+    (sd / "scheduler/scheduler_config.json").rename(sd / "scheduler/config.txt")
+    assert "DIF002" in codes(sd, "diffusion")
+
+
+def test_dif010_inpainting_unet_in_txt2img_pipeline(tmp_path: Path) -> None:
+    sd = sd_pipeline(tmp_path / "sd", unet_in=9)  # diffusers#7003 / #6964
+    [f] = [f for f in run(sd, "diffusion") if f.code == "DIF010"]
+    assert "unet.in_channels = 9" in f.message and "inpainting" in (f.hint or "")
+
+
+def test_dif010_inpaint_pipeline_needs_nine(sd: Path) -> None:
+    edit_json(
+        sd / "model_index.json", lambda d: d.update(_class_name="StableDiffusionInpaintPipeline")
+    )
+    [message] = messages(sd, "diffusion", "DIF010")
+    assert "2 x latent_channels 4 + 1 mask" in message
+
+
+def test_dif010_weights_disagree_with_config(sd: Path) -> None:
+    write_safetensors(
+        sd / "unet/diffusion_pytorch_model.safetensors", {"conv_in.weight": ("F32", (32, 9, 3, 3))}
+    )
+    assert messages(sd, "diffusion", "DIF010") == [
+        "unet conv_in.weight takes 9 channels but unet.in_channels = 4"
+    ]
+
+
+def test_dif010_flux_packing(flux: Path) -> None:
+    edit_json(flux / "transformer/config.json", lambda d: d.update(in_channels=16))
+    [message] = messages(flux, "diffusion", "DIF010")
+    assert "latent_channels 16 x 4 (2x2 packing) = 64" in message
+
+
+def test_dif011_vae_weights_disagree_with_latent_channels(sd: Path) -> None:
+    write_safetensors(
+        sd / "vae/diffusion_pytorch_model.safetensors",
+        {"decoder.conv_in.weight": ("F32", (16, 16, 3, 3))},
+    )
+    assert "DIF011" in codes(sd, "diffusion")
+
+
+@pytest.mark.parametrize(
+    ("pipeline", "factor", "expect"),
+    [
+        ("StableDiffusionXLPipeline", 0.18215, "SDXL uses 0.13025"),  # diffusers#6923
+        ("StableDiffusionPipeline", 0.13025, "SD 1.x/2.x uses 0.18215"),
+        ("StableDiffusionXLPipeline", None, "default 0.18215 applies; SDXL uses 0.13025"),
+    ],
+)
+def test_dif020_scaling_factor_vs_family(
+    sd: Path, pipeline: str, factor: float | None, expect: str
+) -> None:
+    edit_json(sd / "model_index.json", lambda d: d.update(_class_name=pipeline))
+    change = (lambda d: d.update(scaling_factor=factor)) if factor else without("scaling_factor")
+    edit_json(sd / "vae/config.json", change)
+    found = messages(sd, "diffusion", "DIF020")
+    assert any(expect in m for m in found)
+
+
+def test_dif020_flux_shift(flux: Path) -> None:
+    edit_json(flux / "vae/config.json", without("shift_factor"))
+    assert messages(flux, "diffusion", "DIF020") == ["vae shift_factor = None but Flux uses 0.1159"]
+
+
+def test_dif030_cross_attention_vs_text_encoder(tmp_path: Path) -> None:
+    sd = sd_pipeline(tmp_path / "sd", cross=768)  # an SD1.5 UNet beside a 32-wide encoder
+    assert messages(sd, "diffusion", "DIF030") == [
+        "unet.cross_attention_dim = 768 but the text encoders give text_encoder 32 = 32"
+    ]
+
+
+def test_dif030_sdxl_sums_both_encoders(sd: Path) -> None:
+    edit_json(
+        sd / "model_index.json",
+        lambda d: d.update(text_encoder_2=["transformers", "CLIPTextModelWithProjection"]),
+    )
+    write(sd / "text_encoder_2/config.json", {"hidden_size": 64})
+    assert "DIF030" in codes(sd, "diffusion")  # 32 != 32 + 64
+    edit_json(sd / "unet/config.json", lambda d: d.update(cross_attention_dim=96))
+    assert "DIF030" not in codes(sd, "diffusion")
+
+
+def test_dif030_flux_joint_attention(flux: Path) -> None:
+    edit_json(flux / "text_encoder_2/config.json", lambda d: d.update(d_model=2048))
+    assert messages(flux, "diffusion", "DIF030") == [
+        "transformer.joint_attention_dim = 4096 but text_encoder_2 d_model = 2048"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("final_sigmas_type", 0), ("prediction_type", "eps"), ("timestep_spacing", "uniform")],
+)
+def test_dif040_scheduler_enum_values(sd: Path, key: str, value: Any) -> None:
+    edit_json(sd / "scheduler/scheduler_config.json", lambda d: d.update({key: value}))
+    [message] = messages(sd, "diffusion", "DIF040")
+    assert f"scheduler {key} = {value!r}" in message
+
+
+def test_dif040_unknown_scheduler_class(sd: Path) -> None:
+    edit_json(
+        sd / "scheduler/scheduler_config.json", lambda d: d.update(_class_name="FancyScheduler")
+    )
+    assert "DIF040" in codes(sd, "diffusion")
+
+
+def test_dif041_flow_model_with_ddpm_scheduler(flux: Path) -> None:
+    edit_json(
+        flux / "scheduler/scheduler_config.json",
+        lambda d: d.update(_class_name="EulerDiscreteScheduler"),
+    )
+    assert codes(flux, "diffusion") == ["DIF041"]
+
+
+def test_dif041_sd2_768_needs_v_prediction(sd: Path) -> None:
+    edit_json(sd / "unet/config.json", lambda d: d.update(sample_size=96, cross_attention_dim=1024))
+    edit_json(sd / "text_encoder/config.json", lambda d: d.update(hidden_size=1024))
+    edit_json(sd / "vae/config.json", lambda d: d.update(sample_size=768))
+    assert codes(sd, "diffusion") == ["DIF041"]
+    edit_json(
+        sd / "scheduler/scheduler_config.json", lambda d: d.update(prediction_type="v_prediction")
+    )
+    assert codes(sd, "diffusion") == []
+
+
+def test_dif050_tokenizer_longer_than_positions(sd: Path) -> None:
+    edit_json(sd / "tokenizer/tokenizer_config.json", lambda d: d.update(model_max_length=128))
+    assert messages(sd, "diffusion", "DIF050") == [
+        "tokenizer model_max_length = 128 > text_encoder max_position_embeddings = 77"
+    ]
+
+
+def test_dif060_native_resolution(sd: Path) -> None:
+    edit_json(sd / "vae/config.json", lambda d: d.update(sample_size=512))
+    assert messages(sd, "diffusion", "DIF060") == [
+        "unet.sample_size 8 x VAE scale factor 8 = 64 px but vae.sample_size = 512"
+    ]
+
+
+@pytest.mark.torch
+def test_real_tiny_sd_pipeline(tiny_diffusion: Path) -> None:
+    assert problems(tiny_diffusion, "diffusion") == []
