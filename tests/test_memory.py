@@ -132,7 +132,7 @@ def test_snapshot_type_defaults_are_none():
 def test_no_deprecation_noise_on_stderr():
     """The runtime must use MLX's top-level memory API, never the deprecated mx.metal.* aliases
     (they print to stderr, which no warnings filter can catch)."""
-    _mx()
+    mx = _mx()
     code = (
         "import mlx.core as mx\n"
         "from genai_common.runtime.memory import clear_cache, memory_snapshot, track_memory\n"
