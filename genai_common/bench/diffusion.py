@@ -32,6 +32,16 @@ def _mps_memory(torch: Any, device: str) -> int | None:
     return int(torch.mps.driver_allocated_memory()) if device.startswith("mps") else None
 
 
+def _memory_reader(torch: Any, device: str) -> Any:
+    """Bytes in use now: the CUDA allocator's on a GPU, else the process RSS."""
+    if device.startswith("cuda"):
+        return lambda: int(torch.cuda.memory_allocated())
+    import psutil
+
+    process = psutil.Process()
+    return lambda: int(process.memory_info().rss)
+
+
 def _decode(pipe: Any, latents: Any) -> Any:
     vae = pipe.vae
     scaled = latents / vae.config.scaling_factor
@@ -50,16 +60,20 @@ def run_trial(
 
     device = str(pipe.device)
     stamps: list[float] = []
+    memory: list[tuple[float, int]] = []
+    read_memory = _memory_reader(torch, device)
 
     def on_step_end(_pipe: Any, _step: int, _timestep: Any, kwargs: dict) -> dict:
         _sync(torch, device)
         stamps.append(time.perf_counter())
+        memory.append((stamps[-1], read_memory()))
         return kwargs
 
     generator = torch.Generator("cpu").manual_seed(seed)
     with track_memory() as mem, torch.inference_mode():
         _sync(torch, device)
         start = time.perf_counter()
+        memory.append((start, read_memory()))
         latents = pipe(
             PROMPT,
             num_inference_steps=steps,
@@ -87,6 +101,7 @@ def run_trial(
         "vae_decode_s": end - loop_end,
         "s_per_image": end - start,
         "series": series,
+        "memory": [[t - start, used, 0] for t, used in memory],
         "peak_torch": getattr(mem, "torch_cuda_peak", None) or _mps_memory(torch, device),
         "peak_rss": getattr(mem, "rss_peak", None),
     }
@@ -136,6 +151,7 @@ def bench(
 ) -> list[dict[str, Any]]:
     from genai_common.bench.stats import summarize
 
+    pipe.set_progress_bar_config(disable=True)
     if progress is not None:
         progress.start("diffusion", max(warmup, 1) + trials)
     kwargs = dict(steps=steps, height=height, width=width, guidance=guidance, seed=seed)

@@ -153,8 +153,12 @@ def plot_memory(record: dict[str, Any], path: str | Path) -> Path | None:
         if trial.get("peak_mlx"):
             ax.axhline(trial["peak_mlx"] / 2**20, lw=0.5, ls="--", color=f"C{n % 10}")
     ax.set_xlabel("seconds since the start of the trial")
-    ax.set_ylabel("MLX memory (MiB)")
-    ax.set_title("active (solid), active + cache (dotted), scoped peak (dashed)", fontsize=9)
+    if record["kind"] == "diffusion":
+        ax.set_ylabel("memory in use (MiB): CUDA allocator, else RSS")
+        ax.set_title("sampled at the start and after each denoising step", fontsize=9)
+    else:
+        ax.set_ylabel("MLX memory (MiB)")
+        ax.set_title("active (solid), active + cache (dotted), scoped peak (dashed)", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=6, ncol=3)
     fig.tight_layout()

@@ -138,11 +138,12 @@ def _run_diffusion(record: dict[str, Any], args: argparse.Namespace, progress: A
         loop = (result["summary"].get("denoise_s") or {}).get("median")
         if flops and loop:
             branches = 2 if args.guidance > 1 else 1
-            total = flops * branches * args.steps
+            steps = result["trials"][0]["steps"]  # as the scheduler ran them (PNDM: one more)
+            total = flops * branches * steps
             result["roofline"] = {
                 "denoiser_flops_per_call": flops,
                 "flops_per_s": total / loop,
-                "flops_note": f"torch FlopCounterMode, {branches} branch(es) x {args.steps} steps "
+                "flops_note": f"torch FlopCounterMode, {branches} branch(es) x {steps} steps "
                 "over the denoising loop (text encoding included)",
             }
     record["results"] = results
