@@ -1,0 +1,223 @@
+"""`genai doctor` and `genai inspect`: the JSON contract, exit codes, renderers, light imports,
+clean tiny models, and --load mapping a loader error back to the static finding."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+
+import pytest
+from malformed_corpus import base_llm, write_json
+
+from genai_common import render
+from genai_common.checks import REGISTRY, load_all
+from genai_common.cli import main
+from genai_common.doctor import diagnose
+
+HEAVY = (
+    "mlx",
+    "torch",
+    "transformers",
+    "numpy",
+    "safetensors",
+    "mlx_lm",
+    "mlx_vlm",
+    "diffusers",
+    "rich",
+    "huggingface_hub",
+)
+
+
+def run_cli(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        try:
+            rc = main(list(argv))
+        except SystemExit as exc:  # argparse errors
+            rc = int(exc.code or 0)
+    return rc, out.getvalue(), err.getvalue()
+
+
+CLEAN_FIXTURES = [
+    "tiny_llm",
+    "tiny_llm_qwen2",
+    "tiny_llm_gemma",
+    "tiny_llm_4bit",
+    "tiny_vlm",
+    "tiny_vlm_paligemma",
+    "tiny_ml",
+]
+
+
+@pytest.mark.parametrize("fixture", CLEAN_FIXTURES)
+def test_clean_tiny_models_have_no_error(fixture: str, request: pytest.FixtureRequest) -> None:
+    path = request.getfixturevalue(fixture)
+    rc, out, _ = run_cli("doctor", str(path), "--json")
+    data = json.loads(out)
+    errors = [f for f in data["findings"] if f["severity"] == "error"]
+    assert errors == [] and rc == 0
+    assert "DOC001" not in [f["code"] for f in data["findings"]]
+    expected_kind = "ml" if fixture == "tiny_ml" else "vlm" if "vlm" in fixture else "llm"
+    assert data["kind"] == expected_kind
+
+
+@pytest.mark.torch
+def test_clean_tiny_diffusion_has_no_error(tiny_diffusion: Path) -> None:
+    report = diagnose(tiny_diffusion)
+    assert report.kind == "diffusion"
+    assert [f for f in report.findings if f.severity == "error"] == []
+    assert "DOC001" not in report.codes()
+
+
+def test_json_contract(tiny_llm: Path) -> None:
+    rc, out, _ = run_cli("doctor", str(tiny_llm), "--json")
+    data = json.loads(out)
+    assert set(data) == {"schema", "path", "kind", "model_type", "findings", "facts"}
+    assert data["schema"] == 1 and data["path"] == str(tiny_llm)
+    assert data["kind"] == "llm" and data["model_type"] == "llama"
+    for f in data["findings"]:
+        assert {"code", "severity", "message", "hint"} <= set(f)
+        assert f["severity"] in ("error", "warning", "info")
+        assert f["code"] in REGISTRY
+    assert data["facts"]["loader"] == "mlx-lm" and data["facts"]["num_hidden_layers"] >= 1
+    assert rc == 0
+
+
+def test_exit_codes(tmp_path: Path) -> None:
+    base_llm(tmp_path / "ok")
+    assert run_cli("doctor", str(tmp_path / "ok"), "--json")[0] == 0
+    broken = base_llm(tmp_path / "broken")
+    (broken / "model.safetensors").write_bytes(b"")
+    assert run_cli("doctor", str(broken), "--json")[0] == 1
+    rc, _, err = run_cli("doctor", str(tmp_path / "absent"))
+    assert rc == 2 and "no such file" in err
+    assert run_cli("doctor", str(tmp_path / "ok"), "--kind", "nonsense")[0] == 2
+    assert run_cli("doctor")[0] == 2
+    (tmp_path / "notes.txt").write_text("hello")
+    assert run_cli("doctor", str(tmp_path / "notes.txt"))[0] == 2
+
+
+def test_fail_on_warning(tmp_path: Path) -> None:
+    d = base_llm(tmp_path / "m")
+    (d / "model.safetensors.incomplete").write_bytes(b"\0")  # FILE011 is a warning
+    assert run_cli("doctor", str(d), "--json")[0] == 0
+    assert run_cli("doctor", str(d), "--json", "--fail-on", "warning")[0] == 1
+
+
+def test_kind_override(tmp_path: Path) -> None:
+    d = base_llm(tmp_path / "m")
+    rc, out, _ = run_cli("doctor", str(d), "--json", "--kind", "ml")
+    assert json.loads(out)["kind"] == "ml" and rc == 0
+
+
+def test_markdown_and_plain_renderers(tmp_path: Path) -> None:
+    d = base_llm(tmp_path / "m")
+    (d / "model.safetensors").write_bytes(b"\1\0")
+    rc, out, _ = run_cli("doctor", str(d), "--markdown")
+    assert rc == 1
+    assert out.startswith("## genai doctor") and "| error | HDR001 |" in out
+    rc, out, _ = run_cli("doctor", str(d))  # stdout is not a terminal: plain text
+    assert rc == 1 and "HDR001" in out and "fix:" in out and "\x1b[" not in out
+
+
+def test_rich_table_lists_every_finding(tmp_path: Path) -> None:
+    pytest.importorskip("rich", reason="rich draws the terminal table")
+    d = base_llm(tmp_path / "m")
+    (d / "model.safetensors").write_bytes(b"")
+    report = diagnose(d)
+    buf = io.StringIO()
+    render.print_rich(report, file=buf)
+    text = buf.getvalue()
+    for code in report.codes():
+        assert code in text
+
+
+def test_static_path_imports_nothing_heavy(tiny_llm_4bit: Path) -> None:
+    code = (
+        "import json, sys, io, contextlib\n"
+        "from genai_common.cli import main\n"
+        "buf = io.StringIO()\n"
+        "with contextlib.redirect_stdout(buf):\n"
+        f"    rc = main(['doctor', {str(tiny_llm_4bit)!r}, '--json'])\n"
+        f"heavy = sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})\n"
+        "print(json.dumps({'rc': rc, 'heavy': heavy, 'n': len(json.loads(buf.getvalue())['findings'])}))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["heavy"] == [] and result["rc"] == 0
+
+
+def test_list_checks_covers_the_registry() -> None:
+    registry = load_all()
+    rc, out, _ = run_cli("doctor", "--list-checks", "--markdown")
+    assert rc == 0
+    for code, check in registry.items():
+        assert f"### {code} — {check.title}" in out
+        assert f'<a id="{code.lower()}"></a>' in out
+    rc, out, _ = run_cli("doctor", "--list-checks", "--json")
+    assert {c["code"] for c in json.loads(out)} == set(registry)
+
+
+def test_every_registered_code_is_well_formed() -> None:
+    for code, check in load_all().items():
+        assert check.code == code and check.title and check.hint
+        assert check.severity in ("error", "warning", "info")
+        assert check.anchor.endswith("#" + code.lower())
+
+
+def test_inspect_counts_logical_parameters(tiny_llm: Path, tiny_llm_4bit: Path) -> None:
+    rc, out, _ = run_cli("inspect", str(tiny_llm), "--json")
+    plain = json.loads(out)
+    assert rc == 0 and plain["kind"] == "llm"
+    assert plain["parameters"] == sum(
+        v["bytes"] // 2 for k, v in plain["dtypes"].items() if k in ("F16", "BF16")
+    ) + sum(v["bytes"] // 4 for k, v in plain["dtypes"].items() if k == "F32")
+    rc, out, _ = run_cli("inspect", str(tiny_llm_4bit), "--json")
+    quant = json.loads(out)
+    assert quant["quantization"]["bits"] == 4
+    assert quant["quantization_elements"] > 0
+    # same architecture: the unpacked count of the 4-bit model equals the float model's
+    same_shape = {k: plain[k] for k in ("hidden_size", "num_hidden_layers", "vocab_size")}
+    if same_shape == {k: quant[k] for k in same_shape}:
+        assert quant["parameters"] == plain["parameters"]
+    assert quant["weight_bytes"] < plain["weight_bytes"]
+
+
+def test_inspect_missing_path_exits_2(tmp_path: Path) -> None:
+    assert run_cli("inspect", str(tmp_path / "nope"))[0] == 2
+
+
+def test_load_maps_expected_shape_to_the_config_finding(tiny_model_factory) -> None:
+    pytest.importorskip("mlx_lm", reason="the load test runs mlx-lm")
+    path = tiny_model_factory("llm")
+    cfg = json.loads((path / "config.json").read_text())
+    cfg["vocab_size"] = cfg["vocab_size"] + 64
+    write_json(path / "config.json", cfg)
+    rc, out, _ = run_cli("doctor", str(path), "--json", "--load", "--timeout", "120")
+    data = json.loads(out)
+    load = [f for f in data["findings"] if f["code"].startswith("LOAD")]
+    assert rc == 1
+    assert [f["code"] for f in load] == ["LOAD012"], load
+    assert "CFG010" in load[0]["message"] and "Expected shape" in load[0]["message"]
+
+
+def test_load_passes_on_a_clean_model(tiny_ml: Path) -> None:
+    pytest.importorskip("mlx.core", reason="the load test runs MLX")
+    rc, out, _ = run_cli("doctor", str(tiny_ml), "--json", "--load", "--timeout", "120")
+    data = json.loads(out)
+    assert rc == 0
+    assert "LOAD030" in [f["code"] for f in data["findings"]]
+
+
+def test_load_is_not_run_for_gguf(tmp_path: Path) -> None:
+    from malformed_corpus import write_gguf
+
+    write_gguf(tmp_path / "m.gguf")
+    rc, out, _ = run_cli("doctor", str(tmp_path / "m.gguf"), "--json", "--load")
+    codes = [f["code"] for f in json.loads(out)["findings"]]
+    assert "LOAD040" in codes and rc == 0
