@@ -278,8 +278,9 @@ def last_change(project: Project) -> tuple[float, str] | None:
 
     code = project.code_files()
     if project.is_git:
+        committed = git.last_commit_times(project.root)
         for rel in code:
-            see(git.last_commit_time(project.root, [rel]), rel)
+            see(committed.get(rel), rel)
         dirty = set(git.dirty_files(project.root)) | set(git.untracked_files(project.root))
         for rel in dirty:
             if rel in code or (rel.endswith(".py") and not rel.startswith(".")):
@@ -288,7 +289,7 @@ def last_change(project: Project) -> tuple[float, str] | None:
         rel = os.path.relpath(path, project.root)
         tracked = project.is_git and rel in set(project.tracked)
         if tracked and rel not in git.dirty_files(project.root):
-            see(git.last_commit_time(project.root, [rel]), rel)
+            see(git.last_commit_times(project.root).get(rel), rel)
         else:
             see(_mtime(path), rel)
     return newest

@@ -59,6 +59,22 @@ def last_commit_time(root: Path, paths: list[str]) -> float | None:
     return float(out.strip()) if out and out.strip() else None
 
 
+def last_commit_times(root: Path) -> dict[str, float]:
+    """Every path git's history names -> Unix time of the newest commit that touched it.
+
+    One `git log` for the whole history instead of one per file.
+    """
+    out = _git(root, "log", "--format=%x00%ct", "--name-only", "--no-renames")
+    times: dict[str, float] = {}
+    when = 0.0
+    for line in (out or "").splitlines():
+        if line.startswith("\0"):
+            when = float(line[1:] or 0)
+        elif line:
+            times.setdefault(line, when)
+    return times
+
+
 def tracked_files(root: Path) -> list[str]:
     out = _git(root, "ls-files", "-z")
     return [p for p in out.split("\0") if p] if out else []
