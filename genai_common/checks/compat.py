@@ -126,10 +126,10 @@ def supported(package: str) -> tuple[frozenset[str], dict[str, str]] | None:
     if root is None or not (root / "models").is_dir():
         return None
     models = root / "models"
-    if package == "mlx_lm":
-        names = {p.stem for p in models.glob("*.py")} - _HELPERS
-    else:
-        names = {p.name for p in models.iterdir() if (p / "__init__.py").is_file()}
+    # mlx-lm: one file per architecture; mlx-vlm: one package per architecture.
+    files = {p.stem for p in models.glob("*.py")}
+    packages = {p.name for p in models.iterdir() if (p / "__init__.py").is_file()}
+    names = (files | packages) - _HELPERS
     return frozenset(names), _remapping(root / "utils.py")
 
 

@@ -1,0 +1,130 @@
+"""CMP: model_type against the installed mlx-lm / mlx-vlm (read without importing them), custom code."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from checks_helpers import codes, edit_json, messages, problems, run, without
+
+from genai_common.checks import compat
+
+needs_loaders = pytest.mark.skipif(
+    compat.supported("mlx_lm") is None or compat.supported("mlx_vlm") is None,
+    reason="needs mlx-lm and mlx-vlm installed (genai-common[vlm])",
+)
+
+
+@pytest.fixture
+def llama(tiny_llm: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(tiny_llm, tmp_path / "llama"))
+
+
+def set_config(model: Path, **values) -> None:
+    edit_json(model / "config.json", lambda d: d.update(values))
+
+
+@needs_loaders
+@pytest.mark.parametrize(
+    "fixture", ["tiny_llm", "tiny_llm_qwen2", "tiny_llm_gemma", "tiny_vlm", "tiny_vlm_paligemma"]
+)
+def test_clean_tiny_models_pass(fixture: str, request: pytest.FixtureRequest) -> None:
+    assert problems(request.getfixturevalue(fixture), "compat") == []
+
+
+def test_supported_lists_read_without_importing(tmp_path: Path) -> None:
+    code = (
+        "import sys; from genai_common.checks import compat; "
+        "info = compat.supported('mlx_lm'); "
+        "print(info is None or 'llama' in info[0], 'mlx_lm' in sys.modules, 'mlx' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "False", "False"]
+
+
+def test_remapping_is_read_from_source_text(tmp_path: Path) -> None:
+    pkg = tmp_path / "genai_fake_loader"
+    (pkg / "models").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("raise RuntimeError('must not be imported')\n")
+    (pkg / "models" / "llama.py").write_text("")
+    (pkg / "models" / "cache.py").write_text("")
+    (pkg / "utils.py").write_text('MODEL_REMAPPING = {"mistral": "llama"}\n')
+    sys.path.insert(0, str(tmp_path))
+    try:
+        compat.supported.cache_clear()
+        names, remap = compat.supported("genai_fake_loader")
+        assert names == frozenset({"llama"}) and remap == {"mistral": "llama"}
+        assert compat.resolve("genai_fake_loader", "mistral") == "llama"
+        assert compat.resolve("genai_fake_loader", "cache") is None
+    finally:
+        sys.path.remove(str(tmp_path))
+        compat.supported.cache_clear()
+
+
+def test_cmp001_no_model_type(llama: Path) -> None:
+    edit_json(llama / "config.json", without("model_type"))
+    assert codes(llama, "compat") == ["CMP001"]
+
+
+def test_cmp002_without_loaders(tiny_llm: Path) -> None:
+    # `python -S`: no site-packages, so neither loader is importable (a real environment without them)
+    code = (
+        "import sys; from genai_common.model_dir import ModelDir; "
+        "from genai_common.checks import family_module; "
+        f"md = ModelDir.open({str(tiny_llm)!r}); "
+        "print(*[f.code for f in family_module('compat').check(md)])"
+    )
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    out = subprocess.run(
+        [sys.executable, "-S", "-c", code], capture_output=True, text=True, env=env
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["CMP002"]
+
+
+@needs_loaders
+def test_cmp010_unsupported_model_type(llama: Path) -> None:
+    set_config(llama, model_type="minicpmv")  # mlx-lm#425: days of conversion, then "not supported"
+    [message] = messages(llama, "compat", "CMP010")
+    assert message.startswith("model_type 'minicpmv' is supported by neither installed mlx-lm (")
+
+
+@needs_loaders
+def test_cmp010_vision_model_the_vlm_loader_lacks(llama: Path) -> None:
+    only_lm = sorted(
+        t for t in compat.supported("mlx_lm")[0] if compat.resolve("mlx_vlm", t) is None
+    )
+    set_config(llama, model_type=only_lm[0], vision_config={"hidden_size": 32})
+    found = [f for f in run(llama, "compat") if f.code == "CMP010"]
+    assert found and found[0].severity == "warning" and "only the text part" in found[0].message
+
+
+@needs_loaders
+def test_cmp020_vision_model_routed_to_mlx_vlm(tiny_vlm: Path) -> None:
+    [message] = messages(tiny_vlm, "compat", "CMP020")
+    assert "use mlx-vlm ('qwen2_vl')" in message and "keeps only the text model" in message
+
+
+@needs_loaders
+def test_cmp021_only_mlx_vlm(llama: Path) -> None:
+    only_vlm = sorted(compat.supported("mlx_vlm")[0] - compat.supported("mlx_lm")[0])
+    set_config(llama, model_type=only_vlm[0])
+    assert codes(llama, "compat") == ["CMP021"]
+
+
+def test_cmp030_model_file(llama: Path) -> None:
+    set_config(llama, model_file="modeling_evil.py")
+    (llama / "modeling_evil.py").write_text("raise SystemExit('executed')\n")
+    [f] = [f for f in run(llama, "compat") if f.code == "CMP030"]
+    assert f.severity == "warning" and "'modeling_evil.py'" in f.message
+
+
+def test_cmp030_auto_map(llama: Path) -> None:
+    set_config(llama, auto_map={"AutoModelForCausalLM": "modeling_x.XForCausalLM"})
+    [f] = [f for f in run(llama, "compat") if f.code == "CMP030"]
+    assert f.severity == "info" and "modeling_x.XForCausalLM" in f.message
