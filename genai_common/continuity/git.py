@@ -51,14 +51,6 @@ def first_commit_time(root: Path) -> float | None:
     return float(out.split()[0])
 
 
-def last_commit_time(root: Path, paths: list[str]) -> float | None:
-    """Unix time of the newest commit that touched any of `paths` (None when none did)."""
-    if not paths:
-        return None
-    out = _git(root, "log", "-1", "--format=%ct", "--", *paths)
-    return float(out.strip()) if out and out.strip() else None
-
-
 def last_commit_times(root: Path) -> dict[str, float]:
     """Every path git's history names -> Unix time of the newest commit that touched it.
 
@@ -97,8 +89,3 @@ def changed_since(root: Path, commit: str) -> list[str]:
     changed = {p for p in (out or "").split("\0") if p}
     changed.update(untracked_files(root))
     return sorted(changed)
-
-
-def unmerged_files(root: Path) -> list[str]:
-    out = _git(root, "diff", "--name-only", "-z", "--diff-filter=U")
-    return sorted({p for p in out.split("\0") if p}) if out else []
