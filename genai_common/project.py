@@ -128,7 +128,10 @@ def _doctor(project: Project, *, metadata_only: bool) -> Step:
         from genai_common.doctor import diagnose
     except ImportError as exc:  # the doctor is part of genai-common; say so, never pretend
         return Step(name, False, 0.0, f"genai_common.doctor is not available: {exc}")
-    report = diagnose(model_path(project), metadata_only=metadata_only, kind=project.kind)
+    try:
+        report = diagnose(model_path(project), metadata_only=metadata_only, kind=project.kind)
+    except Exception as exc:  # e.g. ModelPathError: nothing at that path or hub id
+        return Step(name, False, time.perf_counter() - start, f"could not run: {exc}")
     seconds = time.perf_counter() - start
     counts = {s: sum(f.severity == s for f in report.findings) for s in ("error", "warning")}
     details = [
