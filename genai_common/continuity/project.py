@@ -98,13 +98,14 @@ class Project:
 
     @property
     def model(self) -> str | None:
-        """The model as configured: a path (absolute) or a hub id; None when there is no kind."""
-        value = str(self.genai.get("model") or "").strip()
-        if not value:
-            return str(self.root / "models" / f"tiny-{self.kind}") if self.kind else None
-        if value.startswith(("/", ".", "~")) or (self.root / value).exists():
-            return str((self.root / Path(value).expanduser()).resolve())
-        return value  # a hub id
+        """The model as the diagnostics resolve it: a local path or a hub id (None: no kind)."""
+        if self.kind is None:
+            return None
+        from genai_common import project as diagnostics
+
+        value = str(self.genai.get("model") or "")
+        where = diagnostics.Project(root=self.root, kind=self.kind, model=value)
+        return diagnostics.model_path(where, build=False)
 
     @property
     def model_is_local(self) -> bool:
