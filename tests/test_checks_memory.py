@@ -1,0 +1,102 @@
+"""MEM: exact weight bytes from headers, KV cache arithmetic, and the verdicts against a machine.
+
+The verdicts are pure functions of the model and a Machine (total RAM, budget, max buffer), so the
+failing cases pass small machines explicitly instead of needing a model larger than this one.
+"""
+
+from __future__ import annotations
+
+import shutil
+import struct
+from pathlib import Path
+
+import pytest
+from checks_helpers import edit_json, problems
+
+from genai_common.checks import memory
+from genai_common.checks.memory import Machine
+from genai_common.model_dir import ModelDir
+
+KiB = 1024
+
+
+@pytest.fixture
+def llama(tiny_llm: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(tiny_llm, tmp_path / "llama"))
+
+
+def data_bytes(path: Path) -> int:
+    with open(path, "rb") as fh:
+        (n,) = struct.unpack("<Q", fh.read(8))
+    return path.stat().st_size - 8 - n
+
+
+def codes_on(model: Path, machine: Machine) -> list[str]:
+    return [f.code for f in memory.estimate(ModelDir.open(model), machine)]
+
+
+@pytest.mark.parametrize("fixture", ["tiny_llm", "tiny_llm_4bit", "tiny_vlm"])
+def test_clean_tiny_models_fit_this_machine(fixture: str, request: pytest.FixtureRequest) -> None:
+    model = request.getfixturevalue(fixture)
+    assert problems(model, "memory") == []
+    assert memory.machine().total and memory.machine().total > 0
+
+
+@pytest.mark.parametrize("fixture", ["tiny_llm", "tiny_llm_4bit"])
+def test_weight_bytes_are_exact(fixture: str, request: pytest.FixtureRequest) -> None:
+    model = request.getfixturevalue(fixture)
+    total, unknown, largest = memory.weight_bytes(ModelDir.open(model))
+    assert unknown == 0
+    assert total == sum(data_bytes(p) for p in model.glob("model*.safetensors"))  # scales/biases in
+    assert largest is not None
+
+
+def test_kv_cache_per_token(tiny_llm: Path) -> None:
+    # 2 layers x (k, v) x 2 kv heads x head_dim 16 x 2 bytes (float16)
+    per_token, at_ctx, one_layer = memory.kv_bytes(ModelDir.open(tiny_llm), 2048)
+    assert per_token == 2 * 2 * 2 * 16 * 2 == 256
+    assert at_ctx == 256 * 2048 and one_layer == 128 * 2048
+
+
+def test_kv_cache_sliding_layers_hold_a_window(llama: Path) -> None:
+    edit_json(
+        llama / "config.json",
+        lambda d: d.update(layer_types=["sliding_attention", "full_attention"], sliding_window=16),
+    )
+    _, at_ctx, _ = memory.kv_bytes(ModelDir.open(llama), 2048)
+    assert at_ctx == 128 * 16 + 128 * 2048
+
+
+def test_kv_cache_linear_attention_layers_hold_none(llama: Path) -> None:
+    edit_json(
+        llama / "config.json",
+        lambda d: d.update(layer_types=["linear_attention", "full_attention"]),
+    )
+    per_token, _, _ = memory.kv_bytes(ModelDir.open(llama), 2048)
+    assert per_token == 128
+
+
+def test_mem001_reports_the_figures(tiny_llm: Path) -> None:
+    [f] = memory.estimate(ModelDir.open(tiny_llm), Machine(2**30, 2**30, "RAM", None))
+    assert f.code == "MEM001" and "KV cache 256 B/token, 512.00 KiB at 2048 tokens" in f.message
+
+
+def test_mem010_weights_exceed_ram(tiny_llm: Path) -> None:
+    assert "MEM010" in codes_on(tiny_llm, Machine(100 * KiB, 100 * KiB, "RAM", None))
+
+
+def test_mem011_weights_plus_kv_exceed_budget(tiny_llm: Path) -> None:
+    findings = memory.estimate(ModelDir.open(tiny_llm), Machine(2**30, 600 * KiB, "test", None))
+    [f] = [f for f in findings if f.code == "MEM011"]
+    assert "at 2048 tokens" in f.message and "tokens fit" in f.message
+
+
+def test_mem012_weights_exceed_working_set(tiny_llm: Path) -> None:
+    assert "MEM012" in codes_on(tiny_llm, Machine(2**30, 200 * KiB, "working set", None))
+
+
+def test_mem020_largest_buffer(tiny_llm: Path) -> None:
+    assert "MEM020" not in codes_on(tiny_llm, Machine(2**30, 2**30, "RAM", 2**20))
+    findings = memory.estimate(ModelDir.open(tiny_llm), Machine(2**30, 2**30, "RAM", 100 * KiB))
+    [f] = [f for f in findings if f.code == "MEM020"]
+    assert "one layer's KV cache at 2048 tokens is 256.00 KiB" in f.message
