@@ -152,3 +152,15 @@ def test_no_deprecation_noise_on_stderr():
     )
     if hasattr(mx, "get_active_memory") and hasattr(mx.metal, "get_active_memory"):
         assert "deprecated" in old.stderr
+
+
+@pytest.mark.torch
+def test_torch_fields_without_a_torch_device_are_none():
+    torch = pytest.importorskip("torch", reason="needs torch")
+    if torch.cuda.is_available() or torch.backends.mps.is_available():
+        pytest.skip("this machine has a torch device")
+    with track_memory() as tracked:
+        torch.ones(1024, 1024).sum()
+    snap = memory_snapshot()
+    assert snap.torch_cuda_allocated is None and snap.torch_mps_allocated is None
+    assert tracked.torch_cuda_peak is None and tracked.rss_peak > 0
