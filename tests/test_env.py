@@ -89,3 +89,14 @@ def test_plain_output_when_not_a_terminal():
     ).stdout
     assert "framework" in out and "mlx" in out
     assert "\x1b[" not in out  # no terminal escape codes in a pipe
+
+
+def test_env_vars_are_listed_and_tokens_redacted():
+    env = _env_json(
+        "import os",
+        "os.environ['HF_TOKEN'] = 'hf_secret_value'",
+        "os.environ['MLX_DISABLE_COMPILE'] = '1'",
+    )
+    assert env["env_vars"]["MLX_DISABLE_COMPILE"] == "1"
+    assert env["env_vars"]["HF_TOKEN"] == "<redacted>"
+    assert "hf_secret_value" not in json.dumps(env)

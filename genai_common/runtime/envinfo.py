@@ -13,7 +13,7 @@ JSON shape (``environment()`` and ``genai env --json``)::
      "os": {"system", "release", "machine", "platform"},
      "cpu": {"name", "logical_cores", "physical_cores"},
      "memory": {"total", "available"},                      # bytes
-     "env_vars": {name: value},                             # MLX_*, HF_HUB_OFFLINE, ... when set
+     "env_vars": {name: value},       # MLX_*, HF_*, TRANSFORMERS_*, ... when set; tokens redacted
      "frameworks": {name: {"installed": bool, "version": str|null, "usable": bool,
                            "backend": "metal"|"cuda"|"cpu"|null, "error": str|null, ...}}}
 
@@ -38,6 +38,7 @@ from typing import Any
 
 FRAMEWORKS = ("mlx", "mlx-lm", "mlx-vlm", "torch", "diffusers", "transformers")
 ENV_PREFIXES = ("MLX_", "HF_", "TRANSFORMERS_", "PYTORCH_", "CUDA_VISIBLE_DEVICES")
+SECRET_WORDS = ("TOKEN", "KEY", "SECRET", "PASSWORD", "CREDENTIAL")
 
 
 def _version(dist: str) -> str | None:
@@ -159,6 +160,16 @@ def _transformers_entry(torch: dict[str, Any]) -> dict[str, Any]:
     return entry
 
 
+def env_vars() -> dict[str, str]:
+    """The environment variables that change how the frameworks run; secrets are redacted."""
+    found = {}
+    for key, value in sorted(os.environ.items()):
+        if key.startswith(ENV_PREFIXES):
+            secret = any(word in key.upper() for word in SECRET_WORDS)
+            found[key] = "<redacted>" if secret else value
+    return found
+
+
 def environment() -> dict[str, Any]:
     """Everything `genai env --json` prints, as a dict (see the module docstring for the keys)."""
     mlx = _mlx_entry()
@@ -187,7 +198,7 @@ def environment() -> dict[str, Any]:
         },
         "cpu": _cpu(),
         "memory": _memory(),
-        "env_vars": {k: v for k, v in sorted(os.environ.items()) if k.startswith(ENV_PREFIXES)},
+        "env_vars": env_vars(),
         "frameworks": frameworks,
     }
 
