@@ -158,7 +158,9 @@ def download_metadata(repo_id: str, revision: str | None = None) -> Path:
     snapshot is returned, or LocalEntryNotFoundError raised)."""
     from huggingface_hub import snapshot_download
 
-    path = snapshot_download(repo_id, revision=revision, allow_patterns=METADATA_PATTERNS)
+    path = snapshot_download(
+        repo_id, revision=revision, allow_patterns=METADATA_PATTERNS, cache_dir=hub_cache_dir()
+    )
     return Path(path)
 
 
