@@ -492,3 +492,10 @@ def test_pyproject_ignore_with_a_reason_shows_as_skipped(project: Path) -> None:
     assert results["GT101"].status == "skip" and "documented elsewhere" in results["GT101"].reason
     assert results["GD101"].status == "skip"
     assert [r.code for r in results.values() if r.status == "fail"] == []
+
+
+def test_rich_table_of_failures(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (project / "test/README.md").unlink()
+    review._print_rich(review.review(project), verbose=False)
+    out = capsys.readouterr().out
+    assert "GD101" in out and "fix:" in out and "GU101" not in out  # passing checks hidden

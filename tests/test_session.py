@@ -219,3 +219,37 @@ def test_start_runs_the_doctor_on_the_project_model(tmp_path: Path, tiny_model_f
     assert report["doctor"]["errors"] >= 1
     assert any("doctor found" in a for a in report["attention"])
     assert any("models/tiny-llm/config.json" in a for a in report["attention"])
+
+
+def test_end_prompts_on_a_terminal(project: Path) -> None:
+    pty = pytest.importorskip("pty", reason="no pseudo-terminals on this platform")
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "genai_common", "session", "end"],
+        cwd=project,
+        stdin=slave,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    os.close(slave)
+    # Completed: two items; In progress: none; Next steps: one.
+    os.write(master, b"wrote the loader\nfixed vocab\n\n\ncheck the chat template\n\n")
+    out, err = proc.communicate(timeout=60)
+    os.close(master)
+    assert proc.returncode == 0, err
+    assert "Completed (one per line" in out
+    block = todo.blocks((project / "TODO.md").read_text())[-1]
+    assert block.items["completed"] == ["wrote the loader", "fixed vocab"]
+    assert block.items["next"] == ["check the chat template"]
+    assert "in_progress" not in block.items
+
+
+def test_rich_rendering_of_start(project: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    from genai_common.continuity import render
+
+    report = session.start(project, doctor=False)
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    render.print_start(report)
+    out = capsys.readouterr().out
+    assert "Needs attention" in out and "Initial research" in out
