@@ -302,5 +302,12 @@ def test_dif060_native_resolution(sd: Path) -> None:
 
 
 @pytest.mark.torch
-def test_real_tiny_sd_pipeline(tiny_diffusion: Path) -> None:
+def test_real_tiny_sd_pipeline(tiny_diffusion: Path, tmp_path: Path) -> None:
+    import shutil
+
     assert problems(tiny_diffusion, "diffusion") == []
+    broken = Path(shutil.copytree(tiny_diffusion, tmp_path / "sd"))
+    edit_json(broken / "vae/config.json", lambda d: d.update(scaling_factor=0.13025))
+    edit_json(broken / "unet/config.json", lambda d: d.update(in_channels=9))
+    found = codes(broken, "diffusion")
+    assert "DIF020" in found and found.count("DIF010") == 2  # config, and conv_in weights vs config
