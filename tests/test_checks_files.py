@@ -1,0 +1,144 @@
+"""FILE: one passing and one failing directory per check, with the loader-specific messages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from malformed_corpus import base_llm, sharded_llm, write_gguf, write_json, write_st
+
+from genai_common.checks import files
+from genai_common.model_dir import ModelDir
+
+
+def codes(path: Path, **kw) -> list[str]:
+    return [f.code for f in files.check(ModelDir.open(path, **kw))]
+
+
+def messages(path: Path, code: str, **kw) -> list[str]:
+    return [f.message for f in files.check(ModelDir.open(path, **kw)) if f.code == code]
+
+
+def test_clean_layouts_pass(tmp_path: Path) -> None:
+    base_llm(tmp_path / "single")
+    sharded_llm(tmp_path / "sharded")
+    assert codes(tmp_path / "single") == []
+    assert codes(tmp_path / "sharded") == []
+
+
+def test_file002_names_the_glob_and_what_is_present(tmp_path: Path) -> None:
+    base_llm(tmp_path, weights=False)
+    write_st(tmp_path / "weights.safetensors", {"a": ("F16", (2,))})
+    (msg,) = messages(tmp_path, "FILE002")
+    assert "model*.safetensors" in msg and "weights.safetensors" in msg
+    assert codes(tmp_path, kind="ml") == []  # a plain MLX loader reads *.safetensors
+
+
+def test_file003_stray_file_for_mlx_lm(tmp_path: Path) -> None:
+    base_llm(tmp_path)
+    write_st(tmp_path / "consolidated.safetensors", {"a": ("F16", (2,))})
+    (msg,) = messages(tmp_path, "FILE003")
+    assert "mlx-lm" in msg and "consolidated.safetensors" in msg
+
+
+def test_file004_and_file006(tmp_path: Path) -> None:
+    d = tmp_path / "missing"
+    sharded_llm(d)
+    (d / "model-00001-of-00002.safetensors").unlink()
+    (msg,) = messages(d, "FILE004")
+    assert "1 missing: model-00001-of-00002.safetensors" in msg
+    assert "FILE006" not in codes(d)
+    stale = tmp_path / "stale"
+    sharded_llm(stale)
+    for p in stale.glob("model-*.safetensors"):
+        p.rename(stale / p.name.replace("-of-00002", "-of-00003"))
+    (msg,) = messages(stale, "FILE006")
+    assert "none present" in msg and "mlx-lm ignores the index" in msg
+    assert "FILE004" not in codes(stale)
+
+
+def test_file004_not_raised_in_metadata_only(tmp_path: Path) -> None:
+    sharded_llm(tmp_path)
+    (tmp_path / "model-00001-of-00002.safetensors").unlink()
+    assert codes(tmp_path, metadata_only=True) == []
+
+
+def test_file005_extra_shard_not_in_index(tmp_path: Path) -> None:
+    sharded_llm(tmp_path)
+    write_st(tmp_path / "model-extra.safetensors", {"zzz": ("F16", (2,))})
+    (msg,) = messages(tmp_path, "FILE005")
+    assert "model-extra.safetensors" in msg
+
+
+def test_file007_ratio_and_tolerance(tmp_path: Path) -> None:
+    import json
+
+    d = tmp_path / "m"
+    sharded_llm(d)
+    index = json.loads((d / "model.safetensors.index.json").read_text())
+    actual = index["metadata"]["total_size"]
+    index["metadata"]["total_size"] = actual * 3 + (2 << 20)
+    write_json(d / "model.safetensors.index.json", index)
+    (msg,) = messages(d, "FILE007")
+    assert f"{actual:,}" in msg
+    index["metadata"]["total_size"] = actual + 100  # within 1 MiB: rounding, not staleness
+    write_json(d / "model.safetensors.index.json", index)
+    assert "FILE007" not in codes(d)
+
+
+def test_file009_names_both_files(tmp_path: Path) -> None:
+    sharded_llm(tmp_path)
+    write_st(tmp_path / "model.safetensors", {"model.norm.weight": ("F16", (8,))})
+    (msg,) = messages(tmp_path, "FILE009")
+    assert (
+        "model.norm.weight" in msg and "model.safetensors" in msg and "model-00002-of-00002" in msg
+    )
+
+
+def test_file013_and_file017(tmp_path: Path) -> None:
+    only = tmp_path / "only"
+    base_llm(only, weights=False)
+    (only / "pytorch_model.bin").write_bytes(b"\x80\x04never")
+    assert "FILE013" in codes(only)
+    beside = tmp_path / "beside"
+    base_llm(beside)
+    (beside / "pytorch_model.bin").write_bytes(b"\x80\x04never")
+    (beside / "training_args.bin").write_bytes(b"\x80\x04never")
+    assert codes(beside) == ["FILE017"]
+    (msg,) = messages(beside, "FILE017")
+    assert "training_args" not in msg
+
+
+def test_file015_adapter(tmp_path: Path) -> None:
+    write_json(tmp_path / "adapter_config.json", {"base_model_name_or_path": "org/base"})
+    write_st(tmp_path / "adapter_model.safetensors", {"a": ("F16", (2,))})
+    (msg,) = messages(tmp_path, "FILE015")
+    assert "org/base" in msg
+
+
+def test_file016_no_weights(tmp_path: Path) -> None:
+    sharded_llm(tmp_path)
+    for p in tmp_path.glob("*.safetensors"):
+        p.unlink()
+    assert codes(tmp_path) == ["FILE016"]
+    assert codes(tmp_path, metadata_only=True) == []  # asked for: no warning
+
+
+def test_file018_gguf_only_for_mlx_lm(tmp_path: Path) -> None:
+    base_llm(tmp_path, weights=False)
+    write_gguf(tmp_path / "model-q4_0.gguf")
+    assert "FILE018" in codes(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "name", ["model.safetensors.part", "x.incomplete", "model.safetensors.lock"]
+)
+def test_file011_partial_names(tmp_path: Path, name: str) -> None:
+    base_llm(tmp_path)
+    (tmp_path / name).write_bytes(b"\0")
+    assert codes(tmp_path) == ["FILE011"]
+
+
+def test_file001_empty_directory(tmp_path: Path) -> None:
+    (msg,) = messages(tmp_path, "FILE001")
+    assert "not a model directory" in msg
