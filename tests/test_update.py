@@ -24,6 +24,7 @@ from templates_helpers import (
     render,
     run_genai,
     snapshot_template,
+    tree,
 )
 
 yaml = pytest.importorskip("yaml", reason="PyYAML (a copier dependency) reads the answers file")
@@ -254,3 +255,17 @@ def test_update_within_one_version_needs_no_trust(
     assert done.returncode == 0, done.stdout + done.stderr
     assert "V021-LINE" in (project / "README.md").read_text()
     assert yaml.safe_load((project / ".copier-answers.yml").read_text())["_commit"] == "v0.2.1"
+
+
+def test_update_without_edits_equals_a_fresh_render(
+    template: Path, tmp_path: Path, env: dict[str, str]
+) -> None:
+    """Copy at v0.1.0 then update to v0.2.0 gives byte for byte what a copy at v0.2.0 gives."""
+    project = _project_at_v1(template, tmp_path)
+    done = run_genai(project, "update", "--vcs-ref", "v0.2.0", "--trust", env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    fresh = render(template, tmp_path / "fresh", vcs_ref="v0.2.0", project_kind="llm")
+    updated_files = tree(project)
+    assert updated_files == tree(fresh)
+    for rel in sorted(updated_files):
+        assert (project / rel).read_bytes() == (fresh / rel).read_bytes(), rel
