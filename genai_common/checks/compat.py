@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import os
+import re
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
@@ -101,22 +103,29 @@ def _package_dir(name: str) -> Path | None:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
+_REMAP_RE = re.compile(r"^MODEL_REMAPPING\s*(?::[^=]*)?=\s*\{", re.MULTILINE)
+
+
 def _remapping(utils_py: Path) -> dict[str, str]:
-    """MODEL_REMAPPING's literal from the module's source text (never imported)."""
+    """MODEL_REMAPPING's literal from the module's source text (never imported, never parsed whole)."""
     try:
-        tree = ast.parse(utils_py.read_text(encoding="utf-8"))
-    except (OSError, SyntaxError, UnicodeDecodeError):
+        text = utils_py.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
         return {}
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(
-            isinstance(t, ast.Name) and t.id == "MODEL_REMAPPING" for t in node.targets
-        ):
-            try:
-                value = ast.literal_eval(node.value)
-            except ValueError:
-                return {}
-            return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
-    return {}
+    found = _REMAP_RE.search(text)
+    if found is None:
+        return {}
+    depth, end = 0, -1
+    for i in range(found.end() - 1, len(text)):  # the dict literal: up to its matching brace
+        depth += {"{": 1, "}": -1}.get(text[i], 0)
+        if depth == 0:
+            end = i + 1
+            break
+    try:
+        value = ast.literal_eval(text[found.end() - 1 : end])
+    except (ValueError, SyntaxError):
+        return {}
+    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
 
 
 @cache
@@ -127,9 +136,16 @@ def supported(package: str) -> tuple[frozenset[str], dict[str, str]] | None:
         return None
     models = root / "models"
     # mlx-lm: one file per architecture; mlx-vlm: one package per architecture.
-    files = {p.stem for p in models.glob("*.py")}
-    packages = {p.name for p in models.iterdir() if (p / "__init__.py").is_file()}
-    names = (files | packages) - _HELPERS
+    names: set[str] = set()
+    with os.scandir(models) as entries:
+        for entry in entries:
+            if entry.name.startswith(("_", ".")):
+                continue
+            if entry.name.endswith(".py"):
+                names.add(entry.name[:-3])
+            elif entry.is_dir():
+                names.add(entry.name)
+    names -= _HELPERS
     return frozenset(names), _remapping(root / "utils.py")
 
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from weakref import WeakKeyDictionary
 
 from genai_common.checks import finding, register
 from genai_common.report import Finding
@@ -114,9 +116,12 @@ def positive_int(value: Any) -> int | None:
     return value if isinstance(value, int) and value > 0 else None
 
 
+# Case-sensitive alternation over the lowered name: ten times faster than re.IGNORECASE.
+_NON_TEXT_RE = re.compile("|".join(re.escape(m) for m in NON_TEXT_MARKERS))
+
+
 def is_text_tensor(name: str) -> bool:
-    lowered = name.lower()
-    return not any(marker in lowered for marker in NON_TEXT_MARKERS)
+    return _NON_TEXT_RE.search(name.lower()) is None
 
 
 @dataclass(frozen=True)
@@ -133,7 +138,22 @@ class TextDims:
     max_positions: int | None
 
 
+_DIMS: WeakKeyDictionary[Any, TextDims] = WeakKeyDictionary()
+
+
 def text_dims(md: ModelDir) -> TextDims:
+    """The text model's dimensions (computed once per ModelDir: the quant checks ask per tensor)."""
+    try:
+        return _DIMS[md]
+    except (KeyError, TypeError):
+        pass
+    dims = _text_dims(md)
+    with suppress(TypeError):  # not weak-referenceable: no cache
+        _DIMS[md] = dims
+    return dims
+
+
+def _text_dims(md: ModelDir) -> TextDims:
     tc = md.text_config or {}
     hidden = positive_int(tc.get("hidden_size") or tc.get("n_embd") or tc.get("d_model"))
     layers = positive_int(tc.get("num_hidden_layers") or tc.get("n_layer") or tc.get("num_layers"))

@@ -16,6 +16,7 @@ is in that range) and the buffer check is skipped.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -102,14 +103,22 @@ class Machine:
     max_buffer: int | None
 
 
-def machine() -> Machine:
-    total: int | None
+def total_memory() -> int | None:
+    """Physical memory in bytes: sysconf (no import cost; Linux and macOS), else psutil."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        pass
     try:
         import psutil
 
-        total = int(psutil.virtual_memory().total)
+        return int(psutil.virtual_memory().total)
     except Exception:
-        total = None
+        return None
+
+
+def machine() -> Machine:
+    total = total_memory()
     mx = sys.modules.get("mlx.core")
     info: dict[str, Any] = {}
     if mx is not None:
