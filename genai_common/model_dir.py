@@ -52,10 +52,9 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from genai_common.formats.tokenizer import TokenizerInfo
 
@@ -98,8 +97,9 @@ class ModelPathError(Exception):
     """The path cannot be diagnosed at all (not found, not a model path): exit code 2."""
 
 
-@dataclass(frozen=True)
-class TensorInfo:
+class TensorInfo(NamedTuple):
+    """One tensor as the loader will see it (a NamedTuple: cheap to make by the thousand)."""
+
     name: str
     dtype: str | None  # safetensors dtype string: F32, F16, BF16, U32, I8, ...
     shape: tuple[int, ...] | None

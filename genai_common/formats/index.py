@@ -31,6 +31,8 @@ def safe_relative(name: str) -> str | None:
     """`name` as a clean relative '/' path inside the directory, or None if it could escape."""
     if not name or "\x00" in name:
         return None
+    if name[0] != "." and not any(c in name for c in "/\\:"):
+        return name  # the common case, a plain file name: nothing to clean
     if PureWindowsPath(name).drive or name.startswith(("/", "\\")):
         return None
     parts = PurePosixPath(name.replace("\\", "/")).parts
@@ -54,11 +56,14 @@ def read_index(path: str | os.PathLike[str], *, what: str | None = None) -> Inde
         )
     bad_values = 0
     escaping: list[str] = []
+    cleaned: dict[str, str | None] = {}  # a few shards serve thousands of tensors
     for name, shard in weight_map.items():
         if not isinstance(shard, str):
             bad_values += 1
             continue
-        rel = safe_relative(shard)
+        rel = cleaned.get(shard, "")
+        if rel == "":
+            rel = cleaned[shard] = safe_relative(shard)
         if rel is None:
             if shard not in escaping:
                 escaping.append(shard)

@@ -12,11 +12,13 @@ rest.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from genai_common.formats import FormatError, Problem
 from genai_common.formats.jsonfile import parse_json_bytes
@@ -52,8 +54,9 @@ MLX_UNSUPPORTED_DTYPES = frozenset({"F8_E5M2", "F64", "F4", "F6_E2M3", "F6_E3M2"
 _BIG = 1 << 64
 
 
-@dataclass(frozen=True)
-class HeaderTensor:
+class HeaderTensor(NamedTuple):
+    """One header entry (a NamedTuple: thousands are made per checkpoint, cheaply)."""
+
     name: str
     dtype: str
     shape: tuple[int, ...]
@@ -122,12 +125,38 @@ def read_header(
     return parse_header(raw, file_size=size, what=what, path=str(path))
 
 
-def parse_header(raw: bytes, *, file_size: int, what: str, path: str = "") -> SafetensorsHeader:
-    """Judge the header JSON `raw` of a file of `file_size` bytes."""
+_SPACED_KEY = re.compile(r'"\s+:')
+
+
+def _loads(raw: bytes, what: str) -> tuple[Any, list[Problem]]:
+    """Parse the header. Fast path: plain json.loads, then prove there were no duplicate keys:
+    with no `"<whitespace>:` in the text every key ends in `":`, so counting `":` counts at
+    least every key written (a string value containing it only over-counts); equal to the keys
+    parsed means none was lost to a duplicate. On any doubt, parse again with the strict reader
+    that names the duplicates."""
     try:
-        value, json_problems = parse_json_bytes(raw.rstrip(b" \x00"), what=f"{what} header")
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FormatError("HDR004", f"{what} header is not UTF-8 (byte {exc.start})") from None
+    constants: list[str] = []
+    try:
+        value = json.loads(text, parse_constant=lambda c: constants.append(c) or float("nan"))
+    except (json.JSONDecodeError, RecursionError):
+        value = None
+        constants = ["?"]  # not JSON: let the strict reader say why
+    if not constants and type(value) is dict:
+        keys = len(value) + sum(len(v) for v in value.values() if type(v) is dict)
+        if keys == text.count('":') and _SPACED_KEY.search(text) is None:
+            return value, []
+    try:
+        return parse_json_bytes(raw, what=f"{what} header")
     except FormatError as exc:
         raise FormatError("HDR004", exc.message) from None
+
+
+def parse_header(raw: bytes, *, file_size: int, what: str, path: str = "") -> SafetensorsHeader:
+    """Judge the header JSON `raw` of a file of `file_size` bytes."""
+    value, json_problems = _loads(raw.rstrip(b" \x00"), what)
     if not isinstance(value, dict):
         raise FormatError(
             "HDR005", f"{what} header is a JSON {type(value).__name__}, not an object"
@@ -137,7 +166,35 @@ def parse_header(raw: bytes, *, file_size: int, what: str, path: str = "") -> Sa
     for code, message in json_problems:
         # duplicate keys in a header are duplicate tensor names: the format forbids them
         problems.append(("HDR006" if code == "JSON005" else "HDR004", message))
+    tensors = header.tensors
+    bits_of = DTYPE_BITS.get
     for name, entry in value.items():
+        # fast path: a well-formed entry of a known dtype, checked inline
+        if type(entry) is dict and len(entry) == 3:
+            dtype, shape, offsets = (
+                entry.get("dtype"),
+                entry.get("shape"),
+                entry.get("data_offsets"),
+            )
+            bits = bits_of(dtype) if type(dtype) is str else None
+            if bits and type(shape) is list and type(offsets) is list and len(offsets) == 2:
+                begin, end = offsets
+                if type(begin) is int and type(end) is int and 0 <= begin <= end:
+                    numel = 1
+                    for d in shape:
+                        if type(d) is not int or d < 0 or d >= _BIG:
+                            break
+                        numel *= d
+                    else:
+                        if (
+                            numel < _BIG
+                            and (numel * bits) % 8 == 0
+                            and end - begin == numel * bits // 8
+                        ):
+                            tensors[name] = HeaderTensor(
+                                name, dtype, tuple(shape), begin, end, end - begin
+                            )
+                            continue
         if name == "__metadata__":
             if not isinstance(entry, dict) or not all(
                 isinstance(k, str) and isinstance(v, str) for k, v in entry.items()
@@ -150,7 +207,7 @@ def parse_header(raw: bytes, *, file_size: int, what: str, path: str = "") -> Sa
             continue
         tensor = _entry(name, entry, what, problems)
         if tensor is not None:
-            header.tensors[name] = tensor
+            tensors[name] = tensor
     _check_offsets(header, what)
     return header
 
@@ -285,8 +342,6 @@ def encode_header(
 ) -> tuple[bytes, int]:
     """A valid header for tensors laid out contiguously in the given order; returns (the 8-byte
     length + header JSON padded to 8 bytes, the data size)."""
-    import json
-
     entries: dict[str, Any] = {}
     if metadata is not None:
         entries["__metadata__"] = metadata
