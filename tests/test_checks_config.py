@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 from checks_helpers import codes, edit_json, messages, problems, rewrite_tensors, without
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 CLEAN = [
     "tiny_llm",
@@ -268,3 +270,111 @@ def test_cfg080_experts_missing(tmp_path: Path) -> None:
     write_safetensors(model / "model.safetensors", spec)
     [message] = messages(model, "config", "CFG080")
     assert "(3)" in message and "sets 4" in message
+
+
+# ---------------------------------------------------------------------------------------------
+# Robustness: whatever the config holds, every family of this catalogue returns findings and
+# never raises (a raise would surface as DOC001).
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4)
+    ),
+    max_leaves=8,
+)
+KEYS = [
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "head_dim",
+    "vocab_size",
+    "intermediate_size",
+    "max_position_embeddings",
+    "rope_scaling",
+    "rope_parameters",
+    "layer_types",
+    "tie_word_embeddings",
+    "quantization",
+    "quantization_config",
+    "text_config",
+    "vision_config",
+    "eos_token_id",
+    "pad_token_id",
+    "image_token_id",
+    "image_token_index",
+    "model_type",
+    "auto_map",
+    "model_file",
+    "sliding_window",
+    "num_local_experts",
+    "torch_dtype",
+    "mm_tokens_per_image",
+    "mm_hidden_size",
+]
+FAMILIES = ("config", "tokenizer", "quant", "vlm", "compat", "memory")
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(changes=st.dictionaries(st.sampled_from(KEYS), JSON_VALUES, min_size=1, max_size=5))
+def test_no_family_raises_on_any_config(tiny_llm_4bit: Path, changes: dict) -> None:
+    import tempfile
+
+    from genai_common.checks import family_module
+    from genai_common.model_dir import ModelDir
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model = Path(shutil.copytree(tiny_llm_4bit, Path(tmp) / "m"))
+        edit_json(model / "config.json", lambda d: d.update(changes))
+        md = ModelDir.open(model)
+        for family in FAMILIES:
+            found = list(family_module(family).check(md))
+            assert not [f for f in found if f.code == "DOC001"], (family, found)
+
+
+VISION_KEYS = [
+    "hidden_size",
+    "embed_dim",
+    "intermediate_size",
+    "mlp_ratio",
+    "num_hidden_layers",
+    "depth",
+    "image_size",
+    "patch_size",
+    "spatial_merge_size",
+    "projection_dim",
+    "num_image_tokens",
+]
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    vision=st.dictionaries(st.sampled_from(VISION_KEYS), JSON_VALUES, min_size=1, max_size=4),
+    text=st.dictionaries(st.sampled_from(KEYS[:9]), JSON_VALUES, max_size=3),
+    size=JSON_VALUES,
+)
+def test_no_family_raises_on_any_vlm_config(
+    tiny_vlm_paligemma: Path, vision: dict, text: dict, size: object
+) -> None:
+    import tempfile
+
+    from genai_common.checks import family_module
+    from genai_common.model_dir import ModelDir
+
+    def change(d: dict) -> None:
+        d["vision_config"].update(vision)
+        d["text_config"].update(text)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model = Path(shutil.copytree(tiny_vlm_paligemma, Path(tmp) / "m"))
+        edit_json(model / "config.json", change)
+        edit_json(model / "preprocessor_config.json", lambda d: d.update(size=size))
+        md = ModelDir.open(model)
+        for family in FAMILIES:
+            found = list(family_module(family).check(md))
+            assert not [f for f in found if f.code == "DOC001"], (family, found)

@@ -239,9 +239,7 @@ def _custom_code(md: ModelDir) -> Iterator[Finding]:
             file="config.json",
         )
     if isinstance(auto_map, dict) and auto_map:
-        targets = sorted(
-            {str(v) if not isinstance(v, list) else str(v[0]) for v in auto_map.values()}
-        )
+        targets = sorted({str(v[0] if isinstance(v, list) and v else v) for v in auto_map.values()})
         yield finding(
             "CMP030",
             f"auto_map names custom classes {targets[:3]}{' ...' if len(targets) > 3 else ''}",

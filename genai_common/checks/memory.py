@@ -190,7 +190,7 @@ def kv_bytes(md: ModelDir, context: int) -> tuple[int, int, int] | None:
     window = positive_int(tc.get("sliding_window"))
     per_token = total = largest = 0
     for kind in types:
-        if kind in NO_KV_LAYER_TYPES:
+        if not isinstance(kind, str) or kind in NO_KV_LAYER_TYPES:
             continue
         tokens = min(context, window) if kind == "sliding_attention" and window else context
         per_token += per_layer_token

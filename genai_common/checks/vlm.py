@@ -166,7 +166,14 @@ def vision_dims(md: ModelDir) -> dict[str, int | None]:
     width = positive_int(vc.get("embed_dim")) or positive_int(vc.get("hidden_size"))
     ratio = vc.get("mlp_ratio")
     inter = positive_int(vc.get("intermediate_size"))
-    if inter is None and width and isinstance(ratio, int | float) and not isinstance(ratio, bool):
+    if (
+        inter is None
+        and width
+        and isinstance(ratio, int | float)
+        and not isinstance(ratio, bool)
+        and math.isfinite(ratio)
+        and ratio > 0
+    ):
         inter = int(width * ratio)
     out = positive_int(vc.get("hidden_size")) if "embed_dim" in vc else None
     return {
