@@ -221,3 +221,14 @@ def test_load_is_not_run_for_gguf(tmp_path: Path) -> None:
     rc, out, _ = run_cli("doctor", str(tmp_path / "m.gguf"), "--json", "--load")
     codes = [f["code"] for f in json.loads(out)["findings"]]
     assert "LOAD040" in codes and rc == 0
+
+
+def test_checks_catalogue_document_is_current() -> None:
+    from genai_common.catalogue import catalogue_markdown
+
+    doc = Path(__file__).resolve().parent.parent / "reference" / "CHECKS.md"
+    if not doc.exists():
+        pytest.skip("reference/CHECKS.md is not in this checkout")
+    assert doc.read_text(encoding="utf-8") == catalogue_markdown(), (
+        "reference/CHECKS.md is stale: run `python -m genai_common.catalogue reference/CHECKS.md`"
+    )
