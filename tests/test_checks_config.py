@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from checks_helpers import codes, edit_json, messages, problems, rewrite_tensors, without
+from checks_helpers import codes, edit_json, messages, problems, rewrite_tensors, run, without
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -270,6 +270,16 @@ def test_cfg080_experts_missing(tmp_path: Path) -> None:
     write_safetensors(model / "model.safetensors", spec)
     [message] = messages(model, "config", "CFG080")
     assert "(3)" in message and "sets 4" in message
+
+
+def test_cfg090_bf16_model_stored_as_f16(llama: Path) -> None:
+    assert "CFG090" not in codes(llama, "config")  # torch_dtype float16, stored F16
+    set_config(llama, torch_dtype="bfloat16")  # mlx-vlm PR#293: Gemma 3 overflows in float16
+    [f] = [f for f in run(llama, "config") if f.code == "CFG090"]
+    assert (
+        f.severity == "warning"
+        and f.message == "torch_dtype = bfloat16 but most weights are stored as F16"
+    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -203,6 +203,22 @@ def test_dif011_vae_weights_disagree_with_latent_channels(sd: Path) -> None:
     assert "DIF011" in codes(sd, "diffusion")
 
 
+def test_dif012_transformer_depth(flux: Path) -> None:
+    spec = {f"transformer_blocks.{i}.attn.to_q.weight": ("F32", (4, 4)) for i in range(2)}
+    spec |= {f"single_transformer_blocks.{i}.proj_out.weight": ("F32", (4, 4)) for i in range(3)}
+    write_safetensors(flux / "transformer/diffusion_pytorch_model.safetensors", spec)
+    edit_json(
+        flux / "transformer/config.json", lambda d: d.update(num_layers=2, num_single_layers=3)
+    )
+    assert codes(flux, "diffusion") == []
+    edit_json(
+        flux / "transformer/config.json", lambda d: d.update(num_layers=3)
+    )  # DiffusionKit PR#11
+    assert messages(flux, "diffusion", "DIF012") == [
+        "transformer stores 2 transformer_blocks (0..1) but num_layers = 3"
+    ]
+
+
 @pytest.mark.parametrize(
     ("pipeline", "factor", "expect"),
     [

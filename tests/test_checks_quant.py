@@ -234,3 +234,11 @@ def test_qnt070_f8_tensors(llama: Path) -> None:
         llama, lambda s: s.update({"model.layers.0.mlp.up_proj.weight": ("F8_E4M3", (128, 64))})
     )
     assert messages(llama, "quant", "QNT070") == ["tensors with 8-bit float dtypes: 1 F8_E4M3"]
+
+
+def test_qnt061_head_dim_vs_kv_group_size(llama: Path) -> None:
+    assert "QNT061" not in codes(llama, "quant")  # head_dim 16: below one group, not reported
+    set_config(llama, head_dim=96, num_attention_heads=4)  # Phi-3's head_dim (Rapid-MLX#1294)
+    assert messages(llama, "quant", "QNT061") == [
+        "head_dim = 96 is not a multiple of kv_group_size 64 (32 divides it)"
+    ]

@@ -435,6 +435,16 @@ register(
 )
 
 
+register(
+    "CFG090",
+    "Weights are stored in another float type than the config's torch_dtype",
+    "warning",
+    "Keep bfloat16-trained weights in bfloat16 (float16 overflows above 65504: Gemma-family "
+    "activations become inf); convert with --dtype bfloat16 or fix torch_dtype.",
+    compares="config torch_dtype/dtype vs the dominant float dtype in the headers",
+)
+
+
 # ---------------------------------------------------------------------------------------------
 # Checks
 
@@ -811,6 +821,44 @@ def _experts(md: ModelDir) -> Iterator[Finding]:
             )
 
 
+CONFIG_DTYPES = {"bfloat16": "BF16", "float16": "F16", "float32": "F32"}
+
+
+def _dtype(md: ModelDir) -> Iterator[Finding]:
+    tc, cfg = md.text_config or {}, md.config or {}
+    declared = next(
+        (
+            v
+            for src in (tc, cfg)
+            for k in ("torch_dtype", "dtype")
+            if isinstance(v := src.get(k), str) and v in CONFIG_DTYPES
+        ),
+        None,
+    )
+    if declared is None:
+        return
+    counts: dict[str, int] = {}
+    for t in tensors(md).values():
+        if t.dtype in ("BF16", "F16", "F32") and t.shape is not None and is_text_tensor(t.name):
+            n = 1
+            for d in t.shape:
+                n *= d
+            counts[t.dtype] = counts.get(t.dtype, 0) + n
+    if not counts:
+        return
+    stored = max(counts, key=lambda k: counts[k])
+    want = CONFIG_DTYPES[declared]
+    if stored == want or (want == "F32" and stored in ("BF16", "F16")):
+        return  # saving a float32-declared model in half precision is the usual conversion
+    severity = "warning" if (want, stored) == ("BF16", "F16") else "info"
+    yield finding(
+        "CFG090",
+        f"torch_dtype = {declared} but most weights are stored as {stored}",
+        file="config.json",
+        severity=severity,  # type: ignore[arg-type]
+    )
+
+
 SUBCHECKS: tuple[Callable[[ModelDir], Iterable[Finding]], ...] = (
     _required_keys,
     _embedding,
@@ -821,6 +869,7 @@ SUBCHECKS: tuple[Callable[[ModelDir], Iterable[Finding]], ...] = (
     _rope,
     _context,
     _experts,
+    _dtype,
 )
 
 

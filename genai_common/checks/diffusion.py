@@ -12,6 +12,7 @@ resolution. Family factors: SD 1.x/2.x 0.18215 (AutoencoderKL's default in diffu
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -124,6 +125,14 @@ register(
     "error",
     "Use the VAE config that came with the weights.",
     compares="vae decoder.conv_in weight input channels vs latent_channels",
+)
+register(
+    "DIF012",
+    "Transformer blocks in the weights differ from the denoiser config",
+    "error",
+    "Set num_layers / num_single_layers to the blocks stored (never derive depth from the head "
+    "count: it holds for SD3, not for Flux), or restore the missing shards.",
+    compares="distinct transformer_blocks.N / single_transformer_blocks.N vs num_layers / num_single_layers",
 )
 register(
     "DIF020",
@@ -329,6 +338,35 @@ def _channels(md: ModelDir) -> Iterator[Finding]:
         )
 
 
+BLOCK_COUNTS = (
+    ("num_layers", "transformer_blocks"),
+    ("num_single_layers", "single_transformer_blocks"),
+)
+
+
+def _depth(md: ModelDir) -> Iterator[Finding]:
+    if denoiser(md) != "transformer":
+        return
+    dc = cfg(md, "transformer")
+    try:
+        stored = md.component("transformer").tensors or {}
+    except Exception:
+        return
+    if not stored:
+        return
+    for key, prefix in BLOCK_COUNTS:
+        want = positive_int(dc.get(key))
+        pattern = re.compile(rf"^{prefix}\.(\d+)\.")
+        found = {int(m.group(1)) for n in stored if (m := pattern.match(n))}
+        if want is None or not found or found == set(range(want)):
+            continue
+        yield finding(
+            "DIF012",
+            f"transformer stores {len(found)} {prefix} (0..{max(found)}) but {key} = {want}",
+            file="transformer/config.json",
+        )
+
+
 def _factors(md: ModelDir) -> Iterator[Finding]:
     fam = family(md)
     vae = cfg(md, "vae")
@@ -523,6 +561,7 @@ def _resolution(md: ModelDir) -> Iterator[Finding]:
 SUBCHECKS = (
     _index,
     _channels,
+    _depth,
     _factors,
     _cross_attention,
     _scheduler,

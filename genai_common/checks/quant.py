@@ -317,6 +317,16 @@ register(
     compares="safetensors dtypes vs the dtypes mx.load reads",
 )
 
+register(
+    "QNT061",
+    "head_dim is not a multiple of the KV-cache quantization group size",
+    "info",
+    "Quantized KV caches (mlx-lm --kv-bits, kv_group_size 64) need head_dim % group size == 0; "
+    "use --kv-group-size 32 (if it divides head_dim) or keep the KV cache in float.",
+    compares="head_dim % 64 (mlx-lm's default kv_group_size)",
+)
+KV_GROUP_SIZE = 64
+
 
 def _block(md: ModelDir) -> Iterator[Finding]:
     cfg = md.config or {}
@@ -670,7 +680,28 @@ def _f8(md: ModelDir) -> Iterator[Finding]:
         yield finding("QNT070", f"tensors with 8-bit float dtypes: {parts}")
 
 
-SUBCHECKS = (_block, _presence, _shapes, _overrides, _mixed, _foreign, _divisibility, _f8)
+def _kv_group(md: ModelDir) -> Iterator[Finding]:
+    head_dim = text_dims(md).head_dim
+    # Widths below one group (tiny test models) cannot use a quantized cache at all: not reported.
+    if head_dim and head_dim > KV_GROUP_SIZE and head_dim % KV_GROUP_SIZE:
+        alt = " (32 divides it)" if head_dim % 32 == 0 else ""
+        yield finding(
+            "QNT061",
+            f"head_dim = {head_dim} is not a multiple of kv_group_size {KV_GROUP_SIZE}{alt}",
+        )
+
+
+SUBCHECKS = (
+    _block,
+    _presence,
+    _shapes,
+    _overrides,
+    _mixed,
+    _foreign,
+    _divisibility,
+    _f8,
+    _kv_group,
+)
 
 
 def check(md: ModelDir) -> Iterator[Finding]:
