@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.path:
         print("genai doctor: give a model PATH (or --list-checks)", file=sys.stderr)
         return 2
-    if args.fetch_metadata and not args.metadata_only and Path(args.path).exists():
+    if args.fetch_metadata and Path(args.path).expanduser().exists():
         print("genai doctor: --fetch-metadata is for hub ids; PATH is local", file=sys.stderr)
         return 2
     try:

@@ -232,3 +232,16 @@ def test_checks_catalogue_document_is_current() -> None:
     assert doc.read_text(encoding="utf-8") == catalogue_markdown(), (
         "reference/CHECKS.md is stale: run `python -m genai_common.catalogue reference/CHECKS.md`"
     )
+
+
+def test_fetch_metadata_is_for_hub_ids(tmp_path: Path) -> None:
+    base_llm(tmp_path)
+    rc, _, err = run_cli("doctor", str(tmp_path), "--fetch-metadata")
+    assert rc == 2 and "hub ids" in err
+
+
+def test_infer_generates_on_a_clean_llm(tiny_llm: Path) -> None:
+    pytest.importorskip("mlx_lm", reason="the inference test runs mlx-lm")
+    rc, out, _ = run_cli("doctor", str(tiny_llm), "--json", "--infer", "--timeout", "120")
+    codes = [f["code"] for f in json.loads(out)["findings"]]
+    assert rc == 0 and "LOAD030" in codes and "LOAD031" in codes
