@@ -137,9 +137,9 @@ def facts(md: ModelDir) -> dict[str, Any]:
         index = md.json("model_index.json") or {}
         out["pipeline"] = index.get("_class_name")
         out["components"] = {
-            k: v[1] if isinstance(v, list) and len(v) == 2 else v
+            k: v[1]
             for k, v in index.items()
-            if not k.startswith("_")
+            if not k.startswith("_") and isinstance(v, list) and len(v) == 2 and v[1]
         }
         total = 0
         for name in out["components"]:
