@@ -80,6 +80,18 @@ def test_two_models_interleave_abba(tiny_llm, tiny_llm_qwen2):
     assert [label for _, label in starts] == ["A", "B", "B", "A"]
 
 
+def test_against_compares_the_two_models_in_the_record(tiny_llm, tiny_llm_qwen2, capsys):
+    argv = ["bench", str(tiny_llm), "--against", str(tiny_llm_qwen2), "--prompts", "random"]
+    argv += ["--prompt-tokens", "8", "--gen-tokens", "4", "--trials", "3", "--no-roofline"]
+    assert main([*argv, "--no-record", "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert [s["label"] for s in record["subjects"]] == ["A", "B"]
+    assert {r["subject"] for r in record["results"]} == {"A", "B"}
+    decode = [c for c in record["comparison"] if c["metric"] == "decode_tps"]
+    assert len(decode) == 1 and decode[0]["n_a"] == decode[0]["n_b"] == 3
+    assert "written" not in record
+
+
 def _png(path: str) -> bytes:
     data = Path(path).read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"

@@ -101,6 +101,15 @@ def run_benchmark(record: dict[str, Any], args: argparse.Namespace, progress: An
         by_label = {s.label: s for s in subjects}
         for result in record["results"]:
             _llm_roofline(by_label[result["subject"]], result, peak)
+        if len(subjects) == 2:
+            from genai_common.bench.compare import compare_records
+
+            side = {
+                label: [r for r in record["results"] if r["subject"] == label] for label in "AB"
+            }
+            record["comparison"] = compare_records(
+                {"kind": kind, "results": side["A"]}, {"kind": kind, "results": side["B"]}
+            )
     elif kind == "diffusion":
         _run_diffusion(record, args, progress)
     elif kind == "ml":

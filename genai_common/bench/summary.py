@@ -117,10 +117,19 @@ def render_text(record: dict[str, Any], written: dict[str, Any] | None = None) -
                 f"{fmt_metric(metric, summ['min']):>14}{fmt_metric(metric, summ['max']):>14}"
                 f"{summ['rel_iqr']:>8.1%} {fmt_metric(metric, cold_value):>14}"
             )
-        for metric, summ in res.get("summary", {}).items():
-            if summ.get("noisy"):
-                label = LABELS.get(metric, (metric, ""))[0]
-                lines.append(f"  noise warning: {label}: {summ['noise']}")
+        noisy = [
+            f"{LABELS.get(metric, (metric, ''))[0]} (IQR {summ['rel_iqr']:.0%}"
+            + (", an extreme sample" if "extreme" in (summ["noise"] or "") else "")
+            + ")"
+            for metric, summ in res.get("summary", {}).items()
+            if summ.get("noisy")
+        ]
+        if noisy:
+            lines.append(
+                "  noise warning (IQR > 10% of the median or a sample > 50% off it): "
+                + ", ".join(noisy)
+                + "; take more trials, add --cooldown, or quiet the machine"
+            )
         roof = res.get("roofline") or {}
         if roof.get("achieved_bytes_per_s"):
             text = (
@@ -143,6 +152,13 @@ def render_text(record: dict[str, Any], written: dict[str, Any] | None = None) -
             lines.append(
                 f"  compute: {roof['flops_per_s'] / 1e9:.2f} GFLOP/s achieved ({roof.get('flops_note')})"
             )
+    if record.get("comparison"):
+        from genai_common.bench.compare import render
+
+        lines.append("")
+        lines.append("interleaved A/B comparison (raw trials):")
+        paths = {s["label"]: s["path"] for s in record.get("subjects", [])}
+        lines.append(render(record["comparison"], paths.get("A", "A"), paths.get("B", "B")))
     if written:
         lines.append("")
         for name, path in written.items():
