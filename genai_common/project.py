@@ -390,6 +390,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--record", action="store_true", help=f"add a row to {RESULTS_FILE} with the figures"
     )
+    parser.add_argument(
+        "--model-path",
+        action="store_true",
+        help="print the model's path (building the tiny model when none is named) and exit",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -398,6 +403,9 @@ def run(args: argparse.Namespace) -> int:
     except ProjectError as exc:
         print(f"genai diagnostics: {exc}", file=sys.stderr)
         return 2
+    if args.model_path:
+        print(model_path(project))
+        return 0
     names = tuple(n.strip() for n in args.steps.split(",") if n.strip())
     unknown = [n for n in names if n not in STEPS]
     if unknown:
