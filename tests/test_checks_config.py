@@ -161,7 +161,7 @@ def test_cfg051_unknown_layer_type(llama: Path) -> None:
 
 
 def test_cfg060_unsupported_rope_type(llama: Path) -> None:
-    set_config(llama, rope_scaling={"rope_type": "su", "factor": 2.0})
+    set_config(llama, rope_scaling={"rope_type": "xpos", "factor": 2.0})
     assert "CFG060" in codes(llama, "config")
 
 

@@ -86,6 +86,7 @@ ROPE_REQUIRED: dict[str, tuple[str, ...]] = {
     "telechat3-yarn": ("factor",),
     "llama3": ("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings"),
     "longrope": ("short_factor", "long_factor", "original_max_position_embeddings"),
+    "su": ("short_factor", "long_factor"),  # Phi-3's first name for longrope (mlx-lm phi3.py)
     "proportional": (),
     "mrope": ("mrope_section",),
 }
@@ -697,7 +698,13 @@ def _rope(md: ModelDir) -> Iterator[Finding]:
             file="config.json",
         )
         return
-    missing = [k for k in ROPE_REQUIRED[kind] if k not in rope]
+    tc = md.text_config or {}
+    # Phi-3 and others keep original_max_position_embeddings beside, not inside, the rope dict.
+    missing = [
+        k
+        for k in ROPE_REQUIRED[kind]
+        if k not in rope and not (k == "original_max_position_embeddings" and k in tc)
+    ]
     if missing:
         yield finding(
             "CFG061",
@@ -715,7 +722,10 @@ def _rope_values(md: ModelDir, key: str, kind: str, rope: dict[str, Any]) -> Ite
         bad.append(f"factor = {factor!r} is not a number")
     elif isinstance(factor, int | float) and kind != "default" and factor < 1:
         bad.append(f"factor = {factor} < 1")
-    orig = rope.get("original_max_position_embeddings")
+    orig = rope.get(
+        "original_max_position_embeddings",
+        (md.text_config or {}).get("original_max_position_embeddings"),
+    )
     if orig is not None and positive_int(orig) is None:
         bad.append(f"original_max_position_embeddings = {orig!r} is not a positive integer")
     if kind == "llama3":
@@ -731,7 +741,7 @@ def _rope_values(md: ModelDir, key: str, kind: str, rope: dict[str, Any]) -> Ite
         fast, slow = rope.get("beta_fast"), rope.get("beta_slow")
         if isinstance(fast, int | float) and isinstance(slow, int | float) and fast <= slow:
             bad.append(f"beta_fast = {fast} <= beta_slow = {slow}")
-    if kind == "longrope" and dims.head_dim:
+    if kind in ("longrope", "su") and dims.head_dim:
         tc = md.text_config or {}
         partial = tc.get("partial_rotary_factor", 1.0)
         partial = partial if isinstance(partial, int | float) else 1.0

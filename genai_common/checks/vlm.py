@@ -113,7 +113,8 @@ register(
     "error",
     "The projector must map into the language model's hidden size: fix text_config.hidden_size "
     "or projection_dim, or use the matching language model.",
-    compares="last projector layer out_features vs text hidden_size (and projection_dim)",
+    compares="last projector layer out_features vs text hidden_size (and PaliGemma's projection_dim, "
+    "Qwen2-VL's merger hidden_size / out_hidden_size)",
 )
 register(
     "VLM040",
@@ -175,7 +176,10 @@ def vision_dims(md: ModelDir) -> dict[str, int | None]:
         and ratio > 0
     ):
         inter = int(width * ratio)
-    out = positive_int(vc.get("hidden_size")) if "embed_dim" in vc else None
+    # Qwen2-VL: hidden_size is the merger's output beside embed_dim; Qwen2.5-VL: out_hidden_size.
+    out = positive_int(vc.get("out_hidden_size")) or (
+        positive_int(vc.get("hidden_size")) if "embed_dim" in vc else None
+    )
     return {
         "depth": positive_int(vc.get("depth") or vc.get("num_hidden_layers") or vc.get("layers")),
         "width": width,
@@ -325,7 +329,8 @@ def _projector(md: ModelDir) -> Iterator[Finding]:
     targets = [("text hidden_size", text_hidden)]
     if dims["out"]:
         targets.append(("vision_config.hidden_size (merger output)", dims["out"]))
-    if dims["projection_dim"]:
+    # PaliGemma's projector maps to projection_dim; CLIP's projection_dim (LLaVA) is unused there.
+    if dims["projection_dim"] and md.model_type == "paligemma":
         targets.append(("vision_config.projection_dim", dims["projection_dim"]))
     if last_shape:
         for label, want in targets:
