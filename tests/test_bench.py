@@ -303,3 +303,17 @@ def test_bench_command_imports_nothing_heavy():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_progress_is_silent_off_a_terminal_and_draws_on_one(capsys):
+    from genai_common.bench.progress import Progress
+
+    with Progress(enabled=False) as quiet:
+        quiet.start("work", 2)
+        quiet.advance("step")
+    assert capsys.readouterr().err == ""
+    with Progress(enabled=True) as bar:
+        bar.start("work", 2)
+        bar.advance("step 1")
+        bar.advance("step 2")
+    assert bar._bar is None  # stopped on exit

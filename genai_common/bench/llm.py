@@ -36,7 +36,17 @@ CHAT_TEXT = (
     "how you would report the result to the team."
 )
 
-METRICS = ("ttft", "prefill_tps", "decode_tps", "itl_p50", "itl_p90", "itl_p99", "e2e", "peak_mlx")
+METRICS = (
+    "ttft",
+    "prefill_tps",
+    "decode_tps",
+    "itl_p50",
+    "itl_p90",
+    "itl_p99",
+    "e2e",
+    "peak_mlx",
+    "peak_rss",
+)
 
 
 def trial_figures(metrics: Any, prompt_tokens: int) -> dict[str, Any]:
