@@ -100,3 +100,23 @@ def test_mem020_largest_buffer(tiny_llm: Path) -> None:
     findings = memory.estimate(ModelDir.open(tiny_llm), Machine(2**30, 2**30, "RAM", 100 * KiB))
     [f] = [f for f in findings if f.code == "MEM020"]
     assert "one layer's KV cache at 2048 tokens is 256.00 KiB" in f.message
+
+
+def test_metadata_only_uses_index_total_size(tmp_path: Path) -> None:
+    # Llama-3.1-8B in bf16 before download: 16 GB of weights + 16 GiB of KV at 128k tokens
+    from public_configs import write_metadata_only
+
+    model = write_metadata_only(tmp_path, "Llama-3.1-8B-Instruct")
+    edit_json(
+        model / "model.safetensors.index.json",
+        lambda d: d["metadata"].update(total_size=16060522496),
+    )
+    md = ModelDir.open(model, metadata_only=True)
+    findings = {
+        f.code: f.message
+        for f in memory.estimate(md, Machine(64 * 2**30, 24 * 2**30, "test", None))
+    }
+    assert findings["MEM001"].startswith("weights 14.96 GiB (index total_size)")
+    assert "KV 16.00 GiB at 131072 tokens" in findings["MEM011"]
+    roomy = {f.code for f in memory.estimate(md, Machine(2**40, 2**40, "test", None))}
+    assert roomy == {"MEM001"}

@@ -211,19 +211,31 @@ def _estimate(md: ModelDir) -> Iterator[Finding]:
     yield from estimate(md, machine())
 
 
+def declared_bytes(md: ModelDir) -> int | None:
+    """The index's metadata.total_size: the weight bytes before a download (--metadata-only)."""
+    try:
+        index = md.index
+    except Exception:
+        return None
+    total = getattr(index, "total_size", None)
+    return total if isinstance(total, int) and total > 0 else None
+
+
 def estimate(md: ModelDir, mach: Machine) -> Iterator[Finding]:
     """The MEM findings for `md` on machine `mach` (pure: the machine is an argument)."""
-    if md.metadata_only and not any(t.shape for t in tensors(md).values()):
-        weights, unknown, largest = 0, len(tensors(md)), None
-    else:
-        weights, unknown, largest = weight_bytes(md)
+    weights, unknown, largest = weight_bytes(md)
+    source = ""
+    if unknown and not weights:
+        declared = declared_bytes(md)
+        weights, source = (declared, " (index total_size)") if declared else (0, "")
     dims = text_dims(md)
     context = dims.max_positions
     kv = kv_bytes(md, context) if context else None
     parts = []
     if weights:
         parts.append(
-            f"weights {gib(weights)}" + (f" ({unknown} tensors unsized)" if unknown else "")
+            f"weights {gib(weights)}{source}"
+            + (f" ({unknown} tensors unsized)" if unknown and not source else "")
         )
     if kv and context:
         parts.append(f"KV cache {gib(kv[0])}/token, {gib(kv[1])} at {context} tokens")
@@ -233,7 +245,7 @@ def estimate(md: ModelDir, mach: Machine) -> Iterator[Finding]:
         )
     if parts:
         yield finding("MEM001", "; ".join(parts))
-    if not weights or not mach.total:
+    if not mach.total:
         return
     if weights > mach.total:
         yield finding(
@@ -249,7 +261,8 @@ def estimate(md: ModelDir, mach: Machine) -> Iterator[Finding]:
         fits = max(0, (mach.budget - weights) // max(kv[0], 1))
         yield finding(
             "MEM011",
-            f"weights {gib(weights)} + KV {gib(kv[1])} at {context} tokens > budget "
+            (f"weights {gib(weights)} + " if weights else "")
+            + f"KV {gib(kv[1])} at {context} tokens > budget "
             f"{gib(mach.budget)} ({mach.budget_source}); about {fits} tokens fit",
         )
     if mach.max_buffer:
