@@ -282,6 +282,20 @@ def test_roofline_arithmetic():
     assert roofline.prefill_flops({"hidden_size": 8}, 10) is None
 
 
+def test_bytes_read_per_decoded_token():
+    untied = {"model.embed_tokens.weight": 100, "model.layers.0.w": 10, "lm_head.weight": 100}
+    assert roofline.read_per_token(untied) == 110  # the input lookup reads one row, not 100
+    tied = {"model.embed_tokens.weight": 100, "model.layers.0.w": 10}
+    assert roofline.read_per_token(tied) == 110  # the tied matrix is the LM head
+    vlm = {
+        "language_model.model.embed_tokens.weight": 100,
+        "language_model.model.layers.0.w": 10,
+        "vision_tower.blocks.0.w": 50,
+        "multi_modal_projector.linear.weight": 5,
+    }
+    assert roofline.read_per_token(vlm) == 110
+
+
 def test_peak_bandwidth_is_probed_once_and_cached(tmp_path, monkeypatch):
     pytest.importorskip("mlx.core", reason="mlx is not installed")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))

@@ -140,6 +140,20 @@ def test_bench_command_on_the_ml_module(tiny_ml, tmp_path, capsys):
     assert train["summary"]["train_step_s"]["n"] == 4
 
 
+def test_weight_bytes_come_from_the_headers(tiny_llm, tiny_vlm, subject):
+    from genai_common.bench import roofline
+
+    total, per_token, source = roofline.weight_bytes(tiny_llm)
+    assert source == "safetensors headers"
+    loaded_total, loaded_per_token = roofline.parameter_bytes(subject.model)
+    assert (total, per_token) == (loaded_total, loaded_per_token)
+    config = subject.config
+    embed = config["vocab_size"] * config["hidden_size"] * 2  # float16, untied llama
+    assert per_token == total - embed
+    vlm_total, vlm_per_token, _ = roofline.weight_bytes(tiny_vlm)
+    assert vlm_per_token < vlm_total  # the vision tower is not read per decoded token
+
+
 def test_bench_refuses_bad_arguments(tmp_path, capsys):
     assert main(["bench"]) == 2
     assert main(["bench", str(tmp_path)]) == 2  # no config.json: cannot tell the kind

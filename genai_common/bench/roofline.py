@@ -1,7 +1,8 @@
 """Roofline figures: how close a run comes to the machine's memory bandwidth.
 
-Decode at batch 1 reads every weight once per token, so weight bytes x decode tokens/s is the
-bandwidth the run achieved; divided by the bandwidth this machine sustains on a plain streaming
+Decode at batch 1 reads every weight once per token (except a VLM's vision tower and an untied
+input embedding, see `read_per_token`), so those bytes x decode tokens/s is the bandwidth the run
+achieved (the KV cache read is left out: small at batch 1 and short contexts); divided by the bandwidth this machine sustains on a plain streaming
 pass it says how far the model is from the memory roofline. Prefill is compute-bound: its FLOP/s
 is estimated from the configuration (2 FLOPs per weight per token plus the attention scores).
 
@@ -97,25 +98,48 @@ def peak_bandwidth(*, refresh: bool = False, probe_bytes: int | None = None) -> 
     return {**entry, "key": key, "cached": False}
 
 
-def weight_bytes(path: str | Path) -> tuple[int | None, str]:
-    """Exact weight bytes from the safetensors headers (the doctor's ModelDir), with the source."""
+VISION_PARTS = ("vision_tower", "vision_model", "visual.", "multi_modal_projector", "image_newline")
+
+
+def read_per_token(sizes: dict[str, int]) -> int:
+    """Bytes one decode step reads: every weight, except what a token does not touch.
+
+    Not read: the vision tower and projector of a VLM (used once, in the prompt), and an untied
+    input embedding (a lookup reads one row; the LM head reads the whole matrix, and is its own
+    tensor when untied).
+    """
+    untied = any(name.endswith("lm_head.weight") for name in sizes)
+    total = 0
+    for name, nbytes in sizes.items():
+        if any(part in name for part in VISION_PARTS):
+            continue
+        if untied and "embed_tokens." in name:
+            continue
+        total += nbytes
+    return total
+
+
+def weight_bytes(path: str | Path) -> tuple[int | None, int | None, str]:
+    """(all weight bytes, bytes read per decoded token, source), exact from the safetensors
+    headers (the doctor's ModelDir); (None, None, 'unknown') when those cannot be read."""
     try:
         from genai_common.model_dir import ModelDir
 
         tensors = ModelDir.open(path).tensors
-        sizes = [t.nbytes for t in tensors.values()]
-        if sizes and all(s is not None for s in sizes):
-            return int(sum(sizes)), "safetensors headers"
+        sizes = {name: t.nbytes for name, t in tensors.items()}
+        if sizes and all(s is not None for s in sizes.values()):
+            return int(sum(sizes.values())), read_per_token(sizes), "safetensors headers"
     except Exception:  # doctor not available or model not readable: the caller falls back
         pass
-    return None, "unknown"
+    return None, None, "unknown"
 
 
-def parameter_bytes(model: Any) -> int:
-    """Bytes of an MLX module's parameters (what decode reads), counted after loading."""
+def parameter_bytes(model: Any) -> tuple[int, int]:
+    """(all, read per decoded token) bytes of an MLX module's parameters, counted after loading."""
     from mlx.utils import tree_flatten
 
-    return int(sum(v.nbytes for _, v in tree_flatten(model.parameters())))
+    sizes = {name: int(v.nbytes) for name, v in tree_flatten(model.parameters())}
+    return sum(sizes.values()), read_per_token(sizes)
 
 
 def llm_matmul_params(config: dict[str, Any]) -> int | None:

@@ -41,12 +41,13 @@ def load_subject(path: str, kind: str, label: str) -> Any:
 def _llm_roofline(subject: Any, result: dict[str, Any], peak: dict[str, Any] | None) -> None:
     from genai_common.bench import roofline
 
-    wbytes, source = roofline.weight_bytes(subject.path)
-    if wbytes is None:
-        wbytes, source = roofline.parameter_bytes(subject.model), "loaded parameters"
+    total, per_token, source = roofline.weight_bytes(subject.path)
+    if per_token is None:
+        (total, per_token), source = roofline.parameter_bytes(subject.model), "loaded parameters"
     decode = (result["summary"].get("decode_tps") or {}).get("median")
-    roof = roofline.decode_roofline(wbytes, decode, peak)
+    roof = roofline.decode_roofline(per_token, decode, peak)
     roof["weight_source"] = source
+    roof["all_weight_bytes"] = total
     ttft = (result["summary"].get("ttft") or {}).get("median")
     flops = roofline.prefill_flops(subject.config, result.get("prompt_tokens") or 0)
     if flops and ttft and subject.kind == "llm":

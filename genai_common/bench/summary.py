@@ -133,7 +133,7 @@ def render_text(record: dict[str, Any], written: dict[str, Any] | None = None) -
         roof = res.get("roofline") or {}
         if roof.get("achieved_bytes_per_s"):
             text = (
-                f"  roofline: {fmt(roof['weight_bytes'], 'bytes')} of weights "
+                f"  roofline: {fmt(roof['weight_bytes'], 'bytes')} of weights read per token "
                 f"({roof.get('weight_source', '?')}) x decode rate = "
                 f"{roof['achieved_bytes_per_s'] / 1e9:.2f} GB/s"
             )
