@@ -147,6 +147,15 @@ def test_cfg042_loaders_disagree_on_absent_tie(llama: Path) -> None:
     assert "CFG042" in codes(llama, "config")
 
 
+def test_cfg042_mistral3_text_config_without_tie(tiny_vlm_paligemma: Path, tmp_path: Path) -> None:
+    # mlx-lm#648: Ministral-3 ties at the top level; mlx-lm reads text_config and unties
+    model = Path(shutil.copytree(tiny_vlm_paligemma, tmp_path / "m3"))
+    set_config(model, model_type="mistral3", tie_word_embeddings=True)
+    assert "CFG042" in codes(model, "config")
+    edit_json(model / "config.json", lambda d: d["text_config"].update(tie_word_embeddings=True))
+    assert "CFG042" not in codes(model, "config")
+
+
 def test_cfg050_layer_types_length(llama: Path) -> None:
     set_config(llama, layer_types=["full_attention"])
     assert messages(llama, "config", "CFG050") == [

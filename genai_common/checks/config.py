@@ -71,6 +71,9 @@ TIED_BY_DEFAULT = frozenset(
 # mlx-lm 0.32's ModelArgs default tie_word_embeddings=True for these although transformers says
 # False: an absent key plus a stored lm_head means mlx-lm ties and sanitize() drops the head.
 MLX_LM_TIES_WHEN_ABSENT = frozenset({"llama", "mistral", "qwen2", "granite", "olmo2"})
+# mlx-lm 0.32's mistral3 sets text_config.tie_word_embeddings = False when text_config lacks it,
+# even if the top level says true (mlx-lm#648: "Missing 1 parameters: language_model.lm_head").
+MLX_LM_UNTIES_WHEN_ABSENT_IN_TEXT_CONFIG = frozenset({"mistral3"})
 # Families whose mlx-lm model has no lm_head at all (always tied).
 ALWAYS_TIED = frozenset({"gemma", "gemma2", "cohere", "cohere2"})
 # Families whose mlx-lm sanitize() unties when an lm_head is stored (and ties when it is absent).
@@ -657,6 +660,19 @@ def _tie(md: ModelDir) -> Iterator[Finding]:
             "CFG042",
             f"tie_word_embeddings is absent: transformers unties {family} (keeps {head.name}), "
             "mlx-lm ties it and drops the stored head",
+            file="config.json",
+        )
+    nested = md.text_config is not md.config
+    if (
+        family in MLX_LM_UNTIES_WHEN_ABSENT_IN_TEXT_CONFIG
+        and nested
+        and "tie_word_embeddings" not in (md.text_config or {})
+        and head is None
+    ):
+        yield finding(
+            "CFG042",
+            f"text_config has no tie_word_embeddings: mlx-lm unties {family} there and expects an "
+            "lm_head the weights do not store",
             file="config.json",
         )
 
