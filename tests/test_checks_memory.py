@@ -120,3 +120,14 @@ def test_metadata_only_uses_index_total_size(tmp_path: Path) -> None:
     assert "KV 16.00 GiB at 131072 tokens" in findings["MEM011"]
     roomy = {f.code for f in memory.estimate(md, Machine(2**40, 2**40, "test", None))}
     assert roomy == {"MEM001"}
+
+
+def test_diffusion_weights_are_summed_over_components(tmp_path: Path) -> None:
+    from test_checks_diffusion import sd_pipeline
+
+    sd = sd_pipeline(tmp_path / "sd")
+    total, unknown, largest = memory.weight_bytes(ModelDir.open(sd))
+    unet = 32 * 4 * 3 * 3 * 4
+    vae = 16 * 4 * 3 * 3 * 4
+    assert (total, unknown, largest.name) == (unet + vae, 0, "conv_in.weight")
+    assert "MEM010" in codes_on(sd, Machine(1024, 1024, "RAM", None))

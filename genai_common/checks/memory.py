@@ -152,10 +152,27 @@ def tensor_bytes(t: Any) -> int | None:
     return int(n * DTYPE_BYTES[t.dtype])
 
 
+def all_tensors(md: ModelDir) -> list[Any]:
+    """Every tensor the loader reads; for a diffusers pipeline, those of each component folder."""
+    if md.kind != "diffusion":
+        return list(tensors(md).values())
+    from genai_common.checks.diffusion import components
+
+    out: list[Any] = []
+    for name, (lib, cls) in components(md).items():
+        if lib is None and cls is None:
+            continue
+        try:
+            out.extend((md.component(name).tensors or {}).values())
+        except Exception:  # an unreadable component is the formats family's finding
+            continue
+    return out
+
+
 def weight_bytes(md: ModelDir) -> tuple[int, int, Any]:
     """(total bytes, tensors without a size, the largest tensor)."""
     total, unknown, largest, largest_n = 0, 0, None, -1
-    for t in tensors(md).values():
+    for t in all_tensors(md):
         n = tensor_bytes(t)
         if n is None:
             unknown += 1
