@@ -1,4 +1,4 @@
-"""PNG plots of a benchmark record (matplotlib, Agg backend: no display needed).
+"""PNG plots of a benchmark record (matplotlib's object API, no pyplot: no display needed).
 
 - latency: per-token latency over the generation (LLM/VLM), per-step time (diffusion) or
   per-batch time (ml), one line per trial; the cold run is drawn apart.
@@ -17,13 +17,11 @@ from typing import Any
 from genai_common.bench.summary import HEADLINE
 
 
-def _pyplot() -> Any:
-    import matplotlib
+def _figure(**kwargs: Any) -> Any:
+    """A matplotlib Figure without pyplot (no global state, no GUI backend, a faster import)."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
+    return Figure(**kwargs)
 
 
 def _trial_lines(kind: str, res: dict[str, Any]) -> list[tuple[str, list[float]]]:
@@ -53,10 +51,10 @@ _XLABEL = {"llm": "token", "vlm": "token", "diffusion": "denoising step", "ml": 
 
 
 def plot_latency(record: dict[str, Any], path: str | Path) -> Path:
-    plt = _pyplot()
     kind = record["kind"]
     results = record["results"]
-    fig, axes = plt.subplots(len(results), 1, figsize=(9, 3.2 * len(results)), squeeze=False)
+    fig = _figure(figsize=(9, 3.2 * len(results)))
+    axes = fig.subplots(len(results), 1, squeeze=False)
     for ax, res in zip(axes[:, 0], results, strict=True):
         for name, ys in _trial_lines(kind, res):
             ax.plot(_xs(kind, ys), ys, lw=0.9, alpha=0.8, label=name)
@@ -70,13 +68,13 @@ def plot_latency(record: dict[str, Any], path: str | Path) -> Path:
         ax.legend(fontsize=7, ncol=4)
     fig.suptitle(f"{Path(record['model']).name}: latency per {_XLABEL.get(kind, 'item')}")
     fig.tight_layout()
-    return _save(fig, plt, path)
+    return _save(fig, path)
 
 
 def plot_rate(record: dict[str, Any], history: list[dict[str, Any]], path: str | Path) -> Path:
-    plt = _pyplot()
     metric, label, _ = HEADLINE[record["kind"]]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
+    fig = _figure(figsize=(11, 3.8))
+    left, right = fig.subplots(1, 2)
     x = 0
     for res in record["results"]:
         runs = [("cold", res.get("cold"))] + [("warm-up", t) for t in res.get("warmup", [])]
@@ -130,7 +128,7 @@ def plot_rate(record: dict[str, Any], history: list[dict[str, Any]], path: str |
     right.legend(fontsize=7)
     fig.suptitle(f"{Path(record['model']).name}: {label}")
     fig.tight_layout()
-    return _save(fig, plt, path)
+    return _save(fig, path)
 
 
 def plot_memory(record: dict[str, Any], path: str | Path) -> Path | None:
@@ -142,8 +140,8 @@ def plot_memory(record: dict[str, Any], path: str | Path) -> Path | None:
     ]
     if not trials:
         return None
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(9, 3.8))
+    fig = _figure(figsize=(9, 3.8))
+    ax = fig.subplots()
     for n, (res, i, trial) in enumerate(trials):
         ts = [m[0] for m in trial["memory"]]
         active = [m[1] / 2**20 for m in trial["memory"]]
@@ -162,14 +160,13 @@ def plot_memory(record: dict[str, Any], path: str | Path) -> Path | None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=6, ncol=3)
     fig.tight_layout()
-    return _save(fig, plt, path)
+    return _save(fig, path)
 
 
-def _save(fig: Any, plt: Any, path: str | Path) -> Path:
+def _save(fig: Any, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    fig.savefig(path, dpi=100, format="png")
     return path
 
 
