@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from checks_helpers import codes, edit_json, messages, problems, rewrite_tensors
+from checks_helpers import codes, edit_json, messages, problems, rewrite_tensors, without
 
 
 @pytest.fixture
@@ -25,6 +25,18 @@ def set_vision(model: Path, **values) -> None:
 
 def set_config(model: Path, **values) -> None:
     edit_json(model / "config.json", lambda d: d.update(values))
+
+
+def drop_token_counts(model: Path) -> None:
+    """Remove PaliGemma's own image-token counts (to stand in for a family that pools)."""
+
+    def config(d: dict) -> None:
+        d["text_config"].pop("num_image_tokens")
+        d["vision_config"].pop("num_image_tokens")
+
+    edit_json(model / "config.json", config)
+    for name in ("preprocessor_config.json", "processor_config.json"):
+        edit_json(model / name, without("image_seq_length"))
 
 
 @pytest.mark.parametrize("fixture", ["tiny_vlm", "tiny_vlm_paligemma"])
@@ -110,6 +122,7 @@ def test_vlm040_position_embeddings_vs_image_size(pali: Path) -> None:
 
 
 def test_vlm040_pooled_tokens(pali: Path) -> None:
+    drop_token_counts(pali)
     set_config(pali, mm_tokens_per_image=4)  # 16 patches pooled 2x2: fine
     assert "VLM040" not in codes(pali, "vlm")
     set_config(pali, mm_tokens_per_image=5)
@@ -146,3 +159,29 @@ def test_vlm051_image_token_is_text(pali: Path) -> None:
     set_config(pali, image_token_index=2)
     [message] = messages(pali, "vlm", "VLM051")
     assert "'<bos>'" in message
+
+
+def test_vlm040_pooled_processor_count(pali: Path) -> None:
+    # Gemma 3: 896/14 = 64^2 patches pooled to mm_tokens_per_image 256; the processor says 256
+    drop_token_counts(pali)
+    set_vision(pali, image_size=896)
+    set_config(pali, mm_tokens_per_image=256)
+    edit_json(pali / "processor_config.json", lambda d: d.update(image_seq_length=256))
+    edit_json(
+        pali / "preprocessor_config.json", lambda d: d.update(size={"height": 896, "width": 896})
+    )
+    assert messages(pali, "vlm", "VLM040") == [
+        "vision_tower.vision_model.embeddings.position_embedding.weight has 16 rows but "
+        "(image_size 896 / patch_size 14)^2 = 4096"
+    ]
+
+
+def test_vlm040_pixel_shuffle(pali: Path) -> None:
+    # Idefics3/SmolVLM: tokens = patches / scale_factor^2 (16 / 2^2 = 4)
+    drop_token_counts(pali)
+    set_config(pali, scale_factor=2, image_seq_length=4)
+    assert "VLM040" not in codes(pali, "vlm")
+    set_config(pali, image_seq_length=16)
+    assert messages(pali, "vlm", "VLM040") == [
+        "image_seq_length = 16 but (image_size 56 / patch_size 14)^2 = 16 / scale_factor 2^2 = 4"
+    ]

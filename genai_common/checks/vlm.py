@@ -364,23 +364,31 @@ def _image_tokens(md: ModelDir) -> Iterator[Finding]:
     pre = md.json("preprocessor_config.json") or {}
     proc = md.json("processor_config.json") or {}
     how = f"(image_size {size} / patch_size {patch})^2 = {patches}"
-    exact: list[tuple[str, Any]] = [
+    # Tokens per image: the patches, unless the config declares a reduction: Gemma 3 pools to
+    # mm_tokens_per_image, Idefics3/SmolVLM pixel-shuffle by scale_factor^2.
+    pooled = positive_int(cfg.get("mm_tokens_per_image"))
+    shuffle = positive_int(cfg.get("scale_factor"))
+    expected, what = patches, how
+    if pooled is not None:
+        expected, what = pooled, f"mm_tokens_per_image = {pooled}"
+    elif shuffle and patches % (shuffle * shuffle) == 0:
+        expected = patches // (shuffle * shuffle)
+        what = f"{how} / scale_factor {shuffle}^2 = {expected}"
+    counts: list[tuple[str, Any]] = [
         ("num_image_tokens", cfg.get("num_image_tokens")),
         (
             "text_config.num_image_tokens",
             tc.get("num_image_tokens") if md.text_config is not md.config else None,
         ),
         ("vision_config.num_image_tokens", vc.get("num_image_tokens")),
+        ("image_seq_length", cfg.get("image_seq_length")),
         ("preprocessor image_seq_length", pre.get("image_seq_length")),
         ("processor image_seq_length", proc.get("image_seq_length")),
     ]
-    pooled = positive_int(cfg.get("mm_tokens_per_image"))
-    if pooled is None:
-        exact.append(("image_seq_length", cfg.get("image_seq_length")))
-    for label, value in exact:
+    for label, value in counts:
         n = positive_int(value)
-        if n is not None and n not in (patches, patches + 1):
-            yield finding("VLM040", f"{label} = {n} but {how}", file="config.json")
+        if n is not None and n not in (expected, expected + 1):
+            yield finding("VLM040", f"{label} = {n} but {what}", file="config.json")
     if pooled is not None:
         ratio = patches / pooled
         side = math.isqrt(int(ratio)) if ratio >= 1 and ratio.is_integer() else 0
