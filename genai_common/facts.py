@@ -266,6 +266,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metadata-only", action="store_true", help="read no weight headers")
 
 
+def _plain(value: Any, key: str = "") -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {_plain(v, k)}" for k, v in value.items())
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (
+            f"{value:,}" if key.endswith(("bytes", "parameters")) or value >= 10**6 else str(value)
+        )
+    return str(value)
+
+
 def run(args: argparse.Namespace) -> int:
     from genai_common.model_dir import ModelDir, ModelPathError
 
@@ -279,9 +289,5 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(out, indent=2, default=str))
         return 0
     for k, v in out.items():
-        if isinstance(v, dict):
-            v = ", ".join(f"{a}={b}" for a, b in v.items())
-        elif isinstance(v, int) and not isinstance(v, bool) and k.endswith(("bytes", "parameters")):
-            v = f"{v:,}"
-        print(f"{k:<28} {v}")
+        print(f"{k:<28} {_plain(v, k)}")
     return 0

@@ -245,3 +245,35 @@ def test_infer_generates_on_a_clean_llm(tiny_llm: Path) -> None:
     rc, out, _ = run_cli("doctor", str(tiny_llm), "--json", "--infer", "--timeout", "120")
     codes = [f["code"] for f in json.loads(out)["findings"]]
     assert rc == 0 and "LOAD030" in codes and "LOAD031" in codes
+
+
+def test_canonical_mlx_errors_map_to_their_static_causes() -> None:
+    """The three messages come from mlx's own load_weights, so a rewording upstream shows here."""
+    mx = pytest.importorskip("mlx.core", reason="the messages are mlx's")
+    import mlx.nn as nn
+
+    from genai_common.checks import finding
+    from genai_common.checks.load import classify
+    from genai_common.report import Report
+
+    report = Report(path="x")
+    for code in ("FILE004", "CFG040", "CFG010"):
+        report.add(finding(code, "static"))
+    model = nn.Linear(4, 4)
+    cases = {
+        "LOAD010": [
+            ("weight", mx.zeros((4, 4))),
+            ("bias", mx.zeros((4,))),
+            ("extra", mx.zeros((1,))),
+        ],
+        "LOAD011": [("weight", mx.zeros((4, 4)))],
+        "LOAD012": [("weight", mx.zeros((4, 5))), ("bias", mx.zeros((4,)))],
+    }
+    explains = {"LOAD010": ["CFG040"], "LOAD011": ["FILE004"], "LOAD012": ["CFG010"]}
+    for expected, weights in cases.items():
+        with pytest.raises(ValueError) as err:
+            model.load_weights(weights, strict=True)
+        code, explained = classify(str(err.value), report)
+        assert (code, explained) == (expected, explains[expected]), str(err.value)
+    assert classify("Model type foo not supported.", report)[0] == "LOAD013"
+    assert classify("something else", report) == ("LOAD001", [])
