@@ -52,6 +52,7 @@ def test_peak_memory_is_scoped_to_each_trial(subject):
     short = llm.run_trial(subject, _work(subject, 4, 4))
     assert 0 < long["peak_mlx"] < 32 << 20  # the 64 MiB before the trial does not count
     assert short["peak_mlx"] < long["peak_mlx"]  # the longer prompt's KV cache did not carry over
+    assert 0 < short["peak_mlx_added"] < long["peak_mlx_added"] < long["peak_mlx"]
     assert long["memory"][0][0] == 0.0 and len(long["memory"]) == 5  # start + one per token
 
 

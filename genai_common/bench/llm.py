@@ -11,7 +11,8 @@ arrival times (`trial_figures`), and the record keeps them, so it can always be 
   own `generation_tps` counts N over that window and is biased high by N/(N-1)
 - ITL p50/p90/p99 over the N - 1 inter-arrival gaps; end-to-end: last arrival - start
 - peak memory scoped to the trial (`track_memory` resets MLX's peak at entry; mlx-lm's own
-  `peak_memory` is the process-lifetime high-water mark and is kept beside ours)
+  `peak_memory` is the process-lifetime high-water mark and is kept beside ours); the peak holds
+  the weights, `peak_mlx_added` is what the run added on top (KV cache, activations)
 
 The first run of a process pays kernel compilation and lazy initialisation: it is kept as
 `cold`, further warm-up runs as `warmup`, and only `trials` enter the statistics. With a second
@@ -45,6 +46,7 @@ METRICS = (
     "itl_p99",
     "e2e",
     "peak_mlx",
+    "peak_mlx_added",
     "peak_rss",
 )
 
@@ -261,6 +263,7 @@ def run_trial(subject: Subject, work: Workload) -> dict[str, Any]:
         {
             "memory": [[t - start, active, cache] for t, active, cache in log],
             "peak_mlx": getattr(mem, "mlx_peak", None),
+            "peak_mlx_added": getattr(mem, "mlx_peak_delta", None),
             "peak_rss": getattr(mem, "rss_peak", None),
             "library": library,
             "started_at": started_at,

@@ -24,6 +24,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "itl_p99": ("ITL p99", "s"),
     "e2e": ("end-to-end", "s"),
     "peak_mlx": ("peak MLX memory", "bytes"),
+    "peak_mlx_added": ("  of it added by the run", "bytes"),
     "peak_torch": ("peak torch memory", "bytes"),
     "peak_rss": ("peak RSS", "bytes"),
     "s_per_step": ("s/step", "s"),
