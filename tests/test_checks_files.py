@@ -142,3 +142,16 @@ def test_file011_partial_names(tmp_path: Path, name: str) -> None:
 def test_file001_empty_directory(tmp_path: Path) -> None:
     (msg,) = messages(tmp_path, "FILE001")
     assert "not a model directory" in msg
+
+
+def test_file006_copied_index_names_its_size(tmp_path: Path) -> None:
+    """mlx-swift-lm#554: an index copied from the bf16 source next to one 4-bit file."""
+    import json
+
+    base_llm(tmp_path)
+    data_bytes = sum(t.nbytes for t in ModelDir.open(tmp_path).tensors.values())
+    weight_map = {"model.norm.weight": "model-00001-of-00002.safetensors"}
+    index = {"metadata": {"total_size": data_bytes * 3}, "weight_map": weight_map}
+    (tmp_path / "model.safetensors.index.json").write_text(json.dumps(index))
+    (msg,) = messages(tmp_path, "FILE006")
+    assert f"declares {data_bytes * 3:,} bytes" in msg and "(3.00x)" in msg

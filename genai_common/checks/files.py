@@ -308,6 +308,7 @@ def _indexes(md: ModelDir) -> Iterator[Finding]:
                 "FILE006",
                 f"{rel} names {len(shards)} shard(s), none present, while "
                 f"{len(top_st)} other safetensors file(s) ship ({', '.join(sorted(top_st)[:3])})"
+                + _size_note(md, index.total_size, sorted(top_st))
                 + ("; mlx-lm ignores the index and loads them" if md.loader == "mlx-lm" else ""),
                 file=rel,
             )
@@ -365,6 +366,19 @@ def _indexes(md: ModelDir) -> Iterator[Finding]:
                     f"{len(wrong_shard)} in another shard than listed (e.g. {wrong_shard[0]!r})"
                 )
             yield finding("FILE008", f"{rel}: " + "; ".join(parts), file=rel)
+
+
+def _size_note(md: ModelDir, declared: int | None, files: list[str]) -> str:
+    """'; it declares N bytes, the shipped files hold M' when both are known (a copied index)."""
+    if not declared:
+        return ""
+    headers = [md.header(f) for f in files]
+    if any(h is None for h in headers):
+        return ""
+    held = sum(t.end - t.begin for h in headers if h for t in h.tensors.values())
+    if not held:
+        return ""
+    return f"; it declares {declared:,} bytes, the shipped files hold {held:,} ({declared / held:.2f}x)"
 
 
 def _duplicates(md: ModelDir) -> Iterator[Finding]:
