@@ -418,8 +418,9 @@ register(
 register(
     "CFG070",
     "No context length in the config",
-    "warning",
-    "Set max_position_embeddings; without it runtimes guess the context length.",
+    "info",
+    "Set max_position_embeddings; without it loaders fall back to their class default, which may "
+    "not be the trained context.",
     compares="max_position_embeddings present",
 )
 register(
