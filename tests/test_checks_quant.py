@@ -242,3 +242,23 @@ def test_qnt061_head_dim_vs_kv_group_size(llama: Path) -> None:
     assert messages(llama, "quant", "QNT061") == [
         "head_dim = 96 is not a multiple of kv_group_size 64 (32 divides it)"
     ]
+
+
+def test_qnt032_entry_false_for_a_quantized_module(llama4: Path) -> None:
+    set_quant(llama4, **{Q: False})
+    assert messages(llama4, "quant", "QNT032") == [
+        f"quantization['{Q}'] is false (keep float) but {Q} is stored quantized"
+    ]
+
+
+def test_qnt032_entry_quantizes_a_float_module(llama4: Path) -> None:
+    # mlx-examples#367: lm_head left in float by an older converter, the config says quantize it
+    def float_head(spec: dict) -> None:
+        del spec["lm_head.scales"], spec["lm_head.biases"]
+        spec["lm_head.weight"] = ("F16", (512, 64))
+
+    rewrite_tensors(llama4, float_head)
+    set_quant(llama4, lm_head={"bits": 4, "group_size": 64})
+    assert messages(llama4, "quant", "QNT032") == [
+        "quantization['lm_head'] quantizes lm_head but it is stored in float (no .scales)"
+    ]

@@ -600,6 +600,23 @@ def _overrides(md: ModelDir) -> Iterator[Finding]:
             f"{len(unmatched) - 10} more per-layer entries name no stored module",
             file="config.json",
         )
+    # mlx-lm's predicate returns the entry itself: false keeps the module float, a dict quantizes it.
+    for key, value in block.items():
+        if key in ("group_size", "bits", "mode") or key not in modules:
+            continue
+        stored_quantized = f"{key}.scales" in ts
+        if value is False and stored_quantized:
+            yield finding(
+                "QNT032",
+                f"quantization[{key!r}] is false (keep float) but {key} is stored quantized",
+                file="config.json",
+            )
+        elif isinstance(value, dict) and not stored_quantized and f"{key}.weight" in ts:
+            yield finding(
+                "QNT032",
+                f"quantization[{key!r}] quantizes {key} but it is stored in float (no .scales)",
+                file="config.json",
+            )
 
 
 def _mixed(md: ModelDir) -> Iterator[Finding]:
