@@ -54,8 +54,9 @@ import os
 import re
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
+from genai_common.formats.safetensors import TensorInfo
 from genai_common.formats.tokenizer import TokenizerInfo
 
 if TYPE_CHECKING:
@@ -95,16 +96,6 @@ VLM_KEYS = (
 
 class ModelPathError(Exception):
     """The path cannot be diagnosed at all (not found, not a model path): exit code 2."""
-
-
-class TensorInfo(NamedTuple):
-    """One tensor as the loader will see it (a NamedTuple: cheap to make by the thousand)."""
-
-    name: str
-    dtype: str | None  # safetensors dtype string: F32, F16, BF16, U32, I8, ...
-    shape: tuple[int, ...] | None
-    file: str  # relative path of the file holding it
-    nbytes: int | None = None
 
 
 def hub_cache_dir() -> Path:
@@ -555,12 +546,12 @@ class ModelDir:
                 for name, shard in index.weight_map.items():
                     tensors[name] = TensorInfo(name, None, None, self.rel(shard))
             return tensors, duplicates
-        for rel, header in self.headers.items():
-            shown = self.rel(rel)
-            for name, t in header.tensors.items():
-                if name in tensors:
-                    duplicates.setdefault(name, [tensors[name].file]).append(shown)
-                tensors[name] = TensorInfo(name, t.dtype, t.shape, shown, t.nbytes)
+        for header in self.headers.values():
+            if not tensors.keys().isdisjoint(header.tensors):
+                for name in tensors.keys() & header.tensors.keys():
+                    seen = duplicates.setdefault(name, [tensors[name].file])
+                    seen.append(header.tensors[name].file)
+            tensors.update(header.tensors)
         return tensors, duplicates
 
     @property

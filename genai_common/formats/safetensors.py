@@ -17,6 +17,7 @@ import os
 import re
 import struct
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -54,22 +55,31 @@ MLX_UNSUPPORTED_DTYPES = frozenset({"F8_E5M2", "F64", "F4", "F6_E2M3", "F6_E3M2"
 _BIG = 1 << 64
 
 
-class HeaderTensor(NamedTuple):
-    """One header entry (a NamedTuple: thousands are made per checkpoint, cheaply)."""
+class TensorInfo(NamedTuple):
+    """One tensor as the loader will see it, from a header (a NamedTuple: cheap by the thousand).
+
+    Re-exported as genai_common.model_dir.TensorInfo; `begin`/`end` are the data offsets
+    (None when the tensor is known only from an index)."""
 
     name: str
-    dtype: str
-    shape: tuple[int, ...]
-    begin: int
-    end: int
-    nbytes: int | None  # prod(shape) * bits / 8, None when the dtype is unknown
+    dtype: str | None  # safetensors dtype string: F32, F16, BF16, U32, I8, ...
+    shape: tuple[int, ...] | None
+    file: str  # relative path of the file holding it
+    nbytes: int | None = None  # prod(shape) * bits / 8; None when unknown
+    begin: int | None = None
+    end: int | None = None
 
     @property
-    def numel(self) -> int:
+    def numel(self) -> int | None:
+        if self.shape is None:
+            return None
         n = 1
         for d in self.shape:
             n *= d
         return n
+
+
+HeaderTensor = TensorInfo  # the reader's name for it
 
 
 @dataclass
@@ -154,8 +164,12 @@ def _loads(raw: bytes, what: str) -> tuple[Any, list[Problem]]:
         raise FormatError("HDR004", exc.message) from None
 
 
-def parse_header(raw: bytes, *, file_size: int, what: str, path: str = "") -> SafetensorsHeader:
-    """Judge the header JSON `raw` of a file of `file_size` bytes."""
+def parse_header(
+    raw: bytes, *, file_size: int, what: str, path: str = "", file: str | None = None
+) -> SafetensorsHeader:
+    """Judge the header JSON `raw` of a file of `file_size` bytes. `file` labels the tensors
+    (default: `what`)."""
+    file = what if file is None else file
     value, json_problems = _loads(raw.rstrip(b" \x00"), what)
     if not isinstance(value, dict):
         raise FormatError(
@@ -191,8 +205,8 @@ def parse_header(raw: bytes, *, file_size: int, what: str, path: str = "") -> Sa
                             and (numel * bits) % 8 == 0
                             and end - begin == numel * bits // 8
                         ):
-                            tensors[name] = HeaderTensor(
-                                name, dtype, tuple(shape), begin, end, end - begin
+                            tensors[name] = TensorInfo(
+                                name, dtype, tuple(shape), file, end - begin, begin, end
                             )
                             continue
         if name == "__metadata__":
@@ -205,7 +219,7 @@ def parse_header(raw: bytes, *, file_size: int, what: str, path: str = "") -> Sa
             else:
                 header.metadata = entry
             continue
-        tensor = _entry(name, entry, what, problems)
+        tensor = _entry(name, entry, what, file, problems)
         if tensor is not None:
             tensors[name] = tensor
     _check_offsets(header, what)
@@ -216,7 +230,9 @@ def _is_int(x: Any) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
 
-def _entry(name: str, entry: Any, what: str, problems: list[Problem]) -> HeaderTensor | None:
+def _entry(
+    name: str, entry: Any, what: str, file: str, problems: list[Problem]
+) -> TensorInfo | None:
     if not isinstance(entry, dict):
         problems.append(("HDR010", f"{what}: entry {name!r} is not an object"))
         return None
@@ -275,7 +291,7 @@ def _entry(name: str, entry: Any, what: str, problems: list[Problem]) -> HeaderT
             ("HDR014", f"{what}: tensor {name!r} has invalid data_offsets [{begin}, {end})")
         )
         return None
-    return HeaderTensor(name, dtype, tuple(shape), begin, end, nbytes)
+    return TensorInfo(name, dtype, tuple(shape), file, nbytes, begin, end)
 
 
 def _short(shape: list[Any]) -> str:
@@ -297,7 +313,16 @@ def _check_offsets(header: SafetensorsHeader, what: str) -> None:
                 f"{data_size:,}): truncated or unfinished download",
             )
         )
-    ordered = sorted(header.tensors.values(), key=lambda t: (t.begin, t.end))
+    ordered = sorted(header.tensors.values(), key=_SPAN)
+    position = 0
+    for t in ordered:  # fast path: one pass proves a contiguous, non-overlapping layout
+        if t.begin != position and t.begin != t.end:
+            break
+        position = max(position, t.end)
+    else:
+        if not past and position != data_size:
+            _report_gaps(problems, what, 0, data_size - position)
+        return
     previous: HeaderTensor | None = None
     position = 0
     overlaps = 0
@@ -322,6 +347,13 @@ def _check_offsets(header: SafetensorsHeader, what: str) -> None:
     if overlaps > 3:
         problems.append(("HDR016", f"{what}: {overlaps} overlapping tensors in all"))
     trailing = data_size - position if not past else 0
+    _report_gaps(problems, what, gaps, trailing)
+
+
+_SPAN = itemgetter(5, 6)  # (begin, end) of a TensorInfo
+
+
+def _report_gaps(problems: list[Problem], what: str, gaps: int, trailing: int) -> None:
     if gaps or trailing > 0:
         parts = []
         if gaps:
