@@ -323,7 +323,8 @@ def _indexes(md: ModelDir) -> Iterator[Finding]:
             if rel.startswith("model.") and extra:
                 yield finding(
                     "FILE005",
-                    f"{len(extra)} safetensors file(s) not named by {rel}: {', '.join(extra[:4])}",
+                    f"{len(extra)} safetensors file(s) not named by {rel}: {', '.join(extra[:4])}"
+                    + _reads_anyway(md, extra),
                     file=extra[0],
                 )
         if md.metadata_only or missing:
@@ -366,6 +367,13 @@ def _indexes(md: ModelDir) -> Iterator[Finding]:
                     f"{len(wrong_shard)} in another shard than listed (e.g. {wrong_shard[0]!r})"
                 )
             yield finding("FILE008", f"{rel}: " + "; ".join(parts), file=rel)
+
+
+def _reads_anyway(md: ModelDir, files: list[str]) -> str:
+    read = [f for f in files if f in md.tensor_files]
+    if not read:
+        return f"; {md.loader} will not read {'it' if len(files) == 1 else 'them'}"
+    return f"; {md.loader} reads {len(read)} of them anyway and merges their tensors"
 
 
 def _size_note(md: ModelDir, declared: int | None, files: list[str]) -> str:
