@@ -129,16 +129,26 @@ def resolve_hub_cache(repo_id: str, revision: str | None = None) -> Path | None:
     snapshots = repo_dir / "snapshots"
     if not snapshots.is_dir():
         return None
-    rev = revision or "main"
-    if re.fullmatch(r"[0-9a-f]{40}", rev) and (snapshots / rev).is_dir():
-        return snapshots / rev
-    ref = repo_dir / "refs" / rev
+    if revision is None:
+        return _cache_repo_snapshot(repo_dir)
+    if re.fullmatch(r"[0-9a-f]{40}", revision) and (snapshots / revision).is_dir():
+        return snapshots / revision
+    ref = repo_dir / "refs" / revision
     if ref.is_file():
         commit = ref.read_text(encoding="utf-8", errors="replace").strip()
         if commit and "/" not in commit and (snapshots / commit).is_dir():
             return snapshots / commit
-    if revision is not None:
-        return None
+    return None
+
+
+def _cache_repo_snapshot(repo_dir: Path) -> Path | None:
+    """The refs/main snapshot (else the newest) of a `models--org--name` cache folder."""
+    snapshots = repo_dir / "snapshots"
+    ref = repo_dir / "refs" / "main"
+    if ref.is_file():
+        commit = ref.read_text(encoding="utf-8", errors="replace").strip()
+        if commit and "/" not in commit and (snapshots / commit).is_dir():
+            return snapshots / commit
     found = [p for p in snapshots.iterdir() if p.is_dir()]
     return max(found, key=lambda p: p.stat().st_mtime) if found else None
 
@@ -201,6 +211,12 @@ class ModelDir:
         local = Path(text).expanduser()
         md: ModelDir
         if local.exists():
+            if (
+                local.is_dir()
+                and local.name.startswith("models--")
+                and (local / "snapshots").is_dir()
+            ):
+                local = _cache_repo_snapshot(local) or local  # a cache repo folder: its snapshot
             if local.is_dir():
                 md = cls(local, text, metadata_only=metadata_only, kind=kind)
             elif local.suffix in (".safetensors", ".gguf"):

@@ -269,3 +269,9 @@ def test_config_json_text_config_nesting(tmp_path: Path) -> None:
     assert md.text_config["hidden_size"] == CONFIG["hidden_size"]
     assert md.model_type == "llava" and md.kind == "vlm"
     assert json.loads((tmp_path / "config.json").read_text())["vision_config"] == md.vision_config
+
+
+def test_cache_repo_folder_opens_its_snapshot(tmp_path: Path) -> None:
+    snap = _cache(tmp_path)
+    md = ModelDir.open(tmp_path / "models--org--model")
+    assert md.root == snap and md.kind == "llm"
