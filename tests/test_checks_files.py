@@ -155,3 +155,25 @@ def test_file006_copied_index_names_its_size(tmp_path: Path) -> None:
     (tmp_path / "model.safetensors.index.json").write_text(json.dumps(index))
     (msg,) = messages(tmp_path, "FILE006")
     assert f"declares {data_bytes * 3:,} bytes" in msg and "(3.00x)" in msg
+
+
+def test_file019_single_file_diffusion_layouts(tmp_path: Path) -> None:
+    """jundot/omlx#2096: ae.safetensors + a FLUX transformer, no config: say which loader."""
+    write_st(
+        tmp_path / "flux-schnell.safetensors",
+        {
+            "double_blocks.0.img_attn.qkv.weight": ("F16", (8, 4)),
+            "single_blocks.0.linear1.weight": ("F16", (8, 4)),
+        },
+    )
+    write_st(
+        tmp_path / "ae.safetensors",
+        {"decoder.conv_in.weight": ("F16", (4, 4)), "encoder.conv_in.weight": ("F16", (4, 4))},
+    )
+    found = codes(tmp_path)
+    assert "FILE019" in found and "FILE001" not in found
+    (msg,) = messages(tmp_path, "FILE019")
+    assert "FLUX" in msg
+    other = tmp_path / "other"
+    write_st(other / "weights.safetensors", {"w": ("F16", (2,))})
+    assert "FILE001" in codes(other)

@@ -159,6 +159,14 @@ register(
     compares="*.gguf present and no *.safetensors in a config.json directory",
 )
 register(
+    "FILE019",
+    "No config.json: a checkpoint layout that config-driven loaders do not read",
+    "warning",
+    "Use the loader named in the message (single-file diffusion checkpoints need mflux, "
+    "DiffusionKit or diffusers from_single_file), or add the config.json it came with.",
+    compares="tensor names of a config-less directory vs known single-file layouts",
+)
+register(
     "FILE050",
     "--fetch-metadata could not reach the hub",
     "info",
@@ -204,7 +212,15 @@ def check(md: ModelDir) -> Iterator[Finding]:
         )
         return
     if kind in ("llm", "vlm", "ml") and "config.json" not in present:
-        yield finding("FILE001", f"no config.json in {md.display}")
+        layout = _single_file_layout(md)
+        if layout is None or layout.startswith("a language model"):
+            yield finding(
+                "FILE001",
+                f"no config.json in {md.display}"
+                + (f"; the tensors look like {layout}" if layout else ""),
+            )
+        else:
+            yield finding("FILE019", f"no config.json; the tensor names look like {layout}")
     if kind == "unknown" and "config.json" not in present and not md.weight_files:
         yield finding(
             "FILE001",
@@ -234,6 +250,41 @@ def check(md: ModelDir) -> Iterator[Finding]:
         yield from _loader_files(md)
     yield from _indexes(md)
     yield from _duplicates(md)
+
+
+# tensor-name markers of checkpoints that ship without a config.json
+_LAYOUTS = (
+    (
+        ("double_blocks.", "single_blocks."),
+        "a FLUX transformer in Black Forest Labs' format "
+        "(load with mflux or diffusers FluxTransformer2DModel.from_single_file)",
+    ),
+    (("joint_blocks.",), "an SD3 MMDiT in Stability's format (diffusers from_single_file)"),
+    (
+        ("model.diffusion_model.",),
+        "a Stable Diffusion single-file checkpoint "
+        "(diffusers StableDiffusionPipeline.from_single_file, or DiffusionKit)",
+    ),
+    (
+        ("decoder.conv_in.", "encoder.conv_in."),
+        "a VAE / autoencoder alone (diffusers AutoencoderKL)",
+    ),
+    (
+        ("embed_tokens.", "layers.0."),
+        "a language model without its config: copy config.json "
+        "(and the tokenizer files) from the model it came from",
+    ),
+)
+
+
+def _single_file_layout(md: ModelDir) -> str | None:
+    names = md.tensors.keys()
+    if not names:
+        return None
+    for markers, description in _LAYOUTS:
+        if all(any(m in n for n in names) for m in markers):
+            return description
+    return None
 
 
 def _matters(rel: str) -> bool:
