@@ -458,6 +458,8 @@ class ModelDir:
     def loader(self) -> str | None:
         if self._loader:
             return self._loader
+        if self.kind == "ml" and "_diffusers_version" in (self.config or {}):
+            return "diffusers"  # one diffusers component folder given on its own
         return {
             "llm": "mlx-lm",
             "vlm": "mlx-vlm",
