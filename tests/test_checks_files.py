@@ -177,3 +177,18 @@ def test_file019_single_file_diffusion_layouts(tmp_path: Path) -> None:
     other = tmp_path / "other"
     write_st(other / "weights.safetensors", {"w": ("F16", (2,))})
     assert "FILE001" in codes(other)
+
+
+def test_diffusers_variant_files_are_not_strays(tmp_path: Path) -> None:
+    write_json(
+        tmp_path / "config.json", {"_class_name": "AutoencoderKL", "_diffusers_version": "0.30.0"}
+    )
+    write_st(
+        tmp_path / "diffusion_pytorch_model.safetensors",
+        {"decoder.conv_in.weight": ("F16", (4, 4))},
+    )
+    write_st(
+        tmp_path / "diffusion_pytorch_model.fp16.safetensors",
+        {"decoder.conv_in.weight": ("F16", (4, 4))},
+    )
+    assert codes(tmp_path) == []

@@ -329,7 +329,10 @@ def _loader_files(md: ModelDir) -> Iterator[Finding]:
         elif not md.weight_files:
             yield finding("FILE002", f"no weight files at all in {md.display}")
         return
-    unread = [f for f in top_st if f not in read]
+    # diffusers variants (name.fp16.safetensors) are read when asked for: not strays
+    unread = [
+        f for f in top_st if f not in read and not (md.loader == "diffusers" and f.count(".") > 1)
+    ]
     if unread:
         yield finding(
             "FILE003",
