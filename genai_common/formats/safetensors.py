@@ -18,7 +18,6 @@ import re
 import struct
 from dataclasses import dataclass, field
 from operator import itemgetter
-from pathlib import Path
 from typing import Any, NamedTuple
 
 from genai_common.formats import FormatError, Problem
@@ -105,10 +104,10 @@ class SafetensorsHeader:
 def read_header(
     path: str | os.PathLike[str], *, max_header: int = MAX_HEADER_BYTES, what: str | None = None
 ) -> SafetensorsHeader:
-    path = Path(path)
-    what = what or path.name
+    path = os.fspath(path)
+    what = what or os.path.basename(path)
     try:
-        with open(path, "rb") as fh:
+        with open(path, "rb", buffering=0) as fh:  # two exact reads: no 8 KiB buffer to fill
             size = os.fstat(fh.fileno()).st_size
             if size == 0:
                 raise FormatError("HDR001", f"{what} is empty (0 bytes)")
@@ -116,7 +115,10 @@ def read_header(
                 raise FormatError(
                     "HDR001", f"{what} is {size} bytes, shorter than the 8-byte header length"
                 )
-            (n,) = struct.unpack("<Q", fh.read(8))
+            head = fh.read(8)
+            if len(head) != 8:
+                raise FormatError("HDR001", f"{what} ended before its 8-byte header length")
+            (n,) = struct.unpack("<Q", head)
             if n == 0:
                 raise FormatError("HDR002", f"{what} declares an empty (0-byte) header")
             if n > max_header:
@@ -130,12 +132,22 @@ def read_header(
                     "(truncated or unfinished download)",
                 )
             raw = fh.read(n)
+            if len(raw) != n:  # the file shrank while we read it
+                raise FormatError("HDR003", f"{what} ended before its {n:,}-byte header")
     except OSError as exc:
         raise FormatError("HDR001", f"{what} cannot be read: {exc.strerror or exc}") from None
-    return parse_header(raw, file_size=size, what=what, path=str(path))
+    return parse_header(raw, file_size=size, what=what, path=path)
 
 
 _SPACED_KEY = re.compile(r'"\s+:')
+
+
+def _spaced_key(text: str) -> bool:
+    """Whether a key may be followed by whitespace before its colon (cheap substring tests
+    first: writers put none there)."""
+    if '" ' not in text and '"\n' not in text and '"\t' not in text and '"\r' not in text:
+        return False
+    return _SPACED_KEY.search(text) is not None
 
 
 def _loads(raw: bytes, what: str) -> tuple[Any, list[Problem]]:
@@ -156,7 +168,7 @@ def _loads(raw: bytes, what: str) -> tuple[Any, list[Problem]]:
         constants = ["?"]  # not JSON: let the strict reader say why
     if not constants and type(value) is dict:
         keys = len(value) + sum(len(v) for v in value.values() if type(v) is dict)
-        if keys == text.count('":') and _SPACED_KEY.search(text) is None:
+        if keys == text.count('":') and not _spaced_key(text):
             return value, []
     try:
         return parse_json_bytes(raw, what=f"{what} header")
