@@ -330,7 +330,8 @@ def _check_offsets(header: SafetensorsHeader, what: str) -> None:
     for t in ordered:  # fast path: one pass proves a contiguous, non-overlapping layout
         if t.begin != position and t.begin != t.end:
             break
-        position = max(position, t.end)
+        if t.end > position:
+            position = t.end
     else:
         if not past and position != data_size:
             _report_gaps(problems, what, 0, data_size - position)
