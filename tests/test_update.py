@@ -214,6 +214,22 @@ def test_update_keeps_every_user_line_and_brings_template_changes(
     assert run_genai(project, "update", "--check").returncode == 0
 
 
+def test_overlapping_edits_as_rej_files_fail_loudly(
+    template: Path, tmp_path: Path, env: dict[str, str]
+) -> None:
+    project = _project_at_v1(template, tmp_path)
+    mine = _edit(project, "TODO.md", "- [ ] Implementation\n", "- [x] USER: implementation done\n")
+    commit_all(project, "user marks a status line that the template also changes")
+    args = ("update", "--vcs-ref", "v0.2.0", "--trust", "--conflict", "rej")
+    done = run_genai(project, *args, env=env)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "TODO.md.rej: rejected hunks" in done.stdout
+    # In rej mode the file takes the template's side and the user's line survives only in the
+    # .rej hunk: the reason `genai update` defaults to inline markers, and refuses to pass.
+    assert TEMPLATE_MARKS["TODO.md"] in (project / "TODO.md").read_text().splitlines()
+    assert "+" + mine[0] in (project / "TODO.md.rej").read_text().splitlines()
+
+
 def test_overlapping_edits_fail_loudly_and_lose_nothing(
     template: Path, tmp_path: Path, env: dict[str, str]
 ) -> None:
