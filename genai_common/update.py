@@ -133,7 +133,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="let copier run the template's migrations (needed when the update crosses one)",
     )
     parser.add_argument(
-        "--conflict", choices=("inline", "rej"), default="inline", help="how copier marks them"
+        "--conflict",
+        choices=("inline", "rej"),
+        default="inline",
+        help="inline (default): both sides stay in the file between markers; rej: the file takes "
+        "the template's side and yours is only in FILE.rej",
     )
     parser.add_argument(
         "--ask", action="store_true", help="ask the questions again instead of keeping answers"
