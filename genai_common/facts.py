@@ -141,12 +141,14 @@ def facts(md: ModelDir) -> dict[str, Any]:
             for k, v in index.items()
             if not k.startswith("_") and isinstance(v, list) and len(v) == 2 and v[1]
         }
-        total = 0
+        total, seen = 0, False
         for name in out["components"]:
             if (md.root / name).is_dir():
                 comp = md.component(name)
+                seen = seen or bool(comp.tensors)
                 total += sum(t.nbytes or 0 for t in comp.tensors.values())
-        out["weight_bytes"] = total
+        if seen:  # unknown (absent) before a download, not zero
+            out["weight_bytes"] = total
         return out
     if md.kind == "adapter":
         acfg = md.json("adapter_config.json") or {}
