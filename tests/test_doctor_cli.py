@@ -277,3 +277,17 @@ def test_canonical_mlx_errors_map_to_their_static_causes() -> None:
         assert (code, explained) == (expected, explains[expected]), str(err.value)
     assert classify("Model type foo not supported.", report)[0] == "LOAD013"
     assert classify("something else", report) == ("LOAD001", [])
+
+
+def test_load_is_skipped_when_the_weights_cannot_fit(tmp_path: Path) -> None:
+    from genai_common.checks import finding
+    from genai_common.checks.load import runtime_findings
+    from genai_common.model_dir import ModelDir
+
+    d = base_llm(tmp_path)
+    report = diagnose(d)
+    report.add(finding("MEM010", "weights 141 GiB > 24 GiB", severity="error"))
+    (f,) = runtime_findings(report, ModelDir.open(d))
+    assert f.code == "LOAD041" and "MEM010" in f.message
+    (f,) = runtime_findings(diagnose(d), ModelDir.open(d, metadata_only=True))
+    assert f.code == "LOAD040"

@@ -118,6 +118,18 @@ register(
     compares="model kind",
 )
 
+register(
+    "LOAD041",
+    "Load test skipped: the weights do not fit in memory",
+    "warning",
+    "The memory findings (MEM010/MEM012) say the weights exceed this machine's memory: a load "
+    "would swap or be killed. Run it on a larger machine, or use a quantized variant.",
+    compares="static memory findings before starting the child",
+)
+
+# static findings that make a load pointless (and dangerous for the machine)
+TOO_BIG = ("MEM010", "MEM012")
+
 # canonical message -> (code, static code prefixes that can explain it)
 CANONICAL: list[tuple[re.Pattern[str], str, tuple[str, ...]]] = [
     (
@@ -237,6 +249,11 @@ def runtime_findings(
     kind = md.kind
     if kind not in ("llm", "vlm", "diffusion", "ml"):
         return [finding("LOAD040", f"no load test for kind {kind!r}")]
+    too_big = [f.code for f in report.findings if f.code in TOO_BIG and f.severity == "error"]
+    if too_big:
+        return [finding("LOAD041", f"not loaded: {', '.join(too_big)} says the weights do not fit")]
+    if md.metadata_only:
+        return [finding("LOAD040", "no load test without the weight files (metadata only)")]
     path = str(md.single_file.parent if md.single_file else md.root)
     if infer:
         result = run_isolated("genai_common.checks.load:infer_target", kind, path, timeout=timeout)
@@ -274,6 +291,8 @@ def runtime_findings(
         output = value.get("output")
         if kind in ("llm", "vlm") and not output:
             out.append(finding("LOAD021", "the model generated no text from a short prompt"))
+        elif kind == "ml":
+            out.append(finding("LOAD040", "no quick inference for a generic MLX module: load only"))
         else:
             out.append(finding("LOAD031", f"generated: {_short(repr(output), 120)}"))
     return out
