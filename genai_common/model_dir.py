@@ -52,6 +52,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
+import stat
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -304,12 +305,20 @@ class ModelDir:
         return self.root / rel
 
     def size(self, rel: str) -> int | None:
+        """Size of a regular file (links followed); None when missing, a broken link, or not a
+        regular file (a FIFO or device would block or never end: never opened)."""
         if rel not in self._sizes:
             try:
-                self._sizes[rel] = (self.root / rel).stat().st_size
+                st = os.stat(os.path.join(self.root, rel))
             except OSError:
                 self._sizes[rel] = None
+            else:
+                self._sizes[rel] = st.st_size if stat.S_ISREG(st.st_mode) else None
         return self._sizes[rel]
+
+    def readable(self, rel: str) -> bool:
+        """A regular file that is present and not a Git-LFS pointer: safe to open."""
+        return rel in self.file_set and self.size(rel) is not None and rel not in self.lfs_pointers
 
     @cached_property
     def weight_files(self) -> list[str]:
@@ -345,7 +354,7 @@ class ModelDir:
         if rel in self._json:
             return self._json[rel]
         value = None
-        if rel in self.file_set and rel not in self.lfs_pointers:
+        if self.readable(rel):
             from genai_common.formats import FormatError
             from genai_common.formats.jsonfile import MAX_JSON_BYTES, read_json
 
@@ -361,7 +370,7 @@ class ModelDir:
         return value
 
     def text(self, rel: str) -> str | None:
-        if rel not in self.file_set or rel in self.lfs_pointers:
+        if not self.readable(rel):
             return None
         size = self.size(rel)
         if size is None:
@@ -379,7 +388,7 @@ class ModelDir:
         return raw.decode("utf-8", "replace")
 
     def _bytes(self, rel: str, cap: int = 64 * 1024 * 1024) -> bytes | None:
-        if rel not in self.file_set or rel in self.lfs_pointers:
+        if not self.readable(rel):
             return None
         size = self.size(rel)
         if size is None or size > cap:
@@ -477,7 +486,7 @@ class ModelDir:
 
         out: dict[str, IndexInfo] = {}
         for rel in self.top_files:
-            if not rel.endswith(".safetensors.index.json") or rel in self.lfs_pointers:
+            if not rel.endswith(".safetensors.index.json") or not self.readable(rel):
                 continue
             try:
                 info = read_index(self.root / rel, what=self.rel(rel))
@@ -529,7 +538,7 @@ class ModelDir:
         if rel in self._headers:
             return self._headers[rel]
         header = None
-        if rel in self.file_set and rel not in self.lfs_pointers:
+        if self.readable(rel):
             from genai_common.formats import FormatError
             from genai_common.formats.safetensors import read_header
 
@@ -586,7 +595,7 @@ class ModelDir:
             rel = self.single_file.name
         else:
             rel = next((f for f in self.top_files if f.endswith(".gguf")), None)
-        if rel is None or rel in self.lfs_pointers:
+        if rel is None or not self.readable(rel):
             return None
         from genai_common.formats import FormatError
         from genai_common.formats.gguf import read_gguf

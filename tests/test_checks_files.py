@@ -192,3 +192,17 @@ def test_diffusers_variant_files_are_not_strays(tmp_path: Path) -> None:
         {"decoder.conv_in.weight": ("F16", (4, 4))},
     )
     assert codes(tmp_path) == []
+
+
+def test_fifo_is_never_opened(tmp_path: Path) -> None:
+    import os
+
+    from genai_common.doctor import diagnose
+
+    base_llm(tmp_path)
+    os.remove(tmp_path / "config.json")
+    os.mkfifo(tmp_path / "config.json")  # opening it for reading would block forever
+    report = diagnose(tmp_path)
+    assert "FILE014" in report.codes()
+    (msg,) = [f.message for f in report.findings if f.code == "FILE014"]
+    assert "not a regular file" in msg

@@ -8,6 +8,7 @@ directory can be fine for one loader and broken for another, and the messages sa
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -121,10 +122,11 @@ register(
 )
 register(
     "FILE014",
-    "A file is a broken link",
+    "A file is a broken link or not a regular file",
     "error",
     "A link into the Hugging Face cache points at a missing blob (an interrupted download or a "
-    "pruned cache): download the model again.",
+    "pruned cache): download the model again. FIFOs and devices are never opened (they could "
+    "block): replace them with the real file.",
     compares="every file listed can be stat()-ed",
 )
 register(
@@ -182,7 +184,10 @@ def check(md: ModelDir) -> Iterator[Finding]:
     present = md.file_set
     for rel in files:
         if md.size(rel) is None:
-            yield finding("FILE014", f"{rel} is a broken link or cannot be stat()-ed", file=rel)
+            what = "not a regular file" if os.path.lexists(md.root / rel) else "gone"
+            if os.path.islink(md.root / rel) and not os.path.exists(md.root / rel):
+                what = "a broken link"
+            yield finding("FILE014", f"{rel} is {what}: it is never opened", file=rel)
     for rel, fields in sorted(md.lfs_pointers.items()):
         size = fields.get("size", "?")
         yield finding(
