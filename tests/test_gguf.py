@@ -135,3 +135,10 @@ def test_split_gguf_is_flagged(tmp_path: Path) -> None:
 def test_clean_q4_0_gguf_has_no_findings(tmp_path: Path) -> None:
     write_gguf(tmp_path / "m.gguf", tensors=[("a", (256, 4), 2, 0)])
     assert diagnose(tmp_path / "m.gguf").findings == []
+
+
+def test_alternative_quantizations_are_not_a_split(tmp_path: Path) -> None:
+    write_gguf(tmp_path / "model-Q4_0.gguf")
+    write_gguf(tmp_path / "model-Q8_0.gguf")
+    codes = diagnose(tmp_path).codes()
+    assert "GGUF025" in codes and "GGUF024" not in codes

@@ -10,6 +10,7 @@ Q5_0, Q5_1, Q8_1, Q3_K, Q5_K, Q8_K, the IQ types, I64 and F64 fail with
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -140,6 +141,14 @@ register(
     compares="tensor types vs what mx.load returns (mlx 0.32.4)",
 )
 register(
+    "GGUF025",
+    "Several GGUF files: one was judged",
+    "info",
+    "GGUF repositories often ship one file per quantization: pass the .gguf file you will load "
+    "to judge that one.",
+    compares="number of *.gguf files that are not parts of one split model",
+)
+register(
     "GGUF024",
     "Split GGUF: mx.load reads one file",
     "warning",
@@ -147,6 +156,9 @@ register(
     "before loading with MLX.",
     compares="number of *.gguf files and split.count metadata",
 )
+
+
+_SPLIT = re.compile(r"-\d{5}-of-\d{5}\.gguf$")
 
 
 def check(md: ModelDir) -> Iterator[Finding]:
@@ -158,9 +170,16 @@ def check(md: ModelDir) -> Iterator[Finding]:
     if not info.architecture:
         yield finding("GGUF020", f"{rel} has no general.architecture", file=rel)
     split = info.metadata.get("split.count")
-    if len(ggufs) > 1 or (isinstance(split, int) and split > 1):
-        count = split if isinstance(split, int) and split > 1 else len(ggufs)
+    parts = [f for f in ggufs if _SPLIT.search(f)]
+    if (isinstance(split, int) and not isinstance(split, bool) and split > 1) or len(parts) > 1:
+        count = split if isinstance(split, int) and split > 1 else len(parts)
         yield finding("GGUF024", f"{rel} is one of {count} GGUF parts", file=rel)
+    elif len(ggufs) > 1:
+        yield finding(
+            "GGUF025",
+            f"{len(ggufs)} GGUF files ({', '.join(ggufs[:4])}); judged {rel} only",
+            file=rel,
+        )
     counts = info.type_counts()
     to_f16 = {t: n for t, n in counts.items() if t in MLX_GGUF_TO_F16}
     dropped = {t: n for t, n in counts.items() if t in MLX_GGUF_DROPPED}
