@@ -142,3 +142,29 @@ def test_alternative_quantizations_are_not_a_split(tmp_path: Path) -> None:
     write_gguf(tmp_path / "model-Q8_0.gguf")
     codes = diagnose(tmp_path).codes()
     assert "GGUF025" in codes and "GGUF024" not in codes
+
+
+def test_vocabulary_and_block_count_against_the_tensors(tmp_path: Path) -> None:
+    from malformed_corpus import GGUF_ARRAY, GGUF_STRING, GGUF_U32
+
+    def build(name: str, n_tokens: int, blocks: int) -> Path:
+        kvs = [
+            ("general.architecture", GGUF_STRING, "llama"),
+            ("llama.block_count", GGUF_U32, blocks),
+            (
+                "tokenizer.ggml.tokens",
+                GGUF_ARRAY,
+                (GGUF_STRING, [f"t{i}" for i in range(n_tokens)]),
+            ),
+        ]
+        tensors = [
+            ("token_embd.weight", (32, 100), 0, 0),
+            ("blk.0.attn_q.weight", (32, 32), 0, 12800),
+            ("blk.1.attn_q.weight", (32, 32), 0, 16896),
+        ]
+        write_gguf(tmp_path / name, kvs=kvs, tensors=tensors)
+        return tmp_path / name
+
+    assert diagnose(build("ok.gguf", 100, 2)).codes() == []
+    assert diagnose(build("vocab.gguf", 101, 2)).codes() == ["GGUF030"]
+    assert diagnose(build("blocks.gguf", 100, 3)).codes() == ["GGUF031"]

@@ -141,6 +141,22 @@ register(
     compares="tensor types vs what mx.load returns (mlx 0.32.4)",
 )
 register(
+    "GGUF030",
+    "GGUF vocabulary larger than the token embedding",
+    "error",
+    "The tokenizer can emit ids the embedding has no row for: the file was converted with the "
+    "wrong tokenizer; reconvert from the original model.",
+    compares="len(tokenizer.ggml.tokens) vs token_embd.weight rows (ne1)",
+)
+register(
+    "GGUF031",
+    "GGUF block_count differs from the blocks stored",
+    "error",
+    "The metadata and the tensors disagree on the number of layers: reconvert, or fix "
+    "<arch>.block_count with gguf-set-metadata.",
+    compares="<arch>.block_count vs max blk.N + 1 in tensor names",
+)
+register(
     "GGUF025",
     "Several GGUF files: one was judged",
     "info",
@@ -180,6 +196,7 @@ def check(md: ModelDir) -> Iterator[Finding]:
             f"{len(ggufs)} GGUF files ({', '.join(ggufs[:4])}); judged {rel} only",
             file=rel,
         )
+    yield from _consistency(info, rel)
     counts = info.type_counts()
     to_f16 = {t: n for t, n in counts.items() if t in MLX_GGUF_TO_F16}
     dropped = {t: n for t, n in counts.items() if t in MLX_GGUF_DROPPED}
@@ -202,6 +219,38 @@ def check(md: ModelDir) -> Iterator[Finding]:
             f"{rel}: {_list(to_f16)} become float16 in MLX (+{grow / 2**30:.2f} GiB over the file)",
             file=rel,
         )
+
+
+def _arch_int(info, key: str) -> int | None:
+    value = info.metadata.get(f"{info.architecture}.{key}") if info.architecture else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _consistency(info, rel: str) -> Iterator[Finding]:
+    """The GGUF twins of CFG010/CFG020: vocabulary and block count against the tensors."""
+    tokens = info.metadata.get("tokenizer.ggml.tokens")
+    n_tokens = getattr(tokens, "length", None) if not isinstance(tokens, list) else len(tokens)
+    emb = info.tensors.get("token_embd.weight")
+    if n_tokens and emb is not None and len(emb.shape) == 2:
+        rows = emb.shape[1]  # ggml order: ne0 = embedding width, ne1 = vocabulary
+        if rows < n_tokens:
+            yield finding(
+                "GGUF030",
+                f"{rel}: token_embd.weight has {rows} rows but the tokenizer has {n_tokens} tokens",
+                file=rel,
+            )
+    blocks = _arch_int(info, "block_count")
+    found = {int(m.group(1)) for name in info.tensors for m in [_BLK.match(name)] if m}
+    if blocks is not None and found and max(found) + 1 != blocks:
+        yield finding(
+            "GGUF031",
+            f"{rel}: {info.architecture}.block_count = {blocks} but tensors hold blocks "
+            f"0..{max(found)} ({len(found)} distinct)",
+            file=rel,
+        )
+
+
+_BLK = re.compile(r"blk\.(\d+)\.")
 
 
 def _list(counts: dict[str, int]) -> str:
