@@ -304,6 +304,9 @@ def _value(cur: _Cursor, value_type: int, key: str, depth: int = 0) -> Any:
         cur.pos += count * item_scalar[2]  # fixed-size items: skip without reading
         return ArraySummary(item_scalar[0], count)
     keep = count <= KEEP_ARRAY_ITEMS
+    if item_type == STRING and not keep:  # the tokenizer's token list: walk the lengths only
+        _skip_strings(cur, count, key)
+        return ArraySummary("string", count)
     items = []
     for _ in range(count):
         if item_type == STRING:
@@ -313,6 +316,23 @@ def _value(cur: _Cursor, value_type: int, key: str, depth: int = 0) -> Any:
     if not keep:
         return ArraySummary("string" if item_type == STRING else "array", count)
     return items
+
+
+def _skip_strings(cur: _Cursor, count: int, key: str) -> None:
+    unpack = struct.Struct(cur.order + "Q").unpack_from
+    buf, size, pos = cur.buf, cur.size, cur.pos
+    for _ in range(count):
+        if pos + 8 > size:
+            cur.pos = pos
+            cur.need(8, f"an item of {key!r}")
+        (n,) = unpack(buf, pos)
+        pos += 8 + n
+        if n > MAX_STRING_BYTES or pos > size:
+            cur.pos = pos - n
+            if n > MAX_STRING_BYTES:
+                raise FormatError("GGUF005", f"{cur.what}: an item of {key!r} declares {n:,} bytes")
+            cur.need(n, f"an item of {key!r}")
+    cur.pos = pos
 
 
 def _nbytes(dims: tuple[int, ...], type_id: int) -> int | None:
