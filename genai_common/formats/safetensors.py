@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import struct
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any, NamedTuple
 
 from genai_common.formats import FormatError, Problem
-from genai_common.formats.jsonfile import parse_json_bytes
+from genai_common.formats.jsonfile import parse_json_bytes, spaced_key
 
 MAX_HEADER_BYTES = 100_000_000  # the format's own limit (safetensors README)
 
@@ -139,17 +138,6 @@ def read_header(
     return parse_header(raw, file_size=size, what=what, path=path)
 
 
-_SPACED_KEY = re.compile(r'"\s+:')
-
-
-def _spaced_key(text: str) -> bool:
-    """Whether a key may be followed by whitespace before its colon (cheap substring tests
-    first: writers put none there)."""
-    if '" ' not in text and '"\n' not in text and '"\t' not in text and '"\r' not in text:
-        return False
-    return _SPACED_KEY.search(text) is not None
-
-
 def _loads(raw: bytes, what: str) -> tuple[Any, list[Problem]]:
     """Parse the header. Fast path: plain json.loads, then prove there were no duplicate keys:
     with no `"<whitespace>:` in the text every key ends in `":`, so counting `":` counts at
@@ -168,7 +156,7 @@ def _loads(raw: bytes, what: str) -> tuple[Any, list[Problem]]:
         constants = ["?"]  # not JSON: let the strict reader say why
     if not constants and type(value) is dict:
         keys = len(value) + sum(len(v) for v in value.values() if type(v) is dict)
-        if keys == text.count('":') and not _spaced_key(text):
+        if keys == text.count('":') and not spaced_key(text):
             return value, []
     try:
         return parse_json_bytes(raw, what=f"{what} header")
