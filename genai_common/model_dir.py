@@ -32,7 +32,8 @@ Added by the implementation:
                                                          # kind: override detection
     md.loader -> str | None       # mlx-lm | mlx-vlm | diffusers | mlx | gguf | None
     md.hub_id / md.revision       # set when the path was a hub id found in the local HF cache
-    md.size(rel) -> int | None    # file size (None: missing or a broken link)
+    md.size(rel) -> int | None    # regular-file size (None: missing, broken link, FIFO/device)
+    md.readable(rel) -> bool      # present, regular, not an LFS pointer: the only files opened
     md.header(rel) -> SafetensorsHeader | None   # one file's header, cached (never the data)
     md.headers -> dict[str, SafetensorsHeader]   # headers of md.tensor_files that read
     md.index -> IndexInfo | None  # the index the loader family uses (model.safetensors.index.json)
