@@ -223,6 +223,10 @@ class ModelDir:
                 md = cls(local, text, metadata_only=metadata_only, kind=kind)
             elif local.suffix in (".safetensors", ".gguf"):
                 md = cls(local.parent, text, single_file=local, metadata_only=False, kind=kind)
+            elif local.name in ("config.json", "model_index.json") or local.name.endswith(
+                ".safetensors.index.json"
+            ):  # a model's own metadata file: diagnose its directory
+                md = cls(local.parent, text, metadata_only=metadata_only, kind=kind)
             else:
                 raise ModelPathError(
                     f"{text} is a file but not a .safetensors or .gguf file: give the model directory"

@@ -292,3 +292,10 @@ def test_a_diffusers_component_alone_is_read_as_diffusers(tmp_path: Path) -> Non
     md = ModelDir.open(tmp_path)
     assert (md.kind, md.loader) == ("ml", "diffusers")
     assert md.tensor_files == ["diffusion_pytorch_model.safetensors"]
+
+
+def test_a_metadata_file_path_opens_its_directory(tmp_path: Path) -> None:
+    sharded_llm(tmp_path)
+    for name in ("config.json", "model.safetensors.index.json"):
+        md = ModelDir.open(tmp_path / name)
+        assert md.root == tmp_path and md.single_file is None and md.kind == "llm"
