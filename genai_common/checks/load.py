@@ -273,7 +273,7 @@ def runtime_findings(
             )
         ]
     if not result.ok:
-        message = f"{result.error_type}: {result.error}" if result.error_type else str(result.error)
+        message = result.error or "no message"  # run_isolated's error is "Type: message"
         code, explained = classify(message, report)
         if infer and code == "LOAD001" and "load" not in (result.traceback or "").lower():
             code = "LOAD020"
