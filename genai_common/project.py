@@ -280,7 +280,8 @@ def results_row(project: Project, steps: list[Step]) -> list[str]:
     """One RESULTS.md row: date, model, doctor verdict, figures, versions, machine."""
     import platform
     from datetime import datetime
-    from importlib.metadata import PackageNotFoundError, version
+
+    from genai_common.runtime.envinfo import versions
 
     by_name = {s.name: s for s in steps}
 
@@ -290,18 +291,13 @@ def results_row(project: Project, steps: list[Step]) -> list[str]:
             return "-"
         return f"{step.seconds:.2f}" if step.ok else "FAIL"
 
-    def ver(dist: str) -> str | None:
-        try:
-            return version(dist)
-        except PackageNotFoundError:
-            return None
-
     frameworks = {
         "llm": ("mlx", "mlx-lm"),
         "vlm": ("mlx", "mlx-vlm"),
         "diffusion": ("torch", "diffusers"),
         "ml": ("mlx",),
     }[project.kind]
+    found = versions(("genai-common", *frameworks))
     doctor = by_name.get("model") or by_name.get("config")
     output = by_name.get("inference")
     return [
@@ -311,8 +307,8 @@ def results_row(project: Project, steps: list[Step]) -> list[str]:
         seconds("load"),
         seconds("inference"),
         (output.value or {}).get("output", "-") if output and output.ok else "-",
-        ver("genai-common") or "?",
-        ", ".join(f"{d} {ver(d)}" for d in frameworks if ver(d)),
+        found.pop("genai-common", "?"),
+        ", ".join(f"{d} {v}" for d, v in found.items()),
         f"{platform.system()} {platform.machine()}, Python {platform.python_version()}",
     ]
 

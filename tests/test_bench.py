@@ -186,6 +186,19 @@ def test_results_row_append_keeps_every_existing_byte(tmp_path):
     assert md.read_text().count("| date | commit |") == 2
 
 
+def test_record_environment_is_the_runtime_report():
+    env = records.environment()
+    runtime = env["runtime"]
+    assert set(runtime) >= {"python", "os", "frameworks"}  # `genai env --json`'s report
+    assert env["platform"] == runtime["os"]["platform"] and env["cpu"] == runtime["os"]["machine"]
+    assert env["versions"]["python"] == runtime["python"]["version"]
+    for name, fw in runtime["frameworks"].items():
+        assert env["versions"].get(name) == fw["version"], name
+    mlx = runtime["frameworks"]["mlx"]
+    row = records.results_row(synthetic_record([100, 101]), "x", {})
+    assert not mlx["installed"] or f"mlx {mlx['version']}" in row
+
+
 def test_results_row_escapes_pipes(tmp_path):
     rec = synthetic_record([100, 101, 99])
     row = records.results_row(rec, "a | b", {})

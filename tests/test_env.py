@@ -100,3 +100,14 @@ def test_env_vars_are_listed_and_tokens_redacted():
     assert env["env_vars"]["MLX_DISABLE_COMPILE"] == "1"
     assert env["env_vars"]["HF_TOKEN"] == "<redacted>"
     assert "hf_secret_value" not in json.dumps(env)
+
+
+def test_versions_come_from_metadata_and_agree_with_the_report():
+    from importlib.metadata import version
+
+    found = envinfo.versions(("genai-common", "mlx", "no-such-dist-genai"))
+    assert found["genai-common"] == version("genai-common")
+    assert "no-such-dist-genai" not in found
+    env = envinfo.environment()
+    for name, entry in env["frameworks"].items():
+        assert envinfo.versions((name,)).get(name) == entry["version"], name

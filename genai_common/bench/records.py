@@ -9,7 +9,6 @@ header come first, so the rows always form a valid table.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import platform
 import re
@@ -53,31 +52,24 @@ def git_commit(cwd: str | Path = ".") -> str | None:
         return None
 
 
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version()}
-    for name in ("genai-common", "mlx", "mlx-lm", "mlx-vlm", "torch", "diffusers", "transformers"):
-        with contextlib.suppress(PackageNotFoundError):
-            out[name] = version(name)
-    return out
-
-
 def environment() -> dict[str, Any]:
-    """What the figures depend on: machine, backend, device, versions (from `genai env` when present)."""
-    env: dict[str, Any] = {
-        "machine": platform.node(),
-        "platform": platform.platform(),
-        "cpu": platform.machine(),
-        "versions": _versions(),
-    }
-    try:
-        from genai_common.runtime.envinfo import environment as runtime_env
+    """What the figures depend on: `genai env`'s report (runtime.envinfo) under "runtime", the
+    host's name, and a short summary of that report (platform, cpu, versions) for people."""
+    from genai_common.runtime.envinfo import environment as runtime_env
 
-        env["runtime"] = runtime_env()
-    except Exception:  # the runtime's env report is optional context
-        pass
-    return env
+    env = runtime_env()
+    installed = {name: fw["version"] for name, fw in env["frameworks"].items() if fw["version"]}
+    return {
+        "machine": platform.node(),
+        "platform": env["os"]["platform"],
+        "cpu": env["os"]["machine"],
+        "versions": {
+            "python": env["python"]["version"],
+            "genai-common": env["genai_common"],
+            **installed,
+        },
+        "runtime": env,
+    }
 
 
 def new_record(kind: str, model: str, settings: dict[str, Any], argv: list[str]) -> dict[str, Any]:

@@ -32,6 +32,7 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,13 @@ def _version(dist: str) -> str | None:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
         return None
+
+
+def versions(dists: Iterable[str] = ("genai-common", *FRAMEWORKS)) -> dict[str, str]:
+    """Installed versions of `dists`, from package metadata (nothing is imported); the ones not
+    installed are left out. Cheap enough for any report line (bench records, RESULTS.md rows)."""
+    found = {dist: _version(dist) for dist in dists}
+    return {dist: v for dist, v in found.items() if v is not None}
 
 
 def cpu_name() -> str:
