@@ -433,3 +433,16 @@ def test_public_config_with_a_real_defect(tmp_path: Path) -> None:
     found = run_family(model, "vlm", metadata_only=True)
     assert [f.code for f in found] == ["VLM010"]
     assert "missing [31]" in found[0].message
+
+
+def test_index_helpers_do_not_enumerate_the_configured_count() -> None:
+    from genai_common.checks.config import first_missing, is_range
+
+    assert first_missing({0, 1, 3}, 2**40, limit=3) == [2, 4, 5]
+    assert first_missing({0, 1, 2}, 3, limit=8) == []
+    assert first_missing(set(), 2, limit=8) == [0, 1]
+    assert is_range({0, 1, 2}, 3)
+    assert not is_range({0, 1, 2}, 2**40)
+    assert not is_range({1, 2, 3}, 3)
+    assert not is_range({0, 2}, 2)
+    assert is_range(set(), 0)

@@ -111,6 +111,11 @@ LAYER_TYPE_VALUES = frozenset(
 )
 
 
+# Counts and sizes above this are not a model (2**53: floats are still exact below it); the text
+# dims treat them as unknown and CFG003 names them, so no estimate multiplies or formats them.
+MAX_COUNT = 2**53
+
+
 def positive_int(value: Any) -> int | None:
     """value when it is a positive int (bools and floats-with-fractions excluded), else None."""
     if isinstance(value, bool):
@@ -157,13 +162,19 @@ def text_dims(md: ModelDir) -> TextDims:
     return dims
 
 
+def _count(value: Any) -> int | None:
+    n = positive_int(value)
+    return n if n is not None and n <= MAX_COUNT else None
+
+
 def _text_dims(md: ModelDir) -> TextDims:
+    """Every dimension is a positive int up to MAX_COUNT, else None."""
     tc = md.text_config or {}
-    hidden = positive_int(tc.get("hidden_size") or tc.get("n_embd") or tc.get("d_model"))
-    layers = positive_int(tc.get("num_hidden_layers") or tc.get("n_layer") or tc.get("num_layers"))
-    heads = positive_int(tc.get("num_attention_heads") or tc.get("n_head"))
-    kv_heads = positive_int(tc.get("num_key_value_heads")) or heads
-    declared = positive_int(tc.get("head_dim"))
+    hidden = _count(tc.get("hidden_size") or tc.get("n_embd") or tc.get("d_model"))
+    layers = _count(tc.get("num_hidden_layers") or tc.get("n_layer") or tc.get("num_layers"))
+    heads = _count(tc.get("num_attention_heads") or tc.get("n_head"))
+    kv_heads = _count(tc.get("num_key_value_heads")) or heads
+    declared = _count(tc.get("head_dim"))
     head_dim = declared or (hidden // heads if hidden and heads and hidden % heads == 0 else None)
     return TextDims(
         hidden=hidden,
@@ -172,10 +183,10 @@ def _text_dims(md: ModelDir) -> TextDims:
         kv_heads=kv_heads,
         head_dim=head_dim,
         head_dim_declared=declared is not None,
-        vocab=positive_int(tc.get("vocab_size")),
-        intermediate=positive_int(tc.get("intermediate_size") or tc.get("n_inner")),
-        moe_intermediate=positive_int(tc.get("moe_intermediate_size")),
-        max_positions=positive_int(tc.get("max_position_embeddings") or tc.get("n_positions")),
+        vocab=_count(tc.get("vocab_size")),
+        intermediate=_count(tc.get("intermediate_size") or tc.get("n_inner")),
+        moe_intermediate=_count(tc.get("moe_intermediate_size")),
+        max_positions=_count(tc.get("max_position_embeddings") or tc.get("n_positions")),
     )
 
 
@@ -234,6 +245,23 @@ def takes(md: ModelDir, t: TensorInfo, k: int) -> bool:
     return False
 
 
+def first_missing(found: set[int], n: int, limit: int) -> list[int]:
+    """The first `limit` numbers of range(n) that are not in `found`, in order. The work is bounded
+    by len(found) + limit, never by n: n comes from a config and may be absurd (2**40)."""
+    out: list[int] = []
+    i = 0
+    while i < n and len(out) < limit:
+        if i not in found:
+            out.append(i)
+        i += 1
+    return out
+
+
+def is_range(found: set[int], n: int) -> bool:
+    """found == set(range(n)) for a set of non-negative ints, without building range(n)."""
+    return len(found) == n and (n == 0 or (min(found) == 0 and max(found) == n - 1))
+
+
 def text_layer_indices(md: ModelDir) -> set[int]:
     found: set[int] = set()
     for name in tensors(md):
@@ -289,6 +317,14 @@ register(
     "Fix the value's type in config.json: loaders build the model from these values directly.",
     compares="types of optional keys (num_key_value_heads, head_dim, intermediate_size, "
     "max_position_embeddings, tie_word_embeddings, rope dicts, layer_types)",
+)
+register(
+    "CFG003",
+    "A text-config count or size is implausibly large",
+    "error",
+    "Fix the value in config.json (a typo or a corrupted file); the other checks treat it as "
+    "unknown.",
+    compares="hidden_size, num_hidden_layers, heads, vocab_size, ... vs 2**53",
 )
 register(
     "CFG010",
@@ -477,6 +513,8 @@ def _required_keys(md: ModelDir) -> Iterator[Finding]:
                 f"{where}.{present[0]} = {tc[present[0]]!r} is not a positive integer",
                 file="config.json",
             )
+        elif positive_int(tc[present[0]]) > MAX_COUNT:
+            yield _too_large(where, present[0], tc[present[0]])
     optional_ints = (
         "num_key_value_heads",
         "head_dim",
@@ -491,6 +529,8 @@ def _required_keys(md: ModelDir) -> Iterator[Finding]:
                 f"{where}.{key} = {tc[key]!r} is not a positive integer",
                 file="config.json",
             )
+        elif (positive_int(tc.get(key)) or 0) > MAX_COUNT:
+            yield _too_large(where, key, tc[key])
     tie = tc.get("tie_word_embeddings", (md.config or {}).get("tie_word_embeddings"))
     if tie is not None and not isinstance(tie, bool):
         yield finding(
@@ -504,6 +544,16 @@ def _required_keys(md: ModelDir) -> Iterator[Finding]:
         isinstance(layer_types, list) and all(isinstance(x, str) for x in layer_types)
     ):
         yield finding("CFG002", "layer_types is not a list of strings", file="config.json")
+
+
+def _too_large(where: str, key: str, value: Any) -> Finding:
+    n = positive_int(value) or 0
+    shown = f"{n}" if n < 10**30 else f"a {len(str(n))}-digit number"
+    return finding(
+        "CFG003",
+        f"{where}.{key} = {shown} is larger than 2**53: no model has that many",
+        file="config.json",
+    )
 
 
 def _embedding(md: ModelDir) -> Iterator[Finding]:
@@ -553,9 +603,8 @@ def _layers(md: ModelDir) -> Iterator[Finding]:
         return
     tc = md.text_config or {}
     extra_allowed = positive_int(tc.get("num_nextn_predict_layers")) or 0
-    expected = set(range(dims.layers))
-    missing = sorted(expected - found)
-    extra = sorted(i for i in found - expected if i >= dims.layers + extra_allowed)
+    missing = first_missing(found, dims.layers, limit=9)  # _short_list shows 8, then "..."
+    extra = sorted(i for i in found if i >= dims.layers + extra_allowed)
     if missing or extra:
         parts = [f"weights hold {len(found)} layers (0..{max(found)})"]
         if missing:
@@ -827,7 +876,7 @@ def _experts(md: ModelDir) -> Iterator[Finding]:
         int(m.group(1)) for name in ts if (m := EXPERT_RE.search(name)) and is_text_tensor(name)
     }
     if indices:
-        if indices != set(range(n)):
+        if not is_range(indices, n):
             yield finding(
                 "CFG080",
                 f"weights hold experts {_short_list(sorted(indices))} ({len(indices)}) but the "

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from genai_common.checks import finding, register
-from genai_common.checks.config import positive_int, run_each
+from genai_common.checks.config import is_range, positive_int, run_each
 from genai_common.report import Finding
 
 if TYPE_CHECKING:
@@ -358,7 +358,7 @@ def _depth(md: ModelDir) -> Iterator[Finding]:
         want = positive_int(dc.get(key))
         pattern = re.compile(rf"^{prefix}\.(\d+)\.")
         found = {int(m.group(1)) for n in stored if (m := pattern.match(n))}
-        if want is None or not found or found == set(range(want)):
+        if want is None or not found or is_range(found, want):
             continue
         yield finding(
             "DIF012",

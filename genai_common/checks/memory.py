@@ -203,7 +203,13 @@ def kv_bytes(md: ModelDir, context: int) -> tuple[int, int, int] | None:
     per_layer_token = 2 * dims.kv_heads * dims.head_dim * kv_dtype_bytes(md)
     types = tc.get("layer_types")
     if not isinstance(types, list) or len(types) != dims.layers:
-        types = ["full_attention"] * dims.layers
+        # every layer full attention: arithmetic, not a list of dims.layers entries (a hostile
+        # num_hidden_layers such as 2**40 must not allocate one entry per layer)
+        return (
+            dims.layers * per_layer_token,
+            dims.layers * per_layer_token * context,
+            per_layer_token * context,
+        )
     window = positive_int(tc.get("sliding_window"))
     per_token = total = largest = 0
     for kind in types:

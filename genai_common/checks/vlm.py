@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from genai_common.checks import finding, register
 from genai_common.checks.config import (
+    first_missing,
     logical_rows_cols,
     positive_int,
     run_each,
@@ -212,8 +213,8 @@ def _depth(md: ModelDir) -> Iterator[Finding]:
     found = {int(m.group(1)) for n in vis if (m := VISION_LAYER_RE.search(n))}
     if depth is None or not found:
         return
-    missing = sorted(set(range(depth)) - found)
-    extra = sorted(found - set(range(depth)))
+    missing = first_missing(found, depth, limit=8)
+    extra = sorted(i for i in found if i >= depth)
     if missing or extra:
         detail = []
         if missing:
