@@ -76,6 +76,20 @@ def catalogue_markdown() -> str:
     return "\n".join(lines)
 
 
+def catalogue_plain() -> str:
+    """One line per code: code, severity, family, title (for a terminal or a pipe)."""
+    rows = catalogue_json()
+    width = max((len(r["code"]) for r in rows), default=4)
+    lines = [f"{'CODE':<{width}}  {'SEVERITY':<8}  {'FAMILY':<9}  TITLE"]
+    lines += [
+        f"{r['code']:<{width}}  {r['severity']:<8}  {r['family']:<9}  {r['title']}" for r in rows
+    ]
+    lines.append(
+        f"{len(rows)} checks; `--list-checks --markdown` adds what each compares and its fix."
+    )
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     text = catalogue_markdown()

@@ -105,7 +105,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--list-checks",
         action="store_true",
-        help="print the check catalogue (with --markdown: as reference/CHECKS.md) and exit",
+        help="print the check catalogue as a plain table (--markdown: as reference/CHECKS.md; "
+        "--json: a list of objects) and exit",
     )
 
 
@@ -126,12 +127,14 @@ def run(args: argparse.Namespace) -> int:
     from genai_common.model_dir import ModelDir, ModelPathError
 
     if args.list_checks:
-        from genai_common.catalogue import catalogue_json, catalogue_markdown
+        from genai_common.catalogue import catalogue_json, catalogue_markdown, catalogue_plain
 
         if args.json:
             sys.stdout.write(json.dumps(catalogue_json(), indent=2) + "\n")
-        else:
+        elif args.markdown:
             sys.stdout.write(catalogue_markdown())
+        else:
+            sys.stdout.write(catalogue_plain())
         return 0
     if not args.path:
         print("genai doctor: give a model PATH (or --list-checks)", file=sys.stderr)

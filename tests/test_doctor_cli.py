@@ -163,6 +163,20 @@ def test_list_checks_covers_the_registry() -> None:
     assert {c["code"] for c in json.loads(out)} == set(registry)
 
 
+def test_list_checks_plain_is_a_table_not_markdown() -> None:
+    registry = load_all()
+    rc, out, _ = run_cli("doctor", "--list-checks")
+    assert rc == 0
+    assert "###" not in out and "<a id=" not in out and "**" not in out
+    lines = out.splitlines()
+    assert lines[0].split() == ["CODE", "SEVERITY", "FAMILY", "TITLE"]
+    rows = {line.split()[0]: line for line in lines[1:-1]}
+    assert set(rows) == set(registry)
+    for code, check in registry.items():
+        assert rows[code].split()[1] == check.severity
+        assert rows[code].endswith(check.title)
+
+
 def test_every_registered_code_is_well_formed() -> None:
     for code, check in load_all().items():
         assert check.code == code and check.title and check.hint
