@@ -17,7 +17,18 @@ from genai_common.checks import family_module
 from genai_common.model_dir import ModelDir
 from genai_common.report import Finding
 
-ITEMSIZE = {"F32": 4, "F16": 2, "BF16": 2, "U32": 4, "I32": 4, "U8": 1, "I8": 1, "F8_E4M3": 1}
+ITEMSIZE = {
+    "F32": 4,
+    "F16": 2,
+    "BF16": 2,
+    "U32": 4,
+    "I32": 4,
+    "U8": 1,
+    "I8": 1,
+    "F8_E4M3": 1,
+    "F8_E5M2": 1,
+    "F8_E8M0": 1,
+}
 
 Spec = dict[str, tuple[str, tuple[int, ...]]]
 

@@ -233,7 +233,46 @@ def test_qnt070_f8_tensors(llama: Path) -> None:
     rewrite_tensors(
         llama, lambda s: s.update({"model.layers.0.mlp.up_proj.weight": ("F8_E4M3", (128, 64))})
     )
-    assert messages(llama, "quant", "QNT070") == ["tensors with 8-bit float dtypes: 1 F8_E4M3"]
+    assert messages(llama, "quant", "QNT070") == [
+        "tensors with low-precision float dtypes: 1 F8_E4M3 (read as raw uint8)"
+    ]
+
+
+def test_qnt070_says_what_mx_load_does_per_dtype(llama: Path) -> None:
+    rewrite_tensors(
+        llama,
+        lambda s: s.update(
+            {
+                "model.layers.0.mlp.up_proj.weight": ("F8_E5M2", (128, 64)),
+                "model.layers.0.mlp.gate_proj.weight": ("F8_E8M0", (128, 64)),
+            }
+        ),
+    )
+    assert messages(llama, "quant", "QNT070") == [
+        "tensors with low-precision float dtypes: 1 F8_E5M2 (refused), 1 F8_E8M0 (read as raw uint8)"
+    ]
+
+
+def test_qnt070_matches_what_mx_load_does(tmp_path: Path) -> None:
+    """The per-dtype words of QNT070 are what the installed mx.load does with a tiny file."""
+    import json
+    import struct
+
+    mx = pytest.importorskip("mlx.core", reason="mlx is not installed")
+    from genai_common.checks.quant import F8_DTYPES
+
+    for dtype, behaviour in F8_DTYPES.items():
+        header = json.dumps({"t": {"dtype": dtype, "shape": [4], "data_offsets": [0, 4]}}).encode()
+        path = tmp_path / f"{dtype}.safetensors"
+        path.write_bytes(struct.pack("<Q", len(header)) + header + bytes([1, 2, 3, 4]))
+        try:
+            array = mx.load(str(path))["t"]
+        except RuntimeError as exc:
+            assert behaviour == "refused", (dtype, str(exc))
+            assert "unsupported dtype" in str(exc)
+        else:
+            assert behaviour == "read as raw uint8", (dtype, array.dtype)
+            assert array.dtype == mx.uint8 and array.tolist() == [1, 2, 3, 4]
 
 
 def test_qnt061_head_dim_vs_kv_group_size(llama: Path) -> None:

@@ -172,7 +172,7 @@ register(
     "HDR020",
     "A tensor has a dtype MLX cannot load",
     "error",
-    "mx.load refuses F64, F4 and F6 (mlx 0.32.4; F8 dtypes: see QNT070): convert those tensors "
+    "mx.load refuses F64, F4 and F6 (mlx 0.32.4; F8 and F4 dtypes: see QNT070): convert those tensors "
     "(e.g. to F32/BF16) before loading with MLX.",
     compares="safetensors dtypes vs what mx.load reads (measured with mlx 0.32.4)",
 )

@@ -95,7 +95,13 @@ FOREIGN_METHODS: dict[str, tuple[str, str]] = {
     "quanto": ("error", "quanto is not loadable by MLX: quantize the original with mlx_lm.convert"),
     "aqlm": ("error", "AQLM is not loadable by MLX: quantize the original with mlx_lm.convert"),
 }
-F8_DTYPES = frozenset({"F8_E4M3", "F8_E5M2", "F8_E8M0", "F4"})
+# What mx.load does with low-precision float dtypes in safetensors (measured, mlx 0.32.4).
+F8_DTYPES = {
+    "F8_E4M3": "read as raw uint8",
+    "F8_E8M0": "read as raw uint8",
+    "F8_E5M2": "refused",
+    "F4": "refused",
+}
 
 
 @dataclass(frozen=True)
@@ -310,11 +316,13 @@ register(
 )
 register(
     "QNT070",
-    "8-bit float (F8) tensors that MLX cannot read directly",
+    "Low-precision float (F8, F4) tensors that MLX does not load as floats",
     "warning",
-    "MLX's safetensors reader rejects F8_* dtypes ('[safetensor] unsupported dtype F8_E4M3') "
-    "unless the loader dequantizes them: convert with mlx_lm.convert or dequantize first.",
-    compares="safetensors dtypes vs the dtypes mx.load reads",
+    "mx.load (mlx 0.32.4) returns F8_E4M3 and F8_E8M0 tensors as raw uint8 bytes, not floats: "
+    "only a loader that dequantizes them with their scales gets the right values; it refuses "
+    "F8_E5M2 and F4 ('[safetensor] unsupported dtype F8_E5M2'). Dequantize to BF16 first (then "
+    "mlx_lm.convert to quantize for MLX) or use a loader that handles this format.",
+    compares="F8_E4M3, F8_E8M0 (raw uint8), F8_E5M2, F4 (refused) vs what mx.load reads",
 )
 
 register(
@@ -693,8 +701,8 @@ def _divisibility(md: ModelDir) -> Iterator[Finding]:
 def _f8(md: ModelDir) -> Iterator[Finding]:
     counts = Counter(t.dtype for t in tensors(md).values() if t.dtype in F8_DTYPES)
     if counts:
-        parts = ", ".join(f"{n} {d}" for d, n in sorted(counts.items()))
-        yield finding("QNT070", f"tensors with 8-bit float dtypes: {parts}")
+        parts = ", ".join(f"{n} {d} ({F8_DTYPES[d]})" for d, n in sorted(counts.items()))
+        yield finding("QNT070", f"tensors with low-precision float dtypes: {parts}")
 
 
 def _kv_group(md: ModelDir) -> Iterator[Finding]:
