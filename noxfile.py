@@ -77,8 +77,7 @@ def templates(session: nox.Session) -> None:
     project's own `nox -s tests diagnostics` offline on its embedded tiny model."""
     _install(session, "mlx")
     tests_ = ["tests/test_templates.py", "tests/test_update.py", "tests/test_templates_project.py"]
-    env = {**TEST_ENV, "GENAI_TEMPLATES_FULL": "1"}
-    session.run("pytest", *tests_, *session.posargs, env=env)
+    session.run("pytest", *tests_, *session.posargs, env=TEST_ENV)
 
 
 @nox.session
