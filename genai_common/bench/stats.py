@@ -21,6 +21,8 @@ import random
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
+from genai_common.runtime.timing import sorted_quantile
+
 NOISY_IQR = 0.10
 NOISY_EXTREME = 0.50
 
@@ -29,11 +31,7 @@ def quantile(samples: Sequence[float], q: float) -> float:
     """Linear-interpolation quantile (numpy's default 'linear' method)."""
     if not samples:
         raise ValueError("quantile of no samples")
-    xs = sorted(samples)
-    pos = (len(xs) - 1) * q
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(xs) - 1)
-    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+    return sorted_quantile(sorted(samples), q)
 
 
 def median(samples: Sequence[float]) -> float:

@@ -29,7 +29,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from genai_common.runtime.timing import _percentile
+from genai_common.runtime.timing import sorted_quantile
 
 LIBRARY_FIELDS = (
     "prompt_tokens",
@@ -80,7 +80,7 @@ class StreamMetrics:
 
     def _itl_quantile(self, q: float) -> float | None:
         gaps = sorted(self.itl)
-        return _percentile(gaps, q) if gaps else None
+        return sorted_quantile(gaps, q) if gaps else None
 
     @property
     def itl_p50(self) -> float | None:

@@ -22,7 +22,7 @@ import math
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 NOISE_THRESHOLD = 0.10  # IQR/median above this: the machine moved under the measurement
@@ -80,8 +80,9 @@ def sync(*outputs: Any) -> None:
     _evaluate(outputs, mx, torch)
 
 
-def _percentile(ordered: list[float], q: float) -> float:
-    """Linear interpolation between the closest ranks (numpy's default)."""
+def sorted_quantile(ordered: Sequence[float], q: float) -> float:
+    """The q-quantile of already sorted samples: linear interpolation between the closest ranks
+    (numpy's default); NaN for no samples. The one quantile of the runtime and of genai bench."""
     if not ordered:
         return math.nan
     pos = q * (len(ordered) - 1)
@@ -130,7 +131,7 @@ class Measurement:
 
     @property
     def median(self) -> float:
-        return _percentile(self._sorted, 0.5)
+        return sorted_quantile(self._sorted, 0.5)
 
     @property
     def mean(self) -> float:
@@ -138,11 +139,11 @@ class Measurement:
 
     @property
     def p90(self) -> float:
-        return _percentile(self._sorted, 0.90)
+        return sorted_quantile(self._sorted, 0.90)
 
     @property
     def p99(self) -> float:
-        return _percentile(self._sorted, 0.99)
+        return sorted_quantile(self._sorted, 0.99)
 
     @property
     def stdev(self) -> float:
@@ -151,7 +152,7 @@ class Measurement:
     @property
     def iqr(self) -> float:
         ordered = self._sorted
-        return _percentile(ordered, 0.75) - _percentile(ordered, 0.25)
+        return sorted_quantile(ordered, 0.75) - sorted_quantile(ordered, 0.25)
 
     @property
     def cv(self) -> float:
@@ -215,7 +216,7 @@ def _measure_overhead(output: Any, mx: Any, torch: Any, rounds: int = 200) -> fl
         start = clock()
         _evaluate(output, mx, torch)
         costs.append(clock() - start)
-    return _percentile(sorted(costs), 0.5)
+    return sorted_quantile(sorted(costs), 0.5)
 
 
 def timeit(
