@@ -305,3 +305,14 @@ def test_load_is_skipped_when_the_weights_cannot_fit(tmp_path: Path) -> None:
     assert f.code == "LOAD041" and "MEM010" in f.message
     (f,) = runtime_findings(diagnose(d), ModelDir.open(d, metadata_only=True))
     assert f.code == "LOAD040"
+
+
+def test_every_registered_code_is_raised_somewhere() -> None:
+    """A code that only its register() call names is dead weight in the catalogue (as DOC002 was):
+    each code's string appears at least once more in the package, where a finding is made."""
+    import genai_common
+
+    root = Path(genai_common.__file__).parent
+    source = "\n".join(p.read_text(encoding="utf-8") for p in root.rglob("*.py"))
+    unused = [code for code in load_all() if source.count(f'"{code}"') < 2]
+    assert unused == []

@@ -184,11 +184,3 @@ register(
     compares="nothing: raised when a check function itself fails",
     family="doctor",
 )
-register(
-    "DOC002",
-    "A check was skipped because what it needs could not be read",
-    "info",
-    "Fix the findings about the unreadable files first; the skipped check runs once they read.",
-    compares="nothing: notes a check that had no input",
-    family="doctor",
-)
