@@ -55,8 +55,12 @@ def commit_all(path: Path, message: str) -> str:
 
 def repo_files(repo: Path, *, template_only: bool = False) -> list[str]:
     """Tracked and untracked (not ignored) files; with template_only, copier.yml and templates/."""
-    listed = git(repo, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
-    files = [f for f in listed.split("\0") if f and (repo / f).is_file()]
+    from genai_common.continuity.git import work_files
+
+    listed = work_files(repo)
+    if listed is None:
+        raise RuntimeError(f"{repo} is not a git work tree: cannot list the template's files")
+    files = [f for f in listed if (repo / f).is_file()]
     if template_only:
         files = [f for f in files if f == "copier.yml" or f.startswith("templates/")]
     return sorted(files)

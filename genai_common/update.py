@@ -20,6 +20,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from genai_common.continuity import git
+
 ANSWERS_FILE = ".copier-answers.yml"
 _MARKER = re.compile(r"^(<<<<<<<|>>>>>>>)( |$)")
 _SKIP_DIRS = {".git", ".nox", ".venv", "models", "__pycache__", "node_modules"}
@@ -42,15 +44,8 @@ class Conflict:
         return f"{where}: {what}"
 
 
-def _git(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False)
-
-
-def _candidate_files(root: Path) -> list[str]:
-    """Tracked files plus untracked files that are not ignored; a walk when git cannot say."""
-    listed = _git(root, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
-    if listed.returncode == 0:
-        return sorted({p for p in listed.stdout.split("\0") if p})
+def _walk(root: Path) -> list[str]:
+    """Every file below root, outside the folders no update writes to (.git, .nox, models...)."""
     out = []
     for folder, dirs, files in os.walk(root):
         dirs[:] = [d for d in dirs if d not in _SKIP_DIRS]
@@ -61,12 +56,9 @@ def _candidate_files(root: Path) -> list[str]:
 def find_conflicts(root: str | Path) -> list[Conflict]:
     """Every conflict a template update can leave in `root`: markers, unmerged paths, .rej files."""
     root = Path(root)
-    found: list[Conflict] = []
-    unmerged = _git(root, "ls-files", "-u", "-z")
-    if unmerged.returncode == 0:
-        paths = {entry.split("\t", 1)[1] for entry in unmerged.stdout.split("\0") if "\t" in entry}
-        found += [Conflict(p, "unmerged") for p in sorted(paths)]
-    for rel in _candidate_files(root):
+    found = [Conflict(p, "unmerged") for p in git.unmerged_files(root)]
+    candidates = git.work_files(root)  # tracked plus untracked, not ignored; a walk without git
+    for rel in _walk(root) if candidates is None else candidates:
         path = root / rel
         if rel.endswith(".rej"):
             found.append(Conflict(rel, "rej"))
@@ -80,12 +72,9 @@ def find_conflicts(root: str | Path) -> list[Conflict]:
                 found.append(Conflict(rel, "marker", number))
     # .rej files are often ignored by a .gitignore; look for them outside git's view too.
     seen = {c.path for c in found if c.kind == "rej"}
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = [d for d in dirs if d not in _SKIP_DIRS]
-        for name in files:
-            rel = str(Path(folder, name).relative_to(root))
-            if name.endswith(".rej") and rel not in seen:
-                found.append(Conflict(rel, "rej"))
+    found += [
+        Conflict(rel, "rej") for rel in _walk(root) if rel.endswith(".rej") and rel not in seen
+    ]
     return found
 
 
@@ -153,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-        if _git(root, "rev-parse", "--git-dir").returncode != 0:
+        if not git.is_repo(root):
             print(
                 "genai update: the project must be a git repository (commit it first)",
                 file=sys.stderr,

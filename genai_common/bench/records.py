@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import platform
 import re
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime
@@ -26,30 +25,6 @@ TABLE_HEADER = (
 )
 TABLE_HEADING = "\n## Benchmarks (`genai bench`)\n\n"
 _COLUMNS = TABLE_HEADER.splitlines()[0].count("|") - 1
-
-
-def git_commit(cwd: str | Path = ".") -> str | None:
-    """Short commit of the repository at cwd, with '+dirty' when it has uncommitted changes."""
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
-        if head.returncode != 0:
-            return None
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
-        return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.SubprocessError):
-        return None
 
 
 def environment() -> dict[str, Any]:
@@ -73,6 +48,8 @@ def environment() -> dict[str, Any]:
 
 
 def new_record(kind: str, model: str, settings: dict[str, Any], argv: list[str]) -> dict[str, Any]:
+    from genai_common.continuity.git import commit_label
+
     now = datetime.now(UTC)
     return {
         "schema": SCHEMA,
@@ -80,7 +57,7 @@ def new_record(kind: str, model: str, settings: dict[str, Any], argv: list[str])
         "model": model,
         "date": now.isoformat(timespec="seconds"),
         "timestamp": time.time(),
-        "commit": git_commit(),
+        "commit": commit_label(Path.cwd()),
         "command": "genai bench " + " ".join(argv),
         "python": sys.executable,
         "environment": environment(),

@@ -1,4 +1,5 @@
-"""The few git questions continuity asks, answered with the git command line.
+"""The git questions genai-common asks (continuity, `genai update`, the template snapshots,
+bench records), answered with the git command line: one place for them all.
 
 Every function returns None (or an empty result) outside a git work tree or when git is missing,
 so the callers can say "not a git repository" instead of failing.
@@ -40,6 +41,14 @@ def short(root: Path, commit: str) -> str:
     return out.strip() if out else commit[:7]
 
 
+def commit_label(root: Path) -> str | None:
+    """Short hash of HEAD, with '+dirty' when tracked files differ from it (staged or not)."""
+    out = _git(root, "rev-parse", "--short", "HEAD")
+    if not out:
+        return None
+    return out.strip() + ("+dirty" if dirty_files(root) else "")
+
+
 def commit_exists(root: Path, commit: str) -> bool:
     return _git(root, "cat-file", "-e", f"{commit}^{{commit}}") is not None
 
@@ -75,6 +84,19 @@ def tracked_files(root: Path) -> list[str]:
 def untracked_files(root: Path) -> list[str]:
     out = _git(root, "ls-files", "-z", "--others", "--exclude-standard")
     return [p for p in out.split("\0") if p] if out else []
+
+
+def work_files(root: Path) -> list[str] | None:
+    """Tracked files and the untracked ones git does not ignore (what a clone plus uncommitted
+    work holds), sorted; None outside a git work tree."""
+    out = _git(root, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
+    return None if out is None else sorted({p for p in out.split("\0") if p})
+
+
+def unmerged_files(root: Path) -> list[str]:
+    """Paths the index marks unmerged (a merge or update stopped on them)."""
+    out = _git(root, "ls-files", "-u", "-z")
+    return sorted({e.split("\t", 1)[1] for e in (out or "").split("\0") if "\t" in e})
 
 
 def dirty_files(root: Path) -> list[str]:
