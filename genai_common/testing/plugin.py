@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,44 +42,24 @@ def _build(factory: pytest.TempPathFactory, kind: str, variant: str | None, seed
     return build(kind, factory.mktemp(name), variant=variant, seed=seed)
 
 
-@pytest.fixture(scope="session")
-def tiny_llm(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _build(tmp_path_factory, "llm", "llama")
+def _session_fixture(name: str, kind: str, variant: str | None) -> Any:
+    """A session fixture `name` that builds the tiny `kind` model (`variant`) once per run."""
+
+    def fixture(tmp_path_factory: pytest.TempPathFactory) -> Path:
+        return _build(tmp_path_factory, kind, variant)
+
+    fixture.__doc__ = f"The tiny {kind} model ({variant or 'default'}), built once per test run."
+    return pytest.fixture(scope="session", name=name)(fixture)
 
 
-@pytest.fixture(scope="session")
-def tiny_llm_qwen2(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _build(tmp_path_factory, "llm", "qwen2")
-
-
-@pytest.fixture(scope="session")
-def tiny_llm_gemma(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _build(tmp_path_factory, "llm", "gemma")
-
-
-@pytest.fixture(scope="session")
-def tiny_llm_4bit(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _build(tmp_path_factory, "llm", "llama-4bit")
-
-
-@pytest.fixture(scope="session")
-def tiny_vlm(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _build(tmp_path_factory, "vlm", "qwen2_vl")
-
-
-@pytest.fixture(scope="session")
-def tiny_vlm_paligemma(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _build(tmp_path_factory, "vlm", "paligemma")
-
-
-@pytest.fixture(scope="session")
-def tiny_diffusion(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _build(tmp_path_factory, "diffusion", "sd")
-
-
-@pytest.fixture(scope="session")
-def tiny_ml(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _build(tmp_path_factory, "ml", None)
+tiny_llm = _session_fixture("tiny_llm", "llm", "llama")
+tiny_llm_qwen2 = _session_fixture("tiny_llm_qwen2", "llm", "qwen2")
+tiny_llm_gemma = _session_fixture("tiny_llm_gemma", "llm", "gemma")
+tiny_llm_4bit = _session_fixture("tiny_llm_4bit", "llm", "llama-4bit")
+tiny_vlm = _session_fixture("tiny_vlm", "vlm", "qwen2_vl")
+tiny_vlm_paligemma = _session_fixture("tiny_vlm_paligemma", "vlm", "paligemma")
+tiny_diffusion = _session_fixture("tiny_diffusion", "diffusion", "sd")
+tiny_ml = _session_fixture("tiny_ml", "ml", None)
 
 
 @pytest.fixture
