@@ -321,9 +321,10 @@ def record_results(root: Path, row: list[str]) -> Path:
     """
     path = root / RESULTS_FILE
     text = path.read_text(encoding="utf-8") if path.exists() else "# Results\n"
-    cells = [c.replace("|", "\\|").replace("\n", " ") for c in row]
-    new_row = "| " + " | ".join(cells) + " |"
-    header = "| " + " | ".join(RESULTS_COLUMNS) + " |\n|" + "---|" * len(RESULTS_COLUMNS)
+    from genai_common.continuity.docs import table_header, table_row
+
+    new_row = table_row(row)
+    header = table_header(RESULTS_COLUMNS)
     lines = text.splitlines()
     heading = next((i for i, line in enumerate(lines) if line.strip() == RESULTS_HEADING), None)
     if heading is None:

@@ -163,3 +163,13 @@ def test_any_user_text_is_kept(body: str, items: list[str]) -> None:
 def test_parse_date(cell: str, expected: tuple) -> None:
     when, has_time = docs.parse_date(f"run of {cell} on a Mac")
     assert (when.year, when.month, when.day, when.hour, when.minute, has_time) == expected
+
+
+def test_table_rows_written_are_read_back_cell_for_cell() -> None:
+    cells = ["2026-01-01", "a | b", "two\nlines", 3]
+    text = "\n".join(
+        ["# Results", "", docs.table_header(["w", "x", "y", "z"]), docs.table_row(cells)]
+    )
+    (table,) = docs.tables(text)
+    assert table.header == ["w", "x", "y", "z"]
+    assert table.rows == [["2026-01-01", "a \\| b", "two lines", "3"]]

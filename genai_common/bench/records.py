@@ -18,13 +18,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from genai_common.continuity.docs import table_header, table_row
+
 SCHEMA = 1
-TABLE_HEADER = (
-    "| date | commit | machine | backend | versions | command | figures | record |\n"
-    "| --- | --- | --- | --- | --- | --- | --- | --- |\n"
-)
+COLUMNS = ("date", "commit", "machine", "backend", "versions", "command", "figures", "record")
+TABLE_HEADER = table_header(COLUMNS) + "\n"
 TABLE_HEADING = "\n## Benchmarks (`genai bench`)\n\n"
-_COLUMNS = TABLE_HEADER.splitlines()[0].count("|") - 1
 
 
 def environment() -> dict[str, Any]:
@@ -103,10 +102,6 @@ def read_json(path: str | Path) -> dict[str, Any]:
     return record
 
 
-def _cell(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
-
-
 def backend_and_device(record: dict[str, Any]) -> tuple[str, str | None]:
     """The backend the run used and the device's name, from the record's environment."""
     frameworks = (record["environment"].get("runtime") or {}).get("frameworks") or {}
@@ -136,7 +131,7 @@ def results_row(record: dict[str, Any], headline: str, links: dict[str, str]) ->
         headline,
         link_text or "-",
     ]
-    return "| " + " | ".join(_cell(c) for c in cells) + " |\n"
+    return table_row(cells) + "\n"
 
 
 def _ends_with_our_table(text: str) -> bool:
@@ -146,7 +141,7 @@ def _ends_with_our_table(text: str) -> bool:
     last = lines[-1].strip()
     if TABLE_HEADER.splitlines()[0] not in text:
         return False
-    return last.startswith("|") and last.endswith("|") and last.count(" | ") == _COLUMNS - 1
+    return last.startswith("|") and last.endswith("|") and last.count(" | ") == len(COLUMNS) - 1
 
 
 def append_row(results_md: str | Path, row: str) -> None:

@@ -1,4 +1,5 @@
-"""Readers of the living documents: Markdown sections, checklists, tables, entries, tools.
+"""Readers of the living documents: Markdown sections, checklists, tables, entries, tools (and
+the one table-row writer).
 
 Plain functions over text; they never raise on odd Markdown, they just find less. Fenced code
 blocks are skipped everywhere, so an example heading or table inside ``` does not count.
@@ -7,6 +8,7 @@ blocks are skipped everywhere, so an example heading or table inside ``` does no
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -155,6 +157,17 @@ def _cells(row: str) -> list[str]:
     row = row[1:] if row.startswith("|") else row
     row = row[:-1] if row.endswith("|") and not row.endswith("\\|") else row
     return [c.strip() for c in re.split(r"(?<!\\)\|", row)]
+
+
+def table_row(cells: Iterable[object]) -> str:
+    """One pipe-table row, no newline: every cell on one line, its pipes escaped (`tables` reads
+    it back cell for cell). The writers of RESULTS.md rows (bench, diagnostics) use it."""
+    return "| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in cells) + " |"
+
+
+def table_header(columns: Sequence[str]) -> str:
+    """A pipe table's header row and separator row, no final newline."""
+    return table_row(columns) + "\n|" + "---|" * len(columns)
 
 
 def parse_date(text: str) -> tuple[datetime, bool] | None:
