@@ -34,9 +34,11 @@ DTYPE = "float16"
 VARIANTS = ("llama", "qwen2", "gemma", "llama-4bit")
 
 
-def _layer_shapes(i: int, head_dim: int, *, qkv_bias: bool) -> dict[str, tuple[int, ...]]:
-    p = f"model.layers.{i}"
-    q, kv = HEADS * head_dim, KV_HEADS * head_dim
+def layer_shapes(
+    p: str, head_dim: int, *, heads: int = HEADS, kv_heads: int = KV_HEADS, qkv_bias: bool = False
+) -> dict[str, tuple[int, ...]]:
+    """One llama-like decoder layer's tensors under the prefix `p` (e.g. "model.layers.0")."""
+    q, kv = heads * head_dim, kv_heads * head_dim
     shapes: dict[str, tuple[int, ...]] = {
         f"{p}.input_layernorm.weight": (HIDDEN,),
         f"{p}.post_attention_layernorm.weight": (HIDDEN,),
@@ -62,7 +64,7 @@ def text_shapes(head_dim: int, *, qkv_bias: bool, tied: bool) -> dict[str, tuple
         "model.norm.weight": (HIDDEN,),
     }
     for i in range(LAYERS):
-        shapes.update(_layer_shapes(i, head_dim, qkv_bias=qkv_bias))
+        shapes.update(layer_shapes(f"model.layers.{i}", head_dim, qkv_bias=qkv_bias))
     if not tied:
         shapes["lm_head.weight"] = (VOCAB, HIDDEN)
     return shapes

@@ -20,7 +20,15 @@ from typing import Any
 
 from genai_common.testing import bpe
 from genai_common.testing._files import random_weights, save_safetensors, write_json, zero_rows
-from genai_common.testing.tiny_llm import HEADS, HIDDEN, INTERMEDIATE, KV_HEADS, LAYERS, text_shapes
+from genai_common.testing.tiny_llm import (
+    HEADS,
+    HIDDEN,
+    INTERMEDIATE,
+    KV_HEADS,
+    LAYERS,
+    layer_shapes,
+    text_shapes,
+)
 
 VARIANTS = ("qwen2_vl", "paligemma")
 DTYPE = "float32"  # the vision towers run on CPU in tests; keep full precision
@@ -251,20 +259,7 @@ def _paligemma_shapes() -> dict[str, tuple[int, ...]]:
         shapes[f"{b}.mlp.fc2.bias"] = (e,)
     for i in range(LAYERS):
         b = f"language_model.model.layers.{i}"
-        q, kv = PALI_HEADS * head_dim, PALI_KV_HEADS * head_dim
-        shapes.update(
-            {
-                f"{b}.input_layernorm.weight": (HIDDEN,),
-                f"{b}.post_attention_layernorm.weight": (HIDDEN,),
-                f"{b}.self_attn.q_proj.weight": (q, HIDDEN),
-                f"{b}.self_attn.k_proj.weight": (kv, HIDDEN),
-                f"{b}.self_attn.v_proj.weight": (kv, HIDDEN),
-                f"{b}.self_attn.o_proj.weight": (HIDDEN, q),
-                f"{b}.mlp.gate_proj.weight": (INTERMEDIATE, HIDDEN),
-                f"{b}.mlp.up_proj.weight": (INTERMEDIATE, HIDDEN),
-                f"{b}.mlp.down_proj.weight": (HIDDEN, INTERMEDIATE),
-            }
-        )
+        shapes.update(layer_shapes(b, head_dim, heads=PALI_HEADS, kv_heads=PALI_KV_HEADS))
     return shapes
 
 
