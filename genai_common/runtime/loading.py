@@ -90,8 +90,15 @@ def _read_config(path: str | Path) -> dict[str, Any] | None:
         return None
 
 
-def _record(loader: str, path: str | Path, seconds: float, import_seconds: float, track: Any):
-    return LoadRecord(
+def _timed_load(
+    loader: str, path: str | Path, import_seconds: float, fn: Callable[[], Any]
+) -> tuple[Any, LoadRecord]:
+    """Run the loader call `fn` under track_memory and a clock: (its result, the load record)."""
+    with track_memory() as track:
+        start = time.perf_counter()
+        result = fn()
+        seconds = time.perf_counter() - start
+    record = LoadRecord(
         loader=loader,
         path=str(path),
         seconds=seconds,
@@ -103,21 +110,16 @@ def _record(loader: str, path: str | Path, seconds: float, import_seconds: float
         rss_peak=track.rss_peak,
         rss_peak_delta=track.rss_peak_delta,
     )
-
-
-def _run_timed(fn: Callable[[], Any]) -> tuple[Any, float, Any]:
-    with track_memory() as track:
-        start = time.perf_counter()
-        result = fn()
-        seconds = time.perf_counter() - start
-    return result, seconds, track
+    return result, record
 
 
 def load_llm(path: str | Path, **kwargs: Any) -> Loaded:
     """``mlx_lm.load(path, **kwargs)``: model and tokenizer (a TokenizerWrapper)."""
     mlx_lm, import_seconds = _timed_import("mlx_lm")
     kwargs.setdefault("return_config", True)
-    result, seconds, track = _run_timed(lambda: mlx_lm.load(str(path), **kwargs))
+    result, record = _timed_load(
+        "mlx_lm.load", path, import_seconds, lambda: mlx_lm.load(str(path), **kwargs)
+    )
     model, tokenizer, *rest = result
     config = rest[0] if rest else _read_config(path)
     return Loaded(
@@ -125,20 +127,22 @@ def load_llm(path: str | Path, **kwargs: Any) -> Loaded:
         model=model,
         tokenizer=tokenizer,
         config=config,
-        record=_record("mlx_lm.load", path, seconds, import_seconds, track),
+        record=record,
     )
 
 
 def load_vlm(path: str | Path, **kwargs: Any) -> Loaded:
     """``mlx_vlm.load(path, **kwargs)``: model and processor."""
     mlx_vlm, import_seconds = _timed_import("mlx_vlm")
-    (model, processor), seconds, track = _run_timed(lambda: mlx_vlm.load(str(path), **kwargs))
+    (model, processor), record = _timed_load(
+        "mlx_vlm.load", path, import_seconds, lambda: mlx_vlm.load(str(path), **kwargs)
+    )
     return Loaded(
         kind="vlm",
         model=model,
         processor=processor,
         config=_read_config(path),
-        record=_record("mlx_vlm.load", path, seconds, import_seconds, track),
+        record=record,
     )
 
 
@@ -146,8 +150,11 @@ def load_diffusion(path: str | Path, **kwargs: Any) -> Loaded:
     """``diffusers.DiffusionPipeline.from_pretrained(path, **kwargs)`` (PyTorch); model is the
     pipeline's denoiser (unet or transformer), pipeline is the whole pipeline."""
     diffusers, import_seconds = _timed_import("diffusers")
-    pipeline, seconds, track = _run_timed(
-        lambda: diffusers.DiffusionPipeline.from_pretrained(str(path), **kwargs)
+    pipeline, record = _timed_load(
+        "DiffusionPipeline.from_pretrained",
+        path,
+        import_seconds,
+        lambda: diffusers.DiffusionPipeline.from_pretrained(str(path), **kwargs),
     )
     model = getattr(pipeline, "unet", None) or getattr(pipeline, "transformer", None) or pipeline
     index = Path(path) / "model_index.json"
@@ -157,7 +164,7 @@ def load_diffusion(path: str | Path, **kwargs: Any) -> Loaded:
         model=model,
         pipeline=pipeline,
         config=config,
-        record=_record("DiffusionPipeline.from_pretrained", path, seconds, import_seconds, track),
+        record=record,
     )
 
 
@@ -214,13 +221,8 @@ def load_ml(
         model.eval()
         return model
 
-    model, seconds, track = _run_timed(build)
-    return Loaded(
-        kind="ml",
-        model=model,
-        config=config,
-        record=_record(f"{cls.__name__} + load_weights", path, seconds, import_seconds, track),
-    )
+    model, record = _timed_load(f"{cls.__name__} + load_weights", path, import_seconds, build)
+    return Loaded(kind="ml", model=model, config=config, record=record)
 
 
 LOADERS: dict[str, Callable[..., Loaded]] = {
