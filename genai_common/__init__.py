@@ -6,8 +6,11 @@ here imports mlx, torch or transformers until the name that needs them is used.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+import sys
+
+TYPE_CHECKING = False  # no typing/importlib at import: `genai doctor` pays for every module
+if TYPE_CHECKING:
+    from typing import Any
 
 __version__ = "0.1.0"
 
@@ -38,7 +41,8 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'genai_common' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    __import__(module)
+    value = getattr(sys.modules[module], name)
     globals()[name] = value
     return value
 

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 FAMILY_TITLES = {
     "files": "FILE: files and layout",

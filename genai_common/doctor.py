@@ -18,10 +18,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from genai_common.report import KINDS, Report
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from genai_common.model_dir import ModelDir
 

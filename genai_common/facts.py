@@ -14,9 +14,11 @@ import argparse
 import json
 import re
 import sys
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from genai_common.model_dir import ModelDir
 
 LAYER = re.compile(r"(?:^|\.)layers\.(\d+)\.")

@@ -44,6 +44,7 @@ Added by the implementation:
     md.text(rel) -> str | None    # a small text file (chat_template.jinja), capped
     md.weight_files -> list[str]  # every file that looks like weights (any format, any folder)
     md.auto_metadata_only: bool   # True when no weights were present and metadata mode was chosen
+    md.memo: dict                 # what the checks derive once per ModelDir (text dims, ...)
 
 ModelDir never imports numpy, safetensors, mlx or torch: everything comes from headers.
 """
@@ -56,12 +57,14 @@ import re
 import stat
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from genai_common.formats.safetensors import TensorInfo
 from genai_common.formats.tokenizer import TokenizerInfo
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from genai_common.formats.gguf import GGUFInfo
     from genai_common.formats.index import IndexInfo
     from genai_common.formats.safetensors import SafetensorsHeader
@@ -198,6 +201,7 @@ class ModelDir:
         self._sizes: dict[str, int | None] = {}
         self._components: dict[str, ModelDir] = {}
         self._reported: set[tuple[str, str]] = set()
+        self.memo: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ opening
     @classmethod

@@ -7,9 +7,12 @@ Markdown and plain text use nothing beyond the standard library.
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from genai_common.report import SEVERITY_RANK, Report
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 ICON = {"error": "✗", "warning": "!", "info": "i"}
 

@@ -9,22 +9,29 @@ dependency-free so the static path is fast.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from collections import namedtuple
 
-Severity = Literal["error", "warning", "info"]
+TYPE_CHECKING = False  # typing costs milliseconds at start-up: imported only by type checkers
+if TYPE_CHECKING:
+    from typing import Any, Literal
+
+    Severity = Literal["error", "warning", "info"]
+
 SEVERITY_RANK: dict[str, int] = {"info": 0, "warning": 1, "error": 2}
 KINDS = ("llm", "vlm", "diffusion", "ml", "adapter", "gguf", "unknown")
 SCHEMA_VERSION = 1
 
 
-@dataclass(frozen=True)
-class Finding:
+class Finding(namedtuple("Finding", "code severity message hint file", defaults=(None, None))):
+    """code, severity ("error" | "warning" | "info"), message, hint, file (the file it is about,
+    relative to the model path). Immutable and hashable (a named tuple: no dataclasses import)."""
+
+    __slots__ = ()
     code: str
     severity: Severity
     message: str
-    hint: str | None = None
-    file: str | None = None  # the file the finding is about, relative to the model path
+    hint: str | None
+    file: str | None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -38,13 +45,39 @@ class Finding:
         return out
 
 
-@dataclass
 class Report:
-    path: str
-    kind: str = "unknown"
-    model_type: str | None = None
-    findings: list[Finding] = field(default_factory=list)
-    facts: dict[str, Any] = field(default_factory=dict)
+    """The findings and facts (numbers without judgement) about one model path."""
+
+    __slots__ = ("facts", "findings", "kind", "model_type", "path")
+
+    def __init__(
+        self,
+        path: str,
+        kind: str = "unknown",
+        model_type: str | None = None,
+        findings: list[Finding] | None = None,
+        facts: dict[str, Any] | None = None,
+    ) -> None:
+        self.path = path
+        self.kind = kind
+        self.model_type = model_type
+        self.findings: list[Finding] = [] if findings is None else findings
+        self.facts: dict[str, Any] = {} if facts is None else facts
+
+    def _fields(self) -> tuple[Any, ...]:
+        return (self.path, self.kind, self.model_type, self.findings, self.facts)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._fields() == other._fields()  # type: ignore[attr-defined]
+
+    __hash__ = None  # type: ignore[assignment]  (mutable, like the dataclass it replaces)
+
+    def __repr__(self) -> str:
+        names = ("path", "kind", "model_type", "findings", "facts")
+        inner = ", ".join(f"{n}={v!r}" for n, v in zip(names, self._fields(), strict=True))
+        return f"Report({inner})"
 
     def add(self, finding: Finding) -> None:
         self.findings.append(finding)

@@ -16,15 +16,17 @@ torch, numpy, safetensors at module level).
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+import sys
+from collections import namedtuple
 
-from genai_common.report import SEVERITY_RANK, Finding, Severity
+from genai_common.report import SEVERITY_RANK, Finding
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+
     from genai_common.model_dir import ModelDir
+    from genai_common.report import Severity
 
 DOC_PAGE = "reference/CHECKS.md"
 
@@ -47,14 +49,18 @@ FAMILIES: dict[str, tuple[str, ...]] = {
 STATIC_FAMILIES = tuple(name for name in FAMILIES if name != "load")
 
 
-@dataclass(frozen=True)
-class Check:
+class Check(namedtuple("Check", "code family title severity hint compares", defaults=("",))):
+    """One registered code: family (module name in this package, e.g. "files"), title (one line:
+    what is wrong when it fires), default severity, hint (how to fix it), compares (what it
+    compares, for the catalogue). Immutable (a named tuple: cheap to make by the hundred)."""
+
+    __slots__ = ()
     code: str
-    family: str  # module name in this package, e.g. "files"
-    title: str  # one line: what is wrong when it fires
-    severity: Severity  # default severity
-    hint: str  # how to fix it
-    compares: str = ""  # what it compares, for the catalogue (reference/CHECKS.md)
+    family: str
+    title: str
+    severity: Severity
+    hint: str
+    compares: str
 
     @property
     def anchor(self) -> str:
@@ -128,7 +134,8 @@ def family_module(name: str):  # -> ModuleType | None
     """The family's module, or None when it does not exist (yet)."""
     full = f"{__name__}.{name}"
     try:
-        return importlib.import_module(full)
+        __import__(full)
+        return sys.modules[full]
     except ModuleNotFoundError as exc:
         if exc.name == full:
             return None

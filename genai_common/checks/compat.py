@@ -3,25 +3,25 @@
 The supported model types are found WITHOUT importing mlx-lm or mlx-vlm (importing mlx-lm costs
 seconds, and with torch installed about 10 s): `importlib.util.find_spec` gives the package folder
 without running it, the architectures are the file names under `models/`, and MODEL_REMAPPING is
-read from `utils.py` as source text (ast.literal_eval of the dict literal). Custom code is flagged,
-never executed.
+read from `utils.py` as source text (a dict literal of strings; ast.literal_eval for anything
+else). Custom code is flagged, never executed. Neither ast nor importlib.util is imported on the
+common path: each costs about a millisecond of the doctor's start-up.
 """
 
 from __future__ import annotations
 
-import ast
-import importlib.util
 import os
 import re
+import sys
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from genai_common.checks import finding, register
 from genai_common.checks.config import is_text_tensor, run_each, tensors
 from genai_common.report import Finding
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from genai_common.model_dir import ModelDir
 
@@ -93,9 +93,24 @@ register(
 )
 
 
+def find_spec(name: str):  # -> ModuleSpec | None
+    """importlib.util.find_spec for a top-level name (the module if imported, else the import
+    system's finders), without importing importlib.util and contextlib."""
+    module = sys.modules.get(name)
+    if module is not None:
+        return getattr(module, "__spec__", None)
+    for finder in sys.meta_path:
+        find = getattr(finder, "find_spec", None)
+        if find is not None:
+            spec = find(name, None)
+            if spec is not None:
+                return spec
+    return None
+
+
 def _package_dir(name: str) -> Path | None:
     try:
-        spec = importlib.util.find_spec(name)
+        spec = find_spec(name)
     except (ImportError, ValueError):
         return None
     if spec is None or not spec.submodule_search_locations:
@@ -121,11 +136,45 @@ def _remapping(utils_py: Path) -> dict[str, str]:
         if depth == 0:
             end = i + 1
             break
-    try:
-        value = ast.literal_eval(text[found.end() - 1 : end])
-    except (ValueError, SyntaxError):
-        return {}
+    literal = text[found.end() - 1 : end]
+    value = _string_dict(literal)
+    if value is None:  # not a plain dict of strings: let Python's own parser read it
+        import ast
+
+        try:
+            value = ast.literal_eval(literal)
+        except (ValueError, SyntaxError):
+            return {}
     return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
+
+
+_GAP = re.compile(r"(?:\s|#[^\n]*)*")  # whitespace and comments
+# one `"key": "value"` entry, either quote, no escapes (then ast reads the literal instead)
+_ENTRY = re.compile(
+    r"""(?:"(?P<k1>[^"\\\n]*)"|'(?P<k2>[^'\\\n]*)')\s*:\s*"""
+    r"""(?:"(?P<v1>[^"\\\n]*)"|'(?P<v2>[^'\\\n]*)')"""
+)
+
+
+def _string_dict(literal: str) -> dict[str, str] | None:
+    """`{"a": "b", 'c': 'd',  # comment}` read exactly as ast.literal_eval reads it, or None when
+    the literal holds anything else (escapes, numbers, nesting, expressions)."""
+    if not literal.startswith("{"):
+        return None
+    out: dict[str, str] = {}
+    pos = _GAP.match(literal, 1).end()
+    while not literal.startswith("}", pos):
+        m = _ENTRY.match(literal, pos)
+        if m is None:
+            return None
+        key = m["k1"] if m["k1"] is not None else m["k2"]
+        out[key] = m["v1"] if m["v1"] is not None else m["v2"]
+        pos = _GAP.match(literal, m.end()).end()
+        if literal.startswith(",", pos):
+            pos = _GAP.match(literal, pos + 1).end()
+        elif not literal.startswith("}", pos):
+            return None
+    return out if pos == len(literal) - 1 else None
 
 
 @cache

@@ -9,17 +9,17 @@ tokenizer, quant, vlm and memory families.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import suppress
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-from weakref import WeakKeyDictionary
+from collections import namedtuple
 
 from genai_common.checks import finding, register
-from genai_common.report import Finding
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator
+    from typing import Any
+
     from genai_common.model_dir import ModelDir, TensorInfo
+    from genai_common.report import Finding
 
 KINDS = ("llm", "vlm")
 
@@ -133,8 +133,16 @@ def is_text_tensor(name: str) -> bool:
     return _NON_TEXT_RE.search(name.lower()) is None
 
 
-@dataclass(frozen=True)
-class TextDims:
+class TextDims(
+    namedtuple(
+        "TextDims",
+        "hidden layers heads kv_heads head_dim head_dim_declared vocab intermediate "
+        "moe_intermediate max_positions",
+    )
+):
+    """The text model's dimensions, each a positive int up to MAX_COUNT or None."""
+
+    __slots__ = ()
     hidden: int | None
     layers: int | None
     heads: int | None
@@ -147,18 +155,12 @@ class TextDims:
     max_positions: int | None
 
 
-_DIMS: WeakKeyDictionary[Any, TextDims] = WeakKeyDictionary()
-
-
 def text_dims(md: ModelDir) -> TextDims:
     """The text model's dimensions (computed once per ModelDir: the quant checks ask per tensor)."""
-    try:
-        return _DIMS[md]
-    except (KeyError, TypeError):
-        pass
-    dims = _text_dims(md)
-    with suppress(TypeError):  # not weak-referenceable: no cache
-        _DIMS[md] = dims
+    memo = md.memo
+    dims = memo.get("text_dims")
+    if dims is None:
+        dims = memo["text_dims"] = _text_dims(md)
     return dims
 
 

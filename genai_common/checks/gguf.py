@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 from genai_common.checks import finding, register
 from genai_common.report import Finding
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from genai_common.model_dir import ModelDir
 

@@ -13,12 +13,14 @@ Not a static family: `run_checks` never runs it (no `check` function).
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
 
 from genai_common.checks import finding, register
 from genai_common.report import Finding, Report
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from genai_common.model_dir import ModelDir
 
 register(

@@ -18,15 +18,17 @@ from __future__ import annotations
 
 import os
 import sys
+from collections import namedtuple
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
 from genai_common.checks import finding, register
 from genai_common.checks.config import positive_int, run_each, tensors, text_dims
 from genai_common.report import Finding
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from genai_common.model_dir import ModelDir
 
 KINDS = ("llm", "vlm", "ml", "diffusion", "unknown")
@@ -95,8 +97,10 @@ register(
 )
 
 
-@dataclass(frozen=True)
-class Machine:
+class Machine(namedtuple("Machine", "total budget budget_source max_buffer")):
+    """Physical memory, the budget the checks use (and where it came from), MLX's max buffer."""
+
+    __slots__ = ()
     total: int | None
     budget: int | None
     budget_source: str

@@ -10,10 +10,8 @@ table of quantization modes, confirmed by quantizing a test matrix with every pa
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, namedtuple
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
 from genai_common.checks import finding, register
 from genai_common.checks.config import (
@@ -25,7 +23,10 @@ from genai_common.checks.config import (
 )
 from genai_common.report import Finding
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from genai_common.model_dir import ModelDir, TensorInfo
 
 KINDS = ("llm", "vlm", "ml", "unknown")
@@ -104,8 +105,10 @@ F8_DTYPES = {
 }
 
 
-@dataclass(frozen=True)
-class QParams:
+class QParams(namedtuple("QParams", "mode bits group_size")):
+    """A quantization scheme: mode (affine, mxfp4, ...), bits, group size."""
+
+    __slots__ = ()
     mode: str
     bits: int | None
     group_size: int | None

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
 
 from genai_common.checks import finding, register
 from genai_common.checks.config import embedding_tensor, run_each, text_dims
 from genai_common.report import Finding
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from genai_common.model_dir import ModelDir
 
 KINDS = ("llm", "vlm")

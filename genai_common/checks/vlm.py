@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
 
 from genai_common.checks import finding, register
 from genai_common.checks.config import (
@@ -25,7 +24,10 @@ from genai_common.checks.config import (
 )
 from genai_common.report import Finding
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from genai_common.model_dir import ModelDir, TensorInfo
 
 KINDS = ("vlm",)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 LFS_PREFIX = b"version https://git-lfs.github.com/spec/"
 LFS_MAX_BYTES = 1024  # pointers are ~130 bytes; a real weight file is never this small
@@ -14,10 +13,9 @@ WEIGHT_SUFFIXES = (".safetensors", ".gguf", ".npz", *PICKLE_SUFFIXES)
 
 def lfs_pointer(path: str | os.PathLike[str], size: int | None = None) -> dict[str, str] | None:
     """The pointer's fields (oid, size) when `path` is a Git-LFS pointer, else None."""
-    path = Path(path)
     try:
         if size is None:
-            size = path.stat().st_size
+            size = os.stat(path).st_size
         if size > LFS_MAX_BYTES:
             return None
         with open(path, "rb") as fh:

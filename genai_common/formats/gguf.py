@@ -16,12 +16,15 @@ from __future__ import annotations
 import mmap
 import os
 import struct
-from dataclasses import dataclass, field
+from collections import namedtuple
 from itertools import pairwise
-from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
 
 from genai_common.formats import FormatError, Problem
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 MAGIC = b"GGUF"
 DEFAULT_ALIGNMENT = 32
@@ -84,16 +87,18 @@ _SCALARS: dict[int, tuple[str, str, int]] = {
 STRING, ARRAY = 8, 9
 
 
-@dataclass(frozen=True)
-class ArraySummary:
+class ArraySummary(namedtuple("ArraySummary", "item_type length")):
     """A metadata array too long to keep: its item type and length."""
 
+    __slots__ = ()
     item_type: str
     length: int
 
 
-@dataclass(frozen=True)
-class GGUFTensor:
+class GGUFTensor(namedtuple("GGUFTensor", "name shape type_id offset nbytes")):
+    """One tensor info of a GGUF header."""
+
+    __slots__ = ()
     name: str
     shape: tuple[int, ...]  # as stored (ggml order: fastest-varying first)
     type_id: int
@@ -106,17 +111,42 @@ class GGUFTensor:
         return entry[0] if entry else f"type{self.type_id}"
 
 
-@dataclass
-class GGUFInfo:
+class GGUFInfo(SimpleNamespace):
+    """A GGUF header (a SimpleNamespace: repr and == without the dataclasses import)."""
+
     path: str
     version: int
     file_size: int
-    byte_order: str = "little"
-    metadata: dict[str, Any] = field(default_factory=dict)
-    tensors: dict[str, GGUFTensor] = field(default_factory=dict)
-    alignment: int = DEFAULT_ALIGNMENT
-    data_offset: int = 0
-    problems: list[Problem] = field(default_factory=list)
+    byte_order: str
+    metadata: dict[str, Any]
+    tensors: dict[str, GGUFTensor]
+    alignment: int
+    data_offset: int
+    problems: list[Problem]
+
+    def __init__(
+        self,
+        path: str,
+        version: int,
+        file_size: int,
+        byte_order: str = "little",
+        metadata: dict[str, Any] | None = None,
+        tensors: dict[str, GGUFTensor] | None = None,
+        alignment: int = DEFAULT_ALIGNMENT,
+        data_offset: int = 0,
+        problems: list[Problem] | None = None,
+    ) -> None:
+        super().__init__(
+            path=path,
+            version=version,
+            file_size=file_size,
+            byte_order=byte_order,
+            metadata={} if metadata is None else metadata,
+            tensors={} if tensors is None else tensors,
+            alignment=alignment,
+            data_offset=data_offset,
+            problems=[] if problems is None else problems,
+        )
 
     @property
     def architecture(self) -> str | None:
@@ -174,8 +204,8 @@ class _Cursor:
 
 
 def read_gguf(path: str | os.PathLike[str], *, what: str | None = None) -> GGUFInfo:
-    path = Path(path)
-    what = what or path.name
+    path = os.fspath(path)
+    what = what or os.path.basename(path)
     try:
         with open(path, "rb") as fh:
             size = os.fstat(fh.fileno()).st_size
@@ -189,7 +219,7 @@ def read_gguf(path: str | os.PathLike[str], *, what: str | None = None) -> GGUFI
                     )
                 raise FormatError("GGUF004", f"{what} is {size} bytes, shorter than a GGUF header")
             with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-                return _parse(buf, size, what, str(path))
+                return _parse(buf, size, what, path)
     except OSError as exc:
         raise FormatError("GGUF004", f"{what} cannot be read: {exc.strerror or exc}") from None
 

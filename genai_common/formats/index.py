@@ -7,20 +7,36 @@ drive letter is dropped and reported (IDX003), so nothing outside the directory 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from types import SimpleNamespace
 
 from genai_common.formats import FormatError, Problem
 from genai_common.formats.jsonfile import read_json
 
 
-@dataclass
-class IndexInfo:
+class IndexInfo(SimpleNamespace):
+    """One index file (a SimpleNamespace: repr and == without the dataclasses import)."""
+
     path: str
-    weight_map: dict[str, str] = field(default_factory=dict)  # tensor -> shard (relative, '/')
-    total_size: int | None = None  # metadata.total_size (bytes of tensor data)
-    metadata: dict = field(default_factory=dict)
-    problems: list[Problem] = field(default_factory=list)
+    weight_map: dict[str, str]  # tensor -> shard (relative, '/')
+    total_size: int | None  # metadata.total_size (bytes of tensor data)
+    metadata: dict
+    problems: list[Problem]
+
+    def __init__(
+        self,
+        path: str,
+        weight_map: dict[str, str] | None = None,
+        total_size: int | None = None,
+        metadata: dict | None = None,
+        problems: list[Problem] | None = None,
+    ) -> None:
+        super().__init__(
+            path=path,
+            weight_map={} if weight_map is None else weight_map,
+            total_size=total_size,
+            metadata={} if metadata is None else metadata,
+            problems=[] if problems is None else problems,
+        )
 
     @property
     def shards(self) -> list[str]:
@@ -33,6 +49,8 @@ def safe_relative(name: str) -> str | None:
         return None
     if name[0] != "." and not any(c in name for c in "/\\:"):
         return name  # the common case, a plain file name: nothing to clean
+    from pathlib import PurePosixPath, PureWindowsPath  # only for names that need cleaning
+
     if PureWindowsPath(name).drive or name.startswith(("/", "\\")):
         return None
     parts = PurePosixPath(name.replace("\\", "/")).parts
@@ -43,10 +61,10 @@ def safe_relative(name: str) -> str | None:
 
 
 def read_index(path: str | os.PathLike[str], *, what: str | None = None) -> IndexInfo:
-    path = Path(path)
-    what = what or path.name
+    path = os.fspath(path)
+    what = what or os.path.basename(path)
     data, problems = read_json(path, what=what)
-    info = IndexInfo(path=str(path), problems=list(problems))
+    info = IndexInfo(path=path, problems=list(problems))
     weight_map = data.get("weight_map")
     if not isinstance(weight_map, dict):
         raise FormatError(

@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 import os
 import re
-from pathlib import Path
-from typing import Any
 
 from genai_common.formats import FormatError, Problem
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 MAX_JSON_BYTES = 64 * 1024 * 1024  # configs and indexes are KBs to a few MB; tokenizer.json ~30 MB
 
@@ -135,10 +137,10 @@ def read_json(
     path: str | os.PathLike[str], *, max_bytes: int = MAX_JSON_BYTES, what: str | None = None
 ) -> tuple[dict[str, Any], list[Problem]]:
     """Read a JSON object file strictly; returns (object, problems) or raises FormatError."""
-    path = Path(path)
-    what = what or path.name
+    path = os.fspath(path)
+    what = what or os.path.basename(path)
     try:
-        size = path.stat().st_size
+        size = os.stat(path).st_size
         if size > max_bytes:
             raise FormatError("JSON006", f"{what} is {size:,} bytes, over the {max_bytes:,} cap")
         with open(path, "rb") as fh:

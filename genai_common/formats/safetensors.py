@@ -15,12 +15,16 @@ from __future__ import annotations
 import json
 import os
 import struct
-from dataclasses import dataclass, field
+from collections import namedtuple
 from operator import itemgetter
-from typing import Any, NamedTuple
+from types import SimpleNamespace
 
 from genai_common.formats import FormatError, Problem
 from genai_common.formats.jsonfile import parse_json_bytes, spaced_key
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 MAX_HEADER_BYTES = 100_000_000  # the format's own limit (safetensors README)
 
@@ -53,19 +57,22 @@ MLX_UNSUPPORTED_DTYPES = frozenset({"F8_E5M2", "F64", "F4", "F6_E2M3", "F6_E3M2"
 _BIG = 1 << 64
 
 
-class TensorInfo(NamedTuple):
-    """One tensor as the loader will see it, from a header (a NamedTuple: cheap by the thousand).
+class TensorInfo(
+    namedtuple("TensorInfo", "name dtype shape file nbytes begin end", defaults=(None, None, None))
+):
+    """One tensor as the loader will see it, from a header (a named tuple: cheap by the thousand).
 
     Re-exported as genai_common.model_dir.TensorInfo; `begin`/`end` are the data offsets
     (None when the tensor is known only from an index)."""
 
+    __slots__ = ()
     name: str
     dtype: str | None  # safetensors dtype string: F32, F16, BF16, U32, I8, ...
     shape: tuple[int, ...] | None
     file: str  # relative path of the file holding it
-    nbytes: int | None = None  # prod(shape) * bits / 8; None when unknown
-    begin: int | None = None
-    end: int | None = None
+    nbytes: int | None  # prod(shape) * bits / 8; None when unknown
+    begin: int | None
+    end: int | None
 
     @property
     def numel(self) -> int | None:
@@ -80,14 +87,33 @@ class TensorInfo(NamedTuple):
 HeaderTensor = TensorInfo  # the reader's name for it
 
 
-@dataclass
-class SafetensorsHeader:
+class SafetensorsHeader(SimpleNamespace):
+    """One file's header (a SimpleNamespace: repr and == without the dataclasses import)."""
+
     path: str
     file_size: int
     header_len: int
-    tensors: dict[str, HeaderTensor] = field(default_factory=dict)
-    metadata: dict[str, str] | None = None
-    problems: list[Problem] = field(default_factory=list)
+    tensors: dict[str, HeaderTensor]
+    metadata: dict[str, str] | None
+    problems: list[Problem]
+
+    def __init__(
+        self,
+        path: str,
+        file_size: int,
+        header_len: int,
+        tensors: dict[str, HeaderTensor] | None = None,
+        metadata: dict[str, str] | None = None,
+        problems: list[Problem] | None = None,
+    ) -> None:
+        super().__init__(
+            path=path,
+            file_size=file_size,
+            header_len=header_len,
+            tensors={} if tensors is None else tensors,
+            metadata=metadata,
+            problems=[] if problems is None else problems,
+        )
 
     @property
     def data_size(self) -> int:

@@ -8,33 +8,69 @@ slow tokenizers vocab.json or a SentencePiece tokenizer.model (a protobuf whose 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from types import SimpleNamespace
 
 from genai_common.formats import FormatError, Problem
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 SPECIAL_ROLES = ("bos", "eos", "pad", "unk", "sep", "cls", "mask")
 _HUGE_MAX_LENGTH = 10**12  # transformers writes int(1e30) for "no limit"
 
 
-@dataclass
-class TokenizerInfo:
+class TokenizerInfo(SimpleNamespace):
+    """What the tokenizer files say (a SimpleNamespace: == without the dataclasses import)."""
+
     vocab_size: int | None  # size of the base vocabulary (model vocab in tokenizer.json)
-    added_tokens: dict[int, str] = field(default_factory=dict)  # id -> content
-    special_tokens: dict[str, str] = field(
-        default_factory=dict
-    )  # role (bos/eos/pad/unk...) -> content
-    chat_template: str | None = None
-    token_to_id: dict[str, int] = field(default_factory=dict)  # lookups for special/added tokens
-    model_max_length: int | None = None
-    source: str | None = None  # which file it was read from
+    added_tokens: dict[int, str]  # id -> content
+    special_tokens: dict[str, str]  # role (bos/eos/pad/unk...) -> content
+    chat_template: str | None
+    token_to_id: dict[str, int]  # lookups for special/added tokens
+    model_max_length: int | None
+    source: str | None  # which file it was read from
     # added beyond the contract:
-    special_added: set[int] = field(default_factory=set)  # added ids marked special
-    extra_special: list[str] = field(default_factory=list)  # additional/extra special tokens
-    chat_template_source: str | None = None  # file the chat template came from
-    model_type: str | None = None  # tokenizer.json model.type: BPE, Unigram, WordPiece, ...
-    vocab: dict[str, int] | None = field(default=None, repr=False)  # base vocab, token -> id
+    special_added: set[int]  # added ids marked special
+    extra_special: list[str]  # additional/extra special tokens
+    chat_template_source: str | None  # file the chat template came from
+    model_type: str | None  # tokenizer.json model.type: BPE, Unigram, WordPiece, ...
+    vocab: dict[str, int] | None  # base vocab, token -> id (left out of repr)
+
+    def __init__(
+        self,
+        vocab_size: int | None,
+        added_tokens: dict[int, str] | None = None,
+        special_tokens: dict[str, str] | None = None,
+        chat_template: str | None = None,
+        token_to_id: dict[str, int] | None = None,
+        model_max_length: int | None = None,
+        source: str | None = None,
+        special_added: set[int] | None = None,
+        extra_special: list[str] | None = None,
+        chat_template_source: str | None = None,
+        model_type: str | None = None,
+        vocab: dict[str, int] | None = None,
+    ) -> None:
+        super().__init__(
+            vocab_size=vocab_size,
+            added_tokens={} if added_tokens is None else added_tokens,
+            special_tokens={} if special_tokens is None else special_tokens,
+            chat_template=chat_template,
+            token_to_id={} if token_to_id is None else token_to_id,
+            model_max_length=model_max_length,
+            source=source,
+            special_added=set() if special_added is None else special_added,
+            extra_special=[] if extra_special is None else extra_special,
+            chat_template_source=chat_template_source,
+            model_type=model_type,
+            vocab=vocab,
+        )
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if k != "vocab")
+        return f"TokenizerInfo({shown})"
 
     @property
     def size(self) -> int | None:
