@@ -193,7 +193,7 @@ def _load_child(kind: str, path: str) -> dict[str, Any]:
     record = load_summary(kind, path)
     seconds = float(record["seconds"])
     peak = record.get("mlx_peak") or record.get("rss_peak")
-    memory = f", peak {peak / 2**20:.0f} MiB" if peak else ""
+    memory = f", peak {peak / 2**20:.1f} MiB" if peak else ""  # a tiny model is under 1 MiB
     return {"seconds": seconds, "summary": f"loaded in {seconds:.2f} s{memory}", "record": record}
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -65,3 +66,28 @@ def test_demo_prints_tables_for_people(tmp_path: Path) -> None:
         assert text in out, text
     assert "tok/s" in out and " ms" in out and "MiB" in out
     assert "Reply (random weights)" in out
+
+
+@pytest.mark.slow
+def test_templating_demo_renders_a_project_and_its_diagnostics_pass(tmp_path: Path) -> None:
+    """The second half of `nox -s demo`: render an LLM project, run its `nox -s diagnostics`
+    (about 12 s on 2 cores with uv's cache warm)."""
+    pytest.importorskip("copier", reason="copier (dev extra) renders the project")
+    pytest.importorskip("nox", reason="nox (dev extra) runs the project's session")
+    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+    env.update(HF_HUB_OFFLINE="1", MLX_DISABLE_COMPILE="1")
+    project = tmp_path / "demo-project"
+    done = subprocess.run(
+        [sys.executable, "-m", "genai_common.templating", "demo", str(project)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out[-6000:]
+    assert f"Rendered a llm project into {project}" in out and "All diagnostics passed." in out
+    last = (project / "reference/RESULTS.md").read_text().rstrip().splitlines()[-1]
+    assert last.startswith("| ") and "tiny-llm" in last and "mlx-lm" in last, last
+    peak = re.search(r"loaded in [\d.]+ s, peak (\d+\.\d) MiB", out)
+    assert peak and float(peak.group(1)) > 0, out[-3000:]  # measured, not rounded away
