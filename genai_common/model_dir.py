@@ -525,14 +525,15 @@ class ModelDir:
             return [self.single_file.name] if self.single_file.suffix == ".safetensors" else []
         top = [f for f in self.top_files if f.endswith(".safetensors")]
         loader = self.loader
-        index = self.index
         if self.metadata_only:
+            index = self.index
             return index.shards if index is not None else []
-        if loader == "mlx-lm":
+        if loader == "mlx-lm":  # globs model*.safetensors: never reads the index
             if self.kind == "adapter":
                 return [f for f in top if f.startswith("adapter")]
             return [f for f in top if fnmatch.fnmatchcase(f, "model*.safetensors")]
         if loader in ("mlx-vlm", "diffusers"):
+            index = self.index
             if index is not None:
                 present = [s for s in index.shards if s in self.file_set]
                 if present:

@@ -128,3 +128,40 @@ def test_cmp030_auto_map(llama: Path) -> None:
     set_config(llama, auto_map={"AutoModelForCausalLM": "modeling_x.XForCausalLM"})
     [f] = [f for f in run(llama, "compat") if f.code == "CMP030"]
     assert f.severity == "info" and "modeling_x.XForCausalLM" in f.message
+
+
+@pytest.mark.parametrize(
+    "literal",
+    [
+        "{}",
+        '{"a": "b"}',
+        "{'a': 'b',}",
+        '{"a": "b",  # comment\n  "c": \'d\'  # another\n}',
+        '{"a": "b", "a": "c"}',  # the last duplicate wins, as in Python
+        '{"a": "#b"}',
+        '{"a": "b" "c"}',  # implicit concatenation: ast reads it
+        '{"a": "b\\"c"}',  # an escape: ast reads it
+        '{"a": 1}',
+    ],
+)
+def test_remapping_reads_the_literal_as_python_does(tmp_path: Path, literal: str) -> None:
+    import ast
+
+    from genai_common.checks.compat import _remapping
+
+    expected = {str(k): str(v) for k, v in ast.literal_eval(literal).items()}
+    near = tmp_path / "near.py"
+    near.write_text(f"import os\nMODEL_REMAPPING = {literal}\nX = 1\n")
+    far = tmp_path / "far.py"  # past the first read: the whole file is read
+    far.write_text("#" + "x" * 20_000 + f"\nMODEL_REMAPPING: dict = {literal}\n")
+    assert _remapping(near) == expected
+    assert _remapping(far) == expected
+
+
+def test_remapping_without_a_closed_literal_is_empty(tmp_path: Path) -> None:
+    from genai_common.checks.compat import _remapping
+
+    broken = tmp_path / "utils.py"
+    broken.write_text('MODEL_REMAPPING = {"a": "b",\n')
+    assert _remapping(broken) == {}
+    assert _remapping(tmp_path / "missing.py") == {}

@@ -446,3 +446,46 @@ def test_index_helpers_do_not_enumerate_the_configured_count() -> None:
     assert not is_range({1, 2, 3}, 3)
     assert not is_range({0, 2}, 2)
     assert is_range(set(), 0)
+
+
+TRICKY_NAMES = [
+    "model.layers.0.self_attn.q_proj.weight",
+    "model.layers.12.mlp.experts.layers.3.w1.weight",  # the first layers.N counts
+    "layers.7.attention.wq.weight",  # at the start of the name
+    "transformer.h.3.attn.c_attn.weight",
+    "model.blocks.2.x.weight",
+    "model.mylayers.5.x.weight",  # not after a dot: no layer
+    "model.layers.x.9.weight",  # no number after layers.: no layer
+    "model.layers.4",  # no dot after the number: no layer
+    "model.layers.44x.layers.6.y.weight",  # the first candidate fails, the second counts
+    "vision_tower.encoder.layers.30.mlp.fc1.weight",  # not a text tensor
+    "model.Visual.blocks.1.weight",  # marker in another case: not a text tensor
+    "multi_modal_projector.linear_1.weight",
+    "model.embed_tokens.weight",
+]
+
+
+def test_text_tensors_and_layer_indices_match_the_per_name_rules(tmp_path: Path) -> None:
+    """The one-pass versions (names joined by newlines) agree with is_text_tensor and
+    LAYER_RE.search applied name by name."""
+    from checks_helpers import write_safetensors
+
+    from genai_common.checks.config import (
+        LAYER_RE,
+        is_text_tensor,
+        text_layer_indices,
+        text_tensors,
+    )
+    from genai_common.model_dir import ModelDir
+
+    write_safetensors(tmp_path / "model.safetensors", {n: ("F16", (2,)) for n in TRICKY_NAMES})
+    md = ModelDir.open(tmp_path / "model.safetensors")
+    assert set(text_tensors(md)) == {n for n in TRICKY_NAMES if is_text_tensor(n)}
+    expected = {
+        int(m.group(1)) for n in TRICKY_NAMES if is_text_tensor(n) and (m := LAYER_RE.search(n))
+    }
+    assert text_layer_indices(md) == expected == {0, 12, 7, 3, 2, 6}
+    text_only = tmp_path / "text"
+    write_safetensors(text_only / "model.safetensors", {"model.layers.1.w.weight": ("F16", (2,))})
+    md = ModelDir.open(text_only / "model.safetensors")
+    assert text_tensors(md) is md.tensors  # no marker anywhere: the dict itself, no copy

@@ -18,7 +18,7 @@ from functools import cache
 from pathlib import Path
 
 from genai_common.checks import finding, register
-from genai_common.checks.config import is_text_tensor, run_each, tensors
+from genai_common.checks.config import run_each, tensors, text_tensors
 from genai_common.report import Finding
 
 TYPE_CHECKING = False
@@ -121,22 +121,40 @@ def _package_dir(name: str) -> Path | None:
 _REMAP_RE = re.compile(r"^MODEL_REMAPPING\s*(?::[^=]*)?=\s*\{", re.MULTILINE)
 
 
-def _remapping(utils_py: Path) -> dict[str, str]:
-    """MODEL_REMAPPING's literal from the module's source text (never imported, never parsed whole)."""
-    try:
-        text = utils_py.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return {}
+_HEAD_CHARS = 16_384  # MODEL_REMAPPING sits near the top of utils.py (mlx-lm: line 48 of ~1300)
+
+
+def _remap_literal(text: str) -> str | None:
+    """The `{...}` of the first MODEL_REMAPPING assignment, up to its matching brace; None when
+    there is none or it does not close within `text`."""
     found = _REMAP_RE.search(text)
     if found is None:
-        return {}
-    depth, end = 0, -1
+        return None
+    depth = 0
     for i in range(found.end() - 1, len(text)):  # the dict literal: up to its matching brace
-        depth += {"{": 1, "}": -1}.get(text[i], 0)
-        if depth == 0:
-            end = i + 1
-            break
-    literal = text[found.end() - 1 : end]
+        char = text[i]
+        if char == "{":
+            depth += 1
+        elif char == "}":
+            depth -= 1
+            if depth == 0:
+                return text[found.end() - 1 : i + 1]
+    return None
+
+
+def _remapping(utils_py: Path) -> dict[str, str]:
+    """MODEL_REMAPPING's literal from the module's source text (never imported, never parsed whole;
+    read whole only when the literal does not close within its first _HEAD_CHARS characters)."""
+    try:
+        with open(utils_py, encoding="utf-8") as fh:
+            text = fh.read(_HEAD_CHARS)
+            literal = _remap_literal(text)
+            if literal is None and len(text) == _HEAD_CHARS:
+                literal = _remap_literal(text + fh.read())
+    except (OSError, UnicodeDecodeError):
+        return {}
+    if literal is None:
+        return {}
     value = _string_dict(literal)
     if value is None:  # not a plain dict of strings: let Python's own parser read it
         import ast
@@ -215,7 +233,10 @@ def has_vision(md: ModelDir) -> bool:
     cfg = md.config or {}
     if any(k in cfg for k in ("vision_config", "vision_tower", "mm_vision_tower", "visual")):
         return True
-    return any(not is_text_tensor(n) and ("vision" in n or "visual" in n) for n in tensors(md))
+    ts, text = tensors(md), text_tensors(md)
+    if len(text) == len(ts):
+        return False  # every tensor is a text tensor
+    return any(n not in text and ("vision" in n or "visual" in n) for n in ts)
 
 
 def _model_type(md: ModelDir) -> Iterator[Finding]:

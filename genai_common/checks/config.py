@@ -199,22 +199,41 @@ def tensors(md: ModelDir) -> dict[str, TensorInfo]:
         return {}
 
 
+def text_tensors(md: ModelDir) -> dict[str, TensorInfo]:
+    """The tensors for which is_text_tensor holds (computed once per ModelDir). One search over
+    all the names first: a text-only checkpoint has no marker anywhere, and is returned whole
+    (substring tests: over many names they are faster than the alternation regex)."""
+    memo = md.memo
+    found = memo.get("text_tensors")
+    if found is None:
+        ts = tensors(md)
+        names = "\n".join(ts).lower()
+        if any(marker in names for marker in NON_TEXT_MARKERS):
+            ts = {n: t for n, t in ts.items() if is_text_tensor(n)}
+        found = memo["text_tensors"] = ts
+    return found
+
+
 def _shortest(names: Iterable[str]) -> str | None:
     return min(names, key=lambda n: (len(n), n), default=None)
 
 
 def embedding_tensor(md: ModelDir) -> TensorInfo | None:
-    ts = tensors(md)
-    name = _shortest(n for n in ts if n.endswith(EMBED_SUFFIXES) and is_text_tensor(n))
-    return ts[name] if name else None
+    memo = md.memo
+    if "embedding" not in memo:
+        ts = text_tensors(md)
+        name = _shortest(n for n in ts if n.endswith(EMBED_SUFFIXES))
+        memo["embedding"] = ts[name] if name else None
+    return memo["embedding"]
 
 
 def head_tensor(md: ModelDir) -> TensorInfo | None:
-    ts = tensors(md)
-    name = _shortest(
-        n for n in ts if (n in HEAD_NAMES or n.endswith(".lm_head.weight")) and is_text_tensor(n)
-    )
-    return ts[name] if name else None
+    memo = md.memo
+    if "head" not in memo:
+        ts = text_tensors(md)
+        name = _shortest(n for n in ts if n in HEAD_NAMES or n.endswith(".lm_head.weight"))
+        memo["head"] = ts[name] if name else None
+    return memo["head"]
 
 
 def logical_rows_cols(md: ModelDir, t: TensorInfo) -> tuple[int, int] | None:
@@ -264,15 +283,14 @@ def is_range(found: set[int], n: int) -> bool:
     return len(found) == n and (n == 0 or (min(found) == 0 and max(found) == n - 1))
 
 
+# LAYER_RE's first match in each line of the names joined by newlines: the lazy prefix finds the
+# leftmost `layers.N.` of a name, as LAYER_RE.search does, in one pass over all the names.
+_FIRST_LAYER_RE = re.compile(r"^(?:[^\n]*?\.)?(?:layers|h|blocks)\.(\d+)\.", re.MULTILINE)
+
+
 def text_layer_indices(md: ModelDir) -> set[int]:
-    found: set[int] = set()
-    for name in tensors(md):
-        if not is_text_tensor(name):
-            continue
-        m = LAYER_RE.search(name)
-        if m:
-            found.add(int(m.group(1)))
-    return found
+    """The layers.N indices of the text tensors (LAYER_RE.search on each name)."""
+    return set(map(int, _FIRST_LAYER_RE.findall("\n".join(text_tensors(md)))))
 
 
 def tie_setting(md: ModelDir) -> tuple[bool, bool]:
@@ -648,14 +666,9 @@ def _attention(md: ModelDir) -> Iterator[Finding]:
         "k_proj": dims.kv_heads * dims.head_dim,
         "v_proj": dims.kv_heads * dims.head_dim,
     }
-    ts = tensors(md)
     reported: set[str] = set()
-    for name, t in ts.items():
-        if (
-            not is_text_tensor(name)
-            or not name.endswith("_proj.weight")
-            or ".self_attn." not in name
-        ):
+    for name, t in text_tensors(md).items():
+        if not name.endswith("_proj.weight") or ".self_attn." not in name:
             continue
         proj = name.rsplit(".", 2)[-2]
         if proj in reported or proj not in (*expect_out, "o_proj"):
@@ -916,8 +929,8 @@ def _dtype(md: ModelDir) -> Iterator[Finding]:
     if declared is None:
         return
     counts: dict[str, int] = {}
-    for t in tensors(md).values():
-        if t.dtype in ("BF16", "F16", "F32") and t.shape is not None and is_text_tensor(t.name):
+    for t in text_tensors(md).values():
+        if t.dtype in ("BF16", "F16", "F32") and t.shape is not None:
             n = 1
             for d in t.shape:
                 n *= d

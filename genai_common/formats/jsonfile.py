@@ -69,16 +69,23 @@ def count_keys(value: Any) -> int:
     return total
 
 
+def _no_constant(name: str) -> float:
+    raise ValueError(name)  # NaN/Infinity: only the strict path reads (and reports) them
+
+
+# json.loads with a keyword builds a JSONDecoder per call; the fast paths share this one.
+FAST_DECODER = json.JSONDecoder(parse_constant=_no_constant)
+
+
 def _fast(text: str) -> Any:
     """json.loads without hooks, when it provably lost no duplicate key and met no NaN: with no
     `"<ws>:` in the text every key ends in `":`, so the count of `":` is at least the number of
     keys written; equal to the keys parsed means none was overwritten. None: use the strict path."""
-    constants: list[str] = []
     try:
-        value = json.loads(text, parse_constant=lambda c: constants.append(c) or 0.0)
-    except (json.JSONDecodeError, RecursionError):
+        value = FAST_DECODER.decode(text)
+    except (ValueError, RecursionError):  # not JSON, or NaN/Infinity
         return None
-    if constants or value is None or count_keys(value) != text.count('":') or spaced_key(text):
+    if value is None or count_keys(value) != text.count('":') or spaced_key(text):
         return None
     return value
 

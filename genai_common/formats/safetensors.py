@@ -20,7 +20,7 @@ from operator import itemgetter
 from types import SimpleNamespace
 
 from genai_common.formats import FormatError, Problem
-from genai_common.formats.jsonfile import parse_json_bytes, spaced_key
+from genai_common.formats.jsonfile import FAST_DECODER, parse_json_bytes, spaced_key
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -174,13 +174,11 @@ def _loads(raw: bytes, what: str) -> tuple[Any, list[Problem]]:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise FormatError("HDR004", f"{what} header is not UTF-8 (byte {exc.start})") from None
-    constants: list[str] = []
     try:
-        value = json.loads(text, parse_constant=lambda c: constants.append(c) or float("nan"))
-    except (json.JSONDecodeError, RecursionError):
-        value = None
-        constants = ["?"]  # not JSON: let the strict reader say why
-    if not constants and type(value) is dict:
+        value = FAST_DECODER.decode(text)
+    except (ValueError, RecursionError):  # not JSON, or NaN/Infinity (_no_constant)
+        value = None  # let the strict reader say why
+    if type(value) is dict:
         keys = len(value) + sum(len(v) for v in value.values() if type(v) is dict)
         if keys == text.count('":') and not spaced_key(text):
             return value, []
@@ -208,14 +206,11 @@ def parse_header(
         problems.append(("HDR006" if code == "JSON005" else "HDR004", message))
     tensors = header.tensors
     bits_of = DTYPE_BITS.get
+    new = tuple.__new__  # TensorInfo(...) without the named tuple's Python-level __new__
     for name, entry in value.items():
         # fast path: a well-formed entry of a known dtype, checked inline
-        if type(entry) is dict and len(entry) == 3:
-            dtype, shape, offsets = (
-                entry.get("dtype"),
-                entry.get("shape"),
-                entry.get("data_offsets"),
-            )
+        if type(entry) is dict and len(entry) == 3 and "data_offsets" in entry:
+            dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry["data_offsets"]
             bits = bits_of(dtype) if type(dtype) is str else None
             if bits and type(shape) is list and type(offsets) is list and len(offsets) == 2:
                 begin, end = offsets
@@ -231,8 +226,9 @@ def parse_header(
                             and (numel * bits) % 8 == 0
                             and end - begin == numel * bits // 8
                         ):
-                            tensors[name] = TensorInfo(
-                                name, dtype, tuple(shape), file, end - begin, begin, end
+                            tensors[name] = new(
+                                TensorInfo,
+                                (name, dtype, tuple(shape), file, end - begin, begin, end),
                             )
                             continue
         if name == "__metadata__":
@@ -339,17 +335,19 @@ def _check_offsets(header: SafetensorsHeader, what: str) -> None:
                 f"{data_size:,}): truncated or unfinished download",
             )
         )
-    ordered = sorted(header.tensors.values(), key=_SPAN)
+    # fast path: one pass over the tensors in begin order proves a contiguous, non-overlapping
+    # layout (ties in begin cannot pass it, so their order does not matter here)
     position = 0
-    for t in ordered:  # fast path: one pass proves a contiguous, non-overlapping layout
-        if t.begin != position and t.begin != t.end:
+    for begin, end in sorted(map(_SPAN, header.tensors.values())):
+        if begin != position and begin != end:
             break
-        if t.end > position:
-            position = t.end
+        if end > position:
+            position = end
     else:
         if not past and position != data_size:
             _report_gaps(problems, what, 0, data_size - position)
         return
+    ordered = sorted(header.tensors.values(), key=_SPAN)
     previous: HeaderTensor | None = None
     position = 0
     overlaps = 0
