@@ -316,3 +316,30 @@ def test_every_registered_code_is_raised_somewhere() -> None:
     source = "\n".join(p.read_text(encoding="utf-8") for p in root.rglob("*.py"))
     unused = [code for code in load_all() if source.count(f'"{code}"') < 2]
     assert unused == []
+
+
+# stdlib modules that cost a millisecond or more to import and that the static doctor avoids
+# (dataclasses pulls inspect, ast, dis, tokenize; importlib.util pulls contextlib).
+COSTLY_STDLIB = ("dataclasses", "inspect", "typing", "ast", "importlib.util", "shutil", "weakref")
+
+
+def test_static_doctor_imports_no_costly_stdlib_module(tiny_llm: Path) -> None:
+    """`genai doctor --json` on an LLM: start-up is the product (pre-commit hooks, agent loops)."""
+    probe = (
+        "import sys\n"
+        "before = set(sys.modules)\n"
+        "import contextlib, io\n"
+        "from genai_common.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    main(['doctor', {str(tiny_llm)!r}, '--json'])\n"
+        "before |= {'contextlib', 'io'}\n"
+        "print(' '.join(sorted(set(sys.modules) - before)))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    loaded = set(out.stdout.split())
+    assert "genai_common.checks.config" in loaded  # the probe sees the doctor's imports
+    assert sorted(loaded & set(COSTLY_STDLIB)) == []
+    # families of other kinds are not imported for an LLM
+    assert not loaded & {"genai_common.checks.vlm", "genai_common.checks.diffusion"}

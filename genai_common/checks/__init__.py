@@ -3,8 +3,11 @@
 A code is family letters + three digits (FILE001, HDR010, CFG010, TOK020, ...). Each family module
 in this package registers its codes at import time with `register(...)` and exposes
 
-    KINDS: tuple[str, ...]                       # model kinds it applies to (absent: all kinds)
     def check(md: ModelDir) -> Iterable[Finding]  # pure function over what ModelDir read
+
+The model kinds a family applies to are listed here, in FAMILY_KINDS (absent: all kinds), so
+that the runner imports only the families of md.kind: a VLM or diffusion family is never
+imported for an LLM.
 
 and makes its findings with `finding(code, message, file=...)`, which fills in the registered
 severity and fix text (both may be overridden per finding). `run_checks(md)` runs the families
@@ -47,6 +50,17 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "load": ("LOAD",),
 }
 STATIC_FAMILIES = tuple(name for name in FAMILIES if name != "load")
+# family -> the model kinds it applies to; a family not listed applies to every kind.
+FAMILY_KINDS: dict[str, tuple[str, ...]] = {
+    "gguf": ("gguf", "llm", "vlm", "ml", "unknown"),
+    "config": ("llm", "vlm"),
+    "tokenizer": ("llm", "vlm"),
+    "quant": ("llm", "vlm", "ml", "unknown"),
+    "vlm": ("vlm",),
+    "diffusion": ("diffusion",),
+    "compat": ("llm", "vlm"),
+    "memory": ("llm", "vlm", "ml", "diffusion", "unknown"),
+}
 
 
 class Check(namedtuple("Check", "code family title severity hint compares", defaults=("",))):
@@ -150,15 +164,18 @@ def load_all() -> dict[str, Check]:
     return REGISTRY
 
 
-def applies(module, kind: str) -> bool:
-    kinds = getattr(module, "KINDS", None)
+def applies(family: str, kind: str) -> bool:
+    kinds = FAMILY_KINDS.get(family)
     return kinds is None or kind in kinds
 
 
 def run_family(name: str, md: ModelDir) -> Iterator[Finding]:
-    """Run one family on md; an exception inside it becomes a DOC001 finding."""
+    """Run one family on md (imported only when it applies to md.kind); an exception inside it
+    becomes a DOC001 finding."""
+    if not applies(name, md.kind):
+        return
     module = family_module(name)
-    if module is None or not hasattr(module, "check") or not applies(module, md.kind):
+    if module is None or not hasattr(module, "check"):
         return
     try:
         found = list(module.check(md))

@@ -25,7 +25,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from genai_common.model_dir import ModelDir
 
-KINDS = ("llm", "vlm")
 
 # Files under mlx_lm/models that are helpers, not architectures.
 _HELPERS = frozenset(

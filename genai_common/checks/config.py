@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from genai_common.model_dir import ModelDir, TensorInfo
     from genai_common.report import Finding
 
-KINDS = ("llm", "vlm")
 
 # Name parts that mark a tensor as belonging to something other than the language model.
 NON_TEXT_MARKERS = (

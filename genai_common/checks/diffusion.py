@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 
     from genai_common.model_dir import ModelDir
 
-KINDS = ("diffusion",)
 
 # family -> (scaling_factor, shift_factor or None)
 FAMILY_FACTORS: dict[str, tuple[float, float | None]] = {

@@ -20,7 +20,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from genai_common.model_dir import ModelDir
 
-KINDS = ("gguf", "llm", "vlm", "ml", "unknown")
 
 MLX_GGUF_QUANTIZED = frozenset({"Q4_0", "Q4_1", "Q8_0"})
 MLX_GGUF_AS_IS = frozenset({"F32", "F16", "I8", "I16", "I32"})

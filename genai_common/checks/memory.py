@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 
     from genai_common.model_dir import ModelDir
 
-KINDS = ("llm", "vlm", "ml", "diffusion", "unknown")
 
 DTYPE_BYTES: dict[str, float] = {
     "F64": 8,

@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 
     from genai_common.model_dir import ModelDir, TensorInfo
 
-KINDS = ("llm", "vlm", "ml", "unknown")
 
 # mode -> (accepted group sizes, accepted bits, scales dtype, has biases)
 MODES: dict[str, tuple[tuple[int, ...], tuple[int, ...], str | None, bool]] = {
@@ -165,15 +164,20 @@ def expected_in_features(md: ModelDir, module: str) -> int | None:
 
 
 def quantized_modules(md: ModelDir) -> dict[str, TensorInfo]:
-    """module path -> its packed weight, for every U32 weight that has scales beside it."""
-    ts = tensors(md)
-    return {
-        name[: -len(".weight")]: t
-        for name, t in ts.items()
-        if name.endswith(".weight")
-        and t.dtype == "U32"
-        and name[: -len(".weight")] + ".scales" in ts
-    }
+    """module path -> its packed weight, for every U32 weight that has scales beside it
+    (computed once per ModelDir)."""
+    memo = md.memo
+    found = memo.get("quantized_modules")
+    if found is None:
+        ts = tensors(md)
+        found = memo["quantized_modules"] = {
+            name[: -len(".weight")]: t
+            for name, t in ts.items()
+            if t.dtype == "U32"
+            and name.endswith(".weight")
+            and name[: -len(".weight")] + ".scales" in ts
+        }
+    return found
 
 
 def stored_bits(md: ModelDir, module: str) -> int | None:

@@ -22,7 +22,6 @@ if TYPE_CHECKING:
 
     from genai_common.model_dir import ModelDir
 
-KINDS = ("llm", "vlm")
 
 ROLES = ("bos", "eos", "pad")
 # Token literals in a chat template: <|im_start|>, <|eot_id|>, <start_of_turn>, [INST], ...

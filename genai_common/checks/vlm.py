@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 
     from genai_common.model_dir import ModelDir, TensorInfo
 
-KINDS = ("vlm",)
 
 VISION_PREFIXES = (
     "visual.",
