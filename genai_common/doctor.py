@@ -17,13 +17,15 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import sys
-from pathlib import Path
 
 from genai_common.report import KINDS, Report
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from genai_common.model_dir import ModelDir
 
 
@@ -140,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.path:
         print("genai doctor: give a model PATH (or --list-checks)", file=sys.stderr)
         return 2
-    if args.fetch_metadata and Path(args.path).expanduser().exists():
+    if args.fetch_metadata and os.path.exists(os.path.expanduser(args.path)):
         print("genai doctor: --fetch-metadata is for hub ids; PATH is local", file=sys.stderr)
         return 2
     try:

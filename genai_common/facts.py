@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 
@@ -131,7 +132,7 @@ def facts(md: ModelDir) -> dict[str, Any]:
     )
     if md.hub_id:
         out["hub_id"] = md.hub_id
-        out["snapshot"] = str(md.root)
+        out["snapshot"] = str(md.root)  # hub ids only
     out["metadata_only"] = md.metadata_only
     if md.kind == "gguf" or (md.gguf is not None and md.kind in ("unknown",)):
         return {**out, **_gguf_facts(md)}
@@ -145,7 +146,7 @@ def facts(md: ModelDir) -> dict[str, Any]:
         }
         total, seen = 0, False
         for name in out["components"]:
-            if (md.root / name).is_dir():
+            if os.path.isdir(md.fspath(name)):
                 comp = md.component(name)
                 seen = seen or bool(comp.tensors)
                 total += sum(t.nbytes or 0 for t in comp.tensors.values())

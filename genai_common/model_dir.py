@@ -8,6 +8,7 @@ parallel; the owner of this module fills in the bodies and may add to it, but ke
     md.root: Path                 # the directory (for a single-file path: its parent)
     md.display: str               # what the user typed
     md.single_file: Path | None   # set when the path was one .safetensors / .gguf file
+                                  # (both made on first use: the static path imports no pathlib)
     md.metadata_only: bool        # judge configs/tokenizers/index without weight files
     md.files -> list[str]         # every file below root, relative, sorted ('/' separators)
     md.json(rel) -> dict | None   # strict JSON read, cached; None when absent OR malformed;
@@ -45,6 +46,8 @@ Added by the implementation:
     md.weight_files -> list[str]  # every file that looks like weights (any format, any folder)
     md.auto_metadata_only: bool   # True when no weights were present and metadata mode was chosen
     md.memo: dict                 # what the checks derive once per ModelDir (text dims, ...)
+    md.root_str: str              # md.root as a str; md.fspath(rel) -> str: a file below it
+    md.single_name: str | None    # the single file's name
 
 ModelDir never imports numpy, safetensors, mlx or torch: everything comes from headers.
 """
@@ -56,13 +59,13 @@ import os
 import re
 import stat
 from functools import cached_property
-from pathlib import Path
 
 from genai_common.formats.safetensors import TensorInfo
 from genai_common.formats.tokenizer import TokenizerInfo
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from pathlib import Path
     from typing import Any
 
     from genai_common.formats.gguf import GGUFInfo
@@ -105,6 +108,8 @@ class ModelPathError(Exception):
 
 def hub_cache_dir() -> Path:
     """Where huggingface_hub keeps its cache: HF_HUB_CACHE, else HF_HOME/hub, else the default."""
+    from pathlib import Path  # hub ids only: a local path never imports pathlib
+
     if os.environ.get("HF_HUB_CACHE"):
         return Path(os.environ["HF_HUB_CACHE"]).expanduser()
     if os.environ.get("HUGGINGFACE_HUB_CACHE"):
@@ -162,6 +167,8 @@ def download_metadata(repo_id: str, revision: str | None = None) -> Path:
     """Download configs, tokenizer files and index files of a hub repo (never weights) with
     huggingface_hub and return the snapshot folder. Honours HF_HUB_OFFLINE (then the cached
     snapshot is returned, or LocalEntryNotFoundError raised)."""
+    from pathlib import Path
+
     from huggingface_hub import snapshot_download
 
     path = snapshot_download(
@@ -175,19 +182,20 @@ class ModelDir:
 
     def __init__(
         self,
-        root: Path,
+        root: str | os.PathLike[str],
         display: str,
         *,
-        single_file: Path | None = None,
+        single_file: str | os.PathLike[str] | None = None,
         metadata_only: bool = False,
         prefix: str = "",
         read_findings: list[Finding] | None = None,
         loader: str | None = None,
         kind: str | None = None,
     ) -> None:
-        self.root = root
+        self.root_str = os.fspath(root)
         self.display = display
-        self.single_file = single_file
+        self._single = os.fspath(single_file) if single_file is not None else None
+        self.single_name = os.path.basename(self._single) if self._single is not None else None
         self.metadata_only = metadata_only
         self.prefix = prefix  # "unet/" for a component: findings name files from the top
         self.read_findings: list[Finding] = read_findings if read_findings is not None else []
@@ -214,23 +222,28 @@ class ModelDir:
         kind: str | None = None,
     ) -> ModelDir:
         text = str(path)
-        local = Path(text).expanduser()
+        local = _pure(os.path.expanduser(text))
+        name = os.path.basename(local)
         md: ModelDir
-        if local.exists():
+        if os.path.exists(local):
             if (
-                local.is_dir()
-                and local.name.startswith("models--")
-                and (local / "snapshots").is_dir()
-            ):
-                local = _cache_repo_snapshot(local) or local  # a cache repo folder: its snapshot
-            if local.is_dir():
+                name.startswith("models--")
+                and os.path.isdir(local)
+                and os.path.isdir(os.path.join(local, "snapshots"))
+            ):  # a cache repo folder: its snapshot
+                from pathlib import Path
+
+                local = str(_cache_repo_snapshot(Path(local)) or local)
+                name = os.path.basename(local)
+            parent = os.path.dirname(local) or "."
+            if os.path.isdir(local):
                 md = cls(local, text, metadata_only=metadata_only, kind=kind)
-            elif local.suffix in (".safetensors", ".gguf"):
-                md = cls(local.parent, text, single_file=local, metadata_only=False, kind=kind)
-            elif local.name in ("config.json", "model_index.json") or local.name.endswith(
+            elif os.path.splitext(name)[1] in (".safetensors", ".gguf"):
+                md = cls(parent, text, single_file=local, metadata_only=False, kind=kind)
+            elif name in ("config.json", "model_index.json") or name.endswith(
                 ".safetensors.index.json"
             ):  # a model's own metadata file: diagnose its directory
-                md = cls(local.parent, text, metadata_only=metadata_only, kind=kind)
+                md = cls(parent, text, metadata_only=metadata_only, kind=kind)
             else:
                 raise ModelPathError(
                     f"{text} is a file but not a .safetensors or .gguf file: give the model directory"
@@ -273,10 +286,27 @@ class ModelDir:
                     None,
                 )
         has_metadata = md.config is not None or "model_index.json" in md.file_set
-        if not md.metadata_only and md.single_file is None and not md.weight_files and has_metadata:
+        if not md.metadata_only and md._single is None and not md.weight_files and has_metadata:
             md.metadata_only = True
             md.auto_metadata_only = True
         return md
+
+    # ------------------------------------------------------------------ paths
+    @cached_property
+    def root(self) -> Path:
+        from pathlib import Path
+
+        return Path(self.root_str)
+
+    @cached_property
+    def single_file(self) -> Path | None:
+        from pathlib import Path
+
+        return Path(self._single) if self._single is not None else None
+
+    def fspath(self, rel: str) -> str:
+        """A file below the root, as a str (os.path: no pathlib on the static path)."""
+        return os.path.join(self.root_str, rel)
 
     # ------------------------------------------------------------------ files
     def rel(self, name: str) -> str:
@@ -285,10 +315,10 @@ class ModelDir:
 
     @cached_property
     def files(self) -> list[str]:
-        if self.single_file is not None:
-            return [self.single_file.name]
+        if self.single_name is not None:
+            return [self.single_name]
         out: list[str] = []
-        root = str(self.root)
+        root = self.root_str
         for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
             depth = 0 if dirpath == root else os.path.relpath(dirpath, root).count(os.sep) + 1
             dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and depth < MAX_DEPTH)
@@ -318,7 +348,7 @@ class ModelDir:
         regular file (a FIFO or device would block or never end: never opened)."""
         if rel not in self._sizes:
             try:
-                st = os.stat(os.path.join(self.root, rel))
+                st = os.stat(os.path.join(self.root_str, rel))
             except OSError:
                 self._sizes[rel] = None
             else:
@@ -343,7 +373,7 @@ class ModelDir:
         for rel in self.files:
             size = self.size(rel)
             if size is not None and 0 < size <= LFS_MAX_BYTES:
-                fields = lfs_pointer(self.root / rel, size)
+                fields = lfs_pointer(self.fspath(rel), size)
                 if fields is not None:
                     out[rel] = fields
         return out
@@ -369,7 +399,7 @@ class ModelDir:
 
             cap = JSON_CAP_BIG if rel.endswith("tokenizer.json") else MAX_JSON_BYTES
             try:
-                value, problems = read_json(self.root / rel, max_bytes=cap, what=self.rel(rel))
+                value, problems = read_json(self.fspath(rel), max_bytes=cap, what=self.rel(rel))
             except FormatError as exc:
                 self._note(exc.code, exc.message, rel)
             else:
@@ -385,7 +415,7 @@ class ModelDir:
         if size is None:
             return None
         try:
-            with open(self.root / rel, "rb") as fh:
+            with open(self.fspath(rel), "rb") as fh:
                 raw = fh.read(min(size, TEXT_CAP) + 1)
         except OSError:
             return None
@@ -403,7 +433,8 @@ class ModelDir:
         if size is None or size > cap:
             return None
         try:
-            return (self.root / rel).read_bytes()
+            with open(self.fspath(rel), "rb") as fh:
+                return fh.read()
         except OSError:
             return None
 
@@ -443,8 +474,8 @@ class ModelDir:
     def kind(self) -> str:
         if self._kind:
             return self._kind
-        if self.single_file is not None:
-            return "gguf" if self.single_file.suffix == ".gguf" else "ml"
+        if self.single_name is not None:
+            return "gguf" if self.single_name.endswith(".gguf") else "ml"
         files = self.file_set
         if "model_index.json" in files:
             return "diffusion"
@@ -498,7 +529,7 @@ class ModelDir:
             if not rel.endswith(".safetensors.index.json") or not self.readable(rel):
                 continue
             try:
-                info = read_index(self.root / rel, what=self.rel(rel))
+                info = read_index(self.fspath(rel), what=self.rel(rel))
             except FormatError as exc:
                 self._note(exc.code, exc.message, rel)
                 continue
@@ -521,8 +552,8 @@ class ModelDir:
     @cached_property
     def tensor_files(self) -> list[str]:
         """The safetensors files the loader reads, as it would choose them."""
-        if self.single_file is not None:
-            return [self.single_file.name] if self.single_file.suffix == ".safetensors" else []
+        if self.single_name is not None:
+            return [self.single_name] if self.single_name.endswith(".safetensors") else []
         top = [f for f in self.top_files if f.endswith(".safetensors")]
         loader = self.loader
         if self.metadata_only:
@@ -553,7 +584,7 @@ class ModelDir:
             from genai_common.formats.safetensors import read_header
 
             try:
-                header = read_header(self.root / rel, what=self.rel(rel))
+                header = read_header(self.fspath(rel), what=self.rel(rel))
             except FormatError as exc:
                 self._note(exc.code, exc.message, rel)
             else:
@@ -601,8 +632,8 @@ class ModelDir:
 
     @cached_property
     def gguf(self) -> GGUFInfo | None:
-        if self.single_file is not None and self.single_file.suffix == ".gguf":
-            rel = self.single_file.name
+        if self.single_name is not None and self.single_name.endswith(".gguf"):
+            rel = self.single_name
         else:
             rel = next((f for f in self.top_files if f.endswith(".gguf")), None)
         if rel is None or not self.readable(rel):
@@ -611,7 +642,7 @@ class ModelDir:
         from genai_common.formats.gguf import read_gguf
 
         try:
-            info = read_gguf(self.root / rel, what=self.rel(rel))
+            info = read_gguf(self.fspath(rel), what=self.rel(rel))
         except FormatError as exc:
             self._note(exc.code, exc.message, rel)
             return None
@@ -633,7 +664,7 @@ class ModelDir:
         """A diffusers component folder (unet, vae, text_encoder, tokenizer, scheduler, ...)."""
         if name not in self._components:
             sub = ModelDir(
-                self.root / name,
+                self.fspath(name),
                 f"{self.display}/{name}",
                 metadata_only=self.metadata_only,
                 prefix=f"{self.prefix}{name}/",
@@ -647,6 +678,13 @@ class ModelDir:
 
     def __repr__(self) -> str:
         return f"ModelDir({self.display!r}, kind={self.kind!r})"
+
+
+def _pure(path: str) -> str:
+    """`path` as pathlib prints it: no empty or '.' parts, no trailing slash ('' is '.')."""
+    head = "/" if path.startswith("/") else ""
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    return head + "/".join(parts) if parts else (head or ".")
 
 
 def _present(value: Any) -> bool:
@@ -676,8 +714,10 @@ def _mlx_lm_model_types() -> set[str]:
             spec = None
         if spec is not None and spec.submodule_search_locations:
             for base in spec.submodule_search_locations:
-                folder = Path(base) / "models"
-                if folder.is_dir():
-                    types.update(p.stem for p in folder.glob("*.py") if not p.stem.startswith("_"))
+                folder = os.path.join(base, "models")
+                if os.path.isdir(folder):
+                    types.update(
+                        n[:-3] for n in os.listdir(folder) if n.endswith(".py") and n[0] not in "_."
+                    )
         _MLX_LM_TYPES = types
     return _MLX_LM_TYPES

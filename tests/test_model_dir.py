@@ -299,3 +299,27 @@ def test_a_metadata_file_path_opens_its_directory(tmp_path: Path) -> None:
     for name in ("config.json", "model.safetensors.index.json"):
         md = ModelDir.open(tmp_path / name)
         assert md.root == tmp_path and md.single_file is None and md.kind == "llm"
+
+
+def test_paths_are_read_as_pathlib_reads_them(tiny_llm: Path, monkeypatch) -> None:
+    """ModelDir works on strings (no pathlib on the static path) but md.root and md.single_file
+    are what Path made of the same spelling before."""
+    monkeypatch.chdir(tiny_llm.parent)
+    name = tiny_llm.name
+    for spelling in (name, f"{name}/", f"./{name}//", f"{name}/.", str(tiny_llm)):
+        md = ModelDir.open(spelling)
+        assert md.root == Path(spelling) and md.root_str == str(Path(spelling))
+        assert md.single_file is None and md.single_name is None
+        assert md.tensors  # the files are found through the string paths
+    monkeypatch.chdir(tiny_llm)
+    for spelling in (
+        "model.safetensors",
+        "./model.safetensors",
+        str(tiny_llm / "model.safetensors"),
+    ):
+        md = ModelDir.open(spelling)
+        assert md.single_file == Path(spelling) and md.single_name == "model.safetensors"
+        assert md.root == Path(spelling).parent
+        assert md.tensors
+    md = ModelDir.open("config.json")
+    assert md.root == Path(".") and md.single_file is None

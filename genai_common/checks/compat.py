@@ -15,7 +15,6 @@ import re
 import sys
 from collections.abc import Iterator
 from functools import cache
-from pathlib import Path
 
 from genai_common.checks import finding, register
 from genai_common.checks.config import run_each, tensors, text_tensors
@@ -107,14 +106,14 @@ def find_spec(name: str):  # -> ModuleSpec | None
     return None
 
 
-def _package_dir(name: str) -> Path | None:
+def _package_dir(name: str) -> str | None:
     try:
         spec = find_spec(name)
     except (ImportError, ValueError):
         return None
     if spec is None or not spec.submodule_search_locations:
         return None
-    return Path(next(iter(spec.submodule_search_locations)))
+    return os.fspath(next(iter(spec.submodule_search_locations)))
 
 
 _REMAP_RE = re.compile(r"^MODEL_REMAPPING\s*(?::[^=]*)?=\s*\{", re.MULTILINE)
@@ -141,7 +140,7 @@ def _remap_literal(text: str) -> str | None:
     return None
 
 
-def _remapping(utils_py: Path) -> dict[str, str]:
+def _remapping(utils_py: str | os.PathLike[str]) -> dict[str, str]:
     """MODEL_REMAPPING's literal from the module's source text (never imported, never parsed whole;
     read whole only when the literal does not close within its first _HEAD_CHARS characters)."""
     try:
@@ -198,9 +197,9 @@ def _string_dict(literal: str) -> dict[str, str] | None:
 def supported(package: str) -> tuple[frozenset[str], dict[str, str]] | None:
     """(architectures, remapping) of an installed mlx-lm / mlx-vlm, or None when not installed."""
     root = _package_dir(package)
-    if root is None or not (root / "models").is_dir():
+    models = os.path.join(root, "models") if root is not None else ""
+    if root is None or not os.path.isdir(models):
         return None
-    models = root / "models"
     # mlx-lm: one file per architecture; mlx-vlm: one package per architecture.
     names: set[str] = set()
     with os.scandir(models) as entries:
@@ -212,7 +211,7 @@ def supported(package: str) -> tuple[frozenset[str], dict[str, str]] | None:
             elif entry.is_dir():
                 names.add(entry.name)
     names -= _HELPERS
-    return frozenset(names), _remapping(root / "utils.py")
+    return frozenset(names), _remapping(os.path.join(root, "utils.py"))
 
 
 def resolve(package: str, model_type: str) -> str | None:

@@ -184,8 +184,9 @@ def check(md: ModelDir) -> Iterator[Finding]:
     present = md.file_set
     for rel in files:
         if md.size(rel) is None:
-            what = "not a regular file" if os.path.lexists(md.root / rel) else "gone"
-            if os.path.islink(md.root / rel) and not os.path.exists(md.root / rel):
+            full = md.fspath(rel)
+            what = "not a regular file" if os.path.lexists(full) else "gone"
+            if os.path.islink(full) and not os.path.exists(full):
                 what = "a broken link"
             yield finding("FILE014", f"{rel} is {what}: it is never opened", file=rel)
     for rel, fields in sorted(md.lfs_pointers.items()):
@@ -204,7 +205,7 @@ def check(md: ModelDir) -> Iterator[Finding]:
         if md.size(rel) == 0 and not is_partial_name(rel) and _matters(rel):
             yield finding("FILE012", f"{rel} is empty (0 bytes)", file=rel)
 
-    if md.single_file is not None:
+    if md.single_name is not None:
         return
     kind = md.kind
     if kind == "adapter":
@@ -304,14 +305,17 @@ def _is_weight_pickle(rel: str) -> bool:
 def _cache_partials(md: ModelDir) -> list[str]:
     """huggingface_hub leaves `.incomplete` blobs in the cache (hub ids) or in .cache/ (local_dir)."""
     out: list[str] = []
-    for folder in (
-        md.root / ".cache" / "huggingface" / "download",
-        md.root.parent.parent / "blobs",
-    ):
-        if md.hub_id is None and folder.name == "blobs":
-            continue
+    folders = [os.path.join(md.root_str, ".cache", "huggingface", "download")]
+    if md.hub_id is not None:
+        folders.append(os.path.join(os.path.dirname(os.path.dirname(md.root_str)), "blobs"))
+    for folder in folders:
         try:
-            out.extend(str(p.name) for p in folder.glob("*.incomplete"))
+            with os.scandir(folder) as entries:  # glob("*.incomplete"): hidden names excluded
+                out.extend(
+                    e.name
+                    for e in entries
+                    if e.name.endswith(".incomplete") and not e.name.startswith(".")
+                )
         except OSError:
             continue
     return out

@@ -8,6 +8,7 @@ it), and judges the dtypes the loader cannot take.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 from genai_common.checks import finding, register
@@ -239,7 +240,11 @@ def _touch(md: ModelDir) -> None:
     if md.kind == "diffusion":
         index = md.json("model_index.json") or {}
         for name, value in index.items():
-            if not name.startswith("_") and isinstance(value, list) and (md.root / name).is_dir():
+            if (
+                not name.startswith("_")
+                and isinstance(value, list)
+                and os.path.isdir(md.fspath(name))
+            ):
                 comp = md.component(name)
                 _ = comp.indexes
                 if not comp.metadata_only:

@@ -177,11 +177,11 @@ _SPLIT = re.compile(r"-\d{5}-of-\d{5}\.gguf$")
 
 
 def check(md: ModelDir) -> Iterator[Finding]:
-    ggufs = [f for f in md.top_files if f.endswith(".gguf")] if md.single_file is None else []
+    ggufs = [f for f in md.top_files if f.endswith(".gguf")] if md.single_name is None else []
     info = md.gguf
     if info is None:
         return
-    rel = md.single_file.name if md.single_file is not None else ggufs[0]
+    rel = md.single_name if md.single_name is not None else ggufs[0]
     if not info.architecture:
         yield finding("GGUF020", f"{rel} has no general.architecture", file=rel)
     split = info.metadata.get("split.count")
