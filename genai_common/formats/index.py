@@ -74,19 +74,26 @@ def read_index(path: str | os.PathLike[str], *, what: str | None = None) -> Inde
         )
     bad_values = 0
     escaping: list[str] = []
-    cleaned: dict[str, str | None] = {}  # a few shards serve thousands of tensors
-    for name, shard in weight_map.items():
-        if not isinstance(shard, str):
-            bad_values += 1
-            continue
-        rel = cleaned.get(shard, "")
-        if rel == "":
-            rel = cleaned[shard] = safe_relative(shard)
-        if rel is None:
-            if shard not in escaping:
-                escaping.append(shard)
-            continue
-        info.weight_map[name] = rel
+    try:
+        shards = set(weight_map.values())
+    except TypeError:  # an unhashable value (a list or an object): judged entry by entry
+        shards = None
+    if shards is not None and all(type(s) is str and safe_relative(s) == s for s in shards):
+        info.weight_map.update(weight_map)  # the common case: every value a clean shard name
+    else:
+        cleaned: dict[str, str | None] = {}  # a few shards serve thousands of tensors
+        for name, shard in weight_map.items():
+            if not isinstance(shard, str):
+                bad_values += 1
+                continue
+            rel = cleaned.get(shard, "")
+            if rel == "":
+                rel = cleaned[shard] = safe_relative(shard)
+            if rel is None:
+                if shard not in escaping:
+                    escaping.append(shard)
+                continue
+            info.weight_map[name] = rel
     if bad_values:
         info.problems.append(
             ("IDX002", f"{what}: {bad_values} weight_map value(s) are not file names")

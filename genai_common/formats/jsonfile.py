@@ -63,9 +63,9 @@ def count_keys(value: Any) -> int:
         item = stack.pop()
         if type(item) is dict:
             total += len(item)
-            stack.extend(v for v in item.values() if type(v) in (dict, list))
+            stack += [v for v in item.values() if type(v) in (dict, list)]
         elif type(item) is list:
-            stack.extend(v for v in item if type(v) in (dict, list))
+            stack += [v for v in item if type(v) in (dict, list)]
     return total
 
 

@@ -179,7 +179,7 @@ def _loads(raw: bytes, what: str) -> tuple[Any, list[Problem]]:
     except (ValueError, RecursionError):  # not JSON, or NaN/Infinity (_no_constant)
         value = None  # let the strict reader say why
     if type(value) is dict:
-        keys = len(value) + sum(len(v) for v in value.values() if type(v) is dict)
+        keys = len(value) + sum(map(len, [v for v in value.values() if type(v) is dict]))
         if keys == text.count('":') and not spaced_key(text):
             return value, []
     try:
@@ -324,6 +324,20 @@ def _short(shape: list[Any]) -> str:
 def _check_offsets(header: SafetensorsHeader, what: str) -> None:
     problems = header.problems
     data_size = header.data_size
+    # fast path: one pass over the tensors in begin order proves a contiguous, non-overlapping
+    # layout (ties in begin cannot pass it, so their order does not matter here) that ends
+    # within the data (`position` is then the largest end)
+    position = 0
+    for begin, end in sorted(map(_SPAN, header.tensors.values())):
+        if begin != position and begin != end:
+            break
+        if end > position:
+            position = end
+    else:
+        if position <= data_size:
+            if position != data_size:
+                _report_gaps(problems, what, 0, data_size - position)
+            return
     past = [t for t in header.tensors.values() if t.end > data_size]
     if past:
         worst = max(past, key=lambda t: t.end)
@@ -335,18 +349,6 @@ def _check_offsets(header: SafetensorsHeader, what: str) -> None:
                 f"{data_size:,}): truncated or unfinished download",
             )
         )
-    # fast path: one pass over the tensors in begin order proves a contiguous, non-overlapping
-    # layout (ties in begin cannot pass it, so their order does not matter here)
-    position = 0
-    for begin, end in sorted(map(_SPAN, header.tensors.values())):
-        if begin != position and begin != end:
-            break
-        if end > position:
-            position = end
-    else:
-        if not past and position != data_size:
-            _report_gaps(problems, what, 0, data_size - position)
-        return
     ordered = sorted(header.tensors.values(), key=_SPAN)
     previous: HeaderTensor | None = None
     position = 0
