@@ -22,8 +22,6 @@ if TYPE_CHECKING:
 
     from genai_common.model_dir import ModelDir
 
-LAYER = re.compile(r"(?:^|\.)layers\.(\d+)\.")
-
 
 def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
@@ -161,7 +159,10 @@ def facts(md: ModelDir) -> dict[str, Any]:
                 out[k] = acfg[k]
     dims = _text_dims(md)
     out.update({k: v for k, v in dims.items() if v is not None})
-    layer_ids = {int(m.group(1)) for name in md.tensors for m in [LAYER.search(name)] if m}
+    # the first `layers.N.` (at the start or after a dot) of each name, all names in one pass
+    # (the lazy prefix finds the leftmost; see checks.config.text_layer_indices)
+    first_layer = r"(?m)^(?:[^\n]*?\.)?layers\.(\d+)\."
+    layer_ids = set(map(int, re.findall(first_layer, "\n".join(md.tensors))))
     if layer_ids:
         out["layers_in_weights"] = max(layer_ids) + 1
     if md.vision_config:

@@ -79,7 +79,7 @@ MAX_FILES = 20_000  # a model directory has tens of files; stop listing a home d
 MAX_DEPTH = 4
 TEXT_CAP = 4 * 1024 * 1024
 JSON_CAP_BIG = 256 * 1024 * 1024  # tokenizer.json of large vocabularies is tens of MB
-HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+(@[\w.\-/]+)?$")
+HUB_ID = r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+(@[\w.\-/]+)?$"  # compiled on use: local paths never
 # what --fetch-metadata downloads: everything but weights
 METADATA_PATTERNS = [
     "*.json",
@@ -127,7 +127,7 @@ def hub_offline() -> bool:
 
 def split_hub_id(text: str) -> tuple[str, str | None] | None:
     """("org/name", revision or None) when text looks like a hub id, else None."""
-    if not HUB_ID.match(text):
+    if not re.match(HUB_ID, text):
         return None
     repo, _, revision = text.partition("@")
     return repo, revision or None

@@ -467,11 +467,13 @@ TRICKY_NAMES = [
 
 def test_text_tensors_and_layer_indices_match_the_per_name_rules(tmp_path: Path) -> None:
     """The one-pass versions (names joined by newlines) agree with is_text_tensor and
-    LAYER_RE.search applied name by name."""
+    re.search(LAYER_PATTERN, name) applied name by name."""
+    import re
+
     from checks_helpers import write_safetensors
 
     from genai_common.checks.config import (
-        LAYER_RE,
+        LAYER_PATTERN,
         is_text_tensor,
         text_layer_indices,
         text_tensors,
@@ -482,9 +484,17 @@ def test_text_tensors_and_layer_indices_match_the_per_name_rules(tmp_path: Path)
     md = ModelDir.open(tmp_path / "model.safetensors")
     assert set(text_tensors(md)) == {n for n in TRICKY_NAMES if is_text_tensor(n)}
     expected = {
-        int(m.group(1)) for n in TRICKY_NAMES if is_text_tensor(n) and (m := LAYER_RE.search(n))
+        int(m.group(1))
+        for n in TRICKY_NAMES
+        if is_text_tensor(n) and (m := re.search(LAYER_PATTERN, n))
     }
     assert text_layer_indices(md) == expected == {0, 12, 7, 3, 2, 6}
+    from genai_common.facts import facts
+
+    every = [
+        int(m.group(1)) for n in TRICKY_NAMES if (m := re.search(r"(?:^|\.)layers\.(\d+)\.", n))
+    ]
+    assert facts(md)["layers_in_weights"] == max(every) + 1 == 31  # vision layers count here
     text_only = tmp_path / "text"
     write_safetensors(text_only / "model.safetensors", {"model.layers.1.w.weight": ("F16", (2,))})
     md = ModelDir.open(text_only / "model.safetensors")

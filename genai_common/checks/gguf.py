@@ -173,9 +173,6 @@ register(
 )
 
 
-_SPLIT = re.compile(r"-\d{5}-of-\d{5}\.gguf$")
-
-
 def check(md: ModelDir) -> Iterator[Finding]:
     ggufs = [f for f in md.top_files if f.endswith(".gguf")] if md.single_name is None else []
     info = md.gguf
@@ -185,7 +182,7 @@ def check(md: ModelDir) -> Iterator[Finding]:
     if not info.architecture:
         yield finding("GGUF020", f"{rel} has no general.architecture", file=rel)
     split = info.metadata.get("split.count")
-    parts = [f for f in ggufs if _SPLIT.search(f)]
+    parts = [f for f in ggufs if re.search(r"-\d{5}-of-\d{5}\.gguf$", f)]
     if (isinstance(split, int) and not isinstance(split, bool) and split > 1) or len(parts) > 1:
         count = split if isinstance(split, int) and split > 1 else len(parts)
         yield finding("GGUF024", f"{rel} is one of {count} GGUF parts", file=rel)
@@ -239,7 +236,8 @@ def _consistency(info, rel: str) -> Iterator[Finding]:
                 file=rel,
             )
     blocks = _arch_int(info, "block_count")
-    found = {int(m.group(1)) for name in info.tensors for m in [_BLK.match(name)] if m}
+    block = re.compile(r"blk\.(\d+)\.").match
+    found = {int(m.group(1)) for name in info.tensors for m in [block(name)] if m}
     if blocks is not None and found and max(found) + 1 != blocks:
         yield finding(
             "GGUF031",
@@ -247,9 +245,6 @@ def _consistency(info, rel: str) -> Iterator[Finding]:
             f"0..{max(found)} ({len(found)} distinct)",
             file=rel,
         )
-
-
-_BLK = re.compile(r"blk\.(\d+)\.")
 
 
 def _list(counts: dict[str, int]) -> str:

@@ -25,10 +25,11 @@ if TYPE_CHECKING:
 
 ROLES = ("bos", "eos", "pad")
 # Token literals in a chat template: <|im_start|>, <|eot_id|>, <start_of_turn>, [INST], ...
-TEMPLATE_TOKEN_RE = re.compile(
+# (patterns are compiled where they are used, through re's cache: nothing at import)
+TEMPLATE_TOKEN_PATTERN = (
     r"<\|[^\s|<>'\"]+\|?>|<(?:start|end)_of_turn>|\[/?INST\]|<\|?(?:im|eot|eom)_[a-z]+\|?>"
 )
-ID_KEY_RE = re.compile(r"(_token_id|_token_index|_token_ids)$")
+ID_KEY_PATTERN = r"(_token_id|_token_index|_token_ids)$"
 
 register(
     "TOK001",
@@ -141,7 +142,7 @@ def config_token_ids(md: ModelDir) -> list[tuple[str, str, int]]:
         sources.append(("generation_config.json", "", gen))
     for file, prefix, data in sources:
         for key, value in data.items():
-            if ID_KEY_RE.search(key):
+            if re.search(ID_KEY_PATTERN, key):
                 out.extend((file, prefix + key, i) for i in _ids(value))
     return out
 
@@ -292,7 +293,11 @@ def _template(md: ModelDir) -> Iterator[Finding]:
         return  # no vocabulary to look literals up in
     source = getattr(tok, "chat_template_source", None)
     unknown = sorted(
-        {lit for lit in TEMPLATE_TOKEN_RE.findall(tok.chat_template) if _id_of(tok, lit) is None}
+        {
+            lit
+            for lit in re.findall(TEMPLATE_TOKEN_PATTERN, tok.chat_template)
+            if _id_of(tok, lit) is None
+        }
     )
     if unknown:
         yield finding(
