@@ -522,14 +522,17 @@ class ModelDir:
     @cached_property
     def indexes(self) -> dict[str, IndexInfo]:
         from genai_common.formats import FormatError
-        from genai_common.formats.index import read_index
+        from genai_common.formats.index import index_from_json
 
         out: dict[str, IndexInfo] = {}
         for rel in self.top_files:
             if not rel.endswith(".safetensors.index.json") or not self.readable(rel):
                 continue
+            data = self.json(rel)  # parsed once, shared with the JSON checks; malformed: noted
+            if data is None:
+                continue
             try:
-                info = read_index(self.fspath(rel), what=self.rel(rel))
+                info = index_from_json(data, path=self.fspath(rel), what=self.rel(rel))
             except FormatError as exc:
                 self._note(exc.code, exc.message, rel)
                 continue

@@ -411,8 +411,9 @@ def _indexes(md: ModelDir) -> Iterator[Finding]:
             )
         in_headers: dict[str, str] = {}
         for shard, h in headers.items():
-            for name in h.tensors:
-                in_headers[name] = shard
+            in_headers.update(dict.fromkeys(h.tensors, shard))
+        if in_headers == index.weight_map:
+            continue  # every tensor where the index says, and nothing else
         listed = set(index.weight_map)
         not_stored = sorted(listed - set(in_headers))
         not_listed = sorted(set(in_headers) - listed)

@@ -64,7 +64,14 @@ def read_index(path: str | os.PathLike[str], *, what: str | None = None) -> Inde
     path = os.fspath(path)
     what = what or os.path.basename(path)
     data, problems = read_json(path, what=what)
-    info = IndexInfo(path=path, problems=list(problems))
+    return index_from_json(data, path=path, what=what, problems=problems)
+
+
+def index_from_json(
+    data: dict, *, path: str, what: str, problems: list[Problem] | None = None
+) -> IndexInfo:
+    """The IndexInfo of an index file's parsed JSON object (ModelDir parses each file once)."""
+    info = IndexInfo(path=path, problems=list(problems or ()))
     weight_map = data.get("weight_map")
     if not isinstance(weight_map, dict):
         raise FormatError(
