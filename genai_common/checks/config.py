@@ -670,21 +670,22 @@ def _attention(md: ModelDir) -> Iterator[Finding]:
         "k_proj": dims.kv_heads * dims.head_dim,
         "v_proj": dims.kv_heads * dims.head_dim,
     }
+    heads_text = (
+        f"num_attention_heads = {dims.heads}, num_key_value_heads = {dims.kv_heads}, "
+        f"head_dim = {dims.head_dim}{'' if dims.head_dim_declared else ' (hidden/heads)'}"
+    )
+    judged = (*expect_out, "o_proj")
     reported: set[str] = set()
     for name, t in text_tensors(md).items():
         if not name.endswith("_proj.weight") or ".self_attn." not in name:
             continue
         proj = name.rsplit(".", 2)[-2]
-        if proj in reported or proj not in (*expect_out, "o_proj"):
+        if proj in reported or proj not in judged:
             continue
         shape = logical_rows_cols(md, t)
         if shape is None:
             continue
         out_f, in_f = shape
-        heads_text = (
-            f"num_attention_heads = {dims.heads}, num_key_value_heads = {dims.kv_heads}, "
-            f"head_dim = {dims.head_dim}{'' if dims.head_dim_declared else ' (hidden/heads)'}"
-        )
         if proj in expect_out and out_f != expect_out[proj]:
             reported.add(proj)
             yield finding(
