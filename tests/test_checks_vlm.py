@@ -185,3 +185,24 @@ def test_vlm040_pixel_shuffle(pali: Path) -> None:
     assert messages(pali, "vlm", "VLM040") == [
         "image_seq_length = 16 but (image_size 56 / patch_size 14)^2 = 16 / scale_factor 2^2 = 4"
     ]
+
+
+@pytest.mark.parametrize("key", ["mlp_ratio", "spatial_merge_size", "depth", "image_size"])
+def test_absurd_vision_sizes_are_unknown_not_a_crash(qwen: Path, key: str) -> None:
+    """A 4001-digit vision size (json reads up to 4300 digits) reaches no float() and no message:
+    every vision size above MAX_COUNT is treated as unknown."""
+    import json
+    import sys
+
+    from genai_common.doctor import diagnose
+
+    config = json.loads((qwen / "config.json").read_text())
+    config["vision_config"][key] = 10**4000
+    limit = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(0)
+    try:
+        (qwen / "config.json").write_text(json.dumps(config))
+    finally:
+        sys.set_int_max_str_digits(limit)
+    report = diagnose(qwen)
+    assert [f.message for f in report.findings if f.code == "DOC001"] == []

@@ -168,7 +168,8 @@ def text_dims(md: ModelDir) -> TextDims:
     return dims
 
 
-def _count(value: Any) -> int | None:
+def positive_count(value: Any) -> int | None:
+    """positive_int up to MAX_COUNT, else None: a size the checks may multiply and format."""
     n = positive_int(value)
     return n if n is not None and n <= MAX_COUNT else None
 
@@ -176,11 +177,13 @@ def _count(value: Any) -> int | None:
 def _text_dims(md: ModelDir) -> TextDims:
     """Every dimension is a positive int up to MAX_COUNT, else None."""
     tc = md.text_config or {}
-    hidden = _count(tc.get("hidden_size") or tc.get("n_embd") or tc.get("d_model"))
-    layers = _count(tc.get("num_hidden_layers") or tc.get("n_layer") or tc.get("num_layers"))
-    heads = _count(tc.get("num_attention_heads") or tc.get("n_head"))
-    kv_heads = _count(tc.get("num_key_value_heads")) or heads
-    declared = _count(tc.get("head_dim"))
+    hidden = positive_count(tc.get("hidden_size") or tc.get("n_embd") or tc.get("d_model"))
+    layers = positive_count(
+        tc.get("num_hidden_layers") or tc.get("n_layer") or tc.get("num_layers")
+    )
+    heads = positive_count(tc.get("num_attention_heads") or tc.get("n_head"))
+    kv_heads = positive_count(tc.get("num_key_value_heads")) or heads
+    declared = positive_count(tc.get("head_dim"))
     head_dim = declared or (hidden // heads if hidden and heads and hidden % heads == 0 else None)
     return TextDims(
         hidden=hidden,
@@ -189,10 +192,10 @@ def _text_dims(md: ModelDir) -> TextDims:
         kv_heads=kv_heads,
         head_dim=head_dim,
         head_dim_declared=declared is not None,
-        vocab=_count(tc.get("vocab_size")),
-        intermediate=_count(tc.get("intermediate_size") or tc.get("n_inner")),
-        moe_intermediate=_count(tc.get("moe_intermediate_size")),
-        max_positions=_count(tc.get("max_position_embeddings") or tc.get("n_positions")),
+        vocab=positive_count(tc.get("vocab_size")),
+        intermediate=positive_count(tc.get("intermediate_size") or tc.get("n_inner")),
+        moe_intermediate=positive_count(tc.get("moe_intermediate_size")),
+        max_positions=positive_count(tc.get("max_position_embeddings") or tc.get("n_positions")),
     )
 
 

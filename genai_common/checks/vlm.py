@@ -16,6 +16,7 @@ from genai_common.checks import finding, register
 from genai_common.checks.config import (
     first_missing,
     logical_rows_cols,
+    positive_count,
     positive_int,
     run_each,
     takes,
@@ -165,10 +166,14 @@ def is_projector_tensor(name: str) -> bool:
 
 
 def vision_dims(md: ModelDir) -> dict[str, int | None]:
+    """The vision tower's sizes, each a positive int up to MAX_COUNT or None (an absurd value
+    such as 10**4000 must not reach float() or a message)."""
     vc = md.vision_config or {}
-    width = positive_int(vc.get("embed_dim")) or positive_int(vc.get("hidden_size"))
+    width = positive_count(vc.get("embed_dim")) or positive_count(vc.get("hidden_size"))
     ratio = vc.get("mlp_ratio")
-    inter = positive_int(vc.get("intermediate_size"))
+    if isinstance(ratio, int) and not isinstance(ratio, bool):
+        ratio = positive_count(ratio)
+    inter = positive_count(vc.get("intermediate_size"))
     if (
         inter is None
         and width
@@ -179,18 +184,18 @@ def vision_dims(md: ModelDir) -> dict[str, int | None]:
     ):
         inter = int(width * ratio)
     # Qwen2-VL: hidden_size is the merger's output beside embed_dim; Qwen2.5-VL: out_hidden_size.
-    out = positive_int(vc.get("out_hidden_size")) or (
-        positive_int(vc.get("hidden_size")) if "embed_dim" in vc else None
+    out = positive_count(vc.get("out_hidden_size")) or (
+        positive_count(vc.get("hidden_size")) if "embed_dim" in vc else None
     )
     return {
-        "depth": positive_int(vc.get("depth") or vc.get("num_hidden_layers") or vc.get("layers")),
+        "depth": positive_count(vc.get("depth") or vc.get("num_hidden_layers") or vc.get("layers")),
         "width": width,
         "intermediate": inter,
         "out": out,
-        "merge": positive_int(vc.get("spatial_merge_size")),
-        "image_size": positive_int(vc.get("image_size")),
-        "patch_size": positive_int(vc.get("patch_size")),
-        "projection_dim": positive_int(vc.get("projection_dim")),
+        "merge": positive_count(vc.get("spatial_merge_size")),
+        "image_size": positive_count(vc.get("image_size")),
+        "patch_size": positive_count(vc.get("patch_size")),
+        "projection_dim": positive_count(vc.get("projection_dim")),
     }
 
 
