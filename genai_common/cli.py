@@ -70,16 +70,23 @@ class _RawDescriptionHelpFormatter(_HelpFormatter, argparse.RawDescriptionHelpFo
 
 
 def _top_parser() -> argparse.ArgumentParser:
+    width = max(map(len, COMMANDS))
     parser = argparse.ArgumentParser(
         prog="genai",
         description="genai-common: diagnostics, runtime and session tools for GenAI projects on MLX.",
         formatter_class=_RawDescriptionHelpFormatter,
         epilog="commands:\n"
-        + "\n".join(f"  {name:<10} {help_}" for name, (_, help_) in COMMANDS.items())
+        + "\n".join(f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items())
         + "\n\nRun `genai COMMAND --help` for a command's options.",
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
-    parser.add_argument("command", nargs="?", choices=sorted(COMMANDS), metavar="COMMAND")
+    parser.add_argument(
+        "command",
+        nargs="?",
+        choices=sorted(COMMANDS),
+        metavar="COMMAND",
+        help="one of the commands below",
+    )
     return parser
 
 
