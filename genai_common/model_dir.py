@@ -54,13 +54,13 @@ ModelDir never imports numpy, safetensors, mlx or torch: everything comes from h
 
 from __future__ import annotations
 
-import fnmatch
 import os
 import re
 import stat
 from functools import cached_property
 
-from genai_common.formats.safetensors import TensorInfo
+from genai_common.formats import FormatError
+from genai_common.formats.safetensors import TensorInfo, read_header
 from genai_common.formats.tokenizer import TokenizerInfo
 
 TYPE_CHECKING = False
@@ -394,7 +394,6 @@ class ModelDir:
             return self._json[rel]
         value = None
         if self.readable(rel):
-            from genai_common.formats import FormatError
             from genai_common.formats.jsonfile import MAX_JSON_BYTES, read_json
 
             cap = JSON_CAP_BIG if rel.endswith("tokenizer.json") else MAX_JSON_BYTES
@@ -521,7 +520,6 @@ class ModelDir:
     # ------------------------------------------------------------------ weights
     @cached_property
     def indexes(self) -> dict[str, IndexInfo]:
-        from genai_common.formats import FormatError
         from genai_common.formats.index import index_from_json
 
         out: dict[str, IndexInfo] = {}
@@ -565,7 +563,8 @@ class ModelDir:
         if loader == "mlx-lm":  # globs model*.safetensors: never reads the index
             if self.kind == "adapter":
                 return [f for f in top if f.startswith("adapter")]
-            return [f for f in top if fnmatch.fnmatchcase(f, "model*.safetensors")]
+            # fnmatch "model*.safetensors", without a regex call per file
+            return [f for f in top if f.startswith("model") and f.endswith(".safetensors")]
         if loader in ("mlx-vlm", "diffusers"):
             index = self.index
             if index is not None:
@@ -583,9 +582,6 @@ class ModelDir:
             return self._headers[rel]
         header = None
         if self.readable(rel):
-            from genai_common.formats import FormatError
-            from genai_common.formats.safetensors import read_header
-
             try:
                 header = read_header(self.fspath(rel), what=self.rel(rel))
             except FormatError as exc:
@@ -641,7 +637,6 @@ class ModelDir:
             rel = next((f for f in self.top_files if f.endswith(".gguf")), None)
         if rel is None or not self.readable(rel):
             return None
-        from genai_common.formats import FormatError
         from genai_common.formats.gguf import read_gguf
 
         try:

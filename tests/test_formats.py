@@ -12,8 +12,14 @@ from malformed_corpus import entry, llm_tensors, write_raw_header, write_st
 from genai_common.formats import FormatError
 from genai_common.formats.files import is_partial_name, is_pickle_name, lfs_pointer
 from genai_common.formats.index import read_index, safe_relative
-from genai_common.formats.jsonfile import parse_json_bytes, read_json
-from genai_common.formats.safetensors import read_header, write_sparse
+from genai_common.formats.jsonfile import _Hooks, parse_json_bytes, read_json
+from genai_common.formats.safetensors import (
+    _check_offsets,
+    _entry,
+    parse_header,
+    read_header,
+    write_sparse,
+)
 from genai_common.formats.tokenizer import read_tokenizer, sentencepiece_pieces
 
 # --- strict JSON ---------------------------------------------------------------------------
@@ -50,6 +56,28 @@ def test_json_nan_and_duplicates_are_problems_not_errors() -> None:
     codes = [c for c, _ in problems]
     assert codes == ["JSON005", "JSON004"]
     assert "'a'" in problems[0][1] and "NaN" in problems[1][1]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"a": "x:y", "a": 1}',  # a colon in a string: the `:` count proves nothing
+        '{"u": "http://x", "v": {"w": 1, "w": 2}}',  # ... and the `":` count finds the nested pair
+        '{"a" : 1, "a": 2}',  # whitespace before a colon
+        '{"a": {"b": [{"c": 1, "c": 2}]}}',  # inside a list
+        '{"a": {"x": 1}, "a": {"y": 2}}',  # a lost object's keys
+        '{"u": "http://x", "v": 1}',
+        '{"a": [1, {"b": "c:d"}], "e": {}}',
+        '{"a" : 1, "b": 2}',
+    ],
+)
+def test_json_fast_duplicate_proof_agrees_with_the_strict_reader(text: str) -> None:
+    """The fast path (plain decode + a count of separators) answers as the hooked reader does."""
+    value, problems = parse_json_bytes(text.encode())
+    hooks = _Hooks()
+    expected = json.loads(text, object_pairs_hook=hooks.pairs)
+    assert value == expected
+    assert [c for c, _ in problems] == (["JSON005"] if hooks.duplicates else [])
 
 
 def test_json_utf8_bom_is_accepted() -> None:
@@ -145,6 +173,57 @@ def test_header_length_is_capped_before_allocation(tmp_path: Path) -> None:
     with pytest.raises(FormatError) as err:
         read_header(path, max_header=1 << 40)  # under a raised cap, the file size still bounds it
     assert err.value.code == "HDR003"
+
+
+ODD_ENTRIES = {
+    "ok": entry("F32", [2, 2], 0),
+    "extra_field": {**entry("F16", [4], 16), "note": "x"},
+    "offsets_text": {"dtype": "U8", "shape": [2], "data_offsets": "ab"},
+    "offsets_object": {"dtype": "U8", "shape": [2], "data_offsets": {"a": 1, "b": 3}},
+    "offsets_three": {"dtype": "U8", "shape": [2], "data_offsets": [24, 26, 28]},
+    "offsets_float": {"dtype": "U8", "shape": [2], "data_offsets": [24.0, 26]},
+    "dtype_list": {"dtype": ["U8"], "shape": [2], "data_offsets": [24, 26]},
+    "dtype_number": {"dtype": 8, "shape": [2], "data_offsets": [24, 26]},
+    "dtype_unknown": {"dtype": "X9", "shape": [2], "data_offsets": [24, 26]},
+    "shape_object": {"dtype": "U8", "shape": {}, "data_offsets": [24, 25]},
+    "shape_text": {"dtype": "U8", "shape": "", "data_offsets": [24, 25]},
+    "shape_bool": {"dtype": "U8", "shape": [True, 2], "data_offsets": [24, 26]},
+    "shape_negative": {"dtype": "U8", "shape": [-1, -2], "data_offsets": [24, 26]},
+    "shape_huge": {"dtype": "U8", "shape": [0, 2**64], "data_offsets": [24, 24]},
+    "shape_float": {"dtype": "U8", "shape": [2.0], "data_offsets": [24, 26]},
+    "numel_huge": {"dtype": "U8", "shape": [2**40, 2**40], "data_offsets": [24, 26]},
+    "half_byte": {"dtype": "F4", "shape": [3], "data_offsets": [24, 26]},
+    "wrong_bytes": {"dtype": "F32", "shape": [3], "data_offsets": [26, 30]},
+    "begin_negative": {"dtype": "U8", "shape": [2], "data_offsets": [-2, 0]},
+    "end_first": {"dtype": "U8", "shape": [0], "data_offsets": [30, 28]},
+    "not_object": [1, 2],
+    "no_dtype": {"shape": [2], "data_offsets": [24, 26]},
+    "scalar": entry("U8", [], 40),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ODD_ENTRIES))
+def test_header_fast_path_accepts_exactly_what_the_entry_checks_accept(name: str) -> None:
+    """parse_header's inline path gives, entry by entry, what _entry (the path that names each
+    problem) gives: the same TensorInfo and the same problems."""
+    raw = json.dumps({"__metadata__": {"format": "pt"}, name: ODD_ENTRIES[name]}).encode()
+    header = parse_header(raw, file_size=8 + len(raw) + 41, what="h")
+    expected = parse_header(raw, file_size=8 + len(raw) + 41, what="h")  # the offsets problems
+    expected.tensors.clear()
+    expected.problems.clear()
+    tensor = _entry(name, ODD_ENTRIES[name], "h", "h", expected.problems)
+    if tensor is not None:
+        expected.tensors[name] = tensor
+    _check_offsets(expected, "h")
+    assert header.tensors == expected.tensors
+    assert header.problems == expected.problems
+
+
+def test_header_of_a_folder_is_a_coded_error(tmp_path: Path) -> None:
+    with pytest.raises(FormatError) as err:
+        read_header(tmp_path)
+    assert err.value.code == "HDR001"
+    assert "directory" in err.value.message.lower()
 
 
 # --- index files -----------------------------------------------------------------------------

@@ -17,10 +17,11 @@ import os
 import struct
 from collections import namedtuple
 from operator import itemgetter
+from stat import S_ISDIR
 from types import SimpleNamespace
 
 from genai_common.formats import FormatError, Problem
-from genai_common.formats.jsonfile import FAST_DECODER, parse_json_bytes, spaced_key
+from genai_common.formats.jsonfile import FAST_DECODER, no_lost_keys, parse_json_bytes
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -55,6 +56,7 @@ DTYPE_BITS: dict[str, int] = {
 # F8_E4M3 and F8_E8M0 as raw uint8.
 MLX_UNSUPPORTED_DTYPES = frozenset({"F8_E5M2", "F64", "F4", "F6_E2M3", "F6_E3M2"})
 _BIG = 1 << 64
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0)
 
 
 class TensorInfo(
@@ -132,15 +134,19 @@ def read_header(
     path = os.fspath(path)
     what = what or os.path.basename(path)
     try:
-        with open(path, "rb", buffering=0) as fh:  # two exact reads: no 8 KiB buffer to fill
-            size = os.fstat(fh.fileno()).st_size
+        fd = os.open(path, _READ_FLAGS)  # a bare descriptor and two exact reads: no file object
+        try:
+            st = os.fstat(fd)
+            if S_ISDIR(st.st_mode):
+                open(path, "rb").close()  # raises what open() raises for a folder (EISDIR)
+            size = st.st_size
             if size == 0:
                 raise FormatError("HDR001", f"{what} is empty (0 bytes)")
             if size < 8:
                 raise FormatError(
                     "HDR001", f"{what} is {size} bytes, shorter than the 8-byte header length"
                 )
-            head = fh.read(8)
+            head = os.read(fd, 8)
             if len(head) != 8:
                 raise FormatError("HDR001", f"{what} ended before its 8-byte header length")
             (n,) = struct.unpack("<Q", head)
@@ -156,20 +162,21 @@ def read_header(
                     f"{what} declares a {n:,}-byte header but only {size - 8:,} bytes follow "
                     "(truncated or unfinished download)",
                 )
-            raw = fh.read(n)
+            raw = os.read(fd, n)
             if len(raw) != n:  # the file shrank while we read it
                 raise FormatError("HDR003", f"{what} ended before its {n:,}-byte header")
+        finally:
+            os.close(fd)
     except OSError as exc:
         raise FormatError("HDR001", f"{what} cannot be read: {exc.strerror or exc}") from None
     return parse_header(raw, file_size=size, what=what, path=path)
 
 
 def _loads(raw: bytes, what: str) -> tuple[Any, list[Problem]]:
-    """Parse the header. Fast path: plain json.loads, then prove there were no duplicate keys:
-    with no `"<whitespace>:` in the text every key ends in `":`, so counting `":` counts at
-    least every key written (a string value containing it only over-counts); equal to the keys
-    parsed means none was lost to a duplicate. On any doubt, parse again with the strict reader
-    that names the duplicates."""
+    """Parse the header. Fast path: plain json.loads, then prove there were no duplicate keys
+    (jsonfile.no_lost_keys: the `:` separators counted against the keys parsed; a header's keys
+    are the tensor names and their entries' fields). On any doubt, parse again with the strict
+    reader that names the duplicates."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -180,7 +187,7 @@ def _loads(raw: bytes, what: str) -> tuple[Any, list[Problem]]:
         value = None  # let the strict reader say why
     if type(value) is dict:
         keys = len(value) + sum(map(len, [v for v in value.values() if type(v) is dict]))
-        if keys == text.count('":') and not spaced_key(text):
+        if no_lost_keys(text, keys):
             return value, []
     try:
         return parse_json_bytes(raw, what=f"{what} header")
@@ -208,29 +215,33 @@ def parse_header(
     bits_of = DTYPE_BITS.get
     new = tuple.__new__  # TensorInfo(...) without the named tuple's Python-level __new__
     for name, entry in value.items():
-        # fast path: a well-formed entry of a known dtype, checked inline
-        if type(entry) is dict and len(entry) == 3 and "data_offsets" in entry:
-            dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry["data_offsets"]
-            bits = bits_of(dtype) if type(dtype) is str else None
-            if bits and type(shape) is list and type(offsets) is list and len(offsets) == 2:
-                begin, end = offsets
-                if type(begin) is int and type(end) is int and 0 <= begin <= end:
-                    numel = 1
-                    for d in shape:
-                        if type(d) is not int or d < 0 or d >= _BIG:
-                            break
-                        numel *= d
-                    else:
-                        if (
-                            numel < _BIG
-                            and (numel * bits) % 8 == 0
-                            and end - begin == numel * bits // 8
-                        ):
-                            tensors[name] = new(
-                                TensorInfo,
-                                (name, dtype, tuple(shape), file, end - begin, begin, end),
-                            )
-                            continue
+        # fast path: a well-formed entry of a known dtype, checked inline; anything else (a
+        # missing field, a non-object, an unhashable dtype, offsets not two items) goes to _entry,
+        # which accepts exactly what this accepts and says what is wrong with the rest
+        try:
+            dtype, shape, (begin, end) = _FIELDS(entry)
+            bits = bits_of(dtype)  # only a str can equal a DTYPE_BITS key
+        except (TypeError, KeyError, ValueError):
+            bits = None
+        if (
+            bits
+            and type(shape) is list
+            and type(begin) is int
+            and type(end) is int
+            and 0 <= begin <= end
+        ):
+            numel = 1
+            for d in shape:
+                if type(d) is not int or not 0 <= d < _BIG:
+                    break
+                numel *= d
+            else:
+                # (end - begin) * 8 == numel * bits: a whole number of bytes, and that many
+                if numel < _BIG and (end - begin) * 8 == numel * bits:
+                    tensors[name] = new(
+                        TensorInfo, (name, dtype, tuple(shape), file, end - begin, begin, end)
+                    )
+                    continue
         if name == "__metadata__":
             if not isinstance(entry, dict) or not all(
                 isinstance(k, str) and isinstance(v, str) for k, v in entry.items()
@@ -378,6 +389,7 @@ def _check_offsets(header: SafetensorsHeader, what: str) -> None:
 
 
 _SPAN = itemgetter(5, 6)  # (begin, end) of a TensorInfo
+_FIELDS = itemgetter("dtype", "shape", "data_offsets")  # of a header entry
 
 
 def _report_gaps(problems: list[Problem], what: str, gaps: int, trailing: int) -> None:
