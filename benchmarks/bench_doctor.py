@@ -231,7 +231,7 @@ def main() -> list[dict[str, Any]]:
             "value": f"{_ms(read)} ({ratio:.2f}x floor)",
             "target": "<= 1.5x floor",
             "ok": ratio <= 1.5,
-            "notes": "also reads and validates the 723-entry index (~0.3 ms), which the floor skips",
+            "notes": "also reads and validates the 723-entry index (~0.2 ms), which the floor skips",
         }
     )
     inproc, _ = _median(lambda: in_process(path), repeat=15)

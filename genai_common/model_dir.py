@@ -613,7 +613,13 @@ class ModelDir:
                 for name, shard in index.weight_map.items():
                     tensors[name] = TensorInfo(name, None, None, self.rel(shard))
             return tensors, duplicates
-        for header in self.headers.values():
+        headers = self.headers.values()
+        for header in headers:  # one merge; sizes that add up prove no name is in two files
+            tensors.update(header.tensors)
+        if len(tensors) == sum(len(header.tensors) for header in headers):
+            return tensors, duplicates
+        tensors = {}
+        for header in headers:
             if not tensors.keys().isdisjoint(header.tensors):
                 for name in tensors.keys() & header.tensors.keys():
                     seen = duplicates.setdefault(name, [tensors[name].file])
