@@ -13,10 +13,10 @@ import platform
 import re
 import tomllib
 from dataclasses import dataclass, field
-from importlib import metadata
 from typing import Any
 
 from genai_common.continuity.project import Project
+from genai_common.runtime.envinfo import installed_version
 
 LOCK_FILES = ("uv.lock", "pylock.toml", "conda-lock.yml")
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
@@ -24,13 +24,6 @@ _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 
 def canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def installed_version(name: str) -> str | None:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
 
 
 @dataclass
@@ -190,18 +183,3 @@ def check(project: Project) -> EnvCheck:
     if in_env and result.missing:
         result.problems += [f"{m} is declared but not installed" for m in result.missing]
     return result
-
-
-def mlx_backend() -> dict[str, Any]:
-    """MLX's version, backend and device, from the runtime's environment report."""
-    try:
-        from genai_common.runtime import envinfo
-    except ImportError:
-        return {
-            "installed": installed_version("mlx") is not None,
-            "version": installed_version("mlx"),
-        }
-    entry = getattr(envinfo, "_mlx_entry", None)
-    if entry is not None:
-        return entry()
-    return envinfo.environment()["frameworks"]["mlx"]

@@ -194,7 +194,9 @@ def start(path: str | Path = ".", *, doctor: bool = True, record: bool = True) -
         "doctor": _doctor(project) if doctor else {"ran": False, "reason": "--no-doctor"},
     }
     if project.kind in {"llm", "vlm", "ml"}:
-        report["environment"]["mlx"] = envcheck.mlx_backend()
+        from genai_common.runtime.envinfo import mlx_entry
+
+        report["environment"]["mlx"] = mlx_entry()
     attention = []
     if end is None:
         attention.append("No session end recorded yet: this is the first session.")

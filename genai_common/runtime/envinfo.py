@@ -42,7 +42,8 @@ ENV_PREFIXES = ("MLX_", "HF_", "TRANSFORMERS_", "PYTORCH_", "CUDA_VISIBLE_DEVICE
 SECRET_WORDS = ("TOKEN", "KEY", "SECRET", "PASSWORD", "CREDENTIAL")
 
 
-def _version(dist: str) -> str | None:
+def installed_version(dist: str) -> str | None:
+    """The installed version of `dist` from its package metadata (nothing is imported), or None."""
     try:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
@@ -52,7 +53,7 @@ def _version(dist: str) -> str | None:
 def versions(dists: Iterable[str] = ("genai-common", *FRAMEWORKS)) -> dict[str, str]:
     """Installed versions of `dists`, from package metadata (nothing is imported); the ones not
     installed are left out. Cheap enough for any report line (bench records, RESULTS.md rows)."""
-    found = {dist: _version(dist) for dist in dists}
+    found = {dist: installed_version(dist) for dist in dists}
     return {dist: v for dist, v in found.items() if v is not None}
 
 
@@ -89,10 +90,12 @@ def _cpu() -> dict[str, Any]:
     }
 
 
-def _mlx_entry() -> dict[str, Any]:
+def mlx_entry() -> dict[str, Any]:
+    """`genai env`'s MLX entry: version, whether it imports, backend, device and limits."""
     from genai_common.runtime import mlx_compat
 
-    entry: dict[str, Any] = {"installed": _version("mlx") is not None, "version": _version("mlx")}
+    version = installed_version("mlx")
+    entry: dict[str, Any] = {"installed": version is not None, "version": version}
     mx, error = mlx_compat.import_mlx()
     if mx is None:
         entry.update(usable=False, backend=None, error=error)
@@ -114,7 +117,7 @@ def _mlx_entry() -> dict[str, Any]:
 
 
 def _torch_entry() -> dict[str, Any]:
-    version = _version("torch")
+    version = installed_version("torch")
     entry: dict[str, Any] = {"installed": version is not None, "version": version}
     if version is None:
         entry.update(usable=False, backend=None, error=None)
@@ -140,31 +143,22 @@ def _torch_entry() -> dict[str, Any]:
     return entry
 
 
-def _follower_entry(dist: str, base: dict[str, Any], base_name: str) -> dict[str, Any]:
-    """A framework that runs on another one's backend (mlx-lm on mlx, diffusers on torch)."""
-    version = _version(dist)
+def _follower_entry(
+    dist: str, base: dict[str, Any], base_name: str, without_base: str | None = None
+) -> dict[str, Any]:
+    """A framework that runs on another one's backend (mlx-lm on mlx, diffusers on torch).
+    without_base: the note for one that stays usable, with no backend, when its base is not."""
+    version = installed_version(dist)
     entry: dict[str, Any] = {"installed": version is not None, "version": version}
     if version is None:
         entry.update(usable=False, backend=None, error=None)
     elif base["usable"]:
         entry.update(usable=True, backend=base["backend"], error=None)
+    elif without_base is not None:
+        entry.update(usable=True, backend=None, error=None, note=without_base)
     else:
         reason = base["error"] or f"{base_name} is not installed"
         entry.update(usable=False, backend=None, error=f"needs {base_name}: {reason}")
-    return entry
-
-
-def _transformers_entry(torch: dict[str, Any]) -> dict[str, Any]:
-    version = _version("transformers")
-    entry: dict[str, Any] = {"installed": version is not None, "version": version}
-    if version is None:
-        entry.update(usable=False, backend=None, error=None)
-    elif torch["usable"]:
-        entry.update(usable=True, backend=torch["backend"], error=None)
-    else:  # tokenizers, processors and configs still work (what mlx-lm and mlx-vlm use)
-        entry.update(
-            usable=True, backend=None, error=None, note="no torch: tokenizers/configs only"
-        )
     return entry
 
 
@@ -180,7 +174,7 @@ def env_vars() -> dict[str, str]:
 
 def environment() -> dict[str, Any]:
     """Everything `genai env --json` prints, as a dict (see the module docstring for the keys)."""
-    mlx = _mlx_entry()
+    mlx = mlx_entry()
     torch = _torch_entry()
     frameworks = {
         "mlx": mlx,
@@ -188,11 +182,14 @@ def environment() -> dict[str, Any]:
         "mlx-vlm": _follower_entry("mlx-vlm", mlx, "mlx"),
         "torch": torch,
         "diffusers": _follower_entry("diffusers", torch, "torch"),
-        "transformers": _transformers_entry(torch),
+        # without torch, tokenizers, processors and configs still work (what mlx-lm/-vlm use)
+        "transformers": _follower_entry(
+            "transformers", torch, "torch", without_base="no torch: tokenizers/configs only"
+        ),
     }
     return {
         "schema": 1,
-        "genai_common": _version("genai-common"),
+        "genai_common": installed_version("genai-common"),
         "python": {
             "version": platform.python_version(),
             "implementation": platform.python_implementation(),
