@@ -702,26 +702,9 @@ def _diffusers_weights(top: list[str]) -> list[str]:
     return plain or top
 
 
-_MLX_LM_TYPES: set[str] | None = None
-
-
-def _mlx_lm_model_types() -> set[str]:
+def _mlx_lm_model_types() -> frozenset[str]:
     """Model types the installed mlx-lm has a module for (listed from its folder, not imported)."""
-    global _MLX_LM_TYPES
-    if _MLX_LM_TYPES is None:
-        import importlib.util
+    from genai_common.checks.compat import supported
 
-        types: set[str] = set()
-        try:
-            spec = importlib.util.find_spec("mlx_lm")
-        except (ImportError, ValueError):
-            spec = None
-        if spec is not None and spec.submodule_search_locations:
-            for base in spec.submodule_search_locations:
-                folder = os.path.join(base, "models")
-                if os.path.isdir(folder):
-                    types.update(
-                        n[:-3] for n in os.listdir(folder) if n.endswith(".py") and n[0] not in "_."
-                    )
-        _MLX_LM_TYPES = types
-    return _MLX_LM_TYPES
+    info = supported("mlx_lm")
+    return info[0] if info is not None else frozenset()

@@ -333,23 +333,35 @@ COSTLY_STDLIB = (
 )
 
 
-def test_static_doctor_imports_no_costly_stdlib_module(tiny_llm: Path) -> None:
-    """`genai doctor --json` on an LLM: start-up is the product (pre-commit hooks, agent loops)."""
+def _doctor_imports(path: Path) -> set[str]:
+    """The modules `genai doctor PATH --json` imports, in a fresh interpreter."""
     probe = (
         "import sys\n"
         "before = set(sys.modules)\n"
         "import contextlib, io\n"
         "from genai_common.cli import main\n"
         "with contextlib.redirect_stdout(io.StringIO()):\n"
-        f"    main(['doctor', {str(tiny_llm)!r}, '--json'])\n"
+        f"    main(['doctor', {str(path)!r}, '--json'])\n"
         "before |= {'contextlib', 'io'}\n"
         "print(' '.join(sorted(set(sys.modules) - before)))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
     )
-    loaded = set(out.stdout.split())
+    return set(out.stdout.split())
+
+
+def test_static_doctor_imports_no_costly_stdlib_module(tiny_llm: Path) -> None:
+    """`genai doctor --json` on an LLM: start-up is the product (pre-commit hooks, agent loops)."""
+    loaded = _doctor_imports(tiny_llm)
     assert "genai_common.checks.config" in loaded  # the probe sees the doctor's imports
     assert sorted(loaded & set(COSTLY_STDLIB)) == []
     # families of other kinds are not imported for an LLM
     assert not loaded & {"genai_common.checks.vlm", "genai_common.checks.diffusion"}
+
+
+def test_static_doctor_on_an_ml_model_imports_no_costly_stdlib_module(tiny_ml: Path) -> None:
+    """kind detection asks which model types mlx-lm has (tiny_ml's config has no vocab_size)."""
+    loaded = _doctor_imports(tiny_ml)
+    assert "genai_common.checks.compat" in loaded  # the probe sees the kind detection's import
+    assert sorted(loaded & set(COSTLY_STDLIB)) == []
