@@ -121,10 +121,6 @@ def hub_cache_dir() -> Path:
     return base / "huggingface" / "hub"
 
 
-def hub_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-
-
 def split_hub_id(text: str) -> tuple[str, str | None] | None:
     """("org/name", revision or None) when text looks like a hub id, else None."""
     if not re.match(HUB_ID, text):
@@ -339,9 +335,6 @@ class ModelDir:
     @cached_property
     def top_files(self) -> list[str]:
         return [f for f in self.files if "/" not in f]
-
-    def path(self, rel: str) -> Path:
-        return self.root / rel
 
     def size(self, rel: str) -> int | None:
         """Size of a regular file (links followed); None when missing, a broken link, or not a

@@ -86,11 +86,6 @@ class Report:
         for f in findings or ():
             self.add(f)
 
-    def worst(self) -> str | None:
-        if not self.findings:
-            return None
-        return max(self.findings, key=lambda f: SEVERITY_RANK[f.severity]).severity
-
     def count(self, severity: str) -> int:
         return sum(1 for f in self.findings if f.severity == severity)
 
