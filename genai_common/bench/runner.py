@@ -4,24 +4,8 @@ roofline figures, and write the outputs (JSON record, plots, RESULTS.md row)."""
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
-
-
-def _load_record(loaded: Any) -> dict[str, Any]:
-    """The loader's record of load time and memory, as plain JSON."""
-    rec = getattr(loaded, "record", None) or getattr(loaded, "load", None)
-    if rec is None:
-        return {}
-    if hasattr(rec, "to_json"):
-        rec = rec.to_json()
-    return dict(rec) if isinstance(rec, dict) else {"value": str(rec)}
-
-
-def _config(path: str) -> dict[str, Any]:
-    config_path = Path(path) / "config.json"
-    return json.loads(config_path.read_text()) if config_path.exists() else {}
 
 
 def load_subject(path: str, kind: str, label: str) -> Any:
@@ -34,8 +18,8 @@ def load_subject(path: str, kind: str, label: str) -> Any:
     else:
         loaded = loading.load_vlm(path)
         runner = loaded.processor
-    config = getattr(loaded, "config", None) or _config(path)
-    return Subject(label, path, kind, loaded.model, runner, config, _load_record(loaded))
+    config = loaded.config or {}  # the loader already read config.json
+    return Subject(label, path, kind, loaded.model, runner, config, loaded.record.to_json())
 
 
 def _llm_roofline(subject: Any, result: dict[str, Any], peak: dict[str, Any] | None) -> None:
@@ -125,7 +109,7 @@ def _run_diffusion(record: dict[str, Any], args: argparse.Namespace, progress: A
 
     loaded = loading.load_diffusion(str(args.path))
     pipe = loaded.pipeline
-    record["subjects"] = [{"label": "A", "path": str(args.path), "load": _load_record(loaded)}]
+    record["subjects"] = [{"label": "A", "path": str(args.path), "load": loaded.record.to_json()}]
     size = args.size
     if size is None:
         denoiser = getattr(pipe, "unet", None) or getattr(pipe, "transformer", None)
@@ -164,12 +148,10 @@ def _run_ml(record: dict[str, Any], args: argparse.Namespace) -> None:
     from genai_common.runtime import loading
 
     loaded = loading.load_ml(str(args.path))
-    model = loaded.model
-    config = getattr(loaded, "config", None) or getattr(model, "config", None) or _config(args.path)
-    record["subjects"] = [{"label": "A", "path": str(args.path), "load": _load_record(loaded)}]
+    record["subjects"] = [{"label": "A", "path": str(args.path), "load": loaded.record.to_json()}]
     record["results"] = ml.bench(
-        model,
-        config,
+        loaded.model,
+        loaded.config,  # load_ml raises without a readable config.json
         batch_size=args.batch_size,
         trials=args.trials,
         warmup=args.warmup,
