@@ -8,17 +8,13 @@ from __future__ import annotations
 
 import json
 
-from genai_common.report import SEVERITY_RANK, Report
+from genai_common.report import Report
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
 ICON = {"error": "✗", "warning": "!", "info": "i"}
-
-
-def _ordered(report: Report):
-    return sorted(report.findings, key=lambda f: (-SEVERITY_RANK[f.severity], f.code, f.message))
 
 
 def to_json(report: Report) -> str:
@@ -73,7 +69,7 @@ def to_markdown(report: Report) -> str:
     lines.append("")
     if report.findings:
         lines += ["| severity | code | finding | fix |", "|---|---|---|---|"]
-        for f in _ordered(report):
+        for f in report.ordered():
             cell = f.message + (f" (`{f.file}`)" if f.file and f.file not in f.message else "")
             lines.append(f"| {f.severity} | {f.code} | {_md(cell)} | {_md(f.hint or '')} |")
     else:
@@ -91,7 +87,7 @@ def _md(text: str) -> str:
 
 def to_plain(report: Report) -> str:
     lines = [summary(report)]
-    for f in _ordered(report):
+    for f in report.ordered():
         where = f" [{f.file}]" if f.file and f.file not in f.message else ""
         lines.append(f"{f.severity:<7} {f.code:<8} {f.message}{where}")
         if f.hint:
@@ -114,7 +110,7 @@ def print_rich(report: Report, file: Any = None) -> None:
     table.add_column("code", no_wrap=True)
     table.add_column("finding", ratio=3)
     table.add_column("fix", ratio=2, style="dim")
-    for f in _ordered(report):
+    for f in report.ordered():
         where = f" [{f.file}]" if f.file and f.file not in f.message else ""
         table.add_row(
             f"[{style[f.severity]}]{ICON[f.severity]}[/]",

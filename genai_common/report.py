@@ -97,13 +97,16 @@ class Report:
         threshold = SEVERITY_RANK[fail_on]
         return int(any(SEVERITY_RANK[f.severity] >= threshold for f in self.findings))
 
+    def ordered(self) -> list[Finding]:
+        """The findings as every renderer shows them: worst first, then by code and message."""
+        return sorted(self.findings, key=lambda f: (-SEVERITY_RANK[f.severity], f.code, f.message))
+
     def to_json(self) -> dict[str, Any]:
-        order = sorted(self.findings, key=lambda f: (-SEVERITY_RANK[f.severity], f.code, f.message))
         return {
             "schema": SCHEMA_VERSION,
             "path": self.path,
             "kind": self.kind,
             "model_type": self.model_type,
-            "findings": [f.to_json() for f in order],
+            "findings": [f.to_json() for f in self.ordered()],
             "facts": self.facts,
         }
