@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from genai_common.continuity import review
+from genai_common.templating import GIT_ENV
 
 FILES = {
     "pyproject.toml": """\
@@ -85,15 +86,10 @@ FILES = {
     "CLAUDE.md": "@AGENTS.md\n",
 }
 
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "t",
-    "GIT_AUTHOR_EMAIL": "t@example.com",
-    "GIT_COMMITTER_NAME": "t",
-    "GIT_COMMITTER_EMAIL": "t@example.com",
-}
-
 
 def git(root: Path, *args: str, date: str | None = None) -> str:
+    """templating.git's isolated environment (no developer configuration, a fixed identity), with
+    an optional author and committer date."""
     env = {**os.environ, **GIT_ENV}
     if date:
         env["GIT_AUTHOR_DATE"] = env["GIT_COMMITTER_DATE"] = date
