@@ -139,23 +139,26 @@ def resolve_hub_cache(repo_id: str, revision: str | None = None) -> Path | None:
         return _cache_repo_snapshot(repo_dir)
     if re.fullmatch(r"[0-9a-f]{40}", revision) and (snapshots / revision).is_dir():
         return snapshots / revision
-    ref = repo_dir / "refs" / revision
-    if ref.is_file():
-        commit = ref.read_text(encoding="utf-8", errors="replace").strip()
-        if commit and "/" not in commit and (snapshots / commit).is_dir():
-            return snapshots / commit
+    return _ref_snapshot(repo_dir, revision)
+
+
+def _ref_snapshot(repo_dir: Path, ref: str) -> Path | None:
+    """The snapshot that refs/<ref> of a `models--org--name` cache folder names, or None."""
+    ref_file = repo_dir / "refs" / ref
+    if ref_file.is_file():
+        commit = ref_file.read_text(encoding="utf-8", errors="replace").strip()
+        snapshot = repo_dir / "snapshots" / commit
+        if commit and "/" not in commit and snapshot.is_dir():
+            return snapshot
     return None
 
 
 def _cache_repo_snapshot(repo_dir: Path) -> Path | None:
     """The refs/main snapshot (else the newest) of a `models--org--name` cache folder."""
-    snapshots = repo_dir / "snapshots"
-    ref = repo_dir / "refs" / "main"
-    if ref.is_file():
-        commit = ref.read_text(encoding="utf-8", errors="replace").strip()
-        if commit and "/" not in commit and (snapshots / commit).is_dir():
-            return snapshots / commit
-    found = [p for p in snapshots.iterdir() if p.is_dir()]
+    snapshot = _ref_snapshot(repo_dir, "main")
+    if snapshot is not None:
+        return snapshot
+    found = [p for p in (repo_dir / "snapshots").iterdir() if p.is_dir()]
     return max(found, key=lambda p: p.stat().st_mtime) if found else None
 
 

@@ -203,6 +203,8 @@ def test_hub_cache_without_refs_uses_the_snapshot(
     (tmp_path / "models--org--model" / "refs" / "main").unlink()
     assert resolve_hub_cache("org/model") == snap
     assert resolve_hub_cache("org/model", "v2") is None
+    (tmp_path / "models--org--model" / "refs" / "v2").write_text(COMMIT + "\n")
+    assert resolve_hub_cache("org/model", "v2") == snap  # a named ref (branch or tag)
 
 
 def test_incomplete_blob_in_the_cache_is_reported(
