@@ -56,26 +56,21 @@ def machine() -> str:
     return ", ".join(parts)
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any) -> Any:
     if value is None:
         return ""
     if value is True:
         return "yes"
     if value is False:
         return "**no**"
-    return str(value).replace("|", "\\|").replace("\n", " ")
+    return value
 
 
 def markdown(rows: list[dict[str, Any]], when: str, where: str, command: str) -> str:
-    lines = [
-        f"Benchmarks, {when}, `{command}`",
-        f"Machine: {where}",
-        "",
-        "| " + " | ".join(COLUMNS) + " |",
-        "|" + "|".join("---" for _ in COLUMNS) + "|",
-    ]
-    for row in rows:
-        lines.append("| " + " | ".join(_cell(row.get(c)) for c in COLUMNS) + " |")
+    from genai_common.continuity.docs import table_header, table_row
+
+    lines = [f"Benchmarks, {when}, `{command}`", f"Machine: {where}", "", table_header(COLUMNS)]
+    lines += [table_row(_cell(row.get(c)) for c in COLUMNS) for row in rows]
     return "\n".join(lines)
 
 
