@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,11 +16,6 @@ needs_loaders = pytest.mark.skipif(
     compat.supported("mlx_lm") is None or compat.supported("mlx_vlm") is None,
     reason="needs mlx-lm and mlx-vlm installed (genai-common[vlm])",
 )
-
-
-@pytest.fixture
-def llama(tiny_llm: Path, tmp_path: Path) -> Path:
-    return Path(shutil.copytree(tiny_llm, tmp_path / "llama"))
 
 
 def set_config(model: Path, **values) -> None:

@@ -6,29 +6,19 @@ import shutil
 from pathlib import Path
 
 import pytest
-from checks_helpers import codes, edit_json, messages, problems, rewrite_tensors, run, without
+from checks_helpers import (
+    CLEAN_TINY,
+    codes,
+    edit_json,
+    messages,
+    problems,
+    rewrite_tensors,
+    run,
+    without,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from public_configs import MODELS, write_metadata_only
-
-CLEAN = [
-    "tiny_llm",
-    "tiny_llm_qwen2",
-    "tiny_llm_gemma",
-    "tiny_llm_4bit",
-    "tiny_vlm",
-    "tiny_vlm_paligemma",
-]
-
-
-@pytest.fixture
-def llama(tiny_llm: Path, tmp_path: Path) -> Path:
-    return Path(shutil.copytree(tiny_llm, tmp_path / "llama"))
-
-
-@pytest.fixture
-def llama4(tiny_llm_4bit: Path, tmp_path: Path) -> Path:
-    return Path(shutil.copytree(tiny_llm_4bit, tmp_path / "llama4"))
 
 
 def set_config(model: Path, **values) -> None:
@@ -39,7 +29,7 @@ def drop_config(model: Path, *keys: str) -> None:
     edit_json(model / "config.json", without(*keys))
 
 
-@pytest.mark.parametrize("fixture", CLEAN)
+@pytest.mark.parametrize("fixture", CLEAN_TINY)
 def test_clean_tiny_models_pass(fixture: str, request: pytest.FixtureRequest) -> None:
     assert problems(request.getfixturevalue(fixture), "config") == []
 

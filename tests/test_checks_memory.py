@@ -6,7 +6,6 @@ failing cases pass small machines explicitly instead of needing a model larger t
 
 from __future__ import annotations
 
-import shutil
 import struct
 from pathlib import Path
 
@@ -18,11 +17,6 @@ from genai_common.checks.memory import Machine
 from genai_common.model_dir import ModelDir
 
 KiB = 1024
-
-
-@pytest.fixture
-def llama(tiny_llm: Path, tmp_path: Path) -> Path:
-    return Path(shutil.copytree(tiny_llm, tmp_path / "llama"))
 
 
 def data_bytes(path: Path) -> int:

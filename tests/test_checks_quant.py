@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 from checks_helpers import codes, edit_json, messages, problems, rewrite_tensors, without
 
 Q = "model.layers.0.self_attn.q_proj"
-
-
-@pytest.fixture
-def llama4(tiny_llm_4bit: Path, tmp_path: Path) -> Path:
-    return Path(shutil.copytree(tiny_llm_4bit, tmp_path / "llama4"))
-
-
-@pytest.fixture
-def llama(tiny_llm: Path, tmp_path: Path) -> Path:
-    return Path(shutil.copytree(tiny_llm, tmp_path / "llama"))
 
 
 def set_config(model: Path, **values) -> None:

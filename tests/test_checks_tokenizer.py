@@ -6,21 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from checks_helpers import codes, edit_json, messages, problems, without
-
-CLEAN = [
-    "tiny_llm",
-    "tiny_llm_qwen2",
-    "tiny_llm_gemma",
-    "tiny_llm_4bit",
-    "tiny_vlm",
-    "tiny_vlm_paligemma",
-]
-
-
-@pytest.fixture
-def llama(tiny_llm: Path, tmp_path: Path) -> Path:
-    return Path(shutil.copytree(tiny_llm, tmp_path / "llama"))
+from checks_helpers import CLEAN_TINY, codes, edit_json, messages, problems, without
 
 
 def set_json(model: Path, rel: str, **values) -> None:
@@ -45,7 +31,7 @@ def add_tokens(model: Path, tokens: dict[int, str]) -> None:
     edit_json(model / "tokenizer.json", change)
 
 
-@pytest.mark.parametrize("fixture", CLEAN)
+@pytest.mark.parametrize("fixture", CLEAN_TINY)
 def test_clean_tiny_models_pass(fixture: str, request: pytest.FixtureRequest) -> None:
     assert problems(request.getfixturevalue(fixture), "tokenizer") == []
 

@@ -11,6 +11,7 @@ from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
+from checks_helpers import CLEAN_TINY
 from malformed_corpus import base_llm, write_json
 
 from genai_common import render
@@ -42,18 +43,7 @@ def run_cli(*argv: str) -> tuple[int, str, str]:
     return rc, out.getvalue(), err.getvalue()
 
 
-CLEAN_FIXTURES = [
-    "tiny_llm",
-    "tiny_llm_qwen2",
-    "tiny_llm_gemma",
-    "tiny_llm_4bit",
-    "tiny_vlm",
-    "tiny_vlm_paligemma",
-    "tiny_ml",
-]
-
-
-@pytest.mark.parametrize("fixture", CLEAN_FIXTURES)
+@pytest.mark.parametrize("fixture", [*CLEAN_TINY, "tiny_ml"])
 def test_clean_tiny_models_have_no_error(fixture: str, request: pytest.FixtureRequest) -> None:
     path = request.getfixturevalue(fixture)
     rc, out, _ = run_cli("doctor", str(path), "--json")

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from checks_helpers import CLEAN_TINY
 
 from genai_common.testing.tiny import build
 
@@ -132,17 +133,7 @@ def test_variants_are_deterministic(kind: str, variant: str, tmp_path: Path) -> 
     assert _digest(a) == _digest(b)
 
 
-@pytest.mark.parametrize(
-    "fixture",
-    [
-        "tiny_llm",
-        "tiny_llm_qwen2",
-        "tiny_llm_gemma",
-        "tiny_llm_4bit",
-        "tiny_vlm",
-        "tiny_vlm_paligemma",
-    ],
-)
+@pytest.mark.parametrize("fixture", CLEAN_TINY)
 def test_tokenizer_fits_embedding_and_specials_agree(
     fixture: str, request: pytest.FixtureRequest
 ) -> None:
