@@ -5,13 +5,13 @@ in this package registers its codes at import time with `register(...)` and expo
 
     def check(md: ModelDir) -> Iterable[Finding]  # pure function over what ModelDir read
 
-The model kinds a family applies to are listed here, in FAMILY_KINDS (absent: all kinds), so
-that the runner imports only the families of md.kind: a VLM or diffusion family is never
-imported for an LLM.
-
 and makes its findings with `finding(code, message, file=...)`, which fills in the registered
 severity and fix text (both may be overridden per finding). `run_checks(md)` runs the families
 that apply to `md.kind`; a family that raises becomes a DOC001 finding, never a traceback.
+
+The model kinds a family applies to are listed here, in FAMILY_KINDS (absent: all kinds), so
+that the runner imports only the families of md.kind: a VLM or diffusion family is never
+imported for an LLM.
 
 Family modules are plain Python over dicts and tuples: importing them must stay cheap (no mlx,
 torch, numpy, safetensors at module level).
@@ -158,7 +158,6 @@ def family_module(name: str):  # -> ModuleType | None
 
 def load_all() -> dict[str, Check]:
     """Import every family module (so all codes are registered) and return the registry."""
-    # The doctor's own codes live here (DOC) so that the runner can always report.
     for name in FAMILIES:
         family_module(name)
     return REGISTRY
@@ -198,7 +197,8 @@ def run_checks(md: ModelDir, families: Iterable[str] = STATIC_FAMILIES) -> list[
     return out
 
 
-# The runner's own codes (family "doctor": not a module, never run as a family).
+# The runner's own codes (family "doctor": not a module, never run as a family), registered here
+# so that the runner can always report.
 register(
     "DOC001",
     "A check family stopped with an internal error",
