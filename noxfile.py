@@ -1,4 +1,4 @@
-"""Sessions of this repository: tests, lint, demo, bench (and templates, later).
+"""Sessions of this repository: tests, lint, demo, templates, bench.
 
 `nox -s tests` runs the suite in two environments, because MLX and PyTorch are kept apart: with
 torch installed, `import mlx_lm` pays for importing torch through transformers.
