@@ -102,22 +102,20 @@ def dtype_breakdown(md: ModelDir) -> dict[str, dict[str, int]]:
 
 
 def _text_dims(md: ModelDir) -> dict[str, Any]:
-    tc = md.text_config
-    hidden = _int(tc.get("hidden_size")) or _int(tc.get("d_model")) or _int(tc.get("n_embd"))
-    heads = _int(tc.get("num_attention_heads")) or _int(tc.get("n_head"))
-    kv = _int(tc.get("num_key_value_heads")) or heads
-    head_dim = _int(tc.get("head_dim")) or (hidden // heads if hidden and heads else None)
-    layers = _int(tc.get("num_hidden_layers")) or _int(tc.get("n_layer"))
+    """The checks' text dimensions (checks.config.text_dims: positive ints up to MAX_COUNT, else
+    None) under their config names: an absurd size is unknown here too, never multiplied."""
+    from genai_common.checks.config import text_dims
+
+    d = text_dims(md)
     return {
-        "hidden_size": hidden,
-        "num_attention_heads": heads,
-        "num_key_value_heads": kv,
-        "head_dim": head_dim,
-        "num_hidden_layers": layers,
-        "intermediate_size": _int(tc.get("intermediate_size")),
-        "vocab_size": _int(tc.get("vocab_size")),
-        "max_position_embeddings": _int(tc.get("max_position_embeddings"))
-        or _int(tc.get("n_positions")),
+        "hidden_size": d.hidden,
+        "num_attention_heads": d.heads,
+        "num_key_value_heads": d.kv_heads,
+        "head_dim": d.head_dim,
+        "num_hidden_layers": d.layers,
+        "intermediate_size": d.intermediate,
+        "vocab_size": d.vocab,
+        "max_position_embeddings": d.max_positions,
     }
 
 

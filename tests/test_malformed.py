@@ -164,3 +164,17 @@ def test_absurd_counts_stay_bounded(tmp_path: Path, change: dict, code: str) -> 
     codes = json.loads(proc.stdout)
     assert "DOC001" not in codes
     assert code in codes
+
+
+@pytest.mark.parametrize("argv", [["doctor", "--json"], ["doctor"], ["inspect"]])
+def test_huge_text_sizes_are_unknown_in_the_facts(tmp_path: Path, argv: list[str]) -> None:
+    """4001-digit sizes (json reads up to 4300 digits): the facts' KV cache and memory estimate
+    multiply none of them, so no product beyond Python's int-to-str limit reaches a renderer."""
+    d = base_llm(tmp_path)
+    huge = {"hidden_size": 10**4000, "num_hidden_layers": 10**4000}
+    (d / "config.json").write_text(json.dumps({**CONFIG, **huge, "num_attention_heads": 1}))
+    out = io.StringIO()
+    with redirect_stdout(out):
+        rc = main([argv[0], str(d), *argv[1:]])
+    assert rc in (0, 1)
+    assert "kv_cache_bytes_per_token" not in out.getvalue()
