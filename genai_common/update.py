@@ -84,7 +84,6 @@ def copier_update_command(
     trust: bool = False,
     conflict: str = "inline",
     defaults: bool = True,
-    extra: list[str] | None = None,
 ) -> list[str]:
     """The `copier update` command line this module runs (same interpreter: copier is a dev dep)."""
     cmd = [sys.executable, "-m", "copier", "update", "--skip-answered", f"--conflict={conflict}"]
@@ -94,7 +93,7 @@ def copier_update_command(
         cmd.append(f"--vcs-ref={vcs_ref}")
     if trust:
         cmd.append("--trust")
-    return cmd + list(extra or [])
+    return cmd
 
 
 def report_conflicts(conflicts: list[Conflict]) -> str:
