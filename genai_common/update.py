@@ -57,8 +57,9 @@ def find_conflicts(root: str | Path) -> list[Conflict]:
     """Every conflict a template update can leave in `root`: markers, unmerged paths, .rej files."""
     root = Path(root)
     found = [Conflict(p, "unmerged") for p in git.unmerged_files(root)]
-    candidates = git.work_files(root)  # tracked plus untracked, not ignored; a walk without git
-    for rel in _walk(root) if candidates is None else candidates:
+    walked = _walk(root)
+    candidates = git.work_files(root)  # tracked plus untracked, not ignored; the walk without git
+    for rel in walked if candidates is None else candidates:
         path = root / rel
         if rel.endswith(".rej"):
             found.append(Conflict(rel, "rej"))
@@ -72,9 +73,7 @@ def find_conflicts(root: str | Path) -> list[Conflict]:
                 found.append(Conflict(rel, "marker", number))
     # .rej files are often ignored by a .gitignore; look for them outside git's view too.
     seen = {c.path for c in found if c.kind == "rej"}
-    found += [
-        Conflict(rel, "rej") for rel in _walk(root) if rel.endswith(".rej") and rel not in seen
-    ]
+    found += [Conflict(rel, "rej") for rel in walked if rel.endswith(".rej") and rel not in seen]
     return found
 
 
