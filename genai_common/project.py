@@ -123,11 +123,9 @@ class Step:
 
 def _doctor(project: Project, *, metadata_only: bool) -> Step:
     name = "config" if metadata_only else "model"
+    from genai_common.doctor import diagnose
+
     start = time.perf_counter()
-    try:
-        from genai_common.doctor import diagnose
-    except ImportError as exc:  # the doctor is part of genai-common; say so, never pretend
-        return Step(name, False, 0.0, f"genai_common.doctor is not available: {exc}")
     try:
         report = diagnose(model_path(project), metadata_only=metadata_only, kind=project.kind)
     except Exception as exc:  # e.g. ModelPathError: nothing at that path or hub id
@@ -181,7 +179,7 @@ def _child_step(name: str, target: str, project: Project, timeout: float) -> Ste
         f"signal {result.signal}" if result.signal else f"exit {result.returncode}"
     )
     tail = [line for line in (result.stderr_tail or "").splitlines() if line.strip()][-15:]
-    return Step(name, False, float(result.duration or 0.0), f"failed: {why}", tail)
+    return Step(name, False, result.duration, f"failed: {why}", tail)
 
 
 # Child-process bodies: top-level functions, resolved by name in the child.

@@ -146,10 +146,8 @@ def _doctor(project: Project) -> dict[str, Any]:
             "model": model,
             "reason": "the model is not there yet (`nox -s diagnostics` builds the tiny one)",
         }
-    try:
-        from genai_common.doctor import diagnose
-    except ImportError as exc:
-        return {"ran": False, "model": model, "reason": f"the doctor is not available: {exc}"}
+    from genai_common.doctor import diagnose
+
     try:
         report = diagnose(model, kind=project.kind)
     except Exception as exc:  # a doctor that cannot run is reported, never fatal here
