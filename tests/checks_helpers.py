@@ -1,34 +1,21 @@
 """Helpers for the check-family tests: run one family on a directory, edit configs, rewrite headers.
 
-Broken variants are made from private copies of the tiny models (tiny_model_factory) or from
-small directories written inline. Tensor data is zeros of the right length: the checks read
+Broken variants are made from private copies of the tiny models (conftest.py's llama and
+llama4, tiny_model_factory) or from small directories written inline. Tensor data is zeros of the right length: the checks read
 headers only, so the values never matter, but the files are valid safetensors.
 """
 
 from __future__ import annotations
 
 import json
-import struct
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from genai_common.checks import family_module
+from genai_common.formats.safetensors import encode_header, read_header
 from genai_common.model_dir import ModelDir
 from genai_common.report import Finding
-
-ITEMSIZE = {
-    "F32": 4,
-    "F16": 2,
-    "BF16": 2,
-    "U32": 4,
-    "I32": 4,
-    "U8": 1,
-    "I8": 1,
-    "F8_E4M3": 1,
-    "F8_E5M2": 1,
-    "F8_E8M0": 1,
-}
 
 Spec = dict[str, tuple[str, tuple[int, ...]]]
 
@@ -84,31 +71,17 @@ def without(*keys: str) -> Callable[[dict], None]:
 
 
 def write_safetensors(path: Path, spec: Spec) -> Path:
-    """A valid safetensors file with these names, dtypes and shapes; data is zeros."""
-    header: dict[str, Any] = {"__metadata__": {"format": "mlx"}}
-    offset = 0
-    for name in sorted(spec):
-        dtype, shape = spec[name]
-        n = ITEMSIZE[dtype]
-        for d in shape:
-            n *= d
-        header[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [offset, offset + n]}
-        offset += n
-    raw = json.dumps(header, separators=(",", ":")).encode()
-    raw += b" " * (-len(raw) % 8)
+    """A valid safetensors file with these names (sorted), dtypes and shapes; data is zeros."""
+    head, size = encode_header({name: spec[name] for name in sorted(spec)}, {"format": "mlx"})
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as fh:
-        fh.write(struct.pack("<Q", len(raw)))
-        fh.write(raw)
-        fh.write(b"\0" * offset)
+        fh.write(head)
+        fh.write(b"\0" * size)
     return path
 
 
 def read_spec(path: Path) -> Spec:
-    with open(path, "rb") as fh:
-        (n,) = struct.unpack("<Q", fh.read(8))
-        header = json.loads(fh.read(n))
-    return {k: (v["dtype"], tuple(v["shape"])) for k, v in header.items() if k != "__metadata__"}
+    return {name: (t.dtype, t.shape) for name, t in read_header(path).tensors.items()}
 
 
 def rewrite_tensors(

@@ -6,7 +6,6 @@ failing cases pass small machines explicitly instead of needing a model larger t
 
 from __future__ import annotations
 
-import struct
 from pathlib import Path
 
 import pytest
@@ -14,15 +13,14 @@ from checks_helpers import edit_json, problems
 
 from genai_common.checks import memory
 from genai_common.checks.memory import Machine
+from genai_common.formats.safetensors import read_header
 from genai_common.model_dir import ModelDir
 
 KiB = 1024
 
 
 def data_bytes(path: Path) -> int:
-    with open(path, "rb") as fh:
-        (n,) = struct.unpack("<Q", fh.read(8))
-    return path.stat().st_size - 8 - n
+    return path.stat().st_size - 8 - read_header(path).header_len
 
 
 def codes_on(model: Path, machine: Machine) -> list[str]:
