@@ -260,6 +260,16 @@ def test_index_reads_weight_map_and_total_size(tmp_path: Path) -> None:
     assert [c for c, _ in info.problems] == ["IDX003"]
 
 
+@pytest.mark.parametrize("total", ["Infinity", "-Infinity", "NaN", "-1", '"12"'])
+def test_index_total_size_that_is_no_byte_count(tmp_path: Path, total: str) -> None:
+    path = tmp_path / "model.safetensors.index.json"
+    weight_map = '"weight_map": {"a": "s.safetensors"}'
+    path.write_text(f'{{"metadata": {{"total_size": {total}}}, {weight_map}}}')
+    info = read_index(path)
+    assert info.total_size is None
+    assert "IDX004" in [c for c, _ in info.problems]
+
+
 # --- files -----------------------------------------------------------------------------------
 
 

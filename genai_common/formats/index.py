@@ -12,6 +12,8 @@ from types import SimpleNamespace
 from genai_common.formats import FormatError, Problem
 from genai_common.formats.jsonfile import read_json
 
+_INF = float("inf")
+
 
 class IndexInfo(SimpleNamespace):
     """One index file (a SimpleNamespace: repr and == without the dataclasses import)."""
@@ -118,7 +120,12 @@ def index_from_json(
         info.metadata = metadata
         total = metadata.get("total_size")
         if total is not None:
-            if isinstance(total, bool) or not isinstance(total, (int, float)) or total < 0:
+            # a finite number >= 0 (Infinity and NaN read as floats: JSON004 names the constant)
+            if (
+                isinstance(total, bool)
+                or not isinstance(total, (int, float))
+                or not 0 <= total < _INF
+            ):
                 info.problems.append(
                     ("IDX004", f"{what}: metadata.total_size {total!r} is not a byte count")
                 )
