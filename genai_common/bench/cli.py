@@ -67,22 +67,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def detect_kind(path: str) -> str:
-    """The doctor's kind detection when it is available, else a look at the files."""
-    try:
-        from genai_common.model_dir import ModelDir
+    """The doctor's kind detection (ModelDir, which has read config.json already); where it names
+    none of KINDS, a config with vision_config is a vlm, one with num_hidden_layers an llm, any
+    other an ml model."""
+    from genai_common.model_dir import ModelDir, ModelPathError
 
-        kind = ModelDir.open(path, metadata_only=True).kind
-        if kind in KINDS:
-            return kind
-    except Exception:  # doctor not available or path unreadable: look at the files ourselves
-        pass
-    root = Path(path)
-    if (root / "model_index.json").exists():
-        return "diffusion"
-    config_path = root / "config.json"
-    if not config_path.exists():
-        raise ValueError(f"{path}: no config.json or model_index.json; pass --kind")
-    config = json.loads(config_path.read_text())
+    try:
+        md = ModelDir.open(path, metadata_only=True)
+    except ModelPathError:
+        md = None
+    if md is not None and md.kind in KINDS:
+        return md.kind
+    config = md.config if md is not None else None
+    if config is None:
+        raise ValueError(f"{path}: no readable config.json or model_index.json; pass --kind")
     if "vision_config" in config:
         return "vlm"
     if "num_hidden_layers" in config or "num_hidden_layers" in config.get("text_config", {}):
