@@ -321,6 +321,20 @@ def test_peak_bandwidth_is_probed_once_and_cached(tmp_path, monkeypatch):
     assert list(cache) == [first["key"]] and "mlx" in first["key"]
 
 
+def test_detect_kind_falls_back_on_the_config_the_doctor_read(tmp_path):
+    from genai_common.bench.cli import detect_kind
+
+    cases = {"layers": '{"num_hidden_layers": 2}', "other": '{"hidden": 2}', "bad": "nope"}
+    for name, text in cases.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text(text)
+    assert detect_kind(str(tmp_path / "layers")) == "llm"  # the doctor says unknown here
+    assert detect_kind(str(tmp_path / "other")) == "ml"
+    for path in (tmp_path / "bad", tmp_path / "missing"):
+        with pytest.raises(ValueError, match="pass --kind"):
+            detect_kind(str(path))
+
+
 def test_bench_command_imports_nothing_heavy():
     code = (
         "import sys; import genai_common.bench.cli, genai_common.bench.stats, "
