@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from genai_common.continuity import docs, git
+from genai_common.project import KINDS
 
-KINDS = ("llm", "vlm", "diffusion", "ml")
 STATE_DIR = ".genai"
 
 # Files that describe a model rather than hold its weights: an edit here changes what loads.
