@@ -133,13 +133,11 @@ def facts(md: ModelDir) -> dict[str, Any]:
     if md.kind == "gguf" or (md.gguf is not None and md.kind in ("unknown",)):
         return {**out, **_gguf_facts(md)}
     if md.kind == "diffusion":
+        from genai_common.checks.diffusion import components
+
         index = md.json("model_index.json") or {}
         out["pipeline"] = index.get("_class_name")
-        out["components"] = {
-            k: v[1]
-            for k, v in index.items()
-            if not k.startswith("_") and isinstance(v, list) and len(v) == 2 and v[1]
-        }
+        out["components"] = {k: cls for k, (_, cls) in components(md).items() if cls}
         total, seen = 0, False
         for name in out["components"]:
             if os.path.isdir(md.fspath(name)):
