@@ -93,13 +93,14 @@ def _top_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0].startswith("-"):
-        args = _top_parser().parse_args(argv)
+        top = _top_parser()
+        args = top.parse_args(argv)
         if args.version:
             from importlib.metadata import version
 
             print(version("genai-common"))
             return 0
-        _top_parser().print_help()
+        top.print_help()
         return 0 if "-h" in argv or "--help" in argv else 2
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
