@@ -51,6 +51,7 @@ def run_genai(
         cwd=cwd,
         capture_output=True,
         text=True,
+        stdin=subprocess.DEVNULL,  # a command that would prompt fails instead of waiting
         env={**os.environ, **(env or {})},
     )
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+from templates_helpers import run_genai
 
 from genai_common.continuity import review
 from genai_common.templating import GIT_ENV
@@ -410,33 +410,23 @@ def test_gu103_unmerged_paths(project: Path) -> None:
 # -- command line, JSON, repo-review -------------------------------------------------------
 
 
-def _genai(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "genai_common", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        check=False,
-    )
-
-
 def test_cli_json_and_exit_codes(project: Path, tmp_path: Path) -> None:
-    proc = _genai("review", str(project), "--json")
+    proc = run_genai(project, "review", str(project), "--json")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     data = json.loads(proc.stdout)
     assert data["schema"] == 1 and data["summary"]["fail"] == 0
     (project / "test/README.md").unlink()
-    proc = _genai("review", str(project))
+    proc = run_genai(project, "review", str(project))
     assert proc.returncode == 1
     assert (
         "FAIL GD101" in proc.stdout and "fix:" in proc.stdout and "see: AGENTS.md#" in proc.stdout
     )
-    assert _genai("review", str(project), "--ignore", "GD,GT").returncode == 0
-    assert _genai("review", str(tmp_path / "nowhere")).returncode == 2
+    assert run_genai(project, "review", str(project), "--ignore", "GD,GT").returncode == 0
+    assert run_genai(project, "review", str(tmp_path / "nowhere")).returncode == 2
 
 
-def test_cli_list_names_every_check() -> None:
-    proc = _genai("review", "--list")
+def test_cli_list_names_every_check(tmp_path: Path) -> None:
+    proc = run_genai(tmp_path, "review", "--list")
     assert proc.returncode == 0
     from genai_common.continuity.checks import CHECKS
 

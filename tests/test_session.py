@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from templates_helpers import run_genai
 from test_review import commit, make_project, write
 
 from genai_common.continuity import session, todo
@@ -168,26 +169,15 @@ def test_end_reminds_untouched_living_docs(project: Path) -> None:
     assert "TODO.md" not in result["untouched_docs"]
 
 
-def _genai(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "genai_common", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
-
-
 def test_cli_start_json_and_end(project: Path) -> None:
-    proc = _genai("session", "start", "--json", "--no-doctor", cwd=project)
+    proc = run_genai(project, "session", "start", "--json", "--no-doctor")
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert data["schema"] == 1 and data["todo"]["open"] == ["Implementation"]
-    proc = _genai("session", "start", "--no-doctor", cwd=project / "src")
+    proc = run_genai(project / "src", "session", "start", "--no-doctor")
     assert proc.returncode == 0 and "Status (TODO.md)" in proc.stdout  # found from a subfolder
-    proc = _genai(
-        "session", "end", "--completed", "one", "--next", "two", "--next", "three", cwd=project
+    proc = run_genai(
+        project, "session", "end", "--completed", "one", "--next", "two", "--next", "three"
     )
     assert proc.returncode == 0, proc.stderr
     assert "Not touched this session" in proc.stdout
@@ -197,7 +187,7 @@ def test_cli_start_json_and_end(project: Path) -> None:
 
 def test_cli_end_without_todo(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\n')
-    proc = _genai("session", "end", "--completed", "x", cwd=tmp_path)
+    proc = run_genai(tmp_path, "session", "end", "--completed", "x")
     assert proc.returncode == 2 and "TODO.md" in proc.stderr
 
 
