@@ -30,7 +30,7 @@ from genai_common.runtime.memory import MemorySnapshot, track_memory
 # model_type -> "module:attr": an MLX nn.Module class, or a zero-argument function returning one.
 # Its constructor receives the config.json entries whose names it accepts.
 ML_MODEL_TYPES: dict[str, str] = {
-    "tiny_mlp": "genai_common.testing.tiny_ml:_module_class",
+    "tiny_mlp": "genai_common.testing.tiny_ml:module_class",
 }
 
 

@@ -67,10 +67,6 @@ def module_class() -> type:
     return TinyMLP
 
 
-# genai_common.runtime.loading.ML_MODEL_TYPES names the private spelling.
-_module_class = module_class
-
-
 def load_tiny_ml(path: str | Path, *, strict: bool = True) -> Any:
     """Rebuild the module from `path`/config.json and load `path`/model.safetensors into it."""
     import mlx.core as mx
