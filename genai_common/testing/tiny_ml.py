@@ -10,7 +10,6 @@ never guesses: input_dims -> hidden_dims (x num_layers, GELU) -> output_dims.
 from __future__ import annotations
 
 import itertools
-import json
 from pathlib import Path
 from typing import Any
 
@@ -68,17 +67,14 @@ def module_class() -> type:
 
 
 def load_tiny_ml(path: str | Path, *, strict: bool = True) -> Any:
-    """Rebuild the module from `path`/config.json and load `path`/model.safetensors into it."""
-    import mlx.core as mx
+    """The tiny MLP from `path` through the runtime's generic loader (``load_ml``: the class
+    registered for the config's model_type, the config entries it takes, every weight);
+    ValueError for another model_type. The module's ``config`` is its config.json."""
+    from genai_common.runtime.loading import load_ml
 
-    path = Path(path)
-    config = json.loads((path / "config.json").read_text())
-    if config.get("model_type") != MODEL_TYPE:
-        raise ValueError(f"{path}: model_type {config.get('model_type')!r} is not {MODEL_TYPE!r}")
-    dims = {k: int(config[k]) for k in ("input_dims", "hidden_dims", "output_dims", "num_layers")}
-    model = module_class()(**dims)
-    model.load_weights(str(path / "model.safetensors"), strict=strict)
-    mx.eval(model.parameters())
-    model.eval()
-    model.config = config
-    return model
+    loaded = load_ml(path, strict=strict)  # an unregistered model_type raises before loading
+    model_type = loaded.config.get("model_type")
+    if model_type != MODEL_TYPE:
+        raise ValueError(f"{path}: model_type {model_type!r} is not {MODEL_TYPE!r}")
+    loaded.model.config = loaded.config
+    return loaded.model
