@@ -180,5 +180,7 @@ def test_vlm_trials_generate_the_requested_count(tiny_vlm):
     )
     res = results[0]
     assert [t["n_tokens"] for t in res["trials"]] == [5, 5]
+    # mlx-vlm's closing item (same generation_tokens, the finish reason) reaches measure_stream
+    assert [t["library"].get("finish_reason") for t in res["trials"]] == ["length", "length"]
     assert res["prompt_tokens"] > 0  # counted by mlx-vlm (text + image tokens)
     assert res["summary"]["decode_tps"]["n"] == 2

@@ -226,20 +226,18 @@ def _memory_readers() -> tuple[Any, Any]:
 
 
 def _timed(stream: Iterator[Any], log: list[tuple[float, int, int]]) -> Iterator[Any]:
-    """Pass items through, logging (arrival time, MLX active bytes, MLX cache bytes) per token.
-
-    mlx-vlm yields its last token twice (once more with the finish reason): an item whose
-    `generation_tokens` did not grow is not a new token.
-    """
+    """Pass every item through, logging (arrival time, MLX active bytes, MLX cache bytes) per
+    new token. An item whose `generation_tokens` did not grow (mlx-vlm's closing item with the
+    rest of the text and the finish reason) is passed on unlogged: `measure_stream` applies the
+    same rule to its arrivals and keeps that item's text and library figures."""
     active, cache = _memory_readers()
     seen = 0
     for item in stream:
         now = time.perf_counter()
         count = getattr(item, "generation_tokens", None)
-        if count is not None and count <= seen:
-            continue
-        seen = count if count is not None else seen + 1
-        log.append((now, active(), cache()))
+        if count is None or count > seen:
+            seen = count if count is not None else seen + 1
+            log.append((now, active(), cache()))
         yield item
 
 
