@@ -102,8 +102,8 @@ def run_trial(
         "s_per_image": end - start,
         "series": series,
         "memory": [[t - start, used, 0] for t, used in memory],
-        "peak_torch": getattr(mem, "torch_cuda_peak", None) or _mps_memory(torch, device),
-        "peak_rss": getattr(mem, "rss_peak", None),
+        "peak_torch": mem.torch_cuda_peak or _mps_memory(torch, device),
+        "peak_rss": mem.rss_peak,
     }
 
 

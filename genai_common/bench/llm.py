@@ -254,15 +254,15 @@ def run_trial(subject: Subject, work: Workload) -> dict[str, Any]:
         start = time.perf_counter()
         log.append((start, active(), cache()))
         metrics = measure_stream(_timed(_stream(subject, work), log), start=start)
-    library = dict(getattr(metrics, "library", None) or {})
+    library = dict(metrics.library)
     prompt_tokens = work.prompt_tokens or int(library.get("prompt_tokens") or 0)
     figures = trial_figures(metrics, prompt_tokens)
     figures.update(
         {
             "memory": [[t - start, active, cache] for t, active, cache in log],
-            "peak_mlx": getattr(mem, "mlx_peak", None),
-            "peak_mlx_added": getattr(mem, "mlx_peak_delta", None),
-            "peak_rss": getattr(mem, "rss_peak", None),
+            "peak_mlx": mem.mlx_peak,
+            "peak_mlx_added": mem.mlx_peak_delta,
+            "peak_rss": mem.rss_peak,
             "library": library,
             "started_at": started_at,
         }
