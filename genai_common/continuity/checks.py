@@ -277,19 +277,21 @@ def last_change(project: Project) -> tuple[float, str] | None:
             newest = (when, what)
 
     code = project.code_files()
-    if project.is_git:
+    committed: dict[str, float] = {}
+    dirty: set[str] = set()
+    if project.is_git:  # one `git log` and one `git diff` for every file below
         committed = git.last_commit_times(project.root)
+        dirty = set(git.dirty_files(project.root))
         for rel in code:
             see(committed.get(rel), rel)
-        dirty = set(git.dirty_files(project.root)) | set(git.untracked_files(project.root))
-        for rel in dirty:
+        for rel in dirty | set(git.untracked_files(project.root)):
             if rel in code or (rel.endswith(".py") and not rel.startswith(".")):
                 see(_mtime(project.root / rel), rel)
+    tracked = set(project.tracked)  # empty outside git
     for path in project.model_config_files():
         rel = os.path.relpath(path, project.root)
-        tracked = project.is_git and rel in set(project.tracked)
-        if tracked and rel not in git.dirty_files(project.root):
-            see(git.last_commit_times(project.root).get(rel), rel)
+        if rel in tracked and rel not in dirty:
+            see(committed.get(rel), rel)
         else:
             see(_mtime(path), rel)
     return newest
