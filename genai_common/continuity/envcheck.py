@@ -89,6 +89,14 @@ def environment_yml(text: str) -> tuple[str | None, list[str]]:
 
 
 def declared(project: Project) -> Declared:
+    """What the project declares; read once per Project (GE101 and GE102 both ask, and a lock
+    file can be large)."""
+    if "declared" not in project.memo:
+        project.memo["declared"] = _read_declared(project)
+    return project.memo["declared"]
+
+
+def _read_declared(project: Project) -> Declared:
     out = Declared()
     pyproject = project.pyproject.get("project", {})
     if project.exists("pyproject.toml"):
