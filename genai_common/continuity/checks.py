@@ -7,7 +7,7 @@ Families (letters) and numbers never change meaning once released:
 
 A check is a plain function over a `Project` that returns the problems it found (an empty list
 passes) or raises `Skip` with the reason it cannot judge. `genai review` runs them directly;
-`repo-review` runs them through the plugin in `genai_common.continuity.repo_review`.
+`repo-review` runs them through the plugin in `genai_common.continuity.repo_review_plugin`.
 """
 
 from __future__ import annotations

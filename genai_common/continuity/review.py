@@ -3,7 +3,7 @@
 Runs the methodology checks of `genai_common.continuity.checks` on a project and prints, for each
 failure, its code, title, what is wrong, the fix and the section that explains the rule.
 Exit codes: 0 nothing at or above --fail-on failed; 1 something did; 2 the path is not there.
-The same checks run under `repo-review .` (see `genai_common.continuity.repo_review`).
+The same checks run under `repo-review .` (see `genai_common.continuity.repo_review_plugin`).
 """
 
 from __future__ import annotations
