@@ -6,8 +6,6 @@ import itertools
 import json
 import random
 import struct
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -333,17 +331,6 @@ def test_detect_kind_falls_back_on_the_config_the_doctor_read(tmp_path):
     for path in (tmp_path / "bad", tmp_path / "missing"):
         with pytest.raises(ValueError, match="pass --kind"):
             detect_kind(str(path))
-
-
-def test_bench_command_imports_nothing_heavy():
-    code = (
-        "import sys; import genai_common.bench.cli, genai_common.bench.stats, "
-        "genai_common.bench.compare, genai_common.bench.records; "
-        "heavy = {'mlx', 'matplotlib', 'numpy', 'torch', 'mlx_lm', 'rich'} & set(sys.modules); "
-        "print(sorted(heavy))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
 
 
 def test_progress_is_silent_off_a_terminal_and_draws_on_one(capsys):

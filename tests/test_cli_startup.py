@@ -12,10 +12,10 @@ import pytest
 HEAVY = ("mlx", "torch", "transformers", "diffusers", "mlx_lm", "mlx_vlm", "numpy", "safetensors")
 
 
-def _loaded_after(code: str) -> list[str]:
+def _loaded_after(code: str, heavy: tuple[str, ...] = HEAVY) -> list[str]:
     probe = (
         f"{code}\nimport sys, json\n"
-        f"print(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r}))))"
+        f"print(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}} & set({heavy!r}))))"
     )
     out = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
@@ -41,6 +41,15 @@ def test_import_package_imports_nothing_heavy():
 )
 def test_runtime_modules_import_nothing_heavy(module):
     assert _loaded_after(f"import genai_common.runtime.{module}") == []
+
+
+def test_bench_command_modules_import_nothing_heavy():
+    """`genai bench --help` and `--compare` stay light: no framework, no matplotlib, no rich."""
+    code = (
+        "import genai_common.bench.cli, genai_common.bench.stats, "
+        "genai_common.bench.compare, genai_common.bench.records"
+    )
+    assert _loaded_after(code, (*HEAVY, "matplotlib", "rich")) == []
 
 
 def test_probe_detects_a_heavy_import():
