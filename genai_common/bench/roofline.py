@@ -129,7 +129,7 @@ def weight_bytes(path: str | Path) -> tuple[int | None, int | None, str]:
         sizes = {name: t.nbytes for name, t in tensors.items()}
         if sizes and all(s is not None for s in sizes.values()):
             return int(sum(sizes.values())), read_per_token(sizes), "safetensors headers"
-    except Exception:  # doctor not available or model not readable: the caller falls back
+    except Exception:  # no such path, or headers it cannot read: the caller falls back
         pass
     return None, None, "unknown"
 
