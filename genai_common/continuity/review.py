@@ -82,12 +82,23 @@ def exit_code(results: list[Result], fail_on: str = "error") -> int:
     return int(any(r.status == "fail" and _RANK[r.severity] >= threshold for r in results))
 
 
+def _counts(results: list[Result]) -> dict[str, int]:
+    return {s: sum(r.status == s for r in results) for s in ("pass", "fail", "skip")}
+
+
+def summary_line(results: list[Result]) -> str:
+    counts = _counts(results)
+    return (
+        f"{counts['pass']} passed, {counts['fail']} failed, {counts['skip']} skipped "
+        f"({len(results)} checks)"
+    )
+
+
 def to_json(path: str | Path, results: list[Result]) -> dict[str, Any]:
-    counts = {s: sum(r.status == s for r in results) for s in ("pass", "fail", "skip")}
     return {
         "schema": SCHEMA_VERSION,
         "path": str(path),
-        "summary": counts,
+        "summary": _counts(results),
         "checks": [r.to_json() for r in results],
     }
 
@@ -106,11 +117,7 @@ def format_plain(results: list[Result], *, verbose: bool = False) -> str:
         if r.status == "fail":
             lines.append(f"     fix: {r.fix}")
             lines.append(f"     see: {r.url}")
-    counts = {s: sum(r.status == s for r in results) for s in ("pass", "fail", "skip")}
-    lines.append(
-        f"{counts['pass']} passed, {counts['fail']} failed, {counts['skip']} skipped "
-        f"({len(results)} checks)"
-    )
+    lines.append(summary_line(results))
     return "\n".join(lines)
 
 
@@ -138,11 +145,7 @@ def _print_rich(results: list[Result], verbose: bool) -> None:
     console = Console()
     if table.rows:
         console.print(table)
-    counts = {s: sum(r.status == s for r in results) for s in ("pass", "fail", "skip")}
-    console.print(
-        f"{counts['pass']} passed, {counts['fail']} failed, {counts['skip']} skipped "
-        f"({len(results)} checks)"
-    )
+    console.print(summary_line(results))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
