@@ -425,6 +425,16 @@ def test_cli_json_and_exit_codes(project: Path, tmp_path: Path) -> None:
     assert run_genai(project, "review", str(tmp_path / "nowhere")).returncode == 2
 
 
+def test_terminal_table_shows_bracketed_texts_verbatim(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """GD102's fix names `- [/]` items: rich must print it, not parse it as a closing tag."""
+    write(project, "TODO.md", "# TODO\n")
+    review._print_rich(review.review(project, select={"GD102"}), verbose=False)
+    out = capsys.readouterr().out
+    assert "[/]`" in out and "1 failed" in out
+
+
 def test_cli_list_names_every_check(tmp_path: Path) -> None:
     proc = run_genai(tmp_path, "review", "--list")
     assert proc.returncode == 0

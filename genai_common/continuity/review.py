@@ -123,6 +123,7 @@ def format_plain(results: list[Result], *, verbose: bool = False) -> str:
 
 def _print_rich(results: list[Result], verbose: bool) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(show_lines=True, title="genai review")
@@ -133,13 +134,14 @@ def _print_rich(results: list[Result], verbose: bool) -> None:
     for r in results:
         if r.status == "pass" and not verbose:
             continue
-        body = r.title
+        # check texts hold brackets (`- [/]` items, [tool.genai]): text, not rich markup
+        body = escape(r.title)
         if r.problems:
-            body += "\n" + "\n".join(f"• {p}" for p in r.problems)
+            body += "\n" + "\n".join(f"• {escape(p)}" for p in r.problems)
         if r.status == "fail":
-            body += f"\n[bold]fix:[/bold] {r.fix}\n[dim]see {r.url}[/dim]"
+            body += f"\n[bold]fix:[/bold] {escape(r.fix)}\n[dim]see {escape(r.url)}[/dim]"
         if r.reason:
-            body += f"\n[dim]{r.reason}[/dim]"
+            body += f"\n[dim]{escape(r.reason)}[/dim]"
         label = r.status if r.status != "fail" or r.severity == "error" else "warn"
         table.add_row(r.code, body, f"[{style[r.status]}]{label}[/]")
     console = Console()
