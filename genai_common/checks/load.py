@@ -256,7 +256,7 @@ def runtime_findings(
         return [finding("LOAD041", f"not loaded: {', '.join(too_big)} says the weights do not fit")]
     if md.metadata_only:
         return [finding("LOAD040", "no load test without the weight files (metadata only)")]
-    path = str(md.single_file.parent if md.single_file else md.root)
+    path = md.root_str  # a single file's folder too
     if infer:
         result = run_isolated("genai_common.checks.load:infer_target", kind, path, timeout=timeout)
     else:
