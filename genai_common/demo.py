@@ -95,6 +95,7 @@ def run_demo(dest: Path, prompt: str, max_tokens: int) -> dict[str, Any]:
 
 def render(result: dict[str, Any]) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from genai_common.runtime.envinfo import framework_rows, gib, summary_rows
@@ -104,12 +105,12 @@ def render(result: dict[str, Any]) -> None:
     env = result["environment"]
     machine = Table(show_header=False, box=None)
     for label, value in summary_rows(env):
-        machine.add_row(f"[bold]{label}[/]", value)
+        machine.add_row(f"[bold]{label}[/]", escape(value))
     console.print(machine)
     frameworks = Table("framework", "version", "backend", "detail", title="Frameworks")
     for row in framework_rows(env):
         if row[1] != "-":
-            frameworks.add_row(*row)
+            frameworks.add_row(*map(escape, row))
     console.print(frameworks)
 
     load, model = result["load"], result["model"]
@@ -117,7 +118,8 @@ def render(result: dict[str, Any]) -> None:
     console.print(
         f"Model: {config.get('model_type')} ({config.get('num_hidden_layers')} layers, "
         f"hidden {config.get('hidden_size')}, vocab {config.get('vocab_size')}) built in "
-        f"{model['build_seconds']:.2f} s at {model['path']}"
+        f"{model['build_seconds']:.2f} s at {model['path']}",
+        markup=False,
     )
     console.print(
         f"Load: {load['seconds'] * 1e3:.0f} ms (import of mlx-lm {load['import_seconds']:.2f} s, "
@@ -176,7 +178,7 @@ def render(result: dict[str, Any]) -> None:
     )
     memory.add_row("memory pressure", str(after["pressure"] or "-"))
     console.print(memory)
-    console.print(f"Reply (random weights): {warm['text'][:120]!r}")
+    console.print(f"Reply (random weights): {warm['text'][:120]!r}", markup=False)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -91,6 +91,16 @@ def test_plain_output_when_not_a_terminal():
     assert "\x1b[" not in out  # no terminal escape codes in a pipe
 
 
+def test_terminal_table_keeps_the_bracketed_extra(monkeypatch, capsys):
+    """The fix names `mlx[cpu]`: rich must print it, not take `[cpu]` for a style tag."""
+    env = envinfo.environment()
+    fix = "ModuleNotFoundError: no mlx -- install mlx[cpu] (or mlx[cuda13] for NVIDIA GPUs)"
+    env["frameworks"]["mlx"].update(usable=False, backend=None, error=fix)
+    monkeypatch.setenv("COLUMNS", "200")
+    envinfo._print_rich(env)
+    assert "install mlx[cpu] (or mlx[cuda13]" in capsys.readouterr().out
+
+
 def test_env_vars_are_listed_and_tokens_redacted():
     env = _env_json(
         "import os",

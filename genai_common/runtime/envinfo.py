@@ -257,17 +257,20 @@ def _print_plain(env: dict[str, Any]) -> None:
 
 def _print_rich(env: dict[str, Any]) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console()
     machine = Table(show_header=False, box=None)
     for label, value in summary_rows(env):
-        machine.add_row(f"[bold]{label}[/]", value)
+        machine.add_row(f"[bold]{label}[/]", escape(value))
     console.print(machine)
     table = Table("framework", "version", "backend", "detail")
-    for name, version, backend, detail in framework_rows(env):
+    for row in framework_rows(env):
+        _, version, backend, _ = row
         style = "red" if backend == "unusable" else ("dim" if version == "-" else None)
-        table.add_row(name, version, backend, detail, style=style)
+        # texts, not markup: an error's fix reads "install mlx[cpu]"
+        table.add_row(*map(escape, row), style=style)
     console.print(table)
 
 
