@@ -204,9 +204,8 @@ def _quiet_libraries() -> Iterator[None]:
                 lib.enable_progress_bar()
 
 
-def build(dest: Path, variant: str | None, seed: int) -> Path:
-    if (variant or "sd") != "sd":
-        raise ValueError(f"unknown diffusion variant {variant!r}; choose from sd")
+def build(dest: Path, variant: str, seed: int) -> Path:
+    """The one variant, sd (genai_common.testing.tiny.KINDS; tiny.build checks it)."""
     with _quiet_libraries(), tempfile.TemporaryDirectory(prefix="genai-tiny-clip-") as tmp:
         from diffusers import StableDiffusionPipeline
 

@@ -35,7 +35,7 @@ def _shapes(config: dict[str, Any]) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def build(dest: Path, variant: str | None, seed: int) -> Path:
+def build(dest: Path, variant: str, seed: int) -> Path:
     import mlx.core as mx
 
     config = dict(DEFAULT_CONFIG)
