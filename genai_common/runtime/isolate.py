@@ -111,22 +111,16 @@ def _child_main(payload: Any, result_path: str) -> None:
     _limit_address_space(memory_limit)
     try:
         target, args, kwargs = pickle.load(payload)
-        outcome: tuple[Any, ...] = ("ok", _resolve(target)(*args, **kwargs))
-        data = pickle.dumps(outcome)
+        data, code = pickle.dumps(("ok", _resolve(target)(*args, **kwargs))), 0
     except BaseException as exc:  # everything, MemoryError and SystemExit included, goes back
         import traceback
 
-        message = str(exc)
-        data = pickle.dumps(
-            ("error", type(exc).__name__, message, traceback.format_exc(limit=-TAIL_LINES))
-        )
-        Path(result_path).write_bytes(data)
-        sys.stderr.flush()
-        os._exit(1)
+        trace = traceback.format_exc(limit=-TAIL_LINES)
+        data, code = pickle.dumps(("error", type(exc).__name__, str(exc), trace)), 1
     Path(result_path).write_bytes(data)
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(0)
+    os._exit(code)
 
 
 def _tail(path: Path, lines: int = TAIL_LINES) -> str:
