@@ -64,23 +64,25 @@ def summarize(samples: Sequence[float]) -> Summary:
     if not xs:
         raise ValueError("summarize needs at least one sample")
     n = len(xs)
-    med = median(xs)
+    ordered = sorted(xs)  # once, for the median, the quartiles and the extremes
+    med = sorted_quantile(ordered, 0.5)
     mean = sum(xs) / n
-    q1, q3 = quantile(xs, 0.25), quantile(xs, 0.75)
+    q1, q3 = sorted_quantile(ordered, 0.25), sorted_quantile(ordered, 0.75)
+    lo, hi = ordered[0], ordered[-1]
     stdev = math.sqrt(sum((x - mean) ** 2 for x in xs) / (n - 1)) if n > 1 else 0.0
     cv = stdev / mean if mean else 0.0
     rel_iqr = (q3 - q1) / abs(med) if med else 0.0
     reasons = []
     if rel_iqr > NOISY_IQR:
         reasons.append(f"IQR is {rel_iqr:.0%} of the median")
-    if med and max(abs(min(xs) - med), abs(max(xs) - med)) / abs(med) > NOISY_EXTREME:
+    if med and max(abs(lo - med), abs(hi - med)) / abs(med) > NOISY_EXTREME:
         reasons.append("an extreme sample lies more than 50% from the median")
     return Summary(
         n=n,
         median=med,
         mean=mean,
-        min=min(xs),
-        max=max(xs),
+        min=lo,
+        max=hi,
         q1=q1,
         q3=q3,
         iqr=q3 - q1,
