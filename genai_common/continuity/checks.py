@@ -297,10 +297,11 @@ def last_change(project: Project) -> tuple[float, str] | None:
     return newest
 
 
-def results_time(project: Project, text: str) -> float | None:
-    """When the newest RESULTS row was recorded (a date without time counts to the day's end)."""
+def results_time(rows: list[dict[str, str]]) -> float | None:
+    """When the newest of the RESULTS.md `rows` was recorded (a date without time counts to the
+    day's end)."""
     best = None
-    for row in docs.result_rows(text):
+    for row in rows:
         found = docs.row_time(row)
         if found is None:
             continue
@@ -329,7 +330,7 @@ def results_fresh(project: Project) -> list[str]:
     if change is None:
         raise Skip("no code or model configuration to compare with")
     rows = docs.result_rows(text)
-    recorded = results_time(project, text)
+    recorded = results_time(rows)
     if not rows:
         created = git.first_commit_time(project.root)
         if created is not None and change[0] <= created + 60:
