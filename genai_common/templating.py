@@ -102,9 +102,8 @@ def demo(dest: Path, kind: str = "llm") -> int:
     project = render(template, dest, project_kind=kind, project_name=f"Demo {kind}")
     git(project, "init", "-q", "-b", "main")
     commit_all(project, "Render genai-templates")
-    files = sorted(str(p.relative_to(project)) for p in project.rglob("*") if ".git" not in p.parts)
     print(f"Rendered a {kind} project into {project}:")
-    print("\n".join(f"  {f}" for f in files if (project / f).is_file()))
+    print("\n".join(f"  {f}" for f in repo_files(project)))
     print(f"\n$ cd {project} && nox -s diagnostics\n", flush=True)
     env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
     done = subprocess.run([sys.executable, "-m", "nox", "-s", "diagnostics"], cwd=project, env=env)
