@@ -96,9 +96,10 @@ class Project:
     def env_manager(self) -> str:
         return "conda" if self.exists("environment.yml") else "uv"
 
-    @property
+    @cached_property
     def model(self) -> str | None:
-        """The model as the diagnostics resolve it: a local path or a hub id (None: no kind)."""
+        """The model as the diagnostics resolve it: a local path or a hub id (None: no kind);
+        resolved once (is_model_config asks for every changed file)."""
         if self.kind is None:
             return None
         from genai_common import project as diagnostics
@@ -111,7 +112,7 @@ class Project:
     def model_is_local(self) -> bool:
         return bool(self.model) and Path(str(self.model)).is_absolute()
 
-    @property
+    @cached_property
     def model_dir_rel(self) -> str | None:
         """The model directory relative to the root when it lies inside the project."""
         if not self.model_is_local:
