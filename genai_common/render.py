@@ -102,10 +102,13 @@ def to_plain(report: Report) -> str:
 def print_rich(report: Report, file: Any = None) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
+    # Every text from the model path, the files or the catalogue goes in as Text, never as markup:
+    # " [config.json]" or "mlx[cpu]" would vanish and "- [/]" would raise MarkupError.
     console = Console(file=file, highlight=False)
     style = {"error": "bold red", "warning": "yellow", "info": "cyan"}
-    table = Table(title=summary(report), title_justify="left", show_lines=False, expand=True)
+    table = Table(title=Text(summary(report)), title_justify="left", show_lines=False, expand=True)
     table.add_column("", width=1, no_wrap=True)
     table.add_column("code", no_wrap=True)
     table.add_column("finding", ratio=3)
@@ -115,18 +118,18 @@ def print_rich(report: Report, file: Any = None) -> None:
         table.add_row(
             f"[{style[f.severity]}]{ICON[f.severity]}[/]",
             f"[{style[f.severity]}]{f.code}[/]",
-            f.message + where,
-            f.hint or "",
+            Text(f.message + where),
+            Text(f.hint or ""),
         )
     if report.findings:
         console.print(table)
     else:
-        console.print(f"[green]✓[/] {summary(report)}")
+        console.print(Text("✓ ", style="green") + Text(summary(report)))
     rows = _fact_lines(report.facts)
     if rows:
         facts = Table(show_header=False, box=None, padding=(0, 2))
         facts.add_column(style="bold")
         facts.add_column()
         for k, v in rows:
-            facts.add_row(k, v)
+            facts.add_row(Text(k), Text(v))
         console.print(facts)
