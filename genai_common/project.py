@@ -197,60 +197,15 @@ def _load_child(kind: str, path: str) -> dict[str, Any]:
 
 def _infer_child(kind: str, path: str) -> dict[str, Any]:
     from genai_common.runtime import loading
+    from genai_common.runtime.inference import quick_inference
 
-    loaded = getattr(loading, f"load_{kind}")(path)
+    loaded = loading.LOADERS[kind](path)
     start = time.perf_counter()
-    output = _INFER[kind](loaded)
+    _, output = quick_inference(kind, loaded)
     seconds = time.perf_counter() - start
     return {"seconds": seconds, "summary": f"{output} in {seconds:.2f} s", "output": output}
 
 
-def _infer_llm(loaded: Any) -> str:
-    from mlx_lm import generate
-
-    text = generate(loaded.model, loaded.tokenizer, prompt="Hello", max_tokens=4, verbose=False)
-    return f"generated {text!a}"
-
-
-def _infer_vlm(loaded: Any) -> str:
-    import numpy as np
-    from mlx_vlm import generate
-    from mlx_vlm.prompt_utils import apply_chat_template
-    from PIL import Image
-
-    image = Image.fromarray(np.full((32, 32, 3), 127, dtype=np.uint8))
-    prompt = apply_chat_template(loaded.processor, loaded.model.config, "Describe.", num_images=1)
-    out = generate(loaded.model, loaded.processor, prompt, [image], max_tokens=4, verbose=False)
-    return f"generated {getattr(out, 'text', out)!a}"
-
-
-def _infer_diffusion(loaded: Any) -> str:
-    pipe = loaded.pipeline
-    result = pipe("a red square", num_inference_steps=2, height=32, width=32, output_type="np")
-    return f"image {tuple(result.images[0].shape)}"
-
-
-def _infer_ml(loaded: Any) -> str:
-    import mlx.core as mx
-
-    config = loaded.config or {}
-    width = config.get("input_dims") or config.get("in_features") or config.get("input_size")
-    if not isinstance(width, int):
-        raise ValueError(
-            "config.json names no input width (input_dims, in_features or input_size): "
-            "the quick inference needs one to build an input"
-        )
-    out = loaded.model(mx.zeros((1, width)))
-    mx.eval(out)
-    return f"output {tuple(out.shape)}"
-
-
-_INFER: dict[str, Callable[[Any], str]] = {
-    "llm": _infer_llm,
-    "vlm": _infer_vlm,
-    "diffusion": _infer_diffusion,
-    "ml": _infer_ml,
-}
 STEPS: dict[str, Callable[[Project], Step]] = {
     "config": check_config,
     "model": check_model,

@@ -210,35 +210,17 @@ def _short(text: str, limit: int = 400) -> str:
 
 
 def infer_target(kind: str, path: str) -> dict[str, Any]:
-    """Load, then run a tiny inference; returns a plain dict (runs in the child)."""
+    """Load, then run the quick inference; returns a plain dict (runs in the child).
+
+    A generic MLX module whose config names no input width is loaded only (output None).
+    """
+    from genai_common.runtime.inference import ml_input_width, quick_inference
     from genai_common.runtime.loading import LOADERS
 
     loaded = LOADERS[kind](path)
-    out: dict[str, Any] = {"load": loaded.record.to_json()}
-    if kind == "llm":
-        from mlx_lm import generate
-
-        text = generate(loaded.model, loaded.tokenizer, prompt="Hello", max_tokens=4, verbose=False)
-        out["output"] = text
-    elif kind == "vlm":
-        from mlx_vlm import apply_chat_template, generate
-        from PIL import Image
-
-        image = Image.new("RGB", (64, 64), (128, 128, 128))
-        prompt = apply_chat_template(
-            loaded.processor, loaded.model.config, "Describe this image.", num_images=1
-        )
-        result = generate(
-            loaded.model, loaded.processor, prompt, [image], max_tokens=4, verbose=False
-        )
-        out["output"] = getattr(result, "text", result)
-    elif kind == "diffusion":
-        images = loaded.pipeline(
-            "a red square", num_inference_steps=2, height=64, width=64, output_type="np"
-        ).images
-        out["output"] = f"{len(images)} image(s) of shape {tuple(images[0].shape)}"
-    else:
-        out["output"] = None
+    out: dict[str, Any] = {"load": loaded.record.to_json(), "output": None}
+    if kind != "ml" or ml_input_width(loaded.config) is not None:
+        out["output"], out["summary"] = quick_inference(kind, loaded)
     return out
 
 
@@ -293,8 +275,14 @@ def runtime_findings(
         output = value.get("output")
         if kind in ("llm", "vlm") and not output:
             out.append(finding("LOAD021", "the model generated no text from a short prompt"))
-        elif kind == "ml":
-            out.append(finding("LOAD040", "no quick inference for a generic MLX module: load only"))
+        elif output is None:
+            out.append(
+                finding(
+                    "LOAD040",
+                    "no quick inference: config.json names no input width "
+                    "(input_dims, in_features or input_size); load only",
+                )
+            )
         else:
-            out.append(finding("LOAD031", f"generated: {_short(repr(output), 120)}"))
+            out.append(finding("LOAD031", _short(value.get("summary") or repr(output), 120)))
     return out

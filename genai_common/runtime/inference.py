@@ -1,0 +1,88 @@
+"""The quick inference test: the smallest real run of a loaded model.
+
+One definition serves `genai doctor --infer` and a generated project's `genai diagnostics`: a few
+tokens from a short prompt (llm), the same from a 64x64 image (vlm), two denoising steps at 64x64
+(diffusion), one forward pass on zeros (ml, when config.json names the input width). Heavy
+imports stay inside the functions: these run in the child process of `run_isolated`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+MAX_TOKENS = 4
+IMAGE_SIZE = 64
+DIFFUSION_STEPS = 2
+ML_WIDTH_KEYS = ("input_dims", "in_features", "input_size")
+
+
+def ml_input_width(config: dict[str, Any] | None) -> int | None:
+    """The input width a generic MLX module's config.json declares, if any."""
+    for key in ML_WIDTH_KEYS:
+        width = (config or {}).get(key)
+        if isinstance(width, int) and not isinstance(width, bool) and width > 0:
+            return width
+    return None
+
+
+def quick_inference(kind: str, loaded: Any) -> tuple[Any, str]:
+    """Run the quick inference on a loaded model: (its raw output, a one-line description).
+
+    For an ml model whose config names no input width it raises ValueError: there is no input to
+    build (callers decide whether that is a failure or a load-only run).
+    """
+    return _RUNNERS[kind](loaded)
+
+
+def _llm(loaded: Any) -> tuple[Any, str]:
+    from mlx_lm import generate
+
+    text = generate(
+        loaded.model, loaded.tokenizer, prompt="Hello", max_tokens=MAX_TOKENS, verbose=False
+    )
+    return text, f"generated {text!a}"
+
+
+def _vlm(loaded: Any) -> tuple[Any, str]:
+    from mlx_vlm import apply_chat_template, generate
+    from PIL import Image
+
+    image = Image.new("RGB", (IMAGE_SIZE, IMAGE_SIZE), (128, 128, 128))
+    prompt = apply_chat_template(
+        loaded.processor, loaded.model.config, "Describe this image.", num_images=1
+    )
+    result = generate(
+        loaded.model, loaded.processor, prompt, [image], max_tokens=MAX_TOKENS, verbose=False
+    )
+    text = getattr(result, "text", result)
+    return text, f"generated {text!a}"
+
+
+def _diffusion(loaded: Any) -> tuple[Any, str]:
+    images = loaded.pipeline(
+        "a red square",
+        num_inference_steps=DIFFUSION_STEPS,
+        height=IMAGE_SIZE,
+        width=IMAGE_SIZE,
+        output_type="np",
+    ).images
+    shape = tuple(images[0].shape)
+    return shape, f"{len(images)} image(s) of shape {shape}"
+
+
+def _ml(loaded: Any) -> tuple[Any, str]:
+    import mlx.core as mx
+
+    width = ml_input_width(loaded.config)
+    if width is None:
+        raise ValueError(
+            f"config.json names no input width ({', '.join(ML_WIDTH_KEYS)}): "
+            "the quick inference needs one to build an input"
+        )
+    out = loaded.model(mx.zeros((1, width)))
+    mx.eval(out)
+    shape = tuple(out.shape)
+    return shape, f"output {shape}"
+
+
+_RUNNERS = {"llm": _llm, "vlm": _vlm, "diffusion": _diffusion, "ml": _ml}
