@@ -100,6 +100,14 @@ def base_llm(d: Path, *, weights: bool = True) -> Path:
     return d
 
 
+def vae_component(d: Path) -> Path:
+    """A diffusers VAE folder on its own, with its fp16 variant beside the main weights."""
+    write_json(d / "config.json", {"_class_name": "AutoencoderKL", "_diffusers_version": "0.30.0"})
+    for name in ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.fp16.safetensors"):
+        write_st(d / name, {"decoder.conv_in.weight": ("F16", (4, 4))})
+    return d
+
+
 def sharded_llm(d: Path) -> dict[str, str]:
     """Two shards and a correct index; returns the weight_map."""
     write_json(d / "config.json", CONFIG)

@@ -5,7 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from malformed_corpus import base_llm, sharded_llm, write_gguf, write_json, write_st
+from malformed_corpus import (
+    base_llm,
+    sharded_llm,
+    vae_component,
+    write_gguf,
+    write_json,
+    write_st,
+)
 
 from genai_common.checks import files
 from genai_common.model_dir import ModelDir
@@ -180,17 +187,7 @@ def test_file019_single_file_diffusion_layouts(tmp_path: Path) -> None:
 
 
 def test_diffusers_variant_files_are_not_strays(tmp_path: Path) -> None:
-    write_json(
-        tmp_path / "config.json", {"_class_name": "AutoencoderKL", "_diffusers_version": "0.30.0"}
-    )
-    write_st(
-        tmp_path / "diffusion_pytorch_model.safetensors",
-        {"decoder.conv_in.weight": ("F16", (4, 4))},
-    )
-    write_st(
-        tmp_path / "diffusion_pytorch_model.fp16.safetensors",
-        {"decoder.conv_in.weight": ("F16", (4, 4))},
-    )
+    vae_component(tmp_path)
     assert codes(tmp_path) == []
 
 

@@ -11,6 +11,7 @@ from malformed_corpus import (
     base_llm,
     llm_tensors,
     sharded_llm,
+    vae_component,
     write_gguf,
     write_json,
     write_st,
@@ -280,17 +281,7 @@ def test_cache_repo_folder_opens_its_snapshot(tmp_path: Path) -> None:
 
 
 def test_a_diffusers_component_alone_is_read_as_diffusers(tmp_path: Path) -> None:
-    write_json(
-        tmp_path / "config.json", {"_class_name": "AutoencoderKL", "_diffusers_version": "0.30.0"}
-    )
-    write_st(
-        tmp_path / "diffusion_pytorch_model.safetensors",
-        {"decoder.conv_in.weight": ("F16", (4, 4))},
-    )
-    write_st(
-        tmp_path / "diffusion_pytorch_model.fp16.safetensors",
-        {"decoder.conv_in.weight": ("F16", (4, 4))},
-    )
+    vae_component(tmp_path)
     md = ModelDir.open(tmp_path)
     assert (md.kind, md.loader) == ("ml", "diffusers")
     assert md.tensor_files == ["diffusion_pytorch_model.safetensors"]
