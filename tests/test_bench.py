@@ -231,6 +231,62 @@ def test_compare_records_on_raw_trials():
     assert "random-32" in text and "different" in text
 
 
+def test_compare_says_which_side_is_better():
+    base = synthetic_record(_normal(1, 8, 100, 2))
+    faster = synthetic_record(_normal(3, 8, 115, 2))
+    for trial in faster["results"][0]["trials"]:
+        trial["peak_mlx"] *= 1.5  # and uses more memory
+    faster["results"][0]["summary"] = summarize_trials(faster["results"][0]["trials"])
+    by_metric = {c["metric"]: c for c in compare.compare_records(base, faster)}
+    assert by_metric["decode_tps"]["b_better"] is True  # a rate: higher is better
+    assert by_metric["peak_mlx"]["different"] and by_metric["peak_mlx"]["b_better"] is False
+    assert compare.mismatches(base, faster) == []  # same work, same machine
+    text = compare.render(list(by_metric.values()), "a", "b", [])
+    assert "-> B better" in text and "-> B worse" in text and "not like for like" not in text
+
+
+def test_compare_flags_runs_that_did_different_work():
+    base = synthetic_record(_normal(1, 8, 100, 2))
+    other = synthetic_record(_normal(3, 8, 115, 2))
+    other["results"][0]["gen_tokens"] = 64
+    other["settings"]["seed"], base["settings"]["seed"] = 1, 0
+    other["environment"]["machine"] = "another-host"
+    extra = dict(other["results"][0], workload="chat")
+    other["results"].append(extra)
+    diffs = {d["what"]: d for d in compare.mismatches(base, other)}
+    assert diffs["random-32: gen_tokens"]["scope"] == "workload"
+    assert (diffs["random-32: gen_tokens"]["a"], diffs["random-32: gen_tokens"]["b"]) == (16, 64)
+    assert diffs["seed"]["scope"] == "workload"
+    assert diffs["workload chat"] == {
+        "what": "workload chat",
+        "a": "absent",
+        "b": "measured",
+        "scope": "unmatched",
+    }
+    assert diffs["machine"]["scope"] == "context" and diffs["machine"]["b"] == "another-host"
+    comparisons = compare.compare_records(base, other)
+    assert {c["workload"] for c in comparisons} == {"random-32"}
+    assert all(c["same_work"] is False and c["b_better"] is None for c in comparisons)
+    text = compare.render(comparisons, "a", "b", list(diffs.values()))
+    assert "not like for like" in text and "! random-32: gen_tokens: 16 vs 64" in text
+    assert "workload chat only in B" in text and "machine:" in text
+    assert "[different work]" in text and "B better" not in text
+
+
+def test_compare_pairs_subjects_of_two_against_runs():
+    a = synthetic_record(_normal(1, 8, 100, 2))
+    b = synthetic_record(_normal(2, 8, 100, 2))
+    for rec, rate in ((a, 200), (b, 200)):
+        other = synthetic_record(_normal(3, 8, rate, 2))["results"][0]
+        rec["results"].append(dict(other, subject="B"))
+    comparisons = compare.compare_records(a, b)
+    decode = {c["subject"]: c for c in comparisons if c["metric"] == "decode_tps"}
+    assert set(decode) == {"A", "B"}
+    assert not decode["A"]["different"] and not decode["B"]["different"]  # A with A, B with B
+    text = compare.render(comparisons, "a", "b", compare.mismatches(a, b))
+    assert "random-32 [B]" in text
+
+
 def test_compare_command(tmp_path, capsys):
     from genai_common.cli import main
 
@@ -239,7 +295,7 @@ def test_compare_command(tmp_path, capsys):
     assert main(["bench", "--compare", str(a), str(b), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     decode = next(c for c in out["comparisons"] if c["metric"] == "decode_tps")
-    assert decode["different"]
+    assert decode["different"] and decode["b_better"] and out["differences"] == []
     assert main(["bench", "--compare", str(a), str(tmp_path / "missing.json")]) == 2
 
 
@@ -268,6 +324,22 @@ def test_plots_are_valid_png_with_content(tmp_path):
         assert path.stat().st_size > 10_000
         pixels = matplotlib.image.imread(path)
         assert pixels.reshape(-1, pixels.shape[-1]).std(axis=0).max() > 0.05  # not a blank image
+
+
+def test_history_follows_only_runs_of_the_same_work_and_machine():
+    pytest.importorskip("matplotlib", reason="matplotlib (genai-common[ml]) is not installed")
+    from genai_common.bench.plots import history_series
+
+    same = synthetic_record([90, 92, 91], seed=1)
+    longer = synthetic_record([70, 71, 72], seed=2)
+    longer["results"][0]["gen_tokens"] = 256
+    elsewhere = synthetic_record([300, 310, 305], seed=3)
+    elsewhere["environment"]["machine"] = "a-bigger-host"
+    now = synthetic_record([100, 101, 99])
+    [(res, points)] = history_series(now, [same, longer, elsewhere], "decode_tps")
+    assert res["workload"] == "random-32"
+    assert sorted(points) == [0, 3]  # the earlier like-for-like run and this one
+    assert points[0][1]["median"] == 91 and points[3][1]["median"] == 100
 
 
 # --- roofline ------------------------------------------------------------------------------

@@ -130,10 +130,12 @@ def run_compare(args: argparse.Namespace) -> int:
 
     a, b = (records.read_json(p) for p in args.compare)
     comparisons = compare.compare_records(a, b)
+    differences = compare.mismatches(a, b)
     if args.json:
-        print(json.dumps({"a": args.compare[0], "b": args.compare[1], "comparisons": comparisons}))
+        out = {"a": args.compare[0], "b": args.compare[1], "differences": differences}
+        print(json.dumps({**out, "comparisons": comparisons}))
     else:
-        print(compare.render(comparisons, args.compare[0], args.compare[1]))
+        print(compare.render(comparisons, args.compare[0], args.compare[1], differences))
     return 0
 
 

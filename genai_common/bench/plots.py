@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from genai_common.bench.compare import comparable
 from genai_common.bench.summary import HEADLINE
 
 
@@ -50,6 +51,13 @@ def _xs(kind: str, ys: list[float]) -> list[int]:
 _XLABEL = {"llm": "token", "vlm": "token", "diffusion": "denoising step", "ml": "timed sample"}
 
 
+def _series_label(kind: str, res: dict[str, Any]) -> str:
+    label = res["workload"] + (f" [{res['subject']}]" if res.get("subject", "A") != "A" else "")
+    if kind in ("llm", "vlm") and res.get("gen_tokens"):
+        label += f", {res.get('prompt_tokens')}->{res['gen_tokens']} tokens"
+    return label
+
+
 def plot_latency(record: dict[str, Any], path: str | Path) -> Path:
     kind = record["kind"]
     results = record["results"]
@@ -69,6 +77,23 @@ def plot_latency(record: dict[str, Any], path: str | Path) -> Path:
     fig.suptitle(f"{Path(record['model']).name}: latency per {_XLABEL.get(kind, 'item')}")
     fig.tight_layout()
     return _save(fig, path)
+
+
+def history_series(
+    record: dict[str, Any], history: list[dict[str, Any]], metric: str
+) -> list[tuple[dict[str, Any], dict[int, tuple[dict[str, Any], dict[str, Any]]]]]:
+    """One series per workload of `record`: {index in [*history, record]: (run, summary of
+    metric)} over the runs that did the same work on the same machine and backend."""
+    series = []
+    for res in record["results"]:
+        points = {}
+        for run_index, rec in enumerate([*history, record]):
+            match = [r for r in rec.get("results", []) if comparable(rec, r, record, res)]
+            summ = match[0].get("summary", {}).get(metric) if match else None
+            if summ:
+                points[run_index] = (rec, summ)
+        series.append((res, points))
+    return series
 
 
 def plot_rate(record: dict[str, Any], history: list[dict[str, Any]], path: str | Path) -> Path:
@@ -93,27 +118,23 @@ def plot_rate(record: dict[str, Any], history: list[dict[str, Any]], path: str |
     left.set_xlabel("run order")
     left.set_ylabel(label)
     left.grid(alpha=0.3)
-    runs = [*history, record]
-    for res_index, res in enumerate(record["results"]):
-        xs, meds, lo, hi = [], [], [], []
-        for run_index, rec in enumerate(runs):
-            match = [r for r in rec.get("results", []) if r["workload"] == res["workload"]]
-            summ = match[0].get("summary", {}).get(metric) if match else None
-            if summ:
-                xs.append(run_index)
-                meds.append(summ["median"])
-                lo.append(summ["median"] - summ["min"])
-                hi.append(summ["max"] - summ["median"])
-        if xs:
-            right.errorbar(
-                xs,
-                meds,
-                yerr=[lo, hi],
-                fmt="o-",
-                capsize=3,
-                label=res["workload"],
-                color=f"C{res_index}",
-            )
+    series = history_series(record, history, metric)
+    used = sorted({i for _, points in series for i in points})
+    place = {run_index: x for x, run_index in enumerate(used)}
+    runs = [next(p[i][0] for _, p in series if i in p) for i in used]
+    for res_index, (res, points) in enumerate(series):
+        if not points:
+            continue
+        summs = [summ for _, summ in points.values()]
+        right.errorbar(
+            [place[i] for i in points],
+            [s["median"] for s in summs],
+            yerr=[[s["median"] - s["min"] for s in summs], [s["max"] - s["median"] for s in summs]],
+            fmt="o-",
+            capsize=3,
+            label=_series_label(record["kind"], res),
+            color=f"C{res_index}",
+        )
     right.set_xticks(range(len(runs)))
     right.set_xticklabels(
         [datetime.fromtimestamp(r.get("timestamp", 0)).strftime("%m-%d %H:%M") for r in runs],
@@ -122,7 +143,7 @@ def plot_rate(record: dict[str, Any], history: list[dict[str, Any]], path: str |
         fontsize=7,
     )
     right.set_xlim(-0.5, len(runs) - 0.5)
-    right.set_title("runs over time: median, min-max", fontsize=9)
+    right.set_title("runs over time (same work, machine, backend): median, min-max", fontsize=9)
     right.set_ylabel(label)
     right.grid(alpha=0.3)
     right.legend(fontsize=7)
@@ -132,24 +153,24 @@ def plot_rate(record: dict[str, Any], history: list[dict[str, Any]], path: str |
 
 
 def plot_memory(record: dict[str, Any], path: str | Path) -> Path | None:
-    trials = [
-        (res, i, t)
-        for res in record["results"]
-        for i, t in enumerate(res["trials"])
-        if t.get("memory")
-    ]
+    trials = [(res, t) for res in record["results"] for t in res["trials"] if t.get("memory")]
     if not trials:
         return None
     fig = _figure(figsize=(9, 3.8))
     ax = fig.subplots()
-    for n, (res, i, trial) in enumerate(trials):
+    colours: dict[tuple[str, str], str] = {}
+    for res, trial in trials:
+        key = (res.get("subject", "A"), res["workload"])
+        first = key not in colours
+        colour = colours.setdefault(key, f"C{len(colours) % 10}")
         ts = [m[0] for m in trial["memory"]]
         active = [m[1] / 2**20 for m in trial["memory"]]
         total = [(m[1] + m[2]) / 2**20 for m in trial["memory"]]
-        ax.plot(ts, active, lw=1, color=f"C{n % 10}", label=f"{res['workload']} #{i + 1} active")
-        ax.plot(ts, total, lw=0.8, ls=":", color=f"C{n % 10}")
+        label = f"{_series_label(record['kind'], res)} ({len(res['trials'])} trials)"
+        ax.plot(ts, active, lw=1, alpha=0.7, color=colour, label=label if first else None)
+        ax.plot(ts, total, lw=0.8, alpha=0.7, ls=":", color=colour)
         if trial.get("peak_mlx"):
-            ax.axhline(trial["peak_mlx"] / 2**20, lw=0.5, ls="--", color=f"C{n % 10}")
+            ax.axhline(trial["peak_mlx"] / 2**20, lw=0.5, ls="--", color=colour)
     ax.set_xlabel("seconds since the start of the trial")
     if record["kind"] == "diffusion":
         ax.set_ylabel("memory in use (MiB): CUDA allocator, else RSS")
@@ -158,7 +179,8 @@ def plot_memory(record: dict[str, Any], path: str | Path) -> Path | None:
         ax.set_ylabel("MLX memory (MiB)")
         ax.set_title("active (solid), active + cache (dotted), scoped peak (dashed)", fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=6, ncol=3)
+    ax.legend(fontsize=7)
+    fig.suptitle(f"{Path(record['model']).name}: memory over each trial")
     fig.tight_layout()
     return _save(fig, path)
 

@@ -93,7 +93,9 @@ def run_benchmark(record: dict[str, Any], args: argparse.Namespace, progress: An
                 label: [r for r in record["results"] if r["subject"] == label] for label in "AB"
             }
             record["comparison"] = compare_records(
-                {"kind": kind, "results": side["A"]}, {"kind": kind, "results": side["B"]}
+                {"kind": kind, "results": side["A"]},
+                {"kind": kind, "results": side["B"]},
+                match_subject=False,
             )
     elif kind == "diffusion":
         _run_diffusion(record, args, progress)

@@ -47,7 +47,9 @@ def fmt(value: float | None, unit: str) -> str:
             return f"{value * 1e3:.2f} ms"
         return f"{value:.3f} s"
     if unit == "bytes":
-        return f"{value / 1e9:.3f} GB" if value >= 1e8 else f"{value / 2**20:.1f} MiB"
+        if value >= 1e8:
+            return f"{value / 1e9:.3f} GB"
+        return f"{value / 2**20:.1f} MiB" if value >= 2**20 else f"{value / 2**10:.1f} KiB"
     if unit == "rate":
         return f"{value:,.1f}"
     return f"{value:.4g}"
