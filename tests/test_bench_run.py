@@ -143,6 +143,43 @@ def test_bench_command_on_the_ml_module(tiny_ml, tmp_path, capsys):
     forward, train = record["results"]
     assert forward["summary"]["forward_s"]["n"] == 4 and forward["cold"]["forward_s"] > 0
     assert train["summary"]["train_step_s"]["n"] == 4
+    config = json.loads((tiny_ml / "config.json").read_text())
+    dims = [config["input_dims"], *[config["hidden_dims"]] * config["num_layers"]]
+    per_sample = sum(
+        2 * a * b for a, b in zip(dims, [*dims[1:], config["output_dims"]], strict=True)
+    )
+    assert forward["roofline"]["flops_per_call"] == 8 * per_sample
+    assert forward["roofline"]["flops_per_s"] == pytest.approx(
+        8 * per_sample / forward["summary"]["forward_s"]["median"]
+    )
+    assert train["roofline"]["flops_per_call"] == 3 * 8 * per_sample
+    assert "3 Linear call(s)" in forward["roofline"]["flops_note"]
+
+
+def test_forward_flops_counts_linear_and_conv_layers_without_evaluating():
+    import mlx.core as mx
+    import mlx.nn as nn
+
+    from genai_common.bench.ml import forward_flops
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 5, kernel_size=3, padding=1)
+            self.proj = nn.Linear(5, 32)
+            self.head = nn.QuantizedLinear(32, 64, bias=False, group_size=32, bits=4)
+
+        def __call__(self, x: mx.array) -> mx.array:
+            return self.head(self.proj(self.conv(x)))
+
+    original = nn.Linear.__call__
+    flops, calls = forward_flops(Net(), mx.zeros((2, 6, 6, 3)))
+    conv = 2 * (2 * 6 * 6 * 5) * (3 * 3 * 3)
+    proj = 2 * (2 * 6 * 6) * 5 * 32
+    head = 2 * (2 * 6 * 6) * 32 * 64
+    assert flops == conv + proj + head
+    assert calls == {"Conv2d": 1, "Linear": 1, "QuantizedLinear": 1}
+    assert nn.Linear.__call__ is original  # the counting wrappers are gone
 
 
 def test_weight_bytes_come_from_the_headers(tiny_llm, tiny_vlm, subject):

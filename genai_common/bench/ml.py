@@ -5,6 +5,12 @@ axis) when given, else ``[input_dims]``. The module's output is evaluated inside
 (`timeit`); the first call in the process is the cold run, reported apart. A training step is
 value_and_grad of a mean-squared loss against a random target plus an SGD update, with the new
 parameters and optimizer state evaluated inside the clock.
+
+FLOP/s: `forward_flops` builds (never evaluates) one forward pass of the batch with the matmul
+layers of `mlx.nn` (Linear, QuantizedLinear, Conv1d/2d/3d) counting as they are called: a Linear
+is 2 x rows x in x out, a convolution 2 x output elements x kernel elements x input channels per
+group. Attention score products and elementwise work are not counted, so the figure is a lower
+bound; a training step is counted as 3x the forward (the backward pass costs about twice it).
 """
 
 from __future__ import annotations
@@ -19,6 +25,60 @@ def input_shape(config: dict[str, Any], batch_size: int) -> tuple[int, ...]:
     if config.get("input_dims"):
         return (batch_size, int(config["input_dims"]))
     raise ValueError("config.json gives neither input_shape nor input_dims: cannot build a batch")
+
+
+def forward_flops(model: Any, x: Any) -> tuple[float, dict[str, int]]:
+    """(FLOPs of one forward pass of `x`, calls per layer class) from the matmul layers of
+    mlx.nn, counted while the graph is built; nothing is evaluated."""
+    import math
+
+    import mlx.nn as nn
+
+    calls: dict[str, int] = {}
+    total = 0.0
+
+    def linear(layer: Any, inputs: Any, out: Any) -> float:
+        return 2.0 * math.prod(out.shape[:-1]) * inputs.shape[-1] * out.shape[-1]
+
+    def conv(layer: Any, inputs: Any, out: Any) -> float:
+        return 2.0 * math.prod(out.shape) * math.prod(layer.weight.shape[1:])
+
+    counters = {nn.Linear: linear, nn.QuantizedLinear: linear}
+    counters.update({cls: conv for cls in (nn.Conv1d, nn.Conv2d, nn.Conv3d)})
+    originals = {cls: cls.__call__ for cls in counters}
+
+    def counting(cls: type, count: Any) -> Any:
+        def call(self: Any, inputs: Any, *args: Any, **kwargs: Any) -> Any:
+            nonlocal total
+            out = originals[cls](self, inputs, *args, **kwargs)
+            total += count(self, inputs, out)
+            calls[cls.__name__] = calls.get(cls.__name__, 0) + 1
+            return out
+
+        return call
+
+    try:
+        for cls, count in counters.items():
+            cls.__call__ = counting(cls, count)  # type: ignore[method-assign]
+        model(x)
+    finally:
+        for cls, original in originals.items():
+            cls.__call__ = original  # type: ignore[method-assign]
+    return total, calls
+
+
+def _compute(flops: float, calls: dict[str, int], seconds: float | None, times: int) -> Any:
+    if not flops or not seconds:
+        return None
+    layers = ", ".join(f"{c} {n}" for n, c in sorted(calls.items()))
+    note = f"{layers} call(s) in one forward pass; attention products and elementwise not counted"
+    if times > 1:
+        note += f"; a training step counted as {times}x the forward"
+    return {
+        "flops_per_call": flops * times,
+        "flops_per_s": flops * times / seconds,
+        "flops_note": note,
+    }
 
 
 def _result(name: str, metric: str, m: Any, peak: int | None, batch: int) -> dict[str, Any]:
@@ -64,12 +124,14 @@ def bench(
     mx.random.seed(seed)
     x = mx.random.normal(input_shape(config, batch_size))
     mx.eval(x)
+    flops, calls = forward_flops(model, x)
     clear_cache()
     with track_memory() as mem:
         forward = timeit(model, x, warmup=warmup, repeat=trials, label="forward")
     results = [
         _result(f"forward[batch {batch_size}]", "forward_s", forward, mem.mlx_peak, batch_size)
     ]
+    results[0]["roofline"] = _compute(flops, calls, forward.median, 1)
     if train_step:
         import mlx.nn as nn
         import mlx.optimizers as optim
@@ -95,4 +157,5 @@ def bench(
                 f"train-step[batch {batch_size}]", "train_step_s", train, mem.mlx_peak, batch_size
             )
         )
+        results[-1]["roofline"] = _compute(flops, calls, train.median, 3)
     return results
