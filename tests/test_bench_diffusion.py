@@ -28,6 +28,46 @@ def test_bench_command_on_the_tiny_pipeline(tiny_diffusion, tmp_path, capsys):
         assert trial["vae_decode_s"] > 0 and len(trial["memory"]) == trial["steps"] + 1
     summary = res["summary"]
     assert summary["s_per_step"]["n"] == 2 and summary["vae_decode_s"]["n"] == 2
-    assert res["roofline"]["denoiser_flops_per_call"] > 0
+    roof = res["roofline"]
+    assert roof["denoiser_flops_per_call"] > 0 and roof["vae_decode_flops"] > 0
+    assert roof["flops_per_s"] == pytest.approx(
+        roof["denoiser_flops_per_call"]
+        * roof["denoiser_calls_per_step"]
+        / summary["s_per_step"]["median"]
+    )
+    assert roof["vae_flops_per_s"] == pytest.approx(
+        roof["vae_decode_flops"] / summary["vae_decode_s"]["median"]
+    )
     assert set(record["written"]) >= {"record", "plot latency", "plot rate", "plot memory"}
     assert "seconds per denoising step" in (tmp_path / "RESULTS.md").read_text()
+
+
+def test_flops_are_counted_on_the_calls_the_pipeline_makes(tiny_diffusion):
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from genai_common.bench.diffusion import count_flops
+    from genai_common.runtime.loading import load_diffusion
+
+    pipe = load_diffusion(str(tiny_diffusion)).pipeline
+    pipe.set_progress_bar_config(disable=True)
+    counts = count_flops(pipe, height=64, width=64, guidance=7.5, seed=0)
+    assert counts["denoiser"] == "UNet2DConditionModel"
+    assert counts["denoiser_calls_per_step"] == 1
+    # the same UNet called directly with what the pipeline feeds it under CFG: a batch of two
+    # latents and two padded prompt encodings
+    unet, factor = pipe.unet, pipe.vae_scale_factor
+    cfg, length = unet.config, pipe.tokenizer.model_max_length
+    latents = torch.zeros(2, cfg.in_channels, 64 // factor, 64 // factor)
+    text = torch.zeros(2, length, cfg.cross_attention_dim)
+    with FlopCounterMode(display=False) as direct, torch.inference_mode():
+        unet(latents, torch.tensor(1), encoder_hidden_states=text)
+    assert counts["denoiser_flops_per_call"] == direct.get_total_flops()
+    # without guidance the pipeline makes one branch: half the work per call
+    single = count_flops(pipe, height=64, width=64, guidance=1.0, seed=0)
+    assert single["denoiser_flops_per_call"] == counts["denoiser_flops_per_call"] / 2
+    with FlopCounterMode(display=False) as vae, torch.inference_mode():
+        pipe.vae.decode(torch.zeros(1, pipe.vae.config.latent_channels, 8, 8))
+    assert counts["vae_decode_flops"] == vae.get_total_flops()
+    # nothing is left hooked: a later call counts nothing
+    assert not unet._forward_hooks and not unet._forward_pre_hooks

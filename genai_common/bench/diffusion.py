@@ -9,8 +9,9 @@ not its launch), then decodes the latents with the VAE separately:
 - denoising loop: last step stamp - start; VAE decode: its own clock; s/image: both together
 - peak memory: torch's CUDA peak scoped to the trial (`track_memory`), MPS driver memory at the
   end on a Mac, and the process RSS peak
-- achieved FLOP/s: the FLOPs of one denoiser call counted by torch's FlopCounterMode (once, not
-  timed) x steps x CFG branches / denoising time
+- achieved FLOP/s: the FLOPs of the denoiser's calls in one step (counted by torch's
+  FlopCounterMode on an untimed 2-step run, `count_flops`) / median s/step; the VAE decode's
+  FLOPs / its median time
 """
 
 from __future__ import annotations
@@ -107,33 +108,94 @@ def run_trial(
     }
 
 
-def denoiser_flops(pipe: Any, *, height: int, width: int) -> float | None:
-    """FLOPs of one call of the pipeline's denoiser (UNet or transformer), counted by torch."""
+def count_flops(
+    pipe: Any, *, height: int, width: int, guidance: float, seed: int, steps: int = 2
+) -> dict[str, Any] | None:
+    """FLOPs of one denoiser call and of one VAE decode, counted by torch's FlopCounterMode on
+    an untimed run of `steps` steps with the benchmark's size, guidance and prompt.
+
+    Hooks on the pipeline's denoiser (UNet or transformer: whatever `pipe.unet` or
+    `pipe.transformer` is) open a counter before each call and close it after, so the count is
+    of the calls the pipeline really makes, with its own inputs (CFG batch, prompt length,
+    latent size) and nothing of the text encoders or the scheduler. None when the pipeline has
+    no denoiser we can hook or the run fails."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     denoiser = getattr(pipe, "unet", None) or getattr(pipe, "transformer", None)
-    if denoiser is None or getattr(pipe, "unet", None) is None:
-        return None  # the transformer families take inputs we do not build here
-    cfg = denoiser.config
-    factor = getattr(pipe, "vae_scale_factor", 8)
-    sample = torch.zeros(
-        1,
-        cfg.in_channels,
-        height // factor,
-        width // factor,
-        dtype=denoiser.dtype,
-        device=denoiser.device,
-    )
-    hidden = torch.zeros(
-        1, 77, cfg.cross_attention_dim, dtype=denoiser.dtype, device=denoiser.device
-    )
-    try:
-        with FlopCounterMode(display=False) as counter, torch.inference_mode():
-            denoiser(sample, torch.tensor(1, device=denoiser.device), encoder_hidden_states=hidden)
-        return float(counter.get_total_flops())
-    except Exception:  # an architecture whose call we did not anticipate: no estimate
+    if denoiser is None or not hasattr(denoiser, "register_forward_hook"):
         return None
+    open_counters: list[Any] = []
+    counted = {"calls": 0, "flops": 0, "steps": 0}
+
+    def before(_module: Any, _args: Any, _kwargs: Any) -> None:
+        counter = FlopCounterMode(display=False)
+        counter.__enter__()
+        open_counters.append(counter)
+
+    def after(_module: Any, _args: Any, _kwargs: Any, _out: Any) -> None:
+        counter = open_counters.pop()
+        counter.__exit__(None, None, None)
+        counted["calls"] += 1
+        counted["flops"] += counter.get_total_flops()
+
+    def on_step_end(_pipe: Any, _step: int, _timestep: Any, kwargs: dict) -> dict:
+        counted["steps"] += 1
+        return kwargs
+
+    hooks = [
+        denoiser.register_forward_pre_hook(before, with_kwargs=True),
+        denoiser.register_forward_hook(after, with_kwargs=True),
+    ]
+    try:
+        with torch.inference_mode():
+            latents = pipe(
+                PROMPT,
+                num_inference_steps=steps,
+                height=height,
+                width=width,
+                guidance_scale=guidance,
+                generator=torch.Generator("cpu").manual_seed(seed),
+                output_type="latent",
+                callback_on_step_end=on_step_end,
+            ).images
+            with FlopCounterMode(display=False) as vae_counter:
+                _decode(pipe, latents)
+    except Exception:  # a pipeline whose call we cannot make this way: no estimate
+        return None
+    finally:
+        for hook in hooks:
+            hook.remove()
+        while open_counters:  # a call that raised inside the denoiser
+            open_counters.pop().__exit__(None, None, None)
+    if not counted["calls"] or not counted["flops"]:
+        return None
+    return {
+        "denoiser": type(denoiser).__name__,
+        "denoiser_flops_per_call": counted["flops"] / counted["calls"],
+        "denoiser_calls_per_step": counted["calls"] / max(counted["steps"], 1),
+        "vae_decode_flops": float(vae_counter.get_total_flops()),
+    }
+
+
+def achieved(counts: dict[str, Any] | None, summary: dict[str, Any]) -> dict[str, Any] | None:
+    """Achieved FLOP/s of a denoising step (median s/step) and of the VAE decode."""
+    if not counts:
+        return None
+    out = dict(counts)
+    step = (summary.get("s_per_step") or {}).get("median")
+    if step:
+        per_step = counts["denoiser_flops_per_call"] * counts["denoiser_calls_per_step"]
+        out["flops_per_s"] = per_step / step
+        out["flops_note"] = (
+            f"{counts['denoiser']}: {per_step / 1e9:.3g} GFLOP per step "
+            f"({counts['denoiser_calls_per_step']:g} call(s), CFG branches batched in) / median "
+            "s/step; torch FlopCounterMode"
+        )
+    vae = (summary.get("vae_decode_s") or {}).get("median")
+    if vae and counts["vae_decode_flops"]:
+        out["vae_flops_per_s"] = counts["vae_decode_flops"] / vae
+    return out
 
 
 def bench(

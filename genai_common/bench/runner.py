@@ -129,19 +129,11 @@ def _run_diffusion(record: dict[str, Any], args: argparse.Namespace, progress: A
         seed=args.seed,
         progress=progress,
     )
-    flops = diffusion.denoiser_flops(pipe, height=size, width=size)
+    counts = diffusion.count_flops(
+        pipe, height=size, width=size, guidance=args.guidance, seed=args.seed
+    )
     for result in results:
-        loop = (result["summary"].get("denoise_s") or {}).get("median")
-        if flops and loop:
-            branches = 2 if args.guidance > 1 else 1
-            steps = result["trials"][0]["steps"]  # as the scheduler ran them (PNDM: one more)
-            total = flops * branches * steps
-            result["roofline"] = {
-                "denoiser_flops_per_call": flops,
-                "flops_per_s": total / loop,
-                "flops_note": f"torch FlopCounterMode, {branches} branch(es) x {steps} steps "
-                "over the denoising loop (text encoding included)",
-            }
+        result["roofline"] = diffusion.achieved(counts, result["summary"])
     record["results"] = results
 
 

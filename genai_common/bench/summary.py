@@ -155,6 +155,11 @@ def render_text(record: dict[str, Any], written: dict[str, Any] | None = None) -
             lines.append(
                 f"  compute: {roof['flops_per_s'] / 1e9:.2f} GFLOP/s achieved ({roof.get('flops_note')})"
             )
+        if roof.get("vae_flops_per_s"):
+            lines.append(
+                f"  VAE decode: {roof['vae_flops_per_s'] / 1e9:.2f} GFLOP/s achieved "
+                f"({roof['vae_decode_flops'] / 1e9:.3g} GFLOP per image)"
+            )
     if record.get("comparison"):
         from genai_common.bench.compare import render
 
