@@ -2,7 +2,8 @@
 
 Session fixtures (built once per test run, shared; never modify their files):
     tiny_llm (llama), tiny_llm_qwen2, tiny_llm_gemma, tiny_llm_4bit,
-    tiny_vlm (qwen2_vl), tiny_vlm_paligemma, tiny_diffusion (sd, needs torch), tiny_ml
+    tiny_vlm (qwen2_vl), tiny_vlm_paligemma, tiny_diffusion (sd, needs torch),
+    tiny_diffusion_sd3 (sd3: SD3 transformer, two CLIPs, no T5; needs torch), tiny_ml
 Factory (a fresh directory each call; use it when a test changes files):
     tiny_model_factory(kind, variant=None, seed=0) -> Path
 
@@ -59,6 +60,7 @@ tiny_llm_4bit = _session_fixture("tiny_llm_4bit", "llm", "llama-4bit")
 tiny_vlm = _session_fixture("tiny_vlm", "vlm", "qwen2_vl")
 tiny_vlm_paligemma = _session_fixture("tiny_vlm_paligemma", "vlm", "paligemma")
 tiny_diffusion = _session_fixture("tiny_diffusion", "diffusion", "sd")
+tiny_diffusion_sd3 = _session_fixture("tiny_diffusion_sd3", "diffusion", "sd3")
 tiny_ml = _session_fixture("tiny_ml", "ml", None)
 
 

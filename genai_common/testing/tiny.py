@@ -5,7 +5,7 @@
 kinds and variants (the first is the default):
     llm        llama, qwen2, gemma, llama-4bit   (mlx_lm.load / mlx_lm.generate)
     vlm        qwen2_vl, paligemma               (mlx_vlm.load / mlx_vlm.generate)
-    diffusion  sd                                (diffusers DiffusionPipeline.from_pretrained)
+    diffusion  sd, sd3                           (diffusers DiffusionPipeline.from_pretrained)
     ml         mlp                               (genai_common.testing.tiny_ml.load_tiny_ml)
 
 Weights are random, drawn from the seed; the same seed and library versions give the same bytes.
@@ -26,7 +26,7 @@ from genai_common.testing._files import prepare_dest
 KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "llm": ("genai_common.testing.tiny_llm", ("llama", "qwen2", "gemma", "llama-4bit")),
     "vlm": ("genai_common.testing.tiny_vlm", ("qwen2_vl", "paligemma")),
-    "diffusion": ("genai_common.testing.tiny_diffusion", ("sd",)),
+    "diffusion": ("genai_common.testing.tiny_diffusion", ("sd", "sd3")),
     "ml": ("genai_common.testing.tiny_ml", ("mlp",)),
 }
 
