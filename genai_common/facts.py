@@ -196,28 +196,22 @@ def facts(md: ModelDir) -> dict[str, Any]:
         largest = max(md.tensors.values(), key=lambda t: t.nbytes or 0, default=None)
         if largest is not None:
             out["largest_tensor"] = {"name": largest.name, "bytes": largest.nbytes}
-    kv = kv_cache_bytes_per_token(dims)
-    if kv:
-        out["kv_cache_bytes_per_token"] = kv
-        ctx = dims.get("max_position_embeddings")
-        if ctx and out.get("weight_bytes") is not None:
-            out["estimated_memory_at_context"] = {
-                "context": ctx,
-                "bytes": out["weight_bytes"] + kv * ctx,
-            }
+    out.update(_kv_facts(md, dims.get("max_position_embeddings"), out.get("weight_bytes")))
     return out
 
 
-def kv_cache_bytes_per_token(dims: dict[str, Any], bytes_per_value: int = 2) -> int | None:
-    """2 (K and V) x layers x kv heads x head_dim x bytes (fp16/bf16 cache)."""
-    layers, kv, head_dim = (
-        dims.get("num_hidden_layers"),
-        dims.get("num_key_value_heads"),
-        dims.get("head_dim"),
-    )
-    if not (layers and kv and head_dim):
-        return None
-    return 2 * layers * kv * head_dim * bytes_per_value
+def _kv_facts(md: ModelDir, context: int | None, weights: int | None) -> dict[str, Any]:
+    """The KV cache as the MEM checks count it (checks.memory: sliding windows, MLA latents)."""
+    from genai_common.checks.memory import kv_bytes, kv_layout
+
+    layout = kv_layout(md)
+    kv = kv_bytes(md, context or 1)
+    if not (layout and kv):
+        return {}
+    out: dict[str, Any] = {"kv_cache_bytes_per_token": kv[0], "kv_cache_layout": layout.description}
+    if context and weights is not None:
+        out["estimated_memory_at_context"] = {"context": context, "bytes": weights + kv[1]}
+    return out
 
 
 def _gguf_facts(md: ModelDir) -> dict[str, Any]:

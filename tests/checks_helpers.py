@@ -96,3 +96,62 @@ def rewrite_tensors(
     if index.exists():  # keep the index naming what is stored
         final = read_spec(path)
         edit_json(index, lambda d: {**d, "weight_map": {k: file for k in final}})
+
+
+# A tiny multi-head-latent-attention model (DeepSeek V3 layout: q and kv low-rank projections,
+# the first layer dense, then routed + shared experts), sized so every width is a multiple of 32.
+MLA_CONFIG: dict[str, Any] = {
+    "architectures": ["DeepseekV3ForCausalLM"],
+    "model_type": "deepseek_v3",
+    "vocab_size": 256,
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "moe_intermediate_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 4,
+    "n_shared_experts": 1,
+    "n_routed_experts": 4,
+    "num_experts_per_tok": 2,
+    "n_group": 1,
+    "topk_group": 1,
+    "first_k_dense_replace": 1,
+    "kv_lora_rank": 64,
+    "q_lora_rank": 32,
+    "qk_rope_head_dim": 16,
+    "qk_nope_head_dim": 32,
+    "v_head_dim": 32,
+    "max_position_embeddings": 128,
+    "rms_norm_eps": 1e-6,
+    "rope_scaling": {
+        "type": "yarn",
+        "factor": 1.0,
+        "original_max_position_embeddings": 128,
+        "beta_fast": 32,
+        "beta_slow": 1,
+        "mscale": 1.0,
+        "mscale_all_dim": 0.0,
+    },
+    "torch_dtype": "float32",
+}
+
+
+def mlx_lm_model(config: dict[str, Any]) -> Any:
+    """mlx-lm's own model class for config["model_type"], randomly initialised."""
+    import importlib
+
+    module = importlib.import_module(f"mlx_lm.models.{config['model_type']}")
+    return module.Model(module.ModelArgs.from_dict(config))
+
+
+def mlx_lm_checkpoint(dest: Path, config: dict[str, Any]) -> Path:
+    """config.json + model.safetensors with the parameters of mlx-lm's model for `config`
+    (mlx-lm's own layout, as an mlx-community conversion stores it). Needs mlx and mlx-lm."""
+    import mlx.core as mx
+    from mlx.utils import tree_flatten
+
+    dest.mkdir(parents=True, exist_ok=True)
+    weights = dict(tree_flatten(mlx_lm_model(config).parameters()))
+    mx.save_safetensors(str(dest / "model.safetensors"), weights, metadata={"format": "mlx"})
+    (dest / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    return dest

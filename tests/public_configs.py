@@ -180,6 +180,85 @@ QWEN2VL_7B = {
     "vocab_size": 152064,
 }
 
+# deepseek-ai/DeepSeek-V3 (and R1, Kimi K2 in the same layout): multi-head latent attention, 256
+# routed experts, the first three layers dense, one multi-token-prediction layer stored as
+# layers.61 beyond num_hidden_layers. The FP8 quantization_config is left out (a bf16 copy).
+DEEPSEEK_V3 = {
+    "architectures": ["DeepseekV3ForCausalLM"],
+    "attention_bias": False,
+    "bos_token_id": 0,
+    "eos_token_id": 1,
+    "first_k_dense_replace": 3,
+    "hidden_act": "silu",
+    "hidden_size": 7168,
+    "intermediate_size": 18432,
+    "kv_lora_rank": 512,
+    "max_position_embeddings": 163840,
+    "model_type": "deepseek_v3",
+    "moe_intermediate_size": 2048,
+    "moe_layer_freq": 1,
+    "n_group": 8,
+    "n_routed_experts": 256,
+    "n_shared_experts": 1,
+    "norm_topk_prob": True,
+    "num_attention_heads": 128,
+    "num_experts_per_tok": 8,
+    "num_hidden_layers": 61,
+    "num_key_value_heads": 128,
+    "num_nextn_predict_layers": 1,
+    "q_lora_rank": 1536,
+    "qk_nope_head_dim": 128,
+    "qk_rope_head_dim": 64,
+    "rms_norm_eps": 1e-06,
+    "rope_scaling": {
+        "beta_fast": 32,
+        "beta_slow": 1,
+        "factor": 40,
+        "mscale": 1.0,
+        "mscale_all_dim": 1.0,
+        "original_max_position_embeddings": 4096,
+        "type": "yarn",
+    },
+    "rope_theta": 10000,
+    "routed_scaling_factor": 2.5,
+    "scoring_func": "sigmoid",
+    "tie_word_embeddings": False,
+    "topk_group": 4,
+    "topk_method": "noaux_tc",
+    "torch_dtype": "bfloat16",
+    "v_head_dim": 128,
+    "vocab_size": 129280,
+}
+
+
+def deepseek_v3_names(layers: int = 61, experts: int = 256, dense: int = 3) -> list[str]:
+    """DeepSeek-V3's weight names: MLA projections, dense then MoE MLPs, and the MTP layer."""
+    names = ["model.embed_tokens.weight", "model.norm.weight", "lm_head.weight"]
+    attention = (
+        "q_a_proj.weight",
+        "q_a_layernorm.weight",
+        "q_b_proj.weight",
+        "kv_a_proj_with_mqa.weight",
+        "kv_a_layernorm.weight",
+        "kv_b_proj.weight",
+        "o_proj.weight",
+    )
+    mlp = ("gate_proj.weight", "up_proj.weight", "down_proj.weight")
+    for i in range(layers + 1):  # + the multi-token-prediction layer
+        p = f"model.layers.{i}."
+        names += [p + "self_attn." + a for a in attention]
+        names += [p + "input_layernorm.weight", p + "post_attention_layernorm.weight"]
+        if i < dense:
+            names += [p + "mlp." + m for m in mlp]
+            continue
+        names += [p + "mlp.gate.weight", p + "mlp.gate.e_score_correction_bias"]
+        names += [p + f"mlp.experts.{e}.{m}" for e in range(experts) for m in mlp]
+        names += [p + "mlp.shared_experts." + m for m in mlp]
+    mtp = f"model.layers.{layers}."
+    names += [mtp + n for n in ("enorm.weight", "hnorm.weight", "eh_proj.weight")]
+    names += [mtp + "shared_head.norm.weight", mtp + "shared_head.head.weight"]
+    return names
+
 
 def text_names(
     layers: int, *, prefix: str = "model.", head: str | None = "lm_head.weight"
@@ -223,6 +302,7 @@ MODELS: dict[str, tuple[dict[str, Any], list[str]]] = {
         + vision_names(24, "vision_tower.vision_model.", "encoder.layers")
         + ["multi_modal_projector.linear_1.weight", "multi_modal_projector.linear_2.weight"],
     ),
+    "DeepSeek-V3": (DEEPSEEK_V3, deepseek_v3_names()),
     "Qwen2-VL-7B-Instruct": (
         QWEN2VL_7B,
         text_names(28) + vision_names(32, "visual.", "blocks") + ["visual.merger.mlp.0.weight"],

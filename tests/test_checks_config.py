@@ -394,6 +394,20 @@ def test_no_family_raises_on_any_vlm_config(
 # Published configs of public models, judged before download (--metadata-only): no false alarm.
 
 
+def test_mla_o_proj_takes_heads_times_v_head_dim(tmp_path: Path) -> None:
+    # DeepSeek V2/V3: o_proj takes heads x v_head_dim, not heads x hidden/heads (a false CFG030
+    # on every MLA checkpoint before); a config whose v_head_dim disagrees is still caught
+    from checks_helpers import MLA_CONFIG, mlx_lm_checkpoint
+
+    model = mlx_lm_checkpoint(tmp_path / "mla", MLA_CONFIG)
+    assert problems(model, "config") == []
+    edit_json(model / "config.json", lambda c: c.update(v_head_dim=16))
+    assert messages(model, "config", "CFG030") == [
+        "model.layers.0.self_attn.o_proj.weight has 128 inputs, expected 64 from "
+        "num_attention_heads = 4, v_head_dim = 16"
+    ]
+
+
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_public_configs_raise_no_false_alarm(name: str, tmp_path: Path) -> None:
     from genai_common.checks import family_module

@@ -6,10 +6,11 @@ failing cases pass small machines explicitly instead of needing a model larger t
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
-from checks_helpers import edit_json, problems
+from checks_helpers import MLA_CONFIG, edit_json, mlx_lm_checkpoint, mlx_lm_model, problems
 
 from genai_common.checks import memory
 from genai_common.checks.memory import Machine
@@ -123,3 +124,57 @@ def test_diffusion_weights_are_summed_over_components(tmp_path: Path) -> None:
     vae = 16 * 4 * 3 * 3 * 4
     assert (total, unknown, largest.name) == (unet + vae, 0, "conv_in.weight")
     assert "MEM010" in codes_on(sd, Machine(1024, 1024, "RAM", None))
+
+
+def _cache_bytes_per_token(model: object) -> int:
+    """Bytes one token takes in the prompt cache mlx-lm makes for `model`, read from the cache
+    arrays after a 10-token prompt (each array's bytes over its allocated positions)."""
+    import mlx.core as mx
+    from mlx_lm.models.cache import make_prompt_cache
+
+    cache = make_prompt_cache(model)
+    model(mx.array([list(range(1, 11))]), cache=cache)
+    total = 0
+    for layer in cache:
+        for sub in getattr(layer, "caches", [layer]):  # CacheList (deepseek_v32's indexer)
+            for array in (sub.keys, sub.values):
+                total += array.nbytes // array.shape[2]
+    return total
+
+
+MLA_FAMILIES = {
+    "llama": {"head_dim": 16},  # plain K+V (the config keys below it ignores)
+    "deepseek_v3": {},  # latent + rope key
+    "glm4_moe_lite": {},  # latent + rope key
+    "deepseek_v2": {},  # expanded per-head keys and values
+    "deepseek_v32": {"index_head_dim": 16, "index_n_heads": 2, "index_topk": 4},  # + indexer
+}
+
+
+@pytest.mark.parametrize("model_type", sorted(MLA_FAMILIES))
+def test_kv_estimate_is_what_mlx_lm_caches(model_type: str, tmp_path: Path) -> None:
+    config = {**MLA_CONFIG, "model_type": model_type, **MLA_FAMILIES[model_type]}
+    if model_type == "llama":
+        config = {k: v for k, v in config.items() if "lora" not in k and "qk_" not in k}
+        config["num_key_value_heads"] = 2
+    measured = _cache_bytes_per_token(mlx_lm_model(config))
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    per_token, at_context, _ = memory.kv_bytes(ModelDir.open(tmp_path, metadata_only=True), 128)
+    assert per_token == measured
+    assert at_context == measured * 128
+
+
+def test_deepseek_v3_kv_cache_is_the_latent(tmp_path: Path) -> None:
+    # 61 layers x (512 + 64) x 2 bytes: 25x less than 2 x 128 heads x head_dim would say
+    from public_configs import write_metadata_only
+
+    md = ModelDir.open(write_metadata_only(tmp_path, "DeepSeek-V3"), metadata_only=True)
+    [mem001] = [f for f in memory.estimate(md, Machine(2**40, 2**40, "test", None))]
+    assert "KV cache 68.62 KiB/token, 10.72 GiB at 163840 tokens" in mem001.message
+    assert "MLA latent as mlx-lm caches it: kv_lora_rank 512 + rope 64" in mem001.message
+
+
+def test_mla_checkpoint_in_mlx_lm_layout_is_clean(tmp_path: Path) -> None:
+    model = mlx_lm_checkpoint(tmp_path / "mla", MLA_CONFIG)
+    for family in ("config", "quant", "memory", "formats", "files"):
+        assert problems(model, family) == [], family

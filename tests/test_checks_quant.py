@@ -271,6 +271,15 @@ def test_qnt061_head_dim_vs_kv_group_size(llama: Path) -> None:
         "head_dim = 96 is not a multiple of kv_group_size 64 (32 divides it)"
     ]
 
+    # multi-head latent attention caches the latent and the rope key, not head_dim-wide heads
+    set_config(llama, kv_lora_rank=96, qk_rope_head_dim=64, qk_nope_head_dim=128, v_head_dim=128)
+    assert messages(llama, "quant", "QNT061") == [
+        "cached width = 96 is not a multiple of kv_group_size 64 (32 divides it) "
+        "(MLA latent as mlx-lm caches it: kv_lora_rank 96 + rope 64)"
+    ]
+    set_config(llama, kv_lora_rank=512)  # DeepSeek-V3's: head_dim 192 no longer matters
+    assert "QNT061" not in codes(llama, "quant")
+
 
 def test_qnt032_entry_false_for_a_quantized_module(llama4: Path) -> None:
     set_quant(llama4, **{Q: False})

@@ -140,8 +140,8 @@ def is_text_tensor(name: str) -> bool:
 class TextDims(
     namedtuple(
         "TextDims",
-        "hidden layers heads kv_heads head_dim head_dim_declared vocab intermediate "
-        "moe_intermediate max_positions",
+        "hidden layers heads kv_heads head_dim head_dim_declared v_head_dim vocab intermediate "
+        "moe_intermediate max_positions mla_rank",
     )
 ):
     """The text model's dimensions, each a positive int up to MAX_COUNT or None."""
@@ -151,12 +151,14 @@ class TextDims(
     layers: int | None
     heads: int | None
     kv_heads: int | None
-    head_dim: int | None
-    head_dim_declared: bool
+    head_dim: int | None  # of queries and keys (MLA: qk_nope_head_dim + qk_rope_head_dim)
+    head_dim_declared: bool  # set in the config (head_dim, or MLA's qk dims), not hidden/heads
+    v_head_dim: int | None  # of values: head_dim unless the config sets v_head_dim (MLA)
     vocab: int | None
     intermediate: int | None
     moe_intermediate: int | None
     max_positions: int | None
+    mla_rank: int | None  # kv_lora_rank: multi-head latent attention (DeepSeek V2/V3 and kin)
 
 
 def text_dims(md: ModelDir) -> TextDims:
@@ -184,6 +186,13 @@ def _text_dims(md: ModelDir) -> TextDims:
     heads = positive_count(tc.get("num_attention_heads") or tc.get("n_head"))
     kv_heads = positive_count(tc.get("num_key_value_heads")) or heads
     declared = positive_count(tc.get("head_dim"))
+    mla_rank = positive_count(tc.get("kv_lora_rank"))
+    nope, rope = (
+        positive_count(tc.get("qk_nope_head_dim")),
+        positive_count(tc.get("qk_rope_head_dim")),
+    )
+    if declared is None and mla_rank and nope and rope:
+        declared = nope + rope  # MLA: queries and keys are nope + rope wide, whatever hidden/heads
     head_dim = declared or (hidden // heads if hidden and heads and hidden % heads == 0 else None)
     return TextDims(
         hidden=hidden,
@@ -192,6 +201,8 @@ def _text_dims(md: ModelDir) -> TextDims:
         kv_heads=kv_heads,
         head_dim=head_dim,
         head_dim_declared=declared is not None,
+        v_head_dim=positive_count(tc.get("v_head_dim")) or head_dim,
+        mla_rank=mla_rank,
         vocab=positive_count(tc.get("vocab_size")),
         intermediate=positive_count(tc.get("intermediate_size") or tc.get("n_inner")),
         moe_intermediate=positive_count(tc.get("moe_intermediate_size")),
@@ -677,6 +688,10 @@ def _attention(md: ModelDir) -> Iterator[Finding]:
         f"num_attention_heads = {dims.heads}, num_key_value_heads = {dims.kv_heads}, "
         f"head_dim = {dims.head_dim}{'' if dims.head_dim_declared else ' (hidden/heads)'}"
     )
+    o_in = dims.heads * (dims.v_head_dim or dims.head_dim)
+    o_text = heads_text
+    if dims.v_head_dim != dims.head_dim:
+        o_text = f"num_attention_heads = {dims.heads}, v_head_dim = {dims.v_head_dim}"
     judged = (*expect_out, "o_proj")
     reported: set[str] = set()
     for name, t in text_tensors(md).items():
@@ -696,11 +711,11 @@ def _attention(md: ModelDir) -> Iterator[Finding]:
                 f"{name} has {out_f} outputs, expected {expect_out[proj]} from {heads_text}",
                 file=t.file,
             )
-        elif proj == "o_proj" and not takes(md, t, dims.heads * dims.head_dim):
+        elif proj == "o_proj" and not takes(md, t, o_in):
             reported.add(proj)
             yield finding(
                 "CFG030",
-                f"{name} has {in_f} inputs, expected {dims.heads * dims.head_dim} from {heads_text}",
+                f"{name} has {in_f} inputs, expected {o_in} from {o_text}",
                 file=t.file,
             )
 

@@ -4,7 +4,11 @@ Weights are summed exactly from the safetensors headers (packed weights, scales 
 included), so MoE experts and nested text configs count without a parameter formula. The KV cache
 per token is layers x 2 x kv_heads x head_dim x dtype bytes, where a sliding-attention layer
 (layer_types) holds at most `sliding_window` tokens and linear-attention/SSM layers hold a fixed
-state (not counted).
+state (not counted). Multi-head latent attention (DeepSeek V2/V3 and their kin: `kv_lora_rank` in
+the config) is counted as mlx-lm caches it (`kv_layout`): most families cache the compressed
+latent and the shared rope key (kv_lora_rank + qk_rope_head_dim per layer and token, plus the
+sparse-attention indexer's keys where `index_head_dim` is set), while deepseek_v2, minicpm3 and
+youtu_llm cache full per-head keys and values.
 
 The machine: total RAM from psutil. On Apple Silicon, Metal's recommended working set (what MLX
 may keep wired) and its largest buffer come from `mx.device_info()`, but the static doctor must
@@ -22,7 +26,7 @@ from collections import namedtuple
 from collections.abc import Iterator
 
 from genai_common.checks import finding, register
-from genai_common.checks.config import positive_int, run_each, tensors, text_dims
+from genai_common.checks.config import positive_count, positive_int, run_each, tensors, text_dims
 from genai_common.report import Finding
 
 TYPE_CHECKING = False
@@ -54,6 +58,11 @@ DTYPE_BYTES: dict[str, float] = {
 CONFIG_DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
 APPLE_WORKING_SET_FRACTION = 0.75
 NO_KV_LAYER_TYPES = frozenset({"linear_attention", "mamba", "conv"})
+# mlx-lm 0.32 model types with kv_lora_rank whose attention caches expanded per-head K and V
+# (models/deepseek_v2.py, minicpm3.py, youtu_llm.py); every other one caches the latent
+MLA_EXPANDED_CACHE = frozenset({"deepseek_v2", "minicpm3", "youtu_llm"})
+
+KVLayout = namedtuple("KVLayout", "elements widths description")
 
 register(
     "MEM001",
@@ -197,13 +206,46 @@ def kv_dtype_bytes(md: ModelDir) -> int:
     return 2
 
 
+def kv_layout(md: ModelDir) -> KVLayout | None:
+    """What one layer caches per token (elements), the last-axis widths of the cached arrays
+    (what a quantized cache groups), and how it was counted; None when unknown."""
+    dims = text_dims(md)
+    tc = md.text_config or {}
+    if dims.mla_rank is None:
+        if not (dims.kv_heads and dims.head_dim):
+            return None
+        return KVLayout(
+            2 * dims.kv_heads * dims.head_dim,
+            (dims.head_dim,),
+            f"K+V: 2 x {dims.kv_heads} x {dims.head_dim}",
+        )
+    rope = positive_count(tc.get("qk_rope_head_dim")) or 0
+    model_type = tc.get("model_type") or md.model_type
+    if model_type in MLA_EXPANDED_CACHE:
+        if not (dims.heads and dims.head_dim and dims.v_head_dim):
+            return None
+        return KVLayout(
+            dims.heads * (dims.head_dim + dims.v_head_dim),
+            (dims.head_dim, dims.v_head_dim),
+            f"MLA, expanded per head as mlx-lm's {model_type} caches it: "
+            f"{dims.heads} x ({dims.head_dim} keys + {dims.v_head_dim} values)",
+        )
+    index = positive_count(tc.get("index_head_dim"))
+    widths = (dims.mla_rank, rope, *((index,) if index else ()))
+    description = f"MLA latent as mlx-lm caches it: kv_lora_rank {dims.mla_rank} + rope {rope}"
+    if index:
+        description += f" + indexer keys 2 x {index}"
+    return KVLayout(dims.mla_rank + rope + 2 * (index or 0), widths, description)
+
+
 def kv_bytes(md: ModelDir, context: int) -> tuple[int, int, int] | None:
     """(bytes per token at short context, bytes at `context`, largest single layer at `context`)."""
     dims = text_dims(md)
-    if not (dims.layers and dims.kv_heads and dims.head_dim):
+    layout = kv_layout(md)
+    if not (dims.layers and layout):
         return None
     tc = md.text_config or {}
-    per_layer_token = 2 * dims.kv_heads * dims.head_dim * kv_dtype_bytes(md)
+    per_layer_token = layout.elements * kv_dtype_bytes(md)
     types = tc.get("layer_types")
     if not isinstance(types, list) or len(types) != dims.layers:
         # every layer full attention: arithmetic, not a list of dims.layers entries (a hostile
@@ -265,6 +307,9 @@ def estimate(md: ModelDir, mach: Machine) -> Iterator[Finding]:
         )
     if kv and context:
         parts.append(f"KV cache {gib(kv[0])}/token, {gib(kv[1])} at {context} tokens")
+        layout = kv_layout(md)
+        if layout and layout.description.startswith("MLA"):
+            parts[-1] += f" ({layout.description})"
     if mach.total:
         parts.append(
             f"machine {gib(mach.total)} RAM, budget {gib(mach.budget or 0)} ({mach.budget_source})"

@@ -151,8 +151,8 @@ def expected_in_features(md: ModelDir, module: str) -> int | None:
     last = module.rsplit(".", 1)[-1]
     if last in IN_HIDDEN:
         return dims.hidden
-    if last in IN_ATTN and dims.heads and dims.head_dim:
-        return dims.heads * dims.head_dim
+    if last in IN_ATTN and dims.heads and dims.v_head_dim:
+        return dims.heads * dims.v_head_dim
     if last in IN_MLP:
         if ".experts." in module or ".switch_mlp." in module:
             return dims.moe_intermediate
@@ -338,7 +338,8 @@ register(
     "info",
     "Quantized KV caches (mlx-lm --kv-bits, kv_group_size 64) need head_dim % group size == 0; "
     "use --kv-group-size 32 (if it divides head_dim) or keep the KV cache in float.",
-    compares="head_dim % 64 (mlx-lm's default kv_group_size)",
+    compares="each cached width % 64, mlx-lm's default kv_group_size "
+    "(head_dim; MLA: kv_lora_rank, qk_rope_head_dim)",
 )
 KV_GROUP_SIZE = 64
 
@@ -713,13 +714,21 @@ def _f8(md: ModelDir) -> Iterator[Finding]:
 
 
 def _kv_group(md: ModelDir) -> Iterator[Finding]:
-    head_dim = text_dims(md).head_dim
+    """The cached arrays' last axis (head_dim; MLA: the latent and rope widths) against the
+    quantized cache's group size."""
+    from genai_common.checks.memory import kv_layout
+
+    layout = kv_layout(md)
     # Widths below one group (tiny test models) cannot use a quantized cache at all: not reported.
-    if head_dim and head_dim > KV_GROUP_SIZE and head_dim % KV_GROUP_SIZE:
-        alt = " (32 divides it)" if head_dim % 32 == 0 else ""
+    bad = [w for w in (layout.widths if layout else ()) if w > KV_GROUP_SIZE and w % KV_GROUP_SIZE]
+    if bad:
+        plain = layout.description.startswith("K+V")
+        alt = " (32 divides it)" if all(w % 32 == 0 for w in bad) else ""
         yield finding(
             "QNT061",
-            f"head_dim = {head_dim} is not a multiple of kv_group_size {KV_GROUP_SIZE}{alt}",
+            f"{'head_dim' if plain else 'cached width'} = {', '.join(map(str, bad))} is not a "
+            f"multiple of kv_group_size {KV_GROUP_SIZE}{alt}"
+            + ("" if plain else f" ({layout.description})"),
         )
 
 
