@@ -327,3 +327,138 @@ def test_real_tiny_sd_pipeline(tiny_diffusion: Path, tmp_path: Path) -> None:
     edit_json(broken / "unet/config.json", lambda d: d.update(in_channels=9))
     found = codes(broken, "diffusion")
     assert "DIF020" in found and found.count("DIF010") == 2  # config, and conv_in weights vs config
+
+
+# --- SD3: a transformer denoiser, two CLIPs with projection, T5 optional ---------------------------
+
+
+def sd3_pipeline(root: Path, *, t5: bool = False) -> Path:
+    """An SD3-shaped pipeline (the published SD3 medium widths); without T5 as the tiny sd3."""
+    index = {
+        "_class_name": "StableDiffusion3Pipeline",
+        "scheduler": ["diffusers", "FlowMatchEulerDiscreteScheduler"],
+        "text_encoder": ["transformers", "CLIPTextModelWithProjection"],
+        "text_encoder_2": ["transformers", "CLIPTextModelWithProjection"],
+        "text_encoder_3": ["transformers", "T5EncoderModel"] if t5 else [None, None],
+        "tokenizer": ["transformers", "CLIPTokenizer"],
+        "tokenizer_2": ["transformers", "CLIPTokenizer"],
+        "tokenizer_3": ["transformers", "T5TokenizerFast"] if t5 else [None, None],
+        "transformer": ["diffusers", "SD3Transformer2DModel"],
+        "vae": ["diffusers", "AutoencoderKL"],
+    }
+    write(root / "model_index.json", index)
+    write(
+        root / "transformer/config.json",
+        {
+            "in_channels": 16,
+            "out_channels": 16,
+            "sample_size": 128,
+            "patch_size": 2,
+            "joint_attention_dim": 4096,
+            "pooled_projection_dim": 2048,
+        },
+    )
+    write_safetensors(
+        root / "transformer/diffusion_pytorch_model.safetensors",
+        {"pos_embed.proj.weight": ("F32", (8, 16, 2, 2))},
+    )
+    write(
+        root / "vae/config.json",
+        {
+            "latent_channels": 16,
+            "scaling_factor": 1.5305,
+            "shift_factor": 0.0609,
+            "block_out_channels": [128, 256, 512, 512],
+            "sample_size": 1024,
+        },
+    )
+    write_safetensors(
+        root / "vae/diffusion_pytorch_model.safetensors",
+        {"decoder.conv_in.weight": ("F32", (8, 16, 3, 3))},
+    )
+    for name, width in (("text_encoder", 768), ("text_encoder_2", 1280)):
+        write(
+            root / f"{name}/config.json",
+            {"hidden_size": width, "projection_dim": width, "max_position_embeddings": 77},
+        )
+    for name in ("tokenizer", "tokenizer_2"):
+        write(root / f"{name}/tokenizer_config.json", {"model_max_length": 77})
+    if t5:
+        write(root / "text_encoder_3/config.json", {"d_model": 4096})
+        write(root / "tokenizer_3/tokenizer_config.json", {"model_max_length": 256})
+    write(
+        root / "scheduler/scheduler_config.json",
+        {"_class_name": "FlowMatchEulerDiscreteScheduler", "shift": 3.0},
+    )
+    return root
+
+
+@pytest.mark.parametrize("t5", [False, True])
+def test_clean_inline_sd3_passes(tmp_path: Path, t5: bool) -> None:
+    assert run(sd3_pipeline(tmp_path / "sd3", t5=t5), "diffusion") == []
+
+
+def test_dif010_sd3_patch_embedding_weights_vs_config(tmp_path: Path) -> None:
+    sd3 = sd3_pipeline(tmp_path / "sd3")
+    write_safetensors(
+        sd3 / "transformer/diffusion_pytorch_model.safetensors",
+        {"pos_embed.proj.weight": ("F32", (8, 4, 2, 2))},
+    )
+    assert messages(sd3, "diffusion", "DIF010") == [
+        "transformer pos_embed.proj.weight takes 4 channels but transformer.in_channels = 16"
+    ]
+
+
+def test_dif010_sd3_transformer_out_channels(tmp_path: Path) -> None:
+    sd3 = sd3_pipeline(tmp_path / "sd3")
+    edit_json(sd3 / "transformer/config.json", lambda d: d.update(out_channels=4))
+    assert messages(sd3, "diffusion", "DIF010") == [
+        "transformer.out_channels = 4 but vae latent_channels = 16"
+    ]
+
+
+def test_dif020_sd3_vae_with_sd1_scaling(tmp_path: Path) -> None:
+    sd3 = sd3_pipeline(tmp_path / "sd3")
+    edit_json(sd3 / "vae/config.json", lambda d: d.update(scaling_factor=0.18215))
+    edit_json(sd3 / "vae/config.json", without("shift_factor"))
+    assert messages(sd3, "diffusion", "DIF020") == [
+        "vae scaling_factor = 0.18215 but SD3 uses 1.5305",
+        "vae shift_factor = None but SD3 uses 0.0609",
+    ]
+
+
+@pytest.mark.parametrize("t5", [False, True])
+def test_dif030_sd3_joint_narrower_than_the_clips(tmp_path: Path, t5: bool) -> None:
+    sd3 = sd3_pipeline(tmp_path / "sd3", t5=t5)
+    edit_json(sd3 / "transformer/config.json", lambda d: d.update(joint_attention_dim=1024))
+    found = messages(sd3, "diffusion", "DIF030")
+    assert (
+        "transformer.joint_attention_dim = 1024 is narrower than the CLIP hidden states side by "
+        "side (text_encoder 768 + text_encoder_2 1280 = 2048): the pipeline crops them to 1024"
+    ) in found
+    assert len(found) == (2 if t5 else 1)  # with T5, also joint != d_model
+
+
+def test_dif030_sd3_pooled_is_the_clip_projections(tmp_path: Path) -> None:
+    sd3 = sd3_pipeline(tmp_path / "sd3")
+    edit_json(sd3 / "text_encoder_2/config.json", lambda d: d.update(projection_dim=1024))
+    assert messages(sd3, "diffusion", "DIF030") == [
+        "transformer.pooled_projection_dim = 2048 but the CLIP encoders give 768 + 1024"
+    ]
+
+
+@pytest.mark.torch
+def test_real_tiny_sd3_pipeline(tiny_diffusion_sd3: Path, tmp_path: Path) -> None:
+    import shutil
+
+    assert problems(tiny_diffusion_sd3, "diffusion") == []
+    sd1_vae = Path(shutil.copytree(tiny_diffusion_sd3, tmp_path / "sd1_vae"))
+    edit_json(sd1_vae / "vae/config.json", lambda d: d.update(scaling_factor=0.18215))
+    assert codes(sd1_vae, "diffusion") == ["DIF020"]
+    four = Path(shutil.copytree(tiny_diffusion_sd3, tmp_path / "four"))
+    edit_json(four / "vae/config.json", lambda d: d.update(latent_channels=4))
+    # transformer in_channels and out_channels vs 4, and the VAE decoder's weights vs its config
+    assert codes(four, "diffusion") == ["DIF010", "DIF010", "DIF011"]
+    narrow = Path(shutil.copytree(tiny_diffusion_sd3, tmp_path / "narrow"))
+    edit_json(narrow / "transformer/config.json", lambda d: d.update(joint_attention_dim=64))
+    assert codes(narrow, "diffusion") == ["DIF030"]  # 64 < CLIP 32 + 48

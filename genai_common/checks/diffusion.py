@@ -221,7 +221,12 @@ def cfg(md: ModelDir, component: str) -> dict[str, Any]:
     return {}
 
 
-def _component_tensor(md: ModelDir, component: str, suffix: str) -> Any:
+# The transformer's patch input, whose weight's dim 1 is its in_channels: Flux's x_embedder
+# (Linear over packed latents), SD3's and PixArt's pos_embed.proj (Conv2d over the latents).
+PATCH_IN = ("x_embedder.weight", "pos_embed.proj.weight")
+
+
+def _component_tensor(md: ModelDir, component: str, suffix: str | tuple[str, ...]) -> Any:
     try:
         sub = md.component(component)
         found = sub.tensors or {}
@@ -314,9 +319,7 @@ def _channels(md: ModelDir) -> Iterator[Finding]:
                 file=f"{den}/config.json",
                 hint=hint,
             )
-        conv = _component_tensor(
-            md, den, ("conv_in.weight" if den == "unet" else "x_embedder.weight")
-        )
+        conv = _component_tensor(md, den, "conv_in.weight" if den == "unet" else PATCH_IN)
         if conv is not None and len(conv.shape) >= 2 and conv.shape[1] != in_ch:
             yield finding(
                 "DIF010",
@@ -324,11 +327,11 @@ def _channels(md: ModelDir) -> Iterator[Finding]:
                 file=f"{den}/{conv.file.rsplit('/', 1)[-1]}",
             )
     out_ch = positive_int(dc.get("out_channels"))
-    if out_ch is not None and den == "unet" and out_ch != latent:
+    if out_ch is not None and (den == "unet" or fam == "sd3") and out_ch != latent:
         yield finding(
             "DIF010",
-            f"unet.out_channels = {out_ch} but vae latent_channels = {latent}",
-            file="unet/config.json",
+            f"{den}.out_channels = {out_ch} but vae latent_channels = {latent}",
+            file=f"{den}/config.json",
         )
     dec = _component_tensor(md, "vae", "decoder.conv_in.weight")
     if dec is not None and len(dec.shape) >= 2 and dec.shape[1] != latent:
@@ -450,6 +453,8 @@ def _cross_attention(md: ModelDir) -> Iterator[Finding]:
             )
     pooled = positive_int(dc.get("pooled_projection_dim"))
     clips = [n for n in encoders if n not in t5]
+    if family(md) == "sd3" and joint and clips:
+        yield from _sd3_clip_width(den, joint, {n: _text_width(cfg(md, n)) for n in clips})
     if pooled and clips:
         fam = family(md)
         sizes = []
@@ -464,6 +469,23 @@ def _cross_attention(md: ModelDir) -> Iterator[Finding]:
                 f"{' + '.join(str(s) for s in sizes)}",
                 file=f"{den}/config.json",
             )
+
+
+def _sd3_clip_width(den: str, joint: int, widths: dict[str, int | None]) -> Iterator[Finding]:
+    """SD3 lays the CLIP hidden states side by side and zero-pads them to the T5 width (without
+    T5: joint_attention_dim); torch.nn.functional.pad with a negative width crops instead, so a
+    narrower joint_attention_dim silently drops the last CLIP's features."""
+    if not all(widths.values()):
+        return
+    total = sum(w for w in widths.values() if w)
+    if joint < total:
+        parts = " + ".join(f"{n} {w}" for n, w in widths.items())
+        yield finding(
+            "DIF030",
+            f"{den}.joint_attention_dim = {joint} is narrower than the CLIP hidden states side "
+            f"by side ({parts} = {total}): the pipeline crops them to {joint}",
+            file=f"{den}/config.json",
+        )
 
 
 def _scheduler(md: ModelDir) -> Iterator[Finding]:
