@@ -39,3 +39,11 @@ def test_ml_runs_one_forward_pass_or_says_why_not(tiny_ml: Path) -> None:
 def test_diffusion_runs_two_steps_at_64(tiny_diffusion: Path) -> None:
     shape, summary = quick_inference("diffusion", LOADERS["diffusion"](str(tiny_diffusion)))
     assert shape == (64, 64, 3) and "(64, 64, 3)" in summary
+
+
+@pytest.mark.torch
+def test_diffusion_sd3_runs_two_steps_at_64(tiny_diffusion_sd3: Path) -> None:
+    loaded = LOADERS["diffusion"](str(tiny_diffusion_sd3))
+    assert type(loaded.model).__name__ == "SD3Transformer2DModel"
+    shape, summary = quick_inference("diffusion", loaded)
+    assert shape == (64, 64, 3) and "(64, 64, 3)" in summary

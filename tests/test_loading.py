@@ -93,3 +93,20 @@ def test_load_diffusion_runs_two_steps(tiny_diffusion):
         "a cat", num_inference_steps=2, height=64, width=64, output_type="pil"
     ).images[0]
     assert image.size == (64, 64)
+
+
+@pytest.mark.torch
+def test_load_diffusion_sd3_without_t5(tiny_diffusion_sd3):
+    """model_index.json has text_encoder_3/tokenizer_3 = [null, null], which the SD3 class
+    requires: load_diffusion passes them as None (plain from_pretrained raises)."""
+    pytest.importorskip("diffusers", reason="needs diffusers (genai-common[diffusion])")
+    loaded = load_diffusion(tiny_diffusion_sd3)
+    _check_record(loaded.record, "DiffusionPipeline.from_pretrained")
+    pipe = loaded.pipeline
+    assert type(pipe).__name__ == "StableDiffusion3Pipeline"
+    assert loaded.model is pipe.transformer and pipe.text_encoder_3 is None
+    assert loaded.config["_class_name"] == "StableDiffusion3Pipeline"
+    image = pipe("a cat", num_inference_steps=2, height=64, width=64, output_type="pil").images[0]
+    assert image.size == (64, 64)
+    # the caller's keyword arguments still reach from_pretrained beside the nulls
+    assert load_diffusion(tiny_diffusion_sd3, text_encoder_2=None).pipeline.text_encoder_2 is None

@@ -147,18 +147,22 @@ def load_vlm(path: str | Path, **kwargs: Any) -> Loaded:
 
 
 def load_diffusion(path: str | Path, **kwargs: Any) -> Loaded:
-    """``diffusers.DiffusionPipeline.from_pretrained(path, **kwargs)`` (PyTorch); model is the
-    pipeline's denoiser (unet or transformer), pipeline is the whole pipeline."""
+    """``diffusers.DiffusionPipeline.from_pretrained(path, **kwargs)`` (PyTorch), with every
+    component that model_index.json sets to [null, null] passed as None; model is the pipeline's
+    denoiser (unet or transformer), pipeline is the whole pipeline."""
     diffusers, import_seconds = _timed_import("diffusers")
+    index = Path(path) / "model_index.json"
+    config = json.loads(index.read_text()) if index.is_file() else None
+    # A component saved as [null, null] that the class requires (SD3 without T5: text_encoder_3,
+    # tokenizer_3) loads only when passed as None, as users do; else diffusers raises "expected".
+    nulls = {k: None for k, v in (config or {}).items() if v == [None, None] and k[0] != "_"}
     pipeline, record = _timed_load(
         "DiffusionPipeline.from_pretrained",
         path,
         import_seconds,
-        lambda: diffusers.DiffusionPipeline.from_pretrained(str(path), **kwargs),
+        lambda: diffusers.DiffusionPipeline.from_pretrained(str(path), **(nulls | kwargs)),
     )
     model = getattr(pipeline, "unet", None) or getattr(pipeline, "transformer", None) or pipeline
-    index = Path(path) / "model_index.json"
-    config = json.loads(index.read_text()) if index.is_file() else None
     return Loaded(
         kind="diffusion",
         model=model,
