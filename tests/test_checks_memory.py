@@ -178,3 +178,54 @@ def test_mla_checkpoint_in_mlx_lm_layout_is_clean(tmp_path: Path) -> None:
     model = mlx_lm_checkpoint(tmp_path / "mla", MLA_CONFIG)
     for family in ("config", "quant", "memory", "formats", "files"):
         assert problems(model, family) == [], family
+
+
+SLIDING = {
+    "gemma3_text": {"sliding_window_pattern": 3},  # every third layer full
+    "cohere2": {"sliding_window_pattern": 4, "layer_norm_eps": 1e-5, "logit_scale": 1.0},
+    "exaone4": {
+        "sliding_window_pattern": "LLG",
+        "tie_word_embeddings": False,
+        "rope_scaling": None,
+    },
+    "gemma2": {},  # alternates in attention, but mlx-lm caches every layer in full
+}
+
+
+@pytest.mark.parametrize("model_type", sorted(SLIDING))
+def test_layer_kinds_are_the_caches_mlx_lm_makes(model_type: str) -> None:
+    config = {
+        "model_type": model_type,
+        "vocab_size": 64,
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": 7,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "head_dim": 16,
+        "rms_norm_eps": 1e-6,
+        "sliding_window": 4,
+        "max_position_embeddings": 128,
+        "rope_theta": 10000.0,
+        **SLIDING[model_type],
+    }
+    model = mlx_lm_model(config)
+    caches = model.make_cache() if hasattr(model, "make_cache") else []
+    rotating = sum(type(c).__name__ == "RotatingKVCache" for c in caches)
+    kinds = memory.layer_kinds(config, 7)
+    assert kinds.get("sliding_attention", 0) == rotating
+    assert sum(kinds.values()) == 7
+
+
+def test_sliding_layers_hold_at_most_the_window(tmp_path: Path) -> None:
+    config = {"model_type": "gemma3_text", "num_hidden_layers": 6, "num_attention_heads": 4}
+    config |= {"num_key_value_heads": 1, "head_dim": 256, "hidden_size": 1024}
+    config |= {"sliding_window": 512, "sliding_window_pattern": 6, "torch_dtype": "bfloat16"}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    per_layer_token = 2 * 1 * 256 * 2
+    per_token, total, largest = memory.kv_bytes(ModelDir.open(tmp_path, metadata_only=True), 8192)
+    assert per_token == 6 * per_layer_token
+    assert total == per_layer_token * (5 * 512 + 8192)  # five sliding layers, one full
+    assert largest == per_layer_token * 8192
+    huge = memory.layer_kinds({"sliding_window_pattern": 6}, 2**40)  # arithmetic, no list
+    assert huge == {"full_attention": 2**40 // 6, "sliding_attention": 2**40 - 2**40 // 6}

@@ -3,7 +3,8 @@
 Weights are summed exactly from the safetensors headers (packed weights, scales and biases
 included), so MoE experts and nested text configs count without a parameter formula. The KV cache
 per token is layers x 2 x kv_heads x head_dim x dtype bytes, where a sliding-attention layer
-(layer_types) holds at most `sliding_window` tokens and linear-attention/SSM layers hold a fixed
+(layer_types, or sliding_window_pattern as mlx-lm reads it: `layer_kinds`) holds at most
+`sliding_window` tokens and linear-attention/SSM layers hold a fixed
 state (not counted). Multi-head latent attention (DeepSeek V2/V3 and their kin: `kv_lora_rank` in
 the config) is counted as mlx-lm caches it (`kv_layout`): most families cache the compressed
 latent and the shared rope key (kv_lora_rank + qk_rope_head_dim per layer and token, plus the
@@ -246,25 +247,40 @@ def kv_bytes(md: ModelDir, context: int) -> tuple[int, int, int] | None:
         return None
     tc = md.text_config or {}
     per_layer_token = layout.elements * kv_dtype_bytes(md)
-    types = tc.get("layer_types")
-    if not isinstance(types, list) or len(types) != dims.layers:
-        # every layer full attention: arithmetic, not a list of dims.layers entries (a hostile
-        # num_hidden_layers such as 2**40 must not allocate one entry per layer)
-        return (
-            dims.layers * per_layer_token,
-            dims.layers * per_layer_token * context,
-            per_layer_token * context,
-        )
     window = positive_int(tc.get("sliding_window"))
     per_token = total = largest = 0
-    for kind in types:
-        if not isinstance(kind, str) or kind in NO_KV_LAYER_TYPES:
+    for kind, count in layer_kinds(tc, dims.layers).items():
+        if kind in NO_KV_LAYER_TYPES:
             continue
         tokens = min(context, window) if kind == "sliding_attention" and window else context
-        per_token += per_layer_token
-        total += per_layer_token * tokens
+        per_token += per_layer_token * count
+        total += per_layer_token * tokens * count
         largest = max(largest, per_layer_token * tokens)
     return per_token, total, largest
+
+
+def layer_kinds(tc: dict[str, Any], layers: int) -> dict[str, int]:
+    """How many layers of each attention kind, as mlx-lm builds their caches: `layer_types` when
+    it names every layer; else `sliding_window_pattern`, an int p (gemma3_text, cohere2: every
+    p-th layer full, the rest sliding) or a string of L/G (exaone4: L sliding, G full); else all
+    full attention. Counted arithmetically: a hostile num_hidden_layers such as 2**40 must not
+    allocate one entry per layer."""
+    types = tc.get("layer_types")
+    if isinstance(types, list) and len(types) == layers:
+        counts: dict[str, int] = {}
+        for kind in types:
+            if isinstance(kind, str):
+                counts[kind] = counts.get(kind, 0) + 1
+        return counts
+    pattern = tc.get("sliding_window_pattern")
+    if isinstance(pattern, int) and not isinstance(pattern, bool) and pattern > 1:
+        full = layers // pattern
+        return {"full_attention": full, "sliding_attention": layers - full}
+    if isinstance(pattern, str) and pattern and set(pattern) <= {"L", "G"}:
+        periods, rest = divmod(layers, len(pattern))
+        sliding = periods * pattern.count("L") + pattern[:rest].count("L")
+        return {"full_attention": layers - sliding, "sliding_attention": sliding}
+    return {"full_attention": layers}
 
 
 def gib(n: float) -> str:
