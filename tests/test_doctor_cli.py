@@ -355,3 +355,30 @@ def test_static_doctor_on_an_ml_model_imports_no_costly_stdlib_module(tiny_ml: P
     loaded = _doctor_imports(tiny_ml)
     assert "genai_common.checks.compat" in loaded  # the probe sees the kind detection's import
     assert sorted(loaded & set(COSTLY_STDLIB)) == []
+
+
+@pytest.mark.torch
+def test_sd3_transformer_pipeline_doctor_infer_and_inspect(tiny_diffusion_sd3: Path) -> None:
+    """An SD3 pipeline (transformer denoiser, no T5): clean statically, loads and makes an image
+    in the child process, and inspect names its components and counts its bytes."""
+    import math
+
+    from safetensors import safe_open
+
+    rc, out, _ = run_cli("doctor", str(tiny_diffusion_sd3), "--json", "--infer", "--timeout", "120")
+    data = json.loads(out)
+    assert data["kind"] == "diffusion" and rc == 0
+    assert [f for f in data["findings"] if f["severity"] != "info"] == []
+    codes = [f["code"] for f in data["findings"]]
+    assert "LOAD030" in codes and "LOAD031" in codes, data["findings"]
+    rc, out, _ = run_cli("inspect", str(tiny_diffusion_sd3), "--json")
+    facts = json.loads(out)
+    assert rc == 0 and facts["pipeline"] == "StableDiffusion3Pipeline"
+    assert facts["components"]["transformer"] == "SD3Transformer2DModel"
+    assert facts["components"]["text_encoder_2"] == "CLIPTextModelWithProjection"
+    assert "text_encoder_3" not in facts["components"] and "unet" not in facts["components"]
+    stored = 0
+    for path in tiny_diffusion_sd3.glob("*/*.safetensors"):
+        with safe_open(str(path), "pt") as f:
+            stored += sum(4 * math.prod(f.get_slice(k).get_shape()) for k in f.keys())  # noqa: SIM118
+    assert facts["weight_bytes"] == stored
