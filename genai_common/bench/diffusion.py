@@ -52,6 +52,24 @@ def _decode(pipe: Any, latents: Any) -> Any:
     return vae.decode(scaled.to(vae.dtype), return_dict=False)[0]
 
 
+def _latents(
+    pipe: Any, steps: int, height: int, width: int, guidance: float, seed: int, on_step_end: Any
+) -> Any:
+    """The denoising loop alone: the benchmark prompt, latents out (the VAE is timed apart)."""
+    import torch
+
+    return pipe(
+        PROMPT,
+        num_inference_steps=steps,
+        height=height,
+        width=width,
+        guidance_scale=guidance,
+        generator=torch.Generator("cpu").manual_seed(seed),
+        output_type="latent",
+        callback_on_step_end=on_step_end,
+    ).images
+
+
 def run_trial(
     pipe: Any, *, steps: int, height: int, width: int, guidance: float, seed: int
 ) -> dict[str, Any]:
@@ -70,21 +88,11 @@ def run_trial(
         memory.append((stamps[-1], read_memory()))
         return kwargs
 
-    generator = torch.Generator("cpu").manual_seed(seed)
     with track_memory() as mem, torch.inference_mode():
         _sync(torch, device)
         start = time.perf_counter()
         memory.append((start, read_memory()))
-        latents = pipe(
-            PROMPT,
-            num_inference_steps=steps,
-            height=height,
-            width=width,
-            guidance_scale=guidance,
-            generator=generator,
-            output_type="latent",
-            callback_on_step_end=on_step_end,
-        ).images
+        latents = _latents(pipe, steps, height, width, guidance, seed, on_step_end)
         _sync(torch, device)
         loop_end = time.perf_counter()
         image = _decode(pipe, latents)
@@ -149,16 +157,7 @@ def count_flops(
     ]
     try:
         with torch.inference_mode():
-            latents = pipe(
-                PROMPT,
-                num_inference_steps=steps,
-                height=height,
-                width=width,
-                guidance_scale=guidance,
-                generator=torch.Generator("cpu").manual_seed(seed),
-                output_type="latent",
-                callback_on_step_end=on_step_end,
-            ).images
+            latents = _latents(pipe, steps, height, width, guidance, seed, on_step_end)
             with FlopCounterMode(display=False) as vae_counter:
                 _decode(pipe, latents)
     except Exception:  # a pipeline whose call we cannot make this way: no estimate
