@@ -134,18 +134,32 @@ def facts(md: ModelDir) -> dict[str, Any]:
         return {**out, **_gguf_facts(md)}
     if md.kind == "diffusion":
         from genai_common.checks.diffusion import components
+        from genai_common.checks.memory import vae_decode
 
         index = md.json("model_index.json") or {}
         out["pipeline"] = index.get("_class_name")
         out["components"] = {k: cls for k, (_, cls) in components(md).items() if cls}
-        total, seen = 0, False
+        total, seen, per_component = 0, False, {}
         for name in out["components"]:
             if os.path.isdir(md.fspath(name)):
                 comp = md.component(name)
-                seen = seen or bool(comp.tensors)
+                if comp.tensors:
+                    seen = True
+                    per_component[name] = parameter_count(comp)["parameters"]
                 total += sum(t.nbytes or 0 for t in comp.tensors.values())
         if seen:  # unknown (absent) before a download, not zero
+            # stored numbers: persistent buffers saved with the weights (SD3's pos_embed) count
+            out["parameters"] = sum(per_component.values())
+            out["parameters_by_component"] = per_component
             out["weight_bytes"] = total
+        decode = vae_decode(md)
+        if decode is not None:
+            out["vae_decode_bytes"] = {
+                "resolution": f"{decode.width}x{decode.height}",
+                "bytes": decode.bytes,
+                "per_megapixel": decode.per_megapixel,
+                "dtype": decode.dtype,
+            }
         return out
     if md.kind == "adapter":
         acfg = md.json("adapter_config.json") or {}

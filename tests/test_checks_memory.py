@@ -18,6 +18,7 @@ from genai_common.formats.safetensors import read_header
 from genai_common.model_dir import ModelDir
 
 KiB = 1024
+BIG = Machine(2**40, 2**40, "test", None)  # room for anything: only the informational findings
 
 
 def data_bytes(path: Path) -> int:
@@ -229,3 +230,103 @@ def test_sliding_layers_hold_at_most_the_window(tmp_path: Path) -> None:
     assert largest == per_layer_token * 8192
     huge = memory.layer_kinds({"sliding_window_pattern": 6}, 2**40)  # arithmetic, no list
     assert huge == {"full_attention": 2**40 // 6, "sliding_attention": 2**40 - 2**40 // 6}
+
+
+def _sdxl_like(root: Path, *, dtype: str = "F16", force_upcast: bool = True) -> Path:
+    """SDXL's shapes where the VAE decode is judged: unet sample_size 128, a four-level VAE of
+    128/256/512/512 channels (1024 px), its weights' dtype and force_upcast."""
+    from checks_helpers import write_safetensors
+    from test_checks_diffusion import sd_pipeline
+
+    sd = sd_pipeline(root)
+    edit_json(sd / "model_index.json", lambda c: c.update(_class_name="StableDiffusionXLPipeline"))
+    edit_json(sd / "unet/config.json", lambda c: c.update(sample_size=128))
+    vae = {"block_out_channels": [128, 256, 512, 512], "sample_size": 1024}
+    edit_json(sd / "vae/config.json", lambda c: c.update(vae, force_upcast=force_upcast))
+    write_safetensors(
+        sd / "vae/diffusion_pytorch_model.safetensors",
+        {"decoder.conv_in.weight": (dtype, (512, 4, 3, 3))},
+    )
+    return sd
+
+
+def test_vae_decode_estimate_at_the_default_resolution(tmp_path: Path) -> None:
+    # 1024 x 1024 px x max(2.6 x 384, 3.8 x 256) values x 4 bytes (force_upcast: float32)
+    sd = _sdxl_like(tmp_path / "sdxl")
+    decode = memory.vae_decode(ModelDir.open(sd))
+    assert (decode.width, decode.height, decode.dtype) == (1024, 1024, "float32 (force_upcast)")
+    assert decode.bytes == int(max(2.6 * 384, 3.8 * 256) * 4 * 1024 * 1024)
+    findings = {f.code: f.message for f in memory.estimate(ModelDir.open(sd), BIG)}
+    assert findings["MEM030"].startswith(
+        "VAE decode at 1024x1024 (the pipeline's default) needs about 3.90 GiB of activations "
+        "in float32 (force_upcast)"
+    )
+    assert "MEM031" not in findings
+    # a bfloat16 VAE without force_upcast: 2 bytes a value, 1.25x for GroupNorm's float32
+    bf16 = memory.vae_decode(ModelDir.open(_sdxl_like(tmp_path / "bf16", dtype="BF16")))
+    assert bf16.dtype == "bfloat16" and bf16.bytes == pytest.approx(decode.bytes * 2.5 / 4, abs=1)
+
+
+def test_vae_decode_over_budget_is_a_warning(tmp_path: Path) -> None:
+    sd = _sdxl_like(tmp_path / "sdxl")
+    small = Machine(8 * 2**30, 2 * 2**30, "working set", None)
+    [warning] = [f for f in memory.estimate(ModelDir.open(sd), small) if f.code == "MEM031"]
+    assert warning.severity == "warning"
+    assert "VAE decode at 1024x1024 3.90 GiB > budget 2.00 GiB (working set)" in warning.message
+    assert "about 0.5 megapixels fit" in warning.message
+
+
+def _measured_decode_peak(vae: object, latent: object) -> int:
+    """The peak of live tensor bytes while `vae` decodes `latent`: torch.profiler's allocation
+    events, summed in time order (exact on the CPU; no allocator cache, no sampling)."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    with (
+        torch.inference_mode(),
+        profile(activities=[ProfilerActivity.CPU], profile_memory=True) as p,
+    ):
+        vae.decode(latent)
+    events = p.profiler.kineto_results.events()
+    live = peak = 0
+    for _, nbytes in sorted((e.start_ns(), e.nbytes()) for e in events if e.name() == "[memory]"):
+        live += nbytes
+        peak = max(peak, live)
+    return peak
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("fixture", ["tiny_diffusion", "tiny_diffusion_sd3"])
+def test_vae_decode_estimate_is_what_the_decoder_allocates(
+    fixture: str, request: pytest.FixtureRequest
+) -> None:
+    import torch
+    from diffusers import AutoencoderKL
+
+    model = request.getfixturevalue(fixture)
+    decode = memory.vae_decode(ModelDir.open(model))
+    vae = AutoencoderKL.from_pretrained(str(model / "vae")).eval()
+    side = decode.height // 2 ** (len(vae.config.block_out_channels) - 1)
+    measured = _measured_decode_peak(vae, torch.zeros(1, vae.config.latent_channels, side, side))
+    assert decode.bytes == pytest.approx(measured, rel=0.1)
+
+
+@pytest.mark.torch
+def test_vae_decode_estimate_on_the_sd_vae_shape(tmp_path: Path) -> None:
+    # the decoder SD 1.x/2.x, SDXL, SD3 and Flux share (128/256/512/512, two resnets per block),
+    # random weights, decoding a 128x128 image
+    import torch
+    from diffusers import AutoencoderKL
+
+    sd = _sdxl_like(tmp_path / "sdxl", dtype="F32", force_upcast=False)
+    per_pixel = memory.vae_decode(ModelDir.open(sd)).per_megapixel / 1e6
+    blocks = ("DownEncoderBlock2D",) * 4, ("UpDecoderBlock2D",) * 4
+    torch.manual_seed(0)
+    vae = AutoencoderKL(
+        down_block_types=blocks[0],
+        up_block_types=blocks[1],
+        block_out_channels=(128, 256, 512, 512),
+        layers_per_block=2,
+    ).eval()
+    measured = _measured_decode_peak(vae, torch.zeros(1, 4, 16, 16))
+    assert per_pixel * 128 * 128 == pytest.approx(measured, rel=0.1)

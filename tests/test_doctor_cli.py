@@ -382,3 +382,22 @@ def test_sd3_transformer_pipeline_doctor_infer_and_inspect(tiny_diffusion_sd3: P
         with safe_open(str(path), "pt") as f:
             stored += sum(4 * math.prod(f.get_slice(k).get_shape()) for k in f.keys())  # noqa: SIM118
     assert facts["weight_bytes"] == stored
+
+
+@pytest.mark.torch
+def test_inspect_counts_each_pipeline_component(tiny_diffusion: Path) -> None:
+    """Parameters per component from the headers are what torch counts once loaded (SD 1.x
+    stores no buffers), and the VAE decode estimate is among the facts."""
+    from diffusers import DiffusionPipeline
+
+    rc, out, _ = run_cli("inspect", str(tiny_diffusion), "--json")
+    facts = json.loads(out)
+    assert rc == 0
+    pipe = DiffusionPipeline.from_pretrained(str(tiny_diffusion))
+    for name, count in facts["parameters_by_component"].items():
+        module = getattr(pipe, name)
+        assert count == sum(p.numel() for p in module.parameters()), name
+    assert set(facts["parameters_by_component"]) == {"unet", "vae", "text_encoder"}
+    assert facts["parameters"] == sum(facts["parameters_by_component"].values())
+    decode = facts["vae_decode_bytes"]
+    assert decode["resolution"] == "64x64" and decode["dtype"] == "float32" and decode["bytes"] > 0

@@ -105,6 +105,26 @@ register(
     compares="largest tensor and one layer's KV cache at full context vs max_buffer_length",
 )
 
+register(
+    "MEM030",
+    "VAE decode memory at the pipeline's default resolution",
+    "info",
+    "Informational: the decoder's activations grow with the pixel count (about 4x at twice the "
+    "side); decoding in tiles (diffusers: pipe.vae.enable_tiling(); mflux: --vae-tiling) bounds "
+    "them.",
+    compares="max(2.6 (c0 + c1), 3.8 c1) values per output pixel x bytes per value "
+    "(block_out_channels c0, c1; fitted to measured decoder peaks)",
+)
+register(
+    "MEM031",
+    "Weights plus the VAE decode at the default resolution exceed the memory budget",
+    "warning",
+    "Decode in tiles (diffusers: pipe.vae.enable_tiling(); mflux: --vae-tiling), generate smaller "
+    "images, or quantize the denoiser to leave room: the decode is the last step, so an "
+    "out-of-memory there loses the whole denoising run.",
+    compares="weight bytes + VAE decode activations at the default resolution vs the budget",
+)
+
 
 class Machine(namedtuple("Machine", "total budget budget_source max_buffer")):
     """Physical memory, the budget the checks use (and where it came from), MLX's max buffer."""
@@ -305,6 +325,51 @@ def declared_bytes(md: ModelDir) -> int | None:
     return total if isinstance(total, int) and total > 0 else None
 
 
+VaeDecode = namedtuple("VaeDecode", "bytes height width per_megapixel dtype")
+FLUX_DEFAULT_SAMPLE_SIZE = 128  # FluxPipeline.default_sample_size: not in any config file
+VAE_DTYPES = {"F32": "float32", "F16": "float16", "BF16": "bfloat16"}
+
+
+def vae_decode(md: ModelDir) -> VaeDecode | None:
+    """Peak activation bytes of the VAE decode at the pipeline's default resolution.
+
+    Values per output pixel: max(2.6 (c0 + c1), 3.8 c1) for the decoder's block_out_channels
+    c0, c1: a fit to the peak of live tensor bytes (torch.profiler allocation events; torch 2.13
+    CPU kernels, diffusers 0.42) over six decoder shapes, within 4% of each (reference/
+    LEARNINGS.md). Half-precision decoders hold 1.25x more (GroupNorm computes in float32);
+    a float16 VAE with force_upcast (SDXL's) decodes in float32. GPU backends add their own
+    workspaces; the figure is what the tensors need."""
+    if md.kind != "diffusion":
+        return None
+    from genai_common.checks.diffusion import cfg, denoiser, family
+
+    vae = cfg(md, "vae")
+    blocks = vae.get("block_out_channels")
+    if not isinstance(blocks, list) or not blocks:
+        return None
+    channels = [positive_count(c) for c in blocks]
+    if None in channels:
+        return None
+    c0, c1 = channels[0], channels[1] if len(channels) > 1 else channels[0]
+    factor = 2 ** (len(channels) - 1)
+    den = denoiser(md)
+    sample = positive_count(cfg(md, den).get("sample_size")) if den else None
+    if den == "transformer" and family(md) == "flux":
+        sample = FLUX_DEFAULT_SAMPLE_SIZE
+    if not sample or sample * factor > 2**20:
+        return None
+    side = sample * factor
+    stored = [t.dtype for t in tensors(md.component("vae")).values() if t.dtype in VAE_DTYPES]
+    dtype = VAE_DTYPES[max(set(stored), key=stored.count)] if stored else None
+    if dtype is None:
+        dtype = "float32 (assumed: no VAE weights read)"
+    elif dtype == "float16" and vae.get("force_upcast") is True:
+        dtype = "float32 (force_upcast)"
+    per_value = 4 if dtype.startswith("float32") else 2 * 1.25
+    per_pixel = max(2.6 * (c0 + c1), 3.8 * c1) * per_value
+    return VaeDecode(int(per_pixel * side * side), side, side, int(per_pixel * 1e6), dtype)
+
+
 def estimate(md: ModelDir, mach: Machine) -> Iterator[Finding]:
     """The MEM findings for `md` on machine `mach` (pure: the machine is an argument)."""
     weights, unknown, largest = weight_bytes(md)
@@ -352,6 +417,7 @@ def estimate(md: ModelDir, mach: Machine) -> Iterator[Finding]:
             + f"KV {gib(kv[1])} at {context} tokens > budget "
             f"{gib(mach.budget)} ({mach.budget_source}); about {fits} tokens fit",
         )
+    yield from _vae_decode(md, mach, weights)
     if mach.max_buffer:
         biggest = []
         if largest is not None and (n := tensor_bytes(largest) or 0) > mach.max_buffer:
@@ -363,6 +429,27 @@ def estimate(md: ModelDir, mach: Machine) -> Iterator[Finding]:
                 "MEM020",
                 f"{'; '.join(biggest)} > max buffer length {gib(mach.max_buffer)}",
             )
+
+
+def _vae_decode(md: ModelDir, mach: Machine, weights: int) -> Iterator[Finding]:
+    decode = vae_decode(md)
+    if decode is None:
+        return
+    size = f"{decode.width}x{decode.height}"
+    yield finding(
+        "MEM030",
+        f"VAE decode at {size} (the pipeline's default) needs about {gib(decode.bytes)} of "
+        f"activations in {decode.dtype}; {gib(decode.per_megapixel)} per megapixel",
+        file="vae/config.json",
+    )
+    if mach.budget and weights + decode.bytes > mach.budget:
+        room = max(0, mach.budget - weights) / decode.per_megapixel
+        yield finding(
+            "MEM031",
+            f"weights {gib(weights)} + VAE decode at {size} {gib(decode.bytes)} > budget "
+            f"{gib(mach.budget)} ({mach.budget_source}); about {room:.1f} megapixels fit",
+            file="vae/config.json",
+        )
 
 
 SUBCHECKS = (_estimate,)
