@@ -395,7 +395,15 @@ def sd3_pipeline(root: Path, *, t5: bool = False) -> Path:
 
 @pytest.mark.parametrize("t5", [False, True])
 def test_clean_inline_sd3_passes(tmp_path: Path, t5: bool) -> None:
-    assert run(sd3_pipeline(tmp_path / "sd3", t5=t5), "diffusion") == []
+    found = run(sd3_pipeline(tmp_path / "sd3", t5=t5), "diffusion")
+    # without T5, only the note that from_pretrained needs the two null components as None
+    assert [f.code for f in found] == ([] if t5 else ["DIF003"])
+    assert all(f.severity == "info" for f in found)
+    if not t5:
+        assert found[0].message == (
+            "text_encoder_3, tokenizer_3 saved as [null, null]: load with "
+            "from_pretrained(path, text_encoder_3=None, tokenizer_3=None)"
+        )
 
 
 def test_dif010_sd3_patch_embedding_weights_vs_config(tmp_path: Path) -> None:
@@ -454,11 +462,11 @@ def test_real_tiny_sd3_pipeline(tiny_diffusion_sd3: Path, tmp_path: Path) -> Non
     assert problems(tiny_diffusion_sd3, "diffusion") == []
     sd1_vae = Path(shutil.copytree(tiny_diffusion_sd3, tmp_path / "sd1_vae"))
     edit_json(sd1_vae / "vae/config.json", lambda d: d.update(scaling_factor=0.18215))
-    assert codes(sd1_vae, "diffusion") == ["DIF020"]
+    assert codes(sd1_vae, "diffusion") == ["DIF003", "DIF020"]  # DIF003: saved without T5
     four = Path(shutil.copytree(tiny_diffusion_sd3, tmp_path / "four"))
     edit_json(four / "vae/config.json", lambda d: d.update(latent_channels=4))
     # transformer in_channels and out_channels vs 4, and the VAE decoder's weights vs its config
-    assert codes(four, "diffusion") == ["DIF010", "DIF010", "DIF011"]
+    assert codes(four, "diffusion") == ["DIF003", "DIF010", "DIF010", "DIF011"]
     narrow = Path(shutil.copytree(tiny_diffusion_sd3, tmp_path / "narrow"))
     edit_json(narrow / "transformer/config.json", lambda d: d.update(joint_attention_dim=64))
-    assert codes(narrow, "diffusion") == ["DIF030"]  # 64 < CLIP 32 + 48
+    assert codes(narrow, "diffusion") == ["DIF003", "DIF030"]  # 64 < CLIP 32 + 48

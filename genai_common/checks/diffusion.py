@@ -113,6 +113,17 @@ register(
     compares="model_index.json components vs folders and their config files",
 )
 register(
+    "DIF003",
+    "A component the pipeline class requires is saved as [null, null]",
+    "info",
+    "DiffusionPipeline.from_pretrained(path) raises 'Pipeline ... expected [...] but only {...} "
+    "were passed' unless those components are passed as None, e.g. "
+    "from_pretrained(path, text_encoder_3=None, tokenizer_3=None) for SD3 without T5 "
+    "(genai's loader does this).",
+    compares="model_index.json [null, null] entries vs the components the pipeline class "
+    "requires (SD3: text_encoder_3, tokenizer_3; diffusers 0.42)",
+)
+register(
     "DIF010",
     "Denoiser input channels disagree with the VAE's latent channels",
     "error",
@@ -274,6 +285,23 @@ def _index(md: ModelDir) -> Iterator[Finding]:
                 f"component {name!r} ({cls}) has a folder but no config file in it",
                 file=f"{name}/",
             )
+
+
+# pipeline family -> components its class requires that a saved pipeline may set to [null, null]
+# (diffusers 0.42 `_optional_components` does not list them; from_pretrained needs them as None)
+REQUIRED_NULLABLE: dict[str, tuple[str, ...]] = {"sd3": ("text_encoder_3", "tokenizer_3")}
+
+
+def _nulls(md: ModelDir) -> Iterator[Finding]:
+    comps = components(md)
+    nulls = [n for n in REQUIRED_NULLABLE.get(family(md) or "", ()) if comps.get(n) == (None, None)]
+    if nulls:
+        passed = ", ".join(f"{n}=None" for n in nulls)
+        yield finding(
+            "DIF003",
+            f"{', '.join(nulls)} saved as [null, null]: load with from_pretrained(path, {passed})",
+            file="model_index.json",
+        )
 
 
 def denoiser(md: ModelDir) -> str | None:
@@ -583,6 +611,7 @@ def _resolution(md: ModelDir) -> Iterator[Finding]:
 
 SUBCHECKS = (
     _index,
+    _nulls,
     _channels,
     _depth,
     _factors,

@@ -3,7 +3,7 @@
 tiny.py            build(kind, dest, *, variant=None, seed=0, force=False) and `genai tiny`
 tiny_llm.py        llama / qwen2 / gemma / llama-4bit (mlx-lm)
 tiny_vlm.py        qwen2_vl / paligemma (mlx-vlm)
-tiny_diffusion.py  Stable Diffusion 1.x layout (diffusers; needs torch)
+tiny_diffusion.py  sd: Stable Diffusion 1.x (UNet); sd3: SD3 transformer without T5 (diffusers; needs torch)
 tiny_ml.py         an MLX MLP and load_tiny_ml(path)
 bpe.py, corpus.py  byte-level BPE tokenizers trained offline on a built-in corpus
 plugin.py          pytest fixtures (entry point pytest11 `genai_common`)
