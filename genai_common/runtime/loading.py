@@ -155,7 +155,8 @@ def load_diffusion(path: str | Path, **kwargs: Any) -> Loaded:
     config = json.loads(index.read_text()) if index.is_file() else None
     # A component saved as [null, null] that the class requires (SD3 without T5: text_encoder_3,
     # tokenizer_3) loads only when passed as None, as users do; else diffusers raises "expected".
-    nulls = {k: None for k, v in (config or {}).items() if v == [None, None] and k[0] != "_"}
+    entries = config.items() if isinstance(config, dict) else ()
+    nulls = {k: None for k, v in entries if v == [None, None] and not k.startswith("_")}
     pipeline, record = _timed_load(
         "DiffusionPipeline.from_pretrained",
         path,
