@@ -24,6 +24,7 @@ _EXPORTS: dict[str, str] = {
     "clear_cache": "genai_common.runtime.memory",
     "memory_snapshot": "genai_common.runtime.memory",
     "track_memory": "genai_common.runtime.memory",
+    "torch_cpu_peak": "genai_common.runtime.memory",
     "MemorySnapshot": "genai_common.runtime.memory",
     "run_isolated": "genai_common.runtime.isolate",
     "IsolatedResult": "genai_common.runtime.isolate",

@@ -277,22 +277,13 @@ def test_vae_decode_over_budget_is_a_warning(tmp_path: Path) -> None:
 
 
 def _measured_decode_peak(vae: object, latent: object) -> int:
-    """The peak of live tensor bytes while `vae` decodes `latent`: torch.profiler's allocation
-    events, summed in time order (exact on the CPU; no allocator cache, no sampling)."""
+    """The peak of live tensor bytes while `vae` decodes `latent` (exact: torch_cpu_peak)."""
     import torch
-    from torch.profiler import ProfilerActivity, profile
 
-    with (
-        torch.inference_mode(),
-        profile(activities=[ProfilerActivity.CPU], profile_memory=True) as p,
-    ):
-        vae.decode(latent)
-    events = p.profiler.kineto_results.events()
-    live = peak = 0
-    for _, nbytes in sorted((e.start_ns(), e.nbytes()) for e in events if e.name() == "[memory]"):
-        live += nbytes
-        peak = max(peak, live)
-    return peak
+    from genai_common.runtime.memory import torch_cpu_peak
+
+    with torch.inference_mode():
+        return torch_cpu_peak(vae.decode, latent)[1]
 
 
 @pytest.mark.torch

@@ -164,3 +164,24 @@ def test_torch_fields_without_a_torch_device_are_none():
     snap = memory_snapshot()
     assert snap.torch_cuda_allocated is None and snap.torch_mps_allocated is None
     assert tracked.torch_cuda_peak is None and tracked.rss_peak > 0
+
+
+@pytest.mark.torch
+def test_torch_cpu_peak_counts_live_tensors_exactly():
+    import torch
+
+    from genai_common.runtime.memory import torch_cpu_peak
+
+    before = torch.zeros(4_000_000)  # 16 MB live before the call: not counted
+
+    def work() -> float:
+        a = torch.zeros(1_000_000)  # 4 MB
+        b = a + 1  # 8 MB live
+        del a
+        c = b * 2  # b and c: 8 MB live, never 12
+        return float(c.sum())
+
+    result, peak = torch_cpu_peak(work)
+    assert result == 2_000_000.0
+    assert 8_000_000 <= peak < 8_000_000 + 1024  # + a few scalars
+    assert before.numel() == 4_000_000

@@ -330,6 +330,13 @@ FLUX_DEFAULT_SAMPLE_SIZE = 128  # FluxPipeline.default_sample_size: not in any c
 VAE_DTYPES = {"F32": "float32", "F16": "float16", "BF16": "bfloat16"}
 
 
+def decode_values_per_pixel(channels: list[int]) -> float:
+    """Live values per output pixel at the peak of a diffusers decoder with these
+    block_out_channels (see vae_decode; benchmarks/vae_decode_memory.py measures it)."""
+    c0, c1 = channels[0], channels[1] if len(channels) > 1 else channels[0]
+    return max(2.6 * (c0 + c1), 3.8 * c1)
+
+
 def vae_decode(md: ModelDir) -> VaeDecode | None:
     """Peak activation bytes of the VAE decode at the pipeline's default resolution.
 
@@ -350,7 +357,6 @@ def vae_decode(md: ModelDir) -> VaeDecode | None:
     channels = [positive_count(c) for c in blocks]
     if None in channels:
         return None
-    c0, c1 = channels[0], channels[1] if len(channels) > 1 else channels[0]
     factor = 2 ** (len(channels) - 1)
     den = denoiser(md)
     sample = positive_count(cfg(md, den).get("sample_size")) if den else None
@@ -366,7 +372,7 @@ def vae_decode(md: ModelDir) -> VaeDecode | None:
     elif dtype == "float16" and vae.get("force_upcast") is True:
         dtype = "float32 (force_upcast)"
     per_value = 4 if dtype.startswith("float32") else 2 * 1.25
-    per_pixel = max(2.6 * (c0 + c1), 3.8 * c1) * per_value
+    per_pixel = decode_values_per_pixel(channels) * per_value
     return VaeDecode(int(per_pixel * side * side), side, side, int(per_pixel * 1e6), dtype)
 
 

@@ -341,3 +341,27 @@ def track_memory(*, interval: float = 0.01) -> Iterator[MemoryTrack]:
         track.rss_peak = sampler.peak
         track.samples = sampler.count
         track.after = memory_snapshot()
+
+
+def torch_cpu_peak(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, int]:
+    """Call ``fn(*args, **kwargs)``; return (its result, the peak of live CPU tensor bytes during
+    the call, counted from the bytes live at its start).
+
+    torch keeps no memory counters for the CPU (``torch.cuda.max_memory_allocated`` has no CPU
+    twin) and RSS sampling sees the allocator's cache, not the tensors. torch.profiler records
+    every allocation and free with its size: summed in time order they give the exact live bytes.
+    The profiler slows the call down; use it to measure memory, not time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        result = fn(*args, **kwargs)
+    events = [
+        (e.start_ns(), e.nbytes())
+        for e in prof.profiler.kineto_results.events()
+        if e.name() == "[memory]" and str(e.device_type()).endswith("CPU")
+    ]
+    live = peak = 0
+    for _, nbytes in sorted(events):
+        live += nbytes
+        peak = max(peak, live)
+    return result, peak
