@@ -181,7 +181,7 @@ def test_mla_checkpoint_in_mlx_lm_layout_is_clean(tmp_path: Path) -> None:
         assert problems(model, family) == [], family
 
 
-SLIDING = {
+HYBRID = {
     "gemma3_text": {"sliding_window_pattern": 3},  # every third layer full
     "cohere2": {"sliding_window_pattern": 4, "layer_norm_eps": 1e-5, "logit_scale": 1.0},
     "exaone4": {
@@ -190,17 +190,44 @@ SLIDING = {
         "rope_scaling": None,
     },
     "gemma2": {},  # alternates in attention, but mlx-lm caches every layer in full
+    "qwen3_next": {  # every fourth layer full attention, the rest gated delta net
+        "full_attention_interval": 4,
+        "linear_num_value_heads": 4,
+        "linear_num_key_heads": 2,
+        "linear_key_head_dim": 16,
+        "linear_value_head_dim": 16,
+        "linear_conv_kernel_dim": 4,
+        "num_experts": 4,
+        "num_experts_per_tok": 2,
+        "decoder_sparse_step": 1,
+        "shared_expert_intermediate_size": 32,
+        "moe_intermediate_size": 32,
+        "norm_topk_prob": True,
+        "partial_rotary_factor": 0.5,
+        "mlp_only_layers": [],
+    },
+    "kimi_linear": {  # MLA on the layers kda_layers leaves out
+        **MLA_CONFIG,
+        "model_type": "kimi_linear",
+        "num_experts": 4,
+        "model_max_length": 128,
+        "linear_attn_config": {
+            "kda_layers": [1, 2, 4, 5, 7],
+            "full_attn_layers": [3, 6],
+            "head_dim": 16,
+            "num_heads": 4,
+            "short_conv_kernel_size": 4,
+        },
+    },
 }
 
 
-@pytest.mark.parametrize("model_type", sorted(SLIDING))
+@pytest.mark.parametrize("model_type", sorted(HYBRID))
 def test_layer_kinds_are_the_caches_mlx_lm_makes(model_type: str) -> None:
     config = {
-        "model_type": model_type,
         "vocab_size": 64,
         "hidden_size": 64,
         "intermediate_size": 128,
-        "num_hidden_layers": 7,
         "num_attention_heads": 4,
         "num_key_value_heads": 2,
         "head_dim": 16,
@@ -208,13 +235,15 @@ def test_layer_kinds_are_the_caches_mlx_lm_makes(model_type: str) -> None:
         "sliding_window": 4,
         "max_position_embeddings": 128,
         "rope_theta": 10000.0,
-        **SLIDING[model_type],
+        **HYBRID[model_type],
+        "model_type": model_type,
+        "num_hidden_layers": 7,
     }
     model = mlx_lm_model(config)
-    caches = model.make_cache() if hasattr(model, "make_cache") else []
-    rotating = sum(type(c).__name__ == "RotatingKVCache" for c in caches)
+    caches = [type(c).__name__ for c in model.make_cache()] if hasattr(model, "make_cache") else []
     kinds = memory.layer_kinds(config, 7)
-    assert kinds.get("sliding_attention", 0) == rotating
+    assert kinds.get("sliding_attention", 0) == caches.count("RotatingKVCache")
+    assert kinds.get("linear_attention", 0) == caches.count("ArraysCache")
     assert sum(kinds.values()) == 7
 
 

@@ -3,7 +3,7 @@
 Weights are summed exactly from the safetensors headers (packed weights, scales and biases
 included), so MoE experts and nested text configs count without a parameter formula. The KV cache
 per token is layers x 2 x kv_heads x head_dim x dtype bytes, where a sliding-attention layer
-(layer_types, or sliding_window_pattern as mlx-lm reads it: `layer_kinds`) holds at most
+(`layer_kinds`: layer_types, or the interval and pattern keys mlx-lm reads instead) holds at most
 `sliding_window` tokens and linear-attention/SSM layers hold a fixed
 state (not counted). Multi-head latent attention (DeepSeek V2/V3 and their kin: `kv_lora_rank` in
 the config) is counted as mlx-lm caches it (`kv_layout`): most families cache the compressed
@@ -280,11 +280,14 @@ def kv_bytes(md: ModelDir, context: int) -> tuple[int, int, int] | None:
 
 
 def layer_kinds(tc: dict[str, Any], layers: int) -> dict[str, int]:
-    """How many layers of each attention kind, as mlx-lm builds their caches: `layer_types` when
-    it names every layer; else `sliding_window_pattern`, an int p (gemma3_text, cohere2: every
-    p-th layer full, the rest sliding) or a string of L/G (exaone4: L sliding, G full); else all
-    full attention. Counted arithmetically: a hostile num_hidden_layers such as 2**40 must not
-    allocate one entry per layer."""
+    """How many layers of each attention kind, as mlx-lm builds their caches, from the first of:
+    `layer_types` naming every layer; `full_attention_interval` p (qwen3_next, qwen3_5: every
+    p-th layer full attention, the rest linear attention with a fixed state);
+    `linear_attn_config.kda_layers` (kimi_linear: the 1-based linear layers);
+    `sliding_window_pattern`, an int p (gemma3_text, cohere2: every p-th layer full, the rest
+    sliding) or a string of L/G (exaone4: L sliding, G full); else all full attention. Counted
+    arithmetically: a hostile num_hidden_layers such as 2**40 must not allocate one entry per
+    layer."""
     types = tc.get("layer_types")
     if isinstance(types, list) and len(types) == layers:
         counts: dict[str, int] = {}
@@ -292,6 +295,15 @@ def layer_kinds(tc: dict[str, Any], layers: int) -> dict[str, int]:
             if isinstance(kind, str):
                 counts[kind] = counts.get(kind, 0) + 1
         return counts
+    interval = tc.get("full_attention_interval")
+    if isinstance(interval, int) and not isinstance(interval, bool) and interval > 0:
+        full = layers // interval
+        return {"full_attention": full, "linear_attention": layers - full}
+    linear_cfg = tc.get("linear_attn_config")
+    kda = linear_cfg.get("kda_layers") if isinstance(linear_cfg, dict) else None
+    if isinstance(kda, list) and all(isinstance(i, int) for i in kda):
+        linear = len({i for i in kda if 1 <= i <= layers})
+        return {"full_attention": layers - linear, "linear_attention": linear}
     pattern = tc.get("sliding_window_pattern")
     if isinstance(pattern, int) and not isinstance(pattern, bool) and pattern > 1:
         full = layers // pattern
