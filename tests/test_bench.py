@@ -417,3 +417,17 @@ def test_progress_is_silent_off_a_terminal_and_draws_on_one(capsys):
         bar.advance("step 1")
         bar.advance("step 2")
     assert bar._bar is None  # stopped on exit
+
+
+def test_two_models_given_the_same_text_did_the_same_work():
+    # --against or two records of different models: the chat prompt is the same text, which two
+    # tokenizers count differently; that is not different work
+    a = synthetic_record(_normal(1, 8, 100, 2))
+    b = synthetic_record(_normal(3, 8, 115, 2))
+    a["results"][0].update(model="/models/llama", prompt_tokens=129)
+    b["results"][0].update(model="/models/qwen2", prompt_tokens=131)
+    decode = next(c for c in compare.compare_records(a, b) if c["metric"] == "decode_tps")
+    assert decode["same_work"] and decode["b_better"] is True
+    b["results"][0]["model"] = "/models/llama"  # the same model: 131 tokens is other work
+    decode = next(c for c in compare.compare_records(a, b) if c["metric"] == "decode_tps")
+    assert not decode["same_work"] and decode["b_better"] is None

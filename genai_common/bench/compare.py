@@ -62,7 +62,12 @@ def _settings_differ(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
 
 
 def _work_differs(res_a: dict[str, Any], res_b: dict[str, Any]) -> list[str]:
-    return [f for f in WORKLOAD_FIELDS if f in res_a and f in res_b and res_a[f] != res_b[f]]
+    """The fields in which two results did different work. Two models given the same text may
+    count its tokens differently (their tokenizers): prompt_tokens counts only for one model."""
+    fields = [f for f in WORKLOAD_FIELDS if f in res_a and f in res_b and res_a[f] != res_b[f]]
+    if res_a.get("model") != res_b.get("model"):
+        fields = [f for f in fields if f != "prompt_tokens"]
+    return fields
 
 
 def comparable(
