@@ -2,6 +2,7 @@
 
 Session fixtures (built once per test run, shared; never modify their files):
     tiny_llm (llama), tiny_llm_qwen2, tiny_llm_gemma, tiny_llm_4bit,
+    tiny_llm_deepseek_v3 (multi-head latent attention + routed/shared experts, float32),
     tiny_vlm (qwen2_vl), tiny_vlm_paligemma, tiny_diffusion (sd, needs torch),
     tiny_diffusion_sd3 (sd3: SD3 transformer, two CLIPs, no T5; needs torch), tiny_ml
 Factory (a fresh directory each call; use it when a test changes files):
@@ -57,6 +58,7 @@ tiny_llm = _session_fixture("tiny_llm", "llm", "llama")
 tiny_llm_qwen2 = _session_fixture("tiny_llm_qwen2", "llm", "qwen2")
 tiny_llm_gemma = _session_fixture("tiny_llm_gemma", "llm", "gemma")
 tiny_llm_4bit = _session_fixture("tiny_llm_4bit", "llm", "llama-4bit")
+tiny_llm_deepseek_v3 = _session_fixture("tiny_llm_deepseek_v3", "llm", "deepseek_v3")
 tiny_vlm = _session_fixture("tiny_vlm", "vlm", "qwen2_vl")
 tiny_vlm_paligemma = _session_fixture("tiny_vlm_paligemma", "vlm", "paligemma")
 tiny_diffusion = _session_fixture("tiny_diffusion", "diffusion", "sd")

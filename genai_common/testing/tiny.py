@@ -3,7 +3,7 @@
     build(kind, dest, *, variant=None, seed=0, force=False) -> Path
 
 kinds and variants (the first is the default):
-    llm        llama, qwen2, gemma, llama-4bit   (mlx_lm.load / mlx_lm.generate)
+    llm        llama, qwen2, gemma, llama-4bit, deepseek_v3   (mlx_lm.load / mlx_lm.generate)
     vlm        qwen2_vl, paligemma               (mlx_vlm.load / mlx_vlm.generate)
     diffusion  sd, sd3                           (diffusers DiffusionPipeline.from_pretrained)
     ml         mlp                               (genai_common.testing.tiny_ml.load_tiny_ml)
@@ -24,7 +24,10 @@ from genai_common.testing._files import prepare_dest
 
 # kind -> (builder module, variants; the first is the default)
 KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "llm": ("genai_common.testing.tiny_llm", ("llama", "qwen2", "gemma", "llama-4bit")),
+    "llm": (
+        "genai_common.testing.tiny_llm",
+        ("llama", "qwen2", "gemma", "llama-4bit", "deepseek_v3"),
+    ),
     "vlm": ("genai_common.testing.tiny_vlm", ("qwen2_vl", "paligemma")),
     "diffusion": ("genai_common.testing.tiny_diffusion", ("sd", "sd3")),
     "ml": ("genai_common.testing.tiny_ml", ("mlp",)),

@@ -1,9 +1,20 @@
-"""Tiny text models in Hugging Face layout that mlx-lm loads: llama, qwen2, gemma, llama-4bit.
+"""Tiny text models in Hugging Face layout that mlx-lm loads: llama, qwen2, gemma, llama-4bit,
+deepseek_v3.
 
 Sizes are small but shaped like the real families: grouped-query attention (fewer kv heads than
 heads), an explicit head_dim (Gemma's differs from hidden/heads), a vocabulary padded above the
 tokenizer size, untied lm_head for llama, tied embeddings for qwen2 and gemma, q/k/v biases for
 qwen2. Every width is a multiple of 64 so mlx-lm's 4-bit convert (group size 64 or 32) divides it.
+
+deepseek_v3 is DeepSeek-V3's layout as deepseek-ai publishes it (and R1, Kimi K2): multi-head
+latent attention (q_a/q_b low-rank queries, kv_a_proj_with_mqa to a latent plus one shared rope
+key, kv_b_proj back to per-head keys and values, v_head_dim unlike qk_nope_head_dim), the first
+`first_k_dense_replace` layers dense, then a sigmoid router (noaux_tc, with a score-correction
+bias) over routed experts stored one by one (`mlp.experts.N.*`) plus a shared expert. mlx-lm's
+sanitize stacks the experts into `switch_mlp` and splits kv_b_proj into `embed_q`/`unembed_out`, so
+the files are what users download and mlx-lm still loads them. It is float32 (see MLA_DTYPE) and
+has no multi-token-prediction layer: mlx-lm drops only `model.layers.61` (DeepSeek-V3's MTP
+index), so one stored after 2 layers would fail to load.
 
 The rows of the output projection for special and padding ids are zero, so greedy decoding of the
 random weights never picks eos or an id the tokenizer cannot decode: generation always runs to
@@ -117,6 +128,8 @@ def _config(variant: str, spec: bpe.TokenizerSpec) -> dict[str, Any]:
             "use_sliding_window": False,
             "tie_word_embeddings": True,
         }
+    if variant == "deepseek_v3":
+        return _deepseek_v3_config(spec)
     if variant == "gemma":
         # Gemma: head_dim is not hidden/heads (here 32 vs 16), embeddings always tied.
         return {
@@ -133,7 +146,138 @@ def _config(variant: str, spec: bpe.TokenizerSpec) -> dict[str, Any]:
     raise ValueError(f"no config for llm variant {variant!r}")
 
 
-SPECS = {"llama": bpe.LLAMA_SPEC, "qwen2": bpe.QWEN2_SPEC, "gemma": bpe.GEMMA_SPEC}
+# deepseek_v3: every input width of a projection mlx-lm quantizes (hidden, q_lora_rank,
+# kv_lora_rank, qk_nope_head_dim as embed_q's last axis, heads x v_head_dim,
+# moe_intermediate_size, intermediate_size) is a multiple of 64, so mlx-lm's 4-bit convert
+# quantizes all of them at group size 64 or 32.
+MLA = {
+    "num_attention_heads": 4,
+    "q_lora_rank": 128,
+    "kv_lora_rank": 64,
+    "qk_nope_head_dim": 64,
+    "qk_rope_head_dim": 32,
+    "v_head_dim": 32,  # unlike qk_nope_head_dim: o_proj takes heads x v_head_dim
+    "n_routed_experts": 4,
+    "n_shared_experts": 1,
+    "num_experts_per_tok": 2,
+    "n_group": 2,  # the router keeps topk_group of n_group groups, then the top experts
+    "topk_group": 1,
+    "moe_intermediate_size": 64,
+    "first_k_dense_replace": 1,
+}
+# float32, not DeepSeek's bfloat16: MLX's CPU backend runs unquantized routed experts through
+# gather_mm, which there supports float32 only ("[GatherMM::eval] Currently only supports
+# float32", mlx 0.32), so a half-precision MoE cannot generate on Linux CPU.
+MLA_DTYPE = "float32"
+
+
+def deepseek_v3_shapes() -> dict[str, tuple[int, ...]]:
+    """DeepSeek-V3's tensors as deepseek-ai names them, less the routers' correction biases."""
+    m = MLA
+    heads, q_head = m["num_attention_heads"], m["qk_nope_head_dim"] + m["qk_rope_head_dim"]
+    kv_b = heads * (m["qk_nope_head_dim"] + m["v_head_dim"])
+    shapes: dict[str, tuple[int, ...]] = {
+        "model.embed_tokens.weight": (VOCAB, HIDDEN),
+        "model.norm.weight": (HIDDEN,),
+        "lm_head.weight": (VOCAB, HIDDEN),
+    }
+    for i in range(LAYERS):
+        p = f"model.layers.{i}"
+        a = f"{p}.self_attn"
+        shapes.update(
+            {
+                f"{p}.input_layernorm.weight": (HIDDEN,),
+                f"{p}.post_attention_layernorm.weight": (HIDDEN,),
+                f"{a}.q_a_proj.weight": (m["q_lora_rank"], HIDDEN),
+                f"{a}.q_a_layernorm.weight": (m["q_lora_rank"],),
+                f"{a}.q_b_proj.weight": (heads * q_head, m["q_lora_rank"]),
+                f"{a}.kv_a_proj_with_mqa.weight": (
+                    m["kv_lora_rank"] + m["qk_rope_head_dim"],
+                    HIDDEN,
+                ),
+                f"{a}.kv_a_layernorm.weight": (m["kv_lora_rank"],),
+                f"{a}.kv_b_proj.weight": (kv_b, m["kv_lora_rank"]),
+                f"{a}.o_proj.weight": (HIDDEN, heads * m["v_head_dim"]),
+            }
+        )
+        if i < m["first_k_dense_replace"]:
+            shapes.update(_mlp_shapes(f"{p}.mlp", INTERMEDIATE))
+            continue
+        shapes[f"{p}.mlp.gate.weight"] = (m["n_routed_experts"], HIDDEN)
+        for e in range(m["n_routed_experts"]):
+            shapes.update(_mlp_shapes(f"{p}.mlp.experts.{e}", m["moe_intermediate_size"]))
+        shared = m["moe_intermediate_size"] * m["n_shared_experts"]
+        shapes.update(_mlp_shapes(f"{p}.mlp.shared_experts", shared))
+    return shapes
+
+
+def _mlp_shapes(p: str, width: int) -> dict[str, tuple[int, ...]]:
+    return {
+        f"{p}.gate_proj.weight": (width, HIDDEN),
+        f"{p}.up_proj.weight": (width, HIDDEN),
+        f"{p}.down_proj.weight": (HIDDEN, width),
+    }
+
+
+def _router_biases() -> dict[str, tuple[int, ...]]:
+    """The noaux_tc router's score-correction biases (float32 in DeepSeek's files too)."""
+    first = MLA["first_k_dense_replace"]
+    return {
+        f"model.layers.{i}.mlp.gate.e_score_correction_bias": (MLA["n_routed_experts"],)
+        for i in range(first, LAYERS)
+    }
+
+
+def _deepseek_v3_config(spec: bpe.TokenizerSpec) -> dict[str, Any]:
+    """config.json as deepseek-ai publishes DeepSeek-V3 (less auto_map and the FP8
+    quantization_config: the weights are float32), with the tiny widths."""
+    return {
+        "architectures": ["DeepseekV3ForCausalLM"],
+        "model_type": "deepseek_v3",
+        **MLA,
+        "num_key_value_heads": MLA["num_attention_heads"],
+        "hidden_size": HIDDEN,
+        "intermediate_size": INTERMEDIATE,
+        "num_hidden_layers": LAYERS,
+        "vocab_size": VOCAB,
+        "moe_layer_freq": 1,
+        "norm_topk_prob": True,
+        "routed_scaling_factor": 2.5,
+        "scoring_func": "sigmoid",
+        "topk_method": "noaux_tc",
+        "num_nextn_predict_layers": 0,  # no MTP layer stored (see the module docstring)
+        "hidden_act": "silu",
+        "rms_norm_eps": 1e-6,
+        "rope_theta": 10000,
+        "rope_scaling": {
+            "beta_fast": 32,
+            "beta_slow": 1,
+            "factor": 40,
+            "mscale": 1.0,
+            "mscale_all_dim": 1.0,
+            "original_max_position_embeddings": 4096,
+            "type": "yarn",
+        },
+        "max_position_embeddings": 4096 * 40,
+        "attention_bias": False,
+        "attention_dropout": 0.0,
+        "initializer_range": 0.02,
+        "pretraining_tp": 1,
+        "tie_word_embeddings": False,
+        "use_cache": True,
+        "torch_dtype": MLA_DTYPE,
+        "bos_token_id": spec.id_of(spec.bos) if spec.bos else None,
+        "eos_token_id": spec.id_of(spec.eos),
+        "pad_token_id": spec.id_of(spec.pad) if spec.pad else None,
+    }
+
+
+SPECS = {
+    "llama": bpe.LLAMA_SPEC,
+    "qwen2": bpe.QWEN2_SPEC,
+    "gemma": bpe.GEMMA_SPEC,
+    "deepseek_v3": bpe.LLAMA_SPEC,
+}
 
 
 def _quiet_ids(spec: bpe.TokenizerSpec, tokenizer_size: int) -> list[int]:
@@ -149,10 +293,14 @@ def build_text_model(dest: Path, variant: str, seed: int) -> Path:
     if size > VOCAB:
         raise RuntimeError(f"tokenizer size {size} exceeds the embedding rows {VOCAB}")
     tied = config["tie_word_embeddings"]
-    shapes = text_shapes(config["head_dim"], qkv_bias=variant == "qwen2", tied=tied)
-    # Gemma's RMSNorm multiplies by (1 + weight): its stored norm weights are offsets around 0.
-    norm_value = 0.0 if variant == "gemma" else 1.0
-    weights = random_weights(shapes, seed, dtype=DTYPE, norm_value=norm_value)
+    if variant == "deepseek_v3":
+        shapes = {**deepseek_v3_shapes(), **_router_biases()}
+        weights = random_weights(shapes, seed, dtype=MLA_DTYPE)
+    else:
+        shapes = text_shapes(config["head_dim"], qkv_bias=variant == "qwen2", tied=tied)
+        # Gemma's RMSNorm multiplies by (1 + weight): its stored norm weights are offsets around 0.
+        norm_value = 0.0 if variant == "gemma" else 1.0
+        weights = random_weights(shapes, seed, dtype=DTYPE, norm_value=norm_value)
     quiet = _quiet_ids(spec, size)
     if tied:  # the embedding is the output projection: keep special rows small, padding rows 0
         emb = weights["model.embed_tokens.weight"]
