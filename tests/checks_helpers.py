@@ -25,6 +25,7 @@ CLEAN_TINY = [
     "tiny_llm_qwen2",
     "tiny_llm_gemma",
     "tiny_llm_4bit",
+    "tiny_llm_deepseek_v3",
     "tiny_vlm",
     "tiny_vlm_paligemma",
 ]

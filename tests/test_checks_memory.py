@@ -350,3 +350,16 @@ def test_vae_decode_estimate_on_the_sd_vae_shape(tmp_path: Path) -> None:
     ).eval()
     measured = _measured_decode_peak(vae, torch.zeros(1, 4, 16, 16))
     assert per_pixel * 128 * 128 == pytest.approx(measured, rel=0.1)
+
+
+def test_tiny_deepseek_v3_kv_estimate_is_its_mlx_lm_cache(tiny_llm_deepseek_v3: Path) -> None:
+    # the real layout (kv_b_proj, experts one by one) as mlx-lm loads it: the latent + rope key
+    pytest.importorskip("mlx_lm", reason="the cache is mlx-lm's")
+    from mlx_lm import load
+
+    model, _ = load(str(tiny_llm_deepseek_v3))
+    md = ModelDir.open(tiny_llm_deepseek_v3)
+    per_token, at_context, _ = memory.kv_bytes(md, 1000)
+    assert per_token == _cache_bytes_per_token(model) and at_context == per_token * 1000
+    [mem001] = [f for f in memory.estimate(md, BIG) if f.code == "MEM001"]
+    assert "MLA latent as mlx-lm caches it: kv_lora_rank 64 + rope 32" in mem001.message

@@ -401,3 +401,19 @@ def test_inspect_counts_each_pipeline_component(tiny_diffusion: Path) -> None:
     assert facts["parameters"] == sum(facts["parameters_by_component"].values())
     decode = facts["vae_decode_bytes"]
     assert decode["resolution"] == "64x64" and decode["dtype"] == "float32" and decode["bytes"] > 0
+
+
+def test_tiny_deepseek_v3_is_clean_names_the_mla_cache_and_infers(
+    tiny_llm_deepseek_v3: Path,
+) -> None:
+    pytest.importorskip("mlx_lm", reason="the inference test runs mlx-lm")
+    path = str(tiny_llm_deepseek_v3)
+    rc, out, _ = run_cli("doctor", path, "--json", "--infer", "--fail-on", "warning")
+    data = json.loads(out)
+    assert rc == 0 and data["model_type"] == "deepseek_v3"
+    assert [f for f in data["findings"] if f["severity"] != "info"] == []
+    [mem001] = [f["message"] for f in data["findings"] if f["code"] == "MEM001"]
+    assert "MLA latent as mlx-lm caches it" in mem001
+    assert data["facts"]["kv_cache_layout"].startswith("MLA latent")
+    codes = [f["code"] for f in data["findings"]]
+    assert "LOAD030" in codes and "LOAD031" in codes  # loaded and generated in the child

@@ -110,3 +110,20 @@ def test_load_diffusion_sd3_without_t5(tiny_diffusion_sd3):
     assert image.size == (64, 64)
     # the caller's keyword arguments still reach from_pretrained beside the nulls
     assert load_diffusion(tiny_diffusion_sd3, text_encoder_2=None).pipeline.text_encoder_2 is None
+
+
+def test_load_llm_deepseek_v3_mla_and_experts(tiny_llm_deepseek_v3):
+    mx = pytest.importorskip("mlx.core", reason="needs an importable mlx")
+    from mlx.utils import tree_flatten
+
+    loaded = load_llm(tiny_llm_deepseek_v3)
+    _check_record(loaded.record, "mlx_lm.load")
+    assert loaded.config["model_type"] == "deepseek_v3"
+    # sanitize restacks the stored tensors without changing their sizes: what is loaded is what
+    # the file holds (kv_b_proj -> embed_q + unembed_out, experts.N -> switch_mlp)
+    stored = (tiny_llm_deepseek_v3 / "model.safetensors").stat().st_size
+    held = sum(v.nbytes for _, v in tree_flatten(loaded.model.parameters()))
+    assert stored - 16 * 1024 < held < stored
+    ids = loaded.tokenizer.encode("hello")
+    logits = loaded.model(mx.array([ids]))
+    assert logits.shape == (1, len(ids), loaded.config["vocab_size"])
