@@ -172,7 +172,7 @@ MLA_DTYPE = "float32"
 
 
 def deepseek_v3_shapes() -> dict[str, tuple[int, ...]]:
-    """DeepSeek-V3's tensors as deepseek-ai names them, less the routers' correction biases."""
+    """DeepSeek-V3's tensors as deepseek-ai names them (tiny widths, no MTP layer)."""
     m = MLA
     heads, q_head = m["num_attention_heads"], m["qk_nope_head_dim"] + m["qk_rope_head_dim"]
     kv_b = heads * (m["qk_nope_head_dim"] + m["v_head_dim"])
@@ -204,6 +204,7 @@ def deepseek_v3_shapes() -> dict[str, tuple[int, ...]]:
             shapes.update(_mlp_shapes(f"{p}.mlp", INTERMEDIATE))
             continue
         shapes[f"{p}.mlp.gate.weight"] = (m["n_routed_experts"], HIDDEN)
+        shapes[f"{p}.mlp.gate.e_score_correction_bias"] = (m["n_routed_experts"],)
         for e in range(m["n_routed_experts"]):
             shapes.update(_mlp_shapes(f"{p}.mlp.experts.{e}", m["moe_intermediate_size"]))
         shared = m["moe_intermediate_size"] * m["n_shared_experts"]
@@ -216,15 +217,6 @@ def _mlp_shapes(p: str, width: int) -> dict[str, tuple[int, ...]]:
         f"{p}.gate_proj.weight": (width, HIDDEN),
         f"{p}.up_proj.weight": (width, HIDDEN),
         f"{p}.down_proj.weight": (HIDDEN, width),
-    }
-
-
-def _router_biases() -> dict[str, tuple[int, ...]]:
-    """The noaux_tc router's score-correction biases (float32 in DeepSeek's files too)."""
-    first = MLA["first_k_dense_replace"]
-    return {
-        f"model.layers.{i}.mlp.gate.e_score_correction_bias": (MLA["n_routed_experts"],)
-        for i in range(first, LAYERS)
     }
 
 
@@ -294,8 +286,7 @@ def build_text_model(dest: Path, variant: str, seed: int) -> Path:
         raise RuntimeError(f"tokenizer size {size} exceeds the embedding rows {VOCAB}")
     tied = config["tie_word_embeddings"]
     if variant == "deepseek_v3":
-        shapes = {**deepseek_v3_shapes(), **_router_biases()}
-        weights = random_weights(shapes, seed, dtype=MLA_DTYPE)
+        weights = random_weights(deepseek_v3_shapes(), seed, dtype=MLA_DTYPE)
     else:
         shapes = text_shapes(config["head_dim"], qkv_bias=variant == "qwen2", tied=tied)
         # Gemma's RMSNorm multiplies by (1 + weight): its stored norm weights are offsets around 0.
