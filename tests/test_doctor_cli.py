@@ -417,3 +417,30 @@ def test_tiny_deepseek_v3_is_clean_names_the_mla_cache_and_infers(
     assert data["facts"]["kv_cache_layout"].startswith("MLA latent")
     codes = [f["code"] for f in data["findings"]]
     assert "LOAD030" in codes and "LOAD031" in codes  # loaded and generated in the child
+
+
+@pytest.mark.torch
+def test_a_model_that_loads_and_cannot_run_is_an_inference_failure(
+    tiny_model_factory, tmp_path: Path
+) -> None:
+    """A CLIP text encoder with 16 positions behind a tokenizer that pads to 77 (DIF050): the
+    pipeline loads, then fails at its first prompt. That is LOAD020 (inference), not LOAD001."""
+    from checks_helpers import edit_json, rewrite_tensors
+
+    sd = tiny_model_factory("diffusion")
+    edit_json(sd / "text_encoder/config.json", lambda c: c.update(max_position_embeddings=16))
+    rewrite_tensors(
+        sd,
+        lambda spec: {
+            **spec,
+            "embeddings.position_embedding.weight": ("F32", (16, 32)),
+        },
+        file="text_encoder/model.safetensors",
+    )
+    rc, out, _ = run_cli("doctor", str(sd), "--json", "--infer", "--timeout", "300")
+    findings = {f["code"]: f for f in json.loads(out)["findings"]}
+    assert rc == 1
+    assert "DIF050" in findings  # the static finding that explains it
+    assert "LOAD020" in findings and "LOAD001" not in findings
+    message = findings["LOAD020"]["message"]
+    assert not message.startswith("InferenceFailed") and message.endswith("explained by DIF050")

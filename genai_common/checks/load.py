@@ -185,6 +185,8 @@ CANONICAL: list[tuple[re.Pattern[str], str, tuple[str, ...]]] = [
     ),
     (re.compile(r"Model type .* not supported"), "LOAD013", ("CMP010", "CMP021", "CMP001")),
     (re.compile(r"No safetensors found"), "LOAD014", ("FILE002", "FILE003", "FILE010")),
+    # inference-time: a prompt longer than the position table (transformers' CLIP, diffusers)
+    (re.compile(r"max_position_embeddings"), "LOAD020", ("DIF050", "CFG060", "CFG061")),
 ]
 
 
@@ -209,10 +211,16 @@ def _short(text: str, limit: int = 400) -> str:
 # --- child-process targets (top-level, importable by name) ------------------------------------
 
 
+class InferenceFailed(RuntimeError):
+    """The model loaded, then the quick inference raised (its message is the original's)."""
+
+
 def infer_target(kind: str, path: str) -> dict[str, Any]:
     """Load, then run the quick inference; returns a plain dict (runs in the child).
 
-    A generic MLX module whose config names no input width is loaded only (output None).
+    A generic MLX module whose config names no input width is loaded only (output None). An
+    error of the inference step comes back as InferenceFailed, so that the parent tells a model
+    that would not load (LOAD0xx) from one that loaded and would not run (LOAD020).
     """
     from genai_common.runtime.inference import ml_input_width, quick_inference
     from genai_common.runtime.loading import LOADERS
@@ -220,7 +228,10 @@ def infer_target(kind: str, path: str) -> dict[str, Any]:
     loaded = LOADERS[kind](path)
     out: dict[str, Any] = {"load": loaded.record.to_json(), "output": None}
     if kind != "ml" or ml_input_width(loaded.config) is not None:
-        out["output"], out["summary"] = quick_inference(kind, loaded)
+        try:
+            out["output"], out["summary"] = quick_inference(kind, loaded)
+        except Exception as exc:
+            raise InferenceFailed(f"{type(exc).__name__}: {exc}") from exc
     return out
 
 
@@ -258,9 +269,12 @@ def runtime_findings(
         ]
     if not result.ok:
         message = result.error or "no message"  # run_isolated's error is "Type: message"
+        inference = result.error_type == InferenceFailed.__name__
+        if inference:
+            message = message.removeprefix(f"{InferenceFailed.__name__}: ")
         code, explained = classify(message, report)
-        if infer and code == "LOAD001" and "load" not in (result.traceback or "").lower():
-            code = "LOAD020"
+        if code in ("LOAD001", "LOAD020"):  # the step that raised decides which of the two
+            code = "LOAD020" if inference else "LOAD001"
         because = f"; explained by {', '.join(explained)}" if explained else ""
         return [finding(code, f"{_short(message)}{because}")]
     value = result.value or {}
