@@ -503,3 +503,49 @@ def test_text_tensors_and_layer_indices_match_the_per_name_rules(tmp_path: Path)
     write_safetensors(text_only / "model.safetensors", {"model.layers.1.w.weight": ("F16", (2,))})
     md = ModelDir.open(text_only / "model.safetensors")
     assert text_tensors(md) is md.tensors  # no marker anywhere: the dict itself, no copy
+
+
+# One config value changed at a time on the tiny DeepSeek-V3 (DeepSeek's layout) and on mlx-lm's
+# converted layout: each makes mlx-lm 0.32.2 fail to load ("Expected shape" or "parameters not in
+# model"); the doctor must say which value disagrees with which weight.
+MLA_BREAKS = {
+    "kv_lora_rank": (32, "CFG033"),
+    "q_lora_rank": (64, "CFG033"),
+    "qk_nope_head_dim": (16, "CFG033"),
+    "qk_rope_head_dim": (8, "CFG033"),
+    "moe_intermediate_size": (48, "CFG081"),
+    "n_shared_experts": (2, "CFG081"),
+    "first_k_dense_replace": (0, "CFG081"),
+}
+
+
+@pytest.mark.parametrize("key", sorted(MLA_BREAKS))
+def test_mla_and_moe_config_disagreeing_with_the_weights(
+    key: str, tiny_model_factory, tmp_path: Path
+) -> None:
+    from checks_helpers import MLA_CONFIG, mlx_lm_checkpoint
+
+    value, code = MLA_BREAKS[key]
+    published = tiny_model_factory("llm", "deepseek_v3")
+    converted = mlx_lm_checkpoint(tmp_path / "mlx", MLA_CONFIG)
+    for model in (published, converted):
+        assert problems(model, "config") == [], model
+        edit_json(model / "config.json", lambda c: c.update({key: value}))
+        found = [f for f in run(model, "config") if f.severity == "error"]
+        assert code in [f.code for f in found], (model.name, found)
+
+
+def test_mla_messages_name_the_weight_and_the_values(tiny_model_factory) -> None:
+    model = tiny_model_factory("llm", "deepseek_v3")
+    edit_json(model / "config.json", lambda c: c.update(kv_lora_rank=32))
+    assert messages(model, "config", "CFG033") == [
+        "model.layers.0.self_attn.kv_a_proj_with_mqa.weight has 96 outputs, expected 64 from "
+        "kv_lora_rank 32 + qk_rope 32",
+        "model.layers.0.self_attn.kv_b_proj.weight has 64 inputs, expected 32 from heads 4 x "
+        "(qk_nope 64 + v_head_dim 32), from kv_lora_rank 32",
+    ]
+    edit_json(model / "config.json", lambda c: c.update(kv_lora_rank=64, first_k_dense_replace=2))
+    assert messages(model, "config", "CFG081") == [
+        "layers [1] hold experts but first_k_dense_replace = 2 (layers below it dense, the rest "
+        "experts)"
+    ]

@@ -403,6 +403,16 @@ register(
     compares="q_proj out == heads*head_dim, k/v_proj out == kv_heads*head_dim, o_proj in == heads*head_dim",
 )
 register(
+    "CFG033",
+    "Latent-attention (MLA) projection shapes disagree with the config",
+    "error",
+    "Fix q_lora_rank / kv_lora_rank / qk_nope_head_dim / qk_rope_head_dim / v_head_dim to the "
+    "published config of the checkpoint: mlx-lm fails with 'Expected shape' on load.",
+    compares="q_a_proj out == q_lora_rank, q_b_proj (or q_proj) out == heads x (nope + rope), "
+    "kv_a_proj_with_mqa out == kv_lora_rank + rope, kv_b_proj out == heads x (nope + v) and in == "
+    "kv_lora_rank; mlx-lm's embed_q / unembed_out (heads, ...) likewise",
+)
+register(
     "CFG031",
     "num_attention_heads is not a multiple of num_key_value_heads",
     "error",
@@ -504,6 +514,15 @@ register(
     "Check sliding_window and rope original_max_position_embeddings against "
     "max_position_embeddings.",
     compares="sliding_window, original_max_position_embeddings vs max_position_embeddings",
+)
+register(
+    "CFG081",
+    "The mixture-of-experts layout disagrees with the config",
+    "error",
+    "Fix moe_intermediate_size, n_shared_experts or first_k_dense_replace to the checkpoint's "
+    "published config: mlx-lm fails with 'Expected shape' or 'parameters not in model' on load.",
+    compares="routed and shared expert widths vs moe_intermediate_size (x n_shared_experts); "
+    "layers below first_k_dense_replace dense, the others with experts",
 )
 register(
     "CFG080",
@@ -934,6 +953,139 @@ def _experts(md: ModelDir) -> Iterator[Finding]:
             )
 
 
+def _mla(md: ModelDir) -> Iterator[Finding]:
+    """The first layer's latent-attention projections against the MLA dimensions."""
+    dims = text_dims(md)
+    tc = md.text_config or {}
+    if not (dims.mla_rank and dims.heads):
+        return
+    q_rank = positive_count(tc.get("q_lora_rank"))
+    nope = positive_count(tc.get("qk_nope_head_dim"))
+    rope = positive_count(tc.get("qk_rope_head_dim"))
+    v = dims.v_head_dim
+    if not (nope and rope and v):
+        return
+    h = dims.heads
+    # projection -> (rows, input width or None, the config text), rows/inputs as stored
+    expect = {
+        "q_a_proj": (q_rank, dims.hidden, f"q_lora_rank = {q_rank}"),
+        "q_b_proj": (h * (nope + rope), q_rank, f"heads {h} x (qk_nope {nope} + qk_rope {rope})"),
+        "q_proj": (
+            h * (nope + rope),
+            dims.hidden,
+            f"heads {h} x (qk_nope {nope} + qk_rope {rope})",
+        ),
+        "kv_a_proj_with_mqa": (
+            dims.mla_rank + rope,
+            dims.hidden,
+            f"kv_lora_rank {dims.mla_rank} + qk_rope {rope}",
+        ),
+        "kv_b_proj": (
+            h * (nope + v),
+            dims.mla_rank,
+            f"heads {h} x (qk_nope {nope} + v_head_dim {v}), from kv_lora_rank {dims.mla_rank}",
+        ),
+    }
+    # mlx-lm's conversion splits kv_b_proj per head: (heads, out, in), the last axis packed
+    stacked = {
+        "embed_q": ((h, dims.mla_rank), f"heads {h}, kv_lora_rank {dims.mla_rank}"),
+        "unembed_out": ((h, v), f"heads {h}, v_head_dim {v}"),
+    }
+    reported: set[str] = set()
+    for name, t in text_tensors(md).items():
+        if ".self_attn." not in name or not name.endswith(".weight"):
+            continue
+        proj = name.rsplit(".", 2)[-2]
+        if proj in reported:
+            continue
+        if proj in stacked and t.shape and len(t.shape) == 3:
+            want, text = stacked[proj]
+            if tuple(t.shape[:2]) != want:
+                reported.add(proj)
+                yield finding(
+                    "CFG033",
+                    f"{name} is {list(t.shape)}, expected {list(want)} + [..] from {text}",
+                    file=t.file,
+                )
+            continue
+        if proj not in expect:
+            continue
+        rows, width, text = expect[proj]
+        shape = logical_rows_cols(md, t) if t.shape and len(t.shape) == 2 else None
+        if shape is None or rows is None:
+            continue
+        if shape[0] != rows:
+            reported.add(proj)
+            yield finding(
+                "CFG033", f"{name} has {shape[0]} outputs, expected {rows} from {text}", file=t.file
+            )
+        elif width is not None and not takes(md, t, width):
+            reported.add(proj)
+            yield finding(
+                "CFG033", f"{name} has {shape[1]} inputs, expected {width} from {text}", file=t.file
+            )
+
+
+def _moe_layout(md: ModelDir) -> Iterator[Finding]:
+    """DeepSeek-style MoE: expert widths, shared experts, and which layers are dense."""
+    tc = md.text_config or {}
+    dims = text_dims(md)
+    moe = dims.moe_intermediate
+    if moe is None or not (tc.get("n_routed_experts") or tc.get("first_k_dense_replace")):
+        return
+    shared = positive_count(tc.get("n_shared_experts"))
+    dense_below = tc.get("first_k_dense_replace")
+    dense_below = dense_below if isinstance(dense_below, int) and dense_below >= 0 else None
+    layer = re.compile(r"(?:^|\.)layers\.(\d+)\.mlp\.(.+)$").search
+    reported: set[str] = set()
+    with_experts: set[int] = set()
+    dense: set[int] = set()
+    for name, t in text_tensors(md).items():
+        m = layer(name)
+        if m is None:
+            continue
+        index, rest = int(m.group(1)), m.group(2)
+        if rest.startswith(("experts.", "switch_mlp.", "gate.")):
+            with_experts.add(index)
+        elif rest.startswith(("gate_proj.", "up_proj.", "down_proj.")):
+            dense.add(index)
+        if not rest.endswith("gate_proj.weight") or not t.shape:
+            continue
+        rows = t.shape[-2] if rest.startswith("switch_mlp.") and len(t.shape) == 3 else t.shape[0]
+        routed = rest.startswith(("experts.", "switch_mlp."))
+        if routed and rows != moe and "routed" not in reported:
+            reported.add("routed")
+            yield finding(
+                "CFG081", f"{name} is {rows} wide but moe_intermediate_size = {moe}", file=t.file
+            )
+        shared_rows = moe * shared if shared else None
+        is_shared = rest.startswith("shared_experts.")
+        if is_shared and shared_rows and rows != shared_rows and "shared" not in reported:
+            reported.add("shared")
+            yield finding(
+                "CFG081",
+                f"{name} is {rows} wide but moe_intermediate_size {moe} x n_shared_experts "
+                f"{shared} = {shared_rows}",
+                file=t.file,
+            )
+    if dense_below is None or not (with_experts or dense):
+        return
+    wrong_dense = sorted(i for i in with_experts if i < dense_below)
+    wrong_moe = sorted(i for i in dense - with_experts if i >= dense_below)
+    if wrong_dense or wrong_moe:
+        parts = []
+        if wrong_dense:
+            parts.append(f"layers {_short_list(wrong_dense)} hold experts")
+        if wrong_moe:
+            parts.append(f"layers {_short_list(wrong_moe)} are dense")
+        yield finding(
+            "CFG081",
+            f"{' and '.join(parts)} but first_k_dense_replace = {dense_below} "
+            f"(layers below it dense, the rest experts)",
+            file="config.json",
+        )
+
+
 CONFIG_DTYPES = {"bfloat16": "BF16", "float16": "F16", "float32": "F32"}
 
 
@@ -982,6 +1134,8 @@ SUBCHECKS: tuple[Callable[[ModelDir], Iterable[Finding]], ...] = (
     _rope,
     _context,
     _experts,
+    _mla,
+    _moe_layout,
     _dtype,
 )
 
