@@ -1,7 +1,7 @@
 """Tiny real-format models for tests and demos, and the pytest plugin that serves them.
 
 tiny.py            build(kind, dest, *, variant=None, seed=0, force=False) and `genai tiny`
-tiny_llm.py        llama / qwen2 / gemma / llama-4bit (mlx-lm)
+tiny_llm.py        llama / qwen2 / gemma / llama-4bit / deepseek_v3 (MLA + MoE) (mlx-lm)
 tiny_vlm.py        qwen2_vl / paligemma (mlx-vlm)
 tiny_diffusion.py  sd: Stable Diffusion 1.x (UNet); sd3: SD3 transformer without T5 (diffusers; needs torch)
 tiny_ml.py         an MLX MLP and load_tiny_ml(path)
