@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from genai_common.testing.tiny_llm import DEEPSEEK_V3_YARN
+
 LLAMA31_8B = {
     "architectures": ["LlamaForCausalLM"],
     "attention_bias": False,
@@ -210,15 +212,7 @@ DEEPSEEK_V3 = {
     "qk_nope_head_dim": 128,
     "qk_rope_head_dim": 64,
     "rms_norm_eps": 1e-06,
-    "rope_scaling": {
-        "beta_fast": 32,
-        "beta_slow": 1,
-        "factor": 40,
-        "mscale": 1.0,
-        "mscale_all_dim": 1.0,
-        "original_max_position_embeddings": 4096,
-        "type": "yarn",
-    },
+    "rope_scaling": dict(DEEPSEEK_V3_YARN),
     "rope_theta": 10000,
     "routed_scaling_factor": 2.5,
     "scoring_func": "sigmoid",

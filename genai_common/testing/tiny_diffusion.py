@@ -141,9 +141,27 @@ def build_clip_tokenizer(workdir: Path, **kwargs: Any) -> Any:
     )
 
 
+def tiny_vae(**settings: Any) -> Any:
+    """The tiny four-level AutoencoderKL (8/16/16/16 channels: a /8 latent as in SD) with the
+    family's latent settings (`latent_channels`, `scaling_factor`, ...)."""
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        block_out_channels=(8, 16, 16, 16),
+        layers_per_block=1,
+        norm_num_groups=8,
+        sample_size=64,
+        **settings,
+    ).eval()
+
+
 def _components(tokenizer: Any, seed: int) -> dict[str, Any]:
     import torch
-    from diffusers import AutoencoderKL, PNDMScheduler, UNet2DConditionModel
+    from diffusers import PNDMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
     torch.manual_seed(seed)
@@ -160,18 +178,7 @@ def _components(tokenizer: Any, seed: int) -> dict[str, Any]:
         norm_num_groups=32,
     )
     torch.manual_seed(seed + 1)
-    vae = AutoencoderKL(
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        block_out_channels=(8, 16, 16, 16),
-        layers_per_block=1,
-        latent_channels=4,
-        norm_num_groups=8,
-        sample_size=64,
-        scaling_factor=0.18215,
-    )
+    vae = tiny_vae(latent_channels=4, scaling_factor=0.18215)
     torch.manual_seed(seed + 2)
     text_config = CLIPTextConfig(
         vocab_size=len(tokenizer),
@@ -228,7 +235,7 @@ def _clip_with_projection(tokenizer: Any, hidden: int, act: str, seed: int) -> A
 
 def _sd3_components(tokenizer: Any, tokenizer_2: Any, seed: int) -> dict[str, Any]:
     import torch
-    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel
+    from diffusers import FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel
 
     torch.manual_seed(seed)
     heads, head_dim = 2, 16
@@ -246,16 +253,8 @@ def _sd3_components(tokenizer: Any, tokenizer_2: Any, seed: int) -> dict[str, An
         pos_embed_max_size=16,
     )
     torch.manual_seed(seed + 1)
-    vae = AutoencoderKL(
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        block_out_channels=(8, 16, 16, 16),
-        layers_per_block=1,
+    vae = tiny_vae(
         latent_channels=SD3_LATENT_CHANNELS,
-        norm_num_groups=8,
-        sample_size=64,
         scaling_factor=SD3_SCALING_FACTOR,
         shift_factor=SD3_SHIFT_FACTOR,
         use_quant_conv=False,

@@ -146,6 +146,16 @@ def _config(variant: str, spec: bpe.TokenizerSpec) -> dict[str, Any]:
     raise ValueError(f"no config for llm variant {variant!r}")
 
 
+# DeepSeek-V3's published rope scaling (deepseek-ai/DeepSeek-V3 config.json)
+DEEPSEEK_V3_YARN = {
+    "beta_fast": 32,
+    "beta_slow": 1,
+    "factor": 40,
+    "mscale": 1.0,
+    "mscale_all_dim": 1.0,
+    "original_max_position_embeddings": 4096,
+    "type": "yarn",
+}
 # deepseek_v3: every input width of a projection mlx-lm quantizes (hidden, q_lora_rank,
 # kv_lora_rank, qk_nope_head_dim as embed_q's last axis, heads x v_head_dim,
 # moe_intermediate_size, intermediate_size) is a multiple of 64, so mlx-lm's 4-bit convert
@@ -241,15 +251,7 @@ def _deepseek_v3_config(spec: bpe.TokenizerSpec) -> dict[str, Any]:
         "hidden_act": "silu",
         "rms_norm_eps": 1e-6,
         "rope_theta": 10000,
-        "rope_scaling": {
-            "beta_fast": 32,
-            "beta_slow": 1,
-            "factor": 40,
-            "mscale": 1.0,
-            "mscale_all_dim": 1.0,
-            "original_max_position_embeddings": 4096,
-            "type": "yarn",
-        },
+        "rope_scaling": dict(DEEPSEEK_V3_YARN),
         "max_position_embeddings": 4096 * 40,
         "attention_bias": False,
         "attention_dropout": 0.0,
