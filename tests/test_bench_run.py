@@ -196,6 +196,17 @@ def test_weight_bytes_come_from_the_headers(tiny_llm, tiny_vlm, subject):
     assert vlm_per_token < vlm_total  # the vision tower is not read per decoded token
 
 
+def test_a_model_that_will_not_load_is_an_error_not_a_traceback(tiny_model_factory, capsys):
+    from checks_helpers import edit_json
+
+    model = tiny_model_factory("llm")
+    edit_json(model / "config.json", lambda c: c.update(hidden_size=96))  # weights are 64 wide
+    assert main(["bench", str(model), "--trials", "1", "--no-record"]) == 1
+    err = capsys.readouterr().err
+    assert "could not be benchmarked" in err and "genai doctor" in err and "--infer" in err
+    assert "Traceback" not in err
+
+
 def test_bench_refuses_bad_arguments(tmp_path, capsys):
     assert main(["bench"]) == 2
     assert main(["bench", str(tmp_path)]) == 2  # no config.json: cannot tell the kind

@@ -162,8 +162,18 @@ def run(args: argparse.Namespace) -> int:
     from genai_common.bench.runner import run_benchmark
 
     record = records.new_record(kind, str(args.path), _settings(args), _command(args, kind))
-    with Progress(enabled=None if not args.json else False) as progress:
-        run_benchmark(record, args, progress)
+    try:
+        with Progress(enabled=None if not args.json else False) as progress:
+            run_benchmark(record, args, progress)
+    except Exception as exc:  # a model that will not load or run: say so, and where to look
+        print(
+            f"genai bench: {args.path} ({kind}) could not be benchmarked: "
+            f"{type(exc).__name__}: {exc}\n"
+            f"  run `genai doctor {args.path} --infer` for the diagnosis (static checks, then the "
+            "load and a few steps in a child process)",
+            file=sys.stderr,
+        )
+        return 1
     written: dict[str, Any] = {}
     if not args.no_record:
         from genai_common.bench.runner import write_outputs
