@@ -207,6 +207,28 @@ def test_a_model_that_will_not_load_is_an_error_not_a_traceback(tiny_model_facto
     assert "Traceback" not in err
 
 
+def test_prompt_length_sweep(tiny_llm, tmp_path, capsys):
+    from genai_common.bench.cli import token_counts
+
+    assert token_counts("512") == [512] and token_counts("128,512,128") == [128, 512]
+    argv = ["bench", str(tiny_llm), "--prompt-tokens", "8,32", "--gen-tokens", "4"]
+    argv += ["--prompts", "random", "--trials", "2", "--no-roofline", "--out", str(tmp_path)]
+    assert main([*argv, "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert [(r["workload"], r["prompt_tokens"]) for r in record["results"]] == [
+        ("random-8", 8),
+        ("random-32", 32),
+    ]
+    assert "--prompt-tokens 8,32" in record["command"]
+    assert record["settings"]["prompt_tokens"] == [8, 32]
+    _png(record["written"]["plot context"])  # decode rate and TTFT against the length
+    capsys.readouterr()
+    for bad, says in (("0", "must be positive"), ("8,x", "give token counts")):
+        with pytest.raises(SystemExit) as exit_:
+            main(["bench", str(tiny_llm), "--prompt-tokens", bad])
+        assert exit_.value.code == 2 and says in capsys.readouterr().err
+
+
 def test_bench_refuses_bad_arguments(tmp_path, capsys):
     assert main(["bench"]) == 2
     assert main(["bench", str(tmp_path)]) == 2  # no config.json: cannot tell the kind

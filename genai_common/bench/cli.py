@@ -15,6 +15,19 @@ from typing import Any
 KINDS = ("llm", "vlm", "diffusion", "ml")
 
 
+def token_counts(text: str) -> list[int]:
+    """`--prompt-tokens 512` or a sweep `128,512,2048`: positive ints, in the order given."""
+    try:
+        counts = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give token counts such as 512 or 128,512"
+        ) from None
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: token counts must be positive")
+    return list(dict.fromkeys(counts))
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = (
@@ -36,7 +49,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--cooldown", type=float, default=0.0, help="seconds of sleep before each trial")
     g.add_argument("--seed", type=int, default=0, help="seed of the random prompt / inputs")
     g = parser.add_argument_group("llm / vlm")
-    g.add_argument("--prompt-tokens", type=int, default=512, help="random prompt length (512)")
+    g.add_argument(
+        "--prompt-tokens",
+        type=token_counts,
+        default=[512],
+        help="random prompt length (512), or a sweep such as 128,512,2048: one workload each, "
+        "and a plot of decode rate and TTFT against the length",
+    )
     g.add_argument("--gen-tokens", type=int, default=128, help="tokens generated per trial (128)")
     g.add_argument(
         "--prompts",
@@ -98,7 +117,7 @@ def _command(args: argparse.Namespace, kind: str) -> list[str]:
         common.append(("--cooldown", args.cooldown))
     per_kind: dict[str, list[tuple[str, Any]]] = {
         "llm": [
-            ("--prompt-tokens", args.prompt_tokens),
+            ("--prompt-tokens", ",".join(map(str, args.prompt_tokens))),
             ("--gen-tokens", args.gen_tokens),
             ("--prompts", args.prompts),
         ],

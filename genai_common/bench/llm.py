@@ -140,17 +140,19 @@ def write_test_image(directory: str | Path, size: int = 224) -> str:
 def workloads(
     subject: Subject,
     *,
-    prompt_tokens: int,
+    prompt_tokens: int | list[int],
     gen_tokens: int,
     prompts: str,
     seed: int,
     image: str | None,
 ) -> list[Workload]:
     out = []
+    lengths = [prompt_tokens] if isinstance(prompt_tokens, int) else list(prompt_tokens)
     if subject.kind == "llm":
         if prompts in ("random", "both"):
-            ids = random_prompt(vocab_size(subject.config), prompt_tokens, seed)
-            out.append(Workload(f"random-{prompt_tokens}", ids, gen_tokens, prompt_tokens))
+            for n in lengths:
+                ids = random_prompt(vocab_size(subject.config), n, seed)
+                out.append(Workload(f"random-{n}", ids, gen_tokens, n))
         if prompts in ("chat", "both"):
             ids = chat_prompt_ids(subject.tokenizer)
             out.append(Workload("chat", ids, gen_tokens, len(ids)))
@@ -160,9 +162,10 @@ def workloads(
     tok = _tokenizer_of(subject)
     if prompts in ("random", "both"):
         # mlx-vlm takes text: random ids decoded to text; the library counts the tokens it sees.
-        text = tok.decode(random_prompt(vocab_size(subject.config), prompt_tokens, seed))
-        formatted = apply_chat_template(subject.tokenizer, subject.config, text, num_images=1)
-        out.append(Workload(f"random-{prompt_tokens}+image", formatted, gen_tokens, None, image))
+        for n in lengths:
+            text = tok.decode(random_prompt(vocab_size(subject.config), n, seed))
+            formatted = apply_chat_template(subject.tokenizer, subject.config, text, num_images=1)
+            out.append(Workload(f"random-{n}+image", formatted, gen_tokens, None, image))
     if prompts in ("chat", "both"):
         formatted = apply_chat_template(subject.tokenizer, subject.config, CHAT_TEXT, num_images=1)
         out.append(Workload("chat+image", formatted, gen_tokens, None, image))
@@ -298,7 +301,7 @@ def abba(n_trials: int, labels: list[str]) -> list[str]:
 def bench(
     subjects: list[Subject],
     *,
-    prompt_tokens: int,
+    prompt_tokens: int | list[int],
     gen_tokens: int,
     trials: int,
     warmup: int,

@@ -5,6 +5,8 @@
 - rate: the headline figure of every run in this record (cold, warm-up, trials) and, beside it,
   the median with min-max of each earlier run of the same model over time.
 - memory: MLX active and active+cache memory over each trial (LLM/VLM), sampled per token.
+- context: decode rate and TTFT against the prompt length, when a run swept several
+  (`--prompt-tokens 128,512,2048`).
 """
 
 from __future__ import annotations
@@ -185,6 +187,62 @@ def plot_memory(record: dict[str, Any], path: str | Path) -> Path | None:
     return _save(fig, path)
 
 
+def context_series(record: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Per subject, the random-prompt results ordered by prompt length, where a run swept two or
+    more lengths (`--prompt-tokens 128,512,2048`); empty otherwise."""
+    by_subject: dict[str, list[dict[str, Any]]] = {}
+    for res in record["results"]:
+        if res["workload"].startswith("random-") and res.get("prompt_tokens"):
+            by_subject.setdefault(res.get("subject", "A"), []).append(res)
+    return {
+        label: sorted(results, key=lambda r: r["prompt_tokens"])
+        for label, results in by_subject.items()
+        if len({r["prompt_tokens"] for r in results}) >= 2
+    }
+
+
+def plot_context(record: dict[str, Any], path: str | Path) -> Path | None:
+    """Decode rate and TTFT against the prompt length: how the model slows as its context grows."""
+    series = context_series(record)
+    if not series:
+        return None
+    names = {x["label"]: Path(x["path"]).name for x in record.get("subjects", []) if "label" in x}
+    fig = _figure(figsize=(11, 3.8))
+    axes = fig.subplots(1, 2)
+    panels = (("decode_tps", "decode tokens/s", 1.0), ("ttft", "TTFT (ms)", 1e3))
+    for ax, (metric, label, scale) in zip(axes, panels, strict=True):
+        for n, (subject, results) in enumerate(sorted(series.items())):
+            points = [(r["prompt_tokens"], r["summary"].get(metric)) for r in results]
+            points = [(x, s) for x, s in points if s]
+            if not points:
+                continue
+            ax.errorbar(
+                [x for x, _ in points],
+                [s["median"] * scale for _, s in points],
+                yerr=[
+                    [(s["median"] - s["min"]) * scale for _, s in points],
+                    [(s["max"] - s["median"]) * scale for _, s in points],
+                ],
+                fmt="o-",
+                capsize=3,
+                color=f"C{n}",
+                label=names.get(subject, subject),
+            )
+        lengths = sorted({r["prompt_tokens"] for results in series.values() for r in results})
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(lengths, [str(n) for n in lengths])
+        ax.minorticks_off()
+        ax.set_xlabel("prompt tokens")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[0].set_title("decode rate against context: median, min-max", fontsize=9)
+    axes[1].set_title("time to first token (prefill) against context", fontsize=9)
+    fig.suptitle(f"{Path(record['model']).name}: context sweep")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def _save(fig: Any, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -203,4 +261,7 @@ def write_plots(
     mem = plot_memory(record, directory / f"{stem}-memory.png")
     if mem is not None:
         out["memory"] = mem
+    context = plot_context(record, directory / f"{stem}-context.png")
+    if context is not None:
+        out["context"] = context
     return out
