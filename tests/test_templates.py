@@ -208,7 +208,8 @@ def test_validators_reject_bad_answers(
 @pytest.mark.parametrize("kind", KINDS)
 def test_generated_project_runs_its_own_sessions(tmp_path: Path, kind: str) -> None:
     """The whole out-of-the-box flow: render, install offline from the template commit, run the
-    project's own `nox -s tests diagnostics` on its embedded tiny model, find the RESULTS.md row.
+    project's own `nox -s tests diagnostics` on its embedded tiny model, find the RESULTS.md row,
+    then its `nox -s bench` (quick settings) and the benchmark row and record it writes.
 
     Every kind runs in every test run: about 25 s (llm), 40 s (vlm), 57 s (diffusion, a torch
     environment) and 10 s (ml) on 2 CPU cores once uv's cache holds the wheels.
@@ -233,3 +234,18 @@ def test_generated_project_runs_its_own_sessions(tmp_path: Path, kind: str) -> N
     rows = (project / "reference/RESULTS.md").read_text().rstrip().splitlines()
     assert rows[-1].startswith("| ") and f"tiny-{kind}" in rows[-1], rows[-1]
     assert any((project / f"models/tiny-{kind}").iterdir()), "the tiny model was not built"
+    # `nox -s bench` finds the project's model by itself and records a benchmark row
+    quick = ["--trials", "2", "--prompt-tokens", "16", "--gen-tokens", "4", "--steps", "2"]
+    done = subprocess.run(
+        [sys.executable, "-m", "nox", "-s", "bench", "--", *quick, "--size", "64"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=1500,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-6000:]
+    bench = (project / "reference/RESULTS.md").read_text()
+    assert "## Benchmarks (`genai bench`)" in bench and f"genai bench {project}" in bench
+    assert list((project / "reference/bench").glob("*.json")), "no JSON record"
