@@ -81,7 +81,12 @@ def templates(session: nox.Session) -> None:
 
 
 @nox.session
-def bench(session: nox.Session) -> None:
-    """Benchmarks of this repository; figures go to reference/RESULTS.md."""
-    _install(session, "mlx")
-    session.run("python", "-m", "benchmarks", *session.posargs, env={"HF_HUB_OFFLINE": "1"})
+@nox.parametrize("stack", ["mlx", "torch"])
+def bench(session: nox.Session, stack: str) -> None:
+    """Benchmarks of this repository, each in its stack's environment (`genai bench` on every
+    tiny model among them); the tables go to reference/RESULTS.md."""
+    _install(session, stack)
+    session.run(
+        "python", "-m", "benchmarks", "--stack", stack, *session.posargs,
+        env={"HF_HUB_OFFLINE": "1"},
+    )  # fmt: skip

@@ -22,6 +22,13 @@ def discover(pattern: str | None = None) -> list[str]:
     return [n for n in names if pattern is None or pattern in n]
 
 
+def stack_of(name: str) -> str:
+    """The environment a module needs: its STACK ("mlx" unless it says "torch"), read from the
+    source so that discovering a torch module does not import torch."""
+    source = (Path(__file__).parent / f"{name}.py").read_text(encoding="utf-8")
+    return "torch" if 'STACK = "torch"' in source else "mlx"
+
+
 def run_module(name: str) -> list[dict[str, Any]]:
     start = time.perf_counter()
     try:
@@ -78,8 +85,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("-k", dest="pattern", help="run only bench_* modules whose name has this")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
+    parser.add_argument(
+        "--stack",
+        choices=("mlx", "torch", "all"),
+        default="all",
+        help="run the modules of one environment (nox -s bench runs each in its own)",
+    )
     args = parser.parse_args(argv)
-    names = discover(args.pattern)
+    names = [n for n in discover(args.pattern) if args.stack in ("all", stack_of(n))]
     if not names:
         print("no benchmarks/bench_*.py module matched", file=sys.stderr)
         return 2
@@ -88,7 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps({"date": when, "machine": machine(), "rows": rows}, indent=2))
     else:
-        print(markdown(rows, when, machine(), "nox -s bench"))
+        command = (
+            "nox -s bench" if args.stack == "all" else f"nox -s \"bench(stack='{args.stack}')\""
+        )
+        print(markdown(rows, when, machine(), command))
     return 1 if any(row.get("value") == "error" for row in rows) else 0
 
 

@@ -344,7 +344,7 @@ VAE_DTYPES = {"F32": "float32", "F16": "float16", "BF16": "bfloat16"}
 
 def decode_values_per_pixel(channels: list[int]) -> float:
     """Live values per output pixel at the peak of a diffusers decoder with these
-    block_out_channels (see vae_decode; benchmarks/vae_decode_memory.py measures it)."""
+    block_out_channels (see vae_decode; benchmarks/bench_vae_decode.py measures it)."""
     c0, c1 = channels[0], channels[1] if len(channels) > 1 else channels[0]
     return max(2.6 * (c0 + c1), 3.8 * c1)
 
