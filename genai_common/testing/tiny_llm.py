@@ -43,6 +43,15 @@ MAX_POSITIONS = 2048
 DTYPE = "float16"
 
 
+def _mlp_shapes(p: str, width: int) -> dict[str, tuple[int, ...]]:
+    """A gated MLP (gate, up, down) of `width` under the prefix `p`."""
+    return {
+        f"{p}.gate_proj.weight": (width, HIDDEN),
+        f"{p}.up_proj.weight": (width, HIDDEN),
+        f"{p}.down_proj.weight": (HIDDEN, width),
+    }
+
+
 def layer_shapes(
     p: str, head_dim: int, *, heads: int = HEADS, kv_heads: int = KV_HEADS, qkv_bias: bool = False
 ) -> dict[str, tuple[int, ...]]:
@@ -55,9 +64,7 @@ def layer_shapes(
         f"{p}.self_attn.k_proj.weight": (kv, HIDDEN),
         f"{p}.self_attn.v_proj.weight": (kv, HIDDEN),
         f"{p}.self_attn.o_proj.weight": (HIDDEN, q),
-        f"{p}.mlp.gate_proj.weight": (INTERMEDIATE, HIDDEN),
-        f"{p}.mlp.up_proj.weight": (INTERMEDIATE, HIDDEN),
-        f"{p}.mlp.down_proj.weight": (HIDDEN, INTERMEDIATE),
+        **_mlp_shapes(f"{p}.mlp", INTERMEDIATE),
     }
     if qkv_bias:
         shapes[f"{p}.self_attn.q_proj.bias"] = (q,)
@@ -220,14 +227,6 @@ def deepseek_v3_shapes() -> dict[str, tuple[int, ...]]:
         shared = m["moe_intermediate_size"] * m["n_shared_experts"]
         shapes.update(_mlp_shapes(f"{p}.mlp.shared_experts", shared))
     return shapes
-
-
-def _mlp_shapes(p: str, width: int) -> dict[str, tuple[int, ...]]:
-    return {
-        f"{p}.gate_proj.weight": (width, HIDDEN),
-        f"{p}.up_proj.weight": (width, HIDDEN),
-        f"{p}.down_proj.weight": (HIDDEN, width),
-    }
 
 
 def _deepseek_v3_config(spec: bpe.TokenizerSpec) -> dict[str, Any]:
