@@ -295,8 +295,8 @@ def layer_kinds(tc: dict[str, Any], layers: int) -> dict[str, int]:
             if isinstance(kind, str):
                 counts[kind] = counts.get(kind, 0) + 1
         return counts
-    interval = tc.get("full_attention_interval")
-    if isinstance(interval, int) and not isinstance(interval, bool) and interval > 0:
+    interval = positive_int(tc.get("full_attention_interval"))
+    if interval:
         full = layers // interval
         return {"full_attention": full, "linear_attention": layers - full}
     linear_cfg = tc.get("linear_attn_config")
@@ -305,8 +305,8 @@ def layer_kinds(tc: dict[str, Any], layers: int) -> dict[str, int]:
         linear = len({i for i in kda if 1 <= i <= layers})
         return {"full_attention": layers - linear, "linear_attention": linear}
     pattern = tc.get("sliding_window_pattern")
-    if isinstance(pattern, int) and not isinstance(pattern, bool) and pattern > 1:
-        full = layers // pattern
+    if (period := positive_int(pattern)) and period > 1:
+        full = layers // period
         return {"full_attention": full, "sliding_attention": layers - full}
     if isinstance(pattern, str) and pattern and set(pattern) <= {"L", "G"}:
         periods, rest = divmod(layers, len(pattern))
