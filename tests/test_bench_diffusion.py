@@ -130,3 +130,12 @@ def test_sd3_flops_are_counted_on_the_calls_the_pipeline_makes(tiny_diffusion_sd
         pipe.vae.decode(torch.zeros(1, pipe.vae.config.latent_channels, 8, 8))
     assert counts["vae_decode_flops"] == vae.get_total_flops()
     assert not tr._forward_hooks and not tr._forward_pre_hooks
+
+
+def test_no_roofline_skips_the_flop_count(tiny_diffusion, capsys):
+    from genai_common.cli import main
+
+    argv = ["bench", str(tiny_diffusion), "--steps", "2", "--size", "64", "--trials", "1"]
+    assert main([*argv, "--no-roofline", "--no-record", "--json"]) == 0
+    (res,) = json.loads(capsys.readouterr().out)["results"]
+    assert res["roofline"] is None  # no extra counting run of the pipeline

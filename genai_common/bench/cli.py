@@ -78,7 +78,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--out", default="reference", help="folder of RESULTS.md (default: reference)")
     g.add_argument("--no-record", action="store_true", help="write no JSON, row or plots")
     g.add_argument("--no-plots", action="store_true", help="write no plots")
-    g.add_argument("--no-roofline", action="store_true", help="skip the bandwidth probe")
+    g.add_argument(
+        "--no-roofline",
+        action="store_true",
+        help="skip the bandwidth probe and the diffusion FLOP count (an extra 2-step run)",
+    )
     g.add_argument(
         "--refresh-peak", action="store_true", help="re-measure the cached peak bandwidth"
     )
