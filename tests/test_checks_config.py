@@ -549,3 +549,73 @@ def test_mla_messages_name_the_weight_and_the_values(tiny_model_factory) -> None
         "layers [1] hold experts but first_k_dense_replace = 2 (layers below it dense, the rest "
         "experts)"
     ]
+
+
+QWEN3_NEXT_TEXT = {
+    "vocab_size": 64,
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 4,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "head_dim": 16,
+    "rms_norm_eps": 1e-6,
+    "max_position_embeddings": 128,
+    "full_attention_interval": 4,
+    "linear_num_value_heads": 4,
+    "linear_num_key_heads": 2,
+    "linear_key_head_dim": 16,
+    "linear_value_head_dim": 16,
+    "linear_conv_kernel_dim": 4,
+    "tie_word_embeddings": False,
+    "torch_dtype": "float32",
+}
+GATED = {
+    "qwen3_next": {
+        **QWEN3_NEXT_TEXT,
+        "model_type": "qwen3_next",
+        "rope_theta": 10000.0,
+        "partial_rotary_factor": 0.5,
+        "num_experts": 4,
+        "num_experts_per_tok": 2,
+        "decoder_sparse_step": 1,
+        "shared_expert_intermediate_size": 32,
+        "moe_intermediate_size": 32,
+        "norm_topk_prob": True,
+        "mlp_only_layers": [],
+    },
+    "qwen3_5": {  # text under text_config, as Qwen3.5 publishes it
+        "model_type": "qwen3_5",
+        "architectures": ["Qwen3_5ForConditionalGeneration"],
+        "tie_word_embeddings": False,
+        "torch_dtype": "float32",
+        "text_config": {
+            **QWEN3_NEXT_TEXT,
+            "model_type": "qwen3_5_text",
+            "rope_parameters": {
+                "type": "default",
+                "mrope_section": [1, 1, 0],
+                "rope_theta": 100000,
+                "partial_rotary_factor": 0.25,
+            },
+        },
+    },
+}
+
+
+@pytest.mark.parametrize("model_type", sorted(GATED))
+def test_gated_query_projection_is_not_a_shape_error(model_type: str, tmp_path: Path) -> None:
+    # Qwen3-Next and Qwen3.5 project queries and their output gate together: q_proj is twice
+    # heads x head_dim while o_proj takes heads x head_dim (a false CFG030 error before)
+    from checks_helpers import mlx_lm_checkpoint
+
+    model = mlx_lm_checkpoint(tmp_path / model_type, GATED[model_type])
+    assert problems(model, "config") == []
+
+    def halve_heads(config: dict) -> None:
+        (config.get("text_config") or config)["num_attention_heads"] = 2
+
+    edit_json(model / "config.json", halve_heads)  # q_proj and o_proj are both twice as wide
+    found = messages(model, "config", "CFG030")
+    assert any("q_proj.weight has 128 outputs, expected 32" in m for m in found), found
+    assert any("o_proj.weight has 64 inputs, expected 32" in m for m in found), found

@@ -363,3 +363,24 @@ def test_tiny_deepseek_v3_kv_estimate_is_its_mlx_lm_cache(tiny_llm_deepseek_v3: 
     assert per_token == _cache_bytes_per_token(model) and at_context == per_token * 1000
     [mem001] = [f for f in memory.estimate(md, BIG) if f.code == "MEM001"]
     assert "MLA latent as mlx-lm caches it: kv_lora_rank 64 + rope 32" in mem001.message
+
+
+def test_qwen3_next_caches_only_its_full_attention_layers(tmp_path: Path) -> None:
+    # Qwen/Qwen3-Next-80B-A3B-Instruct's published attention keys: 48 layers, every fourth full
+    # attention (the rest gated delta nets with a fixed state), 2 kv heads of 256, 262,144
+    # positions, bfloat16: 12 x 2 x 2 x 256 x 2 B = 24 KiB per token, not 96 KiB
+    config = {
+        "model_type": "qwen3_next",
+        "hidden_size": 2048,
+        "num_hidden_layers": 48,
+        "num_attention_heads": 16,
+        "num_key_value_heads": 2,
+        "head_dim": 256,
+        "full_attention_interval": 4,
+        "max_position_embeddings": 262144,
+        "torch_dtype": "bfloat16",
+    }
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    md = ModelDir.open(tmp_path, metadata_only=True)
+    [mem001] = [f for f in memory.estimate(md, BIG) if f.code == "MEM001"]
+    assert "KV cache 24.00 KiB/token, 6.00 GiB at 262144 tokens" in mem001.message

@@ -400,7 +400,8 @@ register(
     "error",
     "Fix num_attention_heads / num_key_value_heads / head_dim (head_dim may differ from "
     "hidden_size / heads: set it explicitly when it does).",
-    compares="q_proj out == heads*head_dim, k/v_proj out == kv_heads*head_dim, o_proj in == heads*head_dim",
+    compares="q_proj out == heads*head_dim (or twice it, a gated query, when o_proj takes "
+    "heads*head_dim), k/v_proj out == kv_heads*head_dim, o_proj in == heads*head_dim",
 )
 register(
     "CFG033",
@@ -713,7 +714,8 @@ def _attention(md: ModelDir) -> Iterator[Finding]:
         o_text = f"num_attention_heads = {dims.heads}, v_head_dim = {dims.v_head_dim}"
     judged = (*expect_out, "o_proj")
     reported: set[str] = set()
-    for name, t in text_tensors(md).items():
+    text = text_tensors(md)
+    for name, t in text.items():
         if not name.endswith("_proj.weight") or ".self_attn." not in name:
             continue
         proj = name.rsplit(".", 2)[-2]
@@ -723,6 +725,12 @@ def _attention(md: ModelDir) -> Iterator[Finding]:
         if shape is None:
             continue
         out_f, in_f = shape
+        if proj == "q_proj" and out_f == 2 * expect_out[proj]:
+            # a gated query (Qwen3-Next, Qwen3.5): queries and their output gate from one
+            # projection; the same layer's o_proj then takes heads x head_dim, not twice that
+            o_proj = text.get(name[: -len("q_proj.weight")] + "o_proj.weight")
+            if o_proj is not None and takes(md, o_proj, o_in):
+                continue
         if proj in expect_out and out_f != expect_out[proj]:
             reported.add(proj)
             yield finding(
