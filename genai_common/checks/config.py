@@ -184,7 +184,11 @@ def _text_dims(md: ModelDir) -> TextDims:
         tc.get("num_hidden_layers") or tc.get("n_layer") or tc.get("num_layers")
     )
     heads = positive_count(tc.get("num_attention_heads") or tc.get("n_head"))
-    kv_heads = positive_count(tc.get("num_key_value_heads")) or heads
+    kv_heads = positive_count(tc.get("num_key_value_heads"))
+    shared = positive_count(tc.get("n_shared_head"))  # PLaMo: each kv head serves n queries
+    if kv_heads is None and heads and shared:
+        kv_heads = -(-heads // shared)
+    kv_heads = kv_heads or heads
     declared = positive_count(tc.get("head_dim"))
     mla_rank = positive_count(tc.get("kv_lora_rank"))
     nope, rope = (
@@ -260,6 +264,8 @@ def logical_rows_cols(md: ModelDir, t: TensorInfo) -> tuple[int, int] | None:
     if not t.shape or len(t.shape) != 2:
         return None
     rows, cols = t.shape
+    if t.dtype == "U8" and t.name.endswith(".weight") and _bitnet_packed(md, t.name):
+        return rows * 4, cols  # BitLinear: four ternary values a byte along the output axis
     if t.dtype == "U32" and t.name.endswith(".weight"):
         from genai_common.checks import quant
 
@@ -269,6 +275,12 @@ def logical_rows_cols(md: ModelDir, t: TensorInfo) -> tuple[int, int] | None:
             return None
         return rows, cols * 32 // bits
     return rows, cols
+
+
+def _bitnet_packed(md: ModelDir, name: str) -> bool:
+    """A BitNet b1.58 weight: uint8 with a weight_scale beside it (mlx-lm's BitLinear, the
+    packed layout BitNet checkpoints ship)."""
+    return f"{name[: -len('.weight')]}.weight_scale" in tensors(md)
 
 
 def takes(md: ModelDir, t: TensorInfo, k: int) -> bool:
@@ -1059,7 +1071,7 @@ def _moe_layout(md: ModelDir) -> Iterator[Finding]:
             dense.add(index)
         if not rest.endswith("gate_proj.weight") or not t.shape:
             continue
-        rows = t.shape[-2] if rest.startswith("switch_mlp.") and len(t.shape) == 3 else t.shape[0]
+        rows = t.shape[-2] if len(t.shape) == 3 else t.shape[0]  # stacked: (experts, width, in)
         routed = rest.startswith(("experts.", "switch_mlp."))
         if routed and rows != moe and "routed" not in reported:
             reported.add("routed")

@@ -1,0 +1,180 @@
+"""The static doctor on mlx-lm's own layouts: no false alarm on any architecture it loads.
+
+For each model type below, mlx-lm's own Model class is built from a tiny config, its parameters
+are saved as model.safetensors and the config it was built with (the ModelArgs, every default
+filled in) as config.json: the layout an mlx-community conversion of that architecture has. Every
+static family must then be silent at warning and error (no tokenizer is written: TOK001 aside).
+
+Each architecture that raised a false alarm here was a defect in the checks (the gated query of
+Qwen3-Next and Qwen3.5, BitNet's packed ternary weights, PLaMo's shared kv heads, stacked
+experts under `experts.switch_mlp`). A model type whose arguments mlx-lm changes fails here
+with the TypeError: update its entry.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from genai_common.doctor import diagnose
+
+BASE: dict[str, Any] = {
+    "vocab_size": 256,
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "head_dim": 16,
+    "rms_norm_eps": 1e-6,
+    "norm_eps": 1e-5,
+    "layer_norm_eps": 1e-5,
+    "layer_norm_epsilon": 1e-5,
+    "max_position_embeddings": 256,
+    "rope_theta": 10000.0,
+    "rope_scaling": None,
+    "partial_rotary_factor": 0.5,
+    "tie_word_embeddings": False,
+    "attention_bias": False,
+    "mlp_bias": False,
+    "sliding_window": 64,
+    "num_experts": 4,
+    "num_local_experts": 4,
+    "num_experts_per_tok": 2,
+    "moe_intermediate_size": 32,
+    "shared_expert_intermediate_size": 32,
+}
+MLA = {
+    "n_shared_experts": 1,
+    "n_routed_experts": 4,
+    "first_k_dense_replace": 1,
+    "kv_lora_rank": 32,
+    "q_lora_rank": 32,
+    "qk_rope_head_dim": 16,
+    "qk_nope_head_dim": 16,
+    "v_head_dim": 16,
+    "n_group": 1,
+    "topk_group": 1,
+}
+LINEAR = {
+    "linear_num_value_heads": 4,
+    "linear_num_key_heads": 2,
+    "linear_key_head_dim": 16,
+    "linear_value_head_dim": 16,
+    "linear_conv_kernel_dim": 4,
+}
+# model type -> what it needs beyond BASE (mlx-lm 0.32)
+ZOO: dict[str, dict[str, Any]] = {
+    **{
+        name: {}
+        for name in (
+            "bitnet",
+            "cohere",
+            "cohere2",
+            "falcon_h1",
+            "gemma",
+            "gemma2",
+            "gemma3_text",
+            "glm",
+            "glm4",
+            "gpt_oss",
+            "helium",
+            "hunyuan_v1_dense",
+            "internlm2",
+            "internlm3",
+            "iquestloopcoder",
+            "laguna",
+            "llama",
+            "mimo",
+            "mixtral",
+            "muse_glimmer",
+            "nanbeige",
+            "nanochat",
+            "olmo2",
+            "olmoe",
+            "phi",
+            "phi3",
+            "phimoe",
+            "plamo",
+            "plamo2",
+            "plamo3",
+            "qwen",
+            "qwen2",
+            "qwen2_moe",
+            "qwen2_vl",
+            "qwen3",
+            "qwen3_vl",
+            "seed_oss",
+            "smollm3",
+            "starcoder2",
+            "talkie",
+            "telechat3",
+        )
+    },
+    **{name: MLA for name in ("deepseek", "deepseek_v3", "deepseek_v32", "deepseek_v41")},
+    **{name: MLA for name in ("glm4_moe_lite", "bailing_moe_v3", "youtu_llm")},
+    "granite": {
+        "logits_scaling": 1.0,
+        "attention_multiplier": 1.0,
+        "embedding_multiplier": 1.0,
+        "residual_multiplier": 1.0,
+    },
+    "exaone4": {"sliding_window_pattern": "LLG"},
+    "gptj": {"n_embd": 64, "n_layer": 2, "n_head": 4, "n_positions": 256, "rotary_dim": 8},
+    "ernie4_5": {"use_bias": False},
+    "minicpm": {"dim_model_base": 64, "scale_depth": 1.0, "scale_emb": 1.0},
+    "nemotron": {"hidden_act": "relu2"},
+    "glm4_moe": {
+        **MLA,
+        "norm_topk_prob": True,
+        "routed_scaling_factor": 1.0,
+        "use_qk_norm": False,
+    },
+    # gated delta nets beside gated-query attention (text under text_config for Qwen3.5)
+    **{name: LINEAR for name in ("qwen3_5", "qwen3_5_moe")},
+    "qwen3_next": {
+        **LINEAR,
+        "decoder_sparse_step": 1,
+        "norm_topk_prob": True,
+        "mlp_only_layers": [],
+    },
+}
+
+
+def mlx_lm_layout(dest: Path, model_type: str) -> Path:
+    """model.safetensors and config.json of mlx-lm's Model for `model_type`, tiny."""
+    import mlx.core as mx
+    from mlx.utils import tree_flatten
+
+    module = importlib.import_module(f"mlx_lm.models.{model_type}")
+    args = module.ModelArgs.from_dict({**BASE, **ZOO[model_type], "model_type": model_type})
+    model = module.Model(args)
+    weights = dict(tree_flatten(model.parameters()))  # lazy: nothing allocated yet
+    size = sum(w.size for w in weights.values())
+    if size > 4_000_000:  # its own names for the widths: give them in ZOO, never save GBs
+        pytest.fail(f"{model_type} was built with its defaults ({size:,} parameters), not tiny")
+    config = {k: v for k, v in dataclasses.asdict(args).items() if v is not None}
+    config.update(model_type=model_type, torch_dtype="float32")
+    dest.mkdir(parents=True)
+    mx.save_safetensors(str(dest / "model.safetensors"), weights, metadata={"format": "mlx"})
+    (dest / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    return dest
+
+
+@pytest.mark.parametrize("model_type", sorted(ZOO))
+def test_no_false_alarm_on_mlx_lm_layouts(model_type: str, tmp_path: Path) -> None:
+    pytest.importorskip("mlx_lm", reason="mlx-lm is not installed (genai-common[llm])")
+    model = mlx_lm_layout(tmp_path / model_type, model_type)
+    report = diagnose(model)
+    alarms = [
+        f"{f.code}: {f.message}"
+        for f in report.findings
+        if f.severity != "info" and f.code != "TOK001"  # no tokenizer files are written
+    ]
+    assert alarms == []
+    assert report.kind == "llm"
