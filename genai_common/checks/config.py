@@ -79,6 +79,9 @@ MLX_LM_UNTIES_WHEN_ABSENT_IN_TEXT_CONFIG = frozenset({"mistral3"})
 ALWAYS_TIED = frozenset({"gemma", "gemma2", "cohere", "cohere2"})
 # Families whose mlx-lm sanitize() unties when an lm_head is stored (and ties when it is absent).
 TIE_FOLLOWS_WEIGHTS = frozenset({"gemma3", "gemma3_text", "gemma3n", "gemma3n_text"})
+# Embedding rows beyond vocab_size: Mllama's text embedding is vocab_size + 8 rows (transformers
+# and mlx-vlm 0.7.10 alike; its lm_head keeps vocab_size rows).
+EMBED_EXTRA_ROWS = {"mllama": 8}
 
 # RoPE types: required keys (transformers' modeling_rope_utils, the loader's rope_utils).
 ROPE_REQUIRED: dict[str, tuple[str, ...]] = {
@@ -331,7 +334,9 @@ def tie_setting(md: ModelDir) -> tuple[bool, bool]:
         value = source.get("tie_word_embeddings")
         if isinstance(value, bool):
             return value, True
-    return (md.model_type or "") in TIED_BY_DEFAULT, False
+    # a VLM's language model keeps its own default (Aya Vision's cohere2 text_config ties)
+    text_type = tc.get("model_type") if tc is not cfg else None
+    return (md.model_type or "") in TIED_BY_DEFAULT or text_type in TIED_BY_DEFAULT, False
 
 
 def rope_config(md: ModelDir) -> tuple[str, dict[str, Any]] | None:
@@ -635,10 +640,12 @@ def _embedding(md: ModelDir) -> Iterator[Finding]:
     if shape is None:
         return
     rows, cols = shape
-    if dims.vocab is not None and rows != dims.vocab:
+    extra = EMBED_EXTRA_ROWS.get(md.model_type or "", 0)
+    if dims.vocab is not None and rows != dims.vocab + extra:
         yield finding(
             "CFG010",
-            f"{emb.name} has {rows} rows but vocab_size = {dims.vocab}",
+            f"{emb.name} has {rows} rows but vocab_size = {dims.vocab}"
+            + (f" (+ {extra} for {md.model_type})" if extra else ""),
             file=emb.file,
         )
     if dims.hidden is not None and not takes(md, emb, dims.hidden):

@@ -286,16 +286,65 @@ def _projector_layers(md: ModelDir) -> list[TensorInfo]:
     found = [
         t
         for n, t in ts.items()
-        if is_projector_tensor(n) and n.endswith(".weight") and t.shape and len(t.shape) == 2
+        if is_projector_tensor(n)
+        and n.endswith(".weight")
+        and t.shape
+        and len(t.shape) == 2
+        and "perceiver_resampler" not in n  # attention in the text width after the projector
     ]
 
-    def order(t: TensorInfo) -> tuple[int, str]:
-        nums = re.findall(r"(\d+)", t.name.rsplit(".", 1)[0].rsplit(".", 1)[-1]) or re.findall(
-            r"\.(\d+)\.", t.name
-        )
-        return (int(nums[-1]) if nums else 0, t.name)
+    def order(t: TensorInfo) -> tuple[int, int, str]:
+        layer = t.name.rsplit(".", 1)[0].rsplit(".", 1)[-1]
+        nums = re.findall(r"(\d+)", layer) or re.findall(r"\.(\d+)\.", t.name)
+        # a gated MLP connector (Idefics2): gate_proj and up_proj take the input, down_proj gives
+        # the output
+        return (int(nums[-1]) if nums else 0, layer in ("down_proj", "fc2"), t.name)
 
     return sorted(found, key=order)
+
+
+def projector_input(md: ModelDir, first: str) -> tuple[int | None, str]:
+    """(in_features, how) the first projector layer takes: the vision width, times what the
+    model concatenates before it (mlx-vlm 0.7.10's layouts). A patch merger takes
+    spatial_merge_size^2 patches (Qwen2-VL's in vision_config, Mistral 3's at the top level);
+    Idefics3/SmolVLM's connector pixel-shuffles scale_factor^2 patches; Mllama's projector takes
+    vision_output_dim (the last hidden state and the intermediate layers, concatenated)."""
+    dims = vision_dims(md)
+    cfg = md.config or {}
+    width = dims["width"]
+    output_dim = positive_count((md.vision_config or {}).get("vision_output_dim"))
+    if output_dim:
+        return output_dim, f"vision_config.vision_output_dim {output_dim}"
+    if not width:
+        return None, ""
+    if "merger" in first and dims["out"] and (md.model_type or "").startswith("glm4v"):
+        # GLM-4V: a strided conv (vision_tower.downsample) merges the patches into
+        # out_hidden_size before the merger
+        return dims["out"], f"vision_config.out_hidden_size {dims['out']} (after the downsample)"
+    if "merger" in first:
+        merge = dims["merge"] or positive_count(cfg.get("spatial_merge_size"))
+        if merge and merge > 1:
+            return width * merge * merge, f"vision hidden {width} x spatial_merge_size^2 {merge**2}"
+    shuffle, key = pixel_shuffle(cfg)
+    if shuffle > 1:
+        return width * shuffle * shuffle, f"vision hidden {width} x {key}^2 {shuffle**2}"
+    return width, f"vision hidden {width}"
+
+
+def pixel_shuffle(cfg: dict[str, Any]) -> tuple[int, str]:
+    """(factor, key): how many patches a side the connector folds into one before its first layer:
+    scale_factor (Idefics3, SmolVLM), downsample_factor (Aya Vision, LFM2-VL), 1 / downsample_ratio
+    (InternVL). (1, "") when the config names none."""
+    for key in ("scale_factor", "downsample_factor"):
+        value = positive_count(cfg.get(key))
+        if value:
+            return value, key
+    ratio = cfg.get("downsample_ratio")
+    if isinstance(ratio, int | float) and not isinstance(ratio, bool) and 0 < ratio < 1:
+        inverse = 1 / ratio
+        if abs(inverse - round(inverse)) < 1e-6:
+            return round(inverse), "(1 / downsample_ratio)"
+    return 1, ""
 
 
 def _projector(md: ModelDir) -> Iterator[Finding]:
@@ -318,21 +367,13 @@ def _projector(md: ModelDir) -> Iterator[Finding]:
     first, last = layers[0], layers[-1]
     first_shape = logical_rows_cols(md, first)
     last_shape = logical_rows_cols(md, last)
-    merger = "merger" in first.name
-    merge = dims["merge"] if merger and dims["merge"] else 1
-    if first_shape and width:
-        want_in = width * merge * merge
-        if not takes(md, first, want_in):
-            how = (
-                f"vision hidden {width} x spatial_merge_size^2 {merge * merge}"
-                if merge > 1
-                else f"vision hidden {width}"
-            )
-            yield finding(
-                "VLM030",
-                f"{first.name} takes {first_shape[1]} inputs, expected {want_in} ({how})",
-                file=first.file,
-            )
+    want_in, how = projector_input(md, first.name)
+    if first_shape and want_in and not takes(md, first, want_in):
+        yield finding(
+            "VLM030",
+            f"{first.name} takes {first_shape[1]} inputs, expected {want_in} ({how})",
+            file=first.file,
+        )
     targets = [("text hidden_size", text_hidden)]
     if dims["out"]:
         targets.append(("vision_config.hidden_size (merger output)", dims["out"]))
