@@ -108,7 +108,9 @@ register(
     "error",
     "The projector expects another vision width (times spatial_merge_size^2 for a patch merger): "
     "fix mm_hidden_size / vision hidden size or use matching projector weights.",
-    compares="first projector layer in_features vs vision hidden (x merge^2 for Qwen2-VL's merger)",
+    compares="first projector layer in_features vs vision hidden (x spatial_merge_size^2 for a patch "
+    "merger, x scale_factor^2 / downsample_factor^2 / (1/downsample_ratio)^2 for a pixel shuffle; "
+    "Mllama's vision_output_dim)",
 )
 register(
     "VLM031",
