@@ -12,6 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from genai_common.checks import family_module
 from genai_common.formats.safetensors import encode_header, read_header
 from genai_common.model_dir import ModelDir
@@ -145,14 +147,35 @@ def mlx_lm_model(config: dict[str, Any]) -> Any:
     return module.Model(module.ModelArgs.from_dict(config))
 
 
-def mlx_lm_checkpoint(dest: Path, config: dict[str, Any]) -> Path:
-    """config.json + model.safetensors with the parameters of mlx-lm's model for `config`
-    (mlx-lm's own layout, as an mlx-community conversion stores it). Needs mlx and mlx-lm."""
+# Gated-delta-net widths (Qwen3-Next, Qwen3.5 linear-attention layers), tiny
+LINEAR_ATTENTION: dict[str, Any] = {
+    "linear_num_value_heads": 4,
+    "linear_num_key_heads": 2,
+    "linear_key_head_dim": 16,
+    "linear_value_head_dim": 16,
+    "linear_conv_kernel_dim": 4,
+}
+MAX_TINY_PARAMETERS = 4_000_000
+
+
+def save_checkpoint(dest: Path, model: Any, config: dict[str, Any], name: str) -> Path:
+    """model.safetensors with `model`'s parameters (MLX layout) and config.json, refusing a model
+    that was built with its full-size defaults: an architecture whose config keys were not given
+    once wrote 22 GB here and filled the disk. The parameters are lazy until saved."""
     import mlx.core as mx
     from mlx.utils import tree_flatten
 
+    weights = dict(tree_flatten(model.parameters()))
+    size = sum(w.size for w in weights.values())
+    if size > MAX_TINY_PARAMETERS:
+        pytest.fail(f"{name} was built with its defaults ({size:,} parameters), not tiny")
     dest.mkdir(parents=True, exist_ok=True)
-    weights = dict(tree_flatten(mlx_lm_model(config).parameters()))
     mx.save_safetensors(str(dest / "model.safetensors"), weights, metadata={"format": "mlx"})
     (dest / "config.json").write_text(json.dumps(config), encoding="utf-8")
     return dest
+
+
+def mlx_lm_checkpoint(dest: Path, config: dict[str, Any]) -> Path:
+    """config.json + model.safetensors with the parameters of mlx-lm's model for `config`
+    (mlx-lm's own layout, as an mlx-community conversion stores it). Needs mlx and mlx-lm."""
+    return save_checkpoint(dest, mlx_lm_model(config), config, config["model_type"])

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from checks_helpers import (
     CLEAN_TINY,
+    LINEAR_ATTENTION,
     codes,
     edit_json,
     messages,
@@ -562,11 +563,7 @@ QWEN3_NEXT_TEXT = {
     "rms_norm_eps": 1e-6,
     "max_position_embeddings": 128,
     "full_attention_interval": 4,
-    "linear_num_value_heads": 4,
-    "linear_num_key_heads": 2,
-    "linear_key_head_dim": 16,
-    "linear_value_head_dim": 16,
-    "linear_conv_kernel_dim": 4,
+    **LINEAR_ATTENTION,
     "tie_word_embeddings": False,
     "torch_dtype": "float32",
 }

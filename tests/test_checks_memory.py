@@ -10,7 +10,14 @@ import json
 from pathlib import Path
 
 import pytest
-from checks_helpers import MLA_CONFIG, edit_json, mlx_lm_checkpoint, mlx_lm_model, problems
+from checks_helpers import (
+    LINEAR_ATTENTION,
+    MLA_CONFIG,
+    edit_json,
+    mlx_lm_checkpoint,
+    mlx_lm_model,
+    problems,
+)
 
 from genai_common.checks import memory
 from genai_common.checks.memory import Machine
@@ -192,11 +199,7 @@ HYBRID = {
     "gemma2": {},  # alternates in attention, but mlx-lm caches every layer in full
     "qwen3_next": {  # every fourth layer full attention, the rest gated delta net
         "full_attention_interval": 4,
-        "linear_num_value_heads": 4,
-        "linear_num_key_heads": 2,
-        "linear_key_head_dim": 16,
-        "linear_value_head_dim": 16,
-        "linear_conv_kernel_dim": 4,
+        **LINEAR_ATTENTION,
         "num_experts": 4,
         "num_experts_per_tok": 2,
         "decoder_sparse_step": 1,

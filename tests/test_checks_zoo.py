@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+from checks_helpers import LINEAR_ATTENTION, save_checkpoint
 
 from genai_common.doctor import diagnose
 
@@ -60,13 +60,6 @@ MLA = {
     "v_head_dim": 16,
     "n_group": 1,
     "topk_group": 1,
-}
-LINEAR = {
-    "linear_num_value_heads": 4,
-    "linear_num_key_heads": 2,
-    "linear_key_head_dim": 16,
-    "linear_value_head_dim": 16,
-    "linear_conv_kernel_dim": 4,
 }
 # model type -> what it needs beyond BASE (mlx-lm 0.32)
 ZOO: dict[str, dict[str, Any]] = {
@@ -136,9 +129,9 @@ ZOO: dict[str, dict[str, Any]] = {
         "use_qk_norm": False,
     },
     # gated delta nets beside gated-query attention (text under text_config for Qwen3.5)
-    **{name: LINEAR for name in ("qwen3_5", "qwen3_5_moe")},
+    **{name: LINEAR_ATTENTION for name in ("qwen3_5", "qwen3_5_moe")},
     "qwen3_next": {
-        **LINEAR,
+        **LINEAR_ATTENTION,
         "decoder_sparse_step": 1,
         "norm_topk_prob": True,
         "mlp_only_layers": [],
@@ -148,22 +141,11 @@ ZOO: dict[str, dict[str, Any]] = {
 
 def mlx_lm_layout(dest: Path, model_type: str) -> Path:
     """model.safetensors and config.json of mlx-lm's Model for `model_type`, tiny."""
-    import mlx.core as mx
-    from mlx.utils import tree_flatten
-
     module = importlib.import_module(f"mlx_lm.models.{model_type}")
     args = module.ModelArgs.from_dict({**BASE, **ZOO[model_type], "model_type": model_type})
-    model = module.Model(args)
-    weights = dict(tree_flatten(model.parameters()))  # lazy: nothing allocated yet
-    size = sum(w.size for w in weights.values())
-    if size > 4_000_000:  # its own names for the widths: give them in ZOO, never save GBs
-        pytest.fail(f"{model_type} was built with its defaults ({size:,} parameters), not tiny")
     config = {k: v for k, v in dataclasses.asdict(args).items() if v is not None}
     config.update(model_type=model_type, torch_dtype="float32")
-    dest.mkdir(parents=True)
-    mx.save_safetensors(str(dest / "model.safetensors"), weights, metadata={"format": "mlx"})
-    (dest / "config.json").write_text(json.dumps(config), encoding="utf-8")
-    return dest
+    return save_checkpoint(dest, module.Model(args), config, model_type)
 
 
 @pytest.mark.parametrize("model_type", sorted(ZOO))

@@ -22,12 +22,12 @@ vision_config says). A model type whose arguments mlx-vlm changes fails here wit
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from checks_helpers import save_checkpoint
 
 from genai_common.doctor import diagnose
 
@@ -273,8 +273,6 @@ ZOO: dict[str, dict[str, Any]] = {
 def mlx_vlm_layout(dest: Path, name: str, edit: Callable[[dict], None] | None = None) -> Path:
     """model.safetensors and config.json of mlx-vlm's Model for ZOO[name], tiny; `edit` changes
     the config.json written afterwards (a broken copy)."""
-    import mlx.core as mx
-    from mlx.utils import tree_flatten
     from mlx_vlm.utils import get_model_and_args, update_module_configs
 
     config = copy.deepcopy(ZOO[name])
@@ -287,16 +285,9 @@ def mlx_vlm_layout(dest: Path, name: str, edit: Callable[[dict], None] | None = 
         model_config, module, work, ["text", "vision", "perceiver", "projector", "audio"]
     )
     model = module.Model(model_config)
-    weights = dict(tree_flatten(model.parameters()))  # lazy: nothing allocated yet
-    size = sum(w.size for w in weights.values())
-    if size > 4_000_000:  # a width left to its default: give it in ZOO, never save GBs
-        pytest.fail(f"{name} was built with its defaults ({size:,} parameters), not tiny")
     if edit is not None:
         edit(config)
-    dest.mkdir(parents=True)
-    mx.save_safetensors(str(dest / "model.safetensors"), weights, metadata={"format": "mlx"})
-    (dest / "config.json").write_text(json.dumps(config), encoding="utf-8")
-    return dest
+    return save_checkpoint(dest, model, config, name)
 
 
 @pytest.mark.parametrize("name", sorted(ZOO))
