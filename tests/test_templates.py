@@ -220,32 +220,28 @@ def test_generated_project_runs_its_own_sessions(tmp_path: Path, kind: str) -> N
     git(project, "init", "-q", "-b", "main")
     env = {**os.environ, **hermetic_env(tmp_path), "HF_HUB_OFFLINE": "1"}
     env.pop("VIRTUAL_ENV", None)
-    done = subprocess.run(
-        [sys.executable, "-m", "nox", "-s", "tests", "diagnostics"],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=1500,
-    )
-    output = done.stdout + done.stderr
-    assert done.returncode == 0, output[-6000:]
-    assert "All diagnostics passed." in output
+
+    def nox(*args: str) -> str:
+        """The project's own nox, offline and hermetic; its output (asserted to succeed)."""
+        done = subprocess.run(
+            [sys.executable, "-m", "nox", *args],
+            cwd=project,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=1500,
+        )
+        output = done.stdout + done.stderr
+        assert done.returncode == 0, output[-6000:]
+        return output
+
+    assert "All diagnostics passed." in nox("-s", "tests", "diagnostics")
     rows = (project / "reference/RESULTS.md").read_text().rstrip().splitlines()
     assert rows[-1].startswith("| ") and f"tiny-{kind}" in rows[-1], rows[-1]
     assert any((project / f"models/tiny-{kind}").iterdir()), "the tiny model was not built"
     # `nox -s bench` finds the project's model by itself and records a benchmark row
     quick = ["--trials", "2", "--prompt-tokens", "16", "--gen-tokens", "4", "--steps", "2"]
-    done = subprocess.run(
-        [sys.executable, "-m", "nox", "-s", "bench", "--", *quick, "--size", "64"],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=1500,
-    )
-    output = done.stdout + done.stderr
-    assert done.returncode == 0, output[-6000:]
+    nox("-s", "bench", "--", *quick, "--size", "64")
     bench = (project / "reference/RESULTS.md").read_text()
     assert "## Benchmarks (`genai bench`)" in bench and f"genai bench {project}" in bench
     assert list((project / "reference/bench").glob("*.json")), "no JSON record"
