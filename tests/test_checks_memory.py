@@ -209,6 +209,43 @@ HYBRID = {
         "partial_rotary_factor": 0.5,
         "mlp_only_layers": [],
     },
+    "lfm2": {  # attention on full_attn_idxs, short convolutions elsewhere
+        "conv_bias": False,
+        "conv_L_cache": 3,
+        "block_dim": 64,
+        "block_multiple_of": 32,
+        "block_ffn_dim_multiplier": 1.0,
+        "block_auto_adjust_ff_dim": False,
+        "block_ff_dim": 128,
+        "norm_eps": 1e-5,
+        "full_attn_idxs": [2, 5],
+    },
+    "nemotron_h": {  # * attention, M mamba, - MLP only (no cache at all)
+        "mamba_num_heads": 8,
+        "mamba_head_dim": 16,
+        "mamba_proj_bias": False,
+        "ssm_state_size": 8,
+        "conv_kernel": 4,
+        "n_groups": 1,
+        "use_conv_bias": True,
+        "use_bias": False,
+        "attention_bias": False,
+        "mlp_bias": False,
+        "layer_norm_epsilon": 1e-5,
+        "time_step_limit": [0.0, 1e9],
+        "hybrid_override_pattern": list("M-M*M-*"),
+    },
+    "jamba": {  # attention where i % attn_layer_period == attn_layer_offset, mamba elsewhere
+        "attn_layer_offset": 1,
+        "attn_layer_period": 3,
+        "expert_layer_offset": 1,
+        "expert_layer_period": 2,
+        "mamba_d_conv": 4,
+        "mamba_d_state": 8,
+        "mamba_expand": 2,
+        "num_experts": 4,
+        "num_experts_per_tok": 2,
+    },
     "kimi_linear": {  # MLA on the layers kda_layers leaves out
         **MLA_CONFIG,
         "model_type": "kimi_linear",
@@ -244,9 +281,13 @@ def test_layer_kinds_are_the_caches_mlx_lm_makes(model_type: str) -> None:
     }
     model = mlx_lm_model(config)
     caches = [type(c).__name__ for c in model.make_cache()] if hasattr(model, "make_cache") else []
+    caches = caches or ["KVCache"] * 7  # no make_cache: mlx-lm gives every layer a KVCache
     kinds = memory.layer_kinds(config, 7)
+    kv = kinds.get("full_attention", 0) + kinds.get("sliding_attention", 0)
+    assert kv == caches.count("KVCache") + caches.count("RotatingKVCache")
     assert kinds.get("sliding_attention", 0) == caches.count("RotatingKVCache")
-    assert kinds.get("linear_attention", 0) == caches.count("ArraysCache")
+    state = sum(kinds.get(k, 0) for k in ("linear_attention", "mamba", "conv"))
+    assert state == caches.count("ArraysCache")  # a fixed state, not a growing cache
     assert sum(kinds.values()) == 7
 
 

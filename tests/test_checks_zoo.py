@@ -7,7 +7,7 @@ static family must then be silent at warning and error (no tokenizer is written:
 
 Each architecture that raised a false alarm here was a defect in the checks (the gated query of
 Qwen3-Next and Qwen3.5, BitNet's packed ternary weights, PLaMo's shared kv heads, stacked
-experts under `experts.switch_mlp`). A model type whose arguments mlx-lm changes fails here
+experts under `experts.switch_mlp`, Mamba's missing attention heads, LFM2's always-tied head). A model type whose arguments mlx-lm changes fails here
 with the TypeError: update its entry.
 """
 
@@ -118,6 +118,56 @@ ZOO: dict[str, dict[str, Any]] = {
         "residual_multiplier": 1.0,
     },
     "exaone4": {"sliding_window_pattern": "LLG"},
+    "llama4_text": {"intermediate_size_mlp": 128, "no_rope_layers": [1, 0], "use_qk_norm": False},
+    # state-space and hybrid models (no attention heads, or attention on a few layers)
+    "mamba": {
+        "state_size": 8,
+        "conv_kernel": 4,
+        "use_bias": False,
+        "use_conv_bias": True,
+        "time_step_rank": 4,
+    },
+    "mamba2": {
+        "num_heads": 8,
+        "state_size": 8,
+        "conv_kernel": 4,
+        "n_groups": 1,
+        "use_bias": False,
+        "use_conv_bias": True,
+        "time_step_limit": [0.0, 1e9],  # the default's Infinity is not JSON (JSON004)
+        "time_step_rank": 4,
+    },
+    "nemotron_h": {
+        "mamba_num_heads": 8,
+        "mamba_head_dim": 16,
+        "mamba_proj_bias": False,
+        "ssm_state_size": 8,
+        "conv_kernel": 4,
+        "n_groups": 1,
+        "use_conv_bias": True,
+        "use_bias": False,
+        "hybrid_override_pattern": ["M", "*"],
+        "time_step_limit": [0.0, 1e9],
+    },
+    "jamba": {
+        "attn_layer_offset": 1,
+        "attn_layer_period": 2,
+        "expert_layer_offset": 1,
+        "expert_layer_period": 2,
+        "mamba_d_conv": 4,
+        "mamba_d_state": 8,
+        "mamba_expand": 2,
+    },
+    "lfm2": {
+        "conv_bias": False,
+        "conv_L_cache": 3,
+        "block_dim": 64,
+        "block_multiple_of": 32,
+        "block_ffn_dim_multiplier": 1.0,
+        "block_auto_adjust_ff_dim": False,
+        "block_ff_dim": 128,
+        "full_attn_idxs": [1],
+    },
     "gptj": {"n_embd": 64, "n_layer": 2, "n_head": 4, "n_positions": 256, "rotary_dim": 8},
     "ernie4_5": {"use_bias": False},
     "minicpm": {"dim_model_base": 64, "scale_depth": 1.0, "scale_emb": 1.0},

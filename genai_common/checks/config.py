@@ -76,7 +76,13 @@ MLX_LM_TIES_WHEN_ABSENT = frozenset({"llama", "mistral", "qwen2", "granite", "ol
 # even if the top level says true (mlx-lm#648: "Missing 1 parameters: language_model.lm_head").
 MLX_LM_UNTIES_WHEN_ABSENT_IN_TEXT_CONFIG = frozenset({"mistral3"})
 # Families whose mlx-lm model has no lm_head at all (always tied).
-ALWAYS_TIED = frozenset({"gemma", "gemma2", "cohere", "cohere2"})
+# mlx-lm's Model of these has no lm_head at all: the embedding is the output projection
+# (lfm2 and hunyuan whatever the config says; LFM2 names the key tie_embedding)
+ALWAYS_TIED = frozenset(
+    {"gemma", "gemma2", "cohere", "cohere2", "gpt2", "hunyuan", "lfm2", "lfm2_moe"}
+)
+# State-space models: no attention heads to configure (mlx-lm's mamba, mamba2)
+ATTENTION_FREE = frozenset({"mamba", "mamba2", "falcon_mamba"})
 # Families whose mlx-lm sanitize() unties when an lm_head is stored (and ties when it is absent).
 TIE_FOLLOWS_WEIGHTS = frozenset({"gemma3", "gemma3_text", "gemma3n", "gemma3n_text"})
 # Embedding rows beyond vocab_size: Mllama's text embedding is vocab_size + 8 rows (transformers
@@ -581,6 +587,8 @@ def _required_keys(md: ModelDir) -> Iterator[Finding]:
         if not present:
             if key == "vocab_size" and md.kind == "vlm":
                 continue  # some VLM text configs inherit it from the top level
+            if key == "num_attention_heads" and md.model_type in ATTENTION_FREE:
+                continue
             yield finding("CFG001", f"{where} has no {key}", file="config.json")
         elif positive_int(tc[present[0]]) is None:
             yield finding(

@@ -58,7 +58,7 @@ DTYPE_BYTES: dict[str, float] = {
 }
 CONFIG_DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
 APPLE_WORKING_SET_FRACTION = 0.75
-NO_KV_LAYER_TYPES = frozenset({"linear_attention", "mamba", "conv"})
+NO_KV_LAYER_TYPES = frozenset({"linear_attention", "mamba", "conv", "mlp"})
 # mlx-lm 0.32 model types with kv_lora_rank whose attention caches expanded per-head K and V
 # (models/deepseek_v2.py, minicpm3.py, youtu_llm.py); every other one caches the latent
 MLA_EXPANDED_CACHE = frozenset({"deepseek_v2", "minicpm3", "youtu_llm"})
@@ -282,7 +282,9 @@ def kv_bytes(md: ModelDir, context: int) -> tuple[int, int, int] | None:
 def layer_kinds(tc: dict[str, Any], layers: int) -> dict[str, int]:
     """How many layers of each attention kind, as mlx-lm builds their caches, from the first of:
     `layer_types` naming every layer; `full_attention_interval` p (qwen3_next, qwen3_5: every
-    p-th layer full attention, the rest linear attention with a fixed state);
+    p-th layer full attention, the rest linear attention with a fixed state); `full_attn_idxs`
+    (lfm2: the attention layers, the rest short convolutions); `hybrid_override_pattern`
+    (nemotron_h: * attention, M mamba, - and E MLP-only); `attn_layer_period`/`offset` (jamba);
     `linear_attn_config.kda_layers` (kimi_linear: the 1-based linear layers);
     `sliding_window_pattern`, an int p (gemma3_text, cohere2: every p-th layer full, the rest
     sliding) or a string of L/G (exaone4: L sliding, G full); else all full attention. Counted
@@ -299,6 +301,20 @@ def layer_kinds(tc: dict[str, Any], layers: int) -> dict[str, int]:
     if interval:
         full = layers // interval
         return {"full_attention": full, "linear_attention": layers - full}
+    attention_idxs = tc.get("full_attn_idxs")  # LFM2: the attention layers, the rest conv
+    if isinstance(attention_idxs, list) and all(isinstance(i, int) for i in attention_idxs):
+        full = len({i for i in attention_idxs if 0 <= i < layers})
+        return {"full_attention": full, "conv": layers - full}
+    pattern = tc.get("hybrid_override_pattern")  # Nemotron-H: * attention, M mamba, - / E mlp
+    if isinstance(pattern, (str, list)) and pattern and len(pattern) == layers:
+        marks = [m for m in pattern if isinstance(m, str)]
+        full, mamba = marks.count("*"), marks.count("M")
+        return {"full_attention": full, "mamba": mamba, "mlp": layers - full - mamba}
+    period = positive_int(tc.get("attn_layer_period"))  # Jamba: i % period == offset attends
+    offset = tc.get("attn_layer_offset")
+    if period and isinstance(offset, int) and not isinstance(offset, bool) and offset >= 0:
+        full = (layers - offset + period - 1) // period if period > offset < layers else 0
+        return {"full_attention": full, "mamba": layers - full}
     linear_cfg = tc.get("linear_attn_config")
     kda = linear_cfg.get("kda_layers") if isinstance(linear_cfg, dict) else None
     if isinstance(kda, list) and all(isinstance(i, int) for i in kda):
