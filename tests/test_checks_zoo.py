@@ -118,6 +118,36 @@ ZOO: dict[str, dict[str, Any]] = {
         "residual_multiplier": 1.0,
     },
     "exaone4": {"sliding_window_pattern": "LLG"},
+    "granitemoe": {
+        "logits_scaling": 1.0,
+        "attention_multiplier": 1.0,
+        "embedding_multiplier": 1.0,
+        "residual_multiplier": 1.0,
+    },
+    "dots1": {
+        "first_k_dense_replace": 1,
+        "n_routed_experts": 4,
+        "n_shared_experts": 1,
+        "norm_topk_prob": True,
+        "routed_scaling_factor": 1.0,
+    },
+    "ernie4_5_moe": {
+        "use_bias": False,
+        "moe_num_experts": 4,
+        "moe_k": 2,
+        "moe_intermediate_size": 32,
+        "moe_num_shared_experts": 1,
+        "moe_layer_start_index": 1,
+    },
+    "apertus": {"post_norm": False, "qk_norm": True},
+    "stablelm": {"use_qkv_bias": False},
+    "gpt_bigcode": {"n_embd": 64, "n_layer": 2, "n_inner": 128, "n_head": 4, "n_positions": 256},
+    "recurrent_gemma": {
+        "conv1d_width": 4,
+        "logits_soft_cap": 30.0,
+        "attention_window_size": 64,
+        "block_types": ["recurrent", "attention"],
+    },
     "llama4_text": {"intermediate_size_mlp": 128, "no_rope_layers": [1, 0], "use_qk_norm": False},
     # state-space and hybrid models (no attention heads, or attention on a few layers)
     "mamba": {
