@@ -159,3 +159,34 @@ def test_remapping_without_a_closed_literal_is_empty(tmp_path: Path) -> None:
     broken.write_text('MODEL_REMAPPING = {"a": "b",\n')
     assert _remapping(broken) == {}
     assert _remapping(tmp_path / "missing.py") == {}
+
+
+def test_cmp040_half_precision_experts_on_the_cpu(tiny_model_factory) -> None:
+    # MLX's CPU gather_mm runs float32 only: a bfloat16 MoE loads, then fails at its first token
+    import mlx.core as mx
+    from checks_helpers import read_spec, rewrite_tensors
+
+    model = tiny_model_factory("llm", "deepseek_v3")  # float32: runs here
+    assert "CMP040" not in codes(model, "compat")
+
+    def to_bf16(spec: dict) -> dict:
+        return {
+            k: ("BF16" if ".experts." in k else dtype, shape) for k, (dtype, shape) in spec.items()
+        }
+
+    rewrite_tensors(model, to_bf16)
+    expected_here = compat._mlx_backend_here()
+    found = messages(model, "compat", "CMP040")
+    if expected_here == "cpu":
+        n = sum(1 for k in read_spec(model / "model.safetensors") if ".experts." in k)
+        assert found == [
+            f"{n} routed-expert weights are BF16 and MLX runs on the CPU here "
+            "(e.g. model.layers.1.mlp.experts.0.down_proj.weight)"
+        ]
+        # the fact behind it, on this machine: MLX's own gather_mm refuses half precision
+        a = mx.zeros((2, 1, 8), dtype=mx.bfloat16)
+        b = mx.zeros((4, 8, 16), dtype=mx.bfloat16)
+        with pytest.raises(RuntimeError, match="only supports float32"):
+            mx.eval(mx.gather_mm(a, b, rhs_indices=mx.array([0, 1], dtype=mx.uint32)))
+    else:  # Metal or CUDA run half-precision experts: nothing to say
+        assert found == []

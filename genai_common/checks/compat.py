@@ -89,6 +89,58 @@ register(
     "imports model_file WITHOUT asking. genai never executes it.",
     compares="config auto_map, model_file, *.py files in the model directory",
 )
+register(
+    "CMP040",
+    "Unquantized half-precision experts cannot run on MLX's CPU backend",
+    "warning",
+    "MLX's CPU gather_mm, the routed experts' matmul, runs float32 only (mlx 0.32: "
+    "'[GatherMM::eval] Currently only supports float32'): quantize the model (mlx_lm.convert -q, "
+    "quantized experts use gather_qmm) or cast it to float32 to run it on this machine; Metal and "
+    "CUDA run half-precision experts.",
+    compares="dtype of the routed-expert weights (experts.N, switch_mlp) vs this machine's MLX "
+    "backend (macOS: Metal; an mlx-cuda package: CUDA; else the CPU)",
+)
+
+HALF = frozenset({"F16", "BF16"})
+
+
+def _mlx_backend_here() -> str | None:
+    """The MLX backend this machine would use, without importing mlx (unless it already is):
+    "metal" on macOS, "cuda" with an mlx-cuda package installed, "cpu" with mlx installed, else
+    None."""
+    mx = sys.modules.get("mlx.core")
+    if mx is not None:
+        try:
+            if mx.metal.is_available():
+                return "metal"
+            return "cuda" if mx.cuda.is_available() else "cpu"
+        except Exception:
+            pass
+    if sys.platform == "darwin":
+        return "metal"
+    from importlib import metadata
+
+    names = {(d.metadata["Name"] or "").lower().replace("_", "-") for d in metadata.distributions()}
+    if any(n.startswith("mlx-cuda") for n in names):
+        return "cuda"
+    return "cpu" if "mlx" in names else None
+
+
+def _half_experts(md: ModelDir) -> Iterator[Finding]:
+    experts = [
+        t
+        for n, t in text_tensors(md).items()
+        if t.dtype in HALF and n.endswith(".weight") and (".experts." in n or ".switch_mlp." in n)
+    ]
+    if not experts or _mlx_backend_here() != "cpu":
+        return
+    dtypes = sorted({t.dtype for t in experts})
+    yield finding(
+        "CMP040",
+        f"{len(experts)} routed-expert weights are {'/'.join(dtypes)} and MLX runs on the CPU "
+        f"here (e.g. {experts[0].name})",
+        file=experts[0].file,
+    )
 
 
 def find_spec(name: str):  # -> ModuleSpec | None
@@ -322,7 +374,7 @@ def _custom_code(md: ModelDir) -> Iterator[Finding]:
         )
 
 
-SUBCHECKS = (_model_type, _support, _custom_code)
+SUBCHECKS = (_model_type, _support, _custom_code, _half_experts)
 
 
 def check(md: ModelDir) -> Iterator[Finding]:
