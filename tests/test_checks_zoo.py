@@ -6,15 +6,18 @@ filled in) as config.json: the layout an mlx-community conversion of that archit
 static family must then be silent at warning and error (no tokenizer is written: TOK001 aside).
 
 Each architecture that raised a false alarm here was a defect in the checks (the gated query of
-Qwen3-Next and Qwen3.5, BitNet's packed ternary weights, PLaMo's shared kv heads, stacked
-experts under `experts.switch_mlp`, Mamba's missing attention heads, LFM2's always-tied head). A model type whose arguments mlx-lm changes fails here
-with the TypeError: update its entry.
+Qwen3-Next and Qwen3.5, BitNet's packed ternary weights, PLaMo's shared kv heads, stacked experts
+under `experts.switch_mlp`, Mamba's missing attention heads, LFM2's always-tied head, MiniCPM3's
+MLA values of hidden/heads and longrope over qk_rope_head_dim, Kimi Linear's delta-rule layers
+named self_attn). The second test breaks a copy and checks the real defect is still caught. A model
+type whose arguments mlx-lm changes fails here with the TypeError: update its entry.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -208,6 +211,80 @@ ZOO: dict[str, dict[str, Any]] = {
         "routed_scaling_factor": 1.0,
         "use_qk_norm": False,
     },
+    "hunyuan": {
+        "moe_topk": 2,
+        "num_shared_expert": 1,
+        "use_mixed_mlp_moe": True,
+        "use_qk_norm": True,
+        "use_cla": False,
+        "cla_share_factor": 2,
+        "rope_scaling": {"alpha": 1000.0, "factor": 1.0, "type": "dynamic"},
+    },
+    # MLA without head_dim or v_head_dim (values hidden/heads wide), longrope on the rope part
+    "minicpm3": {
+        **{k: v for k, v in MLA.items() if k != "v_head_dim"},
+        "dim_model_base": 64,
+        "scale_depth": 1.0,
+        "scale_emb": 1.0,
+        "rope_scaling": {
+            "type": "longrope",
+            "original_max_position_embeddings": 256,
+            "short_factor": [1.0] * 8,  # qk_rope_head_dim / 2
+            "long_factor": [1.0] * 8,
+        },
+    },
+    "olmo3": {"layer_types": ["sliding_attention", "full_attention"]},
+    "ministral3": {
+        "rope_parameters": {
+            "rope_type": "default",
+            "rope_theta": 10000.0,
+            "llama_4_scaling_beta": 0.1,
+            "original_max_position_embeddings": 256,
+        },
+        "layer_types": ["sliding_attention", "full_attention"],
+    },
+    "exaone": {"num_layers": 2},
+    "bailing_moe": {
+        "num_shared_experts": 1,
+        "first_k_dense_replace": 1,
+        "norm_topk_prob": True,
+        "topk_group": 1,
+    },
+    "baichuan_m1": {"sliding_window_layers": [0], "conv_window": 2},
+    "afmoe": {
+        "layer_types": ["sliding_attention", "full_attention"],
+        "num_dense_layers": 1,
+        "num_shared_experts": 1,
+    },
+    "granitemoehybrid": {
+        "logits_scaling": 1.0,
+        "attention_multiplier": 1.0,
+        "embedding_multiplier": 1.0,
+        "residual_multiplier": 1.0,
+        "layer_types": ["mamba", "attention"],
+        "shared_intermediate_size": 32,
+        "mamba_n_heads": 8,
+        "mamba_d_head": 16,
+        "mamba_proj_bias": False,
+        "mamba_d_state": 8,
+        "mamba_d_conv": 4,
+        "mamba_n_groups": 1,
+        "mamba_conv_bias": True,
+        "time_step_limit": [0.0, 1e9],
+    },
+    # MLA layers beside delta-rule layers that keep the self_attn name (1-based kda_layers)
+    "kimi_linear": {
+        **MLA,
+        "model_max_length": 256,
+        "num_experts_per_token": 2,
+        "linear_attn_config": {
+            "kda_layers": [2],
+            "full_attn_layers": [1],
+            "num_heads": 4,
+            "head_dim": 16,
+            "short_conv_kernel_size": 4,
+        },
+    },
     # gated delta nets beside gated-query attention (text under text_config for Qwen3.5)
     **{name: LINEAR_ATTENTION for name in ("qwen3_5", "qwen3_5_moe")},
     "qwen3_next": {
@@ -219,12 +296,15 @@ ZOO: dict[str, dict[str, Any]] = {
 }
 
 
-def mlx_lm_layout(dest: Path, model_type: str) -> Path:
-    """model.safetensors and config.json of mlx-lm's Model for `model_type`, tiny."""
+def mlx_lm_layout(dest: Path, model_type: str, edit: Callable[[dict], None] | None = None) -> Path:
+    """model.safetensors and config.json of mlx-lm's Model for `model_type`, tiny; `edit`
+    changes the config.json written afterwards (a broken copy)."""
     module = importlib.import_module(f"mlx_lm.models.{model_type}")
     args = module.ModelArgs.from_dict({**BASE, **ZOO[model_type], "model_type": model_type})
     config = {k: v for k, v in dataclasses.asdict(args).items() if v is not None}
     config.update(model_type=model_type, torch_dtype="float32")
+    if edit is not None:
+        edit(config)
     return save_checkpoint(dest, module.Model(args), config, model_type)
 
 
@@ -240,3 +320,40 @@ def test_no_false_alarm_on_mlx_lm_layouts(model_type: str, tmp_path: Path) -> No
     ]
     assert alarms == []
     assert report.kind == "llm"
+
+
+def _set(key: str, value: Any) -> Callable[[dict], None]:
+    def edit(config: dict) -> None:
+        config[key] = value
+
+    return edit
+
+
+def _rope_lists(n: int) -> Callable[[dict], None]:
+    def edit(config: dict) -> None:
+        config["rope_scaling"] = {**config["rope_scaling"], "short_factor": [1.0] * n}
+
+    return edit
+
+
+# architecture, what is broken in config.json, the finding that must catch it
+BROKEN = [
+    ("minicpm3", _set("v_head_dim", 32), "CFG033"),  # kv_b_proj holds 4 x (16 + 16)
+    ("minicpm3", _set("hidden_size", 128), "CFG030"),  # values hidden/heads: o_proj takes 64
+    ("minicpm3", _rope_lists(16), "CFG062"),  # longrope over qk_rope 16: 8 factors
+    ("kimi_linear", _set("qk_nope_head_dim", 32), "CFG033"),  # its MLA layer is still judged
+]
+
+
+@pytest.mark.parametrize(
+    ("model_type", "edit", "code"),
+    BROKEN,
+    ids=[f"{n}-{c}-{i}" for i, (n, _, c) in enumerate(BROKEN)],
+)
+def test_broken_copies_still_caught(
+    model_type: str, edit: Callable[[dict], None], code: str, tmp_path: Path
+) -> None:
+    pytest.importorskip("mlx_lm", reason="mlx-lm is not installed (genai-common[llm])")
+    report = diagnose(mlx_lm_layout(tmp_path / model_type, model_type, edit))
+    found = {f.code for f in report.findings if f.severity in ("error", "warning")}
+    assert code in found, [f"{f.code}: {f.message}" for f in report.findings]

@@ -206,7 +206,13 @@ def _text_dims(md: ModelDir) -> TextDims:
     )
     if declared is None and mla_rank and nope and rope:
         declared = nope + rope  # MLA: queries and keys are nope + rope wide, whatever hidden/heads
-    head_dim = declared or (hidden // heads if hidden and heads and hidden % heads == 0 else None)
+    per_head = hidden // heads if hidden and heads and hidden % heads == 0 else None
+    head_dim = declared or per_head
+    # values: v_head_dim, else the config's head_dim, else hidden/heads; MLA's nope + rope is the
+    # query/key width only (MiniCPM3 sets neither: its values are hidden/heads wide)
+    v_head_dim = (
+        positive_count(tc.get("v_head_dim")) or positive_count(tc.get("head_dim")) or per_head
+    )
     return TextDims(
         hidden=hidden,
         layers=layers,
@@ -214,7 +220,7 @@ def _text_dims(md: ModelDir) -> TextDims:
         kv_heads=kv_heads,
         head_dim=head_dim,
         head_dim_declared=declared is not None,
-        v_head_dim=positive_count(tc.get("v_head_dim")) or head_dim,
+        v_head_dim=v_head_dim or head_dim,
         mla_rank=mla_rank,
         vocab=positive_count(tc.get("vocab_size")),
         intermediate=positive_count(tc.get("intermediate_size") or tc.get("n_inner")),
@@ -707,6 +713,12 @@ def _short_list(values: list[int], limit: int = 8) -> str:
     return f"[{shown}{', ...' if len(values) > limit else ''}]"
 
 
+def _recurrent_prefixes(text: dict[str, TensorInfo]) -> set[str]:
+    """`...self_attn.` modules that hold a recurrence's decay (A_log), not softmax attention:
+    Kimi Linear's delta-rule layers keep the attention name and q/k/v_proj of their own widths."""
+    return {name[: -len("A_log")] for name in text if name.endswith(".self_attn.A_log")}
+
+
 def _attention(md: ModelDir) -> Iterator[Finding]:
     dims = text_dims(md)
     if dims.heads and dims.kv_heads and dims.heads % dims.kv_heads:
@@ -742,8 +754,11 @@ def _attention(md: ModelDir) -> Iterator[Finding]:
     judged = (*expect_out, "o_proj")
     reported: set[str] = set()
     text = text_tensors(md)
+    recurrent = _recurrent_prefixes(text)
     for name, t in text.items():
         if not name.endswith("_proj.weight") or ".self_attn." not in name:
+            continue
+        if name[: name.rindex(".self_attn.") + len(".self_attn.")] in recurrent:
             continue
         proj = name.rsplit(".", 2)[-2]
         if proj in reported or proj not in judged:
@@ -903,7 +918,9 @@ def _rope_values(md: ModelDir, key: str, kind: str, rope: dict[str, Any]) -> Ite
         tc = md.text_config or {}
         partial = tc.get("partial_rotary_factor", 1.0)
         partial = partial if isinstance(partial, int | float) else 1.0
-        half = int(dims.head_dim * partial) // 2
+        # MLA rotates only the qk_rope_head_dim part of each head (MiniCPM3's longrope)
+        rotary = positive_count(tc.get("qk_rope_head_dim")) if dims.mla_rank else None
+        half = (rotary or int(dims.head_dim * partial)) // 2
         for name in ("short_factor", "long_factor"):
             value = rope.get(name)
             if value is None:
@@ -1027,8 +1044,12 @@ def _mla(md: ModelDir) -> Iterator[Finding]:
         "unembed_out": ((h, v), f"heads {h}, v_head_dim {v}"),
     }
     reported: set[str] = set()
-    for name, t in text_tensors(md).items():
+    text = text_tensors(md)
+    recurrent = _recurrent_prefixes(text)
+    for name, t in text.items():
         if ".self_attn." not in name or not name.endswith(".weight"):
+            continue
+        if name[: name.rindex(".self_attn.") + len(".self_attn.")] in recurrent:
             continue
         proj = name.rsplit(".", 2)[-2]
         if proj in reported:
