@@ -64,6 +64,15 @@ MLA = {
     "n_group": 1,
     "topk_group": 1,
 }
+MINISTRAL3 = {
+    "rope_parameters": {
+        "rope_type": "default",
+        "rope_theta": 10000.0,
+        "llama_4_scaling_beta": 0.1,
+        "original_max_position_embeddings": 256,
+    },
+    "layer_types": ["sliding_attention", "full_attention"],
+}
 # model type -> what it needs beyond BASE (mlx-lm 0.32)
 ZOO: dict[str, dict[str, Any]] = {
     **{
@@ -234,15 +243,7 @@ ZOO: dict[str, dict[str, Any]] = {
         },
     },
     "olmo3": {"layer_types": ["sliding_attention", "full_attention"]},
-    "ministral3": {
-        "rope_parameters": {
-            "rope_type": "default",
-            "rope_theta": 10000.0,
-            "llama_4_scaling_beta": 0.1,
-            "original_max_position_embeddings": 256,
-        },
-        "layer_types": ["sliding_attention", "full_attention"],
-    },
+    "ministral3": MINISTRAL3,
     "exaone": {"num_layers": 2},
     "bailing_moe": {
         "num_shared_experts": 1,
@@ -284,6 +285,26 @@ ZOO: dict[str, dict[str, Any]] = {
             "head_dim": 16,
             "short_conv_kernel_size": 4,
         },
+    },
+    # the text model under text_config (the multimodal checkpoints' language part)
+    "mistral3": {"text_config": {**BASE, "model_type": "ministral3", **MINISTRAL3}},
+    "gemma3n": {
+        "text_config": {
+            **BASE,
+            "model_type": "gemma3n_text",
+            "num_kv_shared_layers": 0,
+            "vocab_size_per_layer_input": 256,
+            "rope_local_base_freq": 10000.0,
+            "final_logit_softcapping": 30.0,
+            "layer_types": ["sliding_attention", "full_attention"],
+            "activation_sparsity_pattern": [0.0, 0.0],
+            "hidden_size_per_layer_input": 8,
+            "altup_num_inputs": 2,
+            "altup_coef_clip": 120.0,
+            "altup_correct_scale": True,
+            "altup_active_idx": 0,
+            "laurel_rank": 8,
+        }
     },
     # gated delta nets beside gated-query attention (text under text_config for Qwen3.5)
     **{name: LINEAR_ATTENTION for name in ("qwen3_5", "qwen3_5_moe")},
