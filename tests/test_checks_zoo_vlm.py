@@ -7,16 +7,18 @@ produces: what an mlx-community conversion holds) and the config as config.json.
 family must then be silent at warning and error. No tokenizer or processor files are written:
 TOK001 is the one finding that is about them, and it is left aside for every family.
 
-Each family that raised a false alarm here was a defect in the checks (mlx-vlm 0.7.10): a
-connector that pixel-shuffles before its first layer (Idefics3 and SmolVLM's scale_factor, Aya
-Vision and LFM2-VL's downsample_factor, InternVL's downsample_ratio), Mistral 3's patch merger
-with its spatial_merge_size at the top level, Mllama's projector taking vision_output_dim and its
-embedding of vocab_size + 8 rows, Idefics2's gated connector and perceiver, GLM-4V's merger
-after a strided downsample, Aya Vision's cohere2 language model tied by default. The second test
-breaks a copy of each of those layouts and checks the real defect is still caught.
+Each family that raised a false alarm here was a defect in the checks (mlx-vlm 0.7.10): a connector
+that pixel-shuffles before its first layer (Idefics3 and SmolVLM's scale_factor, Aya Vision and
+LFM2-VL's downsample_factor, InternVL's downsample_ratio), Mistral 3's patch merger with its
+spatial_merge_size at the top level, Mllama's projector taking vision_output_dim and its embedding
+of vocab_size + 8 rows, Idefics2's gated connector and perceiver, GLM-4V's merger after a strided
+downsample, Aya Vision's cohere2 language model tied by default, Kimi-VL's MoonViT (MLP fc0 up and
+fc1 down, embed_dim beside a hidden_size that is no merger output, a projector over
+merge_kernel_size windows). The second test breaks a copy of each of those layouts and checks the
+real defect is still caught.
 
 Left out: phi3_v (mlx-vlm builds a full CLIP ViT-L/14-336, about 300M parameters, whatever the
-vision_config says). A model type whose arguments mlx-vlm changes fails here with its error.
+vision_config says); gemma3n, deepseek_vl_v2, minicpmv, molmo, florence2 (not yet built tiny). A model type whose arguments mlx-vlm changes fails here with its error.
 """
 
 from __future__ import annotations
@@ -267,6 +269,75 @@ ZOO: dict[str, dict[str, Any]] = {
         },
         "vision_config": vision("lfm2_vl", num_patches=16),
     },
+    "glm4v_moe": {
+        "model_type": "glm4v_moe",
+        "image_token_id": 250,
+        "video_token_id": 251,
+        "text_config": text(
+            "glm4v_moe_text",
+            n_routed_experts=4,
+            n_shared_experts=1,
+            num_experts_per_tok=2,
+            moe_intermediate_size=32,
+            first_k_dense_replace=1,
+            n_group=1,
+            topk_group=1,
+            norm_topk_prob=True,
+            routed_scaling_factor=1.0,
+            use_qk_norm=False,
+            attention_bias=False,
+            partial_rotary_factor=0.5,
+            rope_scaling={"rope_type": "default", "mrope_section": [2, 3, 3]},
+        ),
+        "vision_config": {
+            "model_type": "glm4v_moe",
+            **{k: v for k, v in QWEN_VISION.items() if not k.startswith("spatial_patch")},
+        },
+    },
+    # Bunny's config.json names no image_token_index (its -200 placeholder is code, not vocab)
+    "llava_bunny": {
+        "model_type": "llava-qwen2",
+        "auto_map": {},
+        "hidden_size": 64,
+        "mm_hidden_size": 32,
+        "text_config": text("qwen2"),
+        "vision_config": vision("siglip_vision_model"),
+    },
+    # MoonViT: embed_dim beside hidden_size (not a merger output), MLP fc0 up / fc1 down; the
+    # projector takes merge_kernel_size windows of patches
+    "kimi_vl": {
+        "model_type": "kimi_vl",
+        "image_token_index": 250,
+        "media_placeholder_token_id": 250,
+        "text_config": text(
+            "deepseek_v3",
+            n_routed_experts=4,
+            n_shared_experts=1,
+            num_experts_per_tok=2,
+            moe_intermediate_size=32,
+            first_k_dense_replace=1,
+            n_group=1,
+            topk_group=1,
+            kv_lora_rank=32,
+            q_lora_rank=32,
+            qk_rope_head_dim=16,
+            qk_nope_head_dim=16,
+            v_head_dim=16,
+        ),
+        "vision_config": {
+            "model_type": "moonvit",
+            "depth": 2,
+            "embed_dim": 32,
+            "hidden_size": 32,
+            "num_heads": 2,
+            "image_size": 32,
+            "patch_size": 8,
+            "intermediate_size": 64,
+            "init_pos_emb_height": 4,
+            "init_pos_emb_width": 4,
+            "merge_kernel_size": [2, 2],
+        },
+    },
 }
 
 
@@ -322,6 +393,10 @@ BROKEN = [
     ("idefics2", _set("hidden_size", 48, "vision_config"), "VLM030"),
     ("glm4v", _set("out_hidden_size", 48, "vision_config"), "VLM030"),
     ("aya_vision", _set("tie_word_embeddings", False, "text_config"), "CFG041"),
+    ("kimi_vl", _set("merge_kernel_size", [1, 1], "vision_config"), "VLM030"),  # takes 32 x 4
+    ("kimi_vl", _set("intermediate_size", 48, "vision_config"), "VLM021"),  # fc0 has 64 rows
+    ("kimi_vl", _set("embed_dim", 48, "vision_config"), "VLM020"),  # fc0 takes 32
+    ("glm4v", _set("hidden_size", 48, "text_config"), "VLM031"),  # the merger maps to 64
 ]
 
 

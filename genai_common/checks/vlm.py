@@ -252,7 +252,10 @@ def _widths(md: ModelDir) -> Iterator[Finding]:
     vis = _vision(md)
     if not vis or width is None:
         return
-    for suffix in ("attn.qkv.weight", "self_attn.q_proj.weight", "mlp.fc1.weight"):
+    # the MLP's up projection: fc1 (CLIP, SigLIP), fc0 where the blocks count from 0 (MoonViT,
+    # Kimi-VL: fc0 up, fc1 down)
+    up = "mlp.fc0.weight" if any(n.endswith("mlp.fc0.weight") for n in vis) else "mlp.fc1.weight"
+    for suffix in ("attn.qkv.weight", "self_attn.q_proj.weight", up):
         t = _first_block(vis, suffix)
         shape = logical_rows_cols(md, t) if t else None
         if t is None or shape is None:
@@ -265,7 +268,7 @@ def _widths(md: ModelDir) -> Iterator[Finding]:
                 file=t.file,
             )
             return
-        if suffix == "mlp.fc1.weight" and inter is not None and rows != inter:
+        if suffix == up and inter is not None and rows != inter:
             yield finding(
                 "VLM021",
                 f"{t.name} has {rows} outputs but the vision intermediate size is {inter}",
@@ -327,6 +330,12 @@ def projector_input(md: ModelDir, first: str) -> tuple[int | None, str]:
         merge = dims["merge"] or positive_count(cfg.get("spatial_merge_size"))
         if merge and merge > 1:
             return width * merge * merge, f"vision hidden {width} x spatial_merge_size^2 {merge**2}"
+    kernel = (md.vision_config or {}).get("merge_kernel_size")
+    if isinstance(kernel, list) and len(kernel) == 2 and all(positive_count(k) for k in kernel):
+        # Kimi-VL: the projector takes each kh x kw window of patches, concatenated
+        merged = kernel[0] * kernel[1]
+        if merged > 1:
+            return width * merged, f"vision hidden {width} x merge_kernel_size {kernel}"
     shuffle, key = pixel_shuffle(cfg)
     if shuffle > 1:
         return width * shuffle * shuffle, f"vision hidden {width} x {key}^2 {shuffle**2}"
@@ -377,7 +386,7 @@ def _projector(md: ModelDir) -> Iterator[Finding]:
             file=first.file,
         )
     targets = [("text hidden_size", text_hidden)]
-    if dims["out"]:
+    if dims["out"] and "merger" in last.name:  # a separate projector maps to the text width
         targets.append(("vision_config.hidden_size (merger output)", dims["out"]))
     # PaliGemma's projector maps to projection_dim; CLIP's projection_dim (LLaVA) is unused there.
     if dims["projection_dim"] and md.model_type == "paligemma":
