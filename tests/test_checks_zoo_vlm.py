@@ -18,7 +18,8 @@ merge_kernel_size windows). The second test breaks a copy of each of those layou
 real defect is still caught.
 
 Left out: phi3_v (mlx-vlm builds a full CLIP ViT-L/14-336, about 300M parameters, whatever the
-vision_config says); gemma3n, deepseek_vl_v2, minicpmv, molmo, florence2 (not yet built tiny). A model type whose arguments mlx-vlm changes fails here with its error.
+vision_config says); gemma3n, deepseek_vl_v2, minicpmv, molmo, florence2 (not yet built tiny).
+A model type whose arguments mlx-vlm changes fails here with its error.
 """
 
 from __future__ import annotations
