@@ -428,3 +428,25 @@ def test_qwen3_next_caches_only_its_full_attention_layers(tmp_path: Path) -> Non
     md = ModelDir.open(tmp_path, metadata_only=True)
     [mem001] = [f for f in memory.estimate(md, BIG) if f.code == "MEM001"]
     assert "KV cache 24.00 KiB/token, 6.00 GiB at 262144 tokens" in mem001.message
+
+
+def test_openelm_kv_heads_per_layer_are_what_mlx_lm_caches(tmp_path: Path) -> None:
+    config = {
+        "model_type": "openelm",
+        "head_dim": 16,
+        "num_transformer_layers": 3,
+        "model_dim": 64,
+        "vocab_size": 64,
+        "ffn_dim_divisor": 16,
+        "num_query_heads": [4, 4, 8],
+        "num_kv_heads": [1, 2, 4],
+        "ffn_multipliers": [1.0, 1.0, 2.0],
+        "torch_dtype": "float32",
+    }
+    measured = _cache_bytes_per_token(mlx_lm_model(config))
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    per_token, at_context, largest = memory.kv_bytes(
+        ModelDir.open(tmp_path, metadata_only=True), 100
+    )
+    assert per_token == measured == (1 + 2 + 4) * 2 * 16 * 4
+    assert (at_context, largest) == (measured * 100, 4 * 2 * 16 * 4 * 100)

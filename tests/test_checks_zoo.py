@@ -152,6 +152,14 @@ ZOO: dict[str, dict[str, Any]] = {
         "moe_layer_start_index": 1,
     },
     "apertus": {"post_norm": False, "qk_norm": True},
+    "openelm": {  # its own names, and head counts per layer
+        "num_transformer_layers": 2,
+        "model_dim": 64,
+        "ffn_dim_divisor": 16,
+        "num_query_heads": [4, 4],
+        "num_kv_heads": [1, 2],
+        "ffn_multipliers": [1.0, 2.0],
+    },
     "stablelm": {"use_qkv_bias": False},
     "gpt_bigcode": {"n_embd": 64, "n_layer": 2, "n_inner": 128, "n_head": 4, "n_positions": 256},
     "recurrent_gemma": {

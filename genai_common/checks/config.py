@@ -185,12 +185,26 @@ def positive_count(value: Any) -> int | None:
     return n if n is not None and n <= MAX_COUNT else None
 
 
+def per_layer_counts(value: Any) -> list[int] | None:
+    """A list of positive counts, one per layer (OpenELM's num_query_heads, num_kv_heads)."""
+    if not isinstance(value, list) or not value:
+        return None
+    counts = [positive_count(v) for v in value]
+    return None if None in counts else counts  # type: ignore[return-value]
+
+
 def _text_dims(md: ModelDir) -> TextDims:
-    """Every dimension is a positive int up to MAX_COUNT, else None."""
+    """Every dimension is a positive int up to MAX_COUNT, else None (per-layer head counts, as
+    OpenELM's, leave heads and kv_heads None: see per_layer_counts)."""
     tc = md.text_config or {}
-    hidden = positive_count(tc.get("hidden_size") or tc.get("n_embd") or tc.get("d_model"))
+    hidden = positive_count(
+        tc.get("hidden_size") or tc.get("n_embd") or tc.get("d_model") or tc.get("model_dim")
+    )
     layers = positive_count(
-        tc.get("num_hidden_layers") or tc.get("n_layer") or tc.get("num_layers")
+        tc.get("num_hidden_layers")
+        or tc.get("n_layer")
+        or tc.get("num_layers")
+        or tc.get("num_transformer_layers")
     )
     heads = positive_count(tc.get("num_attention_heads") or tc.get("n_head"))
     kv_heads = positive_count(tc.get("num_key_value_heads"))
@@ -582,9 +596,14 @@ def _required_keys(md: ModelDir) -> Iterator[Finding]:
     if not tc:
         return
     groups = {
-        "hidden_size": ("hidden_size", "n_embd", "d_model"),
-        "num_hidden_layers": ("num_hidden_layers", "n_layer", "num_layers"),
-        "num_attention_heads": ("num_attention_heads", "n_head"),
+        "hidden_size": ("hidden_size", "n_embd", "d_model", "model_dim"),
+        "num_hidden_layers": (
+            "num_hidden_layers",
+            "n_layer",
+            "num_layers",
+            "num_transformer_layers",
+        ),
+        "num_attention_heads": ("num_attention_heads", "n_head", "num_query_heads"),
         "vocab_size": ("vocab_size",),
     }
     where = "text_config" if tc is not (md.config or {}) else "config.json"
@@ -596,6 +615,8 @@ def _required_keys(md: ModelDir) -> Iterator[Finding]:
             if key == "num_attention_heads" and md.model_type in ATTENTION_FREE:
                 continue
             yield finding("CFG001", f"{where} has no {key}", file="config.json")
+        elif per_layer_counts(tc[present[0]]):
+            continue  # OpenELM: a head count per layer
         elif positive_int(tc[present[0]]) is None:
             yield finding(
                 "CFG001",

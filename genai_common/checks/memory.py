@@ -27,7 +27,14 @@ from collections import namedtuple
 from collections.abc import Iterator
 
 from genai_common.checks import finding, register
-from genai_common.checks.config import positive_count, positive_int, run_each, tensors, text_dims
+from genai_common.checks.config import (
+    per_layer_counts,
+    positive_count,
+    positive_int,
+    run_each,
+    tensors,
+    text_dims,
+)
 from genai_common.report import Finding
 
 TYPE_CHECKING = False
@@ -262,10 +269,14 @@ def kv_layout(md: ModelDir) -> KVLayout | None:
 def kv_bytes(md: ModelDir, context: int) -> tuple[int, int, int] | None:
     """(bytes per token at short context, bytes at `context`, largest single layer at `context`)."""
     dims = text_dims(md)
+    tc = md.text_config or {}
+    kv_per_layer = per_layer_counts(tc.get("num_kv_heads"))
+    if kv_per_layer and dims.head_dim:  # OpenELM: each layer its own kv heads
+        sizes = [2 * kv * dims.head_dim * kv_dtype_bytes(md) for kv in kv_per_layer]
+        return sum(sizes), sum(sizes) * context, max(sizes) * context
     layout = kv_layout(md)
     if not (dims.layers and layout):
         return None
-    tc = md.text_config or {}
     per_layer_token = layout.elements * kv_dtype_bytes(md)
     window = positive_int(tc.get("sliding_window"))
     per_token = total = largest = 0
