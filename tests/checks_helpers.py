@@ -155,6 +155,37 @@ LINEAR_ATTENTION: dict[str, Any] = {
     "linear_value_head_dim": 16,
     "linear_conv_kernel_dim": 4,
 }
+# Tiny widths of the hybrid families whose layer pattern decides the KV cache; each test adds the
+# pattern it needs (LFM2 full_attn_idxs, Nemotron-H hybrid_override_pattern, Jamba's period)
+HYBRID_TINY: dict[str, dict[str, Any]] = {
+    "lfm2": {
+        "conv_bias": False,
+        "conv_L_cache": 3,
+        "block_dim": 64,
+        "block_multiple_of": 32,
+        "block_ffn_dim_multiplier": 1.0,
+        "block_auto_adjust_ff_dim": False,
+        "block_ff_dim": 128,
+    },
+    "nemotron_h": {
+        "mamba_num_heads": 8,
+        "mamba_head_dim": 16,
+        "mamba_proj_bias": False,
+        "ssm_state_size": 8,
+        "conv_kernel": 4,
+        "n_groups": 1,
+        "use_conv_bias": True,
+        "use_bias": False,
+        "time_step_limit": [0.0, 1e9],  # the default's Infinity is not JSON (JSON004)
+    },
+    "jamba": {
+        "expert_layer_offset": 1,
+        "expert_layer_period": 2,
+        "mamba_d_conv": 4,
+        "mamba_d_state": 8,
+        "mamba_expand": 2,
+    },
+}
 MAX_TINY_PARAMETERS = 4_000_000
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from checks_helpers import LINEAR_ATTENTION, save_checkpoint
+from checks_helpers import HYBRID_TINY, LINEAR_ATTENTION, save_checkpoint
 
 from genai_common.doctor import diagnose
 
@@ -187,37 +187,9 @@ ZOO: dict[str, dict[str, Any]] = {
         "time_step_limit": [0.0, 1e9],  # the default's Infinity is not JSON (JSON004)
         "time_step_rank": 4,
     },
-    "nemotron_h": {
-        "mamba_num_heads": 8,
-        "mamba_head_dim": 16,
-        "mamba_proj_bias": False,
-        "ssm_state_size": 8,
-        "conv_kernel": 4,
-        "n_groups": 1,
-        "use_conv_bias": True,
-        "use_bias": False,
-        "hybrid_override_pattern": ["M", "*"],
-        "time_step_limit": [0.0, 1e9],
-    },
-    "jamba": {
-        "attn_layer_offset": 1,
-        "attn_layer_period": 2,
-        "expert_layer_offset": 1,
-        "expert_layer_period": 2,
-        "mamba_d_conv": 4,
-        "mamba_d_state": 8,
-        "mamba_expand": 2,
-    },
-    "lfm2": {
-        "conv_bias": False,
-        "conv_L_cache": 3,
-        "block_dim": 64,
-        "block_multiple_of": 32,
-        "block_ffn_dim_multiplier": 1.0,
-        "block_auto_adjust_ff_dim": False,
-        "block_ff_dim": 128,
-        "full_attn_idxs": [1],
-    },
+    "nemotron_h": {**HYBRID_TINY["nemotron_h"], "hybrid_override_pattern": ["M", "*"]},
+    "jamba": {**HYBRID_TINY["jamba"], "attn_layer_offset": 1, "attn_layer_period": 2},
+    "lfm2": {**HYBRID_TINY["lfm2"], "full_attn_idxs": [1]},
     "gptj": {"n_embd": 64, "n_layer": 2, "n_head": 4, "n_positions": 256, "rotary_dim": 8},
     "ernie4_5": {"use_bias": False},
     "minicpm": {"dim_model_base": 64, "scale_depth": 1.0, "scale_emb": 1.0},
