@@ -144,14 +144,14 @@ def floor_safe_open(path: Path) -> int:
 def header_scan(path: Path) -> int:
     """The floor's work through ModelDir: list the folder, read config.json (kind and loader),
     read and validate the header of every shard the loader reads."""
-    from genai_common.model_dir import ModelDir
+    from genai_common.model import ModelDir
 
     return len(ModelDir.open(path).tensors)
 
 
 def scan(path: Path) -> int:
     """What the checks read: every header the loader reads (validated), the index, the config."""
-    from genai_common.model_dir import ModelDir
+    from genai_common.model import ModelDir
 
     md = ModelDir.open(path)
     _ = md.index, md.config, md.tokenizer

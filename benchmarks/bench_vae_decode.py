@@ -54,7 +54,7 @@ def measure(
 def main() -> list[dict[str, Any]]:
     from diffusers.utils import logging
 
-    from genai_common.checks.memory import decode_values_per_pixel
+    from genai_common.model.memory import decode_values_per_pixel
 
     logging.set_verbosity_error()  # casting a random decoder with .to() warns about float32 modules
     rows = []

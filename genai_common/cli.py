@@ -16,11 +16,11 @@ import sys
 # name -> (module implementing add_arguments/run, one-line help). Keep modules light at import.
 COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": (
-        "genai_common.doctor",
+        "genai_common.doctor.command",
         "Diagnose a model directory, file or cached hub id without loading weights.",
     ),
     "inspect": (
-        "genai_common.facts",
+        "genai_common.doctor.inspect",
         "Facts about a model: architecture, parameters, dtypes, bytes, memory.",
     ),
     "env": ("genai_common.runtime.envinfo", "Frameworks, versions, backend, device and memory."),

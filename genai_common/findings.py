@@ -42,6 +42,7 @@ KINDS = ("llm", "vlm", "diffusion", "ml", "adapter", "gguf", "unknown")
 # What a generated project can be (copier's project_kind; `genai tiny` builds one of each).
 PROJECT_KINDS = ("llm", "vlm", "diffusion", "ml")
 SCHEMA_VERSION = 1
+CATALOGUE = "reference/CHECKS.md"  # the generated catalogue of every rule
 
 
 class Finding(namedtuple("Finding", "code severity message hint file", defaults=(None, None))):
@@ -164,6 +165,11 @@ class Rule(
         """The family letters of the code (CFG for CFG010)."""
         return self.code.rstrip("0123456789")
 
+    @property
+    def anchor(self) -> str:
+        """Where the rule is explained: its url, else its entry in the doctor's catalogue."""
+        return self.url or f"{CATALOGUE}#{self.code.lower()}"
+
 
 class Family(namedtuple("Family", "name prefixes title kinds module", defaults=(None, None))):
     """A family of rules: its name, the code prefixes it owns, a catalogue title, the kinds it
@@ -186,7 +192,7 @@ class RuleError(Exception):
     doubly defined code, or a finding whose code its function does not declare."""
 
 
-class Skip(Exception):  # noqa: N818  (the name says what the rule does: it skips)
+class Skip(Exception):
     """Raised by a rule that cannot judge this subject; the message says why."""
 
 
@@ -218,8 +224,13 @@ def rule(
         where = f"{func.__module__}:{func.__qualname__}"
         new = Rule(code, title, severity, fix, compares, kinds_, url, where)
         old = RULES.get(code)
-        if old is not None and old != new:
+        if old is not None and old[:-1] != new[:-1]:
             raise RuleError(f"rule code {code} declared twice: {old.where} and {where}")
+        if old is not None and where not in old.where.split(", "):
+            # one declaration applied to several functions (`X = rule(...)`, then `@X` on each)
+            new = old._replace(where=f"{old.where}, {where}")
+        elif old is not None:
+            new = old
         RULES[code] = new
         declared: dict[str, Rule] = func.__dict__.setdefault("__rules__", {})
         declared[code] = new

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from genai_common.checks import family_module
+from genai_common.doctor.registry import check_family
 from genai_common.formats.safetensors import encode_header, read_header
-from genai_common.model_dir import ModelDir
-from genai_common.report import Finding
+from genai_common.model import ModelDir
+from genai_common.findings import Finding
 
 Spec = dict[str, tuple[str, tuple[int, ...]]]
 
@@ -35,7 +35,7 @@ CLEAN_TINY = [
 
 def run(path: Path, family: str, *, metadata_only: bool = False) -> list[Finding]:
     md = ModelDir.open(path, metadata_only=metadata_only)
-    return list(family_module(family).check(md))
+    return check_family(family, md)
 
 
 def codes(path: Path, family: str, **kw: Any) -> list[str]:

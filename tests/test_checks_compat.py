@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from checks_helpers import codes, edit_json, messages, problems, run, without
 
-from genai_common.checks import compat
+from genai_common.model import loaders as compat
 
 needs_loaders = pytest.mark.skipif(
     compat.supported("mlx_lm") is None or compat.supported("mlx_vlm") is None,
@@ -32,7 +32,7 @@ def test_clean_tiny_models_pass(fixture: str, request: pytest.FixtureRequest) ->
 
 def test_supported_lists_read_without_importing(tmp_path: Path) -> None:
     code = (
-        "import sys; from genai_common.checks import compat; "
+        "import sys; from genai_common.model import loaders as compat; "
         "info = compat.supported('mlx_lm'); "
         "print(info is None or 'llama' in info[0], 'mlx_lm' in sys.modules, 'mlx' in sys.modules)"
     )
@@ -67,10 +67,10 @@ def test_cmp001_no_model_type(llama: Path) -> None:
 def test_cmp002_without_loaders(tiny_llm: Path) -> None:
     # `python -S`: no site-packages, so neither loader is importable (a real environment without them)
     code = (
-        "import sys; from genai_common.model_dir import ModelDir; "
-        "from genai_common.checks import family_module; "
+        "import sys; from genai_common.model import ModelDir; "
+        "from genai_common.doctor.registry import check_family; "
         f"md = ModelDir.open({str(tiny_llm)!r}); "
-        "print(*[f.code for f in family_module('compat').check(md)])"
+        "print(*[f.code for f in check_family('compat', md)])"
     )
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": str(root)}
@@ -141,7 +141,7 @@ def test_cmp030_auto_map(llama: Path) -> None:
 def test_remapping_reads_the_literal_as_python_does(tmp_path: Path, literal: str) -> None:
     import ast
 
-    from genai_common.checks.compat import _remapping
+    from genai_common.model.loaders import _remapping
 
     expected = {str(k): str(v) for k, v in ast.literal_eval(literal).items()}
     near = tmp_path / "near.py"
@@ -153,7 +153,7 @@ def test_remapping_reads_the_literal_as_python_does(tmp_path: Path, literal: str
 
 
 def test_remapping_without_a_closed_literal_is_empty(tmp_path: Path) -> None:
-    from genai_common.checks.compat import _remapping
+    from genai_common.model.loaders import _remapping
 
     broken = tmp_path / "utils.py"
     broken.write_text('MODEL_REMAPPING = {"a": "b",\n')
@@ -175,7 +175,9 @@ def test_cmp040_half_precision_experts_on_the_cpu(tiny_model_factory) -> None:
         }
 
     rewrite_tensors(model, to_bf16)
-    expected_here = compat._mlx_backend_here()
+    from genai_common.runtime.machine import mlx_backend_here
+
+    expected_here = mlx_backend_here()
     found = messages(model, "compat", "CMP040")
     if expected_here == "cpu":
         n = sum(1 for k in read_spec(model / "model.safetensors") if ".experts." in k)

@@ -334,15 +334,15 @@ FAMILIES = ("config", "tokenizer", "quant", "vlm", "compat", "memory")
 def test_no_family_raises_on_any_config(tiny_llm_4bit: Path, changes: dict) -> None:
     import tempfile
 
-    from genai_common.checks import family_module
-    from genai_common.model_dir import ModelDir
+    from genai_common.doctor.registry import check_family
+    from genai_common.model import ModelDir
 
     with tempfile.TemporaryDirectory() as tmp:
         model = Path(shutil.copytree(tiny_llm_4bit, Path(tmp) / "m"))
         edit_json(model / "config.json", lambda d: d.update(changes))
         md = ModelDir.open(model)
         for family in FAMILIES:
-            found = list(family_module(family).check(md))
+            found = check_family(family, md)
             assert not [f for f in found if f.code == "DOC001"], (family, found)
 
 
@@ -374,8 +374,8 @@ def test_no_family_raises_on_any_vlm_config(
 ) -> None:
     import tempfile
 
-    from genai_common.checks import family_module
-    from genai_common.model_dir import ModelDir
+    from genai_common.doctor.registry import check_family
+    from genai_common.model import ModelDir
 
     def change(d: dict) -> None:
         d["vision_config"].update(vision)
@@ -387,7 +387,7 @@ def test_no_family_raises_on_any_vlm_config(
         edit_json(model / "preprocessor_config.json", lambda d: d.update(size=size))
         md = ModelDir.open(model)
         for family in FAMILIES:
-            found = list(family_module(family).check(md))
+            found = check_family(family, md)
             assert not [f for f in found if f.code == "DOC001"], (family, found)
 
 
@@ -411,15 +411,15 @@ def test_mla_o_proj_takes_heads_times_v_head_dim(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_public_configs_raise_no_false_alarm(name: str, tmp_path: Path) -> None:
-    from genai_common.checks import family_module
-    from genai_common.model_dir import ModelDir
+    from genai_common.doctor.registry import check_family
+    from genai_common.model import ModelDir
 
     md = ModelDir.open(write_metadata_only(tmp_path, name), metadata_only=True)
     found = [
         f
         for family in FAMILIES
         if family != "memory"  # judged against this machine: see test_checks_memory.py
-        for f in family_module(family).check(md)
+        for f in check_family(family, md)
         if f.severity != "info" and f.code != "TOK001"  # no tokenizer files written here
     ]
     assert found == []
@@ -441,7 +441,7 @@ def test_public_config_with_a_real_defect(tmp_path: Path) -> None:
 
 
 def test_index_helpers_do_not_enumerate_the_configured_count() -> None:
-    from genai_common.checks.config import first_missing, is_range
+    from genai_common.model.values import first_missing, is_range
 
     assert first_missing({0, 1, 3}, 2**40, limit=3) == [2, 4, 5]
     assert first_missing({0, 1, 2}, 3, limit=8) == []
@@ -477,24 +477,19 @@ def test_text_tensors_and_layer_indices_match_the_per_name_rules(tmp_path: Path)
 
     from checks_helpers import write_safetensors
 
-    from genai_common.checks.config import (
-        LAYER_PATTERN,
-        is_text_tensor,
-        text_layer_indices,
-        text_tensors,
-    )
-    from genai_common.model_dir import ModelDir
+    from genai_common.model import ModelDir
+    from genai_common.model.text import LAYER_PATTERN, is_text_tensor
 
     write_safetensors(tmp_path / "model.safetensors", {n: ("F16", (2,)) for n in TRICKY_NAMES})
     md = ModelDir.open(tmp_path / "model.safetensors")
-    assert set(text_tensors(md)) == {n for n in TRICKY_NAMES if is_text_tensor(n)}
+    assert set(md.text.tensors) == {n for n in TRICKY_NAMES if is_text_tensor(n)}
     expected = {
         int(m.group(1))
         for n in TRICKY_NAMES
         if is_text_tensor(n) and (m := re.search(LAYER_PATTERN, n))
     }
-    assert text_layer_indices(md) == expected == {0, 12, 7, 3, 2, 6}
-    from genai_common.facts import facts
+    assert md.text.layer_indices == expected == {0, 12, 7, 3, 2, 6}
+    from genai_common.doctor.inspect import facts
 
     every = [
         int(m.group(1)) for n in TRICKY_NAMES if (m := re.search(r"(?:^|\.)layers\.(\d+)\.", n))
@@ -503,7 +498,7 @@ def test_text_tensors_and_layer_indices_match_the_per_name_rules(tmp_path: Path)
     text_only = tmp_path / "text"
     write_safetensors(text_only / "model.safetensors", {"model.layers.1.w.weight": ("F16", (2,))})
     md = ModelDir.open(text_only / "model.safetensors")
-    assert text_tensors(md) is md.tensors  # no marker anywhere: the dict itself, no copy
+    assert md.text.tensors is md.tensors  # no marker anywhere: the dict itself, no copy
 
 
 # One config value changed at a time on the tiny DeepSeek-V3 (DeepSeek's layout) and on mlx-lm's

@@ -14,16 +14,16 @@ from malformed_corpus import (
     write_st,
 )
 
-from genai_common.checks import files
-from genai_common.model_dir import ModelDir
+from genai_common.doctor.registry import check_family
+from genai_common.model import ModelDir
 
 
 def codes(path: Path, **kw) -> list[str]:
-    return [f.code for f in files.check(ModelDir.open(path, **kw))]
+    return [f.code for f in check_family("files", ModelDir.open(path, **kw))]
 
 
 def messages(path: Path, code: str, **kw) -> list[str]:
-    return [f.message for f in files.check(ModelDir.open(path, **kw)) if f.code == code]
+    return [f.message for f in check_family("files", ModelDir.open(path, **kw)) if f.code == code]
 
 
 def test_clean_layouts_pass(tmp_path: Path) -> None:

@@ -20,10 +20,11 @@ from checks_helpers import (
     problems,
 )
 
-from genai_common.checks import memory
-from genai_common.checks.memory import Machine
+from genai_common.doctor.rules import memory
+from genai_common.model.memory import layer_kinds
+from genai_common.runtime.machine import Machine, machine
 from genai_common.formats.safetensors import read_header
-from genai_common.model_dir import ModelDir
+from genai_common.model import ModelDir
 
 KiB = 1024
 BIG = Machine(2**40, 2**40, "test", None)  # room for anything: only the informational findings
@@ -41,13 +42,13 @@ def codes_on(model: Path, machine: Machine) -> list[str]:
 def test_clean_tiny_models_fit_this_machine(fixture: str, request: pytest.FixtureRequest) -> None:
     model = request.getfixturevalue(fixture)
     assert problems(model, "memory") == []
-    assert memory.machine().total and memory.machine().total > 0
+    assert machine().total and machine().total > 0
 
 
 @pytest.mark.parametrize("fixture", ["tiny_llm", "tiny_llm_4bit"])
 def test_weight_bytes_are_exact(fixture: str, request: pytest.FixtureRequest) -> None:
     model = request.getfixturevalue(fixture)
-    total, unknown, largest = memory.weight_bytes(ModelDir.open(model))
+    total, unknown, largest = ModelDir.open(model).memory.weights
     assert unknown == 0
     assert total == sum(data_bytes(p) for p in model.glob("model*.safetensors"))  # scales/biases in
     assert largest is not None
@@ -55,7 +56,7 @@ def test_weight_bytes_are_exact(fixture: str, request: pytest.FixtureRequest) ->
 
 def test_kv_cache_per_token(tiny_llm: Path) -> None:
     # 2 layers x (k, v) x 2 kv heads x head_dim 16 x 2 bytes (float16)
-    per_token, at_ctx, one_layer = memory.kv_bytes(ModelDir.open(tiny_llm), 2048)
+    per_token, at_ctx, one_layer = ModelDir.open(tiny_llm).memory.kv_bytes(2048)
     assert per_token == 2 * 2 * 2 * 16 * 2 == 256
     assert at_ctx == 256 * 2048 and one_layer == 128 * 2048
 
@@ -65,7 +66,7 @@ def test_kv_cache_sliding_layers_hold_a_window(llama: Path) -> None:
         llama / "config.json",
         lambda d: d.update(layer_types=["sliding_attention", "full_attention"], sliding_window=16),
     )
-    _, at_ctx, _ = memory.kv_bytes(ModelDir.open(llama), 2048)
+    _, at_ctx, _ = ModelDir.open(llama).memory.kv_bytes(2048)
     assert at_ctx == 128 * 16 + 128 * 2048
 
 
@@ -74,7 +75,7 @@ def test_kv_cache_linear_attention_layers_hold_none(llama: Path) -> None:
         llama / "config.json",
         lambda d: d.update(layer_types=["linear_attention", "full_attention"]),
     )
-    per_token, _, _ = memory.kv_bytes(ModelDir.open(llama), 2048)
+    per_token, _, _ = ModelDir.open(llama).memory.kv_bytes(2048)
     assert per_token == 128
 
 
@@ -128,7 +129,7 @@ def test_diffusion_weights_are_summed_over_components(tmp_path: Path) -> None:
     from test_checks_diffusion import sd_pipeline
 
     sd = sd_pipeline(tmp_path / "sd")
-    total, unknown, largest = memory.weight_bytes(ModelDir.open(sd))
+    total, unknown, largest = ModelDir.open(sd).memory.weights
     unet = 32 * 4 * 3 * 3 * 4
     vae = 16 * 4 * 3 * 3 * 4
     assert (total, unknown, largest.name) == (unet + vae, 0, "conv_in.weight")
@@ -168,7 +169,7 @@ def test_kv_estimate_is_what_mlx_lm_caches(model_type: str, tmp_path: Path) -> N
         config["num_key_value_heads"] = 2
     measured = _cache_bytes_per_token(mlx_lm_model(config))
     (tmp_path / "config.json").write_text(json.dumps(config))
-    per_token, at_context, _ = memory.kv_bytes(ModelDir.open(tmp_path, metadata_only=True), 128)
+    per_token, at_context, _ = ModelDir.open(tmp_path, metadata_only=True).memory.kv_bytes(128)
     assert per_token == measured
     assert at_context == measured * 128
 
@@ -265,7 +266,7 @@ def test_layer_kinds_are_the_caches_mlx_lm_makes(model_type: str) -> None:
     model = mlx_lm_model(config)
     caches = [type(c).__name__ for c in model.make_cache()] if hasattr(model, "make_cache") else []
     caches = caches or ["KVCache"] * 7  # no make_cache: mlx-lm gives every layer a KVCache
-    kinds = memory.layer_kinds(config, 7)
+    kinds = layer_kinds(config, 7)
     kv = kinds.get("full_attention", 0) + kinds.get("sliding_attention", 0)
     assert kv == caches.count("KVCache") + caches.count("RotatingKVCache")
     assert kinds.get("sliding_attention", 0) == caches.count("RotatingKVCache")
@@ -280,11 +281,11 @@ def test_sliding_layers_hold_at_most_the_window(tmp_path: Path) -> None:
     config |= {"sliding_window": 512, "sliding_window_pattern": 6, "torch_dtype": "bfloat16"}
     (tmp_path / "config.json").write_text(json.dumps(config))
     per_layer_token = 2 * 1 * 256 * 2
-    per_token, total, largest = memory.kv_bytes(ModelDir.open(tmp_path, metadata_only=True), 8192)
+    per_token, total, largest = ModelDir.open(tmp_path, metadata_only=True).memory.kv_bytes(8192)
     assert per_token == 6 * per_layer_token
     assert total == per_layer_token * (5 * 512 + 8192)  # five sliding layers, one full
     assert largest == per_layer_token * 8192
-    huge = memory.layer_kinds({"sliding_window_pattern": 6}, 2**40)  # arithmetic, no list
+    huge = layer_kinds({"sliding_window_pattern": 6}, 2**40)  # arithmetic, no list
     assert huge == {"full_attention": 2**40 // 6, "sliding_attention": 2**40 - 2**40 // 6}
 
 
@@ -309,7 +310,7 @@ def _sdxl_like(root: Path, *, dtype: str = "F16", force_upcast: bool = True) -> 
 def test_vae_decode_estimate_at_the_default_resolution(tmp_path: Path) -> None:
     # 1024 x 1024 px x max(2.6 x 384, 3.8 x 256) values x 4 bytes (force_upcast: float32)
     sd = _sdxl_like(tmp_path / "sdxl")
-    decode = memory.vae_decode(ModelDir.open(sd))
+    decode = ModelDir.open(sd).memory.vae_decode
     assert (decode.width, decode.height, decode.dtype) == (1024, 1024, "float32 (force_upcast)")
     assert decode.bytes == int(max(2.6 * 384, 3.8 * 256) * 4 * 1024 * 1024)
     findings = {f.code: f.message for f in memory.estimate(ModelDir.open(sd), BIG)}
@@ -319,7 +320,7 @@ def test_vae_decode_estimate_at_the_default_resolution(tmp_path: Path) -> None:
     )
     assert "MEM031" not in findings
     # a bfloat16 VAE without force_upcast: 2 bytes a value, 1.25x for GroupNorm's float32
-    bf16 = memory.vae_decode(ModelDir.open(_sdxl_like(tmp_path / "bf16", dtype="BF16")))
+    bf16 = ModelDir.open(_sdxl_like(tmp_path / "bf16", dtype="BF16")).memory.vae_decode
     assert bf16.dtype == "bfloat16" and bf16.bytes == pytest.approx(decode.bytes * 2.5 / 4, abs=1)
 
 
@@ -351,7 +352,7 @@ def test_vae_decode_estimate_is_what_the_decoder_allocates(
     from diffusers import AutoencoderKL
 
     model = request.getfixturevalue(fixture)
-    decode = memory.vae_decode(ModelDir.open(model))
+    decode = ModelDir.open(model).memory.vae_decode
     vae = AutoencoderKL.from_pretrained(str(model / "vae")).eval()
     side = decode.height // 2 ** (len(vae.config.block_out_channels) - 1)
     measured = _measured_decode_peak(vae, torch.zeros(1, vae.config.latent_channels, side, side))
@@ -366,7 +367,7 @@ def test_vae_decode_estimate_on_the_sd_vae_shape(tmp_path: Path) -> None:
     from diffusers import AutoencoderKL
 
     sd = _sdxl_like(tmp_path / "sdxl", dtype="F32", force_upcast=False)
-    per_pixel = memory.vae_decode(ModelDir.open(sd)).per_megapixel / 1e6
+    per_pixel = ModelDir.open(sd).memory.vae_decode.per_megapixel / 1e6
     blocks = ("DownEncoderBlock2D",) * 4, ("UpDecoderBlock2D",) * 4
     torch.manual_seed(0)
     vae = AutoencoderKL(
@@ -386,7 +387,7 @@ def test_tiny_deepseek_v3_kv_estimate_is_its_mlx_lm_cache(tiny_llm_deepseek_v3: 
 
     model, _ = load(str(tiny_llm_deepseek_v3))
     md = ModelDir.open(tiny_llm_deepseek_v3)
-    per_token, at_context, _ = memory.kv_bytes(md, 1000)
+    per_token, at_context, _ = md.memory.kv_bytes(1000)
     assert per_token == _cache_bytes_per_token(model) and at_context == per_token * 1000
     [mem001] = [f for f in memory.estimate(md, BIG) if f.code == "MEM001"]
     assert "MLA latent as mlx-lm caches it: kv_lora_rank 64 + rope 32" in mem001.message
@@ -428,8 +429,8 @@ def test_openelm_kv_heads_per_layer_are_what_mlx_lm_caches(tmp_path: Path) -> No
     }
     measured = _cache_bytes_per_token(mlx_lm_model(config))
     (tmp_path / "config.json").write_text(json.dumps(config))
-    per_token, at_context, largest = memory.kv_bytes(
-        ModelDir.open(tmp_path, metadata_only=True), 100
+    per_token, at_context, largest = ModelDir.open(tmp_path, metadata_only=True).memory.kv_bytes(
+        100
     )
     assert per_token == measured == (1 + 2 + 4) * 2 * 16 * 4
     assert (at_context, largest) == (measured * 100, 4 * 2 * 16 * 4 * 100)

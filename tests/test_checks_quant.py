@@ -248,7 +248,7 @@ def test_qnt070_matches_what_mx_load_does(tmp_path: Path) -> None:
     import struct
 
     mx = pytest.importorskip("mlx.core", reason="mlx is not installed")
-    from genai_common.checks.quant import F8_DTYPES
+    from genai_common.doctor.rules.quant import F8_DTYPES
 
     for dtype, behaviour in F8_DTYPES.items():
         header = json.dumps({"t": {"dtype": dtype, "shape": [4], "data_offsets": [0, 4]}}).encode()

@@ -14,8 +14,9 @@ import pytest
 from checks_helpers import CLEAN_TINY
 from malformed_corpus import base_llm, write_json
 
-from genai_common import render
-from genai_common.checks import REGISTRY, load_all
+from genai_common.doctor import render
+from genai_common.doctor.registry import load_all
+from genai_common.findings import RULES
 from genai_common.cli import main
 from genai_common.doctor import diagnose
 
@@ -72,7 +73,7 @@ def test_json_contract(tiny_llm: Path) -> None:
     for f in data["findings"]:
         assert {"code", "severity", "message", "hint"} <= set(f)
         assert f["severity"] in ("error", "warning", "info")
-        assert f["code"] in REGISTRY
+        assert f["code"] in RULES
     assert data["facts"]["loader"] == "mlx-lm" and data["facts"]["num_hidden_layers"] >= 1
     assert rc == 0
 
@@ -169,7 +170,7 @@ def test_list_checks_plain_is_a_table_not_markdown() -> None:
 
 def test_every_registered_code_is_well_formed() -> None:
     for code, check in load_all().items():
-        assert check.code == code and check.title and check.hint
+        assert check.code == code and check.title and check.fix
         assert check.severity in ("error", "warning", "info")
         assert check.anchor.endswith("#" + code.lower())
 
@@ -228,13 +229,13 @@ def test_load_is_not_run_for_gguf(tmp_path: Path) -> None:
 
 
 def test_checks_catalogue_document_is_current() -> None:
-    from genai_common.catalogue import catalogue_markdown
+    from genai_common.doctor.catalogue import catalogue_markdown
 
     doc = Path(__file__).resolve().parent.parent / "reference" / "CHECKS.md"
     if not doc.exists():
         pytest.skip("reference/CHECKS.md is not in this checkout")
     assert doc.read_text(encoding="utf-8") == catalogue_markdown(), (
-        "reference/CHECKS.md is stale: run `python -m genai_common.catalogue reference/CHECKS.md`"
+        "reference/CHECKS.md is stale: run `python -m genai_common.doctor.catalogue reference/CHECKS.md`"
     )
 
 
@@ -256,9 +257,9 @@ def test_canonical_mlx_errors_map_to_their_static_causes() -> None:
     mx = pytest.importorskip("mlx.core", reason="the messages are mlx's")
     import mlx.nn as nn
 
-    from genai_common.checks import finding
-    from genai_common.checks.load import classify
-    from genai_common.report import Report
+    from genai_common.doctor.rules.load import classify
+    from genai_common.findings import finding
+    from genai_common.findings import Report
 
     report = Report(path="x")
     for code in ("FILE004", "CFG040", "CFG010"):
@@ -284,9 +285,9 @@ def test_canonical_mlx_errors_map_to_their_static_causes() -> None:
 
 
 def test_load_is_skipped_when_the_weights_cannot_fit(tmp_path: Path) -> None:
-    from genai_common.checks import finding
-    from genai_common.checks.load import runtime_findings
-    from genai_common.model_dir import ModelDir
+    from genai_common.doctor.rules.load import runtime_findings
+    from genai_common.findings import finding
+    from genai_common.model import ModelDir
 
     d = base_llm(tmp_path)
     report = diagnose(d)
@@ -344,16 +345,16 @@ def _doctor_imports(path: Path) -> set[str]:
 def test_static_doctor_imports_no_costly_stdlib_module(tiny_llm: Path) -> None:
     """`genai doctor --json` on an LLM: start-up is the product (pre-commit hooks, agent loops)."""
     loaded = _doctor_imports(tiny_llm)
-    assert "genai_common.checks.config" in loaded  # the probe sees the doctor's imports
+    assert "genai_common.doctor.rules.config" in loaded  # the probe sees the doctor's imports
     assert sorted(loaded & set(COSTLY_STDLIB)) == []
     # families of other kinds are not imported for an LLM
-    assert not loaded & {"genai_common.checks.vlm", "genai_common.checks.diffusion"}
+    assert not loaded & {"genai_common.doctor.rules.vlm", "genai_common.doctor.rules.diffusion"}
 
 
 def test_static_doctor_on_an_ml_model_imports_no_costly_stdlib_module(tiny_ml: Path) -> None:
     """kind detection asks which model types mlx-lm has (tiny_ml's config has no vocab_size)."""
     loaded = _doctor_imports(tiny_ml)
-    assert "genai_common.checks.compat" in loaded  # the probe sees the kind detection's import
+    assert "genai_common.model.loaders" in loaded  # the probe sees the kind detection's import
     assert sorted(loaded & set(COSTLY_STDLIB)) == []
 
 

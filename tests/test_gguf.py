@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from malformed_corpus import write_gguf
 
-from genai_common.checks.gguf import (
+from genai_common.doctor.rules.gguf import (
     MLX_GGUF_AS_IS,
     MLX_GGUF_DROPPED,
     MLX_GGUF_QUANTIZED,

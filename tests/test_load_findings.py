@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from genai_common.checks.load import runtime_findings
+from genai_common.doctor.rules.load import runtime_findings
 from genai_common.doctor import diagnose
-from genai_common.model_dir import ModelDir
+from genai_common.model import ModelDir
 
 
 def test_load_error_message_names_the_type_once(tiny_model_factory) -> None:

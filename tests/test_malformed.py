@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from malformed_corpus import CASES, CONFIG, base_llm, sharded_llm
 
-from genai_common.checks import get
+from genai_common.doctor.registry import get
 from genai_common.cli import main
 from genai_common.doctor import diagnose
 
@@ -34,6 +34,21 @@ def test_malformed_input_gives_its_code(tmp_path: Path, name: str, build, code: 
     assert code in [f["code"] for f in data["findings"]]
     expected_rc = 1 if get(code).severity == "error" or report.count("error") else 0
     assert rc == expected_rc
+
+
+@pytest.mark.parametrize(("name", "build", "code"), CASES, ids=[c[0] for c in CASES])
+def test_reading_everything_first_records_every_problem(
+    tmp_path: Path, name: str, build, code: str
+) -> None:
+    """The doctor's flow is one way: md.read_all() reads what any rule will read, so no rule
+    meets a new problem (a problem met only while judging would be reported by luck of order)."""
+    from genai_common.doctor.registry import run_rules
+    from genai_common.model import ModelDir
+
+    md = ModelDir.open(build(tmp_path / name)).read_all()
+    before = list(md.problems)
+    run_rules(md)
+    assert md.problems == before
 
 
 @pytest.mark.parametrize("layout", ["single", "sharded"])

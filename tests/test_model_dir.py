@@ -17,7 +17,8 @@ from malformed_corpus import (
     write_st,
 )
 
-from genai_common.model_dir import ModelDir, ModelPathError, download_metadata, resolve_hub_cache
+from genai_common.model import ModelDir, ModelPathError
+from genai_common.model.hub import download_metadata, resolve_hub_cache
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
@@ -30,7 +31,7 @@ def test_tiny_llm(tiny_llm: Path) -> None:
     assert emb.shape == (md.config["vocab_size"], md.config["hidden_size"])
     assert emb.file == "model.safetensors" and emb.nbytes is not None
     assert md.tokenizer is not None and md.tokenizer.size is not None
-    assert md.read_findings == []
+    assert md.problems == []
     assert md.json("config.json") is md.config  # read once, cached
 
 
@@ -132,7 +133,7 @@ def test_component_findings_name_the_component_file(tmp_path: Path) -> None:
     (tmp_path / "vae" / "config.json").write_text("{broken")
     md = ModelDir.open(tmp_path)
     assert md.component("vae").config is None
-    assert [(f.code, f.file) for f in md.read_findings] == [("JSON002", "vae/config.json")]
+    assert [(f.code, f.file) for f in md.problems] == [("JSON002", "vae/config.json")]
 
 
 def test_files_skip_hidden_folders_and_list_relative(tmp_path: Path) -> None:
@@ -258,7 +259,7 @@ def test_lfs_pointer_is_never_parsed(tmp_path: Path) -> None:
     md = ModelDir.open(tmp_path)
     assert "tokenizer.json" in md.lfs_pointers
     assert md.json("tokenizer.json") is None
-    assert [f.code for f in md.read_findings] == []
+    assert [f.code for f in md.problems] == []
 
 
 def test_config_json_text_config_nesting(tmp_path: Path) -> None:

@@ -2,8 +2,8 @@
 
 import io
 
-from genai_common.render import print_rich
-from genai_common.report import Finding, Report
+from genai_common.doctor.render import print_rich
+from genai_common.findings import Finding, Report
 
 
 def _render(report: Report) -> str:

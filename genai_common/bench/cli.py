@@ -93,7 +93,7 @@ def detect_kind(path: str) -> str:
     """The doctor's kind detection (ModelDir, which has read config.json already); where it names
     none of KINDS, a config with vision_config is a vlm, one with num_hidden_layers an llm, any
     other an ml model."""
-    from genai_common.model_dir import ModelDir, ModelPathError
+    from genai_common.model import ModelDir, ModelPathError
 
     try:
         md = ModelDir.open(path, metadata_only=True)

@@ -123,7 +123,7 @@ def weight_bytes(path: str | Path) -> tuple[int | None, int | None, str]:
     """(all weight bytes, bytes read per decoded token, source), exact from the safetensors
     headers (the doctor's ModelDir); (None, None, 'unknown') when those cannot be read."""
     try:
-        from genai_common.model_dir import ModelDir
+        from genai_common.model import ModelDir
 
         tensors = ModelDir.open(path).tensors
         sizes = {name: t.nbytes for name, t in tensors.items()}

@@ -64,7 +64,7 @@ class TensorInfo(
 ):
     """One tensor as the loader will see it, from a header (a named tuple: cheap by the thousand).
 
-    Re-exported as genai_common.model_dir.TensorInfo; `begin`/`end` are the data offsets
+    Re-exported as genai_common.model.TensorInfo; `begin`/`end` are the data offsets
     (None when the tensor is known only from an index)."""
 
     __slots__ = ()

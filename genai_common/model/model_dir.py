@@ -1,67 +1,61 @@
-"""ModelDir: one model path, its metadata files read lazily and once.
+"""ModelDir: one model path, its metadata files read lazily and once, and the typed views of it.
 
-CONTRACT (written before the implementation so the readers and the checks can be built in
-parallel; the owner of this module fills in the bodies and may add to it, but keeps these names):
-
-    md = ModelDir.open(path_or_hub_id, metadata_only=False)   # raises ModelPathError (exit 2) only
-                                                              # when nothing is there at all
-    md.root: Path                 # the directory (for a single-file path: its parent)
-    md.display: str               # what the user typed
-    md.single_file: Path | None   # set when the path was one .safetensors / .gguf file
-                                  # (both made on first use: the static path imports no pathlib)
-    md.metadata_only: bool        # judge configs/tokenizers/index without weight files
-    md.files -> list[str]         # every file below root, relative, sorted ('/' separators)
-    md.json(rel) -> dict | None   # strict JSON read, cached; None when absent OR malformed;
-                                  # malformed input adds a finding to md.read_findings
-    md.config -> dict | None      # config.json
-    md.text_config -> dict        # config['text_config'] when nested, else config, else {}
-    md.vision_config -> dict | None
-    md.model_type -> str | None   # config['model_type'] (or text_config's)
-    md.tensors -> dict[str, TensorInfo]
-                                  # every tensor the loader will read, from safetensors headers
-                                  # (never the data); with metadata_only and an index, names from
-                                  # the index with shape/dtype None
-    md.tensor_files -> list[str]  # the safetensors files the loader reads (mlx-lm: model*.safetensors)
-    md.tokenizer -> TokenizerInfo | None
-    md.component(name) -> ModelDir   # diffusers component subfolder (unet, vae, text_encoder, ...)
-    md.read_findings: list[Finding]  # problems met while reading (bad JSON, bad headers, ...)
-    md.kind -> str                # llm | vlm | diffusion | ml | adapter | gguf | unknown
-
-Added by the implementation:
-
-    ModelDir.open(..., fetch_metadata=False, kind=None)   # hub id: download metadata files only;
-                                                         # kind: override detection
-    md.loader -> str | None       # mlx-lm | mlx-vlm | diffusers | mlx | gguf | None
+    md = ModelDir.open(path_or_hub_id, metadata_only=False, fetch_metadata=False, kind=None)
+                                  # raises ModelPathError (exit 2) only when nothing is there
+    md.root / md.root_str         # the directory (for a single-file path: its parent)
+    md.display                    # what the user typed
+    md.single_file / single_name  # set when the path was one .safetensors / .gguf file
+    md.metadata_only              # judge configs/tokenizers/index without weight files
+                                  # (auto_metadata_only: chosen because no weights are present)
     md.hub_id / md.revision       # set when the path was a hub id found in the local HF cache
-    md.size(rel) -> int | None    # regular-file size (None: missing, broken link, FIFO/device)
-    md.readable(rel) -> bool      # present, regular, not an LFS pointer: the only files opened
-    md.header(rel) -> SafetensorsHeader | None   # one file's header, cached (never the data)
-    md.headers -> dict[str, SafetensorsHeader]   # headers of md.tensor_files that read
-    md.index -> IndexInfo | None  # the index the loader family uses (model.safetensors.index.json)
-    md.indexes -> dict[str, IndexInfo]           # every *.safetensors.index.json at the top level
-    md.duplicate_tensors -> dict[str, list[str]] # tensor -> files, when in more than one file read
-    md.lfs_pointers -> dict[str, dict]           # weight/metadata files that are Git-LFS pointers
-    md.gguf -> GGUFInfo | None    # the GGUF header (single file, or the first *.gguf)
-    md.text(rel) -> str | None    # a small text file (chat_template.jinja), capped
-    md.weight_files -> list[str]  # every file that looks like weights (any format, any folder)
-    md.auto_metadata_only: bool   # True when no weights were present and metadata mode was chosen
-    md.memo: dict                 # what the checks derive once per ModelDir (text dims, ...)
-    md.root_str: str              # md.root as a str; md.fspath(rel) -> str: a file below it
-    md.single_name: str | None    # the single file's name
+    md.files / file_set / top_files   # every file below root, relative, sorted ('/' separators)
+    md.size(rel) / md.readable(rel)   # regular-file size; present, regular, not an LFS pointer
+    md.json(rel) / read_text(rel) # strict JSON / a small text file, cached; None when absent or
+                                  # malformed (a problem is recorded)
+    md.config / text_config / vision_config / model_type
+    md.kind                       # llm | vlm | diffusion | ml | adapter | gguf | unknown
+    md.loader                     # mlx-lm | mlx-vlm | diffusers | mlx | gguf | None
+    md.tensor_files               # the safetensors files the loader reads, as it chooses them
+    md.header(rel) / md.headers   # safetensors headers (never the data)
+    md.tensors                    # name -> TensorInfo of every tensor the loader will read; with
+                                  # metadata_only and an index, names from the index, shape None
+    md.duplicate_tensors, md.index, md.indexes, md.lfs_pointers, md.weight_files, md.gguf
+    md.tokenizer                  # TokenizerInfo | None
+    md.component(name)            # a diffusers component folder as a ModelDir
+    md.read_all()                 # read every file the loader would read (so every problem is
+                                  # recorded before anything is judged)
+    md.problems                   # Problem(code, message, file) met while reading, in order
 
-ModelDir never imports numpy, safetensors, mlx or torch: everything comes from headers.
+Typed views, each built on first use and kept (genai_common/model/*.py):
+
+    md.text      TextModel: dims, text tensors, embedding, head, tie, rope, layer indices
+    md.quant     QuantModel: the quantization block, per-layer entries, packed shapes
+    md.memory    Memory: weight bytes, KV layout and bytes, VAE decode
+    md.pipeline  Pipeline: a diffusers pipeline's components, family, denoiser, configs
+    md.vision    Vision: vision tower and projector tensors, vision sizes, image token ids
+
+ModelDir judges nothing: a malformed file is a Problem (a code and a message, as the readers in
+genai_common/formats return them) that the doctor's rules turn into findings. It never imports
+numpy, safetensors, mlx or torch: everything comes from headers.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import stat
+from collections import namedtuple
 from functools import cached_property
 
 from genai_common.formats import FormatError
 from genai_common.formats.safetensors import TensorInfo, read_header
 from genai_common.formats.tokenizer import TokenizerInfo
+from genai_common.model.hub import (
+    cache_repo_snapshot,
+    download_metadata,
+    hub_cache_dir,
+    resolve_hub_cache,
+    split_hub_id,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -71,27 +65,18 @@ if TYPE_CHECKING:
     from genai_common.formats.gguf import GGUFInfo
     from genai_common.formats.index import IndexInfo
     from genai_common.formats.safetensors import SafetensorsHeader
-    from genai_common.report import Finding
+    from genai_common.model.memory import Memory
+    from genai_common.model.pipeline import Pipeline
+    from genai_common.model.quant import QuantModel
+    from genai_common.model.text import TextModel
+    from genai_common.model.vision import Vision
 
-__all__ = ["ModelDir", "ModelPathError", "TensorInfo", "TokenizerInfo"]
+__all__ = ["ModelDir", "ModelPathError", "Problem", "TensorInfo", "TokenizerInfo"]
 
 MAX_FILES = 20_000  # a model directory has tens of files; stop listing a home directory early
 MAX_DEPTH = 4
 TEXT_CAP = 4 * 1024 * 1024
 JSON_CAP_BIG = 256 * 1024 * 1024  # tokenizer.json of large vocabularies is tens of MB
-HUB_ID = r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+(@[\w.\-/]+)?$"  # compiled on use: local paths never
-# what --fetch-metadata downloads: everything but weights
-METADATA_PATTERNS = [
-    "*.json",
-    "*.jinja",
-    "*.txt",
-    "*.md",
-    "*.model",
-    "*.tiktoken",
-    "*/*.json",
-    "*/*.txt",
-    "*/*.model",
-]
 VLM_KEYS = (
     "vision_config",
     "vision_tower",
@@ -102,78 +87,18 @@ VLM_KEYS = (
 )
 
 
+class Problem(namedtuple("Problem", "code message file")):
+    """A problem met while reading: a code (JSON002, HDR003, ...), a message, the file it is in
+    (relative to the top model directory) or None."""
+
+    __slots__ = ()
+    code: str
+    message: str
+    file: str | None
+
+
 class ModelPathError(Exception):
     """The path cannot be diagnosed at all (not found, not a model path): exit code 2."""
-
-
-def hub_cache_dir() -> Path:
-    """Where huggingface_hub keeps its cache: HF_HUB_CACHE, else HF_HOME/hub, else the default."""
-    from pathlib import Path  # hub ids only: a local path never imports pathlib
-
-    if os.environ.get("HF_HUB_CACHE"):
-        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
-    if os.environ.get("HUGGINGFACE_HUB_CACHE"):
-        return Path(os.environ["HUGGINGFACE_HUB_CACHE"]).expanduser()
-    if os.environ.get("HF_HOME"):
-        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "huggingface" / "hub"
-
-
-def split_hub_id(text: str) -> tuple[str, str | None] | None:
-    """("org/name", revision or None) when text looks like a hub id, else None."""
-    if not re.match(HUB_ID, text):
-        return None
-    repo, _, revision = text.partition("@")
-    return repo, revision or None
-
-
-def resolve_hub_cache(repo_id: str, revision: str | None = None) -> Path | None:
-    """The snapshot folder of repo_id in the local cache (refs/<revision or main>), or None."""
-    repo_dir = hub_cache_dir() / ("models--" + repo_id.replace("/", "--"))
-    snapshots = repo_dir / "snapshots"
-    if not snapshots.is_dir():
-        return None
-    if revision is None:
-        return _cache_repo_snapshot(repo_dir)
-    if re.fullmatch(r"[0-9a-f]{40}", revision) and (snapshots / revision).is_dir():
-        return snapshots / revision
-    return _ref_snapshot(repo_dir, revision)
-
-
-def _ref_snapshot(repo_dir: Path, ref: str) -> Path | None:
-    """The snapshot that refs/<ref> of a `models--org--name` cache folder names, or None."""
-    ref_file = repo_dir / "refs" / ref
-    if ref_file.is_file():
-        commit = ref_file.read_text(encoding="utf-8", errors="replace").strip()
-        snapshot = repo_dir / "snapshots" / commit
-        if commit and "/" not in commit and snapshot.is_dir():
-            return snapshot
-    return None
-
-
-def _cache_repo_snapshot(repo_dir: Path) -> Path | None:
-    """The refs/main snapshot (else the newest) of a `models--org--name` cache folder."""
-    snapshot = _ref_snapshot(repo_dir, "main")
-    if snapshot is not None:
-        return snapshot
-    found = [p for p in (repo_dir / "snapshots").iterdir() if p.is_dir()]
-    return max(found, key=lambda p: p.stat().st_mtime) if found else None
-
-
-def download_metadata(repo_id: str, revision: str | None = None) -> Path:
-    """Download configs, tokenizer files and index files of a hub repo (never weights) with
-    huggingface_hub and return the snapshot folder. Honours HF_HUB_OFFLINE (then the cached
-    snapshot is returned, or LocalEntryNotFoundError raised)."""
-    from pathlib import Path
-
-    from huggingface_hub import snapshot_download
-
-    path = snapshot_download(
-        repo_id, revision=revision, allow_patterns=METADATA_PATTERNS, cache_dir=hub_cache_dir()
-    )
-    return Path(path)
 
 
 class ModelDir:
@@ -187,7 +112,7 @@ class ModelDir:
         single_file: str | os.PathLike[str] | None = None,
         metadata_only: bool = False,
         prefix: str = "",
-        read_findings: list[Finding] | None = None,
+        problems: list[Problem] | None = None,
         loader: str | None = None,
         kind: str | None = None,
     ) -> None:
@@ -197,7 +122,7 @@ class ModelDir:
         self.single_name = os.path.basename(self._single) if self._single is not None else None
         self.metadata_only = metadata_only
         self.prefix = prefix  # "unet/" for a component: findings name files from the top
-        self.read_findings: list[Finding] = read_findings if read_findings is not None else []
+        self.problems: list[Problem] = problems if problems is not None else []
         self.hub_id: str | None = None
         self.revision: str | None = None
         self.auto_metadata_only = False
@@ -208,7 +133,6 @@ class ModelDir:
         self._sizes: dict[str, int | None] = {}
         self._components: dict[str, ModelDir] = {}
         self._reported: set[tuple[str, str]] = set()
-        self.memo: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -232,7 +156,7 @@ class ModelDir:
             ):  # a cache repo folder: its snapshot
                 from pathlib import Path
 
-                local = str(_cache_repo_snapshot(Path(local)) or local)
+                local = str(cache_repo_snapshot(Path(local)) or local)
                 name = os.path.basename(local)
             parent = os.path.dirname(local) or "."
             if os.path.isdir(local):
@@ -376,13 +300,12 @@ class ModelDir:
 
     # ------------------------------------------------------------------ findings from reading
     def _note(self, code: str, message: str, rel: str | None) -> None:
+        """Record a problem met while reading (once per code and message)."""
         key = (code, message)
         if key in self._reported:
             return
         self._reported.add(key)
-        from genai_common.checks import finding
-
-        self.read_findings.append(finding(code, message, file=self.rel(rel) if rel else None))
+        self.problems.append(Problem(code, message, self.rel(rel) if rel else None))
 
     # ------------------------------------------------------------------ JSON and text
     def json(self, rel: str) -> dict | None:
@@ -403,7 +326,8 @@ class ModelDir:
         self._json[rel] = value
         return value
 
-    def text(self, rel: str) -> str | None:
+    def read_text(self, rel: str) -> str | None:
+        """A small text file (chat_template.jinja), capped; None when absent or unreadable."""
         if not self.readable(rel):
             return None
         size = self.size(rel)
@@ -655,7 +579,7 @@ class ModelDir:
     def tokenizer(self) -> TokenizerInfo | None:
         from genai_common.formats.tokenizer import read_tokenizer
 
-        info, problems = read_tokenizer(self.json, self.text, self._bytes, self.file_set)
+        info, problems = read_tokenizer(self.json, self.read_text, self._bytes, self.file_set)
         for code, message in problems:
             self._note(code, message, info.source if info and info.source else None)
         return info
@@ -668,13 +592,70 @@ class ModelDir:
                 f"{self.display}/{name}",
                 metadata_only=self.metadata_only,
                 prefix=f"{self.prefix}{name}/",
-                read_findings=self.read_findings,
+                problems=self.problems,
                 loader="diffusers",
                 kind="ml",
             )
             sub._reported = self._reported
             self._components[name] = sub
         return self._components[name]
+
+    # ------------------------------------------------------------------ reading everything
+    def read_all(self) -> ModelDir:
+        """Read every metadata file and every header the loader will read, once, so that every
+        problem is recorded before anything is judged (the doctor's first step)."""
+        for rel in self.files:
+            if rel.endswith(".json") and rel.count("/") <= 1:
+                self.json(rel)
+        _ = self.tokenizer, self.indexes
+        if self.kind == "gguf" or any(f.endswith(".gguf") for f in self.top_files):
+            _ = self.gguf
+        if not self.metadata_only:
+            _ = self.tensors
+        if self.kind == "diffusion":
+            index = self.json("model_index.json") or {}
+            for name, value in index.items():
+                if (
+                    not name.startswith("_")
+                    and isinstance(value, list)
+                    and os.path.isdir(self.fspath(name))
+                ):
+                    comp = self.component(name)
+                    _ = comp.indexes
+                    if not comp.metadata_only:
+                        _ = comp.tensors
+        return self
+
+    # ------------------------------------------------------------------ typed views
+    @cached_property
+    def text(self) -> TextModel:
+        from genai_common.model.text import TextModel
+
+        return TextModel(self)
+
+    @cached_property
+    def quant(self) -> QuantModel:
+        from genai_common.model.quant import QuantModel
+
+        return QuantModel(self)
+
+    @cached_property
+    def memory(self) -> Memory:
+        from genai_common.model.memory import Memory
+
+        return Memory(self)
+
+    @cached_property
+    def pipeline(self) -> Pipeline:
+        from genai_common.model.pipeline import Pipeline
+
+        return Pipeline(self)
+
+    @cached_property
+    def vision(self) -> Vision:
+        from genai_common.model.vision import Vision
+
+        return Vision(self)
 
     def __repr__(self) -> str:
         return f"ModelDir({self.display!r}, kind={self.kind!r})"
@@ -700,7 +681,7 @@ def _diffusers_weights(top: list[str]) -> list[str]:
 
 def _mlx_lm_model_types() -> frozenset[str]:
     """Model types the installed mlx-lm has a module for (listed from its folder, not imported)."""
-    from genai_common.checks.compat import supported
+    from genai_common.model.loaders import supported
 
     info = supported("mlx_lm")
     return info[0] if info is not None else frozenset()

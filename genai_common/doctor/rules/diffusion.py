@@ -15,15 +15,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from genai_common.checks import finding, register
-from genai_common.checks.config import is_range, positive_int, run_each
-from genai_common.report import Finding
+from genai_common.findings import Finding, finding, rule
+from genai_common.model.values import is_range, positive_int
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from genai_common.model_dir import ModelDir
+    from genai_common.model import ModelDir
 
 
 # family -> (scaling_factor, shift_factor or None)
@@ -96,163 +95,32 @@ TOKENIZER_FILES = (
     "tokenizer.model",
 )
 
-register(
-    "DIF001",
-    "model_index.json names no components",
-    "error",
-    "model_index.json must list each component as [library, class]; copy it from the original "
-    "pipeline ('Pipeline ... expected {...}, but only set() were passed').",
-    compares="model_index.json entries that are [library, class] pairs",
-)
-register(
-    "DIF002",
-    "A component named by model_index.json has no folder or no config",
-    "error",
-    "Restore the component folder with its config (config.json, scheduler_config.json or the "
-    "tokenizer files), or set the entry to [null, null] if the pipeline does not need it.",
-    compares="model_index.json components vs folders and their config files",
-)
-register(
-    "DIF003",
-    "A component the pipeline class requires is saved as [null, null]",
-    "info",
-    "DiffusionPipeline.from_pretrained(path) raises 'Pipeline ... expected [...] but only {...} "
-    "were passed' unless those components are passed as None, e.g. "
-    "from_pretrained(path, text_encoder_3=None, tokenizer_3=None) for SD3 without T5 "
-    "(genai's loader does this).",
-    compares="model_index.json [null, null] entries vs the components the pipeline class "
-    "requires (SD3: text_encoder_3, tokenizer_3; diffusers 0.42)",
-)
-register(
-    "DIF010",
-    "Denoiser input channels disagree with the VAE's latent channels",
-    "error",
-    "Text-to-image needs in_channels == latent_channels, inpainting 2*latent+1 (9 for SD), Flux "
-    "latent_channels*4; use the UNet/transformer that belongs to this pipeline.",
-    compares="unet/transformer in_channels (config and conv_in/x_embedder weights) vs vae latent_channels",
-)
-register(
-    "DIF011",
-    "VAE latent channels in the weights differ from its config",
-    "error",
-    "Use the VAE config that came with the weights.",
-    compares="vae decoder.conv_in weight input channels vs latent_channels",
-)
-register(
-    "DIF012",
-    "Transformer blocks in the weights differ from the denoiser config",
-    "error",
-    "Set num_layers / num_single_layers to the blocks stored (never derive depth from the head "
-    "count: it holds for SD3, not for Flux), or restore the missing shards.",
-    compares="distinct transformer_blocks.N / single_transformer_blocks.N vs num_layers / num_single_layers",
-)
-register(
-    "DIF020",
-    "VAE scaling/shift factor does not match the pipeline family",
-    "warning",
-    "Set vae scaling_factor (and shift_factor) to the family's value: SD 0.18215, SDXL 0.13025, "
-    "SD3 1.5305 + 0.0609, Flux 0.3611 + 0.1159; a wrong one gives washed-out or saturated images.",
-    compares="vae scaling_factor / shift_factor vs the family from model_index _class_name",
-)
-register(
-    "DIF030",
-    "Cross-attention width differs from the text encoders' hidden size",
-    "error",
-    "unet.cross_attention_dim must equal the text encoder hidden size (SD1.5 768, SD2 1024, SDXL "
-    "768+1280 = 2048); Flux/SD3 joint_attention_dim must equal T5's d_model.",
-    compares="unet cross_attention_dim / transformer joint_attention_dim, pooled_projection_dim vs "
-    "text encoders' hidden_size / d_model / projection_dim",
-)
-register(
-    "DIF040",
-    "Scheduler class or value that diffusers does not accept",
-    "error",
-    "Fix the value in scheduler/scheduler_config.json (diffusers raises on unknown enum values, "
-    "e.g. 'final_sigmas_type must be one of ...').",
-    compares="scheduler _class_name and prediction_type, timestep_spacing, final_sigmas_type, "
-    "beta_schedule vs diffusers 0.42",
-)
-register(
-    "DIF041",
-    "Scheduler does not fit the model family",
-    "warning",
-    "Flux and SD3 are flow-matching models (FlowMatchEulerDiscreteScheduler); SD 1.x/2.x/XL use "
-    "DDPM-family schedulers; 768-px SD 2.x needs prediction_type v_prediction.",
-    compares="scheduler class and prediction_type vs pipeline family and sample size",
-)
-register(
-    "DIF050",
-    "Tokenizer length exceeds the text encoder's positions",
-    "error",
-    "Set tokenizer model_max_length to text_encoder max_position_embeddings (77 for CLIP), or "
-    "prompts index past the position table.",
-    compares="tokenizer*/ model_max_length vs text_encoder*/ max_position_embeddings",
-)
-register(
-    "DIF060",
-    "Native resolution: sample_size x VAE scale factor disagrees with the VAE",
-    "warning",
-    "unet/transformer sample_size * 2**(len(vae.block_out_channels)-1) should equal the VAE's "
-    "sample_size (64 -> 512, 96 -> 768, 128 -> 1024).",
-    compares="denoiser sample_size * vae scale factor vs vae sample_size",
-)
-
-
-def components(md: ModelDir) -> dict[str, tuple[str | None, str | None]]:
-    index = md.json("model_index.json") or {}
-    out: dict[str, tuple[str | None, str | None]] = {}
-    for key, value in index.items():
-        if key.startswith("_") or not isinstance(value, list) or len(value) != 2:
-            continue
-        lib, cls = value
-        out[key] = (lib if isinstance(lib, str) else None, cls if isinstance(cls, str) else None)
-    return out
-
-
-def family(md: ModelDir) -> str | None:
-    index = md.json("model_index.json") or {}
-    name = index.get("_class_name")
-    name = name if isinstance(name, str) else ""
-    if "Flux" in name:
-        return "flux"
-    if "StableDiffusion3" in name:
-        return "sd3"
-    if "StableDiffusionXL" in name:
-        return "sdxl"
-    if name.startswith("StableDiffusion") or "LatentConsistency" in name:
-        return "sd"
-    return None
-
-
-def cfg(md: ModelDir, component: str) -> dict[str, Any]:
-    for name in ("config.json", "scheduler_config.json"):
-        data = md.json(f"{component}/{name}")
-        if isinstance(data, dict):
-            return data
-    return {}
-
 
 # The transformer's patch input, whose weight's dim 1 is its in_channels: Flux's x_embedder
 # (Linear over packed latents), SD3's and PixArt's pos_embed.proj (Conv2d over the latents).
 PATCH_IN = ("x_embedder.weight", "pos_embed.proj.weight")
 
 
-def _component_tensor(md: ModelDir, component: str, suffix: str | tuple[str, ...]) -> Any:
-    try:
-        sub = md.component(component)
-        found = sub.tensors or {}
-    except Exception:
-        return None
-    for name, t in found.items():
-        if name.endswith(suffix) and t.shape:
-            return t
-    return None
-
-
-def _index(md: ModelDir) -> Iterator[Finding]:
+@rule(
+    "DIF001",
+    "model_index.json names no components",
+    severity="error",
+    fix="model_index.json must list each component as [library, class]; copy it from the original "
+    "pipeline ('Pipeline ... expected {...}, but only set() were passed').",
+    compares="model_index.json entries that are [library, class] pairs",
+)
+@rule(
+    "DIF002",
+    "A component named by model_index.json has no folder or no config",
+    severity="error",
+    fix="Restore the component folder with its config (config.json, scheduler_config.json or the "
+    "tokenizer files), or set the entry to [null, null] if the pipeline does not need it.",
+    compares="model_index.json components vs folders and their config files",
+)
+def index(md: ModelDir) -> Iterator[Finding]:
     if md.json("model_index.json") is None:
         return
-    comps = components(md)
+    comps = md.pipeline.components
     live = {k: v for k, v in comps.items() if v != (None, None)}
     if not live:
         yield finding(
@@ -292,9 +160,24 @@ def _index(md: ModelDir) -> Iterator[Finding]:
 REQUIRED_NULLABLE: dict[str, tuple[str, ...]] = {"sd3": ("text_encoder_3", "tokenizer_3")}
 
 
-def _nulls(md: ModelDir) -> Iterator[Finding]:
-    comps = components(md)
-    nulls = [n for n in REQUIRED_NULLABLE.get(family(md) or "", ()) if comps.get(n) == (None, None)]
+@rule(
+    "DIF003",
+    "A component the pipeline class requires is saved as [null, null]",
+    severity="info",
+    fix="DiffusionPipeline.from_pretrained(path) raises 'Pipeline ... expected [...] but only {...} "
+    "were passed' unless those components are passed as None, e.g. "
+    "from_pretrained(path, text_encoder_3=None, tokenizer_3=None) for SD3 without T5 "
+    "(genai's loader does this).",
+    compares="model_index.json [null, null] entries vs the components the pipeline class "
+    "requires (SD3: text_encoder_3, tokenizer_3; diffusers 0.42)",
+)
+def nulls(md: ModelDir) -> Iterator[Finding]:
+    comps = md.pipeline.components
+    nulls = [
+        n
+        for n in REQUIRED_NULLABLE.get(md.pipeline.family or "", ())
+        if comps.get(n) == (None, None)
+    ]
     if nulls:
         passed = ", ".join(f"{n}=None" for n in nulls)
         yield finding(
@@ -304,26 +187,33 @@ def _nulls(md: ModelDir) -> Iterator[Finding]:
         )
 
 
-def denoiser(md: ModelDir) -> str | None:
-    comps = components(md)
-    for name in ("unet", "transformer", "prior"):
-        if comps.get(name, (None, None)) != (None, None):
-            return name
-    return None
-
-
-def _channels(md: ModelDir) -> Iterator[Finding]:
-    vae = cfg(md, "vae")
-    den = denoiser(md)
+@rule(
+    "DIF010",
+    "Denoiser input channels disagree with the VAE's latent channels",
+    severity="error",
+    fix="Text-to-image needs in_channels == latent_channels, inpainting 2*latent+1 (9 for SD), Flux "
+    "latent_channels*4; use the UNet/transformer that belongs to this pipeline.",
+    compares="unet/transformer in_channels (config and conv_in/x_embedder weights) vs vae latent_channels",
+)
+@rule(
+    "DIF011",
+    "VAE latent channels in the weights differ from its config",
+    severity="error",
+    fix="Use the VAE config that came with the weights.",
+    compares="vae decoder.conv_in weight input channels vs latent_channels",
+)
+def channels(md: ModelDir) -> Iterator[Finding]:
+    vae = md.pipeline.config("vae")
+    den = md.pipeline.denoiser
     latent = positive_int(vae.get("latent_channels"))
     if latent is None or den is None:
         return
-    dc = cfg(md, den)
+    dc = md.pipeline.config(den)
     in_ch = positive_int(dc.get("in_channels"))
     index = md.json("model_index.json") or {}
     pipe = str(index.get("_class_name") or "")
-    fam = family(md)
-    den_cls = components(md).get(den, (None, None))[1] or ""
+    fam = md.pipeline.family
+    den_cls = md.pipeline.components.get(den, (None, None))[1] or ""
     if in_ch is not None:
         if "Flux" in den_cls or fam == "flux":
             want, how = {latent * 4}, f"latent_channels {latent} x 4 (2x2 packing)"
@@ -347,7 +237,7 @@ def _channels(md: ModelDir) -> Iterator[Finding]:
                 file=f"{den}/config.json",
                 hint=hint,
             )
-        conv = _component_tensor(md, den, "conv_in.weight" if den == "unet" else PATCH_IN)
+        conv = md.pipeline.tensor(den, "conv_in.weight" if den == "unet" else PATCH_IN)
         if conv is not None and len(conv.shape) >= 2 and conv.shape[1] != in_ch:
             yield finding(
                 "DIF010",
@@ -361,7 +251,7 @@ def _channels(md: ModelDir) -> Iterator[Finding]:
             f"{den}.out_channels = {out_ch} but vae latent_channels = {latent}",
             file=f"{den}/config.json",
         )
-    dec = _component_tensor(md, "vae", "decoder.conv_in.weight")
+    dec = md.pipeline.tensor("vae", "decoder.conv_in.weight")
     if dec is not None and len(dec.shape) >= 2 and dec.shape[1] != latent:
         yield finding(
             "DIF011",
@@ -376,10 +266,18 @@ BLOCK_COUNTS = (
 )
 
 
-def _depth(md: ModelDir) -> Iterator[Finding]:
-    if denoiser(md) != "transformer":
+@rule(
+    "DIF012",
+    "Transformer blocks in the weights differ from the denoiser config",
+    severity="error",
+    fix="Set num_layers / num_single_layers to the blocks stored (never derive depth from the head "
+    "count: it holds for SD3, not for Flux), or restore the missing shards.",
+    compares="distinct transformer_blocks.N / single_transformer_blocks.N vs num_layers / num_single_layers",
+)
+def depth(md: ModelDir) -> Iterator[Finding]:
+    if md.pipeline.denoiser != "transformer":
         return
-    dc = cfg(md, "transformer")
+    dc = md.pipeline.config("transformer")
     try:
         stored = md.component("transformer").tensors or {}
     except Exception:
@@ -399,9 +297,17 @@ def _depth(md: ModelDir) -> Iterator[Finding]:
         )
 
 
-def _factors(md: ModelDir) -> Iterator[Finding]:
-    fam = family(md)
-    vae = cfg(md, "vae")
+@rule(
+    "DIF020",
+    "VAE scaling/shift factor does not match the pipeline family",
+    severity="warning",
+    fix="Set vae scaling_factor (and shift_factor) to the family's value: SD 0.18215, SDXL 0.13025, "
+    "SD3 1.5305 + 0.0609, Flux 0.3611 + 0.1159; a wrong one gives washed-out or saturated images.",
+    compares="vae scaling_factor / shift_factor vs the family from model_index _class_name",
+)
+def factors(md: ModelDir) -> Iterator[Finding]:
+    fam = md.pipeline.family
+    vae = md.pipeline.config("vae")
     if fam is None or not vae:
         return
     want_scale, want_shift = FAMILY_FACTORS[fam]
@@ -442,16 +348,25 @@ def _text_width(c: dict[str, Any]) -> int | None:
     return positive_int(c.get("hidden_size") or c.get("d_model"))
 
 
-def _cross_attention(md: ModelDir) -> Iterator[Finding]:
-    comps = components(md)
-    den = denoiser(md)
+@rule(
+    "DIF030",
+    "Cross-attention width differs from the text encoders' hidden size",
+    severity="error",
+    fix="unet.cross_attention_dim must equal the text encoder hidden size (SD1.5 768, SD2 1024, SDXL "
+    "768+1280 = 2048); Flux/SD3 joint_attention_dim must equal T5's d_model.",
+    compares="unet cross_attention_dim / transformer joint_attention_dim, pooled_projection_dim vs "
+    "text encoders' hidden_size / d_model / projection_dim",
+)
+def cross_attention(md: ModelDir) -> Iterator[Finding]:
+    comps = md.pipeline.components
+    den = md.pipeline.denoiser
     if den is None:
         return
-    dc = cfg(md, den)
+    dc = md.pipeline.config(den)
     encoders = [
         n for n in sorted(comps) if n.startswith("text_encoder") and comps[n] != (None, None)
     ]
-    widths = {n: _text_width(cfg(md, n)) for n in encoders}
+    widths = {n: _text_width(md.pipeline.config(n)) for n in encoders}
     if den == "unet":
         cross = dc.get("cross_attention_dim")
         values = cross if isinstance(cross, list) else [cross]
@@ -470,9 +385,9 @@ def _cross_attention(md: ModelDir) -> Iterator[Finding]:
                 )
         return
     joint = positive_int(dc.get("joint_attention_dim"))
-    t5 = [n for n in encoders if "d_model" in cfg(md, n)]
+    t5 = [n for n in encoders if "d_model" in md.pipeline.config(n)]
     if joint and t5:
-        d_model = _text_width(cfg(md, t5[-1]))
+        d_model = _text_width(md.pipeline.config(t5[-1]))
         if d_model and joint != d_model:
             yield finding(
                 "DIF030",
@@ -481,13 +396,15 @@ def _cross_attention(md: ModelDir) -> Iterator[Finding]:
             )
     pooled = positive_int(dc.get("pooled_projection_dim"))
     clips = [n for n in encoders if n not in t5]
-    if family(md) == "sd3" and joint and clips:
-        yield from _sd3_clip_width(den, joint, {n: _text_width(cfg(md, n)) for n in clips})
+    if md.pipeline.family == "sd3" and joint and clips:
+        yield from _sd3_clip_width(
+            den, joint, {n: _text_width(md.pipeline.config(n)) for n in clips}
+        )
     if pooled and clips:
-        fam = family(md)
+        fam = md.pipeline.family
         sizes = []
         for n in clips:
-            c = cfg(md, n)
+            c = md.pipeline.config(n)
             size = positive_int(c.get("projection_dim")) if fam == "sd3" else _text_width(c)
             sizes.append(size)
         if all(sizes) and pooled != sum(s for s in sizes if s):
@@ -516,11 +433,28 @@ def _sd3_clip_width(den: str, joint: int, widths: dict[str, int | None]) -> Iter
         )
 
 
-def _scheduler(md: ModelDir) -> Iterator[Finding]:
-    comps = components(md)
+@rule(
+    "DIF040",
+    "Scheduler class or value that diffusers does not accept",
+    severity="error",
+    fix="Fix the value in scheduler/scheduler_config.json (diffusers raises on unknown enum values, "
+    "e.g. 'final_sigmas_type must be one of ...').",
+    compares="scheduler _class_name and prediction_type, timestep_spacing, final_sigmas_type, "
+    "beta_schedule vs diffusers 0.42",
+)
+@rule(
+    "DIF041",
+    "Scheduler does not fit the model family",
+    severity="warning",
+    fix="Flux and SD3 are flow-matching models (FlowMatchEulerDiscreteScheduler); SD 1.x/2.x/XL use "
+    "DDPM-family schedulers; 768-px SD 2.x needs prediction_type v_prediction.",
+    compares="scheduler class and prediction_type vs pipeline family and sample size",
+)
+def scheduler(md: ModelDir) -> Iterator[Finding]:
+    comps = md.pipeline.components
     if comps.get("scheduler", (None, None)) == (None, None):
         return
-    sc = cfg(md, "scheduler")
+    sc = md.pipeline.config("scheduler")
     if not sc:
         return
     cls = sc.get("_class_name") or comps["scheduler"][1]
@@ -539,7 +473,7 @@ def _scheduler(md: ModelDir) -> Iterator[Finding]:
                 f"scheduler {key} = {value!r}, diffusers accepts {sorted(allowed)}",
                 file="scheduler/scheduler_config.json",
             )
-    fam = family(md)
+    fam = md.pipeline.family
     flow = isinstance(cls, str) and cls.startswith("FlowMatch")
     if fam in ("flux", "sd3") and isinstance(cls, str) and not flow:
         yield finding(
@@ -553,8 +487,8 @@ def _scheduler(md: ModelDir) -> Iterator[Finding]:
             f"{fam} is a noise-prediction model but the scheduler is {cls}",
             file="scheduler/scheduler_config.json",
         )
-    unet = cfg(md, "unet")
-    text = cfg(md, "text_encoder")
+    unet = md.pipeline.config("unet")
+    text = md.pipeline.config("text_encoder")
     if (
         fam == "sd"
         and unet.get("sample_size") == 96
@@ -569,15 +503,23 @@ def _scheduler(md: ModelDir) -> Iterator[Finding]:
         )
 
 
-def _tokenizer_length(md: ModelDir) -> Iterator[Finding]:
-    comps = components(md)
+@rule(
+    "DIF050",
+    "Tokenizer length exceeds the text encoder's positions",
+    severity="error",
+    fix="Set tokenizer model_max_length to text_encoder max_position_embeddings (77 for CLIP), or "
+    "prompts index past the position table.",
+    compares="tokenizer*/ model_max_length vs text_encoder*/ max_position_embeddings",
+)
+def tokenizer_length(md: ModelDir) -> Iterator[Finding]:
+    comps = md.pipeline.components
     for tok_name in sorted(n for n in comps if n.startswith("tokenizer")):
         enc_name = "text_encoder" + tok_name[len("tokenizer") :]
         tc = md.json(f"{tok_name}/tokenizer_config.json") or {}
         length = tc.get("model_max_length")
         if not isinstance(length, int) or isinstance(length, bool) or length > 10**9:
             continue
-        positions = positive_int(cfg(md, enc_name).get("max_position_embeddings"))
+        positions = positive_int(md.pipeline.config(enc_name).get("max_position_embeddings"))
         if positions and length > positions:
             yield finding(
                 "DIF050",
@@ -587,18 +529,26 @@ def _tokenizer_length(md: ModelDir) -> Iterator[Finding]:
             )
 
 
-def _resolution(md: ModelDir) -> Iterator[Finding]:
-    vae = cfg(md, "vae")
-    den = denoiser(md)
+@rule(
+    "DIF060",
+    "Native resolution: sample_size x VAE scale factor disagrees with the VAE",
+    severity="warning",
+    fix="unet/transformer sample_size * 2**(len(vae.block_out_channels)-1) should equal the VAE's "
+    "sample_size (64 -> 512, 96 -> 768, 128 -> 1024).",
+    compares="denoiser sample_size * vae scale factor vs vae sample_size",
+)
+def resolution(md: ModelDir) -> Iterator[Finding]:
+    vae = md.pipeline.config("vae")
+    den = md.pipeline.denoiser
     if den is None or not vae:
         return
     blocks = vae.get("block_out_channels")
-    sample = positive_int(cfg(md, den).get("sample_size"))
+    sample = positive_int(md.pipeline.config(den).get("sample_size"))
     vae_sample = positive_int(vae.get("sample_size"))
     if not isinstance(blocks, list) or not blocks or not sample or not vae_sample:
         return
     factor = 2 ** (len(blocks) - 1)
-    if den == "transformer" and family(md) == "flux":
+    if den == "transformer" and md.pipeline.family == "flux":
         return  # Flux's sample_size is not a latent size (it is 1024 in the published config)
     if sample * factor != vae_sample:
         yield finding(
@@ -607,20 +557,3 @@ def _resolution(md: ModelDir) -> Iterator[Finding]:
             f"vae.sample_size = {vae_sample}",
             file=f"{den}/config.json",
         )
-
-
-SUBCHECKS = (
-    _index,
-    _nulls,
-    _channels,
-    _depth,
-    _factors,
-    _cross_attention,
-    _scheduler,
-    _tokenizer_length,
-    _resolution,
-)
-
-
-def check(md: ModelDir) -> Iterator[Finding]:
-    yield from run_each(md, SUBCHECKS)

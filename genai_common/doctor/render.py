@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from genai_common.report import Report
+from genai_common.findings import Report
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -1,68 +1,24 @@
 """QNT: quantization metadata and every quantized tensor's shapes.
 
-MLX stores a quantized Linear/Embedding X with in_features K and out_features M as
-``X.weight`` uint32 (M, K*bits/32), ``X.scales`` (M, K/group_size) and, in affine mode only,
-``X.biases`` (M, K/group_size). The two stored shapes alone fix only group_size*bits (a g32/4-bit
-tensor looks like a g64/2-bit one), so K comes from the config wherever the module is a known
-text-model projection. Valid parameters are those of mlx.core.quantize in MLX 0.32 (its docs'
-table of quantization modes, confirmed by quantizing a test matrix with every pair).
+What the quantization is (the block, per-layer entries, packed shapes, valid modes) is read by
+md.quant (genai_common/model/quant.py); the rules here judge it, and non-MLX formats.
 """
 
 from __future__ import annotations
 
-from collections import Counter, namedtuple
+from collections import Counter
 from collections.abc import Iterator
 
-from genai_common.checks import finding, register
-from genai_common.checks.config import (
-    is_text_tensor,
-    positive_int,
-    run_each,
-    tensors,
-    text_dims,
-)
-from genai_common.report import Finding
+from genai_common.findings import Finding, finding, rule
+from genai_common.model.quant import BLOCK_KEYS, DEFAULT_GROUP_SIZE, MODES, QParams, params
+from genai_common.model.values import positive_int
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from genai_common.model_dir import ModelDir, TensorInfo
+    from genai_common.model import ModelDir, TensorInfo
 
-
-# mode -> (accepted group sizes, accepted bits, scales dtype, has biases)
-MODES: dict[str, tuple[tuple[int, ...], tuple[int, ...], str | None, bool]] = {
-    "affine": ((32, 64, 128), (1, 2, 3, 4, 5, 6, 8), None, True),
-    "mxfp4": ((32,), (4,), "U8", False),
-    "mxfp8": ((32,), (8,), "U8", False),
-    "nvfp4": ((16,), (4,), "U8", False),
-}
-DEFAULT_GROUP_SIZE = 64  # mlx_lm.convert's default for affine
-
-# Module names (last path component) whose input width is a config dimension.
-IN_HIDDEN = frozenset(
-    {
-        "q_proj",
-        "k_proj",
-        "v_proj",
-        "qkv_proj",
-        "gate_proj",
-        "up_proj",
-        "gate_up_proj",
-        "embed_tokens",
-        "tok_embeddings",
-        "wte",
-        "word_embeddings",
-        "lm_head",
-        "w1",
-        "w3",
-        "c_attn",
-        "query_key_value",
-        "c_fc",
-    }
-)
-IN_ATTN = frozenset({"o_proj", "c_proj_attn"})
-IN_MLP = frozenset({"down_proj", "w2"})
 
 # quantization_config.quant_method -> (severity, what MLX does with it)
 FOREIGN_METHODS: dict[str, tuple[str, str]] = {
@@ -104,247 +60,35 @@ F8_DTYPES = {
 }
 
 
-class QParams(namedtuple("QParams", "mode bits group_size")):
-    """A quantization scheme: mode (affine, mxfp4, ...), bits, group size."""
-
-    __slots__ = ()
-    mode: str
-    bits: int | None
-    group_size: int | None
-
-
-def quant_block(md: ModelDir) -> Any:
-    """config['quantization'] (MLX's block), or None."""
-    return (md.config or {}).get("quantization")
-
-
-def _params(entry: dict[str, Any], default: QParams | None = None) -> QParams:
-    mode = entry.get("mode", default.mode if default else "affine")
-    mode = mode if isinstance(mode, str) else "affine"
-    fixed = MODES.get(mode)
-    bits = positive_int(entry.get("bits")) or (default.bits if default else None)
-    gs = positive_int(entry.get("group_size")) or (default.group_size if default else None)
-    if fixed and mode != "affine":
-        bits = bits or fixed[1][0]
-        gs = gs or fixed[0][0]
-    return QParams(mode, bits, gs)
-
-
-def default_params(md: ModelDir) -> QParams | None:
-    block = quant_block(md)
-    return _params(block) if isinstance(block, dict) else None
-
-
-def override_for(md: ModelDir, module: str) -> tuple[str, Any] | None:
-    """(key, value) of the per-layer entry the loader will use for `module`, exact path only."""
-    block = quant_block(md)
-    if isinstance(block, dict) and module in block:
-        return module, block[module]
-    return None
-
-
-def expected_in_features(md: ModelDir, module: str) -> int | None:
-    """K for a text-model projection, from the config; None for modules the config does not size."""
-    if not is_text_tensor(module):
-        return None
-    dims = text_dims(md)
-    last = module.rsplit(".", 1)[-1]
-    if last in IN_HIDDEN:
-        return dims.hidden
-    if last in IN_ATTN and dims.heads and dims.v_head_dim:
-        return dims.heads * dims.v_head_dim
-    if last in IN_MLP:
-        if ".experts." in module or ".switch_mlp." in module:
-            return dims.moe_intermediate
-        if ".shared_expert" in module:
-            tc = md.text_config or {}
-            return positive_int(tc.get("shared_expert_intermediate_size"))
-        return dims.intermediate
-    return None
-
-
-def quantized_modules(md: ModelDir) -> dict[str, TensorInfo]:
-    """module path -> its packed weight, for every U32 weight that has scales beside it
-    (computed once per ModelDir)."""
-    memo = md.memo
-    found = memo.get("quantized_modules")
-    if found is None:
-        ts = tensors(md)
-        found = memo["quantized_modules"] = {
-            name[: -len(".weight")]: t
-            for name, t in ts.items()
-            if t.dtype == "U32"
-            and name.endswith(".weight")
-            and name[: -len(".weight")] + ".scales" in ts
-        }
-    return found
-
-
-def stored_bits(md: ModelDir, module: str) -> int | None:
-    """Bits the stored weight was packed with: from K in the config, else from the config's params."""
-    ts = tensors(md)
-    w = ts.get(f"{module}.weight")
-    if w is None or not w.shape:
-        return None
-    k = expected_in_features(md, module)
-    if k and (w.shape[-1] * 32) % k == 0:
-        return w.shape[-1] * 32 // k
-    over = override_for(md, module)
-    if over and isinstance(over[1], dict):
-        return _params(over[1], default_params(md)).bits
-    default = default_params(md)
-    return default.bits if default else None
-
-
-def declared_bits(md: ModelDir, module: str) -> int | None:
-    """Bits the config declares for a module: its per-layer entry, else the default block."""
-    over = override_for(md, module)
-    default = default_params(md)
-    if over and isinstance(over[1], dict):
-        return _params(over[1], default).bits
-    return default.bits if default else None
-
-
-def fits(md: ModelDir, module: str, k: int) -> bool:
-    """Whether the stored packed weight and scales are consistent with in_features k at some
-    bits and group size MLX accepts."""
-    ts = tensors(md)
-    w, scales = ts.get(f"{module}.weight"), ts.get(f"{module}.scales")
-    if w is None or scales is None or not w.shape or not scales.shape or k <= 0:
-        return False
-    packed, groups = w.shape[-1], scales.shape[-1]
-    if (packed * 32) % k or groups <= 0 or k % groups:
-        return False
-    bits, gs = packed * 32 // k, k // groups
-    return any(bits in b and gs in g for g, b, _, _ in MODES.values())
-
-
-# ---------------------------------------------------------------------------------------------
-
-register(
-    "QNT001",
-    "The MLX quantization block is malformed",
-    "error",
-    "config.json 'quantization' must be an object with integer group_size and bits (and an "
-    "optional mode); re-export with mlx_lm.convert.",
-    compares="type and keys of config['quantization']",
-)
-register(
-    "QNT010",
-    "Quantization parameters that MLX does not accept",
-    "error",
-    "Use a mode/bits/group_size from MLX's table: affine bits 1-6 or 8 with group 32/64/128; "
-    "mxfp4 (32, 4); mxfp8 (32, 8); nvfp4 (16, 4).",
-    compares="mode, bits, group_size (default and per layer) vs mlx.core.quantize's table",
-)
-register(
-    "QNT020",
-    "A packed weight's width does not match in_features x bits / 32",
-    "error",
-    "The weight was packed for a different in_features or bit width than the config says: "
-    "re-quantize from the original weights, or fix the config.",
-    compares="U32 weight columns vs in_features (from the config) * bits / 32",
-)
-register(
-    "QNT021",
-    "Scales or biases do not have shape (out, in_features / group_size)",
-    "error",
-    "Scales and biases must come from the same quantization as the weight: re-quantize the module.",
-    compares="scales/biases shape vs (weight rows, in_features / group_size); biases == scales",
-)
-register(
-    "QNT022",
-    "A quantized weight lacks its scales or biases (or has biases its mode does not use)",
-    "error",
-    "Affine tensors need .scales and .biases; mxfp4/mxfp8/nvfp4 need uint8 .scales and no "
-    "biases. Re-export the module.",
-    compares="presence of X.scales/X.biases beside a U32 X.weight, scales dtype vs mode",
-)
-register(
-    "QNT023",
-    "Quantized tensors are stored but the config has no quantization block",
-    "error",
-    "Add the 'quantization' block ({'group_size': G, 'bits': B}) that the model was saved with; "
-    "without it the loader builds float layers and rejects the .scales tensors.",
-    compares="U32 weights with .scales vs config['quantization']",
-)
-register(
-    "QNT024",
-    "The config declares quantization but no quantized tensors are stored",
-    "error",
-    "Remove the 'quantization' block, or use the quantized weights it belongs to.",
-    compares="config['quantization'] vs *.scales tensors",
-)
-register(
-    "QNT030",
-    "A per-layer quantization entry names no module in the weights",
-    "warning",
-    "Per-layer keys must be module paths as the loader builds them (weight name minus '.weight'); "
-    "an unmatched key is ignored and that module gets the default bits.",
-    compares="per-layer keys in config['quantization'] vs module paths of the stored tensors",
-)
-register(
-    "QNT031",
-    "A tensor is stored at other bits/group size than the default, with no per-layer entry",
-    "warning",
-    "Add a per-layer entry {'bits': B, 'group_size': G} for the module: mlx-lm >= 0.32 infers it "
-    "from the shapes, but older mlx-lm, mlx-vlm and mlx-swift fail with 'Expected shape'.",
-    compares="bits/group size implied by shapes and config in_features vs the default block",
-)
-register(
+QNT032 = rule(
     "QNT032",
     "A per-layer entry disagrees with the bits/group size the tensor was stored with",
-    "error",
-    "Make the per-layer entry match the stored tensor (a strict load fails with 'Expected shape').",
+    severity="error",
+    fix="Make the per-layer entry match the stored tensor (a strict load fails with 'Expected shape').",
     compares="per-layer bits/group_size vs the ones implied by the stored shapes",
 )
-register(
-    "QNT040",
-    "Mixed precision",
-    "info",
-    "Informational: modules are stored at several bit widths.",
-    compares="bit widths over all quantized modules",
-)
-register(
-    "QNT050",
-    "Non-MLX quantization format",
-    "warning",
-    "See the message for what MLX can do with it; the reliable path is mlx_lm.convert from the "
-    "unquantized original.",
-    compares="quantization_config.quant_method, quantize_config.json, hf_quant_config.json",
-)
-register(
-    "QNT060",
-    "Layers whose input width the group size does not divide will not be quantized",
-    "info",
-    "Pick a group size that divides them (32 divides more widths than 64), or accept that those "
-    "layers stay in float (mlx_lm.convert skips them).",
-    compares="last dimension of each float 2-D weight % group_size (64 unless configured)",
-)
-register(
-    "QNT070",
-    "Low-precision float (F8, F4) tensors that MLX does not load as floats",
-    "warning",
-    "mx.load (mlx 0.32.4) returns F8_E4M3 and F8_E8M0 tensors as raw uint8 bytes, not floats: "
-    "only a loader that dequantizes them with their scales gets the right values; it refuses "
-    "F8_E5M2 and F4 ('[safetensor] unsupported dtype F8_E5M2'). Dequantize to BF16 first (then "
-    "mlx_lm.convert to quantize for MLX) or use a loader that handles this format.",
-    compares="F8_E4M3, F8_E8M0 (raw uint8), F8_E5M2, F4 (refused) vs what mx.load reads",
-)
 
-register(
-    "QNT061",
-    "head_dim is not a multiple of the KV-cache quantization group size",
-    "info",
-    "Quantized KV caches (mlx-lm --kv-bits, kv_group_size 64) need head_dim % group size == 0; "
-    "use --kv-group-size 32 (if it divides head_dim) or keep the KV cache in float.",
-    compares="each cached width % 64, mlx-lm's default kv_group_size "
-    "(head_dim; MLA: kv_lora_rank, qk_rope_head_dim)",
-)
+
 KV_GROUP_SIZE = 64
 
 
-def _block(md: ModelDir) -> Iterator[Finding]:
+@rule(
+    "QNT001",
+    "The MLX quantization block is malformed",
+    severity="error",
+    fix="config.json 'quantization' must be an object with integer group_size and bits (and an "
+    "optional mode); re-export with mlx_lm.convert.",
+    compares="type and keys of config['quantization']",
+)
+@rule(
+    "QNT010",
+    "Quantization parameters that MLX does not accept",
+    severity="error",
+    fix="Use a mode/bits/group_size from MLX's table: affine bits 1-6 or 8 with group 32/64/128; "
+    "mxfp4 (32, 4); mxfp8 (32, 8); nvfp4 (16, 4).",
+    compares="mode, bits, group_size (default and per layer) vs mlx.core.quantize's table",
+)
+def block(md: ModelDir) -> Iterator[Finding]:
     cfg = md.config or {}
     block = cfg.get("quantization")
     if block is None:
@@ -361,10 +105,10 @@ def _block(md: ModelDir) -> Iterator[Finding]:
             )
     if "bits" not in block and block.get("mode", "affine") == "affine":
         yield finding("QNT001", "quantization has no 'bits'", file="config.json")
-    default = _params(block)
+    default = params(block)
     yield from _valid(default, "quantization")
     for key, value in block.items():
-        if key in ("group_size", "bits", "mode") or isinstance(value, bool):
+        if key in BLOCK_KEYS or isinstance(value, bool):
             continue
         if not isinstance(value, dict):
             yield finding(
@@ -373,14 +117,14 @@ def _block(md: ModelDir) -> Iterator[Finding]:
                 file="config.json",
             )
             continue
-        unknown = set(value) - {"group_size", "bits", "mode"}
+        unknown = set(value) - set(BLOCK_KEYS)
         if unknown:
             yield finding(
                 "QNT001",
                 f"quantization[{key!r}] has unknown keys {sorted(unknown)}",
                 file="config.json",
             )
-        yield from _valid(_params(value, default), f"quantization[{key!r}]")
+        yield from _valid(params(value, default), f"quantization[{key!r}]")
 
 
 def _valid(p: QParams, where: str) -> Iterator[Finding]:
@@ -405,12 +149,35 @@ def _valid(p: QParams, where: str) -> Iterator[Finding]:
         )
 
 
-def _presence(md: ModelDir) -> Iterator[Finding]:
-    ts = tensors(md)
+@rule(
+    "QNT022",
+    "A quantized weight lacks its scales or biases (or has biases its mode does not use)",
+    severity="error",
+    fix="Affine tensors need .scales and .biases; mxfp4/mxfp8/nvfp4 need uint8 .scales and no "
+    "biases. Re-export the module.",
+    compares="presence of X.scales/X.biases beside a U32 X.weight, scales dtype vs mode",
+)
+@rule(
+    "QNT023",
+    "Quantized tensors are stored but the config has no quantization block",
+    severity="error",
+    fix="Add the 'quantization' block ({'group_size': G, 'bits': B}) that the model was saved with; "
+    "without it the loader builds float layers and rejects the .scales tensors.",
+    compares="U32 weights with .scales vs config['quantization']",
+)
+@rule(
+    "QNT024",
+    "The config declares quantization but no quantized tensors are stored",
+    severity="error",
+    fix="Remove the 'quantization' block, or use the quantized weights it belongs to.",
+    compares="config['quantization'] vs *.scales tensors",
+)
+def presence(md: ModelDir) -> Iterator[Finding]:
+    ts = md.tensors
     if not ts or md.metadata_only:
         return
-    block = quant_block(md)
-    qmods = quantized_modules(md)
+    block = md.quant.block
+    qmods = md.quant.modules
     if qmods and block is None:
         example = next(iter(qmods))
         yield finding(
@@ -422,11 +189,11 @@ def _presence(md: ModelDir) -> Iterator[Finding]:
     elif isinstance(block, dict) and not qmods and not any(n.endswith(".scales") for n in ts):
         yield finding(
             "QNT024",
-            f"config.json declares quantization {_describe(default_params(md))} but no tensor "
+            f"config.json declares quantization {_describe(md.quant.default)} but no tensor "
             "has .scales",
             file="config.json",
         )
-    default = default_params(md)
+    default = md.quant.default
     for name, t in ts.items():
         if not name.endswith(".weight") or t.dtype != "U32":
             continue
@@ -440,9 +207,9 @@ def _presence(md: ModelDir) -> Iterator[Finding]:
             continue
         biases = ts.get(f"{module}.biases")
         fixed_mode = scales.dtype == "U8"
-        over = override_for(md, module)
+        over = md.quant.override_for(module)
         mode = (
-            _params(over[1], default).mode
+            params(over[1], default).mode
             if over and isinstance(over[1], dict)
             else (default.mode if default else "affine")
         )
@@ -471,11 +238,35 @@ def _describe(p: QParams | None) -> str:
     return f"({p.mode}, bits={p.bits}, group_size={p.group_size})"
 
 
-def _shapes(md: ModelDir) -> Iterator[Finding]:
+@rule(
+    "QNT020",
+    "A packed weight's width does not match in_features x bits / 32",
+    severity="error",
+    fix="The weight was packed for a different in_features or bit width than the config says: "
+    "re-quantize from the original weights, or fix the config.",
+    compares="U32 weight columns vs in_features (from the config) * bits / 32",
+)
+@rule(
+    "QNT021",
+    "Scales or biases do not have shape (out, in_features / group_size)",
+    severity="error",
+    fix="Scales and biases must come from the same quantization as the weight: re-quantize the module.",
+    compares="scales/biases shape vs (weight rows, in_features / group_size); biases == scales",
+)
+@rule(
+    "QNT031",
+    "A tensor is stored at other bits/group size than the default, with no per-layer entry",
+    severity="warning",
+    fix="Add a per-layer entry {'bits': B, 'group_size': G} for the module: mlx-lm >= 0.32 infers it "
+    "from the shapes, but older mlx-lm, mlx-vlm and mlx-swift fail with 'Expected shape'.",
+    compares="bits/group size implied by shapes and config in_features vs the default block",
+)
+@QNT032
+def shapes(md: ModelDir) -> Iterator[Finding]:
     """Per quantized module: packed width, scales/biases shapes, and bits vs what the loader uses."""
-    ts = tensors(md)
-    default = default_params(md)
-    for module, w in quantized_modules(md).items():
+    ts = md.tensors
+    default = md.quant.default
+    for module, w in md.quant.modules.items():
         scales = ts[f"{module}.scales"]
         biases = ts.get(f"{module}.biases")
         if not w.shape or not scales.shape:
@@ -495,14 +286,14 @@ def _shapes(md: ModelDir) -> Iterator[Finding]:
                 file=biases.file,
             )
         packed, groups = w.shape[-1], scales.shape[-1]
-        over = override_for(md, module)
-        want = _params(over[1], default) if over and isinstance(over[1], dict) else default
+        over = md.quant.override_for(module)
+        want = params(over[1], default) if over and isinstance(over[1], dict) else default
         mode = (
             "affine"
             if scales.dtype != "U8"
             else (want.mode if want and want.mode != "affine" else None)
         )
-        k = expected_in_features(md, module)
+        k = md.quant.expected_in_features(module)
         if k:
             if (packed * 32) % k or (packed * 32 // k) not in MODES["affine"][1] + (4, 8):
                 yield finding(
@@ -590,16 +381,23 @@ def _aliases(key: str) -> set[str]:
     return out
 
 
-def _overrides(md: ModelDir) -> Iterator[Finding]:
-    block = quant_block(md)
-    ts = tensors(md)
+@rule(
+    "QNT030",
+    "A per-layer quantization entry names no module in the weights",
+    severity="warning",
+    fix="Per-layer keys must be module paths as the loader builds them (weight name minus '.weight'); "
+    "an unmatched key is ignored and that module gets the default bits.",
+    compares="per-layer keys in config['quantization'] vs module paths of the stored tensors",
+)
+@QNT032
+def overrides(md: ModelDir) -> Iterator[Finding]:
+    block = md.quant.block
+    ts = md.tensors
     if not isinstance(block, dict) or not ts:
         return
     modules = {n.rsplit(".", 1)[0] for n in ts}
     keys = [
-        k
-        for k, v in block.items()
-        if k not in ("group_size", "bits", "mode") and (isinstance(v, dict) or v is True)
+        k for k, v in block.items() if k not in BLOCK_KEYS and (isinstance(v, dict) or v is True)
     ]
     unmatched = [k for k in keys if k not in modules]
     for key in unmatched[:10]:
@@ -618,7 +416,7 @@ def _overrides(md: ModelDir) -> Iterator[Finding]:
         )
     # mlx-lm's predicate returns the entry itself: false keeps the module float, a dict quantizes it.
     for key, value in block.items():
-        if key in ("group_size", "bits", "mode") or key not in modules:
+        if key in BLOCK_KEYS or key not in modules:
             continue
         stored_quantized = f"{key}.scales" in ts
         if value is False and stored_quantized:
@@ -635,10 +433,17 @@ def _overrides(md: ModelDir) -> Iterator[Finding]:
             )
 
 
-def _mixed(md: ModelDir) -> Iterator[Finding]:
+@rule(
+    "QNT040",
+    "Mixed precision",
+    severity="info",
+    fix="Informational: modules are stored at several bit widths.",
+    compares="bit widths over all quantized modules",
+)
+def mixed(md: ModelDir) -> Iterator[Finding]:
     counts: Counter[int] = Counter()
-    for module in quantized_modules(md):
-        bits = stored_bits(md, module)
+    for module in md.quant.modules:
+        bits = md.quant.stored_bits(module)
         if bits is not None:
             counts[bits] += 1
     if len(counts) > 1:
@@ -646,7 +451,15 @@ def _mixed(md: ModelDir) -> Iterator[Finding]:
         yield finding("QNT040", f"mixed precision: {parts}")
 
 
-def _foreign(md: ModelDir) -> Iterator[Finding]:
+@rule(
+    "QNT050",
+    "Non-MLX quantization format",
+    severity="warning",
+    fix="See the message for what MLX can do with it; the reliable path is mlx_lm.convert from the "
+    "unquantized original.",
+    compares="quantization_config.quant_method, quantize_config.json, hf_quant_config.json",
+)
+def foreign(md: ModelDir) -> Iterator[Finding]:
     cfg = md.config or {}
     qc = cfg.get("quantization_config") or (md.text_config or {}).get("quantization_config")
     if isinstance(qc, dict) and "quantization" in cfg and qc.get("quant_method") is None:
@@ -659,7 +472,7 @@ def _foreign(md: ModelDir) -> Iterator[Finding]:
         extra = ""
         if method in ("gptq", "awq") and qc.get("bits", 4) != 4:
             severity, extra = "error", f" (this one is {qc.get('bits')}-bit)"
-        if method == "gptq" and any(n.endswith(".g_idx") for n in tensors(md)):
+        if method == "gptq" and any(n.endswith(".g_idx") for n in md.tensors):
             severity, extra = "error", " (this one stores g_idx)"
         if method == "compressed-tensors" and qc.get("format") in (
             "pack-quantized",
@@ -683,13 +496,21 @@ def _foreign(md: ModelDir) -> Iterator[Finding]:
             )
 
 
-def _divisibility(md: ModelDir) -> Iterator[Finding]:
+@rule(
+    "QNT060",
+    "Layers whose input width the group size does not divide will not be quantized",
+    severity="info",
+    fix="Pick a group size that divides them (32 divides more widths than 64), or accept that those "
+    "layers stay in float (mlx_lm.convert skips them).",
+    compares="last dimension of each float 2-D weight % group_size (64 unless configured)",
+)
+def divisibility(md: ModelDir) -> Iterator[Finding]:
     """Before conversion: float 2-D weights whose last dim the group size does not divide."""
-    if quantized_modules(md) or quant_block(md) is not None:
+    if md.quant.modules or md.quant.block is not None:
         return
     gs = DEFAULT_GROUP_SIZE
     skipped = []
-    for name, t in tensors(md).items():
+    for name, t in md.tensors.items():
         if not name.endswith(".weight") or not t.shape or len(t.shape) != 2:
             continue
         if t.dtype not in ("F32", "F16", "BF16"):
@@ -706,19 +527,37 @@ def _divisibility(md: ModelDir) -> Iterator[Finding]:
         )
 
 
-def _f8(md: ModelDir) -> Iterator[Finding]:
-    counts = Counter(t.dtype for t in tensors(md).values() if t.dtype in F8_DTYPES)
+@rule(
+    "QNT070",
+    "Low-precision float (F8, F4) tensors that MLX does not load as floats",
+    severity="warning",
+    fix="mx.load (mlx 0.32.4) returns F8_E4M3 and F8_E8M0 tensors as raw uint8 bytes, not floats: "
+    "only a loader that dequantizes them with their scales gets the right values; it refuses "
+    "F8_E5M2 and F4 ('[safetensor] unsupported dtype F8_E5M2'). Dequantize to BF16 first (then "
+    "mlx_lm.convert to quantize for MLX) or use a loader that handles this format.",
+    compares="F8_E4M3, F8_E8M0 (raw uint8), F8_E5M2, F4 (refused) vs what mx.load reads",
+)
+def f8(md: ModelDir) -> Iterator[Finding]:
+    counts = Counter(t.dtype for t in md.tensors.values() if t.dtype in F8_DTYPES)
     if counts:
         parts = ", ".join(f"{n} {d} ({F8_DTYPES[d]})" for d, n in sorted(counts.items()))
         yield finding("QNT070", f"tensors with low-precision float dtypes: {parts}")
 
 
-def _kv_group(md: ModelDir) -> Iterator[Finding]:
+@rule(
+    "QNT061",
+    "head_dim is not a multiple of the KV-cache quantization group size",
+    severity="info",
+    fix="Quantized KV caches (mlx-lm --kv-bits, kv_group_size 64) need head_dim % group size == 0; "
+    "use --kv-group-size 32 (if it divides head_dim) or keep the KV cache in float.",
+    compares="each cached width % 64, mlx-lm's default kv_group_size "
+    "(head_dim; MLA: kv_lora_rank, qk_rope_head_dim)",
+)
+def kv_group(md: ModelDir) -> Iterator[Finding]:
     """The cached arrays' last axis (head_dim; MLA: the latent and rope widths) against the
     quantized cache's group size."""
-    from genai_common.checks.memory import kv_layout
 
-    layout = kv_layout(md)
+    layout = md.memory.kv_layout
     # Widths below one group (tiny test models) cannot use a quantized cache at all: not reported.
     bad = [w for w in (layout.widths if layout else ()) if w > KV_GROUP_SIZE and w % KV_GROUP_SIZE]
     if bad:
@@ -730,20 +569,3 @@ def _kv_group(md: ModelDir) -> Iterator[Finding]:
             f"multiple of kv_group_size {KV_GROUP_SIZE}{alt}"
             + ("" if plain else f" ({layout.description})"),
         )
-
-
-SUBCHECKS = (
-    _block,
-    _presence,
-    _shapes,
-    _overrides,
-    _mixed,
-    _foreign,
-    _divisibility,
-    _f8,
-    _kv_group,
-)
-
-
-def check(md: ModelDir) -> Iterator[Finding]:
-    yield from run_each(md, SUBCHECKS)

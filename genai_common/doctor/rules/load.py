@@ -7,127 +7,22 @@ Each names tensors, not the cause; the cause is usually a static finding already
 (a stale index, a layer count, a tied head, a quantized shape). So a load error is reported with
 the static findings that explain it.
 
-Not a static family: `run_checks` never runs it (no `check` function).
+Not a static family: the static pass never runs it; `genai doctor --load/--infer` calls
+runtime_findings after the static report.
 """
 
 from __future__ import annotations
 
 import re
 
-from genai_common.checks import finding, register
-from genai_common.report import Finding, Report
+from genai_common.findings import Finding, Report, declared, finding, rule, stamp
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from genai_common.model_dir import ModelDir
+    from genai_common.model import ModelDir
 
-register(
-    "LOAD001",
-    "The load test failed",
-    "error",
-    "Read the loader's message; fix the static findings first, they usually explain it.",
-    compares="the loader's load() in a child process",
-)
-register(
-    "LOAD002",
-    "The load or inference process crashed",
-    "error",
-    "A signal ended the child (an out-of-memory abort, the OOM killer, a native crash): check "
-    "the memory findings (MEM) and free memory, or try a smaller quantization.",
-    compares="exit signal and memory of the child process",
-)
-register(
-    "LOAD003",
-    "The load or inference test timed out",
-    "error",
-    "Raise --timeout for large models, or check that the weights are on a fast local disk.",
-    compares="child run time vs --timeout",
-)
-register(
-    "LOAD010",
-    "Load failed: the weights hold parameters the model does not have",
-    "error",
-    "Extra tensors: a tied model that stores lm_head, more layers than the config says, "
-    "quantized tensors without a quantization block, or a stray file merged in.",
-    compares="mlx load_weights 'Received parameters not in model'",
-)
-register(
-    "LOAD011",
-    "Load failed: parameters the model needs are missing from the weights",
-    "error",
-    "Missing tensors: a shard not downloaded, a stale index, fewer layers than the config, an "
-    "untied model without lm_head, a vision tower the text loader kept.",
-    compares="mlx load_weights 'Missing parameters'",
-)
-register(
-    "LOAD012",
-    "Load failed: a tensor's shape differs from the model's parameter",
-    "error",
-    "A config value (vocab_size, hidden_size, heads, head_dim, intermediate_size) or a "
-    "quantization setting disagrees with the stored shapes.",
-    compares="mlx load_weights 'Expected shape ... but received shape'",
-)
-register(
-    "LOAD013",
-    "Load failed: the loader does not know this model type",
-    "error",
-    "Upgrade mlx-lm / mlx-vlm, or use the loader that supports it (see CMP findings).",
-    compares="'Model type X not supported'",
-)
-register(
-    "LOAD014",
-    "Load failed: the loader found no weights",
-    "error",
-    "Name the weights as the loader expects (see FILE002/FILE003).",
-    compares="'No safetensors found'",
-)
-register(
-    "LOAD020",
-    "The quick inference test failed",
-    "error",
-    "The model loaded but could not run a few steps: read the message (often a config value "
-    "that only matters at run time, such as rope scaling or the chat template).",
-    compares="a few generated tokens (llm), a 64x64 image prompt (vlm), 2 steps at 64x64 (diffusion)",
-)
-register(
-    "LOAD021",
-    "The quick inference test produced nothing",
-    "warning",
-    "Generation stopped at once: check eos/pad token ids and the chat template (TOK findings).",
-    compares="generated text is non-empty",
-)
-register(
-    "LOAD030",
-    "Load test passed",
-    "info",
-    "Nothing to fix.",
-    compares="the loader's load() in a child process: seconds and peak memory",
-)
-register(
-    "LOAD031",
-    "Quick inference test passed",
-    "info",
-    "Nothing to fix.",
-    compares="a few tokens / steps generated in a child process",
-)
-register(
-    "LOAD040",
-    "No load test for this kind of model",
-    "info",
-    "Load tests run for llm, vlm, diffusion and ml directories.",
-    compares="model kind",
-)
-
-register(
-    "LOAD041",
-    "Load test skipped: the weights do not fit in memory",
-    "warning",
-    "The memory findings (MEM010/MEM012) say the weights exceed this machine's memory: a load "
-    "would swap or be killed. Run it on a larger machine, or use a quantized variant.",
-    compares="static memory findings before starting the child",
-)
 
 # static findings that make a load pointless (and dangerous for the machine)
 TOO_BIG = ("MEM010", "MEM012")
@@ -235,6 +130,110 @@ def infer_target(kind: str, path: str) -> dict[str, Any]:
     return out
 
 
+@rule(
+    "LOAD001",
+    "The load test failed",
+    severity="error",
+    fix="Read the loader's message; fix the static findings first, they usually explain it.",
+    compares="the loader's load() in a child process",
+)
+@rule(
+    "LOAD002",
+    "The load or inference process crashed",
+    severity="error",
+    fix="A signal ended the child (an out-of-memory abort, the OOM killer, a native crash): check "
+    "the memory findings (MEM) and free memory, or try a smaller quantization.",
+    compares="exit signal and memory of the child process",
+)
+@rule(
+    "LOAD003",
+    "The load or inference test timed out",
+    severity="error",
+    fix="Raise --timeout for large models, or check that the weights are on a fast local disk.",
+    compares="child run time vs --timeout",
+)
+@rule(
+    "LOAD010",
+    "Load failed: the weights hold parameters the model does not have",
+    severity="error",
+    fix="Extra tensors: a tied model that stores lm_head, more layers than the config says, "
+    "quantized tensors without a quantization block, or a stray file merged in.",
+    compares="mlx load_weights 'Received parameters not in model'",
+)
+@rule(
+    "LOAD011",
+    "Load failed: parameters the model needs are missing from the weights",
+    severity="error",
+    fix="Missing tensors: a shard not downloaded, a stale index, fewer layers than the config, an "
+    "untied model without lm_head, a vision tower the text loader kept.",
+    compares="mlx load_weights 'Missing parameters'",
+)
+@rule(
+    "LOAD012",
+    "Load failed: a tensor's shape differs from the model's parameter",
+    severity="error",
+    fix="A config value (vocab_size, hidden_size, heads, head_dim, intermediate_size) or a "
+    "quantization setting disagrees with the stored shapes.",
+    compares="mlx load_weights 'Expected shape ... but received shape'",
+)
+@rule(
+    "LOAD013",
+    "Load failed: the loader does not know this model type",
+    severity="error",
+    fix="Upgrade mlx-lm / mlx-vlm, or use the loader that supports it (see CMP findings).",
+    compares="'Model type X not supported'",
+)
+@rule(
+    "LOAD014",
+    "Load failed: the loader found no weights",
+    severity="error",
+    fix="Name the weights as the loader expects (see FILE002/FILE003).",
+    compares="'No safetensors found'",
+)
+@rule(
+    "LOAD020",
+    "The quick inference test failed",
+    severity="error",
+    fix="The model loaded but could not run a few steps: read the message (often a config value "
+    "that only matters at run time, such as rope scaling or the chat template).",
+    compares="a few generated tokens (llm), a 64x64 image prompt (vlm), 2 steps at 64x64 (diffusion)",
+)
+@rule(
+    "LOAD021",
+    "The quick inference test produced nothing",
+    severity="warning",
+    fix="Generation stopped at once: check eos/pad token ids and the chat template (TOK findings).",
+    compares="generated text is non-empty",
+)
+@rule(
+    "LOAD030",
+    "Load test passed",
+    severity="info",
+    fix="Nothing to fix.",
+    compares="the loader's load() in a child process: seconds and peak memory",
+)
+@rule(
+    "LOAD031",
+    "Quick inference test passed",
+    severity="info",
+    fix="Nothing to fix.",
+    compares="a few tokens / steps generated in a child process",
+)
+@rule(
+    "LOAD040",
+    "No load test for this kind of model",
+    severity="info",
+    fix="Load tests run for llm, vlm, diffusion and ml directories.",
+    compares="model kind",
+)
+@rule(
+    "LOAD041",
+    "Load test skipped: the weights do not fit in memory",
+    severity="warning",
+    fix="The memory findings (MEM010/MEM012) say the weights exceed this machine's memory: a load "
+    "would swap or be killed. Run it on a larger machine, or use a quantized variant.",
+    compares="static memory findings before starting the child",
+)
 def runtime_findings(
     report: Report, md: ModelDir, *, infer: bool = False, timeout: float | None = 600.0
 ) -> list[Finding]:
@@ -243,26 +242,28 @@ def runtime_findings(
 
     kind = md.kind
     if kind not in ("llm", "vlm", "diffusion", "ml"):
-        return [finding("LOAD040", f"no load test for kind {kind!r}")]
+        return [_load("LOAD040", f"no load test for kind {kind!r}")]
     too_big = [f.code for f in report.findings if f.code in TOO_BIG and f.severity == "error"]
     if too_big:
-        return [finding("LOAD041", f"not loaded: {', '.join(too_big)} says the weights do not fit")]
+        return [_load("LOAD041", f"not loaded: {', '.join(too_big)} says the weights do not fit")]
     if md.metadata_only:
-        return [finding("LOAD040", "no load test without the weight files (metadata only)")]
+        return [_load("LOAD040", "no load test without the weight files (metadata only)")]
     path = md.root_str  # a single file's folder too
     if infer:
-        result = run_isolated("genai_common.checks.load:infer_target", kind, path, timeout=timeout)
+        result = run_isolated(
+            "genai_common.doctor.rules.load:infer_target", kind, path, timeout=timeout
+        )
     else:
         result = run_isolated(
             "genai_common.runtime.loading:load_summary", kind, path, timeout=timeout
         )
     step = "inference" if infer else "load"
     if result.timed_out:
-        return [finding("LOAD003", f"the {step} test passed its {timeout:.0f} s limit")]
+        return [_load("LOAD003", f"the {step} test passed its {timeout:.0f} s limit")]
     if result.signal or (not result.ok and result.error_type is None):
         tail = _short(result.stderr_tail, 300)
         return [
-            finding(
+            _load(
                 "LOAD002",
                 f"the {step} process ended with {result.signal or result.returncode}: {tail}",
             )
@@ -276,7 +277,7 @@ def runtime_findings(
         if code in ("LOAD001", "LOAD020"):  # the step that raised decides which of the two
             code = "LOAD020" if inference else "LOAD001"
         because = f"; explained by {', '.join(explained)}" if explained else ""
-        return [finding(code, f"{_short(message)}{because}")]
+        return [_load(code, f"{_short(message)}{because}")]
     value = result.value or {}
     load = value.get("load", value)
     seconds = load.get("seconds")
@@ -284,19 +285,24 @@ def runtime_findings(
     text = f"loaded in {seconds:.2f} s" if isinstance(seconds, (int, float)) else "loaded"
     if isinstance(peak, int):
         text += f", peak {peak / 2**20:.1f} MiB"
-    out = [finding("LOAD030", f"{md.loader or kind}: {text}")]
+    out = [_load("LOAD030", f"{md.loader or kind}: {text}")]
     if infer:
         output = value.get("output")
         if kind in ("llm", "vlm") and not output:
-            out.append(finding("LOAD021", "the model generated no text from a short prompt"))
+            out.append(_load("LOAD021", "the model generated no text from a short prompt"))
         elif output is None:
             out.append(
-                finding(
+                _load(
                     "LOAD040",
                     "no quick inference: config.json names no input width "
                     "(input_dims, in_features or input_size); load only",
                 )
             )
         else:
-            out.append(finding("LOAD031", _short(value.get("summary") or repr(output), 120)))
+            out.append(_load("LOAD031", _short(value.get("summary") or repr(output), 120)))
     return out
+
+
+def _load(code: str, message: str) -> Finding:
+    """A LOAD finding, stamped with what runtime_findings declares for its code."""
+    return stamp(finding(code, message), declared(runtime_findings))

@@ -1,93 +1,42 @@
 """CFG: the text model's config against the tensors the loader will read.
 
 Uses `text_config` when the config nests one (VLMs). Every comparison is on header shapes only;
-quantized shapes are read back to logical ones (packed uint32 columns = in_features*bits/32).
-The helpers at the top (`positive_int`, `text_dims`, `embedding_tensor`, ...) are shared with the
-tokenizer, quant, vlm and memory families.
+quantized shapes are read back to logical ones (packed uint32 columns = in_features*bits/32,
+md.quant.logical_shape). What the text model is (md.text) lives in genai_common/model/text.py.
 """
 
 from __future__ import annotations
 
 import re
-from collections import namedtuple
-from functools import cache
 
-from genai_common.checks import finding, register
+from genai_common.findings import finding, rule
+from genai_common.model.text import (
+    ALWAYS_TIED,
+    ATTENTION_FREE,
+    EMBED_EXTRA_ROWS,
+    MLX_LM_TIES_WHEN_ABSENT,
+    MLX_LM_UNTIES_WHEN_ABSENT_IN_TEXT_CONFIG,
+    TIE_FOLLOWS_WEIGHTS,
+    is_text_tensor,
+    rope_type,
+)
+from genai_common.model.values import (
+    MAX_COUNT,
+    first_missing,
+    is_range,
+    per_layer_counts,
+    positive_count,
+    positive_int,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator
+    from collections.abc import Iterator
     from typing import Any
 
-    from genai_common.model_dir import ModelDir, TensorInfo
-    from genai_common.report import Finding
+    from genai_common.findings import Finding
+    from genai_common.model import ModelDir, TensorInfo
 
-
-# Name parts that mark a tensor as belonging to something other than the language model.
-NON_TEXT_MARKERS = (
-    "vision",
-    "visual",
-    "image_",
-    "multi_modal_projector",
-    "mm_projector",
-    "audio",
-    "aligner",
-    "connector",
-    "perceiver",
-    "patch_embed",
-    "merger",
-    "mtp",
-)
-EMBED_SUFFIXES = (
-    "embed_tokens.weight",
-    "tok_embeddings.weight",
-    "wte.weight",
-    "word_embeddings.weight",
-)
-HEAD_NAMES = ("lm_head.weight", "output.weight", "embed_out.weight")
-# a name's layer index: re.search(LAYER_PATTERN, name) (text_layer_indices does all names at once)
-LAYER_PATTERN = r"(?:^|\.)(?:layers|h|blocks)\.(\d+)\."
-
-# transformers' declared default for tie_word_embeddings when config.json omits it (read from
-# transformers 5.24 configuration_*.py). Families not listed default to False there.
-TIED_BY_DEFAULT = frozenset(
-    {
-        "gemma",
-        "gemma2",
-        "gemma3",
-        "gemma3_text",
-        "gemma3n",
-        "gemma3n_text",
-        "paligemma",
-        "starcoder2",
-        "cohere",
-        "cohere2",
-        "gpt2",
-        "falcon",
-        "smollm3",
-        "mistral3",
-        "t5",
-    }
-)
-# mlx-lm 0.32's ModelArgs default tie_word_embeddings=True for these although transformers says
-# False: an absent key plus a stored lm_head means mlx-lm ties and sanitize() drops the head.
-MLX_LM_TIES_WHEN_ABSENT = frozenset({"llama", "mistral", "qwen2", "granite", "olmo2"})
-# mlx-lm 0.32's mistral3 sets text_config.tie_word_embeddings = False when text_config lacks it,
-# even if the top level says true (mlx-lm#648: "Missing 1 parameters: language_model.lm_head").
-MLX_LM_UNTIES_WHEN_ABSENT_IN_TEXT_CONFIG = frozenset({"mistral3"})
-# Families whose mlx-lm model has no lm_head at all (always tied).
-# mlx-lm's Model of these has no lm_head at all: the embedding is the output projection
-# (lfm2 and hunyuan whatever the config says; LFM2 names the key tie_embedding)
-ALWAYS_TIED = frozenset(
-    {"gemma", "gemma2", "cohere", "cohere2", "gpt2", "hunyuan", "lfm2", "lfm2_moe"}
-)
-# State-space models: no attention heads to configure (mlx-lm's mamba, mamba2)
-ATTENTION_FREE = frozenset({"mamba", "mamba2", "falcon_mamba"})
-# Families whose mlx-lm sanitize() unties when an lm_head is stored (and ties when it is absent).
-TIE_FOLLOWS_WEIGHTS = frozenset({"gemma3", "gemma3_text", "gemma3n", "gemma3n_text"})
-# Embedding rows beyond vocab_size: Mllama's text embedding is vocab_size + 8 rows (transformers
-# and mlx-vlm 0.7.10 alike; its lm_head keeps vocab_size rows).
-EMBED_EXTRA_ROWS = {"mllama": 8}
 
 # RoPE types: required keys (transformers' modeling_rope_utils, the loader's rope_utils).
 ROPE_REQUIRED: dict[str, tuple[str, ...]] = {
@@ -121,477 +70,35 @@ LAYER_TYPE_VALUES = frozenset(
 )
 
 
-# Counts and sizes above this are not a model (2**53: floats are still exact below it); the text
-# dims treat them as unknown and CFG003 names them, so no estimate multiplies or formats them.
-MAX_COUNT = 2**53
-
-
-def positive_int(value: Any) -> int | None:
-    """value when it is a positive int (bools and floats-with-fractions excluded), else None."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return value if isinstance(value, int) and value > 0 else None
-
-
-@cache
-def _non_text_search() -> Callable[[str], re.Match[str] | None]:
-    """Case-sensitive alternation over the lowered name: ten times faster than re.IGNORECASE
-    (compiled on first use: 0.17 ms that a text-only checkpoint never pays)."""
-    return re.compile("|".join(re.escape(m) for m in NON_TEXT_MARKERS)).search
-
-
-def is_text_tensor(name: str) -> bool:
-    return _non_text_search()(name.lower()) is None
-
-
-class TextDims(
-    namedtuple(
-        "TextDims",
-        "hidden layers heads kv_heads head_dim head_dim_declared v_head_dim vocab intermediate "
-        "moe_intermediate max_positions mla_rank",
-    )
-):
-    """The text model's dimensions, each a positive int up to MAX_COUNT or None."""
-
-    __slots__ = ()
-    hidden: int | None
-    layers: int | None
-    heads: int | None
-    kv_heads: int | None
-    head_dim: int | None  # of queries and keys (MLA: qk_nope_head_dim + qk_rope_head_dim)
-    head_dim_declared: bool  # set in the config (head_dim, or MLA's qk dims), not hidden/heads
-    v_head_dim: int | None  # of values: head_dim unless the config sets v_head_dim (MLA)
-    vocab: int | None
-    intermediate: int | None
-    moe_intermediate: int | None
-    max_positions: int | None
-    mla_rank: int | None  # kv_lora_rank: multi-head latent attention (DeepSeek V2/V3 and kin)
-
-
-def text_dims(md: ModelDir) -> TextDims:
-    """The text model's dimensions (computed once per ModelDir: the quant checks ask per tensor)."""
-    memo = md.memo
-    dims = memo.get("text_dims")
-    if dims is None:
-        dims = memo["text_dims"] = _text_dims(md)
-    return dims
-
-
-def positive_count(value: Any) -> int | None:
-    """positive_int up to MAX_COUNT, else None: a size the checks may multiply and format."""
-    n = positive_int(value)
-    return n if n is not None and n <= MAX_COUNT else None
-
-
-def per_layer_counts(value: Any) -> list[int] | None:
-    """A list of positive counts, one per layer (OpenELM's num_query_heads, num_kv_heads)."""
-    if not isinstance(value, list) or not value:
-        return None
-    counts = [positive_count(v) for v in value]
-    return None if None in counts else counts  # type: ignore[return-value]
-
-
-def _text_dims(md: ModelDir) -> TextDims:
-    """Every dimension is a positive int up to MAX_COUNT, else None (per-layer head counts, as
-    OpenELM's, leave heads and kv_heads None: see per_layer_counts)."""
-    tc = md.text_config or {}
-    hidden = positive_count(
-        tc.get("hidden_size") or tc.get("n_embd") or tc.get("d_model") or tc.get("model_dim")
-    )
-    layers = positive_count(
-        tc.get("num_hidden_layers")
-        or tc.get("n_layer")
-        or tc.get("num_layers")
-        or tc.get("num_transformer_layers")
-    )
-    heads = positive_count(tc.get("num_attention_heads") or tc.get("n_head"))
-    kv_heads = positive_count(tc.get("num_key_value_heads"))
-    shared = positive_count(tc.get("n_shared_head"))  # PLaMo: each kv head serves n queries
-    if kv_heads is None and heads and shared:
-        kv_heads = -(-heads // shared)
-    kv_heads = kv_heads or heads
-    declared = positive_count(tc.get("head_dim"))
-    mla_rank = positive_count(tc.get("kv_lora_rank"))
-    nope, rope = (
-        positive_count(tc.get("qk_nope_head_dim")),
-        positive_count(tc.get("qk_rope_head_dim")),
-    )
-    if declared is None and mla_rank and nope and rope:
-        declared = nope + rope  # MLA: queries and keys are nope + rope wide, whatever hidden/heads
-    per_head = hidden // heads if hidden and heads and hidden % heads == 0 else None
-    head_dim = declared or per_head
-    # values: v_head_dim, else the config's head_dim, else hidden/heads; MLA's nope + rope is the
-    # query/key width only (MiniCPM3 sets neither: its values are hidden/heads wide)
-    v_head_dim = (
-        positive_count(tc.get("v_head_dim")) or positive_count(tc.get("head_dim")) or per_head
-    )
-    return TextDims(
-        hidden=hidden,
-        layers=layers,
-        heads=heads,
-        kv_heads=kv_heads,
-        head_dim=head_dim,
-        head_dim_declared=declared is not None,
-        v_head_dim=v_head_dim or head_dim,
-        mla_rank=mla_rank,
-        vocab=positive_count(tc.get("vocab_size")),
-        intermediate=positive_count(tc.get("intermediate_size") or tc.get("n_inner")),
-        moe_intermediate=positive_count(tc.get("moe_intermediate_size")),
-        max_positions=positive_count(tc.get("max_position_embeddings") or tc.get("n_positions")),
-    )
-
-
-def tensors(md: ModelDir) -> dict[str, TensorInfo]:
-    try:
-        return md.tensors or {}
-    except Exception:  # unreadable headers are the formats family's findings
-        return {}
-
-
-def text_tensors(md: ModelDir) -> dict[str, TensorInfo]:
-    """The tensors for which is_text_tensor holds (computed once per ModelDir). One search over
-    all the names first: a text-only checkpoint has no marker anywhere, and is returned whole
-    (substring tests: over many names they are faster than the alternation regex)."""
-    memo = md.memo
-    found = memo.get("text_tensors")
-    if found is None:
-        ts = tensors(md)
-        names = "\n".join(ts).lower()
-        if any(marker in names for marker in NON_TEXT_MARKERS):
-            ts = {n: t for n, t in ts.items() if is_text_tensor(n)}
-        found = memo["text_tensors"] = ts
-    return found
-
-
-def _shortest(names: Iterable[str]) -> str | None:
-    return min(names, key=lambda n: (len(n), n), default=None)
-
-
-def embedding_tensor(md: ModelDir) -> TensorInfo | None:
-    memo = md.memo
-    if "embedding" not in memo:
-        ts = text_tensors(md)
-        name = _shortest(n for n in ts if n.endswith(EMBED_SUFFIXES))
-        memo["embedding"] = ts[name] if name else None
-    return memo["embedding"]
-
-
-def head_tensor(md: ModelDir) -> TensorInfo | None:
-    memo = md.memo
-    if "head" not in memo:
-        ts = text_tensors(md)
-        name = _shortest(n for n in ts if n in HEAD_NAMES or n.endswith(".lm_head.weight"))
-        memo["head"] = ts[name] if name else None
-    return memo["head"]
-
-
-def logical_rows_cols(md: ModelDir, t: TensorInfo) -> tuple[int, int] | None:
-    """(rows, in_features) of a 2-D weight. A packed quantized weight is unpacked with the bits the
-    config declares for it (per-layer entry, else the default), else the bits its shapes imply."""
-    if not t.shape or len(t.shape) != 2:
-        return None
-    rows, cols = t.shape
-    if t.dtype == "U8" and t.name.endswith(".weight") and _bitnet_packed(md, t.name):
-        return rows * 4, cols  # BitLinear: four ternary values a byte along the output axis
-    if t.dtype == "U32" and t.name.endswith(".weight"):
-        from genai_common.checks import quant
-
-        module = t.name[: -len(".weight")]
-        bits = quant.declared_bits(md, module) or quant.stored_bits(md, module)
-        if bits is None:
-            return None
-        return rows, cols * 32 // bits
-    return rows, cols
-
-
-def _bitnet_packed(md: ModelDir, name: str) -> bool:
-    """A BitNet b1.58 weight: uint8 with a weight_scale beside it (mlx-lm's BitLinear, the
-    packed layout BitNet checkpoints ship)."""
-    return f"{name[: -len('.weight')]}.weight_scale" in tensors(md)
-
-
-def takes(md: ModelDir, t: TensorInfo, k: int) -> bool:
-    """Whether a 2-D weight has input width k: plainly, or packed at some valid bits/group size
-    (the shapes alone cannot tell g64/4-bit from g128/2-bit; QNT031 reports the disagreement)."""
-    shape = logical_rows_cols(md, t)
-    if shape is not None and shape[1] == k:
-        return True
-    if t.dtype == "U32" and t.name.endswith(".weight"):
-        from genai_common.checks import quant
-
-        return quant.fits(md, t.name[: -len(".weight")], k)
-    return False
-
-
-def first_missing(found: set[int], n: int, limit: int) -> list[int]:
-    """The first `limit` numbers of range(n) that are not in `found`, in order. The work is bounded
-    by len(found) + limit, never by n: n comes from a config and may be absurd (2**40)."""
-    out: list[int] = []
-    i = 0
-    while i < n and len(out) < limit:
-        if i not in found:
-            out.append(i)
-        i += 1
-    return out
-
-
-def is_range(found: set[int], n: int) -> bool:
-    """found == set(range(n)) for a set of non-negative ints, without building range(n)."""
-    return len(found) == n and (n == 0 or (min(found) == 0 and max(found) == n - 1))
-
-
-# LAYER_PATTERN's first match in each line of the names joined by newlines: the lazy prefix finds
-# the leftmost `layers.N.` of a name, as re.search does, in one pass over all the names.
-FIRST_LAYER_PATTERN = r"(?m)^(?:[^\n]*?\.)?(?:layers|h|blocks)\.(\d+)\."
-
-
-def text_layer_indices(md: ModelDir) -> set[int]:
-    """The layers.N indices of the text tensors (re.search(LAYER_PATTERN, name) on each)."""
-    return set(map(int, re.findall(FIRST_LAYER_PATTERN, "\n".join(text_tensors(md)))))
-
-
-def tie_setting(md: ModelDir) -> tuple[bool, bool]:
-    """(tied, declared): the config's tie_word_embeddings, else the family default."""
-    cfg = md.config or {}
-    tc = md.text_config or {}
-    for source in (tc, cfg):
-        value = source.get("tie_word_embeddings")
-        if isinstance(value, bool):
-            return value, True
-    # a VLM's language model keeps its own default (Aya Vision's cohere2 text_config ties)
-    text_type = tc.get("model_type") if tc is not cfg else None
-    return (md.model_type or "") in TIED_BY_DEFAULT or text_type in TIED_BY_DEFAULT, False
-
-
-def rope_config(md: ModelDir) -> tuple[str, dict[str, Any]] | None:
-    """('rope_scaling' | 'rope_parameters', dict) when the config has one that is not null."""
-    tc = md.text_config or {}
-    for key in ("rope_scaling", "rope_parameters"):
-        value = tc.get(key)
-        if value is not None:
-            return key, value
-    return None
-
-
-def rope_type(rope: dict[str, Any]) -> str | None:
-    value = rope.get("type") or rope.get("rope_type")
-    return value if isinstance(value, str) else None
-
-
-# ---------------------------------------------------------------------------------------------
-# Registered codes
-
-register(
-    "CFG001",
-    "A required text-config key is missing or has the wrong type",
-    "error",
-    "Set the key to a positive integer in config.json (or its text_config); compare with the "
-    "original model's config.",
-    compares="hidden_size, num_hidden_layers, num_attention_heads, vocab_size: present, positive ints",
-)
-register(
-    "CFG002",
-    "A text-config value has the wrong type",
-    "error",
-    "Fix the value's type in config.json: loaders build the model from these values directly.",
-    compares="types of optional keys (num_key_value_heads, head_dim, intermediate_size, "
-    "max_position_embeddings, tie_word_embeddings, rope dicts, layer_types)",
-)
-register(
-    "CFG003",
-    "A text-config count or size is implausibly large",
-    "error",
-    "Fix the value in config.json (a typo or a corrupted file); the other checks treat it as "
-    "unknown.",
-    compares="hidden_size, num_hidden_layers, heads, vocab_size, ... vs 2**53",
-)
-register(
-    "CFG010",
-    "Embedding rows differ from vocab_size",
-    "error",
-    "Make vocab_size equal the embedding's rows (the weights are the truth after a resize), or "
-    "re-export the weights; a strict load fails with 'Expected shape'.",
-    compares="embed_tokens.weight rows vs text vocab_size",
-)
-register(
-    "CFG011",
-    "Embedding columns differ from hidden_size",
-    "error",
-    "The weights belong to a different model size: use the config.json that came with them.",
-    compares="embed_tokens.weight columns (unpacked when quantized) vs hidden_size",
-)
-register(
-    "CFG012",
-    "The lm_head shape differs from (vocab_size, hidden_size)",
-    "error",
-    "Make vocab_size/hidden_size match the stored head, or re-export the head.",
-    compares="lm_head.weight (rows, unpacked columns) vs (vocab_size, hidden_size)",
-)
-register(
-    "CFG020",
-    "Transformer layers in the weights differ from num_hidden_layers",
-    "error",
-    "Set num_hidden_layers to the layers stored, or restore the missing layer shards; a strict "
-    "load reports 'Missing parameters' or 'Received parameters not in model'.",
-    compares="distinct layers.N indices in the text tensors vs num_hidden_layers",
-)
-register(
-    "CFG030",
-    "Attention projection shapes disagree with heads x head_dim",
-    "error",
-    "Fix num_attention_heads / num_key_value_heads / head_dim (head_dim may differ from "
-    "hidden_size / heads: set it explicitly when it does).",
-    compares="q_proj out == heads*head_dim (or twice it, a gated query, when o_proj takes "
-    "heads*head_dim), k/v_proj out == kv_heads*head_dim, o_proj in == heads*head_dim",
-)
-register(
-    "CFG033",
-    "Latent-attention (MLA) projection shapes disagree with the config",
-    "error",
-    "Fix q_lora_rank / kv_lora_rank / qk_nope_head_dim / qk_rope_head_dim / v_head_dim to the "
-    "published config of the checkpoint: mlx-lm fails with 'Expected shape' on load.",
-    compares="q_a_proj out == q_lora_rank, q_b_proj (or q_proj) out == heads x (nope + rope), "
-    "kv_a_proj_with_mqa out == kv_lora_rank + rope, kv_b_proj out == heads x (nope + v) and in == "
-    "kv_lora_rank; mlx-lm's embed_q / unembed_out (heads, ...) likewise",
-)
-register(
-    "CFG031",
-    "num_attention_heads is not a multiple of num_key_value_heads",
-    "error",
-    "Grouped-query attention needs heads % kv_heads == 0: fix one of the two counts.",
-    compares="num_attention_heads % num_key_value_heads",
-)
-register(
-    "CFG032",
-    "hidden_size is not divisible by num_attention_heads and no head_dim is set",
-    "error",
-    "Set head_dim explicitly in the config (loaders fall back to hidden_size // heads).",
-    compares="hidden_size % num_attention_heads when head_dim is absent",
-)
-register(
-    "CFG040",
-    "tie_word_embeddings is true but an lm_head is stored",
-    "warning",
-    "Set tie_word_embeddings to false if the stored head was trained separately; otherwise drop "
-    "lm_head.weight. Loaders either drop it silently or fail with 'Received parameters not in "
-    "model: lm_head.weight'.",
-    compares="tie_word_embeddings (declared or family default) vs a stored lm_head.weight",
-)
-register(
-    "CFG041",
-    "tie_word_embeddings is false but no lm_head is stored",
-    "error",
-    "Set tie_word_embeddings to true (the embedding doubles as the head), or add the missing "
-    "lm_head shard; a strict load fails with 'Missing parameters: lm_head.weight'.",
-    compares="tie_word_embeddings (declared or family default) vs a stored lm_head.weight",
-)
-register(
-    "CFG042",
-    "tie_word_embeddings is absent and the loaders disagree on its default",
-    "warning",
-    "Write tie_word_embeddings explicitly into config.json: mlx-lm ties (and drops the stored "
-    "lm_head) where transformers keeps it untied.",
-    compares="absent tie_word_embeddings, stored lm_head, mlx-lm vs transformers defaults",
-)
-register(
-    "CFG050",
-    "layer_types length differs from num_hidden_layers",
-    "error",
-    "layer_types needs one entry per layer (transformers rejects the config otherwise).",
-    compares="len(layer_types) vs num_hidden_layers",
-)
-register(
-    "CFG051",
-    "layer_types has an entry no loader knows",
-    "warning",
-    "Check the spelling against the model family (full_attention, sliding_attention, "
-    "linear_attention, ...).",
-    compares="layer_types entries vs known attention kinds",
-)
-register(
-    "CFG060",
-    "RoPE scaling type is not supported by mlx-lm",
-    "error",
-    "Use a RoPE type the loader implements (default, linear, dynamic, llama3, yarn, longrope, "
-    "proportional, mrope) or a runtime that supports this one.",
-    compares="rope_scaling/rope_parameters 'type' or 'rope_type' vs mlx-lm's initialize_rope",
-)
-register(
-    "CFG061",
-    "RoPE scaling is missing a key its type requires",
-    "error",
-    "Add the missing keys (copy them from the original model's config).",
-    compares="keys present per RoPE type (linear/dynamic: factor; llama3: factor, low/high_freq_factor, "
-    "original_max_position_embeddings; longrope: short/long_factor, original_max_position_embeddings; "
-    "mrope: mrope_section)",
-)
-register(
-    "CFG062",
-    "A RoPE scaling value is out of range",
-    "error",
-    "Fix the value (factor >= 1, high_freq_factor > low_freq_factor, original context below "
-    "max_position_embeddings, longrope factor lists of rotary_dim/2 entries, 3 mrope sections).",
-    compares="RoPE values per type, as transformers' validation and mlx-lm's rope_utils check them",
-)
-register(
-    "CFG063",
-    "RoPE scaling dict has neither 'type' nor 'rope_type'",
-    "warning",
-    "Add 'rope_type' (transformers >= 4.43 spelling) or 'type'; without it the loader uses the "
-    "default RoPE and ignores the scaling.",
-    compares="presence of type/rope_type in rope_scaling",
-)
-register(
-    "CFG070",
-    "No context length in the config",
-    "info",
-    "Set max_position_embeddings; without it loaders fall back to their class default, which may "
-    "not be the trained context.",
-    compares="max_position_embeddings present",
-)
-register(
-    "CFG071",
-    "A window or original context exceeds max_position_embeddings",
-    "warning",
-    "Check sliding_window and rope original_max_position_embeddings against "
-    "max_position_embeddings.",
-    compares="sliding_window, original_max_position_embeddings vs max_position_embeddings",
-)
-register(
-    "CFG081",
-    "The mixture-of-experts layout disagrees with the config",
-    "error",
-    "Fix moe_intermediate_size, n_shared_experts or first_k_dense_replace to the checkpoint's "
-    "published config: mlx-lm fails with 'Expected shape' or 'parameters not in model' on load.",
-    compares="routed and shared expert widths vs moe_intermediate_size (x n_shared_experts); "
-    "layers below first_k_dense_replace dense, the others with experts",
-)
-register(
-    "CFG080",
-    "Stored experts differ from the configured expert count",
-    "error",
-    "Set num_local_experts / num_experts to the experts stored, or restore the missing shards.",
-    compares="distinct experts.N indices (or stacked switch_mlp rows) vs num_experts",
-)
-
-
-register(
-    "CFG090",
-    "Weights are stored in another float type than the config's torch_dtype",
-    "warning",
-    "Keep bfloat16-trained weights in bfloat16 (float16 overflows above 65504: Gemma-family "
-    "activations become inf); convert with --dtype bfloat16 or fix torch_dtype.",
-    compares="config torch_dtype/dtype vs the dominant float dtype in the headers",
-)
-
-
 # ---------------------------------------------------------------------------------------------
 # Checks
 
 
-def _required_keys(md: ModelDir) -> Iterator[Finding]:
+@rule(
+    "CFG001",
+    "A required text-config key is missing or has the wrong type",
+    severity="error",
+    fix="Set the key to a positive integer in config.json (or its text_config); compare with the "
+    "original model's config.",
+    compares="hidden_size, num_hidden_layers, num_attention_heads, vocab_size: present, positive ints",
+)
+@rule(
+    "CFG002",
+    "A text-config value has the wrong type",
+    severity="error",
+    fix="Fix the value's type in config.json: loaders build the model from these values directly.",
+    compares="types of optional keys (num_key_value_heads, head_dim, intermediate_size, "
+    "max_position_embeddings, tie_word_embeddings, rope dicts, layer_types)",
+)
+@rule(
+    "CFG003",
+    "A text-config count or size is implausibly large",
+    severity="error",
+    fix="Fix the value in config.json (a typo or a corrupted file); the other checks treat it as "
+    "unknown.",
+    compares="hidden_size, num_hidden_layers, heads, vocab_size, ... vs 2**53",
+)
+def required_keys(md: ModelDir) -> Iterator[Finding]:
     tc = md.text_config or {}
     if not tc:
         return
@@ -646,7 +153,7 @@ def _required_keys(md: ModelDir) -> Iterator[Finding]:
         yield finding(
             "CFG002", f"tie_word_embeddings = {tie!r} is not true/false", file="config.json"
         )
-    rope = rope_config(md)
+    rope = md.text.rope
     if rope is not None and not isinstance(rope[1], dict):
         yield finding("CFG002", f"{rope[0]} = {rope[1]!r} is not an object", file="config.json")
     layer_types = tc.get("layer_types")
@@ -666,12 +173,34 @@ def _too_large(where: str, key: str, value: Any) -> Finding:
     )
 
 
-def _embedding(md: ModelDir) -> Iterator[Finding]:
-    dims = text_dims(md)
-    emb = embedding_tensor(md)
+@rule(
+    "CFG010",
+    "Embedding rows differ from vocab_size",
+    severity="error",
+    fix="Make vocab_size equal the embedding's rows (the weights are the truth after a resize), or "
+    "re-export the weights; a strict load fails with 'Expected shape'.",
+    compares="embed_tokens.weight rows vs text vocab_size",
+)
+@rule(
+    "CFG011",
+    "Embedding columns differ from hidden_size",
+    severity="error",
+    fix="The weights belong to a different model size: use the config.json that came with them.",
+    compares="embed_tokens.weight columns (unpacked when quantized) vs hidden_size",
+)
+@rule(
+    "CFG012",
+    "The lm_head shape differs from (vocab_size, hidden_size)",
+    severity="error",
+    fix="Make vocab_size/hidden_size match the stored head, or re-export the head.",
+    compares="lm_head.weight (rows, unpacked columns) vs (vocab_size, hidden_size)",
+)
+def embedding(md: ModelDir) -> Iterator[Finding]:
+    dims = md.text.dims
+    emb = md.text.embedding
     if emb is None or not emb.shape:
         return
-    shape = logical_rows_cols(md, emb)
+    shape = md.quant.logical_shape(emb)
     if shape is None:
         return
     rows, cols = shape
@@ -683,21 +212,21 @@ def _embedding(md: ModelDir) -> Iterator[Finding]:
             + (f" (+ {extra} for {md.model_type})" if extra else ""),
             file=emb.file,
         )
-    if dims.hidden is not None and not takes(md, emb, dims.hidden):
+    if dims.hidden is not None and not md.quant.takes(emb, dims.hidden):
         yield finding(
             "CFG011",
             f"{emb.name} has {cols} columns{' (unpacked)' if emb.dtype == 'U32' else ''} "
             f"but hidden_size = {dims.hidden}",
             file=emb.file,
         )
-    head = head_tensor(md)
+    head = md.text.head
     if head is None or not head.shape:
         return
-    hshape = logical_rows_cols(md, head)
+    hshape = md.quant.logical_shape(head)
     if hshape is None:
         return
     want = (dims.vocab or hshape[0], dims.hidden or hshape[1])
-    if hshape[0] != want[0] or not takes(md, head, want[1]):
+    if hshape[0] != want[0] or not md.quant.takes(head, want[1]):
         yield finding(
             "CFG012",
             f"{head.name} is {hshape[0]} x {hshape[1]} but (vocab_size, hidden_size) = "
@@ -706,11 +235,19 @@ def _embedding(md: ModelDir) -> Iterator[Finding]:
         )
 
 
-def _layers(md: ModelDir) -> Iterator[Finding]:
-    dims = text_dims(md)
+@rule(
+    "CFG020",
+    "Transformer layers in the weights differ from num_hidden_layers",
+    severity="error",
+    fix="Set num_hidden_layers to the layers stored, or restore the missing layer shards; a strict "
+    "load reports 'Missing parameters' or 'Received parameters not in model'.",
+    compares="distinct layers.N indices in the text tensors vs num_hidden_layers",
+)
+def layers(md: ModelDir) -> Iterator[Finding]:
+    dims = md.text.dims
     if dims.layers is None:
         return
-    found = text_layer_indices(md)
+    found = md.text.layer_indices
     if not found:
         return
     tc = md.text_config or {}
@@ -740,8 +277,31 @@ def _recurrent_prefixes(text: dict[str, TensorInfo]) -> set[str]:
     return {name[: -len("A_log")] for name in text if name.endswith(".self_attn.A_log")}
 
 
-def _attention(md: ModelDir) -> Iterator[Finding]:
-    dims = text_dims(md)
+@rule(
+    "CFG030",
+    "Attention projection shapes disagree with heads x head_dim",
+    severity="error",
+    fix="Fix num_attention_heads / num_key_value_heads / head_dim (head_dim may differ from "
+    "hidden_size / heads: set it explicitly when it does).",
+    compares="q_proj out == heads*head_dim (or twice it, a gated query, when o_proj takes "
+    "heads*head_dim), k/v_proj out == kv_heads*head_dim, o_proj in == heads*head_dim",
+)
+@rule(
+    "CFG031",
+    "num_attention_heads is not a multiple of num_key_value_heads",
+    severity="error",
+    fix="Grouped-query attention needs heads % kv_heads == 0: fix one of the two counts.",
+    compares="num_attention_heads % num_key_value_heads",
+)
+@rule(
+    "CFG032",
+    "hidden_size is not divisible by num_attention_heads and no head_dim is set",
+    severity="error",
+    fix="Set head_dim explicitly in the config (loaders fall back to hidden_size // heads).",
+    compares="hidden_size % num_attention_heads when head_dim is absent",
+)
+def attention(md: ModelDir) -> Iterator[Finding]:
+    dims = md.text.dims
     if dims.heads and dims.kv_heads and dims.heads % dims.kv_heads:
         yield finding(
             "CFG031",
@@ -774,7 +334,7 @@ def _attention(md: ModelDir) -> Iterator[Finding]:
         o_text = f"num_attention_heads = {dims.heads}, v_head_dim = {dims.v_head_dim}"
     judged = (*expect_out, "o_proj")
     reported: set[str] = set()
-    text = text_tensors(md)
+    text = md.text.tensors
     recurrent = _recurrent_prefixes(text)
     for name, t in text.items():
         if not name.endswith("_proj.weight") or ".self_attn." not in name:
@@ -784,7 +344,7 @@ def _attention(md: ModelDir) -> Iterator[Finding]:
         proj = name.rsplit(".", 2)[-2]
         if proj in reported or proj not in judged:
             continue
-        shape = logical_rows_cols(md, t)
+        shape = md.quant.logical_shape(t)
         if shape is None:
             continue
         out_f, in_f = shape
@@ -792,7 +352,7 @@ def _attention(md: ModelDir) -> Iterator[Finding]:
             # a gated query (Qwen3-Next, Qwen3.5): queries and their output gate from one
             # projection; the same layer's o_proj then takes heads x head_dim, not twice that
             o_proj = text.get(name[: -len("q_proj.weight")] + "o_proj.weight")
-            if o_proj is not None and takes(md, o_proj, o_in):
+            if o_proj is not None and md.quant.takes(o_proj, o_in):
                 continue
         if proj in expect_out and out_f != expect_out[proj]:
             reported.add(proj)
@@ -801,7 +361,7 @@ def _attention(md: ModelDir) -> Iterator[Finding]:
                 f"{name} has {out_f} outputs, expected {expect_out[proj]} from {heads_text}",
                 file=t.file,
             )
-        elif proj == "o_proj" and not takes(md, t, o_in):
+        elif proj == "o_proj" and not md.quant.takes(t, o_in):
             reported.add(proj)
             yield finding(
                 "CFG030",
@@ -810,12 +370,37 @@ def _attention(md: ModelDir) -> Iterator[Finding]:
             )
 
 
-def _tie(md: ModelDir) -> Iterator[Finding]:
-    emb = embedding_tensor(md)
+@rule(
+    "CFG040",
+    "tie_word_embeddings is true but an lm_head is stored",
+    severity="warning",
+    fix="Set tie_word_embeddings to false if the stored head was trained separately; otherwise drop "
+    "lm_head.weight. Loaders either drop it silently or fail with 'Received parameters not in "
+    "model: lm_head.weight'.",
+    compares="tie_word_embeddings (declared or family default) vs a stored lm_head.weight",
+)
+@rule(
+    "CFG041",
+    "tie_word_embeddings is false but no lm_head is stored",
+    severity="error",
+    fix="Set tie_word_embeddings to true (the embedding doubles as the head), or add the missing "
+    "lm_head shard; a strict load fails with 'Missing parameters: lm_head.weight'.",
+    compares="tie_word_embeddings (declared or family default) vs a stored lm_head.weight",
+)
+@rule(
+    "CFG042",
+    "tie_word_embeddings is absent and the loaders disagree on its default",
+    severity="warning",
+    fix="Write tie_word_embeddings explicitly into config.json: mlx-lm ties (and drops the stored "
+    "lm_head) where transformers keeps it untied.",
+    compares="absent tie_word_embeddings, stored lm_head, mlx-lm vs transformers defaults",
+)
+def tie(md: ModelDir) -> Iterator[Finding]:
+    emb = md.text.embedding
     if emb is None:
         return
-    head = head_tensor(md)
-    tied, declared = tie_setting(md)
+    head = md.text.head
+    tied, declared = md.text.tie
     family = md.model_type or ""
     source = "declared" if declared else f"absent; {family or 'this family'} defaults to {tied}"
     if family in TIE_FOLLOWS_WEIGHTS:
@@ -855,7 +440,22 @@ def _tie(md: ModelDir) -> Iterator[Finding]:
         )
 
 
-def _layer_types(md: ModelDir) -> Iterator[Finding]:
+@rule(
+    "CFG050",
+    "layer_types length differs from num_hidden_layers",
+    severity="error",
+    fix="layer_types needs one entry per layer (transformers rejects the config otherwise).",
+    compares="len(layer_types) vs num_hidden_layers",
+)
+@rule(
+    "CFG051",
+    "layer_types has an entry no loader knows",
+    severity="warning",
+    fix="Check the spelling against the model family (full_attention, sliding_attention, "
+    "linear_attention, ...).",
+    compares="layer_types entries vs known attention kinds",
+)
+def layer_types(md: ModelDir) -> Iterator[Finding]:
     tc = md.text_config or {}
     layer_types = tc.get("layer_types")
     if not isinstance(layer_types, list):
@@ -872,8 +472,41 @@ def _layer_types(md: ModelDir) -> Iterator[Finding]:
         yield finding("CFG051", f"layer_types has unknown entries {unknown}", file="config.json")
 
 
-def _rope(md: ModelDir) -> Iterator[Finding]:
-    found = rope_config(md)
+@rule(
+    "CFG060",
+    "RoPE scaling type is not supported by mlx-lm",
+    severity="error",
+    fix="Use a RoPE type the loader implements (default, linear, dynamic, llama3, yarn, longrope, "
+    "proportional, mrope) or a runtime that supports this one.",
+    compares="rope_scaling/rope_parameters 'type' or 'rope_type' vs mlx-lm's initialize_rope",
+)
+@rule(
+    "CFG061",
+    "RoPE scaling is missing a key its type requires",
+    severity="error",
+    fix="Add the missing keys (copy them from the original model's config).",
+    compares="keys present per RoPE type (linear/dynamic: factor; llama3: factor, low/high_freq_factor, "
+    "original_max_position_embeddings; longrope: short/long_factor, original_max_position_embeddings; "
+    "mrope: mrope_section)",
+)
+@rule(
+    "CFG062",
+    "A RoPE scaling value is out of range",
+    severity="error",
+    fix="Fix the value (factor >= 1, high_freq_factor > low_freq_factor, original context below "
+    "max_position_embeddings, longrope factor lists of rotary_dim/2 entries, 3 mrope sections).",
+    compares="RoPE values per type, as transformers' validation and mlx-lm's rope_utils check them",
+)
+@rule(
+    "CFG063",
+    "RoPE scaling dict has neither 'type' nor 'rope_type'",
+    severity="warning",
+    fix="Add 'rope_type' (transformers >= 4.43 spelling) or 'type'; without it the loader uses the "
+    "default RoPE and ignores the scaling.",
+    compares="presence of type/rope_type in rope_scaling",
+)
+def rope(md: ModelDir) -> Iterator[Finding]:
+    found = md.text.rope
     if found is None or not isinstance(found[1], dict):
         return
     key, rope = found
@@ -909,7 +542,7 @@ def _rope(md: ModelDir) -> Iterator[Finding]:
 
 
 def _rope_values(md: ModelDir, key: str, kind: str, rope: dict[str, Any]) -> Iterator[Finding]:
-    dims = text_dims(md)
+    dims = md.text.dims
     bad: list[str] = []
     factor = rope.get("factor")
     if "factor" in rope and (not isinstance(factor, int | float) or isinstance(factor, bool)):
@@ -958,11 +591,27 @@ def _rope_values(md: ModelDir, key: str, kind: str, rope: dict[str, Any]) -> Ite
         yield finding("CFG062", f"{key} ({kind}): {text}", file="config.json")
 
 
-def _context(md: ModelDir) -> Iterator[Finding]:
+@rule(
+    "CFG070",
+    "No context length in the config",
+    severity="info",
+    fix="Set max_position_embeddings; without it loaders fall back to their class default, which may "
+    "not be the trained context.",
+    compares="max_position_embeddings present",
+)
+@rule(
+    "CFG071",
+    "A window or original context exceeds max_position_embeddings",
+    severity="warning",
+    fix="Check sliding_window and rope original_max_position_embeddings against "
+    "max_position_embeddings.",
+    compares="sliding_window, original_max_position_embeddings vs max_position_embeddings",
+)
+def context(md: ModelDir) -> Iterator[Finding]:
     tc = md.text_config or {}
     if not tc:
         return
-    dims = text_dims(md)
+    dims = md.text.dims
     if dims.max_positions is None and not any(
         k in tc for k in ("max_position_embeddings", "n_positions", "seq_length", "max_seq_len")
     ):
@@ -978,7 +627,7 @@ def _context(md: ModelDir) -> Iterator[Finding]:
             file="config.json",
             severity="info",
         )
-    found = rope_config(md)
+    found = md.text.rope
     if found and isinstance(found[1], dict):
         orig = positive_int(found[1].get("original_max_position_embeddings"))
         kind = rope_type(found[1])
@@ -994,14 +643,21 @@ def _context(md: ModelDir) -> Iterator[Finding]:
 EXPERT_PATTERN = r"\.experts\.(\d+)\."
 
 
-def _experts(md: ModelDir) -> Iterator[Finding]:
+@rule(
+    "CFG080",
+    "Stored experts differ from the configured expert count",
+    severity="error",
+    fix="Set num_local_experts / num_experts to the experts stored, or restore the missing shards.",
+    compares="distinct experts.N indices (or stacked switch_mlp rows) vs num_experts",
+)
+def experts(md: ModelDir) -> Iterator[Finding]:
     tc = md.text_config or {}
     n = positive_int(
         tc.get("num_local_experts") or tc.get("num_experts") or tc.get("n_routed_experts")
     )
     if n is None:
         return
-    ts = tensors(md)
+    ts = md.tensors
     expert = re.compile(EXPERT_PATTERN).search
     indices = {int(m.group(1)) for name in ts if (m := expert(name)) and is_text_tensor(name)}
     if indices:
@@ -1026,9 +682,19 @@ def _experts(md: ModelDir) -> Iterator[Finding]:
             )
 
 
-def _mla(md: ModelDir) -> Iterator[Finding]:
+@rule(
+    "CFG033",
+    "Latent-attention (MLA) projection shapes disagree with the config",
+    severity="error",
+    fix="Fix q_lora_rank / kv_lora_rank / qk_nope_head_dim / qk_rope_head_dim / v_head_dim to the "
+    "published config of the checkpoint: mlx-lm fails with 'Expected shape' on load.",
+    compares="q_a_proj out == q_lora_rank, q_b_proj (or q_proj) out == heads x (nope + rope), "
+    "kv_a_proj_with_mqa out == kv_lora_rank + rope, kv_b_proj out == heads x (nope + v) and in == "
+    "kv_lora_rank; mlx-lm's embed_q / unembed_out (heads, ...) likewise",
+)
+def mla(md: ModelDir) -> Iterator[Finding]:
     """The first layer's latent-attention projections against the MLA dimensions."""
-    dims = text_dims(md)
+    dims = md.text.dims
     tc = md.text_config or {}
     if not (dims.mla_rank and dims.heads):
         return
@@ -1065,7 +731,7 @@ def _mla(md: ModelDir) -> Iterator[Finding]:
         "unembed_out": ((h, v), f"heads {h}, v_head_dim {v}"),
     }
     reported: set[str] = set()
-    text = text_tensors(md)
+    text = md.text.tensors
     recurrent = _recurrent_prefixes(text)
     for name, t in text.items():
         if ".self_attn." not in name or not name.endswith(".weight"):
@@ -1088,7 +754,7 @@ def _mla(md: ModelDir) -> Iterator[Finding]:
         if proj not in expect:
             continue
         rows, width, text = expect[proj]
-        shape = logical_rows_cols(md, t) if t.shape and len(t.shape) == 2 else None
+        shape = md.quant.logical_shape(t) if t.shape and len(t.shape) == 2 else None
         if shape is None or rows is None:
             continue
         if shape[0] != rows:
@@ -1096,17 +762,26 @@ def _mla(md: ModelDir) -> Iterator[Finding]:
             yield finding(
                 "CFG033", f"{name} has {shape[0]} outputs, expected {rows} from {text}", file=t.file
             )
-        elif width is not None and not takes(md, t, width):
+        elif width is not None and not md.quant.takes(t, width):
             reported.add(proj)
             yield finding(
                 "CFG033", f"{name} has {shape[1]} inputs, expected {width} from {text}", file=t.file
             )
 
 
-def _moe_layout(md: ModelDir) -> Iterator[Finding]:
+@rule(
+    "CFG081",
+    "The mixture-of-experts layout disagrees with the config",
+    severity="error",
+    fix="Fix moe_intermediate_size, n_shared_experts or first_k_dense_replace to the checkpoint's "
+    "published config: mlx-lm fails with 'Expected shape' or 'parameters not in model' on load.",
+    compares="routed and shared expert widths vs moe_intermediate_size (x n_shared_experts); "
+    "layers below first_k_dense_replace dense, the others with experts",
+)
+def moe_layout(md: ModelDir) -> Iterator[Finding]:
     """DeepSeek-style MoE: expert widths, shared experts, and which layers are dense."""
     tc = md.text_config or {}
-    dims = text_dims(md)
+    dims = md.text.dims
     moe = dims.moe_intermediate
     if moe is None or not (tc.get("n_routed_experts") or tc.get("first_k_dense_replace")):
         return
@@ -1117,7 +792,7 @@ def _moe_layout(md: ModelDir) -> Iterator[Finding]:
     reported: set[str] = set()
     with_experts: set[int] = set()
     dense: set[int] = set()
-    for name, t in text_tensors(md).items():
+    for name, t in md.text.tensors.items():
         m = layer(name)
         if m is None:
             continue
@@ -1166,7 +841,15 @@ def _moe_layout(md: ModelDir) -> Iterator[Finding]:
 CONFIG_DTYPES = {"bfloat16": "BF16", "float16": "F16", "float32": "F32"}
 
 
-def _dtype(md: ModelDir) -> Iterator[Finding]:
+@rule(
+    "CFG090",
+    "Weights are stored in another float type than the config's torch_dtype",
+    severity="warning",
+    fix="Keep bfloat16-trained weights in bfloat16 (float16 overflows above 65504: Gemma-family "
+    "activations become inf); convert with --dtype bfloat16 or fix torch_dtype.",
+    compares="config torch_dtype/dtype vs the dominant float dtype in the headers",
+)
+def dtype(md: ModelDir) -> Iterator[Finding]:
     tc, cfg = md.text_config or {}, md.config or {}
     declared = next(
         (
@@ -1180,7 +863,7 @@ def _dtype(md: ModelDir) -> Iterator[Finding]:
     if declared is None:
         return
     counts: dict[str, int] = {}
-    for t in text_tensors(md).values():
+    for t in md.text.tensors.values():
         if t.dtype in ("BF16", "F16", "F32") and t.shape is not None:
             n = 1
             for d in t.shape:
@@ -1199,38 +882,3 @@ def _dtype(md: ModelDir) -> Iterator[Finding]:
         file="config.json",
         severity=severity,  # type: ignore[arg-type]
     )
-
-
-SUBCHECKS: tuple[Callable[[ModelDir], Iterable[Finding]], ...] = (
-    _required_keys,
-    _embedding,
-    _layers,
-    _attention,
-    _tie,
-    _layer_types,
-    _rope,
-    _context,
-    _experts,
-    _mla,
-    _moe_layout,
-    _dtype,
-)
-
-
-def run_each(
-    md: ModelDir, subchecks: Iterable[Callable[[ModelDir], Iterable[Finding]]]
-) -> Iterator[Finding]:
-    """Run each sub-check; one that fails becomes a DOC001 finding and the others still run."""
-    for sub in subchecks:
-        try:
-            yield from list(sub(md))
-        except Exception as exc:  # a malformed config must never stop the other checks
-            yield finding(
-                "DOC001",
-                f"{sub.__module__.rsplit('.', 1)[-1]}.{sub.__name__.lstrip('_')} stopped: "
-                f"{type(exc).__name__}: {exc}",
-            )
-
-
-def check(md: ModelDir) -> Iterator[Finding]:
-    yield from run_each(md, SUBCHECKS)

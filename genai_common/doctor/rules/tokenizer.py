@@ -12,15 +12,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from genai_common.checks import finding, register
-from genai_common.checks.config import embedding_tensor, run_each, text_dims
-from genai_common.report import Finding
+from genai_common.findings import Finding, finding, rule
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from genai_common.model_dir import ModelDir
+    from genai_common.model import ModelDir
 
 
 ROLES = ("bos", "eos", "pad")
@@ -31,92 +29,13 @@ TEMPLATE_TOKEN_PATTERN = (
 )
 ID_KEY_PATTERN = r"(_token_id|_token_index|_token_ids)$"
 
-register(
-    "TOK001",
-    "No tokenizer files",
-    "warning",
-    "Copy the tokenizer files (tokenizer.json, tokenizer_config.json, ...) from the original "
-    "model; loaders fail without them.",
-    compares="tokenizer.json / tokenizer.model / vocab.json / tokenizer_config.json present",
-)
-register(
-    "TOK010",
-    "The tokenizer can emit ids beyond the embedding",
-    "error",
-    "Resize the embedding (and lm_head) to the tokenizer and update vocab_size, or remove the "
-    "added tokens; otherwise those ids index past the table.",
-    compares="tokenizer size (base vocab + added tokens) vs embedding rows",
-)
-register(
-    "TOK011",
-    "The embedding is padded beyond the tokenizer",
-    "info",
-    "Informational: rows above the tokenizer's size are never produced by tokenizing, but "
-    "sampling can still pick them; mask them if generation emits unknown ids.",
-    compares="embedding rows vs tokenizer size",
-)
-register(
-    "TOK020",
-    "A token id lies outside the embedding",
-    "error",
-    "Fix the id (it must be below the embedding rows), or resize the embedding to cover it.",
-    compares="every *_token_id / *_token_index / eos list entry in config.json, text_config, "
-    "generation_config.json vs embedding rows",
-)
-register(
-    "TOK021",
-    "A token id is negative",
-    "warning",
-    "Use null for 'no such token' (transformers keeps -1 only as a legacy convention).",
-    compares="*_token_id values < 0",
-)
-register(
-    "TOK030",
-    "Special token ids disagree across config.json, generation_config.json, tokenizer_config.json",
-    "warning",
-    "Make bos/eos/pad agree in the three files; for stopping, generation_config.json's "
-    "eos_token_id wins in mlx-lm, and a chat model's end-of-turn token must be in it.",
-    compares="bos/eos/pad ids in config.json and generation_config.json vs tokenizer_config.json "
-    "tokens mapped through the vocabulary",
-)
-register(
-    "TOK031",
-    "A special token is not in the vocabulary",
-    "error",
-    "Add the token to the tokenizer (added_tokens) or fix its spelling in tokenizer_config.json.",
-    compares="bos/eos/pad/unk token strings vs vocab + added tokens",
-)
-register(
-    "TOK032",
-    "pad token is the eos token",
-    "info",
-    "Fine for inference; for fine-tuning, a pad equal to eos masks the eos out of the loss.",
-    compares="pad id vs eos ids",
-)
-register(
-    "TOK040",
-    "No chat template",
-    "info",
-    "Base models have none; for a chat/instruct model copy chat_template.jinja (or "
-    "tokenizer_config.json's chat_template) from the original.",
-    compares="chat_template.jinja, tokenizer_config.json chat_template, chat_template.json",
-)
-register(
-    "TOK041",
-    "The chat template uses a token the tokenizer does not know",
-    "warning",
-    "Register the token as an added special token, or fix its spelling in the template; "
-    "otherwise it is split into pieces and a stop token never stops.",
-    compares="token literals in the chat template vs vocab + added tokens",
-)
-
 
 def embedding_rows(md: ModelDir) -> tuple[int | None, str]:
     """(rows, what they came from): the stored embedding, else the config's vocab_size."""
-    emb = embedding_tensor(md)
+    emb = md.text.embedding
     if emb is not None and emb.shape:
         return emb.shape[0], emb.name
-    return text_dims(md).vocab, "vocab_size"
+    return md.text.dims.vocab, "vocab_size"
 
 
 def _ids(value: Any) -> list[int]:
@@ -147,14 +66,38 @@ def config_token_ids(md: ModelDir) -> list[tuple[str, str, int]]:
     return out
 
 
-def _files(md: ModelDir) -> Iterator[Finding]:
+@rule(
+    "TOK001",
+    "No tokenizer files",
+    severity="warning",
+    fix="Copy the tokenizer files (tokenizer.json, tokenizer_config.json, ...) from the original "
+    "model; loaders fail without them.",
+    compares="tokenizer.json / tokenizer.model / vocab.json / tokenizer_config.json present",
+)
+def files(md: ModelDir) -> Iterator[Finding]:
     if md.tokenizer is None and md.config is not None:
         yield finding(
             "TOK001", "no tokenizer.json, tokenizer.model, vocab.json or tokenizer_config.json"
         )
 
 
-def _size(md: ModelDir) -> Iterator[Finding]:
+@rule(
+    "TOK010",
+    "The tokenizer can emit ids beyond the embedding",
+    severity="error",
+    fix="Resize the embedding (and lm_head) to the tokenizer and update vocab_size, or remove the "
+    "added tokens; otherwise those ids index past the table.",
+    compares="tokenizer size (base vocab + added tokens) vs embedding rows",
+)
+@rule(
+    "TOK011",
+    "The embedding is padded beyond the tokenizer",
+    severity="info",
+    fix="Informational: rows above the tokenizer's size are never produced by tokenizing, but "
+    "sampling can still pick them; mask them if generation emits unknown ids.",
+    compares="embedding rows vs tokenizer size",
+)
+def size(md: ModelDir) -> Iterator[Finding]:
     tok = md.tokenizer
     if tok is None or tok.size is None:
         return
@@ -184,7 +127,22 @@ def _size(md: ModelDir) -> Iterator[Finding]:
         )
 
 
-def _id_range(md: ModelDir) -> Iterator[Finding]:
+@rule(
+    "TOK020",
+    "A token id lies outside the embedding",
+    severity="error",
+    fix="Fix the id (it must be below the embedding rows), or resize the embedding to cover it.",
+    compares="every *_token_id / *_token_index / eos list entry in config.json, text_config, "
+    "generation_config.json vs embedding rows",
+)
+@rule(
+    "TOK021",
+    "A token id is negative",
+    severity="warning",
+    fix="Use null for 'no such token' (transformers keeps -1 only as a legacy convention).",
+    compares="*_token_id values < 0",
+)
+def id_range(md: ModelDir) -> Iterator[Finding]:
     rows, what = embedding_rows(md)
     for file, key, value in config_token_ids(md):
         if value < 0:
@@ -225,7 +183,23 @@ def _id_of(tok: Any, content: str) -> int | None:
     return tok.token_to_id.get(content)
 
 
-def _agreement(md: ModelDir) -> Iterator[Finding]:
+@rule(
+    "TOK030",
+    "Special token ids disagree across config.json, generation_config.json, tokenizer_config.json",
+    severity="warning",
+    fix="Make bos/eos/pad agree in the three files; for stopping, generation_config.json's "
+    "eos_token_id wins in mlx-lm, and a chat model's end-of-turn token must be in it.",
+    compares="bos/eos/pad ids in config.json and generation_config.json vs tokenizer_config.json "
+    "tokens mapped through the vocabulary",
+)
+@rule(
+    "TOK032",
+    "pad token is the eos token",
+    severity="info",
+    fix="Fine for inference; for fine-tuning, a pad equal to eos masks the eos out of the loss.",
+    compares="pad id vs eos ids",
+)
+def agreement(md: ModelDir) -> Iterator[Finding]:
     roles = _role_ids(md)
     for role in ROLES:
         by_file = roles[role]
@@ -266,7 +240,14 @@ def _effective(by_file: dict[str, set[int]]) -> set[int]:
     return set()
 
 
-def _registered(md: ModelDir) -> Iterator[Finding]:
+@rule(
+    "TOK031",
+    "A special token is not in the vocabulary",
+    severity="error",
+    fix="Add the token to the tokenizer (added_tokens) or fix its spelling in tokenizer_config.json.",
+    compares="bos/eos/pad/unk token strings vs vocab + added tokens",
+)
+def registered(md: ModelDir) -> Iterator[Finding]:
     tok = md.tokenizer
     if tok is None or (getattr(tok, "vocab", None) is None and tok.vocab_size is None):
         return
@@ -279,7 +260,23 @@ def _registered(md: ModelDir) -> Iterator[Finding]:
             )
 
 
-def _template(md: ModelDir) -> Iterator[Finding]:
+@rule(
+    "TOK040",
+    "No chat template",
+    severity="info",
+    fix="Base models have none; for a chat/instruct model copy chat_template.jinja (or "
+    "tokenizer_config.json's chat_template) from the original.",
+    compares="chat_template.jinja, tokenizer_config.json chat_template, chat_template.json",
+)
+@rule(
+    "TOK041",
+    "The chat template uses a token the tokenizer does not know",
+    severity="warning",
+    fix="Register the token as an added special token, or fix its spelling in the template; "
+    "otherwise it is split into pieces and a stop token never stops.",
+    compares="token literals in the chat template vs vocab + added tokens",
+)
+def template(md: ModelDir) -> Iterator[Finding]:
     tok = md.tokenizer
     if tok is None:
         return
@@ -306,10 +303,3 @@ def _template(md: ModelDir) -> Iterator[Finding]:
             "tokenizer does not know",
             file=source,
         )
-
-
-SUBCHECKS = (_files, _size, _id_range, _agreement, _registered, _template)
-
-
-def check(md: ModelDir) -> Iterator[Finding]:
-    yield from run_each(md, SUBCHECKS)

@@ -1,4 +1,4 @@
-"""Facts about a model path without judgement, and the `genai inspect` command.
+"""Facts about a model path without judgement (from genai_common.model only), and `genai inspect`.
 
     facts(md) -> dict   architecture, parameter count, dtype breakdown, quantization, layers,
                         vocab, context, bytes, estimated memory (from headers, never the data)
@@ -20,7 +20,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from genai_common.model_dir import ModelDir
+    from genai_common.model import ModelDir
 
 
 def _int(value: Any) -> int | None:
@@ -102,11 +102,9 @@ def dtype_breakdown(md: ModelDir) -> dict[str, dict[str, int]]:
 
 
 def _text_dims(md: ModelDir) -> dict[str, Any]:
-    """The checks' text dimensions (checks.config.text_dims: positive ints up to MAX_COUNT, else
-    None) under their config names: an absurd size is unknown here too, never multiplied."""
-    from genai_common.checks.config import text_dims
-
-    d = text_dims(md)
+    """The text dimensions (md.text.dims: positive ints up to MAX_COUNT, else None) under their
+    config names: an absurd size is unknown here too, never multiplied."""
+    d = md.text.dims
     return {
         "hidden_size": d.hidden,
         "num_attention_heads": d.heads,
@@ -133,12 +131,9 @@ def facts(md: ModelDir) -> dict[str, Any]:
     if md.kind == "gguf" or (md.gguf is not None and md.kind in ("unknown",)):
         return {**out, **_gguf_facts(md)}
     if md.kind == "diffusion":
-        from genai_common.checks.diffusion import components
-        from genai_common.checks.memory import vae_decode
-
         index = md.json("model_index.json") or {}
         out["pipeline"] = index.get("_class_name")
-        out["components"] = {k: cls for k, (_, cls) in components(md).items() if cls}
+        out["components"] = {k: cls for k, (_, cls) in md.pipeline.components.items() if cls}
         total, seen, per_component = 0, False, {}
         for name in out["components"]:
             if os.path.isdir(md.fspath(name)):
@@ -152,7 +147,7 @@ def facts(md: ModelDir) -> dict[str, Any]:
             out["parameters"] = sum(per_component.values())
             out["parameters_by_component"] = per_component
             out["weight_bytes"] = total
-        decode = vae_decode(md)
+        decode = md.memory.vae_decode
         if decode is not None:
             out["vae_decode_bytes"] = {
                 "resolution": f"{decode.width}x{decode.height}",
@@ -170,7 +165,7 @@ def facts(md: ModelDir) -> dict[str, Any]:
     dims = _text_dims(md)
     out.update({k: v for k, v in dims.items() if v is not None})
     # the first `layers.N.` (at the start or after a dot) of each name, all names in one pass
-    # (the lazy prefix finds the leftmost; see checks.config.text_layer_indices)
+    # (the lazy prefix finds the leftmost; see genai_common.model.text.FIRST_LAYER_PATTERN)
     first_layer = r"(?m)^(?:[^\n]*?\.)?layers\.(\d+)\."
     layer_ids = set(map(int, re.findall(first_layer, "\n".join(md.tensors))))
     if layer_ids:
@@ -215,11 +210,9 @@ def facts(md: ModelDir) -> dict[str, Any]:
 
 
 def _kv_facts(md: ModelDir, context: int | None, weights: int | None) -> dict[str, Any]:
-    """The KV cache as the MEM checks count it (checks.memory: sliding windows, MLA latents)."""
-    from genai_common.checks.memory import kv_bytes, kv_layout
-
-    layout = kv_layout(md)
-    kv = kv_bytes(md, context or 1)
+    """The KV cache as md.memory counts it (sliding windows, MLA latents)."""
+    layout = md.memory.kv_layout
+    kv = md.memory.kv_bytes(context or 1)
     if not (layout and kv):
         return {}
     out: dict[str, Any] = {"kv_cache_bytes_per_token": kv[0], "kv_cache_layout": layout.description}
@@ -287,7 +280,7 @@ def _plain(value: Any, key: str = "") -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from genai_common.model_dir import ModelDir, ModelPathError
+    from genai_common.model import ModelDir, ModelPathError
 
     try:
         md = ModelDir.open(args.path, metadata_only=args.metadata_only)

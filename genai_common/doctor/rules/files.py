@@ -11,213 +11,128 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
-from genai_common.checks import finding, register
-from genai_common.report import Finding
+from genai_common.findings import Finding, finding, rule
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from genai_common.model_dir import ModelDir
+    from genai_common.model import ModelDir
 
-register(
-    "FILE001",
-    "config.json is missing",
-    "error",
-    "Loaders build the model from config.json: copy it from the original model (same revision).",
-    compares="config.json present for llm/vlm/ml directories (model_index.json for diffusers)",
-)
-register(
-    "FILE002",
-    "No weight file that the loader reads",
-    "error",
-    "Download the weights, or name them as the loader expects (mlx-lm: model.safetensors or "
-    "model-00001-of-0000N.safetensors).",
-    compares="files the loader's glob/index selects vs the files present",
-)
-register(
-    "FILE003",
-    "Weight files that the loader will not read",
-    "warning",
-    "Rename them to model*.safetensors (mlx-lm reads no other name), delete strays, or regenerate "
-    "the index so it names them.",
-    compares="*.safetensors present vs the files the loader's glob/index selects",
-)
-register(
-    "FILE004",
-    "The index names shards that are not in the directory",
-    "error",
-    "The download is incomplete, or the index is stale: download the missing shards, or "
-    "regenerate the index from the shards that ship.",
-    compares="index weight_map shard names vs files present",
-)
-register(
-    "FILE005",
-    "Safetensors files that the index does not name",
-    "warning",
-    "A stray or duplicate weights file: delete it, or regenerate the index if it belongs.",
-    compares="*.safetensors present vs index weight_map shards",
-)
-register(
-    "FILE006",
-    "Stale index: none of the shards it names are present",
-    "warning",
-    "The index was copied from another layout (e.g. the unquantized source). mlx-lm ignores it, "
-    "but other tools trust it: regenerate it from the shards that ship, or delete it.",
-    compares="index shard names vs the safetensors files that ship",
-)
-register(
-    "FILE007",
-    "Index total_size differs from the tensor bytes in the shards",
-    "warning",
-    "total_size should be the sum of tensor data bytes; a much larger value usually means the "
-    "index was copied from the unquantized source. Regenerate it.",
-    compares="index metadata.total_size vs sum of (end - begin) over the shard headers",
-)
-register(
-    "FILE008",
-    "Index and shard headers disagree on which tensors exist",
-    "warning",
-    "The index lists tensors that no shard holds (or a shard holds tensors the index does not "
-    "list): regenerate the index from the shards.",
-    compares="index weight_map names vs tensor names in the headers of the shards it names",
-)
-register(
-    "FILE009",
-    "The same tensor is stored in more than one file the loader reads",
-    "error",
-    "mx.load merges files and the last one silently wins (diffusers/transformers refuse "
-    "'Duplicate tensor names'). Delete the stray file (often a second model.safetensors beside shards).",
-    compares="tensor names across every file the loader reads",
-)
-register(
-    "FILE010",
-    "A file is a Git-LFS pointer, not its content",
-    "error",
-    "The repository was cloned without LFS: run `git lfs pull` in it, or download with "
-    "`hf download` instead of git.",
-    compares="small files starting with 'version https://git-lfs.github.com/spec/'",
-)
-register(
-    "FILE011",
-    "An unfinished download is present",
-    "warning",
-    "A download stopped part-way (.incomplete/.part files): run the download again until it "
-    "finishes, then delete the leftovers.",
-    compares="file names ending .incomplete, .part, .partial, .tmp, .download, .lock",
-)
-register(
-    "FILE012",
-    "A file is empty (0 bytes)",
-    "error",
-    "An empty config or weights file is a failed write or download: fetch it again.",
-    compares="size of every weight, config and tokenizer file",
-)
-register(
-    "FILE013",
-    "Weights only in pickle format (.bin/.pt/.ckpt)",
-    "error",
-    "Pickle files can run code when loaded, and MLX loaders do not read them (they are never "
-    "opened here). Convert to safetensors (e.g. with transformers save_pretrained(..., "
-    "safe_serialization=True)) or use the hub's safetensors revision.",
-    compares="weight files present: pickle formats without safetensors",
-)
-register(
+
+@rule(
     "FILE014",
     "A file is a broken link or not a regular file",
-    "error",
-    "A link into the Hugging Face cache points at a missing blob (an interrupted download or a "
+    severity="error",
+    fix="A link into the Hugging Face cache points at a missing blob (an interrupted download or a "
     "pruned cache): download the model again. FIFOs and devices are never opened (they could "
     "block): replace them with the real file.",
     compares="every file listed can be stat()-ed",
 )
-register(
-    "FILE015",
-    "This is an adapter, not a model",
-    "info",
-    "Load it on top of its base model (mlx_lm.load(base, adapter_path=...) or PEFT), or fuse it "
-    "with mlx_lm.fuse.",
-    compares="adapter_config.json present without config.json",
-)
-register(
-    "FILE016",
-    "No weights present: judged from metadata only",
-    "warning",
-    "Configs, tokenizer and index were checked; download the weights (or pass --metadata-only to "
-    "say this is intended) before loading.",
-    compares="weight files present in a directory that has config.json or model_index.json",
-)
-register(
-    "FILE017",
-    "Pickle files beside the safetensors weights",
-    "info",
-    "They are not read by MLX loaders and never opened here; delete them to save space.",
-    compares="*.bin/*.pt/*.ckpt present beside safetensors",
-)
-register(
-    "FILE018",
-    "Weights only in GGUF format for a safetensors loader",
-    "warning",
-    "mlx-lm and mlx-vlm read safetensors; mx.load reads a GGUF file but keeps only Q4_0/Q4_1/Q8_0 "
-    "quantized. Use the model's safetensors release, or convert.",
-    compares="*.gguf present and no *.safetensors in a config.json directory",
-)
-register(
-    "FILE019",
-    "No config.json: a checkpoint layout that config-driven loaders do not read",
-    "warning",
-    "Use the loader named in the message (single-file diffusion checkpoints need mflux, "
-    "DiffusionKit or diffusers from_single_file), or add the config.json it came with.",
-    compares="tensor names of a config-less directory vs known single-file layouts",
-)
-register(
-    "FILE050",
-    "--fetch-metadata could not reach the hub",
-    "info",
-    "The cached snapshot was judged instead; run again with network access to refresh it.",
-    compares="huggingface_hub.snapshot_download of configs, tokenizer and index files",
-)
-
-
-def check(md: ModelDir) -> Iterator[Finding]:
-    from genai_common.formats.files import is_partial_name, is_pickle_name
-
-    files = md.files
-    present = md.file_set
-    for rel in files:
+def unreadable_files(md: ModelDir) -> Iterator[Finding]:
+    for rel in md.files:
         if md.size(rel) is None:
             full = md.fspath(rel)
             what = "not a regular file" if os.path.lexists(full) else "gone"
             if os.path.islink(full) and not os.path.exists(full):
                 what = "a broken link"
             yield finding("FILE014", f"{rel} is {what}: it is never opened", file=rel)
+
+
+@rule(
+    "FILE010",
+    "A file is a Git-LFS pointer, not its content",
+    severity="error",
+    fix="The repository was cloned without LFS: run `git lfs pull` in it, or download with "
+    "`hf download` instead of git.",
+    compares="small files starting with 'version https://git-lfs.github.com/spec/'",
+)
+def lfs_pointers(md: ModelDir) -> Iterator[Finding]:
     for rel, fields in sorted(md.lfs_pointers.items()):
         size = fields.get("size", "?")
         yield finding(
             "FILE010", f"{rel} is a Git-LFS pointer to {size} bytes, not the file itself", file=rel
         )
-    partial = [f for f in files if is_partial_name(f)] + _cache_partials(md)
+
+
+@rule(
+    "FILE011",
+    "An unfinished download is present",
+    severity="warning",
+    fix="A download stopped part-way (.incomplete/.part files): run the download again until it "
+    "finishes, then delete the leftovers.",
+    compares="file names ending .incomplete, .part, .partial, .tmp, .download, .lock",
+)
+def partial_downloads(md: ModelDir) -> Iterator[Finding]:
+    from genai_common.formats.files import is_partial_name
+
+    partial = [f for f in md.files if is_partial_name(f)] + _cache_partials(md)
     if partial:
         yield finding(
             "FILE011",
             f"{len(partial)} unfinished download file(s): {', '.join(partial[:3])}",
-            file=partial[0] if partial[0] in present else None,
+            file=partial[0] if partial[0] in md.file_set else None,
         )
-    for rel in files:
+
+
+@rule(
+    "FILE012",
+    "A file is empty (0 bytes)",
+    severity="error",
+    fix="An empty config or weights file is a failed write or download: fetch it again.",
+    compares="size of every weight, config and tokenizer file",
+)
+def empty_files(md: ModelDir) -> Iterator[Finding]:
+    from genai_common.formats.files import is_partial_name
+
+    for rel in md.files:
         if md.size(rel) == 0 and not is_partial_name(rel) and _matters(rel):
             yield finding("FILE012", f"{rel} is empty (0 bytes)", file=rel)
 
-    if md.single_name is not None:
+
+def _directory(md: ModelDir) -> bool:
+    """A model directory (not one file given alone, not an adapter: those have their own rules)."""
+    return md.single_name is None and md.kind != "adapter"
+
+
+@rule(
+    "FILE015",
+    "This is an adapter, not a model",
+    severity="info",
+    fix="Load it on top of its base model (mlx_lm.load(base, adapter_path=...) or PEFT), or fuse it "
+    "with mlx_lm.fuse.",
+    compares="adapter_config.json present without config.json",
+)
+def adapter(md: ModelDir) -> Iterator[Finding]:
+    if md.single_name is not None or md.kind != "adapter":
+        return
+    cfg = md.json("adapter_config.json") or {}
+    base = cfg.get("base_model_name_or_path") or cfg.get("base_model")
+    yield finding(
+        "FILE015",
+        "adapter_config.json without config.json: a LoRA/PEFT adapter"
+        + (f" for {base}" if isinstance(base, str) else ""),
+    )
+
+
+@rule(
+    "FILE001",
+    "config.json is missing",
+    severity="error",
+    fix="Loaders build the model from config.json: copy it from the original model (same revision).",
+    compares="config.json present for llm/vlm/ml directories (model_index.json for diffusers)",
+)
+@rule(
+    "FILE019",
+    "No config.json: a checkpoint layout that config-driven loaders do not read",
+    severity="warning",
+    fix="Use the loader named in the message (single-file diffusion checkpoints need mflux, "
+    "DiffusionKit or diffusers from_single_file), or add the config.json it came with.",
+    compares="tensor names of a config-less directory vs known single-file layouts",
+)
+def config_present(md: ModelDir) -> Iterator[Finding]:
+    if not _directory(md) or "config.json" in md.file_set:
         return
     kind = md.kind
-    if kind == "adapter":
-        cfg = md.json("adapter_config.json") or {}
-        base = cfg.get("base_model_name_or_path") or cfg.get("base_model")
-        yield finding(
-            "FILE015",
-            "adapter_config.json without config.json: a LoRA/PEFT adapter"
-            + (f" for {base}" if isinstance(base, str) else ""),
-        )
-        return
-    if kind in ("llm", "vlm", "ml") and "config.json" not in present:
+    if kind in ("llm", "vlm", "ml"):
         layout = _single_file_layout(md)
         if layout is None or layout.startswith("a language model"):
             yield finding(
@@ -227,35 +142,94 @@ def check(md: ModelDir) -> Iterator[Finding]:
             )
         else:
             yield finding("FILE019", f"no config.json; the tensor names look like {layout}")
-    if kind == "unknown" and "config.json" not in present and not md.weight_files:
+    if kind == "unknown" and not md.weight_files:
         yield finding(
             "FILE001",
             "no config.json, model_index.json, weights or GGUF file: not a model directory",
         )
-    pickles = [f for f in md.weight_files if is_pickle_name(f) and _is_weight_pickle(f)]
+
+
+@rule(
+    "FILE013",
+    "Weights only in pickle format (.bin/.pt/.ckpt)",
+    severity="error",
+    fix="Pickle files can run code when loaded, and MLX loaders do not read them (they are never "
+    "opened here). Convert to safetensors (e.g. with transformers save_pretrained(..., "
+    "safe_serialization=True)) or use the hub's safetensors revision.",
+    compares="weight files present: pickle formats without safetensors",
+)
+@rule(
+    "FILE017",
+    "Pickle files beside the safetensors weights",
+    severity="info",
+    fix="They are not read by MLX loaders and never opened here; delete them to save space.",
+    compares="*.bin/*.pt/*.ckpt present beside safetensors",
+)
+def pickles(md: ModelDir) -> Iterator[Finding]:
+    from genai_common.formats.files import is_pickle_name
+
+    if not _directory(md):
+        return
+    pickled = [f for f in md.weight_files if is_pickle_name(f) and _is_weight_pickle(f)]
     safetensors = [f for f in md.weight_files if f.endswith(".safetensors")]
     ggufs = [f for f in md.weight_files if f.endswith(".gguf")]
-    if pickles and not safetensors and not ggufs:
+    if pickled and not safetensors and not ggufs:
         yield finding(
             "FILE013",
-            f"{len(pickles)} pickle weight file(s) ({', '.join(pickles[:3])}) and no safetensors",
-            file=pickles[0],
+            f"{len(pickled)} pickle weight file(s) ({', '.join(pickled[:3])}) and no safetensors",
+            file=pickled[0],
         )
-    elif pickles:
+    elif pickled:
         yield finding(
-            "FILE017", f"{len(pickles)} pickle file(s) beside safetensors: {', '.join(pickles[:3])}"
+            "FILE017", f"{len(pickled)} pickle file(s) beside safetensors: {', '.join(pickled[:3])}"
         )
-    if ggufs and not safetensors and kind in ("llm", "vlm"):
+
+
+@rule(
+    "FILE018",
+    "Weights only in GGUF format for a safetensors loader",
+    severity="warning",
+    fix="mlx-lm and mlx-vlm read safetensors; mx.load reads a GGUF file but keeps only Q4_0/Q4_1/Q8_0 "
+    "quantized. Use the model's safetensors release, or convert.",
+    compares="*.gguf present and no *.safetensors in a config.json directory",
+)
+def gguf_only(md: ModelDir) -> Iterator[Finding]:
+    if not _directory(md) or md.kind not in ("llm", "vlm"):
+        return
+    safetensors = [f for f in md.weight_files if f.endswith(".safetensors")]
+    ggufs = [f for f in md.weight_files if f.endswith(".gguf")]
+    if ggufs and not safetensors:
         yield finding("FILE018", f"{len(ggufs)} GGUF file(s) and no safetensors for {md.loader}")
-    if md.auto_metadata_only:
+
+
+@rule(
+    "FILE016",
+    "No weights present: judged from metadata only",
+    severity="warning",
+    fix="Configs, tokenizer and index were checked; download the weights (or pass --metadata-only to "
+    "say this is intended) before loading.",
+    compares="weight files present in a directory that has config.json or model_index.json",
+)
+def no_weights(md: ModelDir) -> Iterator[Finding]:
+    if _directory(md) and md.auto_metadata_only:
         yield finding(
             "FILE016",
             "no weight files in this directory: configs, tokenizer and index were judged alone",
         )
-    if kind in ("llm", "vlm", "ml"):
-        yield from _loader_files(md)
-    yield from _indexes(md)
-    yield from _duplicates(md)
+
+
+@rule(
+    "FILE050",
+    "--fetch-metadata could not reach the hub",
+    severity="info",
+    fix="The cached snapshot was judged instead; run again with network access to refresh it.",
+    compares="huggingface_hub.snapshot_download of configs, tokenizer and index files",
+)
+def fetch_failed(md: ModelDir) -> Iterator[Finding]:
+    """--fetch-metadata that could not reach the hub (recorded when the path was opened)."""
+    for problem in md.problems:
+        if problem.code == "FILE050":
+            yield finding(problem.code, problem.message, file=problem.file)
 
 
 # tensor-name markers of checkpoints that ship without a config.json
@@ -321,7 +295,25 @@ def _cache_partials(md: ModelDir) -> list[str]:
     return out
 
 
-def _loader_files(md: ModelDir) -> Iterator[Finding]:
+@rule(
+    "FILE002",
+    "No weight file that the loader reads",
+    severity="error",
+    fix="Download the weights, or name them as the loader expects (mlx-lm: model.safetensors or "
+    "model-00001-of-0000N.safetensors).",
+    compares="files the loader's glob/index selects vs the files present",
+)
+@rule(
+    "FILE003",
+    "Weight files that the loader will not read",
+    severity="warning",
+    fix="Rename them to model*.safetensors (mlx-lm reads no other name), delete strays, or regenerate "
+    "the index so it names them.",
+    compares="*.safetensors present vs the files the loader's glob/index selects",
+)
+def loader_files(md: ModelDir) -> Iterator[Finding]:
+    if not _directory(md) or md.kind not in ("llm", "vlm", "ml"):
+        return
     top_st = [f for f in md.top_files if f.endswith(".safetensors")]
     read = md.tensor_files
     if md.metadata_only:
@@ -359,7 +351,48 @@ def _pattern(md: ModelDir) -> str:
     return "*.safetensors"
 
 
-def _indexes(md: ModelDir) -> Iterator[Finding]:
+@rule(
+    "FILE004",
+    "The index names shards that are not in the directory",
+    severity="error",
+    fix="The download is incomplete, or the index is stale: download the missing shards, or "
+    "regenerate the index from the shards that ship.",
+    compares="index weight_map shard names vs files present",
+)
+@rule(
+    "FILE005",
+    "Safetensors files that the index does not name",
+    severity="warning",
+    fix="A stray or duplicate weights file: delete it, or regenerate the index if it belongs.",
+    compares="*.safetensors present vs index weight_map shards",
+)
+@rule(
+    "FILE006",
+    "Stale index: none of the shards it names are present",
+    severity="warning",
+    fix="The index was copied from another layout (e.g. the unquantized source). mlx-lm ignores it, "
+    "but other tools trust it: regenerate it from the shards that ship, or delete it.",
+    compares="index shard names vs the safetensors files that ship",
+)
+@rule(
+    "FILE007",
+    "Index total_size differs from the tensor bytes in the shards",
+    severity="warning",
+    fix="total_size should be the sum of tensor data bytes; a much larger value usually means the "
+    "index was copied from the unquantized source. Regenerate it.",
+    compares="index metadata.total_size vs sum of (end - begin) over the shard headers",
+)
+@rule(
+    "FILE008",
+    "Index and shard headers disagree on which tensors exist",
+    severity="warning",
+    fix="The index lists tensors that no shard holds (or a shard holds tensors the index does not "
+    "list): regenerate the index from the shards.",
+    compares="index weight_map names vs tensor names in the headers of the shards it names",
+)
+def indexes(md: ModelDir) -> Iterator[Finding]:
+    if not _directory(md):
+        return
     present = md.file_set
     top_st = {f for f in md.top_files if f.endswith(".safetensors")}
     for rel, index in md.indexes.items():
@@ -453,7 +486,17 @@ def _size_note(md: ModelDir, declared: int | None, files: list[str]) -> str:
     return f"; it declares {declared:,} bytes, the shipped files hold {held:,} ({declared / held:.2f}x)"
 
 
-def _duplicates(md: ModelDir) -> Iterator[Finding]:
+@rule(
+    "FILE009",
+    "The same tensor is stored in more than one file the loader reads",
+    severity="error",
+    fix="mx.load merges files and the last one silently wins (diffusers/transformers refuse "
+    "'Duplicate tensor names'). Delete the stray file (often a second model.safetensors beside shards).",
+    compares="tensor names across every file the loader reads",
+)
+def duplicates(md: ModelDir) -> Iterator[Finding]:
+    if not _directory(md):
+        return
     dups = md.duplicate_tensors
     if not dups:
         return

@@ -1,0 +1,189 @@
+"""CMP: can the installed MLX loaders build this architecture, and does it ask to run its own code.
+
+The supported model types come from genai_common/model/loaders.py, found without importing
+mlx-lm or mlx-vlm. Custom code is flagged, never executed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from genai_common.findings import Finding, finding, rule
+from genai_common.model.loaders import resolve, supported
+from genai_common.runtime.machine import mlx_backend_here
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from genai_common.model import ModelDir
+
+
+HALF = frozenset({"F16", "BF16"})
+
+
+@rule(
+    "CMP040",
+    "Unquantized half-precision experts cannot run on MLX's CPU backend",
+    severity="warning",
+    fix="MLX's CPU gather_mm, the routed experts' matmul, runs float32 only (mlx 0.32: "
+    "'[GatherMM::eval] Currently only supports float32'): quantize the model (mlx_lm.convert -q, "
+    "quantized experts use gather_qmm) or cast it to float32 to run it on this machine; Metal and "
+    "CUDA run half-precision experts.",
+    compares="dtype of the routed-expert weights (experts.N, switch_mlp) vs this machine's MLX "
+    "backend (macOS: Metal; an mlx-cuda package: CUDA; else the CPU)",
+)
+def half_experts(md: ModelDir) -> Iterator[Finding]:
+    experts = [
+        t
+        for n, t in md.text.tensors.items()
+        if t.dtype in HALF and n.endswith(".weight") and (".experts." in n or ".switch_mlp." in n)
+    ]
+    if not experts or mlx_backend_here() != "cpu":
+        return
+    dtypes = sorted({t.dtype for t in experts})
+    yield finding(
+        "CMP040",
+        f"{len(experts)} routed-expert weights are {'/'.join(dtypes)} and MLX runs on the CPU "
+        f"here (e.g. {experts[0].name})",
+        file=experts[0].file,
+    )
+
+
+def has_vision(md: ModelDir) -> bool:
+    cfg = md.config or {}
+    if any(k in cfg for k in ("vision_config", "vision_tower", "mm_vision_tower", "visual")):
+        return True
+    ts, text = md.tensors, md.text.tensors
+    if len(text) == len(ts):
+        return False  # every tensor is a text tensor
+    return any(n not in text and ("vision" in n or "visual" in n) for n in ts)
+
+
+@rule(
+    "CMP001",
+    "config.json has no model_type",
+    severity="warning",
+    fix="Add model_type (copy it from the original model): loaders pick the architecture from it.",
+    compares="config['model_type'] present and a string",
+)
+def model_type(md: ModelDir) -> Iterator[Finding]:
+    cfg = md.config
+    if cfg is None:
+        return
+    mt = cfg.get("model_type")
+    if not isinstance(mt, str) or not mt:
+        yield finding(
+            "CMP001",
+            "config.json has no model_type" if mt is None else f"model_type = {mt!r}",
+            file="config.json",
+        )
+
+
+@rule(
+    "CMP002",
+    "Support could not be checked: neither mlx-lm nor mlx-vlm is installed",
+    severity="info",
+    fix="Install genai-common[llm] or [vlm] to check the model type against the loaders.",
+    compares="importlib.util.find_spec('mlx_lm'), find_spec('mlx_vlm')",
+)
+@rule(
+    "CMP010",
+    "The installed MLX loaders do not support this model type",
+    severity="error",
+    fix="Upgrade mlx-lm / mlx-vlm (new architectures land often), or pick a model of a supported "
+    "family; a load fails with 'Model type X not supported'.",
+    compares="model_type (after MODEL_REMAPPING) vs mlx_lm/models/*.py and mlx_vlm/models/*/",
+)
+@rule(
+    "CMP020",
+    "A vision model would lose its vision tower in a text loader",
+    severity="warning",
+    fix="Load it with mlx-vlm (mlx_vlm.load) to use images; mlx-lm either drops the vision weights "
+    "in sanitize or fails with 'Received parameters not in model: vision_tower...'.",
+    compares="vision_config / vision tensors vs which loader supports the model type",
+)
+@rule(
+    "CMP021",
+    "Only mlx-vlm supports this model type",
+    severity="info",
+    fix="Load it with mlx_vlm.load, not mlx_lm.load.",
+    compares="model_type in mlx-vlm's models but not mlx-lm's",
+)
+def support(md: ModelDir) -> Iterator[Finding]:
+    cfg = md.config or {}
+    mt = cfg.get("model_type")
+    if not isinstance(mt, str) or not mt:
+        return
+    lm, vlm = supported("mlx_lm"), supported("mlx_vlm")
+    if lm is None and vlm is None:
+        yield finding(
+            "CMP002", f"model_type {mt!r} not checked: mlx-lm and mlx-vlm are not installed"
+        )
+        return
+    in_lm = resolve("mlx_lm", mt) if lm else None
+    in_vlm = resolve("mlx_vlm", mt) if vlm else None
+    vision = has_vision(md)
+    if in_lm is None and in_vlm is None:
+        checked = " and ".join(
+            f"{p} ({len(info[0])} architectures)"
+            for p, info in (("mlx-lm", lm), ("mlx-vlm", vlm))
+            if info
+        )
+        yield finding(
+            "CMP010",
+            f"model_type {mt!r} is supported by neither installed {checked}",
+            file="config.json",
+        )
+        return
+    if vision and in_vlm is None:
+        yield finding(
+            "CMP010",
+            f"model_type {mt!r} has a vision tower but the installed mlx-vlm does not support it"
+            + (f" (mlx-lm would load only the text part as {in_lm!r})" if in_lm else ""),
+            file="config.json",
+            severity="warning" if in_lm else None,
+        )
+    elif vision:
+        yield finding(
+            "CMP020",
+            f"model_type {mt!r} has a vision tower: use mlx-vlm ({in_vlm!r})"
+            + (f"; mlx-lm's {in_lm!r} keeps only the text model" if in_lm else ""),
+            severity="info",
+        )
+    elif in_lm is None and in_vlm is not None:
+        yield finding("CMP021", f"model_type {mt!r} is supported by mlx-vlm ({in_vlm!r}) only")
+
+
+@rule(
+    "CMP030",
+    "The model asks to run its own Python code",
+    severity="warning",
+    fix="Read the named files before trusting them. transformers runs auto_map classes only with "
+    "trust_remote_code; mlx-lm runs model_file only with trust_remote_code=True; mlx-vlm 0.7 "
+    "imports model_file WITHOUT asking. genai never executes it.",
+    compares="config auto_map, model_file, *.py files in the model directory",
+)
+def custom_code(md: ModelDir) -> Iterator[Finding]:
+    cfg = md.config or {}
+    auto_map = cfg.get("auto_map")
+    model_file = cfg.get("model_file")
+    py_files = [f for f in md.files if f.endswith(".py")]
+    if model_file is not None:
+        yield finding(
+            "CMP030",
+            f"model_file = {model_file!r}: mlx-vlm imports and runs it on load without asking",
+            file="config.json",
+        )
+    if isinstance(auto_map, dict) and auto_map:
+        targets = sorted({str(v[0] if isinstance(v, list) and v else v) for v in auto_map.values()})
+        yield finding(
+            "CMP030",
+            f"auto_map names custom classes {targets[:3]}{' ...' if len(targets) > 3 else ''}",
+            file="config.json",
+            severity="info",
+        )
+    elif py_files and model_file is None:
+        yield finding(
+            "CMP030",
+            f"Python files in the model directory: {py_files[:3]}",
+            severity="info",
+        )

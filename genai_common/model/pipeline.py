@@ -1,0 +1,101 @@
+"""A diffusers pipeline's anatomy: the components model_index.json names, the pipeline family,
+each component's config and tensors.
+
+`md.pipeline` is a `Pipeline` built once per ModelDir (kind diffusion; on any other kind its
+components are empty).
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from genai_common.model.model_dir import ModelDir, TensorInfo
+
+# The denoiser's component name, in the order a pipeline has them.
+DENOISERS = ("unet", "transformer", "prior")
+
+
+class Pipeline:
+    """md.pipeline: see the module docstring."""
+
+    def __init__(self, md: ModelDir) -> None:
+        self.md = md
+
+    @cached_property
+    def index(self) -> dict[str, Any]:
+        """model_index.json ({} when absent or malformed)."""
+        return self.md.json("model_index.json") or {}
+
+    @cached_property
+    def components(self) -> dict[str, tuple[str | None, str | None]]:
+        """component -> (library, class) for every [library, class] pair in model_index.json
+        ([null, null] entries included, as (None, None))."""
+        out: dict[str, tuple[str | None, str | None]] = {}
+        for key, value in self.index.items():
+            if key.startswith("_") or not isinstance(value, list) or len(value) != 2:
+                continue
+            lib, cls = value
+            out[key] = (
+                lib if isinstance(lib, str) else None,
+                cls if isinstance(cls, str) else None,
+            )
+        return out
+
+    @cached_property
+    def family(self) -> str | None:
+        """flux | sd3 | sdxl | sd, from the pipeline class name; None for others."""
+        name = self.index.get("_class_name")
+        name = name if isinstance(name, str) else ""
+        if "Flux" in name:
+            return "flux"
+        if "StableDiffusion3" in name:
+            return "sd3"
+        if "StableDiffusionXL" in name:
+            return "sdxl"
+        if name.startswith("StableDiffusion") or "LatentConsistency" in name:
+            return "sd"
+        return None
+
+    @cached_property
+    def denoiser(self) -> str | None:
+        """The denoiser's component name (unet, transformer, prior), or None."""
+        comps = self.components
+        for name in DENOISERS:
+            if comps.get(name, (None, None)) != (None, None):
+                return name
+        return None
+
+    def config(self, component: str) -> dict[str, Any]:
+        """A component's config.json (a scheduler's scheduler_config.json); {} when absent."""
+        for name in ("config.json", "scheduler_config.json"):
+            data = self.md.json(f"{component}/{name}")
+            if isinstance(data, dict):
+                return data
+        return {}
+
+    def tensors(self, component: str) -> dict[str, TensorInfo]:
+        """A component's tensors ({} when its folder has none that read)."""
+        try:
+            return self.md.component(component).tensors or {}
+        except Exception:  # an unreadable component is the formats family's finding
+            return {}
+
+    def tensor(self, component: str, suffix: str | tuple[str, ...]) -> TensorInfo | None:
+        """The first tensor of a component whose name ends with `suffix` and has a shape."""
+        for name, t in self.tensors(component).items():
+            if name.endswith(suffix) and t.shape:
+                return t
+        return None
+
+    def all_tensors(self) -> list[TensorInfo]:
+        """Every tensor of every component that names a library and class."""
+        out: list[TensorInfo] = []
+        for name, (lib, cls) in self.components.items():
+            if lib is None and cls is None:
+                continue
+            out.extend(self.tensors(name).values())
+        return out
