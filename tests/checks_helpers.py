@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from genai_common.doctor.registry import check_family
+from genai_common.findings import Finding
 from genai_common.formats.safetensors import encode_header, read_header
 from genai_common.model import ModelDir
-from genai_common.findings import Finding
 
 Spec = dict[str, tuple[str, tuple[int, ...]]]
 

@@ -21,10 +21,10 @@ from checks_helpers import (
 )
 
 from genai_common.doctor.rules import memory
-from genai_common.model.memory import layer_kinds
-from genai_common.runtime.machine import Machine, machine
 from genai_common.formats.safetensors import read_header
 from genai_common.model import ModelDir
+from genai_common.model.memory import layer_kinds
+from genai_common.runtime.machine import Machine, machine
 
 KiB = 1024
 BIG = Machine(2**40, 2**40, "test", None)  # room for anything: only the informational findings

@@ -14,11 +14,10 @@ import pytest
 from checks_helpers import CLEAN_TINY
 from malformed_corpus import base_llm, write_json
 
-from genai_common.doctor import render
+from genai_common.cli import main
+from genai_common.doctor import diagnose, render
 from genai_common.doctor.registry import load_all
 from genai_common.findings import RULES
-from genai_common.cli import main
-from genai_common.doctor import diagnose
 
 HEAVY = (
     "mlx",
@@ -258,8 +257,7 @@ def test_canonical_mlx_errors_map_to_their_static_causes() -> None:
     import mlx.nn as nn
 
     from genai_common.doctor.rules.load import classify
-    from genai_common.findings import finding
-    from genai_common.findings import Report
+    from genai_common.findings import Report, finding
 
     report = Report(path="x")
     for code in ("FILE004", "CFG040", "CFG010"):

@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 from malformed_corpus import write_gguf
 
+from genai_common.doctor import diagnose
 from genai_common.doctor.rules.gguf import (
     MLX_GGUF_AS_IS,
     MLX_GGUF_DROPPED,
     MLX_GGUF_QUANTIZED,
     MLX_GGUF_TO_F16,
 )
-from genai_common.doctor import diagnose
 from genai_common.formats.gguf import GGML_TYPES, ArraySummary, read_gguf
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from genai_common.doctor.rules.load import runtime_findings
 from genai_common.doctor import diagnose
+from genai_common.doctor.rules.load import runtime_findings
 from genai_common.model import ModelDir
 
 

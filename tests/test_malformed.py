@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from malformed_corpus import CASES, CONFIG, base_llm, sharded_llm
 
-from genai_common.doctor.registry import get
 from genai_common.cli import main
 from genai_common.doctor import diagnose
+from genai_common.doctor.registry import get
 
 
 def test_corpus_is_large_enough() -> None:
