@@ -1,4 +1,5 @@
-"""Renderers for a Report: JSON (the contract in DESIGN.md), Markdown, plain text, rich table.
+"""Renderers for a Report: JSON (the contract in reference/ARCHITECTURE.md), Markdown, plain text,
+rich table.
 
 rich is imported only by `print_rich`, i.e. only when a table is drawn for a terminal; JSON,
 Markdown and plain text use nothing beyond the standard library.
