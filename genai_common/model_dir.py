@@ -13,6 +13,8 @@ parallel; the owner of this module fills in the bodies and may add to it, but ke
     md.files -> list[str]         # every file below root, relative, sorted ('/' separators)
     md.json(rel) -> dict | None   # strict JSON read, cached; None when absent OR malformed;
                                   # malformed input adds a finding to md.read_findings
+                                  # (a tokenizer.json over 1 MiB: a TokenizerJSON, without
+                                  # model.vocab and model.merges; formats/tokenizer_json.py)
     md.config -> dict | None      # config.json
     md.text_config -> dict        # config['text_config'] when nested, else config, else {}
     md.vision_config -> dict | None
@@ -392,9 +394,13 @@ class ModelDir:
         if self.readable(rel):
             from genai_common.formats.jsonfile import MAX_JSON_BYTES, read_json
 
-            cap = JSON_CAP_BIG if rel.endswith("tokenizer.json") else MAX_JSON_BYTES
+            cap, reader = MAX_JSON_BYTES, read_json
+            if rel.endswith("tokenizer.json"):  # large ones: fast, cached, same findings
+                from genai_common.formats.tokenizer_json import read_tokenizer_json
+
+                cap, reader = JSON_CAP_BIG, read_tokenizer_json
             try:
-                value, problems = read_json(self.fspath(rel), max_bytes=cap, what=self.rel(rel))
+                value, problems = reader(self.fspath(rel), max_bytes=cap, what=self.rel(rel))
             except FormatError as exc:
                 self._note(exc.code, exc.message, rel)
             else:
