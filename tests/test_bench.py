@@ -326,6 +326,67 @@ def test_plots_are_valid_png_with_content(tmp_path):
         assert pixels.reshape(-1, pixels.shape[-1]).std(axis=0).max() > 0.05  # not a blank image
 
 
+def _with_cold_spike(record: dict, gap_s: float = 0.470, at: int = 7) -> dict:
+    """The cold run's token `at` arrives gap_s late (a JIT compile, a page fault)."""
+    cold = record["results"][0]["cold"]
+    arrivals = cold["arrivals"]
+    cold["arrivals"] = arrivals[:at] + [t + gap_s for t in arrivals[at:]]
+    return record
+
+
+def test_latency_axis_leaves_out_a_cold_spike_and_marks_it():
+    pytest.importorskip("matplotlib", reason="matplotlib (genai-common[ml]) is not installed")
+    from genai_common.bench.plots import latency_figure
+
+    record = _with_cold_spike(synthetic_record([100, 101, 99]))
+    trial_ms = [
+        (b - a) * 1e3
+        for t in record["results"][0]["trials"]
+        for a, b in itertools.pairwise(t["arrivals"])
+    ]
+    [ax] = latency_figure(record).axes
+    bottom, top = ax.get_ylim()
+    assert max(trial_ms) <= top < 50  # the trials (about 10 ms a token) fill the axis
+    assert bottom <= min(trial_ms)
+    cold = record["results"][0]["cold"]["arrivals"]
+    spike_ms = (cold[7] - cold[6]) * 1e3  # 470 ms late + the cold run's own gap
+    assert spike_ms > 470
+    [note] = [t for t in ax.texts if "cold" in t.get_text()]
+    assert note.get_text() == f"cold: {spike_ms:.3g} ms at token 8"
+    assert note.xy == (8, top)  # the arrow points at the clipped point, on the top edge
+    edge_marks = [ln for ln in ax.lines if ln.get_marker() == "^"]
+    assert len(edge_marks) == 1 and list(edge_marks[0].get_ydata()) == [top]
+    assert not edge_marks[0].get_clip_on()
+
+
+def test_latency_axis_without_outliers_shows_every_point():
+    pytest.importorskip("matplotlib", reason="matplotlib (genai-common[ml]) is not installed")
+    from genai_common.bench.plots import latency_figure, robust_top
+
+    record = synthetic_record([100, 101, 99])
+    [ax] = latency_figure(record).axes
+    drawn = [y for line in ax.lines for y in line.get_ydata()]
+    assert ax.get_ylim()[1] >= max(drawn) and len(ax.texts) == 0
+    assert robust_top([3.0] * 50 + [470.0]) < 10  # one spike among 3 ms tokens
+    assert robust_top([3.0 + 0.01 * i for i in range(50)]) is None  # spread, no outlier
+
+
+def test_rate_title_names_only_what_is_drawn():
+    pytest.importorskip("matplotlib", reason="matplotlib (genai-common[ml]) is not installed")
+    from genai_common.bench.plots import rate_figure
+
+    record = synthetic_record([100, 101, 99])  # a cold run, no warm-up runs
+    left = rate_figure(record, []).axes[0]
+    assert left.get_title() == "this run: red cold, blue timed"
+    colours = {tuple(c) for c in left.collections[0].get_facecolors().round(3)}
+    assert len(colours) == 2  # red and blue points only
+    result = record["results"][0]
+    result["warmup"] = [dict(result["trials"][0])]
+    result["cold"] = None
+    left = rate_figure(record, []).axes[0]
+    assert left.get_title() == "this run: orange warm-up, blue timed"
+
+
 def test_history_follows_only_runs_of_the_same_work_and_machine():
     pytest.importorskip("matplotlib", reason="matplotlib (genai-common[ml]) is not installed")
     from genai_common.bench.plots import history_series
