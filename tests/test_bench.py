@@ -160,6 +160,52 @@ USER_TEXT = (
 )
 
 
+def _git_commit(root: Path) -> str:
+    import subprocess
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(root), *args], capture_output=True, text=True, check=True
+        ).stdout.strip()
+
+    git("init", "-q")
+    git(
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@t",
+        "commit",
+        "-q",
+        "--allow-empty",
+        "-m",
+        str(root),
+    )
+    return git("rev-parse", "--short", "HEAD")
+
+
+def test_record_names_the_projects_own_commit_or_none(tmp_path, monkeypatch):
+    """A project folder nested inside another repository has no commit of its own: the record
+    says none rather than the enclosing repository's."""
+    outer = tmp_path / "outer"
+    project = outer / "work" / "myproj"
+    (project / "src").mkdir(parents=True)
+    (project / "pyproject.toml").write_text("[tool.genai]\nkind = 'llm'\n")
+    outer_head = _git_commit(outer)
+    for cwd in (project, project / "src"):
+        monkeypatch.chdir(cwd)
+        assert records.project_root(cwd) == project.resolve()
+        record = records.new_record("llm", "/models/tiny", {}, [])
+        assert record["commit"] is None, cwd  # not outer's
+        assert outer_head not in (records.project_commit(cwd) or "")
+    own_head = _git_commit(project)
+    assert own_head != outer_head
+    for cwd in (project, project / "src"):
+        monkeypatch.chdir(cwd)
+        assert records.new_record("llm", "/models/tiny", {}, [])["commit"] == own_head
+    monkeypatch.chdir(outer)  # the outer repository benchmarked from its own root
+    assert records.new_record("llm", "/models/tiny", {}, [])["commit"].startswith(outer_head)
+
+
 def test_results_row_append_keeps_every_existing_byte(tmp_path):
     md = tmp_path / "RESULTS.md"
     md.write_bytes(USER_TEXT.encode())
