@@ -160,6 +160,52 @@ USER_TEXT = (
 )
 
 
+def _git_commit(root: Path) -> str:
+    import subprocess
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(root), *args], capture_output=True, text=True, check=True
+        ).stdout.strip()
+
+    git("init", "-q")
+    git(
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@t",
+        "commit",
+        "-q",
+        "--allow-empty",
+        "-m",
+        str(root),
+    )
+    return git("rev-parse", "--short", "HEAD")
+
+
+def test_record_names_the_projects_own_commit_or_none(tmp_path, monkeypatch):
+    """A project folder nested inside another repository has no commit of its own: the record
+    says none rather than the enclosing repository's."""
+    outer = tmp_path / "outer"
+    project = outer / "work" / "myproj"
+    (project / "src").mkdir(parents=True)
+    (project / "pyproject.toml").write_text("[tool.genai]\nkind = 'llm'\n")
+    outer_head = _git_commit(outer)
+    for cwd in (project, project / "src"):
+        monkeypatch.chdir(cwd)
+        assert records.project_root(cwd) == project.resolve()
+        record = records.new_record("llm", "/models/tiny", {}, [])
+        assert record["commit"] is None, cwd  # not outer's
+        assert outer_head not in (records.project_commit(cwd) or "")
+    own_head = _git_commit(project)
+    assert own_head != outer_head
+    for cwd in (project, project / "src"):
+        monkeypatch.chdir(cwd)
+        assert records.new_record("llm", "/models/tiny", {}, [])["commit"] == own_head
+    monkeypatch.chdir(outer)  # the outer repository benchmarked from its own root
+    assert records.new_record("llm", "/models/tiny", {}, [])["commit"].startswith(outer_head)
+
+
 def test_results_row_append_keeps_every_existing_byte(tmp_path):
     md = tmp_path / "RESULTS.md"
     md.write_bytes(USER_TEXT.encode())
@@ -324,6 +370,67 @@ def test_plots_are_valid_png_with_content(tmp_path):
         assert path.stat().st_size > 10_000
         pixels = matplotlib.image.imread(path)
         assert pixels.reshape(-1, pixels.shape[-1]).std(axis=0).max() > 0.05  # not a blank image
+
+
+def _with_cold_spike(record: dict, gap_s: float = 0.470, at: int = 7) -> dict:
+    """The cold run's token `at` arrives gap_s late (a JIT compile, a page fault)."""
+    cold = record["results"][0]["cold"]
+    arrivals = cold["arrivals"]
+    cold["arrivals"] = arrivals[:at] + [t + gap_s for t in arrivals[at:]]
+    return record
+
+
+def test_latency_axis_leaves_out_a_cold_spike_and_marks_it():
+    pytest.importorskip("matplotlib", reason="matplotlib (genai-common[ml]) is not installed")
+    from genai_common.bench.plots import latency_figure
+
+    record = _with_cold_spike(synthetic_record([100, 101, 99]))
+    trial_ms = [
+        (b - a) * 1e3
+        for t in record["results"][0]["trials"]
+        for a, b in itertools.pairwise(t["arrivals"])
+    ]
+    [ax] = latency_figure(record).axes
+    bottom, top = ax.get_ylim()
+    assert max(trial_ms) <= top < 50  # the trials (about 10 ms a token) fill the axis
+    assert bottom <= min(trial_ms)
+    cold = record["results"][0]["cold"]["arrivals"]
+    spike_ms = (cold[7] - cold[6]) * 1e3  # 470 ms late + the cold run's own gap
+    assert spike_ms > 470
+    [note] = [t for t in ax.texts if "cold" in t.get_text()]
+    assert note.get_text() == f"cold: {spike_ms:.3g} ms at token 8"
+    assert note.xy == (8, top)  # the arrow points at the clipped point, on the top edge
+    edge_marks = [ln for ln in ax.lines if ln.get_marker() == "^"]
+    assert len(edge_marks) == 1 and list(edge_marks[0].get_ydata()) == [top]
+    assert not edge_marks[0].get_clip_on()
+
+
+def test_latency_axis_without_outliers_shows_every_point():
+    pytest.importorskip("matplotlib", reason="matplotlib (genai-common[ml]) is not installed")
+    from genai_common.bench.plots import latency_figure, robust_top
+
+    record = synthetic_record([100, 101, 99])
+    [ax] = latency_figure(record).axes
+    drawn = [y for line in ax.lines for y in line.get_ydata()]
+    assert ax.get_ylim()[1] >= max(drawn) and len(ax.texts) == 0
+    assert robust_top([3.0] * 50 + [470.0]) < 10  # one spike among 3 ms tokens
+    assert robust_top([3.0 + 0.01 * i for i in range(50)]) is None  # spread, no outlier
+
+
+def test_rate_title_names_only_what_is_drawn():
+    pytest.importorskip("matplotlib", reason="matplotlib (genai-common[ml]) is not installed")
+    from genai_common.bench.plots import rate_figure
+
+    record = synthetic_record([100, 101, 99])  # a cold run, no warm-up runs
+    left = rate_figure(record, []).axes[0]
+    assert left.get_title() == "this run: red cold, blue timed"
+    colours = {tuple(c) for c in left.collections[0].get_facecolors().round(3)}
+    assert len(colours) == 2  # red and blue points only
+    result = record["results"][0]
+    result["warmup"] = [dict(result["trials"][0])]
+    result["cold"] = None
+    left = rate_figure(record, []).axes[0]
+    assert left.get_title() == "this run: orange warm-up, blue timed"
 
 
 def test_history_follows_only_runs_of_the_same_work_and_machine():

@@ -1,7 +1,8 @@
 """PNG plots of a benchmark record (matplotlib's object API, no pyplot: no display needed).
 
 - latency: per-token latency over the generation (LLM/VLM), per-step time (diffusion) or
-  per-batch time (ml), one line per trial; the cold run is drawn apart.
+  per-batch time (ml), one line per trial; the cold run is drawn apart. The y range leaves out
+  outliers (a cold spike would flatten every trial) and marks each clipped point, with its value.
 - rate: the headline figure of every run in this record (cold, warm-up, trials) and, beside it,
   the median with min-max of each earlier run of the same model over time.
 - memory: MLX active and active+cache memory over each trial (LLM/VLM), sampled per token.
@@ -60,25 +61,100 @@ def _series_label(kind: str, res: dict[str, Any]) -> str:
     return label
 
 
-def plot_latency(record: dict[str, Any], path: str | Path) -> Path:
+def latency_figure(record: dict[str, Any]) -> Any:
+    """The latency figure: one axis per workload, its y range robust to outliers (clip_outliers)."""
     kind = record["kind"]
     results = record["results"]
     fig = _figure(figsize=(9, 3.2 * len(results)))
     axes = fig.subplots(len(results), 1, squeeze=False)
+    unit = _XLABEL.get(kind, "item")
     for ax, res in zip(axes[:, 0], results, strict=True):
+        drawn: list[tuple[str, list[int], list[float], str]] = []
         for name, ys in _trial_lines(kind, res):
-            ax.plot(_xs(kind, ys), ys, lw=0.9, alpha=0.8, label=name)
+            xs = _xs(kind, ys)
+            (line,) = ax.plot(xs, ys, lw=0.9, alpha=0.8, label=name)
+            drawn.append((name, xs, ys, line.get_color()))
         if res.get("cold") and kind != "ml":
             ys = _series(kind, res["cold"])
-            ax.plot(_xs(kind, ys), ys, lw=1.2, ls="--", color="grey", label="cold")
+            xs = _xs(kind, ys)
+            ax.plot(xs, ys, lw=1.2, ls="--", color="grey", label="cold")
+            drawn.append(("cold", xs, ys, "grey"))
         ax.set_title(f"{res['subject']} · {res['workload']}", fontsize=10)
-        ax.set_xlabel(_XLABEL.get(kind, "item"))
+        ax.set_xlabel(unit)
         ax.set_ylabel("latency (ms)")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, ncol=4)
-    fig.suptitle(f"{Path(record['model']).name}: latency per {_XLABEL.get(kind, 'item')}")
+        clip_outliers(ax, drawn, unit)
+        ax.legend(fontsize=7, ncol=4, loc="best")
+    fig.suptitle(f"{Path(record['model']).name}: latency per {unit}")
     fig.tight_layout()
-    return _save(fig, path)
+    return fig
+
+
+def plot_latency(record: dict[str, Any], path: str | Path) -> Path:
+    return _save(latency_figure(record), path)
+
+
+OUTLIER_IQRS = 4.0  # beyond Tukey's far fence (3 IQR): one cold spike, not the trials' jitter
+OUTLIER_SHARE = 0.02  # never clip more than 2% of the points (at least one): those are outliers
+
+
+def robust_top(values: list[float]) -> float | None:
+    """The top of a y range that leaves out outliers: q3 + 4 IQR, raised so that at most 2% of
+    the points (at least one) lie above it; None when none does (nothing needs clipping)."""
+    from genai_common.bench.stats import quantile
+
+    if len(values) < 8:
+        return None
+    ordered = sorted(values)
+    q1, q3 = quantile(ordered, 0.25), quantile(ordered, 0.75)
+    keep = len(ordered) - 1 - max(1, int(OUTLIER_SHARE * len(ordered)))
+    top = max(q3 + OUTLIER_IQRS * (q3 - q1), ordered[keep])
+    return top if ordered[-1] > top else None
+
+
+def clip_outliers(ax: Any, drawn: list[tuple[str, list[int], list[float], str]], unit: str) -> None:
+    """Limit the y axis to the bulk of the points (a 470 ms cold spike among 3 ms tokens would
+    flatten every trial) and mark what lies above: a triangle at the top edge for each clipped
+    point, and per line an arrow to its largest clipped value with the value written out."""
+    values = [y for _, _, ys, _ in drawn for y in ys]
+    top = robust_top(values)
+    if top is None:
+        return
+    low = min(values)
+    pad = 0.08 * (top - low) if top > low else 0.05 * abs(top) or 1.0
+    bottom, edge = low - pad, top + pad
+    ax.set_ylim(bottom, edge)
+    xmin, xmax = (
+        min(x for _, xs, _, _ in drawn for x in xs),
+        max(x for _, xs, _, _ in drawn for x in xs),
+    )
+    for name, xs, ys, colour in drawn:
+        above = [(x, y) for x, y in zip(xs, ys, strict=True) if y > edge]
+        if not above:
+            continue
+        ax.plot(
+            [x for x, _ in above],
+            [edge] * len(above),
+            ls="none",
+            marker="^",
+            ms=6,
+            color=colour,
+            clip_on=False,
+            zorder=5,
+        )
+        x, y = max(above, key=lambda p: p[1])
+        more = f" ({len(above)} above the axis)" if len(above) > 1 else ""
+        ax.annotate(
+            f"{name}: {y:.3g} ms at {unit} {x}{more}",
+            xy=(x, edge),
+            xytext=(0, -30),
+            textcoords="offset points",
+            ha="right" if x > (xmin + xmax) / 2 else "left",
+            fontsize=7,
+            color=colour if colour != "grey" else "dimgrey",
+            arrowprops={"arrowstyle": "->", "color": colour, "lw": 0.8},
+            bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none", "alpha": 0.85},
+        )
 
 
 def history_series(
@@ -98,11 +174,21 @@ def history_series(
     return series
 
 
+RATE_COLOURS = {"cold": ("tab:red", "red cold"), "warm-up": ("tab:orange", "orange warm-up")}
+TIMED = ("tab:blue", "blue timed")
+
+
 def plot_rate(record: dict[str, Any], history: list[dict[str, Any]], path: str | Path) -> Path:
+    return _save(rate_figure(record, history), path)
+
+
+def rate_figure(record: dict[str, Any], history: list[dict[str, Any]]) -> Any:
+    """This run's points (the title names only the kinds drawn) and the history beside them."""
     metric, label, _ = HEADLINE[record["kind"]]
     fig = _figure(figsize=(11, 3.8))
     left, right = fig.subplots(1, 2)
     x = 0
+    shown: set[str] = set()
     for res in record["results"]:
         runs = [("cold", res.get("cold"))] + [("warm-up", t) for t in res.get("warmup", [])]
         runs += [("trial", t) for t in res["trials"]]
@@ -111,12 +197,14 @@ def plot_rate(record: dict[str, Any], history: list[dict[str, Any]], path: str |
             if trial and trial.get(metric) is not None:
                 xs.append(x)
                 ys.append(trial[metric])
-                colors.append({"cold": "tab:red", "warm-up": "tab:orange"}.get(tag, "tab:blue"))
+                colors.append(RATE_COLOURS.get(tag, TIMED)[0])
+                shown.add(tag)
                 x += 1
         left.scatter(xs, ys, c=colors, s=18)
         left.plot(xs, ys, lw=0.6, color="grey", alpha=0.5)
         x += 1
-    left.set_title("this run: red cold, orange warm-up, blue timed", fontsize=9)
+    said = [RATE_COLOURS.get(tag, TIMED)[1] for tag in ("cold", "warm-up", "trial") if tag in shown]
+    left.set_title("this run: " + (", ".join(said) or "no figure"), fontsize=9)
     left.set_xlabel("run order")
     left.set_ylabel(label)
     left.grid(alpha=0.3)
@@ -151,7 +239,7 @@ def plot_rate(record: dict[str, Any], history: list[dict[str, Any]], path: str |
     right.legend(fontsize=7)
     fig.suptitle(f"{Path(record['model']).name}: {label}")
     fig.tight_layout()
-    return _save(fig, path)
+    return fig
 
 
 def plot_memory(record: dict[str, Any], path: str | Path) -> Path | None:

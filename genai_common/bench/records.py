@@ -46,9 +46,29 @@ def environment() -> dict[str, Any]:
     }
 
 
-def new_record(kind: str, model: str, settings: dict[str, Any], argv: list[str]) -> dict[str, Any]:
+def project_root(start: Path) -> Path:
+    """The benchmarked project: the nearest folder from `start` up that holds pyproject.toml or
+    TODO.md (the rule of continuity's Project.open, which this layer cannot import), else start."""
+    start = start.resolve()
+    for candidate in (start, *start.parents):
+        if (candidate / "pyproject.toml").is_file() or (candidate / "TODO.md").is_file():
+            return candidate
+    return start
+
+
+def project_commit(start: Path) -> str | None:
+    """The project's own commit (short hash, '+dirty' when tracked files changed), or None when
+    the project has no git repository of its own: a project folder nested inside another
+    repository must not record that repository's commit."""
     from genai_common.continuity.git import commit_label
 
+    root = project_root(start)
+    if not (root / ".git").exists():  # a folder (a repository) or a file (a worktree, submodule)
+        return None
+    return commit_label(root)
+
+
+def new_record(kind: str, model: str, settings: dict[str, Any], argv: list[str]) -> dict[str, Any]:
     now = datetime.now(UTC)
     return {
         "schema": SCHEMA,
@@ -56,7 +76,7 @@ def new_record(kind: str, model: str, settings: dict[str, Any], argv: list[str])
         "model": model,
         "date": now.isoformat(timespec="seconds"),
         "timestamp": time.time(),
-        "commit": commit_label(Path.cwd()),
+        "commit": project_commit(Path.cwd()),
         "command": "genai bench " + " ".join(argv),
         "python": sys.executable,
         "environment": environment(),

@@ -154,24 +154,38 @@ def parse_json_bytes(
     return value, problems
 
 
+def read_bytes(path: str, *, max_bytes: int, what: str) -> tuple[bytes, os.stat_result]:
+    """The bytes of a file of at most max_bytes (JSON006 over it, JSON008 unreadable) and the
+    stat it was read under."""
+    try:
+        st = os.stat(path)
+        if st.st_size > max_bytes:
+            raise FormatError(
+                "JSON006", f"{what} is {st.st_size:,} bytes, over the {max_bytes:,} cap"
+            )
+        with open(path, "rb") as fh:
+            raw = fh.read(st.st_size + 1)  # read(n) allocates n up front: never the cap
+    except OSError as exc:
+        raise FormatError("JSON008", f"{what} cannot be read: {exc.strerror or exc}") from None
+    return raw, st
+
+
+def require_object(value: Any, what: str) -> dict[str, Any]:
+    """value when it is a JSON object, else JSON003."""
+    if not isinstance(value, dict):
+        raise FormatError("JSON003", f"{what} holds a JSON {_json_type(value)}, not an object")
+    return value
+
+
 def read_json(
     path: str | os.PathLike[str], *, max_bytes: int = MAX_JSON_BYTES, what: str | None = None
 ) -> tuple[dict[str, Any], list[Problem]]:
     """Read a JSON object file strictly; returns (object, problems) or raises FormatError."""
     path = os.fspath(path)
     what = what or os.path.basename(path)
-    try:
-        size = os.stat(path).st_size
-        if size > max_bytes:
-            raise FormatError("JSON006", f"{what} is {size:,} bytes, over the {max_bytes:,} cap")
-        with open(path, "rb") as fh:
-            raw = fh.read(size + 1)  # read(n) allocates n up front: never the cap
-    except OSError as exc:
-        raise FormatError("JSON008", f"{what} cannot be read: {exc.strerror or exc}") from None
+    raw, _ = read_bytes(path, max_bytes=max_bytes, what=what)
     value, problems = parse_json_bytes(raw, what=what, max_bytes=max_bytes)
-    if not isinstance(value, dict):
-        raise FormatError("JSON003", f"{what} holds a JSON {_json_type(value)}, not an object")
-    return value, problems
+    return require_object(value, what), problems
 
 
 def _json_type(value: Any) -> str:

@@ -188,28 +188,55 @@ def read_tokenizer(
     return info, problems
 
 
+class VocabSummary:
+    """What model.vocab of a tokenizer.json holds: its kind ("dict", "list" or None when missing
+    or neither), the mapping token -> id the rules look up (a dict, or a LazyVocab that reads it
+    on first use), the base vocabulary size, and how many dict ids are not integers."""
+
+    __slots__ = ("bad", "kind", "mapping", "size")
+
+    def __init__(
+        self, kind: str | None, mapping: Any = None, size: int | None = None, bad: int = 0
+    ) -> None:
+        self.kind, self.mapping, self.size, self.bad = kind, mapping, size, bad
+
+
+def summarize_vocab(vocab: Any, *, ints_only: bool = False) -> VocabSummary:
+    """The summary of a model.vocab value as read from JSON. `ints_only`: the caller knows every
+    value of a dict vocab is an int (a typed decoder checked it), so the dict is kept as it is."""
+    if isinstance(vocab, dict):
+        if ints_only:
+            good = vocab
+        else:
+            good = {
+                t: i for t, i in vocab.items() if _int(i) is not None and not isinstance(i, str)
+            }
+        size = max(good.values()) + 1 if good else 0
+        return VocabSummary("dict", good, size, len(vocab) - len(good))
+    if isinstance(vocab, list):  # Unigram: [[piece, score], ...]
+        mapping = {
+            entry[0]: i
+            for i, entry in enumerate(vocab)
+            if isinstance(entry, list) and entry and isinstance(entry[0], str)
+        }
+        return VocabSummary("list", mapping, len(vocab))
+    return VocabSummary(None)
+
+
 def _read_fast(data: dict, info: TokenizerInfo, problems: list[Problem]) -> None:
     model = data.get("model")
     if not isinstance(model, dict):
         problems.append(("TOK900", "tokenizer.json has no model object"))
         model = {}
     info.model_type = model.get("type") if isinstance(model.get("type"), str) else None
-    vocab = model.get("vocab")
-    if isinstance(vocab, dict):
-        good = {t: i for t, i in vocab.items() if _int(i) is not None and not isinstance(i, str)}
-        if len(good) != len(vocab):
-            problems.append(
-                ("TOK900", f"tokenizer.json: {len(vocab) - len(good)} vocab ids are not integers")
-            )
-        info.vocab = good
-        info.vocab_size = max(good.values()) + 1 if good else 0
-    elif isinstance(vocab, list):  # Unigram: [[piece, score], ...]
-        info.vocab = {
-            entry[0]: i
-            for i, entry in enumerate(vocab)
-            if isinstance(entry, list) and entry and isinstance(entry[0], str)
-        }
-        info.vocab_size = len(vocab)
+    # a large tokenizer.json comes summarized (formats/tokenizer_json.py): model.vocab left out
+    summary = getattr(data, "vocab_summary", None) or summarize_vocab(model.get("vocab"))
+    if summary.kind == "dict":
+        if summary.bad:
+            problems.append(("TOK900", f"tokenizer.json: {summary.bad} vocab ids are not integers"))
+        info.vocab, info.vocab_size = summary.mapping, summary.size
+    elif summary.kind == "list":
+        info.vocab, info.vocab_size = summary.mapping, summary.size
     elif model:
         problems.append(("TOK900", "tokenizer.json: model.vocab is missing or not a map/list"))
     added = data.get("added_tokens")

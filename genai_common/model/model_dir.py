@@ -11,7 +11,9 @@
     md.files / file_set / top_files   # every file below root, relative, sorted ('/' separators)
     md.size(rel) / md.readable(rel)   # regular-file size; present, regular, not an LFS pointer
     md.json(rel) / read_text(rel) # strict JSON / a small text file, cached; None when absent or
-                                  # malformed (a problem is recorded)
+                                  # malformed (a problem is recorded); a tokenizer.json over 1 MiB
+                                  # is a TokenizerJSON without model.vocab and model.merges
+                                  # (formats/tokenizer_json.py, cached by file identity)
     md.config / text_config / vision_config / model_type
     md.kind                       # llm | vlm | diffusion | ml | adapter | gguf | unknown
     md.loader                     # mlx-lm | mlx-vlm | diffusers | mlx | gguf | None
@@ -315,9 +317,13 @@ class ModelDir:
         if self.readable(rel):
             from genai_common.formats.jsonfile import MAX_JSON_BYTES, read_json
 
-            cap = JSON_CAP_BIG if rel.endswith("tokenizer.json") else MAX_JSON_BYTES
+            cap, reader = MAX_JSON_BYTES, read_json
+            if rel.endswith("tokenizer.json"):  # large ones: fast, cached, same findings
+                from genai_common.formats.tokenizer_json import read_tokenizer_json
+
+                cap, reader = JSON_CAP_BIG, read_tokenizer_json
             try:
-                value, problems = read_json(self.fspath(rel), max_bytes=cap, what=self.rel(rel))
+                value, problems = reader(self.fspath(rel), max_bytes=cap, what=self.rel(rel))
             except FormatError as exc:
                 self._note(exc.code, exc.message, rel)
             else:

@@ -1,0 +1,363 @@
+"""tokenizer.json read for what the rules need: the same findings, a fraction of the time.
+
+A tokenizer.json of a large vocabulary (Llama-3: 128,000 tokens and 280,147 merges, about 9 MB;
+Gemma 3: 262,144 tokens, about 33 MB) costs `json.loads` hundreds of milliseconds and a dict of
+the vocabulary besides, every run, while the rules read only model.type, the vocabulary (its size
+and a few look-ups) and added_tokens. So a file over LARGE bytes is read in two ways:
+
+  cached    an entry of formats/readcache.py under the file's identity holds what an earlier run
+            made of it (every part but model.vocab and model.merges, the vocabulary's kind, size
+            and count of non-integer ids, and the read problems); the vocabulary itself is read
+            from the file again only if a rule looks up a token that is not an added token
+            (LazyVocab). No JSON is parsed at all.
+  fast      msgspec decodes the document against a schema of the fields tokenizers writes (model
+            vocab as dict[str, int] or a Unigram list, merges as strings or pairs); then one
+            count proves that nothing was lost: every key is followed by exactly one `:`
+            separator, and every other `:` is inside a string, so
+                count(":") - colons inside the decoded strings >= keys written >= keys decoded,
+            with equality only when no key was written twice (given no `\\u003a` escape, which
+            would hide a colon). msgspec refuses NaN/Infinity, invalid UTF-8 in what it decodes,
+            trailing commas and every other syntax error json refuses (tests/test_tokenizer_fast.py
+            compares them on hostile inputs).
+  strict    anything else (no msgspec, a byte-order mark, a field the schema does not name, a
+            vocabulary id that is not an int, a duplicate key, NaN, a syntax error, ...) is read by
+            jsonfile.parse_json_bytes exactly as before, so the findings are the same by
+            construction.
+
+What comes back is a TokenizerJSON: the file's object as read_json returns it, except that the
+model object leaves out "vocab" and "merges"; `.vocab_summary` (formats.tokenizer.VocabSummary)
+says what the vocabulary holds, and formats.tokenizer.read_tokenizer uses it. Files up to LARGE
+bytes, and files whose "model" is not an object, come back from read_json unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from genai_common.formats import readcache
+from genai_common.formats.jsonfile import (
+    MAX_JSON_BYTES,
+    count_keys,
+    parse_json_bytes,
+    read_bytes,
+    read_json,
+    require_object,
+)
+from genai_common.formats.tokenizer import VocabSummary, summarize_vocab
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from genai_common.formats import Problem
+
+LARGE = 1 << 20  # below this json.loads costs a few ms: the strict reader, unchanged
+CACHE_KIND = "tokenizer.json"
+LEFT_OUT = ("vocab", "merges")
+TOP_FIELDS = (
+    "version",
+    "truncation",
+    "padding",
+    "added_tokens",
+    "normalizer",
+    "pre_tokenizer",
+    "post_processor",
+    "decoder",
+    "model",
+)
+MODEL_FIELDS = (  # BPE, WordPiece, WordLevel and Unigram models, as tokenizers writes them
+    "type",
+    "dropout",
+    "unk_token",
+    "unk_id",
+    "continuing_subword_prefix",
+    "end_of_word_suffix",
+    "max_input_chars_per_word",
+    "fuse_unk",
+    "byte_fallback",
+    "ignore_merges",
+    "vocab",
+    "merges",
+)
+_ESCAPED_COLON = re.compile(rb"\\u003[aA]")
+
+
+class TokenizerJSON(dict):
+    """A tokenizer.json object without model.vocab and model.merges; `vocab_summary` says what
+    the vocabulary holds."""
+
+    vocab_summary: VocabSummary
+
+
+class LazyVocab:
+    """token -> id of a tokenizer.json's vocabulary, read from the file on first use (a cache
+    hit knows the vocabulary's size without it). A read-only mapping: get, [], in, len, iter,
+    items, keys, values, ==."""
+
+    def __init__(self, path: str, max_bytes: int) -> None:
+        self._path, self._max_bytes = path, max_bytes
+        self._mapping: dict[str, int] | None = None
+
+    @property
+    def loaded(self) -> bool:
+        return self._mapping is not None
+
+    def _load(self) -> dict[str, int]:
+        if self._mapping is None:
+            self._mapping = _read_vocab(self._path, self._max_bytes)
+        return self._mapping
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._load().get(key, default)
+
+    def __getitem__(self, key: str) -> int:
+        return self._load()[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._load()
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+    def __iter__(self) -> Any:
+        return iter(self._load())
+
+    def items(self) -> Any:
+        return self._load().items()
+
+    def keys(self) -> Any:
+        return self._load().keys()
+
+    def values(self) -> Any:
+        return self._load().values()
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, LazyVocab):
+            other = other._load()
+        return self._load() == other
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        state = f"{len(self._mapping)} tokens" if self._mapping is not None else "not read"
+        return f"LazyVocab({self._path!r}, {state})"
+
+
+def read_tokenizer_json(
+    path: str | os.PathLike[str], *, max_bytes: int = MAX_JSON_BYTES, what: str | None = None
+) -> tuple[dict[str, Any], list[Problem]]:
+    """read_json's contract for tokenizer.json: (object, problems), or FormatError with the same
+    code and message. Over LARGE bytes the object is a TokenizerJSON (see the module)."""
+    path = os.fspath(path)
+    what = what or os.path.basename(path)
+    try:
+        st = os.stat(path)
+    except OSError:
+        st = None
+    if st is None or st.st_size <= LARGE or st.st_size > max_bytes:
+        return read_json(path, max_bytes=max_bytes, what=what)
+    key = readcache.identity(path, st, what)
+    cached = _from_payload(readcache.load(CACHE_KIND, key, st), path, max_bytes)
+    if cached is not None:
+        return cached
+    raw, st = read_bytes(path, max_bytes=max_bytes, what=what)
+    data: dict[str, Any] | None = fast_decode(raw)
+    problems: list[Problem] = []
+    if data is None:
+        value, problems = parse_json_bytes(raw, what=what, max_bytes=max_bytes)
+        data = summarized(require_object(value, what))
+    if isinstance(data, TokenizerJSON):
+        readcache.store(
+            CACHE_KIND, readcache.identity(path, st, what), st, _payload(data, problems)
+        )
+    return data, problems
+
+
+def summarized(value: dict[str, Any]) -> dict[str, Any]:
+    """A strictly read tokenizer.json object as a TokenizerJSON (value itself when its model is
+    not an object: then there is no vocabulary to summarize)."""
+    model = value.get("model")
+    if not isinstance(model, dict):
+        return value
+    data = TokenizerJSON(value)
+    data["model"] = {k: v for k, v in model.items() if k not in LEFT_OUT}
+    data.vocab_summary = summarize_vocab(model.get("vocab"))
+    return data
+
+
+# ---------------------------------------------------------------------------- the fast decoder
+_DECODERS: dict[str, Any] = {}
+
+
+def _decoders() -> dict[str, Any] | None:
+    """msgspec decoders for the whole document and for the vocabulary alone, built once; None
+    when msgspec is not installed (then the strict reader does everything)."""
+    if not _DECODERS:
+        try:
+            import msgspec
+        except ImportError:
+            return None
+        from typing import Any as AnyType
+
+        unset, defstruct = msgspec.UNSET, msgspec.defstruct
+        kinds = {"vocab": dict[str, int] | list, "merges": list[str | tuple[str, str]]}
+        model = defstruct(
+            "TokenizerModel", [(n, kinds.get(n, AnyType), unset) for n in MODEL_FIELDS]
+        )
+        top = defstruct(
+            "TokenizerFile",
+            [(n, model if n == "model" else AnyType, unset) for n in TOP_FIELDS],
+        )
+        vocab_model = defstruct("VocabModel", [("vocab", kinds["vocab"], unset)])
+        vocab_top = defstruct("VocabFile", [("model", vocab_model, unset)])
+        _DECODERS.update(
+            msgspec=msgspec,
+            file=msgspec.json.Decoder(top),
+            vocab=msgspec.json.Decoder(vocab_top),
+        )
+    return _DECODERS
+
+
+def fast_decode(raw: bytes) -> TokenizerJSON | None:
+    """The TokenizerJSON of raw when msgspec reads it against the schema and the colon count
+    proves no key was lost; None: read it strictly."""
+    decoders = _decoders()
+    if decoders is None or raw.startswith(b"\xef\xbb\xbf"):
+        return None
+    unset = decoders["msgspec"].UNSET
+    try:
+        doc = decoders["file"].decode(raw)
+    except Exception:  # DecodeError, ValidationError, nesting limits: the strict reader says why
+        return None
+    model = doc.model
+    if model is unset:
+        return None
+    data = TokenizerJSON()
+    keys = colons = 0
+    for name in TOP_FIELDS:
+        value = getattr(doc, name)
+        if value is unset:
+            continue
+        keys += 1
+        if name != "model":
+            data[name] = value
+            keys += count_keys(value)
+            colons += _colons(value)
+            continue
+        fields: dict[str, Any] = {}
+        for field in MODEL_FIELDS:
+            item = getattr(model, field)
+            if item is unset:
+                continue
+            keys += 1
+            if field not in LEFT_OUT:
+                fields[field] = item
+                keys += count_keys(item)
+                colons += _colons(item)
+        data["model"] = fields
+    vocab, merges = model.vocab, model.merges
+    if isinstance(vocab, dict):
+        keys += len(vocab)
+        colons += "".join(vocab).count(":")
+        summary = summarize_vocab(vocab, ints_only=True)
+    elif isinstance(vocab, list):
+        keys += count_keys(vocab)
+        colons += _colons(vocab)
+        summary = summarize_vocab(vocab)
+    else:
+        summary = VocabSummary(None)
+    if merges is not unset:
+        colons += _merge_colons(merges)
+    if raw.count(b":") - colons != keys or _ESCAPED_COLON.search(raw):
+        return None  # a key written twice (or a colon we cannot account for): read strictly
+    data.vocab_summary = summary
+    return data
+
+
+def _colons(value: Any) -> int:
+    """Colons in every string of a decoded JSON value, keys included (iterative)."""
+    total, stack = 0, [value]
+    while stack:
+        item = stack.pop()
+        if type(item) is str:
+            total += item.count(":")
+        elif type(item) is dict:
+            total += "".join(item).count(":")
+            stack.extend(item.values())
+        elif type(item) is list or type(item) is tuple:
+            stack.extend(item)
+    return total
+
+
+def _merge_colons(merges: list[Any]) -> int:
+    try:
+        return "".join(merges).count(":")
+    except TypeError:  # pairs (or a mix): join the pieces
+        from itertools import chain
+
+        return "".join(chain.from_iterable(merges)).count(":")
+
+
+def _read_vocab(path: str, max_bytes: int) -> dict[str, int]:
+    """The vocabulary mapping of a tokenizer.json, read again (a cache hit's first look-up)."""
+    try:
+        raw, _ = read_bytes(path, max_bytes=max_bytes, what=os.path.basename(path))
+    except Exception:
+        return {}
+    decoders = _decoders()
+    if decoders is not None and not raw.startswith(b"\xef\xbb\xbf"):
+        try:
+            doc = decoders["vocab"].decode(raw)
+        except Exception:
+            doc = None
+        if doc is not None and doc.model is not decoders["msgspec"].UNSET:
+            vocab = doc.model.vocab
+            if isinstance(vocab, (dict, list)):
+                return summarize_vocab(vocab, ints_only=True).mapping
+    try:
+        value, _ = parse_json_bytes(raw, max_bytes=max_bytes)
+    except Exception:
+        return {}
+    model = value.get("model") if isinstance(value, dict) else None
+    mapping = summarize_vocab(model.get("vocab") if isinstance(model, dict) else None).mapping
+    return mapping if mapping is not None else {}
+
+
+# ---------------------------------------------------------------------------- cache entries
+def _payload(data: TokenizerJSON, problems: list[Problem]) -> dict[str, Any]:
+    summary = data.vocab_summary
+    return {
+        "object": dict(data),
+        "vocab": [summary.kind, summary.size, summary.bad],
+        "problems": [list(p) for p in problems],
+    }
+
+
+def _from_payload(
+    payload: Any, path: str, max_bytes: int
+) -> tuple[TokenizerJSON, list[Problem]] | None:
+    """A cache entry's TokenizerJSON and problems; None when the entry has the wrong shape."""
+    if not isinstance(payload, dict):
+        return None
+    obj, vocab, problems = payload.get("object"), payload.get("vocab"), payload.get("problems")
+    if (
+        not isinstance(obj, dict)
+        or not isinstance(obj.get("model"), dict)
+        or not isinstance(vocab, list)
+        or len(vocab) != 3
+        or vocab[0] not in ("dict", "list", None)
+        or not (vocab[1] is None or type(vocab[1]) is int)
+        or type(vocab[2]) is not int
+        or not isinstance(problems, list)
+        or not all(
+            isinstance(p, list) and len(p) == 2 and all(isinstance(s, str) for s in p)
+            for p in problems
+        )
+    ):
+        return None
+    kind, size, bad = vocab
+    data = TokenizerJSON(obj)
+    mapping = LazyVocab(path, max_bytes) if kind is not None else None
+    data.vocab_summary = VocabSummary(kind, mapping, size, bad)
+    return data, [(code, message) for code, message in problems]
