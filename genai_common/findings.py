@@ -186,7 +186,7 @@ class RuleError(Exception):
     doubly defined code, or a finding whose code its function does not declare."""
 
 
-class Skip(Exception):  # noqa: N818  (the name says what the rule does: it skips)
+class Skip(Exception):
     """Raised by a rule that cannot judge this subject; the message says why."""
 
 

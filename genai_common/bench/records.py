@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from genai_common.continuity.docs import table_header, table_row
+from genai_common.formats.markdown import table_header, table_row
 
 SCHEMA = 1
 COLUMNS = ("date", "commit", "machine", "backend", "versions", "command", "figures", "record")
@@ -47,7 +47,7 @@ def environment() -> dict[str, Any]:
 
 
 def new_record(kind: str, model: str, settings: dict[str, Any], argv: list[str]) -> dict[str, Any]:
-    from genai_common.continuity.git import commit_label
+    from genai_common.runtime.git import commit_label
 
     now = datetime.now(UTC)
     return {
