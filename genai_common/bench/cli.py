@@ -104,15 +104,17 @@ def model_kind(path: str) -> str:
     from genai_common.model_dir import ModelDir, ModelPathError
 
     try:
-        kind = ModelDir.open(path, metadata_only=True).kind
+        md = ModelDir.open(path, metadata_only=True)
     except ModelPathError as exc:
         raise ValueError(f"{exc}; pass --kind") from None
-    if kind not in PROJECT_KINDS:
-        raise ValueError(
-            f"{path}: the doctor detects a model of kind {kind!r}, not one of "
-            f"{', '.join(PROJECT_KINDS)}; pass --kind"
-        )
-    return kind
+    if md.kind in PROJECT_KINDS:
+        return md.kind
+    if md.config is None:
+        raise ValueError(f"{path}: no readable config.json or model_index.json; pass --kind")
+    raise ValueError(
+        f"{path}: the doctor detects a model of kind {md.kind!r}, not one of "
+        f"{', '.join(PROJECT_KINDS)}; pass --kind"
+    )
 
 
 def project_model() -> tuple[str, str]:
