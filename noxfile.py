@@ -65,10 +65,10 @@ def lint(session: nox.Session) -> None:
 def demo(session: nox.Session) -> None:
     """The main job on the embedded tiny model: build it, load it, generate, report."""
     _install(session, "mlx")
-    session.run("python", "-m", "genai_common.demo", *session.posargs, env={"HF_HUB_OFFLINE": "1"})
+    session.run("python", "-m", "tools.demo", *session.posargs, env={"HF_HUB_OFFLINE": "1"})
     # Then what a new user does: render an LLM project and run its own `nox -s diagnostics`.
     scratch = Path(session.create_tmp()).resolve() / "demo-project"
-    session.run("python", "-m", "genai_common.templating", "demo", str(scratch), env=TEST_ENV)
+    session.run("python", "-m", "tools.templating", "demo", str(scratch), env=TEST_ENV)
 
 
 @nox.session

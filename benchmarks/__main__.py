@@ -74,7 +74,7 @@ def _cell(value: Any) -> Any:
 
 
 def markdown(rows: list[dict[str, Any]], when: str, where: str, command: str) -> str:
-    from genai_common.continuity.docs import table_header, table_row
+    from genai_common.formats.markdown import table_header, table_row
 
     lines = [f"Benchmarks, {when}, `{command}`", f"Machine: {where}", "", table_header(COLUMNS)]
     lines += [table_row(_cell(row.get(c)) for c in COLUMNS) for row in rows]

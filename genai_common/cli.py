@@ -33,19 +33,19 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Benchmark a model: figures with spread, roofline, records, plots.",
     ),
     "diagnostics": (
-        "genai_common.project",
+        "genai_common.project.diagnostics",
         "A generated project's diagnostics: doctor, load, inference.",
     ),
     "update": (
-        "genai_common.update",
+        "genai_common.project.update",
         "copier update, then fail on conflict markers, unmerged paths, .rej.",
     ),
     "session": (
-        "genai_common.continuity.session",
+        "genai_common.project.session",
         "Start or end a working session: status, changes, environment; log to TODO.md.",
     ),
     "review": (
-        "genai_common.continuity.review",
+        "genai_common.project.review",
         "Methodology review: living documents, tests, environment, results, agent files.",
     ),
 }

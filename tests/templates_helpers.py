@@ -1,6 +1,6 @@
 """Helpers of the template tests: committed, tagged snapshots of this template, and renders.
 
-The snapshot and render functions live in genai_common.templating (the demo uses them too);
+The snapshot and render functions live in tools/templating.py (the demo uses them too);
 every test renders from a snapshot committed (and tagged) in a temp repository, so nothing
 depends on this repository's own history or on uncommitted state.
 """
@@ -12,11 +12,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from genai_common.templating import GIT_ENV, commit_all, git, render, repo_files
-from genai_common.templating import snapshot as _snapshot
+from genai_common.findings import PROJECT_KINDS
+from tools.templating import GIT_ENV, commit_all, git, render, repo_files
+from tools.templating import snapshot as _snapshot
 
 REPO = Path(__file__).resolve().parents[1]
-KINDS = ("llm", "vlm", "diffusion", "ml")
+KINDS = PROJECT_KINDS
 AGENTS = ("claude", "cursor", "windsurf", "copilot")
 LIVING_DOCS = (
     "README.md",

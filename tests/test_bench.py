@@ -498,18 +498,49 @@ def test_peak_bandwidth_is_probed_once_and_cached(tmp_path, monkeypatch):
     assert list(cache) == [first["key"]] and "mlx" in first["key"]
 
 
-def test_detect_kind_falls_back_on_the_config_the_doctor_read(tmp_path):
-    from genai_common.bench.cli import detect_kind
+def test_bench_kind_is_the_doctors_kind(tmp_path):
+    """One kind detector (ModelDir.kind): bench runs the kinds the doctor names, and asks for
+    --kind where the doctor names none that bench runs (no config fallback of its own)."""
+    from genai_common.bench.cli import model_kind
 
-    cases = {"layers": '{"num_hidden_layers": 2}', "other": '{"hidden": 2}', "bad": "nope"}
+    cases = {
+        "llm": '{"model_type": "llama", "vocab_size": 32, "num_hidden_layers": 2}',
+        "vlm": '{"model_type": "qwen2_vl", "vision_config": {"depth": 2}}',
+        "layers": '{"num_hidden_layers": 2}',  # the doctor says unknown: no vocab, no weights
+        "other": '{"hidden": 2}',
+        "bad": "nope",
+    }
     for name, text in cases.items():
         (tmp_path / name).mkdir()
         (tmp_path / name / "config.json").write_text(text)
-    assert detect_kind(str(tmp_path / "layers")) == "llm"  # the doctor says unknown here
-    assert detect_kind(str(tmp_path / "other")) == "ml"
-    for path in (tmp_path / "bad", tmp_path / "missing"):
+    (tmp_path / "diffusion").mkdir()
+    (tmp_path / "diffusion" / "model_index.json").write_text('{"_class_name": "X"}')
+    assert model_kind(str(tmp_path / "llm")) == "llm"
+    assert model_kind(str(tmp_path / "vlm")) == "vlm"
+    assert model_kind(str(tmp_path / "diffusion")) == "diffusion"
+    for name in ("layers", "other", "bad", "missing"):
         with pytest.raises(ValueError, match="pass --kind"):
-            detect_kind(str(path))
+            model_kind(str(tmp_path / name))
+
+
+def test_bench_without_a_path_runs_the_projects_model(
+    tmp_path, tmp_path_factory, monkeypatch, capsys
+):
+    """`genai bench` with no PATH reads [tool.genai] itself: the project's model, its kind."""
+    pytest.importorskip("mlx.core", reason="mlx builds and runs the tiny ml model")
+    from genai_common.cli import main
+
+    (tmp_path / "pyproject.toml").write_text('[tool.genai]\nkind = "ml"\nmodel = ""\n')
+    (tmp_path / "src").mkdir()
+    monkeypatch.chdir(tmp_path / "src")
+    assert main(["bench", "--trials", "1", "--batch-size", "2", "--no-record", "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["kind"] == "ml" and record["model"] == str(tmp_path / "models/tiny-ml")
+    assert (tmp_path / "models/tiny-ml/config.json").is_file()  # built on first use
+
+    monkeypatch.chdir(tmp_path_factory.mktemp("no-project"))  # no [tool.genai] above: exit 2
+    assert main(["bench"]) == 2
+    assert "give a model PATH" in capsys.readouterr().err
 
 
 def test_progress_is_silent_off_a_terminal_and_draws_on_one(capsys):

@@ -1,4 +1,4 @@
-"""`python -m genai_common.demo` (what `nox -s demo` runs first): the tiny Llama is built, loaded
+"""`python -m tools.demo` (what `nox -s demo` runs first): the tiny Llama is built, loaded
 and timed in a fresh interpreter, and the figures it reports are there and sane, ours beside
 mlx-lm's own. The second half of `nox -s demo` (render a project, run its `nox -s diagnostics`)
 is the flow tests/test_templates.py runs for every kind."""
@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 MAX_TOKENS = 8
+REPO = Path(__file__).resolve().parents[1]  # tools/ is this repository's, not installed
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -25,9 +26,10 @@ def _needs_mlx_lm() -> None:
 
 def _demo(dest: Path, *args: str) -> str:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "MLX_DISABLE_COMPILE": "1", "COLUMNS": "140"}
-    cmd = [sys.executable, "-m", "genai_common.demo", "--max-tokens", str(MAX_TOKENS)]
+    cmd = [sys.executable, "-m", "tools.demo", "--max-tokens", str(MAX_TOKENS)]
     done = subprocess.run(
         [*cmd, "--dest", str(dest), *args],
+        cwd=REPO,
         capture_output=True,
         text=True,
         env=env,
@@ -78,7 +80,8 @@ def test_templating_demo_renders_a_project_and_its_diagnostics_pass(tmp_path: Pa
     env.update(HF_HUB_OFFLINE="1", MLX_DISABLE_COMPILE="1")
     project = tmp_path / "demo-project"
     done = subprocess.run(
-        [sys.executable, "-m", "genai_common.templating", "demo", str(project)],
+        [sys.executable, "-m", "tools.templating", "demo", str(project)],
+        cwd=REPO,
         capture_output=True,
         text=True,
         env=env,

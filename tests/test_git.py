@@ -1,12 +1,12 @@
-"""genai_common.continuity.git: the one place genai-common asks git (real repositories)."""
+"""genai_common.runtime.git: the one place genai-common asks git (real repositories)."""
 
 from __future__ import annotations
 
 import subprocess
 from pathlib import Path
 
-from genai_common.continuity import git
-from genai_common.templating import GIT_ENV, commit_all
+from genai_common.runtime import git
+from tools.templating import GIT_ENV, commit_all
 
 
 def test_outside_a_repository_everything_is_none_or_empty(tmp_path: Path) -> None:

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from templates_helpers import run_genai
 
-from genai_common.continuity import review
-from genai_common.templating import GIT_ENV
+from genai_common.project import review
+from tools.templating import GIT_ENV
 
 FILES = {
     "pyproject.toml": """\
@@ -438,7 +438,7 @@ def test_terminal_table_shows_bracketed_texts_verbatim(
 def test_cli_list_names_every_check(tmp_path: Path) -> None:
     proc = run_genai(tmp_path, "review", "--list")
     assert proc.returncode == 0
-    from genai_common.continuity.checks import CHECKS
+    from genai_common.project.checks import CHECKS
 
     for code in CHECKS:
         assert code in proc.stdout
@@ -469,8 +469,8 @@ def test_repo_review_runs_the_same_checks(project: Path) -> None:
 
 def test_repo_review_ignores_projects_without_tool_genai(tmp_path: Path) -> None:
     pytest.importorskip("repo_review", reason="repo-review is not installed (dev extra)")
-    from genai_common.continuity.project import Project
-    from genai_common.continuity.repo_review_plugin import repo_review_checks
+    from genai_common.project import Project
+    from genai_common.project.repo_review_plugin import repo_review_checks
 
     other = tmp_path / "other"
     write(other, "pyproject.toml", '[project]\nname = "x"\n')

@@ -23,8 +23,9 @@ from templates_helpers import (
     snapshot_template,
 )
 
-from genai_common.continuity import docs, review, session, todo
-from genai_common.continuity.checks import CHECKS
+from genai_common.formats import markdown
+from genai_common.project import review, session, todo
+from genai_common.project.checks import CHECKS
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +78,7 @@ def test_every_check_links_to_a_real_section(
     for chk in CHECKS.values():
         rel, _, anchor = chk.url.partition("#")
         text = (project / rel).read_text()
-        anchors = {_slug(s.title) for s in docs.sections(text)}
+        anchors = {_slug(s.title) for s in markdown.sections(text)}
         assert anchor in anchors, f"{chk.code}: {chk.url} not in {sorted(anchors)}"
 
 
@@ -94,7 +95,7 @@ def test_a_session_in_a_rendered_project(template: Path, tmp_path: Path, hermeti
     block = todo.blocks(new.decode())[-1]
     assert block.level == 3 and block.items["next"] == ["run nox -s diagnostics"]
     # The block sits in the Session Log, the last section, and the review still passes.
-    log = docs.find_section(new.decode(), "Session Log")
+    log = markdown.find_section(new.decode(), "Session Log")
     assert log is not None and log.line < block.start
     assert [r.code for r in review.review(project) if r.status == "fail"] == []
 

@@ -15,7 +15,7 @@ import pytest
 from templates_helpers import run_genai
 from test_review import commit, make_project, write
 
-from genai_common.continuity import session, todo
+from genai_common.project import session, todo
 
 
 @pytest.fixture
@@ -236,10 +236,9 @@ def test_end_prompts_on_a_terminal(project: Path) -> None:
 
 
 def test_rich_rendering_of_start(project: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
-    from genai_common.continuity import render
 
     report = session.start(project, doctor=False)
     monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
-    render.print_start(report)
+    session.print_start(report)
     out = capsys.readouterr().out
     assert "Needs attention" in out and "Initial research" in out

@@ -1,5 +1,5 @@
 """What generated projects call in genai-common: genai_common.project (their diagnostics and the
-RESULTS.md row) and genai_common.update.find_conflicts (the loud half of `genai update`)."""
+RESULTS.md row) and genai_common.project.update.find_conflicts (the loud half of `genai update`)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from genai_common.project import (
     results_row,
     run_steps,
 )
-from genai_common.update import find_conflicts
+from genai_common.project.update import find_conflicts
 
 
 def _project(root: Path, kind: str, model: str = "") -> Project:

@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from genai_common.continuity import docs, todo
+from genai_common.formats import markdown
+from genai_common.project import todo
 
 USER_TODO = (
     "# TODO — «Qwen2 chat» 🚀\n"
@@ -124,15 +125,17 @@ def test_level_follows_the_document() -> None:
 
 
 def test_checklist_and_sections_reader() -> None:
-    items = docs.checklist(USER_TODO)
+    items = markdown.checklist(USER_TODO)
     assert [(i.state, i.text) for i in items[:3]] == [
         ("x", "Environment setup"),
         ("/", "Initial research"),
         (" ", "odd bullet, kept as it is"),
     ]
     assert items[0].section == "Current Status"
-    assert docs.find_section(USER_TODO, "current status") is not None
-    assert [s.title for s in docs.sections(USER_TODO)].count("Session End: 1999-01-01 00:00") == 0
+    assert markdown.find_section(USER_TODO, "current status") is not None
+    assert [s.title for s in markdown.sections(USER_TODO)].count(
+        "Session End: 1999-01-01 00:00"
+    ) == 0
 
 
 _text = st.text(
@@ -161,15 +164,15 @@ def test_any_user_text_is_kept(body: str, items: list[str]) -> None:
     [("2026-01-02 10:00", (2026, 1, 2, 10, 0, True)), ("2026-01-02", (2026, 1, 2, 0, 0, False))],
 )
 def test_parse_date(cell: str, expected: tuple) -> None:
-    when, has_time = docs.parse_date(f"run of {cell} on a Mac")
+    when, has_time = markdown.parse_date(f"run of {cell} on a Mac")
     assert (when.year, when.month, when.day, when.hour, when.minute, has_time) == expected
 
 
 def test_table_rows_written_are_read_back_cell_for_cell() -> None:
     cells = ["2026-01-01", "a | b", "two\nlines", 3]
     text = "\n".join(
-        ["# Results", "", docs.table_header(["w", "x", "y", "z"]), docs.table_row(cells)]
+        ["# Results", "", markdown.table_header(["w", "x", "y", "z"]), markdown.table_row(cells)]
     )
-    (table,) = docs.tables(text)
+    (table,) = markdown.tables(text)
     assert table.header == ["w", "x", "y", "z"]
     assert table.rows == [["2026-01-01", "a \\| b", "two lines", "3"]]

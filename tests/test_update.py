@@ -10,6 +10,10 @@ exit 1 (copier itself exits 0) while both sides' lines stay in the file.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -285,3 +289,78 @@ def test_update_without_edits_equals_a_fresh_render(
     assert updated_files == tree(fresh)
     for rel in sorted(updated_files):
         assert (project / rel).read_bytes() == (fresh / rel).read_bytes(), rel
+
+
+# The generated noxfile's bench session before `genai bench` read [tool.genai] itself: it asked
+# `genai diagnostics --model-path` for the model and parsed the last line of that output.
+OLD_BENCH_SESSION = '''@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Benchmarks of the project's model with `genai bench`."""
+    _install(session)
+    args = list(session.posargs)
+    if not args or args[0].startswith("-"):  # no model given: the project's own
+        out = session.run("genai", "diagnostics", "--model-path", silent=True, env=RUN_ENV)
+        args.insert(0, str(out).strip().splitlines()[-1])
+    session.run("genai", "bench", *args, env=RUN_ENV)
+'''
+NEW_BENCH_SESSION = '''@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Benchmarks with `genai bench` (no path given: the model [tool.genai] names)."""
+    _install(session)
+    session.run("genai", "bench", *session.posargs, env=RUN_ENV)
+'''
+
+
+def test_update_across_the_project_package_move(tmp_path: Path, env: dict[str, str]) -> None:
+    """A project rendered before genai_common.project became a package (v0.1.0 here: its noxfile
+    asks `genai diagnostics --model-path`, its test/check_*.py import from genai_common.project)
+    runs with this genai-common before and after `genai update` brings the new noxfile."""
+    pytest.importorskip("mlx.core", reason="mlx builds and loads the tiny ml model")
+    src = snapshot_template(tmp_path / "template")
+    noxfile = src / "templates/project/noxfile.py.jinja"
+    current = noxfile.read_text()
+    assert current.count(NEW_BENCH_SESSION) == 1, "the bench session changed: update this test"
+    noxfile.write_text(current.replace(NEW_BENCH_SESSION, OLD_BENCH_SESSION))
+    commit_all(src, "template v0.1.0: the bench session parses `genai diagnostics --model-path`")
+    git(src, "tag", "v0.1.0")
+    noxfile.write_text(current)
+    commit_all(src, "template v0.2.0: `genai bench` reads [tool.genai] itself")
+    git(src, "tag", "v0.2.0")
+
+    project = render(src, tmp_path / "proj", vcs_ref="v0.1.0", project_kind="ml")
+    git(project, "init", "-q", "-b", "main")
+    commit_all(project, "render v0.1.0")
+    run_env = {**env, "HF_HUB_OFFLINE": "1", "MLX_DISABLE_COMPILE": "1"}
+
+    def check(script: str) -> None:
+        done = subprocess.run(
+            [sys.executable, f"test/{script}"],
+            cwd=project,
+            capture_output=True,
+            text=True,
+            env={**os.environ, **run_env},
+            timeout=600,
+        )
+        assert done.returncode == 0 and "PASS" in done.stdout, done.stdout + done.stderr
+
+    # the old project with this genai-common: its checks and what its noxfile asks
+    for script in ("check_config.py", "check_shapes.py"):
+        check(script)
+    asked = run_genai(project, "diagnostics", "--model-path", env=run_env)
+    assert asked.returncode == 0, asked.stderr
+    assert asked.stdout.strip().splitlines()[-1] == str(project / "models/tiny-ml")
+    commit_all(project, "user work")
+
+    done = run_genai(project, "update", "--vcs-ref", "v0.2.0", "--trust", env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert NEW_BENCH_SESSION in (project / "noxfile.py").read_text()
+    assert "--model-path" not in (project / "noxfile.py").read_text()
+    for script in ("check_config.py", "check_shapes.py", "check_load.py"):
+        check(script)
+    # what the new `nox -s bench` runs: `genai bench` with no path, in the project
+    bench = run_genai(
+        project, "bench", "--trials", "1", "--batch-size", "2", "--no-record", "--json", env=run_env
+    )
+    assert bench.returncode == 0, bench.stdout[-3000:] + bench.stderr[-3000:]
+    record = json.loads(bench.stdout)
+    assert record["kind"] == "ml" and record["model"] == str(project / "models/tiny-ml")

@@ -1,4 +1,8 @@
-"""`genai bench PATH`: benchmark a model of any kind; `genai bench --compare A.json B.json`.
+"""`genai bench [PATH]`: benchmark a model of any kind; `genai bench --compare A.json B.json`.
+
+Without PATH, the model of the project around the current folder: the one its pyproject.toml
+names in [tool.genai] (the embedded tiny model, built on first use, when the model is empty).
+The kind is the doctor's (ModelDir.kind), or the project's, or --kind.
 
 Imports stay light here (argparse, json, pathlib): MLX, torch and matplotlib load only when a run
 needs them, so `genai bench --help` and `--compare` start fast.
@@ -12,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-KINDS = ("llm", "vlm", "diffusion", "ml")
+from genai_common.findings import PROJECT_KINDS
 
 
 def token_counts(text: str) -> list[int]:
@@ -35,8 +39,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "row to OUT/RESULTS.md (appended; nothing else in the file changes).\n"
         "Compare two runs: genai bench --compare A.json B.json"
     )
-    parser.add_argument("path", nargs="?", help="model directory (or hub id in the local cache)")
-    parser.add_argument("--kind", choices=KINDS, help="model kind (default: detected)")
+    parser.add_argument(
+        "path",
+        nargs="?",
+        help="model directory (or hub id in the local cache); default: the model [tool.genai] "
+        "names in the pyproject.toml of the project around the current folder",
+    )
+    parser.add_argument("--kind", choices=PROJECT_KINDS, help="model kind (default: detected)")
     parser.add_argument("--compare", nargs=2, metavar=("A", "B"), help="compare two JSON records")
     g = parser.add_argument_group("timing")
     g.add_argument("--trials", type=int, default=5, help="timed trials (default 5)")
@@ -89,26 +98,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--json", action="store_true", help="print the record as JSON")
 
 
-def detect_kind(path: str) -> str:
-    """The doctor's kind detection (ModelDir, which has read config.json already); where it names
-    none of KINDS, a config with vision_config is a vlm, one with num_hidden_layers an llm, any
-    other an ml model."""
+def model_kind(path: str) -> str:
+    """The kind the doctor detects (ModelDir.kind) when it is one genai bench runs; ValueError
+    (saying to pass --kind) when it is not, or when nothing readable is at `path`."""
     from genai_common.model import ModelDir, ModelPathError
 
     try:
         md = ModelDir.open(path, metadata_only=True)
-    except ModelPathError:
-        md = None
-    if md is not None and md.kind in KINDS:
+    except ModelPathError as exc:
+        raise ValueError(f"{exc}; pass --kind") from None
+    if md.kind in PROJECT_KINDS:
         return md.kind
-    config = md.config if md is not None else None
-    if config is None:
+    if md.config is None:
         raise ValueError(f"{path}: no readable config.json or model_index.json; pass --kind")
-    if "vision_config" in config:
-        return "vlm"
-    if "num_hidden_layers" in config or "num_hidden_layers" in config.get("text_config", {}):
-        return "llm"
-    return "ml"
+    raise ValueError(
+        f"{path}: the doctor detects a model of kind {md.kind!r}, not one of "
+        f"{', '.join(PROJECT_KINDS)}; pass --kind"
+    )
+
+
+def project_model() -> tuple[str, str]:
+    """(model path, kind) of the project around the current folder, as its [tool.genai] names
+    them; the embedded tiny model is built on first use. GenaiConfigError without the table."""
+    from genai_common.formats.pyproject import find_genai
+    from genai_common.testing.tiny import project_model_path
+
+    table = find_genai()
+    return project_model_path(table.root, table.kind, table.model), table.kind
 
 
 def _command(args: argparse.Namespace, kind: str) -> list[str]:
@@ -169,14 +185,26 @@ def run(args: argparse.Namespace) -> int:
         except (OSError, ValueError) as exc:
             print(f"genai bench: {exc}", file=sys.stderr)
             return 2
-    if not args.path:
-        print("genai bench: give a model PATH, or --compare A.json B.json", file=sys.stderr)
-        return 2
     if args.trials < 1:
         print("genai bench: --trials must be at least 1", file=sys.stderr)
         return 2
+    project_kind = None
+    if not args.path:
+        from genai_common.formats.pyproject import GenaiConfigError
+
+        try:
+            args.path, project_kind = project_model()
+        except GenaiConfigError as exc:
+            print(
+                f"genai bench: give a model PATH, or --compare A.json B.json ({exc})",
+                file=sys.stderr,
+            )
+            return 2
+        except (OSError, ValueError, ImportError) as exc:  # e.g. the tiny model cannot be built
+            print(f"genai bench: the project's model: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return 2
     try:
-        kind = args.kind or detect_kind(args.path)
+        kind = args.kind or project_kind or model_kind(args.path)
     except (OSError, ValueError) as exc:
         print(f"genai bench: {exc}", file=sys.stderr)
         return 2

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from genai_common.bench.metrics import HEADLINE, LABELS
 from genai_common.bench.stats import compare
-from genai_common.bench.summary import HEADLINE, LABELS
 
 # Fields of one result that define the work it did.
 WORKLOAD_FIELDS = ("prompt_tokens", "gen_tokens", "height", "width", "steps", "batch_size")

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from genai_common.bench.compare import comparable
-from genai_common.bench.summary import HEADLINE
+from genai_common.bench.metrics import HEADLINE
 
 
 def _figure(**kwargs: Any) -> Any:

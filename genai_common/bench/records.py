@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from genai_common.continuity.docs import table_header, table_row
+from genai_common.formats.markdown import table_header, table_row
 
 SCHEMA = 1
 COLUMNS = ("date", "commit", "machine", "backend", "versions", "command", "figures", "record")
@@ -60,7 +60,7 @@ def project_commit(start: Path) -> str | None:
     """The project's own commit (short hash, '+dirty' when tracked files changed), or None when
     the project has no git repository of its own: a project folder nested inside another
     repository must not record that repository's commit."""
-    from genai_common.continuity.git import commit_label
+    from genai_common.runtime.git import commit_label
 
     root = project_root(start)
     if not (root / ".git").exists():  # a folder (a repository) or a file (a worktree, submodule)

@@ -1,6 +1,7 @@
 """Tiny real-format models for tests and demos, and the `genai tiny` command.
 
     build(kind, dest, *, variant=None, seed=0, force=False) -> Path
+    project_model_path(root, kind, model) -> str    a project's model, as [tool.genai] names it
 
 kinds and variants (the first is the default):
     llm        llama, qwen2, gemma, llama-4bit, deepseek_v3   (mlx_lm.load / mlx_lm.generate)
@@ -23,7 +24,7 @@ from pathlib import Path
 from genai_common.testing._files import prepare_dest
 
 # kind -> (builder module, variants; the first is the default)
-KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
+TINY_BUILDERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "llm": (
         "genai_common.testing.tiny_llm",
         ("llama", "qwen2", "gemma", "llama-4bit", "deepseek_v3"),
@@ -36,9 +37,9 @@ KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
 
 def check_kind(kind: str, variant: str | None) -> str:
     """Return the variant to build (the default when None); ValueError on an unknown pair."""
-    if kind not in KINDS:
-        raise ValueError(f"unknown kind {kind!r}; choose from {', '.join(KINDS)}")
-    variants = KINDS[kind][1]
+    if kind not in TINY_BUILDERS:
+        raise ValueError(f"unknown kind {kind!r}; choose from {', '.join(TINY_BUILDERS)}")
+    variants = TINY_BUILDERS[kind][1]
     if variant is None:
         return variants[0]
     if variant not in variants:
@@ -60,9 +61,26 @@ def build(
     """
     variant = check_kind(kind, variant)
     path = prepare_dest(dest, force=force)
-    module = importlib.import_module(KINDS[kind][0])
+    module = importlib.import_module(TINY_BUILDERS[kind][0])
     module.build(path, variant, seed)
     return path
+
+
+def project_model_path(root: str | Path, kind: str, model: str, *, build_tiny: bool = True) -> str:
+    """Where a project's model is: a local path or the hub id as written in [tool.genai].
+
+    An empty model means the embedded tiny model of the project's kind (models/tiny-<kind>); with
+    `build_tiny` it is built on first use (seconds, no network) and left alone afterwards."""
+    from genai_common.formats.pyproject import model_location
+
+    where, is_tiny = model_location(root, kind, model)
+    if is_tiny and build_tiny and not _looks_built(Path(where)):
+        build(kind, where)
+    return where
+
+
+def _looks_built(path: Path) -> bool:
+    return path.is_dir() and any(path.iterdir())
 
 
 def summary(path: Path) -> str:
@@ -73,11 +91,11 @@ def summary(path: Path) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("kind", help=f"one of: {', '.join(KINDS)}")
+    parser.add_argument("kind", help=f"one of: {', '.join(TINY_BUILDERS)}")
     parser.add_argument("dest", help="directory to write (must be empty or absent)")
     parser.add_argument(
         "--variant",
-        help="; ".join(f"{k}: {', '.join(v)}" for k, (_, v) in KINDS.items()),
+        help="; ".join(f"{k}: {', '.join(v)}" for k, (_, v) in TINY_BUILDERS.items()),
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed of the weights (0)")
     parser.add_argument("--force", action="store_true", help="replace a non-empty DEST")

@@ -312,7 +312,7 @@ def _pipeline(variant: str, workdir: Path, seed: int) -> Any:
 
 
 def build(dest: Path, variant: str, seed: int) -> Path:
-    """Variant sd or sd3 (genai_common.testing.tiny.KINDS; tiny.build checks it)."""
+    """Variant sd or sd3 (genai_common.testing.tiny.TINY_BUILDERS; tiny.build checks it)."""
     with _quiet_libraries(), tempfile.TemporaryDirectory(prefix="genai-tiny-clip-") as tmp:
         pipe = _pipeline(variant, Path(tmp), seed)
         pipe.save_pretrained(str(dest), safe_serialization=True)

@@ -341,7 +341,7 @@ def build_quantized(dest: Path, seed: int, *, bits: int = 4, group_size: int = 6
 
 
 def build(dest: Path, variant: str, seed: int) -> Path:
-    """`variant` is one that genai_common.testing.tiny.KINDS lists (tiny.build checks it)."""
+    """`variant` is one that genai_common.testing.tiny.TINY_BUILDERS lists (tiny.build checks it)."""
     if variant == "llama-4bit":
         return build_quantized(dest, seed)
     return build_text_model(dest, variant, seed)

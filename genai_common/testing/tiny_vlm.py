@@ -354,5 +354,5 @@ def build_paligemma(dest: Path, seed: int) -> Path:
 
 
 def build(dest: Path, variant: str, seed: int) -> Path:
-    """`variant` is one that genai_common.testing.tiny.KINDS lists (tiny.build checks it)."""
+    """`variant` is one that genai_common.testing.tiny.TINY_BUILDERS lists (tiny.build checks it)."""
     return build_paligemma(dest, seed) if variant == "paligemma" else build_qwen2_vl(dest, seed)

@@ -24,8 +24,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from genai_common.continuity import docs, git, todo
-from genai_common.continuity.project import STATE_DIR, Project
+from genai_common.formats import markdown
+from genai_common.project import docs, todo
+from genai_common.project.core import STATE_DIR, Project
+from genai_common.runtime import git
 
 STATE_FILE = "session.json"
 SCHEMA_VERSION = 1
@@ -65,7 +67,7 @@ def last_end(project: Project, state: dict[str, Any]) -> dict[str, Any] | None:
     if blocks:
         block = blocks[-1]
         commit = block.commit
-        found = docs.parse_date(block.title)
+        found = markdown.parse_date(block.title)
         when = found[0].timestamp() if found else None
     if state.get("ended_at") and (when is None or state["ended_at"] >= when):
         when = state["ended_at"]
@@ -117,7 +119,7 @@ def _todo_status(project: Project) -> dict[str, Any]:
         return {"exists": False, "open": [], "in_progress": [], "last_session": None}
     blocks = todo.blocks(text)
     inside = [range(b.start, b.end) for b in blocks]
-    items = [i for i in docs.checklist(text) if not any(i.line in r for r in inside)]
+    items = [i for i in markdown.checklist(text) if not any(i.line in r for r in inside)]
     last = None
     if blocks:
         b = blocks[-1]
@@ -137,7 +139,7 @@ def _todo_status(project: Project) -> dict[str, Any]:
 
 
 def _doctor(project: Project) -> dict[str, Any]:
-    model = project.model
+    model = project.model_path
     if model is None:
         return {"ran": False, "reason": "no [tool.genai] kind in pyproject.toml"}
     if project.model_is_local and not Path(model).exists():
@@ -164,7 +166,8 @@ def _doctor(project: Project) -> dict[str, Any]:
 
 def start(path: str | Path = ".", *, doctor: bool = True, record: bool = True) -> dict[str, Any]:
     """Everything `genai session start` reports, as one JSON-ready dict."""
-    from genai_common.continuity import checks, envcheck
+    from genai_common.findings import Skip, run_rule
+    from genai_common.project import checks, envcheck
 
     project = Project.open(path)
     state = load_state(project)
@@ -178,7 +181,7 @@ def start(path: str | Path = ".", *, doctor: bool = True, record: bool = True) -
         "schema": SCHEMA_VERSION,
         "root": str(project.root),
         "kind": project.kind,
-        "model": project.model,
+        "model": project.model_path,
         "git": {"repo": project.is_git, "head": git.head(project.root) if project.is_git else None},
         "last_session_end": end,
         "todo": _todo_status(project),
@@ -186,7 +189,7 @@ def start(path: str | Path = ".", *, doctor: bool = True, record: bool = True) -
             {"title": e.title, "text": e.body} for e in docs.learnings(learn_text)[-N_LEARNINGS:]
         ],
         "tools": docs.tools(diag_text),
-        "results": docs.result_rows(results_text)[-N_RESULTS:],
+        "results": markdown.result_rows(results_text)[-N_RESULTS:],
         "environment": env.to_json(),
         "changes": changes,
         "doctor": _doctor(project) if doctor else {"ran": False, "reason": "--no-doctor"},
@@ -213,12 +216,11 @@ def start(path: str | Path = ".", *, doctor: bool = True, record: bool = True) -
     if mlx and mlx.get("installed") and not mlx.get("usable", True):
         attention.append(f"MLX is installed but not usable: {mlx.get('error')}")
     for code in ("GR101", "GD101", "GU101", "GU102", "GU103"):
-        chk = checks.CHECKS[code]
         try:
-            problems = chk.func(project)
-        except checks.Skip:
+            found = run_rule(checks.FUNCTIONS[code], project)
+        except Skip:
             continue
-        attention += [f"{code} {p} (fix: {chk.fix})" for p in problems]
+        attention += [f"{code} {f.message} (fix: {f.hint})" for f in found]
     doc = report["doctor"]
     if doc.get("ran") and doc.get("errors"):
         attention.append(f"The doctor found {doc['errors']} error(s) in the model: run it first.")
@@ -328,6 +330,108 @@ def end(
     }
 
 
+# -- how `session start` reads to a person: plain text, or rich panels on a terminal ---------
+
+
+def start_lines(report: dict[str, Any]) -> list[tuple[str, list[str]]]:
+    """(section title, lines) in reading order; shared by the plain and the rich renderer."""
+    out: list[tuple[str, list[str]]] = []
+    if report["attention"]:
+        out.append(("Needs attention", list(report["attention"])))
+    todo = report["todo"]
+    status = [f"[/] {t}" for t in todo["in_progress"]] + [f"[ ] {t}" for t in todo["open"]]
+    if not todo["exists"]:
+        status = ["TODO.md is missing"]
+    out.append(("Status (TODO.md)", status or ["no open items"]))
+    last = todo.get("last_session")
+    if last:
+        lines = [
+            f"Session End: {last['title']}" + (f" at {last['commit']}" if last["commit"] else "")
+        ]
+        lines += [f"[/] {t}" for t in last["in_progress"]] + [f"[ ] {t}" for t in last["next"]]
+        out.append(("Last session: in progress and next steps", lines))
+    out.append(
+        (
+            "Newest learnings (reference/LEARNINGS.md)",
+            [f"{e['title']}: {_first_line(e['text'])}" for e in report["learnings"]]
+            or ["none written yet"],
+        )
+    )
+    out.append(("Diagnostic tools (reference/DIAGNOSTICS.md)", report["tools"] or ["none listed"]))
+    rows = [" | ".join(v for v in row.values() if v) for row in report["results"]]
+    out.append(("Last results (reference/RESULTS.md)", rows or ["no results yet"]))
+    env = report["environment"]
+    lines = [
+        f"Python {env['python']}"
+        + (f" (requires {env['requires_python']})" if env["requires_python"] else "")
+    ]
+    mlx = env.get("mlx")
+    if mlx:
+        if mlx.get("installed"):
+            device = (
+                (mlx.get("device") or {}).get("name")
+                if isinstance(mlx.get("device"), dict)
+                else None
+            )
+            lines.append(
+                f"MLX {mlx.get('version')} backend {mlx.get('backend') or '?'}"
+                + (f" on {device}" if device else "")
+            )
+        else:
+            lines.append("MLX is not installed in this environment")
+    lines.append(
+        f"{env['checked']} declared packages checked, {len(env['problems'])} problem(s)"
+        + ("" if env["in_project_env"] else " (not the project's environment)")
+    )
+    out.append(("Environment", lines))
+    changes = report["changes"]
+    end = report["last_session_end"]
+    title = "Changed since the last session end" if end else "Uncommitted changes"
+    lines = [
+        c["path"]
+        + (" (model config)" if c["model_config"] else "")
+        + (" (living doc)" if c["living_doc"] else "")
+        for c in changes
+    ]
+    out.append((title, lines or ["nothing"]))
+    doc = report["doctor"]
+    if doc.get("ran"):
+        lines = [f"{doc['model']}: {doc['errors']} error(s), {doc['warnings']} warning(s)"]
+        lines += [f"{f['severity']} {f['code']}: {f['message']}" for f in doc["findings"][:10]]
+    else:
+        lines = [f"not run: {doc.get('reason')}"]
+    out.append(("Doctor", lines))
+    return out
+
+
+def _first_line(text: str) -> str:
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip().lstrip("-* ").strip()
+    return ""
+
+
+def print_start(report: dict[str, Any]) -> None:
+    sections = start_lines(report)
+    if not sys.stdout.isatty():
+        print(f"Session start: {report['root']} ({report['kind'] or 'unknown kind'})")
+        for title, lines in sections:
+            print(f"\n{title}:")
+            for line in lines:
+                print(f"  {line}")
+        return
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.panel import Panel
+
+    console = Console()
+    console.rule(f"Session start: {report['root']} ({report['kind'] or 'unknown kind'})")
+    for title, lines in sections:
+        style = "red" if title == "Needs attention" else "blue"
+        body = "\n".join(escape(line) for line in lines)
+        console.print(Panel(body, title=title, title_align="left", border_style=style))
+
+
 # -- command line --------------------------------------------------------------------------------
 
 
@@ -368,8 +472,6 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(report, indent=2, default=str))
         else:
-            from genai_common.continuity.render import print_start
-
             print_start(report)
         return 0
     completed, in_progress, next_steps = args.completed, args.in_progress, args.next

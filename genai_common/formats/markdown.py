@@ -1,8 +1,10 @@
-"""Readers of the living documents: Markdown sections, checklists, tables, entries, tools (and
-the one table-row writer).
+"""Markdown as the living documents write it: sections, checklists, pipe tables, dates (and the
+one table-row writer).
 
 Plain functions over text; they never raise on odd Markdown, they just find less. Fenced code
 blocks are skipped everywhere, so an example heading or table inside ``` does not count.
+Used by the project's documents (genai_common.project), by the benchmark records and the
+diagnostics rows that are appended to RESULTS.md, and by this repository's benchmarks.
 """
 
 from __future__ import annotations
@@ -13,19 +15,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-LIVING_DOCS = (
-    "README.md",
-    "TODO.md",
-    "reference/LEARNINGS.md",
-    "reference/DIAGNOSTICS.md",
-    "reference/RESULTS.md",
-    "test/README.md",
-)
-
 _HEADING = re.compile(r"^(#{1,6})[ \t]+(.*?)[ \t#]*$")
 _FENCE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})")
 _ITEM = re.compile(r"^[ \t]*[-*+][ \t]+\[([ xX/])\][ \t]+(.*)$")
-_CODE_SPAN = re.compile(r"`([^`\n]+)`")
+CODE_SPAN = re.compile(r"`([^`\n]+)`")
 _DATE = re.compile(r"(\d{4}-\d{2}-\d{2})(?:[ T](\d{1,2}:\d{2})(?::(\d{2}))?)?")
 _COMMENT = re.compile(r"<!--.*?-->", re.S)
 
@@ -141,10 +134,10 @@ def tables(text: str) -> list[Table]:
             and head.startswith("|")
             and re.fullmatch(r"\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?", sep)
         ):
-            table = Table(_cells(head), line=i)
+            table = Table(row_cells(head), line=i)
             i += 2
             while i < len(lines) and lines[i].strip().startswith("|") and not mask[i]:
-                table.rows.append(_cells(lines[i].strip()))
+                table.rows.append(row_cells(lines[i].strip()))
                 i += 1
             found.append(table)
         else:
@@ -152,7 +145,8 @@ def tables(text: str) -> list[Table]:
     return found
 
 
-def _cells(row: str) -> list[str]:
+def row_cells(row: str) -> list[str]:
+    """The cells of one pipe-table row, stripped (escaped pipes stay inside their cell)."""
     row = row.strip()
     row = row[1:] if row.startswith("|") else row
     row = row[:-1] if row.endswith("|") and not row.endswith("\\|") else row
@@ -197,56 +191,7 @@ def is_placeholder(lines: list[str]) -> bool:
     return True
 
 
-# -- what each document carries ----------------------------------------------------------------
-
-
-@dataclass
-class Entry:
-    title: str
-    body: str
-    date: datetime | None
-
-
-def learnings(text: str) -> list[Entry]:
-    """Sections with real content (not template placeholders), oldest first.
-
-    Entries with a date in their heading are ordered by it; the rest keep document order (the
-    methodology appends, so the last ones are the newest).
-    """
-    lines = text.splitlines()
-    secs = [s for s in sections(text) if s.level >= 2]
-    out = []
-    for sec in secs:
-        children = [s for s in secs if sec.line < s.line < sec.end]
-        body_end = children[0].line if children else sec.end
-        body = lines[sec.line + 1 : body_end]
-        if is_placeholder(body):
-            continue
-        found = parse_date(sec.title)
-        out.append(Entry(sec.title, "\n".join(body).strip(), found[0] if found else None))
-    dated = [e for e in out if e.date]
-    if dated and len(dated) == len(out):
-        out.sort(key=lambda e: e.date or datetime.min)
-    return out
-
-
-def tools(text: str) -> list[str]:
-    """Commands and scripts DIAGNOSTICS.md lists: code spans in list items, table rows, headings."""
-    lines = text.splitlines()
-    mask = code_mask(lines)
-    found: list[str] = []
-    for i, line in enumerate(lines):
-        s = line.strip()
-        if mask[i] or not (s.startswith(("-", "*", "+", "|", "#")) or re.match(r"\d+\.", s)):
-            continue
-        spans = [span.strip() for span in _CODE_SPAN.findall(s)]
-        for span in spans:
-            looks_runnable = " " in span or span.endswith((".py", ".sh"))
-            # A script named beside the command that runs it counts once, as the command.
-            inside = any(span != other and span in other for other in spans)
-            if looks_runnable and not inside and not span.startswith("-") and span not in found:
-                found.append(span)
-    return found
+# -- results tables ----------------------------------------------------------------------------
 
 
 def result_rows(text: str) -> list[dict[str, str]]:
@@ -272,38 +217,3 @@ def row_time(row: dict[str, str]) -> tuple[datetime, bool] | None:
         if found:
             return found
     return None
-
-
-_SCRIPT = re.compile(r"(?<![\w/.-])((?:\./)?(?:test/)?[\w][\w./-]*\.(?:py|sh))\b")
-
-
-def documented_scripts(text: str) -> tuple[set[str], set[str]]:
-    """Scripts test/README.md names: (mentioned anywhere, named as an entry).
-
-    An entry is a heading, the first code span of a list item, or the first cell of a table row:
-    the places where a README documents one script. Names are relative to test/.
-    """
-    lines = text.splitlines()
-    mask = code_mask(lines)
-    mentioned, entries = set(), set()
-    for i, line in enumerate(lines):
-        if mask[i]:
-            continue
-        names = [_rel(n) for n in _SCRIPT.findall(line)]
-        mentioned.update(names)
-        s = line.strip()
-        lead = None
-        if s.startswith("#"):
-            lead = s
-        elif re.match(r"([-*+]|\d+\.)\s", s):
-            spans = _CODE_SPAN.findall(s)
-            lead = spans[0] if spans else s.split(":")[0]
-        elif s.startswith("|") and not re.fullmatch(r"[|\s:-]+", s):
-            lead = _cells(s)[0]
-        if lead:
-            entries.update(_rel(n) for n in _SCRIPT.findall(lead))
-    return mentioned, entries
-
-
-def _rel(name: str) -> str:
-    return name.removeprefix("./").removeprefix("test/")

@@ -20,7 +20,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from genai_common.continuity import git
+from genai_common.runtime import git
 
 ANSWERS_FILE = ".copier-answers.yml"
 _MARKER = re.compile(r"^(<<<<<<<|>>>>>>>)( |$)")

@@ -1,73 +1,89 @@
-"""The methodology checks: stable codes, a title, a fix, a link to the section that explains it.
+"""The methodology checks of `genai review`: stable codes, a title, a fix, a link to the section
+of the generated AGENTS.md or README that explains the rule.
 
 Families (letters) and numbers never change meaning once released:
 
     GD  living documents       GT  test scripts        GE  environment
     GR  results                GA  agent instructions  GU  template updates
 
-A check is a plain function over a `Project` that returns the problems it found (an empty list
-passes) or raises `Skip` with the reason it cannot judge. `genai review` runs them directly;
-`repo-review` runs them through the plugin in `genai_common.continuity.repo_review_plugin`.
+Each check is a rule in the one rule framework (genai_common.findings): a plain function over a
+`Project`, its metadata on the function (`@rule(code, title, severity=..., fix=..., url=...)`),
+returning or yielding one message per problem (an empty result passes) or raising `Skip` with
+the reason it cannot judge. `findings.run_rule` runs one; `genai review` (project.review) runs
+them all; `repo-review` runs them through project.repo_review_plugin. A new check is one
+function here (and a test); a new family is one row of FAMILIES.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from genai_common.continuity import docs, git, todo
-from genai_common.continuity.project import Project
+from genai_common.findings import PROJECT_KINDS, Family, Rule, Skip, declared, rule, rule_functions
+from genai_common.formats import markdown
+from genai_common.project import docs, todo
+from genai_common.project.core import Project
+from genai_common.runtime import git
 
-
-class Skip(Exception):
-    """The check cannot judge this project (the message says why)."""
-
-
-@dataclass(frozen=True)
-class Check:
-    code: str
-    family: str
-    title: str
-    fix: str
-    url: str  # the section of the generated AGENTS.md or README that explains the rule
-    severity: str  # "error" | "warning"
-    func: Callable[[Project], list[str]]
-
-
-FAMILIES: dict[str, tuple[str, str]] = {
-    "GD": ("Living documents", "README, TODO and the reference documents the methodology keeps."),
-    "GT": ("Test scripts", "Every diagnostic under test/ is documented, and only those."),
-    "GE": ("Environment", "The environment is written down and is the one installed."),
-    "GR": ("Results", "RESULTS.md follows what changed."),
-    "GA": ("Agent instructions", "AGENTS.md carries the session protocol; agent files agree."),
-    "GU": ("Template updates", "Nothing left behind by `copier update`."),
-}
-CHECKS: dict[str, Check] = {}
+# The review's families: what repo-review shows as the family's name, the code prefix, a one-line
+# description, the project kinds (all), and the module that defines its rules (this one).
+FAMILIES: tuple[Family, ...] = (
+    Family(
+        "Living documents",
+        ("GD",),
+        "README, TODO and the reference documents the methodology keeps.",
+        PROJECT_KINDS,
+        __name__,
+    ),
+    Family(
+        "Test scripts",
+        ("GT",),
+        "Every diagnostic under test/ is documented, and only those.",
+        PROJECT_KINDS,
+        __name__,
+    ),
+    Family(
+        "Environment",
+        ("GE",),
+        "The environment is written down and is the one installed.",
+        PROJECT_KINDS,
+        __name__,
+    ),
+    Family("Results", ("GR",), "RESULTS.md follows what changed.", PROJECT_KINDS, __name__),
+    Family(
+        "Agent instructions",
+        ("GA",),
+        "AGENTS.md carries the session protocol; agent files agree.",
+        PROJECT_KINDS,
+        __name__,
+    ),
+    Family(
+        "Template updates",
+        ("GU",),
+        "Nothing left behind by `copier update`.",
+        PROJECT_KINDS,
+        __name__,
+    ),
+)
 
 # Where each rule is explained in a generated project (headings of AGENTS.md / README.md).
-LINKS = {
-    "docs": "AGENTS.md#what-genai-review-enforces",
-    "tests": "test/README.md#adding-a-diagnostic",
-    "env": "AGENTS.md#what-genai-review-enforces",
-    "results": "AGENTS.md#what-genai-review-enforces",
-    "session": "AGENTS.md#session-continuity",
-    "update": "README.md#updating-from-the-template",
-}
+DOCS_URL = "AGENTS.md#what-genai-review-enforces"
+TESTS_URL = "test/README.md#adding-a-diagnostic"
+SESSION_URL = "AGENTS.md#session-continuity"
+UPDATE_URL = "README.md#updating-from-the-template"
 
 
-def check(
-    code: str, title: str, *, fix: str, link: str, severity: str = "error"
-) -> Callable[[Callable[[Project], list[str]]], Callable[[Project], list[str]]]:
-    def register(func: Callable[[Project], list[str]]) -> Callable[[Project], list[str]]:
-        family = code.rstrip("0123456789")
-        CHECKS[code] = Check(code, family, title, fix, LINKS[link], severity, func)
-        return func
-
-    return register
+def family_of(code: str) -> Family:
+    """The family that owns a code's prefix (KeyError for a code of no review family)."""
+    prefix = code.rstrip("0123456789")
+    for family in FAMILIES:
+        if prefix in family.prefixes:
+            return family
+    raise KeyError(code)
 
 
 def _require(project: Project, rel: str) -> str:
@@ -82,70 +98,74 @@ def _require(project: Project, rel: str) -> str:
 TODO_SECTIONS = (("Objective",), ("Current Status", "Status"), todo.SESSION_LOG_NAMES)
 
 
-@check(
+@rule(
     "GD101",
     "The living documents exist",
     fix="Create the missing files (README.md, TODO.md, reference/LEARNINGS.md, "
     "reference/DIAGNOSTICS.md, reference/RESULTS.md, test/README.md); `copier update` restores "
     "the template's versions.",
-    link="docs",
+    severity="error",
+    url=DOCS_URL,
 )
 def living_docs_exist(project: Project) -> list[str]:
     return [f"{rel} is missing" for rel in docs.LIVING_DOCS if not project.exists(rel)]
 
 
-@check(
+@rule(
     "GD102",
     "TODO.md has Objective, Current Status and Session Log sections",
     fix="Add the missing headings: `## Objective`, `## Current Status` (a checklist of `- [ ]`, "
     "`- [/]`, `- [x]` items) and `## Session Log` (where `genai session end` writes).",
-    link="docs",
+    severity="error",
+    url=DOCS_URL,
 )
 def todo_sections(project: Project) -> list[str]:
     text = _require(project, "TODO.md")
     problems = [
         f"TODO.md has no `## {names[0]}` section"
         for names in TODO_SECTIONS
-        if docs.find_section(text, *names) is None
+        if markdown.find_section(text, *names) is None
     ]
-    status = docs.find_section(text, "Current Status", "Status")
+    status = markdown.find_section(text, "Current Status", "Status")
     if status is not None:
         lines = text.splitlines()
-        if not any(i.line in range(status.line, status.end) for i in docs.checklist(text)):
+        if not any(i.line in range(status.line, status.end) for i in markdown.checklist(text)):
             problems.append(f"TODO.md's `{lines[status.line].strip()}` has no checklist item")
     return problems
 
 
-@check(
+@rule(
     "GD103",
     "RESULTS.md has a results table",
     fix="Keep a Markdown table in reference/RESULTS.md (a header row, a `|---|` row, one row "
     "per run); `nox -s diagnostics` adds its rows under `## Diagnostics runs`.",
-    link="docs",
+    severity="error",
+    url=DOCS_URL,
 )
 def results_table(project: Project) -> list[str]:
     text = _require(project, "reference/RESULTS.md")
-    return [] if docs.tables(text) else ["reference/RESULTS.md has no Markdown table"]
+    return [] if markdown.tables(text) else ["reference/RESULTS.md has no Markdown table"]
 
 
-@check(
+@rule(
     "GD104",
     "DIAGNOSTICS.md lists the diagnostic tools",
     fix="List each tool in reference/DIAGNOSTICS.md with the command that runs it in backticks, "
     "e.g. `- `python test/check_config.py`: validates config.json`.",
-    link="docs",
+    severity="error",
+    url=DOCS_URL,
 )
 def diagnostics_tools(project: Project) -> list[str]:
     text = _require(project, "reference/DIAGNOSTICS.md")
     return [] if docs.tools(text) else ["reference/DIAGNOSTICS.md names no command or script"]
 
 
-@check(
+@rule(
     "GD105",
     "Session End blocks in TODO.md are complete",
     fix="Give each `Session End: DATE` block its **Completed**, **In Progress** or **Next "
     "Steps** items; `genai session end --completed ... --next ...` writes them.",
-    link="session",
+    url=SESSION_URL,
     severity="warning",
 )
 def session_blocks(project: Project) -> list[str]:
@@ -154,7 +174,7 @@ def session_blocks(project: Project) -> list[str]:
     for block in todo.blocks(text):
         if not any(block.items.get(k) for k in todo.CATEGORIES):
             out.append(f"TODO.md line {block.start + 1}: `Session End: {block.title}` is empty")
-        elif docs.parse_date(block.title) is None:
+        elif markdown.parse_date(block.title) is None:
             out.append(f"TODO.md line {block.start + 1}: `Session End: {block.title}` has no date")
     return out
 
@@ -178,12 +198,13 @@ def test_scripts(project: Project) -> list[str]:
     )
 
 
-@check(
+@rule(
     "GT101",
     "Every script in test/ is documented in test/README.md",
     fix="Add an entry for each script to test/README.md: what it checks, how to run it "
     "standalone and under pytest, and what a failure means.",
-    link="tests",
+    severity="error",
+    url=TESTS_URL,
 )
 def scripts_documented(project: Project) -> list[str]:
     text = _require(project, "test/README.md")
@@ -196,11 +217,12 @@ def scripts_documented(project: Project) -> list[str]:
     ]
 
 
-@check(
+@rule(
     "GT102",
     "Every script test/README.md documents exists",
     fix="Remove or rename the entry in test/README.md, or restore the script.",
-    link="tests",
+    severity="error",
+    url=TESTS_URL,
 )
 def documented_exist(project: Project) -> list[str]:
     text = _require(project, "test/README.md")
@@ -216,15 +238,16 @@ def documented_exist(project: Project) -> list[str]:
 # -- GE: environment -------------------------------------------------------------------------
 
 
-@check(
+@rule(
     "GE101",
     "The environment is exported",
     fix="Declare `requires-python` and the dependencies in pyproject.toml; for conda keep "
     "environment.yml (python pin, pip list) beside it (`conda env export --from-history`).",
-    link="env",
+    severity="error",
+    url=DOCS_URL,
 )
 def env_exported(project: Project) -> list[str]:
-    from genai_common.continuity import envcheck
+    from genai_common.project import envcheck
 
     dec = envcheck.declared(project)
     problems = []
@@ -240,16 +263,17 @@ def env_exported(project: Project) -> list[str]:
     return problems
 
 
-@check(
+@rule(
     "GE102",
     "The installed environment matches the declared one",
     fix="Reinstall from the declaration (`nox -s diagnostics` rebuilds its environment; by "
     "hand `uv pip install -e .[dev]` or `conda env update -f environment.yml`), or update the "
     "declaration and write down why in reference/LEARNINGS.md.",
-    link="env",
+    severity="error",
+    url=DOCS_URL,
 )
 def env_matches(project: Project) -> list[str]:
-    from genai_common.continuity import envcheck
+    from genai_common.project import envcheck
 
     result = envcheck.check(project)
     if not result.in_project_env:
@@ -302,7 +326,7 @@ def results_time(rows: list[dict[str, str]]) -> float | None:
     day's end)."""
     best = None
     for row in rows:
-        found = docs.row_time(row)
+        found = markdown.row_time(row)
         if found is None:
             continue
         when, has_time = found
@@ -315,12 +339,13 @@ def _fmt(ts: float) -> str:
     return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
 
 
-@check(
+@rule(
     "GR101",
     "RESULTS.md has an entry newer than the last change to the model configuration or code",
     fix="Run `nox -s diagnostics` (it records a row in reference/RESULTS.md), or add a dated "
     "row for the run that measured the change.",
-    link="results",
+    severity="error",
+    url=DOCS_URL,
 )
 def results_fresh(project: Project) -> list[str]:
     text = _require(project, "reference/RESULTS.md")
@@ -329,7 +354,7 @@ def results_fresh(project: Project) -> list[str]:
     change = last_change(project)
     if change is None:
         raise Skip("no code or model configuration to compare with")
-    rows = docs.result_rows(text)
+    rows = markdown.result_rows(text)
     recorded = results_time(rows)
     if not rows:
         created = git.first_commit_time(project.root)
@@ -383,12 +408,13 @@ def _squash(text: str) -> str:
     return " ".join(text.split())
 
 
-@check(
+@rule(
     "GA101",
     "AGENTS.md tells agents to start and end sessions with genai and what review enforces",
     fix="Keep AGENTS.md's `Session continuity` section: run `genai session start` first, "
     "`genai session end` last, and `genai review` (what it enforces) before committing.",
-    link="session",
+    severity="error",
+    url=SESSION_URL,
 )
 def agents_protocol(project: Project) -> list[str]:
     if not project.exists("AGENTS.md"):
@@ -397,13 +423,14 @@ def agents_protocol(project: Project) -> list[str]:
     return [f"AGENTS.md never mentions `{c}`" for c in SESSION_COMMANDS if c not in text]
 
 
-@check(
+@rule(
     "GA102",
     "Agent files agree with AGENTS.md",
     fix="CLAUDE.md imports AGENTS.md (`@AGENTS.md`); the other agent files carry AGENTS.md's "
     "text unchanged (after their front matter) or point to it. Copy AGENTS.md over them again "
     "after editing it (`copier update` regenerates them).",
-    link="session",
+    severity="error",
+    url=SESSION_URL,
 )
 def agents_agree(project: Project) -> list[str]:
     files = agent_files(project)
@@ -412,7 +439,9 @@ def agents_agree(project: Project) -> list[str]:
     agents = project.text("AGENTS.md")
     if agents is None:
         return [f"{rel} exists but AGENTS.md is missing" for rel in files]
-    reference = {s.title: _section_text(agents, s) for s in docs.sections(agents) if s.level == 2}
+    reference = {
+        s.title: _section_text(agents, s) for s in markdown.sections(agents) if s.level == 2
+    }
     problems = []
     for rel in files:
         _, body = front_matter(project.text(rel) or "")
@@ -421,10 +450,10 @@ def agents_agree(project: Project) -> list[str]:
                 problems.append("CLAUDE.md does not import AGENTS.md (a line `@AGENTS.md`)")
             continue
         if re.search(r"(?m)^\s*@AGENTS\.md\b", body) or (
-            "AGENTS.md" in body and not docs.sections(body)
+            "AGENTS.md" in body and not markdown.sections(body)
         ):
             continue  # a pointer to AGENTS.md
-        mine = {s.title: _section_text(body, s) for s in docs.sections(body) if s.level == 2}
+        mine = {s.title: _section_text(body, s) for s in markdown.sections(body) if s.level == 2}
         for title, text in reference.items():
             if title not in mine:
                 problems.append(f"{rel} lacks AGENTS.md's section `{title}`")
@@ -433,15 +462,16 @@ def agents_agree(project: Project) -> list[str]:
     return problems
 
 
-def _section_text(text: str, sec: docs.Section) -> str:
+def _section_text(text: str, sec: markdown.Section) -> str:
     return "\n".join(text.splitlines()[sec.line + 1 : sec.end])
 
 
-@check(
+@rule(
     "GA103",
     "Rule files load in every session",
     fix="Windsurf rules need front matter `trigger: always_on`; Cursor rules `alwaysApply: true`.",
-    link="session",
+    severity="error",
+    url=SESSION_URL,
 )
 def rules_always_on(project: Project) -> list[str]:
     problems = []
@@ -462,40 +492,52 @@ def rules_always_on(project: Project) -> list[str]:
 
 def _conflicts(project: Project, kind: str) -> list[str]:
     if "conflicts" not in project.memo:
-        from genai_common.update import find_conflicts
+        from genai_common.project.update import find_conflicts
 
         project.memo["conflicts"] = find_conflicts(project.root)
     return [str(c) for c in project.memo["conflicts"] if c.kind == kind]
 
 
-@check(
+@rule(
     "GU101",
     "No conflict markers are left in the project",
     fix="Resolve each `<<<<<<< before updating` ... `>>>>>>> after updating` region by hand "
     "(keep your lines and the template's), then run `genai update --check`.",
-    link="update",
+    severity="error",
+    url=UPDATE_URL,
 )
 def no_markers(project: Project) -> list[str]:
     return _conflicts(project, "marker")
 
 
-@check(
+@rule(
     "GU102",
     "No .rej files are left from an update",
     fix="Apply the rejected hunks of each .rej file by hand, then delete the .rej file.",
-    link="update",
+    severity="error",
+    url=UPDATE_URL,
 )
 def no_rej(project: Project) -> list[str]:
     return _conflicts(project, "rej")
 
 
-@check(
+@rule(
     "GU103",
     "No unmerged paths in git",
     fix="Resolve the conflicts, then `git add` each file (see `git status`).",
-    link="update",
+    severity="error",
+    url=UPDATE_URL,
 )
 def no_unmerged(project: Project) -> list[str]:
     if not project.is_git:
         raise Skip("not a git repository")
     return _conflicts(project, "unmerged")
+
+
+# -- the table of checks, in the order they are defined ----------------------------------------
+
+# code -> the function that raises it (one code per function), and code -> its declared Rule.
+FUNCTIONS: dict[str, Callable[[Project], list[str]]] = {
+    code: func for func in rule_functions(sys.modules[__name__]) for code in declared(func)
+}
+CHECKS: dict[str, Rule] = {code: declared(func)[code] for code, func in FUNCTIONS.items()}

@@ -1,19 +1,29 @@
-"""A generated project as continuity sees it: its root, `[tool.genai]`, living documents and git.
+"""The one Project: a generated project's root, kind, model, pyproject, living documents and git.
 
-`Project.open(path)` walks up from `path` to the directory that holds pyproject.toml or TODO.md
-(the project root) and reads nothing else until asked.
+Two ways to get one:
+
+    find_project(start)   strict: the folder of the first pyproject.toml with a [tool.genai]
+                          table above `start`, its kind checked (ProjectError otherwise). What the
+                          diagnostics and the generated test/check_*.py use.
+    Project.open(path)    lenient: the first folder above `path` with a pyproject.toml or a
+                          TODO.md (else `path` itself). What the session and the review use: they
+                          judge any folder, and say what is missing.
+
+A Project reads nothing until asked and each file at most once (`text`, `pyproject`); results
+that several checks need are kept in `memo`. Two projects are equal when their roots are.
 """
 
 from __future__ import annotations
 
-import tomllib
-from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from genai_common.continuity import docs, git
-from genai_common.project import KINDS
+from genai_common.findings import PROJECT_KINDS
+from genai_common.formats import markdown
+from genai_common.formats import pyproject as pyproject_toml
+from genai_common.project.docs import LIVING_DOCS
+from genai_common.runtime import git
 
 STATE_DIR = ".genai"
 
@@ -36,13 +46,17 @@ MODEL_CONFIG_NAMES = {
 }
 
 
-@dataclass(eq=False)
-class Project:
-    """Equal when the roots are: the caches below never change what a project is."""
+class ProjectError(Exception):
+    """No usable [tool.genai] table: the project cannot be diagnosed (exit code 2)."""
 
-    root: Path
-    _texts: dict[str, str | None] = field(default_factory=dict, repr=False)
-    memo: dict[str, Any] = field(default_factory=dict, repr=False)  # results computed once
+
+class Project:
+    """A generated project (or any folder the review is asked about), rooted at `root`."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self._texts: dict[str, str | None] = {}
+        self.memo: dict[str, Any] = {}  # results computed once (envcheck, update conflicts)
 
     @classmethod
     def open(cls, path: str | Path = ".") -> Project:
@@ -58,12 +72,15 @@ class Project:
     def __hash__(self) -> int:
         return hash(self.root)
 
+    def __repr__(self) -> str:
+        return f"Project({str(self.root)!r}, kind={self.kind!r}, model={self.model!r})"
+
     # -- files ------------------------------------------------------------------------------
 
     def text(self, rel: str) -> str | None:
         """A file's text (None when absent), read once."""
         if rel not in self._texts:
-            self._texts[rel] = docs.read(self.root / rel)
+            self._texts[rel] = markdown.read(self.root / rel)
         return self._texts[rel]
 
     def exists(self, rel: str) -> bool:
@@ -71,9 +88,12 @@ class Project:
 
     @cached_property
     def pyproject(self) -> dict[str, Any]:
+        """pyproject.toml parsed ({} when missing or not valid TOML)."""
         text = self.text("pyproject.toml")
         if not text:
             return {}
+        import tomllib
+
         try:
             return tomllib.loads(text)
         except tomllib.TOMLDecodeError:
@@ -81,7 +101,8 @@ class Project:
 
     @property
     def genai(self) -> dict[str, Any]:
-        return self.pyproject.get("tool", {}).get("genai", {}) or {}
+        """The [tool.genai] table ({} when there is none)."""
+        return pyproject_toml.genai_table(self.pyproject) or {}
 
     @property
     def is_genai_project(self) -> bool:
@@ -89,28 +110,38 @@ class Project:
 
     @property
     def kind(self) -> str | None:
+        """[tool.genai] kind when it is one of PROJECT_KINDS, else None."""
         kind = self.genai.get("kind")
-        return kind if kind in KINDS else None
+        return kind if kind in PROJECT_KINDS else None
+
+    @property
+    def model(self) -> str:
+        """[tool.genai] model as written: a hub id or a path; empty = the embedded tiny model."""
+        return str(self.genai.get("model") or "")
+
+    @property
+    def uses_tiny(self) -> bool:
+        return not self.model.strip()
+
+    @property
+    def tiny_dir(self) -> Path:
+        return pyproject_toml.tiny_dir(self.root, self.kind or "unknown")
 
     @property
     def env_manager(self) -> str:
         return "conda" if self.exists("environment.yml") else "uv"
 
     @cached_property
-    def model(self) -> str | None:
-        """The model as the diagnostics resolve it: a local path or a hub id (None: no kind);
-        resolved once (is_model_config asks for every changed file)."""
+    def model_path(self) -> str | None:
+        """The model as the diagnostics resolve it, nothing built: a local path or a hub id (None:
+        no kind); resolved once (is_model_config asks for every changed file)."""
         if self.kind is None:
             return None
-        from genai_common import project as diagnostics
-
-        value = str(self.genai.get("model") or "")
-        where = diagnostics.Project(root=self.root, kind=self.kind, model=value)
-        return diagnostics.model_path(where, build=False)
+        return pyproject_toml.model_location(self.root, self.kind, self.model)[0]
 
     @property
     def model_is_local(self) -> bool:
-        return bool(self.model) and Path(str(self.model)).is_absolute()
+        return bool(self.model_path) and Path(str(self.model_path)).is_absolute()
 
     @cached_property
     def model_dir_rel(self) -> str | None:
@@ -118,7 +149,7 @@ class Project:
         if not self.model_is_local:
             return None
         try:
-            return Path(str(self.model)).relative_to(self.root).as_posix()
+            return Path(str(self.model_path)).relative_to(self.root).as_posix()
         except ValueError:
             return None
 
@@ -139,7 +170,7 @@ class Project:
         return name in MODEL_CONFIG_NAMES and (inside_model or rel.startswith("models/"))
 
     def is_living_doc(self, rel: str) -> bool:
-        return rel in docs.LIVING_DOCS
+        return rel in LIVING_DOCS
 
     def code_files(self) -> list[str]:
         """Tracked Python code and the project's configuration (what results depend on)."""
@@ -153,7 +184,19 @@ class Project:
         """Config files of the project's local model (weights never count)."""
         if not self.model_is_local:
             return []
-        base = Path(str(self.model))
+        base = Path(str(self.model_path))
         if not base.is_dir():
             return []
         return sorted(p for p in base.rglob("*") if p.name in MODEL_CONFIG_NAMES and p.is_file())
+
+
+def find_project(start: str | Path | None = None) -> Project:
+    """The project whose pyproject.toml (with [tool.genai]) holds `start` (a file or folder);
+    ProjectError when there is none or its kind is not one of PROJECT_KINDS."""
+    try:
+        table = pyproject_toml.find_genai(start)
+    except pyproject_toml.GenaiConfigError as exc:
+        raise ProjectError(str(exc)) from exc
+    project = Project(table.root)
+    project.__dict__["pyproject"] = table.pyproject  # read once: the cached_property's slot
+    return project

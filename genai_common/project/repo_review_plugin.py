@@ -3,9 +3,9 @@
 Registered in genai-common's pyproject.toml under the entry-point groups repo-review reads:
 `repo_review.fixtures` (genai_project), `repo_review.checks` (repo_review_checks) and
 `repo_review.families` (repo_review_families). The checks are the ones `genai review` runs
-(genai_common.continuity.checks); this module only adapts them to repo-review's protocol: the
-docstring is the title, `url` the explaining section, and `check()` returns "" (pass), a Markdown
-message with the problems and the fix (fail) or None (skip).
+(genai_common.project.checks, run with findings.run_rule); this module only adapts them to
+repo-review's protocol: the docstring is the title, `url` the explaining section, and `check()`
+returns "" (pass), a Markdown message with the problems and the fix (fail) or None (skip).
 
 Checks are offered only for projects with a `[tool.genai]` table, so installing genai-common does
 not add them to reviews of unrelated repositories; remote (GitHub) paths are skipped, since the
@@ -17,8 +17,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from genai_common.continuity.checks import CHECKS, FAMILIES, Check, Skip
-from genai_common.continuity.project import Project
+from genai_common.findings import Rule, Skip, run_rule
+from genai_common.project.checks import CHECKS, FAMILIES, FUNCTIONS
+from genai_common.project.core import Project
 
 
 def genai_project(root: Any) -> Project | None:
@@ -29,9 +30,9 @@ def genai_project(root: Any) -> Project | None:
 class RepoReviewCheck:
     """One methodology check in repo-review's shape."""
 
-    def __init__(self, chk: Check) -> None:
+    def __init__(self, chk: Rule) -> None:
         self._chk = chk
-        self.family = chk.family
+        self.family = chk.prefix
         self.url = chk.url
         self.requires: frozenset[str] = frozenset()
         self.__doc__ = chk.title
@@ -40,12 +41,12 @@ class RepoReviewCheck:
         if genai_project is None:
             return None
         try:
-            problems = self._chk.func(genai_project)
+            found = run_rule(FUNCTIONS[self._chk.code], genai_project)
         except Skip:
             return None
-        if not problems:
+        if not found:
             return ""
-        items = "\n".join(f"- {p}" for p in problems)
+        items = "\n".join(f"- {f.message}" for f in found)
         return f"{items}\n\n**Fix:** {self._chk.fix}"
 
 
@@ -57,6 +58,7 @@ def repo_review_checks(genai_project: Project | None, list_all: bool = False) ->
 
 def repo_review_families() -> dict[str, dict[str, Any]]:
     return {
-        family: {"name": f"genai: {name}", "order": 50 + i, "description": description}
-        for i, (family, (name, description)) in enumerate(FAMILIES.items())
+        prefix: {"name": f"genai: {family.name}", "order": 50 + i, "description": family.title}
+        for i, family in enumerate(FAMILIES)
+        for prefix in family.prefixes
     }

@@ -6,8 +6,11 @@ here come from a snapshot: the repository's files as a clone would have them plu
 work (tracked and untracked, not ignored), copied into a fresh git repository and committed
 there (and tagged, when asked).
 
-    python -m genai_common.templating demo DEST [--kind llm]
+    python -m tools.templating demo DEST [--kind llm]
         snapshot, render a project of that kind into DEST, commit it, run its `nox -s diagnostics`
+
+Repository tooling, not part of the genai-common wheel: the noxfile (`nox -s demo`) and the
+template tests use it.
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+from genai_common.findings import PROJECT_KINDS
+from genai_common.runtime import git as git_runner
 
 # Git must not read the developer's configuration, and commits need an identity.
 GIT_ENV = {
@@ -31,20 +37,21 @@ GIT_ENV = {
 
 
 def template_repo() -> Path:
-    """The template repository this genai_common was installed from (an editable install)."""
+    """This repository (the template family: copier.yml and templates/ beside tools/)."""
     root = Path(__file__).resolve().parents[1]
     if not (root / "copier.yml").is_file():
-        raise FileNotFoundError(f"no copier.yml in {root}: genai_common is not an editable install")
+        raise FileNotFoundError(
+            f"no copier.yml in {root}: tools/ is not in the template repository"
+        )
     return root
 
 
 def git(cwd: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", *args], cwd=cwd, capture_output=True, text=True, env={**os.environ, **GIT_ENV}
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"git {' '.join(args)} failed in {cwd}:\n{done.stderr}")
-    return done.stdout
+    """`git ARGS` in `cwd` with GIT_ENV (no developer configuration, a fixed identity); its
+    stdout, or GitError (a RuntimeError) with git's message."""
+    out = git_runner.git(cwd, *args, check=True, env=GIT_ENV, timeout=None)
+    assert out is not None  # check=True raises instead of answering None
+    return out
 
 
 def commit_all(path: Path, message: str) -> str:
@@ -55,9 +62,7 @@ def commit_all(path: Path, message: str) -> str:
 
 def repo_files(repo: Path, *, template_only: bool = False) -> list[str]:
     """Tracked and untracked (not ignored) files; with template_only, copier.yml and templates/."""
-    from genai_common.continuity.git import work_files
-
-    listed = work_files(repo)
+    listed = git_runner.work_files(repo)
     if listed is None:
         raise RuntimeError(f"{repo} is not a git work tree: cannot list the template's files")
     files = [f for f in listed if (repo / f).is_file()]
@@ -114,11 +119,11 @@ def demo(dest: Path, kind: str = "llm") -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m genai_common.templating")
+    parser = argparse.ArgumentParser(prog="python -m tools.templating")
     sub = parser.add_subparsers(dest="command", required=True)
     run_demo = sub.add_parser("demo", help="render a project and run its nox -s diagnostics")
     run_demo.add_argument("dest", type=Path)
-    run_demo.add_argument("--kind", default="llm", choices=("llm", "vlm", "diffusion", "ml"))
+    run_demo.add_argument("--kind", default="llm", choices=PROJECT_KINDS)
     args = parser.parse_args(argv)
     return demo(args.dest.resolve(), args.kind)
 

@@ -24,13 +24,14 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-KINDS = ("llm", "vlm", "diffusion", "ml")
+from genai_common.formats.markdown import table_header, table_row
+from genai_common.project.core import Project, ProjectError, find_project
+
 RESULTS_FILE = "reference/RESULTS.md"
 RESULTS_HEADING = "## Diagnostics runs"
 RESULTS_COLUMNS = (
@@ -47,65 +48,17 @@ RESULTS_COLUMNS = (
 CHILD_TIMEOUT_S = 600.0
 
 
-class ProjectError(Exception):
-    """No usable [tool.genai] table: the project cannot be diagnosed (exit code 2)."""
-
-
-@dataclass(frozen=True)
-class Project:
-    root: Path
-    kind: str
-    model: str  # as written in [tool.genai]; empty = the embedded tiny model
-
-    @property
-    def tiny_dir(self) -> Path:
-        return self.root / "models" / f"tiny-{self.kind}"
-
-    @property
-    def uses_tiny(self) -> bool:
-        return not self.model.strip()
-
-
-def find_project(start: str | Path | None = None) -> Project:
-    """The project whose pyproject.toml (with [tool.genai]) holds `start` (a file or folder)."""
-    here = Path(start if start is not None else Path.cwd()).resolve()
-    for folder in [here, *here.parents] if here.is_dir() else list(here.parents):
-        pyproject = folder / "pyproject.toml"
-        if not pyproject.is_file():
-            continue
-        with pyproject.open("rb") as fh:
-            table = tomllib.load(fh).get("tool", {}).get("genai")
-        if table is None:
-            continue
-        kind = str(table.get("kind", ""))
-        if kind not in KINDS:
-            raise ProjectError(
-                f"{pyproject}: [tool.genai] kind must be one of {KINDS}, not {kind!r}"
-            )
-        return Project(root=folder, kind=kind, model=str(table.get("model", "") or ""))
-    raise ProjectError(f"no pyproject.toml with a [tool.genai] table above {here}")
-
-
 def model_path(project: Project, *, build: bool = True) -> str:
     """Where the model is: a local path (str) or the hub id as written.
 
     An empty model means the embedded tiny model of the project's kind; it is built with
     `genai_common.testing.tiny.build` on first use (seconds, no network).
     """
-    if project.uses_tiny:
-        if build and not _looks_built(project.tiny_dir):
-            from genai_common.testing.tiny import build as build_tiny
+    from genai_common.testing.tiny import project_model_path
 
-            build_tiny(project.kind, project.tiny_dir)
-        return str(project.tiny_dir)
-    local = (project.root / project.model).expanduser()
-    if local.exists() or project.model.startswith((".", "/", "~")):
-        return str(local)
-    return project.model  # a hub id: the doctor looks it up in the local Hugging Face cache
-
-
-def _looks_built(path: Path) -> bool:
-    return path.is_dir() and any(path.iterdir())
+    if project.kind is None:
+        raise ProjectError(f"{project.root}: no [tool.genai] kind in pyproject.toml")
+    return project_model_path(project.root, project.kind, project.model, build_tiny=build)
 
 
 # -- the steps -------------------------------------------------------------------------------
@@ -153,12 +106,14 @@ def check_model(project: Project) -> Step:
 
 def load_test(project: Project, *, timeout: float = CHILD_TIMEOUT_S) -> Step:
     """Load the model with its kind's loader in a child process (a crash cannot take us down)."""
-    return _child_step("load", "genai_common.project:_load_child", project, timeout)
+    return _child_step("load", "genai_common.project.diagnostics:_load_child", project, timeout)
 
 
 def inference_test(project: Project, *, timeout: float = CHILD_TIMEOUT_S) -> Step:
     """A quick inference in a child process: a few tokens, one tiny image or one forward pass."""
-    return _child_step("inference", "genai_common.project:_infer_child", project, timeout)
+    return _child_step(
+        "inference", "genai_common.project.diagnostics:_infer_child", project, timeout
+    )
 
 
 def _child_step(name: str, target: str, project: Project, timeout: float) -> Step:
@@ -274,8 +229,6 @@ def record_results(root: Path, row: list[str]) -> Path:
     """
     path = root / RESULTS_FILE
     text = path.read_text(encoding="utf-8") if path.exists() else "# Results\n"
-    from genai_common.continuity.docs import table_header, table_row
-
     new_row = table_row(row)
     header = table_header(RESULTS_COLUMNS)
     lines = text.splitlines()

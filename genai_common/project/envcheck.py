@@ -15,7 +15,7 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any
 
-from genai_common.continuity.project import Project
+from genai_common.project.core import Project
 from genai_common.runtime.envinfo import installed_version
 
 LOCK_FILES = ("uv.lock", "pylock.toml", "conda-lock.yml")

@@ -1,9 +1,12 @@
 """`genai review [PATH] [--json] [--fail-on error|warning] [--select ...] [--ignore ...]`.
 
-Runs the methodology checks of `genai_common.continuity.checks` on a project and prints, for each
+Runs the methodology checks of `genai_common.project.checks` on a project and prints, for each
 failure, its code, title, what is wrong, the fix and the section that explains the rule.
 Exit codes: 0 nothing at or above --fail-on failed; 1 something did; 2 the path is not there.
-The same checks run under `repo-review .` (see `genai_common.continuity.repo_review_plugin`).
+Selection follows repo-review: --select/--ignore (and `[tool.repo-review]` select/ignore in the
+project's pyproject.toml) name codes or family letters ("*" selects all); an ignore written as a
+mapping of code -> reason shows those checks as skipped with the reason.
+The same checks run under `repo-review .` (see `genai_common.project.repo_review_plugin`).
 """
 
 from __future__ import annotations
@@ -35,16 +38,13 @@ class Result:
         return dict(self.__dict__)
 
 
-def _selected(code: str, names: set[str]) -> bool:
-    return code in names or code.rstrip("0123456789") in names
-
-
 def review(
     path: str | Path = ".", *, select: set[str] | None = None, ignore: set[str] | None = None
 ) -> list[Result]:
     """Run every check (or the selected codes/families) on the project at `path`."""
-    from genai_common.continuity.checks import CHECKS, Skip
-    from genai_common.continuity.project import Project
+    from genai_common.findings import Skip, name_matches, run_rule, selected
+    from genai_common.project.checks import CHECKS, FUNCTIONS
+    from genai_common.project.core import Project
 
     project = Project.open(path)
     # The project's own choices, in repo-review's table: select, and ignore (a list, or a
@@ -58,17 +58,17 @@ def review(
     ignore = (ignore or set()) | {str(c) for c in configured}
     results = []
     for code, chk in CHECKS.items():
-        if select and not _selected(code, select):
+        if not selected(code, select):
             continue
-        result = Result(code, chk.family, chk.title, "pass", chk.severity, chk.fix, chk.url)
-        if ignore and _selected(code, ignore):
-            why = reasons.get(code) or reasons.get(chk.family)
+        result = Result(code, chk.prefix, chk.title, "pass", chk.severity, chk.fix, chk.url)
+        if name_matches(code, ignore):
+            why = reasons.get(code) or reasons.get(chk.prefix)
             if why:
                 result.status, result.reason = "skip", f"ignored in pyproject.toml: {why}"
                 results.append(result)
             continue
         try:
-            result.problems = list(chk.func(project))
+            result.problems = [found.message for found in run_rule(FUNCTIONS[code], project)]
         except Skip as why:
             result.status, result.reason = "skip", str(why)
         else:
@@ -173,7 +173,7 @@ def _codes(text: str) -> set[str]:
 
 def run(args: argparse.Namespace) -> int:
     if args.list:
-        from genai_common.continuity.checks import CHECKS
+        from genai_common.project.checks import CHECKS
 
         for chk in CHECKS.values():
             print(f"{chk.code}  {chk.severity:<7}  {chk.title}  ({chk.url})")

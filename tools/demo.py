@@ -1,6 +1,6 @@
 """The main job on the embedded tiny model: build it, load it, chat, and report.
 
-    python -m genai_common.demo [--max-tokens N] [--prompt TEXT] [--dest DIR] [--json]
+    python -m tools.demo [--max-tokens N] [--prompt TEXT] [--dest DIR] [--json]
 
 Builds the tiny Llama (random weights: its replies are gibberish, the numbers are real), loads it
 with ``load_llm``, runs a chat request twice (cold, then warm) through ``measure_stream``, and
@@ -183,7 +183,7 @@ def render(result: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m genai_common.demo",
+        prog="python -m tools.demo",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from genai_common.continuity.docs import code_mask, find_section, norm_title
+from genai_common.formats.markdown import code_mask, find_section, norm_title
 
 CATEGORIES = {
     "completed": ("Completed", "x"),
