@@ -301,6 +301,12 @@ def _hostile(text: str) -> dict[str, bytes]:
             text, merges_open, merges_open + '      "a b c",\n      ["a", "b", "c"],\n'
         ).encode(),
         "no-model": (text.split(',\n  "model": {')[0] + "}").encode(),
+        "duplicate-in-object-in-merges": _edit_model(
+            text, merges_open, merges_open + '      "a b", {"k": 1, "k": 2},\n'
+        ).encode(),
+        "duplicate-in-first-merge-object": _edit_model(
+            text, merges_open, merges_open + '      {"k": 1, "k": 2},\n'
+        ).encode(),
     }
 
 
@@ -327,6 +333,8 @@ def test_hostile_cases_that_msgspec_accepts_fall_back_on_the_proof(tmp_path: Pat
         "duplicate-model",
         "duplicate-with-escaped-colon",
         "spaced-duplicate",
+        "duplicate-in-object-in-merges",  # merges stay raw bytes: objects in them are caught
+        "duplicate-in-first-merge-object",
     ):
         raw = hostile[name]
         assert tokenizer_json.fast_decode(raw) is None, name

@@ -11,7 +11,7 @@ and a few look-ups) and added_tokens. So a file over LARGE bytes is read in two 
             from the file again only if a rule looks up a token that is not an added token
             (LazyVocab). No JSON is parsed at all.
   fast      msgspec decodes the document against a schema of the fields tokenizers writes (model
-            vocab as dict[str, int] or a Unigram list, merges as strings or pairs); then one
+            vocab as dict[str, int] or a Unigram list; merges kept as raw bytes); then one
             count proves that nothing was lost: every key is followed by exactly one `:`
             separator, and every other `:` is inside a string, so
                 count(":") - colons inside the decoded strings >= keys written >= keys decoded,
@@ -81,6 +81,10 @@ MODEL_FIELDS = (  # BPE, WordPiece, WordLevel and Unigram models, as tokenizers 
     "merges",
 )
 _ESCAPED_COLON = re.compile(rb"\\u003[aA]")
+# An object as an element of an array: `{` first in it, or after the comma that ends an element
+# (a string, array, object, number or literal). Inside a string the same bytes only send the file
+# to the strict reader, never the other way round.
+_OBJECT_IN_ARRAY = re.compile(rb'^\s*\[\s*\{|["\]}\w]\s*,\s*\{')
 
 
 class TokenizerJSON(dict):
@@ -201,7 +205,9 @@ def _decoders() -> dict[str, Any] | None:
         from typing import Any as AnyType
 
         unset, defstruct = msgspec.UNSET, msgspec.defstruct
-        kinds = {"vocab": dict[str, int] | list, "merges": list[str | tuple[str, str]]}
+        # merges are kept as raw bytes: no rule reads them, and decoding 280k strings is most of
+        # the work; their colons are counted in the bytes (below)
+        kinds = {"vocab": dict[str, int] | list, "merges": msgspec.Raw}
         model = defstruct(
             "TokenizerModel", [(n, kinds.get(n, AnyType), unset) for n in MODEL_FIELDS]
         )
@@ -268,7 +274,14 @@ def fast_decode(raw: bytes) -> TokenizerJSON | None:
     else:
         summary = VocabSummary(None)
     if merges is not unset:
-        colons += _merge_colons(merges)
+        merged = bytes(merges)
+        if _OBJECT_IN_ARRAY.search(merged):
+            return None  # an object inside merges: its keys would hide among the strings' colons
+        try:
+            merged.decode("utf-8")  # msgspec does not check raw bytes; the strict reader would
+        except UnicodeDecodeError:
+            return None
+        colons += merged.count(b":")  # merges hold strings only: every colon is inside one
     if raw.count(b":") - colons != keys or _ESCAPED_COLON.search(raw):
         return None  # a key written twice (or a colon we cannot account for): read strictly
     data.vocab_summary = summary
@@ -288,15 +301,6 @@ def _colons(value: Any) -> int:
         elif type(item) is list or type(item) is tuple:
             stack.extend(item)
     return total
-
-
-def _merge_colons(merges: list[Any]) -> int:
-    try:
-        return "".join(merges).count(":")
-    except TypeError:  # pairs (or a mix): join the pieces
-        from itertools import chain
-
-        return "".join(chain.from_iterable(merges)).count(":")
 
 
 def _read_vocab(path: str, max_bytes: int) -> dict[str, int]:
