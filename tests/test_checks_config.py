@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 from checks_helpers import (
     CLEAN_TINY,
     LINEAR_ATTENTION,
+    Spec,
     codes,
     edit_json,
     messages,
@@ -16,6 +18,7 @@ from checks_helpers import (
     rewrite_tensors,
     run,
     without,
+    write_safetensors,
 )
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -466,13 +469,13 @@ TRICKY_NAMES = [
     "vision_tower.encoder.layers.30.mlp.fc1.weight",  # not a text tensor
     "model.Visual.blocks.1.weight",  # marker in another case: not a text tensor
     "multi_modal_projector.linear_1.weight",
-    "model.embed_tokens.weight",
 ]
 
 
 def test_text_tensors_and_layer_indices_match_the_per_name_rules(tmp_path: Path) -> None:
-    """The one-pass versions (names joined by newlines) agree with is_text_tensor and
-    re.search(LAYER_PATTERN, name) applied name by name."""
+    """Without an embedding to anchor the language model on, the one-pass versions (names joined
+    by newlines) agree with is_text_tensor and re.search(LAYER_PATTERN, name) applied name by
+    name."""
     import re
 
     from checks_helpers import write_safetensors
@@ -499,6 +502,37 @@ def test_text_tensors_and_layer_indices_match_the_per_name_rules(tmp_path: Path)
     write_safetensors(text_only / "model.safetensors", {"model.layers.1.w.weight": ("F16", (2,))})
     md = ModelDir.open(text_only / "model.safetensors")
     assert md.text.tensors is md.tensors  # no marker anywhere: the dict itself, no copy
+
+
+def test_the_language_model_is_found_from_where_its_embedding_lives(tmp_path: Path) -> None:
+    """With an embedding, the stacks directly under its module path are the language model's;
+    every other stack is another network's, and so is everything under its own path."""
+    from checks_helpers import write_safetensors
+
+    from genai_common.model import ModelDir
+
+    names = [*TRICKY_NAMES, "model.embed_tokens.weight"]
+    write_safetensors(tmp_path / "model.safetensors", {n: ("F16", (2,)) for n in names})
+    md = ModelDir.open(tmp_path / "model.safetensors")
+    assert md.text.anchor == "model."
+    assert md.text.text_stacks == {"model.layers.": {0, 12}, "model.blocks.": {2}}
+    assert md.text.layer_indices == {0, 12, 2}
+    assert md.text.foreign == (
+        "layers.",
+        "model.Visual.",
+        "model.layers.44x.",
+        "transformer.",
+        "vision_tower.",
+    )
+    assert set(md.text.tensors) == {
+        "model.layers.0.self_attn.q_proj.weight",
+        "model.layers.12.mlp.experts.layers.3.w1.weight",
+        "model.blocks.2.x.weight",
+        "model.mylayers.5.x.weight",
+        "model.layers.x.9.weight",
+        "model.layers.4",
+        "model.embed_tokens.weight",
+    }
 
 
 # One config value changed at a time on the tiny DeepSeek-V3 (DeepSeek's layout) and on mlx-lm's
@@ -611,3 +645,157 @@ def test_gated_query_projection_is_not_a_shape_error(model_type: str, tmp_path: 
     found = messages(model, "config", "CFG030")
     assert any("q_proj.weight has 128 outputs, expected 32" in m for m in found), found
     assert any("o_proj.weight has 64 inputs, expected 32" in m for m in found), found
+
+
+# Issue 14: networks beside the language model that have layer stacks of their own, in the
+# layouts the published checkpoints store (names from the models' own modeling code and
+# mlx-vlm 0.7.10's sanitize(), which maps them). Sizes are tiny; names and nesting are real.
+def _linear(out: int, inp: int) -> tuple[str, tuple[int, ...]]:
+    return ("BF16", (out, inp))
+
+
+def _llama_layer(prefix: str, hidden: int, heads: int, kv: int, inter: int | None) -> Spec:
+    head_dim = hidden // heads
+    spec: Spec = {
+        f"{prefix}.self_attn.q_proj.weight": _linear(heads * head_dim, hidden),
+        f"{prefix}.self_attn.k_proj.weight": _linear(kv * head_dim, hidden),
+        f"{prefix}.self_attn.v_proj.weight": _linear(kv * head_dim, hidden),
+        f"{prefix}.self_attn.o_proj.weight": _linear(hidden, heads * head_dim),
+        f"{prefix}.input_layernorm.weight": ("BF16", (hidden,)),
+        f"{prefix}.post_attention_layernorm.weight": ("BF16", (hidden,)),
+    }
+    if inter:
+        for proj, shape in (("gate", (inter, hidden)), ("up", (inter, hidden))):
+            spec[f"{prefix}.mlp.{proj}_proj.weight"] = ("BF16", shape)
+        spec[f"{prefix}.mlp.down_proj.weight"] = _linear(hidden, inter)
+    return spec
+
+
+def deepseek_ocr2_layout(root: Path) -> Path:
+    """DeepSeek-OCR-2 as deepseek-ai publishes it: a DeepSeek-V2 MoE language model at `model.`
+    (layer 0 dense, then routed + shared experts), a SAM ViT at `model.sam_model.blocks.N`, and a
+    Qwen2 decoder used as the vision encoder at `model.qwen2_model.model.model.layers.N` (a
+    language model inside the vision encoder: its layers have mlp.gate_proj and self_attn.q_proj
+    of their own widths)."""
+    text = {
+        "model_type": "deepseek_v2",
+        "vocab_size": 256,
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "moe_intermediate_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 4,
+        "n_routed_experts": 4,
+        "n_shared_experts": 1,
+        "num_experts_per_tok": 2,
+        "first_k_dense_replace": 1,
+        "qk_nope_head_dim": 0,
+        "qk_rope_head_dim": 0,
+        "kv_lora_rank": None,
+        "q_lora_rank": None,
+        "use_mla": False,
+        "max_position_embeddings": 256,
+    }
+    config = {
+        "model_type": "deepseek_vl_v2",
+        "architectures": ["DeepseekOCR2ForCausalLM"],
+        "language_config": text,
+        "vision_config": {"model_type": "vision", "layers": 3, "width": 32},
+        "projector_config": {"projector_type": "linear", "input_dim": 32, "n_embed": 64},
+        "tie_word_embeddings": False,
+    }
+    spec: Spec = {
+        "model.embed_tokens.weight": _linear(256, 64),
+        "model.norm.weight": ("BF16", (64,)),
+        "lm_head.weight": _linear(256, 64),
+        **_llama_layer("model.layers.0", 64, 4, 4, 128),
+        **_llama_layer("model.layers.1", 64, 4, 4, None),
+        "model.layers.1.mlp.gate.weight": _linear(4, 64),
+        "model.layers.1.mlp.shared_experts.gate_proj.weight": _linear(32, 64),
+        "model.layers.1.mlp.shared_experts.up_proj.weight": _linear(32, 64),
+        "model.layers.1.mlp.shared_experts.down_proj.weight": _linear(64, 32),
+        "model.projector.layers.weight": _linear(64, 32),
+        "model.qwen2_model.query_1024.weight": _linear(16, 32),
+    }
+    for e in range(4):
+        for proj, shape in (("gate", (32, 64)), ("up", (32, 64)), ("down", (64, 32))):
+            spec[f"model.layers.1.mlp.experts.{e}.{proj}_proj.weight"] = ("BF16", shape)
+    for i in range(3):  # the Qwen2 encoder: 3 layers, hidden 32, 2 heads, its own MLP
+        spec.update(_llama_layer(f"model.qwen2_model.model.model.layers.{i}", 32, 2, 1, 48))
+        spec[f"model.sam_model.blocks.{i}.mlp.lin1.weight"] = _linear(64, 16)
+        spec[f"model.sam_model.blocks.{i}.attn.qkv.weight"] = _linear(48, 16)
+    write_safetensors(root / "model.safetensors", spec)
+    (root / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    return root
+
+
+def minicpm_o_layout(root: Path) -> Path:
+    """MiniCPM-o 2.6 as openbmb publishes it: a Qwen2 language model at `llm.`, SigLIP at
+    `vpm.encoder.layers.N`, a Whisper encoder at `apm.layers.N` (its q_proj is d_model wide) and
+    a Llama-shaped TTS model at `tts.model.layers.N` with an embedding of its own; the text
+    config is config.json's top level."""
+    config = {
+        "model_type": "minicpmo",
+        "architectures": ["MiniCPMO"],
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "num_hidden_layers": 2,
+        "vocab_size": 256,
+        "max_position_embeddings": 256,
+        "tie_word_embeddings": False,
+        "vision_config": {"model_type": "siglip_vision_model", "hidden_size": 32, "num_hidden_layers": 3},
+        "audio_config": {"model_type": "whisper", "d_model": 48, "encoder_layers": 4},
+        "tts_config": {"model_type": "conditional_chattts", "llm_dim": 64, "hidden_size": 40},
+    }
+    spec: Spec = {
+        "llm.model.embed_tokens.weight": _linear(256, 64),
+        "llm.model.norm.weight": ("BF16", (64,)),
+        "llm.lm_head.weight": _linear(256, 64),
+        "tts.model.embed_tokens.weight": _linear(32, 40),
+        "resampler.query": ("BF16", (4, 64)),
+        "resampler.kv_proj.weight": _linear(64, 32),
+        "audio_projection_layer.linear1.weight": _linear(64, 48),
+    }
+    for i in range(2):
+        spec.update(_llama_layer(f"llm.model.layers.{i}", 64, 4, 2, 128))
+    for i in range(3):
+        spec.update(_llama_layer(f"vpm.encoder.layers.{i}", 32, 2, 2, None))
+        spec.update(_llama_layer(f"tts.model.layers.{i}", 40, 2, 2, 80))
+    for i in range(4):
+        spec.update(_llama_layer(f"apm.layers.{i}", 48, 4, 4, None))
+    write_safetensors(root / "model.safetensors", spec)
+    (root / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    return root
+
+
+@pytest.mark.parametrize("layout", [deepseek_ocr2_layout, minicpm_o_layout])
+def test_other_networks_layers_are_not_the_language_models(layout, tmp_path: Path) -> None:
+    model = layout(tmp_path / "m")
+    for family in ("config", "vlm"):  # VLM011: a tower under a path no name rule knows
+        assert [f"{f.code}: {f.message}" for f in problems(model, family)] == []
+
+
+@pytest.mark.parametrize(
+    ("layout", "key", "value", "code"),
+    [
+        (deepseek_ocr2_layout, "num_hidden_layers", 3, "CFG020"),
+        (deepseek_ocr2_layout, "first_k_dense_replace", 2, "CFG081"),
+        (minicpm_o_layout, "num_hidden_layers", 1, "CFG020"),
+        (minicpm_o_layout, "num_key_value_heads", 4, "CFG030"),
+    ],
+)
+def test_the_language_models_own_layers_still_judged(
+    layout, key: str, value: int, code: str, tmp_path: Path
+) -> None:
+    model = layout(tmp_path / "m")
+
+    def change(d: dict) -> None:
+        (d["language_config"] if "language_config" in d else d)[key] = value
+
+    edit_json(model / "config.json", change)
+    found = run(model, "config")
+    assert code in {f.code for f in found}, [f"{f.code}: {f.message}" for f in found]
+    assert all("qwen2_model" not in f.message and "apm." not in f.message for f in found)

@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections import namedtuple
 from functools import cached_property
 
-from genai_common.model.text import is_text_tensor
 from genai_common.model.values import positive_int
 
 TYPE_CHECKING = False
@@ -116,7 +115,7 @@ class QuantModel:
 
     def expected_in_features(self, module: str) -> int | None:
         """K for a text-model projection, from the config; None for modules it does not size."""
-        if not is_text_tensor(module):
+        if not self.md.text.owns(module):
             return None
         dims = self.md.text.dims
         last = module.rsplit(".", 1)[-1]

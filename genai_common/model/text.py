@@ -48,6 +48,8 @@ LAYER_PATTERN = r"(?:^|\.)(?:layers|h|blocks)\.(\d+)\."
 # LAYER_PATTERN's first match in each line of the names joined by newlines: the lazy prefix finds
 # the leftmost `layers.N.` of a name, as re.search does, in one pass over all the names.
 FIRST_LAYER_PATTERN = r"(?m)^(?:[^\n]*?\.)?(?:layers|h|blocks)\.(\d+)\."
+# the same first match, with its container (the name up to and including `layers.`)
+STACK_PATTERN = r"(?m)^((?:[^\n]*?\.)?(?:layers|h|blocks)\.)(\d+)\."
 
 # transformers' declared default for tie_word_embeddings when config.json omits it (read from
 # transformers 5.24 configuration_*.py). Families not listed default to False there.
@@ -181,6 +183,11 @@ def text_dims(tc: dict[str, Any]) -> TextDims:
     )
 
 
+def _parent(path: str) -> str:
+    """`a.b.` -> `a.`, `a.` -> `` (module paths end with a dot)."""
+    return path[: path.rfind(".", 0, len(path) - 1) + 1]
+
+
 def _shortest(names: Any) -> str | None:
     return min(names, key=lambda n: (len(n), n), default=None)
 
@@ -206,14 +213,112 @@ class TextModel:
         return text_dims(self.config)
 
     @cached_property
+    def stacks(self) -> dict[str, set[int]]:
+        """Every layer stack in the weights: container -> layer indices. A name's container is
+        its text up to and including the word of its first `layers.N.` / `h.N.` / `blocks.N.`
+        (`model.layers.`, `vision_tower.encoder.layers.`, `transformer.h.`): one pass over all
+        the names, as LAYER_PATTERN would find it name by name."""
+        out: dict[str, set[int]] = {}
+        for container, index in re.findall(STACK_PATTERN, "\n".join(self.md.tensors)):
+            out.setdefault(container, set()).add(int(index))
+        return out
+
+    @cached_property
+    def anchor(self) -> str | None:
+        """The module path the language model's token embedding lives under (`model.`,
+        `language_model.model.`, `llm.model.`, `transformer.embedding.`), or None when no
+        embedding is stored outside a marked sub-network. Judged from the structure: the shortest
+        embedding name that no NON_TEXT_MARKERS part marks as something else."""
+        ts = self.md.tensors
+        names = [n for n in ts if n.endswith(EMBED_SUFFIXES) and is_text_tensor(n)]
+        if not names:
+            return None
+        vocab = self.dims.vocab
+        heads = [n for n in ts if n in HEAD_NAMES or n.endswith(".lm_head.weight")]
+        head = _shortest(heads)
+        beside = head[: head.rfind(".lm_head.") + 1] if head and ".lm_head." in head else ""
+
+        def rank(n: str) -> tuple[bool, bool, int, str]:
+            # the one with vocab_size rows, under the head's path, shortest (a talker or TTS
+            # model beside the language model has an embedding of its own)
+            shape = ts[n].shape
+            rows_differ = bool(vocab and shape and shape[0] != vocab)
+            return rows_differ, not n.startswith(beside), len(n), n
+
+        name = min(names, key=rank)
+        module = name[: -len(".weight")]
+        return module[: module.rfind(".") + 1]
+
+    @cached_property
+    def text_stacks(self) -> dict[str, set[int]]:
+        """The layer stacks of the language model: those directly under the embedding's module
+        path (`model.layers.` beside `model.embed_tokens`), else one level below it (an
+        encoder-decoder's `encoder.layers.` and `decoder.layers.`), else the same beside its
+        parent (ChatGLM's `transformer.encoder.layers.` beside `transformer.embedding.`). A stack
+        deeper below (a vision encoder's own language model, `model.qwen2_model.model.model.
+        layers.`, a SAM's `model.sam_model.blocks.`) is another network's, whatever its names.
+        {} when there is no embedding to anchor on (the marker rule then decides alone)."""
+        anchor = self.anchor
+        if anchor is None:
+            return {}
+        stacks = {c: ids for c, ids in self.stacks.items() if is_text_tensor(c)}
+        levels = [anchor]
+        if anchor:
+            levels.append(_parent(anchor))
+        for level in levels:
+            if level == "" and anchor:
+                break  # never the whole checkpoint: a vision tower may sit at the top too
+            for depth in (0, 1):
+                found = {
+                    c: ids
+                    for c, ids in stacks.items()
+                    if _parent(c).startswith(level) and _parent(c)[len(level) :].count(".") == depth
+                }
+                if found:
+                    return found
+        return {}
+
+    @cached_property
+    def foreign(self) -> tuple[str, ...]:
+        """Module paths of the other networks that have their own layer stack (a vision or audio
+        tower, a resampler, a second language model inside a vision encoder): the first part of
+        each other stack's path that the language model's own paths do not share."""
+        text = self.text_stacks
+        if not text:
+            return ()
+        own = [*text, self.anchor or ""]
+        roots: set[str] = set()
+        for container in self.stacks:
+            if container in text:
+                continue
+            end = 0
+            while True:
+                end = container.find(".", end) + 1
+                if end == 0:
+                    break
+                prefix = container[:end]
+                if not any(p.startswith(prefix) for p in own):
+                    roots.add(prefix)
+                    break
+        return tuple(sorted(roots))
+
+    def owns(self, name: str) -> bool:
+        """Whether a tensor (or module path) is the language model's: not under another network's
+        path (`foreign`) and not marked as something else (NON_TEXT_MARKERS)."""
+        return is_text_tensor(name) and not name.startswith(self.foreign or ("\0",))
+
+    @cached_property
     def tensors(self) -> dict[str, TensorInfo]:
-        """The language model's tensors (is_text_tensor). One search over all the names first: a
-        text-only checkpoint has no marker anywhere, and is returned whole (substring tests: over
-        many names they are faster than the alternation regex)."""
+        """The language model's tensors (owns). One search over all the names first: a text-only
+        checkpoint has no marker anywhere and no other network's stack, and is returned whole
+        (substring tests: over many names they are faster than the alternation regex)."""
         ts = self.md.tensors
         names = "\n".join(ts).lower()
+        foreign = self.foreign
         if any(marker in names for marker in NON_TEXT_MARKERS):
             ts = {n: t for n, t in ts.items() if is_text_tensor(n)}
+        if foreign:
+            ts = {n: t for n, t in ts.items() if not n.startswith(foreign)}
         return ts
 
     @cached_property
@@ -230,7 +335,12 @@ class TextModel:
 
     @cached_property
     def layer_indices(self) -> set[int]:
-        """The layers.N indices of the text tensors (re.search(LAYER_PATTERN, name) on each)."""
+        """The layer indices of the language model's stacks (text_stacks); without an embedding to
+        anchor on, the layers.N indices of the text tensors (re.search(LAYER_PATTERN, name) on
+        each)."""
+        stacks = self.text_stacks
+        if stacks:
+            return set().union(*stacks.values())
         return set(map(int, re.findall(FIRST_LAYER_PATTERN, "\n".join(self.tensors))))
 
     @cached_property

@@ -17,7 +17,6 @@ from genai_common.model.text import (
     MLX_LM_TIES_WHEN_ABSENT,
     MLX_LM_UNTIES_WHEN_ABSENT_IN_TEXT_CONFIG,
     TIE_FOLLOWS_WEIGHTS,
-    is_text_tensor,
     rope_type,
 )
 from genai_common.model.values import (
@@ -244,26 +243,43 @@ def embedding(md: ModelDir) -> Iterator[Finding]:
     compares="distinct layers.N indices in the text tensors vs num_hidden_layers",
 )
 def layers(md: ModelDir) -> Iterator[Finding]:
+    """The language model's layer stacks (md.text.text_stacks: judged from where its embedding
+    lives, so a vision or audio tower's layers never count) against the configured count; an
+    encoder-decoder's two stacks each against its own count (encoder_layers, decoder_layers)."""
     dims = md.text.dims
+    tc = md.text_config or {}
+    stacks = md.text.text_stacks
+    own = {
+        c: (f"{part}_layers", positive_count(tc.get(f"{part}_layers")))
+        for c in stacks
+        for part in ("encoder", "decoder")
+        if c.endswith(f".{part}.layers.") or c == f"{part}.layers."
+    }
+    if len(stacks) > 1 and len(own) == len(stacks) and all(n for _, n in own.values()):
+        for container, (key, want) in sorted(own.items()):
+            yield from _layer_count(stacks[container], want, 0, container[:-1], want_key=key)
+        return
     if dims.layers is None:
         return
     found = md.text.layer_indices
     if not found:
         return
-    tc = md.text_config or {}
     extra_allowed = positive_int(tc.get("num_nextn_predict_layers")) or 0
-    missing = first_missing(found, dims.layers, limit=9)  # _short_list shows 8, then "..."
-    extra = sorted(i for i in found if i >= dims.layers + extra_allowed)
+    yield from _layer_count(found, dims.layers, extra_allowed, "", want_key="num_hidden_layers")
+
+
+def _layer_count(
+    found: set[int], want: int, extra_allowed: int, where: str, *, want_key: str
+) -> Iterator[Finding]:
+    missing = first_missing(found, want, limit=9)  # _short_list shows 8, then "..."
+    extra = sorted(i for i in found if i >= want + extra_allowed)
     if missing or extra:
-        parts = [f"weights hold {len(found)} layers (0..{max(found)})"]
+        parts = [f"weights hold {len(found)} {where + ' ' if where else ''}layers (0..{max(found)})"]
         if missing:
             parts.append(f"missing {_short_list(missing)}")
         if extra:
             parts.append(f"extra {_short_list(extra)}")
-        yield finding(
-            "CFG020",
-            f"{', '.join(parts)}; num_hidden_layers = {dims.layers}",
-        )
+        yield finding("CFG020", f"{', '.join(parts)}; {want_key} = {want}")
 
 
 def _short_list(values: list[int], limit: int = 8) -> str:
@@ -659,7 +675,7 @@ def experts(md: ModelDir) -> Iterator[Finding]:
         return
     ts = md.tensors
     expert = re.compile(EXPERT_PATTERN).search
-    indices = {int(m.group(1)) for name in ts if (m := expert(name)) and is_text_tensor(name)}
+    indices = {int(m.group(1)) for name in ts if (m := expert(name)) and md.text.owns(name)}
     if indices:
         if not is_range(indices, n):
             yield finding(
