@@ -746,7 +746,11 @@ def minicpm_o_layout(root: Path) -> Path:
         "vocab_size": 256,
         "max_position_embeddings": 256,
         "tie_word_embeddings": False,
-        "vision_config": {"model_type": "siglip_vision_model", "hidden_size": 32, "num_hidden_layers": 3},
+        "vision_config": {
+            "model_type": "siglip_vision_model",
+            "hidden_size": 32,
+            "num_hidden_layers": 3,
+        },
         "audio_config": {"model_type": "whisper", "d_model": 48, "encoder_layers": 4},
         "tts_config": {"model_type": "conditional_chattts", "llm_dim": 64, "hidden_size": 40},
     }
@@ -793,9 +797,72 @@ def test_the_language_models_own_layers_still_judged(
     model = layout(tmp_path / "m")
 
     def change(d: dict) -> None:
-        (d["language_config"] if "language_config" in d else d)[key] = value
+        d.get("language_config", d)[key] = value
 
     edit_json(model / "config.json", change)
     found = run(model, "config")
     assert code in {f.code for f in found}, [f"{f.code}: {f.message}" for f in found]
     assert all("qwen2_model" not in f.message and "apm." not in f.message for f in found)
+
+
+def test_size_spellings_cover_transformers_attribute_maps() -> None:
+    """Every key a transformers config's attribute_map spells a text size with is read (the
+    families whose config spells heads differently: BART-style encoder/decoder_attention_heads,
+    d_model, encoder_layers; GPT-2's n_head...), except a key that is another size's own
+    canonical name or spelling (Whisper's num_key_value_heads -> encoder_attention_heads would
+    read the query heads of every BART-style config)."""
+    import ast
+    import importlib.util
+
+    from genai_common.model.text import TEXT_KEY_SPELLINGS
+
+    spec = importlib.util.find_spec("transformers")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("transformers is not installed: no attribute_map to compare with")
+    models = Path(next(iter(spec.submodule_search_locations))) / "models"
+    other_canonical = set(TEXT_KEY_SPELLINGS) | {"moe_intermediate_size", "qk_rope_head_dim"}
+    missing: dict[str, set[str]] = {}
+    for path in models.glob("*/configuration_*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            target = (
+                node.targets[0] if isinstance(node, ast.Assign) else getattr(node, "target", None)
+            )
+            if not (isinstance(target, ast.Name) and target.id == "attribute_map"):
+                continue
+            try:
+                mapping = ast.literal_eval(node.value)
+            except ValueError:
+                continue
+            for canonical, spelling in mapping.items():
+                if canonical not in TEXT_KEY_SPELLINGS or spelling in TEXT_KEY_SPELLINGS[canonical]:
+                    continue
+                others = {s for k, v in TEXT_KEY_SPELLINGS.items() if k != canonical for s in v}
+                if spelling in other_canonical | others or canonical == spelling:
+                    continue
+                missing.setdefault(canonical, set()).add(f"{spelling} ({path.parent.name})")
+    assert missing == {}
+
+
+def test_cfg001_bart_style_text_config_in_a_vlm(tmp_path: Path) -> None:
+    """Florence-2's language model is BART: heads as encoder/decoder_attention_heads, hidden as
+    d_model, layers as encoder/decoder_layers. No CFG001; a real absence still is one."""
+    root = tmp_path / "florence"
+    text = {
+        "model_type": "florence2_language",
+        "d_model": 64,
+        "encoder_attention_heads": 4,
+        "decoder_attention_heads": 4,
+        "encoder_layers": 2,
+        "decoder_layers": 2,
+        "vocab_size": 256,
+        "max_position_embeddings": 256,
+    }
+    root.mkdir()
+    (root / "config.json").write_text(
+        json.dumps({"model_type": "florence2", "text_config": text, "vision_config": {}}),
+        encoding="utf-8",
+    )
+    assert "CFG001" not in codes(root, "config", metadata_only=True)
+    edit_json(root / "config.json", lambda d: d["text_config"].pop("encoder_attention_heads"))
+    edit_json(root / "config.json", lambda d: d["text_config"].pop("decoder_attention_heads"))
+    assert "CFG001" in codes(root, "config", metadata_only=True)

@@ -41,6 +41,7 @@ EMBED_SUFFIXES = (
     "tok_embeddings.weight",
     "wte.weight",
     "word_embeddings.weight",
+    ".shared.weight",  # BART and T5's token embedding, shared by encoder, decoder and head
 )
 HEAD_NAMES = ("lm_head.weight", "output.weight", "embed_out.weight")
 # a name's layer index: re.search(LAYER_PATTERN, name) (layer_indices does all names at once)
@@ -50,6 +51,80 @@ LAYER_PATTERN = r"(?:^|\.)(?:layers|h|blocks)\.(\d+)\."
 FIRST_LAYER_PATTERN = r"(?m)^(?:[^\n]*?\.)?(?:layers|h|blocks)\.(\d+)\."
 # the same first match, with its container (the name up to and including `layers.`)
 STACK_PATTERN = r"(?m)^((?:[^\n]*?\.)?(?:layers|h|blocks)\.)(\d+)\."
+
+# How configs spell the text model's sizes. transformers maps each canonical name to a family's
+# own key with `attribute_map` (BART and Florence-2's language model: num_attention_heads ->
+# encoder_attention_heads, hidden_size -> d_model, num_hidden_layers -> encoder_layers; GPT-2:
+# n_embd, n_head, n_layer; T5: d_kv for head_dim): the canonical name first, then every key an
+# attribute_map of transformers 5.25 gives for it (tests/test_checks_config.py re-reads them from
+# the installed transformers), a key that is itself another size's canonical name excepted.
+TEXT_KEY_SPELLINGS: dict[str, tuple[str, ...]] = {
+    "hidden_size": (
+        "hidden_size",
+        "n_embd",
+        "d_model",
+        "model_dim",
+        "hidden_dim",
+        "embed_dim",
+        "emb_dim",
+        "dim",
+        "text_hidden_size",
+        "mask_feature_size",
+    ),
+    "num_hidden_layers": (
+        "num_hidden_layers",
+        "n_layer",
+        "num_layers",
+        "num_transformer_layers",
+        "n_layers",
+        "encoder_layers",
+        "decoder_layers",
+        "decoder_num_hidden_layers",
+        "layers",
+        "depth",
+        "num_stages",
+        "num_encoder_blocks",
+    ),
+    "num_attention_heads": (
+        "num_attention_heads",
+        "n_head",
+        "num_heads",
+        "n_heads",
+        "encoder_attention_heads",
+        "decoder_attention_heads",
+        "attention_heads",
+        "num_encoder_attention_heads",
+        "encoder_num_attention_heads",
+        "decoder_num_attention_heads",
+    ),
+    "num_key_value_heads": ("num_key_value_heads", "decoder_num_key_value_heads"),
+    "head_dim": ("head_dim", "d_kv", "kv_channels", "attention_head_dim"),
+    "vocab_size": ("vocab_size", "tgt_vocab_size", "input_vocab_size"),
+    "intermediate_size": ("intermediate_size", "n_inner", "encoder_ffn_dim", "ffn_hidden_size"),
+    "max_position_embeddings": (
+        "max_position_embeddings",
+        "n_positions",
+        "max_seq_len",
+        "context_length",
+        "model_max_length",
+    ),
+}
+
+
+def spelled(tc: dict[str, Any], key: str) -> tuple[str, Any] | None:
+    """(the key the config uses, its value) for a canonical size name: the first of
+    TEXT_KEY_SPELLINGS[key] present and not null; None when the config spells it no way."""
+    for name in TEXT_KEY_SPELLINGS[key]:
+        value = tc.get(name)
+        if value is not None:
+            return name, value
+    return None
+
+
+def _size(tc: dict[str, Any], key: str) -> int | None:
+    found = spelled(tc, key)
+    return positive_count(found[1]) if found else None
+
 
 # transformers' declared default for tie_word_embeddings when config.json omits it (read from
 # transformers 5.24 configuration_*.py). Families not listed default to False there.
@@ -137,22 +212,15 @@ class TextDims(
 def text_dims(tc: dict[str, Any]) -> TextDims:
     """The dimensions a text config declares. Every dimension is a positive int up to MAX_COUNT,
     else None (per-layer head counts, as OpenELM's, leave heads and kv_heads None)."""
-    hidden = positive_count(
-        tc.get("hidden_size") or tc.get("n_embd") or tc.get("d_model") or tc.get("model_dim")
-    )
-    layers = positive_count(
-        tc.get("num_hidden_layers")
-        or tc.get("n_layer")
-        or tc.get("num_layers")
-        or tc.get("num_transformer_layers")
-    )
-    heads = positive_count(tc.get("num_attention_heads") or tc.get("n_head"))
-    kv_heads = positive_count(tc.get("num_key_value_heads"))
+    hidden = _size(tc, "hidden_size")
+    layers = _size(tc, "num_hidden_layers")
+    heads = _size(tc, "num_attention_heads")
+    kv_heads = _size(tc, "num_key_value_heads")
     shared = positive_count(tc.get("n_shared_head"))  # PLaMo: each kv head serves n queries
     if kv_heads is None and heads and shared:
         kv_heads = -(-heads // shared)
     kv_heads = kv_heads or heads
-    declared = positive_count(tc.get("head_dim"))
+    declared = _size(tc, "head_dim")
     mla_rank = positive_count(tc.get("kv_lora_rank"))
     nope, rope = (
         positive_count(tc.get("qk_nope_head_dim")),
@@ -164,9 +232,7 @@ def text_dims(tc: dict[str, Any]) -> TextDims:
     head_dim = declared or per_head
     # values: v_head_dim, else the config's head_dim, else hidden/heads; MLA's nope + rope is the
     # query/key width only (MiniCPM3 sets neither: its values are hidden/heads wide)
-    v_head_dim = (
-        positive_count(tc.get("v_head_dim")) or positive_count(tc.get("head_dim")) or per_head
-    )
+    v_head_dim = positive_count(tc.get("v_head_dim")) or _size(tc, "head_dim") or per_head
     return TextDims(
         hidden=hidden,
         layers=layers,
@@ -176,10 +242,10 @@ def text_dims(tc: dict[str, Any]) -> TextDims:
         head_dim_declared=declared is not None,
         v_head_dim=v_head_dim or head_dim,
         mla_rank=mla_rank,
-        vocab=positive_count(tc.get("vocab_size")),
-        intermediate=positive_count(tc.get("intermediate_size") or tc.get("n_inner")),
+        vocab=_size(tc, "vocab_size"),
+        intermediate=_size(tc, "intermediate_size"),
         moe_intermediate=positive_count(tc.get("moe_intermediate_size")),
-        max_positions=positive_count(tc.get("max_position_embeddings") or tc.get("n_positions")),
+        max_positions=_size(tc, "max_position_embeddings"),
     )
 
 

@@ -16,6 +16,7 @@ from genai_common.model.text import (
     EMBED_EXTRA_ROWS,
     MLX_LM_TIES_WHEN_ABSENT,
     MLX_LM_UNTIES_WHEN_ABSENT_IN_TEXT_CONFIG,
+    TEXT_KEY_SPELLINGS,
     TIE_FOLLOWS_WEIGHTS,
     rope_type,
 )
@@ -79,7 +80,9 @@ LAYER_TYPE_VALUES = frozenset(
     severity="error",
     fix="Set the key to a positive integer in config.json (or its text_config); compare with the "
     "original model's config.",
-    compares="hidden_size, num_hidden_layers, num_attention_heads, vocab_size: present, positive ints",
+    compares="hidden_size, num_hidden_layers, num_attention_heads, vocab_size: present in one of the "
+    "spellings transformers' attribute_map gives them (d_model, n_layer, encoder_attention_heads, "
+    "...), positive ints",
 )
 @rule(
     "CFG002",
@@ -102,25 +105,22 @@ def required_keys(md: ModelDir) -> Iterator[Finding]:
     if not tc:
         return
     groups = {
-        "hidden_size": ("hidden_size", "n_embd", "d_model", "model_dim"),
-        "num_hidden_layers": (
-            "num_hidden_layers",
-            "n_layer",
-            "num_layers",
-            "num_transformer_layers",
-        ),
-        "num_attention_heads": ("num_attention_heads", "n_head", "num_query_heads"),
-        "vocab_size": ("vocab_size",),
+        key: TEXT_KEY_SPELLINGS[key]
+        + (("num_query_heads",) if key == "num_attention_heads" else ())
+        for key in ("hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size")
     }
     where = "text_config" if tc is not (md.config or {}) else "config.json"
     for key, spellings in groups.items():
-        present = [s for s in spellings if s in tc]
+        present = [s for s in spellings if tc.get(s) is not None] or [
+            s for s in spellings if s in tc
+        ]
         if not present:
             if key == "vocab_size" and md.kind == "vlm":
                 continue  # some VLM text configs inherit it from the top level
             if key == "num_attention_heads" and md.model_type in ATTENTION_FREE:
                 continue
-            yield finding("CFG001", f"{where} has no {key}", file="config.json")
+            others = ", ".join(spellings[1:4])
+            yield finding("CFG001", f"{where} has no {key} (nor {others}, ...)", file="config.json")
         elif per_layer_counts(tc[present[0]]):
             continue  # OpenELM: a head count per layer
         elif positive_int(tc[present[0]]) is None:
@@ -274,7 +274,9 @@ def _layer_count(
     missing = first_missing(found, want, limit=9)  # _short_list shows 8, then "..."
     extra = sorted(i for i in found if i >= want + extra_allowed)
     if missing or extra:
-        parts = [f"weights hold {len(found)} {where + ' ' if where else ''}layers (0..{max(found)})"]
+        parts = [
+            f"weights hold {len(found)} {where + ' ' if where else ''}layers (0..{max(found)})"
+        ]
         if missing:
             parts.append(f"missing {_short_list(missing)}")
         if extra:
