@@ -470,3 +470,63 @@ def test_real_tiny_sd3_pipeline(tiny_diffusion_sd3: Path, tmp_path: Path) -> Non
     narrow = Path(shutil.copytree(tiny_diffusion_sd3, tmp_path / "narrow"))
     edit_json(narrow / "transformer/config.json", lambda d: d.update(joint_attention_dim=64))
     assert codes(narrow, "diffusion") == ["DIF003", "DIF030"]  # 64 < CLIP 32 + 48
+
+
+def qwen_image_edit_pipeline(root: Path) -> Path:
+    """Qwen-Image-Edit's layout (model_index.json as Qwen publishes it): a transformers processor
+    (Qwen2VLProcessor) saved as its parts (preprocessor_config.json, video_preprocessor_config.json
+    and the tokenizer files: no processor_config.json, no config.json), a Qwen2.5-VL text encoder,
+    a guider saved as guider_config.json."""
+    write(
+        root / "model_index.json",
+        {
+            "_class_name": "QwenImageEditPipeline",
+            "_diffusers_version": "0.35.0.dev0",
+            "processor": ["transformers", "Qwen2VLProcessor"],
+            "scheduler": ["diffusers", "FlowMatchEulerDiscreteScheduler"],
+            "text_encoder": ["transformers", "Qwen2_5_VLForConditionalGeneration"],
+            "tokenizer": ["transformers", "Qwen2Tokenizer"],
+            "transformer": ["diffusers", "QwenImageTransformer2DModel"],
+            "vae": ["diffusers", "AutoencoderKLQwenImage"],
+            "feature_extractor": ["transformers", "CLIPImageProcessor"],
+            "guider": ["diffusers", "ClassifierFreeGuidance"],
+        },
+    )
+    write(root / "transformer/config.json", {"_class_name": "QwenImageTransformer2DModel"})
+    write(root / "vae/config.json", {"_class_name": "AutoencoderKLQwenImage", "z_dim": 16})
+    write(root / "text_encoder/config.json", {"model_type": "qwen2_5_vl", "hidden_size": 64})
+    for folder in ("tokenizer", "processor"):
+        write(root / folder / "tokenizer_config.json", {"model_max_length": 512})
+        write(root / folder / "vocab.json", {"a": 0})
+        (root / folder / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
+    write(
+        root / "processor/preprocessor_config.json",
+        {"image_processor_type": "Qwen2VLImageProcessor"},
+    )
+    write(root / "processor/video_preprocessor_config.json", {"temporal_patch_size": 2})
+    (root / "processor/chat_template.jinja").write_text("{{ messages }}", encoding="utf-8")
+    write(root / "feature_extractor/preprocessor_config.json", {"crop_size": 224})
+    write(root / "guider/guider_config.json", {"_class_name": "ClassifierFreeGuidance"})
+    write(
+        root / "scheduler/scheduler_config.json",
+        {"_class_name": "FlowMatchEulerDiscreteScheduler", "shift": 1.0},
+    )
+    return root
+
+
+def test_dif002_processors_and_guiders_are_judged_by_their_own_files(tmp_path: Path) -> None:
+    root = qwen_image_edit_pipeline(tmp_path / "qwen")
+    assert "DIF002" not in codes(root, "diffusion")
+    for name in (
+        "preprocessor_config.json",
+        "video_preprocessor_config.json",
+        "tokenizer_config.json",
+        "vocab.json",
+    ):
+        (root / "processor" / name).unlink()
+    (root / "feature_extractor/preprocessor_config.json").unlink()
+    write(root / "feature_extractor/config.json", {})  # not what an image processor reads
+    found = messages(root, "diffusion", "DIF002")
+    assert len(found) == 2, found
+    assert any("'processor'" in m and "processor_config.json" in m for m in found)
+    assert any("'feature_extractor'" in m and "preprocessor_config.json" in m for m in found)

@@ -18,6 +18,64 @@ if TYPE_CHECKING:
 # The denoiser's component name, in the order a pipeline has them.
 DENOISERS = ("unet", "transformer", "prior")
 
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.json",
+    "spiece.model",
+    "tokenizer.model",
+)
+# What each kind of component is saved as: the file its from_pretrained reads first (diffusers
+# 0.42: CONFIG_NAME, SCHEDULER_CONFIG_NAME, GUIDER_CONFIG_NAME; transformers 5.25
+# utils/__init__.py: CONFIG_NAME, FEATURE_EXTRACTOR_NAME = IMAGE_PROCESSOR_NAME =
+# "preprocessor_config.json", VIDEO_PROCESSOR_NAME, PROCESSOR_NAME; a ProcessorMixin loads each
+# of its parts from its own file, with or without a processor_config.json).
+ROLE_FILES: dict[str, tuple[str, ...]] = {
+    "tokenizer": TOKENIZER_FILES,
+    "scheduler": ("scheduler_config.json",),
+    "guider": ("guider_config.json",),
+    "image_processor": ("preprocessor_config.json",),
+    "feature_extractor": ("preprocessor_config.json",),
+    "video_processor": ("video_preprocessor_config.json", "preprocessor_config.json"),
+    "processor": (
+        "processor_config.json",
+        "preprocessor_config.json",
+        "video_preprocessor_config.json",
+        *TOKENIZER_FILES,
+    ),
+    "model": ("config.json",),
+}
+# Class-name endings -> role, longest first (the libraries' naming conventions: transformers'
+# CLIPTokenizer / T5TokenizerFast, CLIPImageProcessor(Fast|Pil), CLIPFeatureExtractor,
+# Qwen2VLVideoProcessor, Qwen2VLProcessor; diffusers' *Scheduler, *Guidance / *Guider).
+ROLE_SUFFIXES: tuple[tuple[str, str], ...] = (
+    ("ImageProcessorFast", "image_processor"),
+    ("ImageProcessorPil", "image_processor"),
+    ("ImageProcessor", "image_processor"),
+    ("VideoProcessor", "video_processor"),
+    ("FeatureExtractor", "feature_extractor"),
+    ("TokenizerFast", "tokenizer"),
+    ("Tokenizer", "tokenizer"),
+    ("Processor", "processor"),
+    ("Scheduler", "scheduler"),
+    ("Guidance", "guider"),
+    ("Guider", "guider"),
+)
+
+
+def component_role(name: str, cls: str | None) -> str:
+    """What a component is, from its class name's ending (the libraries' naming conventions),
+    else from its folder name (tokenizer_2, scheduler): tokenizer, scheduler, guider,
+    image_processor, feature_extractor, video_processor, processor or model."""
+    for suffix, role in ROLE_SUFFIXES:
+        if (cls or "").endswith(suffix):
+            return role
+    low = name.lower()
+    for role in ("tokenizer", "scheduler", "feature_extractor", "image_processor", "processor"):
+        if low.startswith(role):
+            return role
+    return "model"
+
 
 class Pipeline:
     """md.pipeline: see the module docstring."""
@@ -68,6 +126,14 @@ class Pipeline:
             if comps.get(name, (None, None)) != (None, None):
                 return name
         return None
+
+    def role(self, component: str) -> str:
+        """component_role of a component model_index.json names."""
+        return component_role(component, self.components.get(component, (None, None))[1])
+
+    def config_files(self, component: str) -> tuple[str, ...]:
+        """The files any one of which makes the component's folder loadable (ROLE_FILES)."""
+        return ROLE_FILES[self.role(component)]
 
     def config(self, component: str) -> dict[str, Any]:
         """A component's config.json (a scheduler's scheduler_config.json); {} when absent."""

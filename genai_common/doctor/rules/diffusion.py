@@ -87,15 +87,6 @@ SCHEDULER_ENUMS: dict[str, frozenset[str]] = {
         {"linear", "scaled_linear", "squaredcos_cap_v2", "sigmoid", "exp", "cosine", "laplace"}
     ),
 }
-TOKENIZER_FILES = (
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "vocab.json",
-    "spiece.model",
-    "tokenizer.model",
-)
-
-
 # The transformer's patch input, whose weight's dim 1 is its in_channels: Flux's x_embedder
 # (Linear over packed latents), SD3's and PixArt's pos_embed.proj (Conv2d over the latents).
 PATCH_IN = ("x_embedder.weight", "pos_embed.proj.weight")
@@ -113,9 +104,12 @@ PATCH_IN = ("x_embedder.weight", "pos_embed.proj.weight")
     "DIF002",
     "A component named by model_index.json has no folder or no config",
     severity="error",
-    fix="Restore the component folder with its config (config.json, scheduler_config.json or the "
-    "tokenizer files), or set the entry to [null, null] if the pipeline does not need it.",
-    compares="model_index.json components vs folders and their config files",
+    fix="Restore the component folder with the file its kind is saved as (named in the message), or "
+    "set the entry to [null, null] if the pipeline does not need it.",
+    compares="model_index.json components vs folders and the file each kind is saved as (by class-name "
+    "ending: model config.json, *Scheduler scheduler_config.json, *Guidance guider_config.json, "
+    "*ImageProcessor / *FeatureExtractor preprocessor_config.json, *Processor its parts or "
+    "processor_config.json, *Tokenizer the tokenizer files)",
 )
 def index(md: ModelDir) -> Iterator[Finding]:
     if md.json("model_index.json") is None:
@@ -139,18 +133,14 @@ def index(md: ModelDir) -> Iterator[Finding]:
                 file="model_index.json",
             )
             continue
-        if "tokenizer" in name.lower() or (cls or "").endswith(("Tokenizer", "TokenizerFast")):
-            ok = any(f"{name}/{t}" in files for t in TOKENIZER_FILES)
-        elif "scheduler" in name.lower() or (cls or "").endswith("Scheduler"):
-            ok = f"{name}/scheduler_config.json" in files
-        elif (cls or "").endswith(("ImageProcessor", "FeatureExtractor")):
-            ok = f"{name}/preprocessor_config.json" in files
-        else:
-            ok = f"{name}/config.json" in files
+        wanted = md.pipeline.config_files(name)
+        ok = any(f"{name}/{f}" in files for f in wanted)
         if not ok:
             yield finding(
                 "DIF002",
-                f"component {name!r} ({cls}) has a folder but no config file in it",
+                f"component {name!r} ({cls}, a {md.pipeline.role(name).replace('_', ' ')}) has a "
+                f"folder but none of {', '.join(wanted[:4])}{', ...' if len(wanted) > 4 else ''} "
+                "in it",
                 file=f"{name}/",
             )
 
