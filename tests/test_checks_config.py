@@ -136,6 +136,74 @@ def test_cfg041_family_default_when_absent(tiny_llm_gemma: Path, tmp_path: Path)
     assert "CFG041" in codes(gemma, "config")
 
 
+def test_cfg041_unknown_model_type_takes_its_architectures_family(
+    tiny_llm_gemma: Path, tmp_path: Path
+) -> None:
+    """A fine-tune that renamed its model_type keeps its base family's default: Gemma's class
+    name in `architectures` says it ties (no lm_head stored is right). A family that unties by
+    default is still an error; a family nothing knows is a warning to declare the tie."""
+    gemma = Path(shutil.copytree(tiny_llm_gemma, tmp_path / "gemma"))
+    drop_config(gemma, "tie_word_embeddings")
+    set_config(gemma, model_type="acme_gemma_chat", architectures=["GemmaForCausalLM"])
+    assert [f"{f.code}: {f.message}" for f in run(gemma, "config")] == []
+    set_config(gemma, architectures=["Qwen2ForCausalLM"])
+    found = [f for f in run(gemma, "config") if f.code == "CFG041"]
+    assert [f.severity for f in found] == ["error"]
+    assert "architectures 'Qwen2ForCausalLM' defaults to False" in found[0].message
+    set_config(gemma, architectures=["AcmeForCausalLM"])
+    found = [f for f in run(gemma, "config") if f.code == "CFG041"]
+    assert [f.severity for f in found] == ["warning"], found
+    assert "cannot be told" in found[0].message
+
+
+def test_tied_by_default_is_what_transformers_config_classes_declare() -> None:
+    """TIED_BY_DEFAULT holds every model_type whose config class in the installed transformers
+    declares tie_word_embeddings = True (and T5, which ties through its shared embedding)."""
+    import ast
+    import importlib.util
+
+    from genai_common.model.text import TIED_BY_DEFAULT
+
+    spec = importlib.util.find_spec("transformers")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("transformers is not installed: no config classes to compare with")
+    models = Path(next(iter(spec.submodule_search_locations))) / "models"
+    tied: set[str] = set()
+    for path in models.glob("*/configuration_*.py"):
+        for cls in ast.parse(path.read_text(encoding="utf-8")).body:
+            if not isinstance(cls, ast.ClassDef):
+                continue
+            model_type, default = None, None
+            for item in cls.body:
+                if isinstance(item, ast.Assign) and any(
+                    isinstance(t, ast.Name) and t.id == "model_type" for t in item.targets
+                ):
+                    model_type = getattr(item.value, "value", None)
+                if (
+                    isinstance(item, ast.AnnAssign)
+                    and isinstance(item.target, ast.Name)
+                    and item.target.id == "tie_word_embeddings"
+                ):
+                    default = getattr(item.value, "value", None)
+                if (
+                    isinstance(item, ast.FunctionDef)
+                    and item.name == "__init__"
+                    and default is None
+                ):
+                    args = item.args
+                    named = [a.arg for a in args.args][len(args.args) - len(args.defaults) :]
+                    pairs = [
+                        *zip(named, args.defaults, strict=True),
+                        *zip([a.arg for a in args.kwonlyargs], args.kw_defaults, strict=True),
+                    ]
+                    for name, value in pairs:
+                        if name == "tie_word_embeddings":
+                            default = getattr(value, "value", None)
+            if isinstance(model_type, str) and default is True:
+                tied.add(model_type)
+    assert tied - TIED_BY_DEFAULT == set()
+
+
 def test_cfg042_loaders_disagree_on_absent_tie(llama: Path) -> None:
     drop_config(llama, "tie_word_embeddings")
     assert "CFG042" in codes(llama, "config")

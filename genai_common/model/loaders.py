@@ -157,6 +157,20 @@ def supported(package: str) -> tuple[frozenset[str], dict[str, str]] | None:
     return frozenset(names), _remapping(os.path.join(root, "utils.py"))
 
 
+@cache
+def transformers_model_types() -> frozenset[str] | None:
+    """The model families the installed transformers has a folder for (transformers/models/*,
+    listed, not imported), or None when transformers is not installed."""
+    root = _package_dir("transformers")
+    models = os.path.join(root, "models") if root is not None else ""
+    if root is None or not os.path.isdir(models):
+        return None
+    with os.scandir(models) as entries:
+        return frozenset(
+            e.name for e in entries if e.is_dir() and not e.name.startswith(("_", "."))
+        )
+
+
 def resolve(package: str, model_type: str) -> str | None:
     """The architecture module the loader would import for model_type, or None if it has none."""
     info = supported(package)
@@ -168,3 +182,32 @@ def resolve(package: str, model_type: str) -> str | None:
     if package == "mlx_vlm":
         target = target.replace("-", "_")
     return target if target in names else None
+
+
+_FOLLOWS_RE = re.compile(r"""lm_head\.weight["']\s+not\s+in\s""")
+
+
+@cache
+def head_follows_weights(package: str, model_type: str) -> bool:
+    """Whether the architecture module the loader builds model_type with drops or fills its
+    lm_head by what the checkpoint stores (its sanitize() tests `"lm_head.weight" not in
+    weights`: mlx-lm's gemma3_text, minicpm, recurrent_gemma; mlx-vlm's florence2, gemma3...):
+    then a stored head and a tied config, or the reverse, both load. Read from the module's
+    source text, never imported."""
+    arch = resolve(package, model_type)
+    root = _package_dir(package)
+    if arch is None or root is None:
+        return False
+    where = os.path.join(root, "models", arch)
+    paths = [where + ".py"] if package == "mlx_lm" else []
+    if os.path.isdir(where):
+        with os.scandir(where) as entries:
+            paths += [e.path for e in entries if e.name.endswith(".py")]
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8") as fh:
+                if _FOLLOWS_RE.search(fh.read()):
+                    return True
+        except (OSError, UnicodeDecodeError):
+            continue
+    return False

@@ -126,25 +126,200 @@ def _size(tc: dict[str, Any], key: str) -> int | None:
     return positive_count(found[1]) if found else None
 
 
-# transformers' declared default for tie_word_embeddings when config.json omits it (read from
-# transformers 5.24 configuration_*.py). Families not listed default to False there.
+# transformers' declared default for tie_word_embeddings when config.json omits it: the model
+# types whose config class says `tie_word_embeddings: bool = True` in transformers 5.25 (read from
+# its configuration_*.py; tests/test_checks_config.py re-reads the installed transformers), and
+# T5, which ties through its shared embedding. A model type whose class does not say so is untied
+# (modeling_utils reads getattr(config, "tie_word_embeddings", False)).
 TIED_BY_DEFAULT = frozenset(
     {
+        "albert",
+        "aya_vision",
+        "bart",
+        "bert",
+        "bert-generation",
+        "big_bird",
+        "bigbird_pegasus",
+        "biogpt",
+        "blenderbot",
+        "blenderbot-small",
+        "blip",
+        "blip_text_model",
+        "bloom",
+        "camembert",
+        "canary",
+        "cohere",
+        "cohere2",
+        "cohere2_moe",
+        "cohere2_vision",
+        "cohere_compass_text",
+        "convbert",
+        "cpmant",
+        "ctrl",
+        "d_fine",
+        "dab-detr",
+        "data2vec-text",
+        "deberta",
+        "deberta-v2",
+        "deepseek_vl",
+        "deepseek_vl_hybrid",
+        "deformable_detr",
+        "deimv2",
+        "diffusion_gemma",
+        "diffusion_gemma_text",
+        "distilbert",
+        "electra",
+        "ernie",
+        "ernie4_5",
+        "ernie4_5_moe",
+        "ernie4_5_vl_moe",
+        "ernie4_5_vl_moe_text",
+        "esm",
+        "falcon",
+        "falcon_mamba",
+        "fine_acoustics",
+        "flaubert",
+        "flava",
+        "florence2",
+        "fnet",
+        "fun_asr_nano",
+        "funnel",
         "gemma",
         "gemma2",
         "gemma3",
         "gemma3_text",
         "gemma3n",
         "gemma3n_text",
-        "paligemma",
-        "starcoder2",
-        "cohere",
-        "cohere2",
+        "gemma4",
+        "gemma4_assistant",
+        "gemma4_text",
+        "gemma4_unified",
+        "gemma4_unified_assistant",
+        "gemma4_unified_text",
+        "glmasr",
+        "got_ocr2",
         "gpt2",
-        "falcon",
-        "smollm3",
+        "gpt_bigcode",
+        "gpt_neo",
+        "gpt_neox_japanese",
+        "granite_docling",
+        "granite_docling_text",
+        "granite_speech",
+        "granite_speech5_ctc",
+        "granite_speech_plus",
+        "granite_swa",
+        "grounding-dino",
+        "gte",
+        "hunyuan_vl",
+        "hunyuan_vl_text",
+        "hyperclovax_vision_v2",
+        "ibert",
+        "internvl",
+        "janus",
+        "jetmoe",
+        "jina_embeddings_v3",
+        "kimi_k25",
+        "kosmos-2",
+        "kosmos-2.5",
+        "kosmos_2_5_text_model",
+        "kosmos_2_text_model",
+        "lara_mini",
+        "layoutlm",
+        "led",
+        "lfm2",
+        "lfm2_moe",
+        "lfm2_vl",
+        "lfm3",
+        "lfm3_vl",
+        "lighton_ocr",
+        "longformer",
+        "longt5",
+        "luke",
+        "lxmert",
+        "m2m_100",
+        "mamba",
+        "marian",
+        "mbart",
+        "megatron-bert",
+        "mimi",
+        "minicpm3",
+        "minicpm_ocr",
         "mistral3",
+        "mm-grounding-dino",
+        "mobilebert",
+        "modernbert",
+        "modernbert-decoder",
+        "moonshine",
+        "moss_transcribe_diarize",
+        "mpnet",
+        "mpt",
+        "mra",
+        "mt5",
+        "mvp",
+        "neomme",
+        "nllb-moe",
+        "nystromformer",
+        "openai-gpt",
+        "opt",
+        "ovis2",
+        "paddleocr_vl",
+        "paddleocr_vl_text",
+        "paligemma",
+        "param2moe",
+        "pe_audio_video",
+        "pegasus",
+        "pegasus_x",
+        "plbart",
+        "pop2piano",
+        "pp_chart2table",
+        "pp_doclayout_v3",
+        "pp_doclayout_v4",
+        "prophetnet",
+        "qwen2_5_omni_text",
+        "qwen3_asr",
+        "qwen3_vl_moe_text",
+        "recurrent_gemma",
+        "roberta",
+        "roberta-prelayernorm",
+        "roc_bert",
+        "roformer",
+        "rt_detr_v2",
+        "sam",
+        "sam_hq",
+        "seamless_m4t",
+        "seamless_m4t_v2",
+        "smollm3",
+        "speech_to_text",
+        "speecht5",
+        "squeezebert",
+        "starcoder2",
+        "switch_transformers",
         "t5",
+        "t5_gemma_module",
+        "t5gemma",
+        "t5gemma2",
+        "t5gemma2_decoder",
+        "t5gemma2_encoder",
+        "t5gemma2_text",
+        "tapas",
+        "trocr",
+        "udop",
+        "vaultgemma",
+        "vilt",
+        "visual_bert",
+        "voxtral_realtime",
+        "whisper",
+        "xglm",
+        "xlm",
+        "xlm-roberta",
+        "xlm-roberta-xl",
+        "xlnet",
+        "xmod",
+        "yoso",
+        "youtu",
+        "zamba",
+        "zamba2",
+        "zaya",
     }
 )
 # mlx-lm 0.32's ModelArgs default tie_word_embeddings=True for these although transformers says
@@ -160,7 +335,10 @@ ALWAYS_TIED = frozenset(
 )
 # State-space models: no attention heads to configure (mlx-lm's mamba, mamba2)
 ATTENTION_FREE = frozenset({"mamba", "mamba2", "falcon_mamba"})
-# Families whose mlx-lm sanitize() unties when an lm_head is stored (and ties when it is absent).
+# Families whose loader's sanitize() unties when an lm_head is stored (and ties when it is
+# absent), besides those whose installed loader source says so (loaders.head_follows_weights:
+# mlx-lm's gemma3_text, recurrent_gemma; mlx-vlm 0.7.10's florence2, whose lm_head is always a
+# Linear filled from the shared embedding when the checkpoint omits it).
 TIE_FOLLOWS_WEIGHTS = frozenset({"gemma3", "gemma3_text", "gemma3n", "gemma3n_text"})
 # Embedding rows beyond vocab_size: Mllama's text embedding is vocab_size + 8 rows (transformers
 # and mlx-vlm 0.7.10 alike; its lm_head keeps vocab_size rows).
@@ -247,6 +425,35 @@ def text_dims(tc: dict[str, Any]) -> TextDims:
         moe_intermediate=positive_count(tc.get("moe_intermediate_size")),
         max_positions=_size(tc, "max_position_embeddings"),
     )
+
+
+# transformers' model class names: family + head (LlamaForCausalLM, GPT2LMHeadModel,
+# Gemma3ForConditionalGeneration, MistralModel)
+ARCHITECTURE_HEADS = r"(?:For[A-Z][A-Za-z]*|LMHeadModel|Model)$"
+
+
+def _norm(name: str) -> str:
+    return name.lower().replace("_", "").replace("-", "")
+
+
+def architecture_family(arch: str) -> str:
+    """The family of a class name in `architectures`, normalised (Gemma2ForCausalLM -> gemma2,
+    Qwen2_5_VLForConditionalGeneration -> qwen25vl), as _norm writes model types."""
+    return _norm(re.sub(ARCHITECTURE_HEADS, "", arch))
+
+
+@cache
+def _known_families() -> frozenset[str]:
+    """Normalised model types the installed transformers, mlx-lm and mlx-vlm know, with the
+    families that tie by default (found without importing any of them)."""
+    from genai_common.model.loaders import supported, transformers_model_types
+
+    names = set(TIED_BY_DEFAULT) | set(transformers_model_types() or ())
+    for package in ("mlx_lm", "mlx_vlm"):
+        info = supported(package)
+        if info is not None:
+            names |= info[0]
+    return frozenset(_norm(n) for n in names)
 
 
 def _parent(path: str) -> str:
@@ -411,17 +618,66 @@ class TextModel:
 
     @cached_property
     def tie(self) -> tuple[bool, bool]:
-        """(tied, declared): the config's tie_word_embeddings, else the family default."""
+        """(tied, declared): the config's tie_word_embeddings, else the family default
+        (tie_basis says which family decided it, and whether any did)."""
         cfg = self.md.config or {}
         tc = self.config
         for source in (tc, cfg):
             value = source.get("tie_word_embeddings")
             if isinstance(value, bool):
                 return value, True
-        # a VLM's language model keeps its own default (Aya Vision's cohere2 text_config ties)
-        text_type = tc.get("model_type") if self.nested else None
-        tied = (self.md.model_type or "") in TIED_BY_DEFAULT or text_type in TIED_BY_DEFAULT
-        return tied, False
+        return bool(self.tie_basis[0]), False
+
+    @cached_property
+    def head_follows_weights(self) -> bool:
+        """Whether the loader keeps whatever the checkpoint stores (a stored lm_head used, an absent
+        one tied): TIE_FOLLOWS_WEIGHTS, or the installed loader's sanitize() says so
+        (loaders.head_follows_weights)."""
+        family = self.md.model_type or ""
+        if family in TIE_FOLLOWS_WEIGHTS:
+            return True
+        package = {"mlx-lm": "mlx_lm", "mlx-vlm": "mlx_vlm"}.get(self.md.loader or "")
+        if package is None or not family:
+            return False
+        from genai_common.model.loaders import head_follows_weights
+
+        return head_follows_weights(package, family)
+
+    @cached_property
+    def tie_basis(self) -> tuple[bool, str | None]:
+        """(tied by default, the family that says so) when config.json omits tie_word_embeddings.
+        The family is the model_type (a VLM's text_config model_type too: Aya Vision's cohere2
+        ties); for a model_type no installed library knows (a fine-tune renamed it), the class
+        names in `architectures` (Gemma2ForCausalLM -> gemma2, transformers' naming convention).
+        (False, None): no family could be told, so neither could the default."""
+        cfg = self.md.config or {}
+        tc = self.config
+        types = [self.md.model_type, tc.get("model_type") if self.nested else None]
+        types = [t for t in types if isinstance(t, str) and t]
+        for t in types:
+            if t in TIED_BY_DEFAULT:
+                return True, f"model_type {t!r}"
+        known = _known_families()
+        for t in types:
+            norm = _norm(t)
+            if norm in known or norm.removesuffix("text") in known:
+                return False, f"model_type {t!r}"
+        tied_families = {_norm(n) for n in TIED_BY_DEFAULT}
+        archs = [
+            a
+            for source in (cfg, tc)
+            if isinstance(source.get("architectures"), list)
+            for a in source["architectures"]
+            if isinstance(a, str)
+        ]
+        for arch in archs:
+            family = architecture_family(arch)
+            if family in tied_families:
+                return True, f"architectures {arch!r}"
+        for arch in archs:
+            if architecture_family(arch) in known:
+                return False, f"architectures {arch!r}"
+        return False, None
 
     @cached_property
     def rope(self) -> tuple[str, Any] | None:

@@ -17,7 +17,6 @@ from genai_common.model.text import (
     MLX_LM_TIES_WHEN_ABSENT,
     MLX_LM_UNTIES_WHEN_ABSENT_IN_TEXT_CONFIG,
     TEXT_KEY_SPELLINGS,
-    TIE_FOLLOWS_WEIGHTS,
     rope_type,
 )
 from genai_common.model.values import (
@@ -403,7 +402,8 @@ def attention(md: ModelDir) -> Iterator[Finding]:
     severity="error",
     fix="Set tie_word_embeddings to true (the embedding doubles as the head), or add the missing "
     "lm_head shard; a strict load fails with 'Missing parameters: lm_head.weight'.",
-    compares="tie_word_embeddings (declared or family default) vs a stored lm_head.weight",
+    compares="tie_word_embeddings (declared, else the default of the family model_type or the "
+    "architectures class names name) vs a stored lm_head.weight",
 )
 @rule(
     "CFG042",
@@ -420,9 +420,10 @@ def tie(md: ModelDir) -> Iterator[Finding]:
     head = md.text.head
     tied, declared = md.text.tie
     family = md.model_type or ""
-    source = "declared" if declared else f"absent; {family or 'this family'} defaults to {tied}"
-    if family in TIE_FOLLOWS_WEIGHTS:
-        return  # mlx-lm's sanitize follows whatever is stored
+    basis = md.text.tie_basis[1]
+    source = "declared" if declared else f"absent; {basis or 'this family'} defaults to {tied}"
+    if md.text.head_follows_weights:
+        return  # the loader's sanitize follows whatever is stored
     if tied and head is not None:
         yield finding(
             "CFG040",
@@ -431,11 +432,22 @@ def tie(md: ModelDir) -> Iterator[Finding]:
             severity="error" if family in ALWAYS_TIED else None,
         )
     elif not tied and head is None and family not in ALWAYS_TIED:
-        yield finding(
-            "CFG041",
-            f"tie_word_embeddings = false ({source}) but no lm_head.weight is stored "
-            f"(only {emb.name})",
-        )
+        if not declared and basis is None:
+            yield finding(
+                "CFG041",
+                f"tie_word_embeddings is absent and neither model_type {family!r} nor "
+                "architectures name a family the installed libraries know, so its default "
+                f"cannot be told; no lm_head.weight is stored (only {emb.name}): declare "
+                "tie_word_embeddings: true",
+                file="config.json",
+                severity="warning",
+            )
+        else:
+            yield finding(
+                "CFG041",
+                f"tie_word_embeddings = false ({source}) but no lm_head.weight is stored "
+                f"(only {emb.name})",
+            )
     if not declared and head is not None and family in MLX_LM_TIES_WHEN_ABSENT:
         yield finding(
             "CFG042",
