@@ -15,6 +15,7 @@ from checks_helpers import (
     edit_json,
     messages,
     problems,
+    read_json,
     rewrite_tensors,
     run,
     without,
@@ -255,6 +256,32 @@ def test_cfg060_unsupported_rope_type(llama: Path) -> None:
 def test_cfg06x_valid_rope_in_both_spellings(llama: Path, rope: dict) -> None:
     set_config(llama, rope_scaling=rope)
     assert codes(llama, "config") == []
+
+
+def test_rope_parameters_per_layer_type(llama: Path) -> None:
+    """transformers 5 keys rope_parameters by layer type, each type with its own rope_type
+    (Gemma 3's config: linear x8 on full attention, default on sliding attention). Each is judged
+    as a RoPE dict of its own, and named in the message."""
+    drop_config(llama, "rope_scaling", "rope_theta")
+    n = read_json(llama / "config.json")["num_hidden_layers"]
+    set_config(
+        llama,
+        layer_types=(["sliding_attention", "full_attention"] * n)[:n],
+        rope_parameters={
+            "full_attention": {"rope_type": "linear", "factor": 8.0, "rope_theta": 1000000.0},
+            "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
+        },
+    )
+    assert [f"{f.code}: {f.message}" for f in problems(llama, "config")] == []
+    set_config(
+        llama,
+        rope_parameters={
+            "full_attention": {"rope_type": "yarn", "rope_theta": 1000000.0},
+            "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
+        },
+    )
+    found = messages(llama, "config", "CFG061")
+    assert len(found) == 1 and "rope_parameters['full_attention']" in found[0], found
 
 
 def test_cfg061_rope_missing_required_key(llama: Path) -> None:

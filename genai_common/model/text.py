@@ -363,6 +363,24 @@ def rope_type(rope: dict[str, Any]) -> str | None:
     return value if isinstance(value, str) else None
 
 
+ROPE_KEYS = frozenset(
+    {"rope_type", "type", "rope_theta", "factor", "partial_rotary_factor", "mrope_section"}
+)
+
+
+def per_layer_type_rope(value: Any, layer_types: Any = None) -> bool:
+    """Whether a rope dict is keyed by layer type (transformers 5: {"full_attention": {...},
+    "sliding_attention": {...}}): every value an object, no RoPE key of its own, and the keys
+    attention kinds (the config's layer_types, or names ending in `_attention`)."""
+    if not isinstance(value, dict) or not value or not value.keys().isdisjoint(ROPE_KEYS):
+        return False
+    kinds = set(layer_types) if isinstance(layer_types, list) else set()
+    return all(
+        isinstance(v, dict) and isinstance(k, str) and (k in kinds or k.endswith("attention"))
+        for k, v in value.items()
+    )
+
+
 class TextDims(
     namedtuple(
         "TextDims",
@@ -678,6 +696,20 @@ class TextModel:
             if architecture_family(arch) in known:
                 return False, f"architectures {arch!r}"
         return False, None
+
+    @cached_property
+    def ropes(self) -> list[tuple[str, Any]]:
+        """Every RoPE dict the text config holds, as (where, value): ('rope_scaling', {...}), or,
+        for transformers 5's per-layer-type rope_parameters ({"full_attention": {...},
+        "sliding_attention": {...}}, each with its own rope_type: Gemma 3, Gemma 4, Laguna),
+        one ("rope_parameters['full_attention']", {...}) per layer type. [] when there is none."""
+        found = self.rope
+        if found is None:
+            return []
+        key, value = found
+        if per_layer_type_rope(value, self.config.get("layer_types")):
+            return [(f"{key}[{t!r}]", sub) for t, sub in value.items()]
+        return [found]
 
     @cached_property
     def rope(self) -> tuple[str, Any] | None:

@@ -151,9 +151,9 @@ def required_keys(md: ModelDir) -> Iterator[Finding]:
         yield finding(
             "CFG002", f"tie_word_embeddings = {tie!r} is not true/false", file="config.json"
         )
-    rope = md.text.rope
-    if rope is not None and not isinstance(rope[1], dict):
-        yield finding("CFG002", f"{rope[0]} = {rope[1]!r} is not an object", file="config.json")
+    for key, value in md.text.ropes:
+        if not isinstance(value, dict):
+            yield finding("CFG002", f"{key} = {value!r} is not an object", file="config.json")
     layer_types = tc.get("layer_types")
     if layer_types is not None and not (
         isinstance(layer_types, list) and all(isinstance(x, str) for x in layer_types)
@@ -536,15 +536,16 @@ def layer_types(md: ModelDir) -> Iterator[Finding]:
     compares="presence of type/rope_type in rope_scaling",
 )
 def rope(md: ModelDir) -> Iterator[Finding]:
-    found = md.text.rope
-    if found is None or not isinstance(found[1], dict):
-        return
-    key, rope = found
-    if not rope:
-        return
+    """Each RoPE dict (md.text.ropes: one per layer type when rope_parameters is keyed by it)."""
+    for key, value in md.text.ropes:
+        if isinstance(value, dict) and value:
+            yield from _rope(md, key.partition("[")[0], key, value)
+
+
+def _rope(md: ModelDir, base: str, key: str, rope: dict[str, Any]) -> Iterator[Finding]:
     kind = rope_type(rope)
     if kind is None:
-        if key == "rope_parameters" and set(rope) <= {"rope_theta", "partial_rotary_factor"}:
+        if base == "rope_parameters" and set(rope) <= {"rope_theta", "partial_rotary_factor"}:
             return  # transformers v5 keeps plain rope_theta here
         yield finding("CFG063", f"{key} = {rope} has no 'type' or 'rope_type'", file="config.json")
         return
@@ -657,14 +658,15 @@ def context(md: ModelDir) -> Iterator[Finding]:
             file="config.json",
             severity="info",
         )
-    found = md.text.rope
-    if found and isinstance(found[1], dict):
-        orig = positive_int(found[1].get("original_max_position_embeddings"))
-        kind = rope_type(found[1])
+    for key, value in md.text.ropes:
+        if not isinstance(value, dict):
+            continue
+        orig = positive_int(value.get("original_max_position_embeddings"))
+        kind = rope_type(value)
         if orig and orig > dims.max_positions and kind not in ("llama3",):
             yield finding(
                 "CFG071",
-                f"{found[0]}.original_max_position_embeddings = {orig} > "
+                f"{key}.original_max_position_embeddings = {orig} > "
                 f"max_position_embeddings = {dims.max_positions}",
                 file="config.json",
             )
