@@ -530,3 +530,54 @@ def test_dif002_processors_and_guiders_are_judged_by_their_own_files(tmp_path: P
     assert len(found) == 2, found
     assert any("'processor'" in m and "processor_config.json" in m for m in found)
     assert any("'feature_extractor'" in m and "preprocessor_config.json" in m for m in found)
+
+
+# quantization_config as diffusers 0.42 writes it into a component's config.json
+# (BitsAndBytesConfig.to_dict, SDNQConfig: quant_method beside the method's own fields), and as
+# transformers writes it into a text encoder's
+BNB_NF4 = {
+    "_load_in_4bit": True,
+    "_load_in_8bit": False,
+    "bnb_4bit_compute_dtype": "bfloat16",
+    "bnb_4bit_quant_storage": "uint8",
+    "bnb_4bit_quant_type": "nf4",
+    "bnb_4bit_use_double_quant": False,
+    "llm_int8_enable_fp32_cpu_offload": False,
+    "llm_int8_has_fp16_weight": False,
+    "llm_int8_skip_modules": None,
+    "llm_int8_threshold": 6.0,
+    "load_in_4bit": True,
+    "load_in_8bit": False,
+    "quant_method": "bitsandbytes",
+}
+SDNQ = {"quant_method": "sdnq", "weights_dtype": "int8", "group_size": 0, "use_svd": False}
+
+
+def test_dif070_non_mlx_quantization_in_any_component(flux: Path) -> None:
+    assert "DIF070" not in codes(flux, "diffusion")
+    edit_json(flux / "transformer/config.json", lambda d: d.update(quantization_config=BNB_NF4))
+    edit_json(flux / "vae/config.json", lambda d: d.update(quantization_config=SDNQ))
+    edit_json(
+        flux / "text_encoder_2/config.json",
+        lambda d: d.update(quantization_config={"quant_method": "gptq", "bits": 4}),
+    )
+    found = {f.file: f for f in run(flux, "diffusion") if f.code == "DIF070"}
+    assert sorted(found) == [
+        "text_encoder_2/config.json",
+        "transformer/config.json",
+        "vae/config.json",
+    ]
+    bnb = found["transformer/config.json"]
+    assert "'bitsandbytes' (nf4 4-bit)" in bnb.message
+    assert "bitsandbytes, accelerate, a CUDA, XPU or MPS device" in bnb.message
+    import importlib.util
+
+    # an error exactly when a package the quantizer imports is missing here
+    for f, packages in (
+        (bnb, ("bitsandbytes", "accelerate")),
+        (found["vae/config.json"], ("sdnq",)),
+    ):
+        absent = [p for p in packages if importlib.util.find_spec(p) is None]
+        assert f.severity == ("error" if absent else "warning"), f
+        for p in absent:
+            assert p in f.message.rpartition("not installed here: ")[2]

@@ -49,6 +49,14 @@ def find_spec(name: str):  # -> ModuleSpec | None
     return None
 
 
+def installed(name: str) -> bool:
+    """Whether a top-level package can be imported here (found, not imported)."""
+    try:
+        return find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def _package_dir(name: str) -> str | None:
     try:
         spec = find_spec(name)

@@ -143,6 +143,20 @@ class Pipeline:
                 return data
         return {}
 
+    @cached_property
+    def quantized(self) -> dict[str, dict[str, Any]]:
+        """component -> the quantization_config its config.json declares (diffusers writes it
+        there for bitsandbytes, GGUF, torchao, quanto, ModelOpt, SDNQ...; transformers does for a
+        text encoder's bitsandbytes, GPTQ, AWQ, FP8, compressed-tensors)."""
+        out: dict[str, dict[str, Any]] = {}
+        for name, (lib, cls) in self.components.items():
+            if lib is None and cls is None:
+                continue
+            qc = self.config(name).get("quantization_config")
+            if isinstance(qc, dict):
+                out[name] = qc
+        return out
+
     def tensors(self, component: str) -> dict[str, TensorInfo]:
         """A component's tensors ({} when its folder has none that read)."""
         try:

@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterator
 
 from genai_common.findings import Finding, finding, rule
+from genai_common.model.quant import FOREIGN_NEEDS, missing_for, quant_detail, quant_method
 from genai_common.model.values import is_range, positive_int
 
 TYPE_CHECKING = False
@@ -546,4 +547,38 @@ def resolution(md: ModelDir) -> Iterator[Finding]:
             f"{den}.sample_size {sample} x VAE scale factor {factor} = {sample * factor} px but "
             f"vae.sample_size = {vae_sample}",
             file=f"{den}/config.json",
+        )
+
+
+@rule(
+    "DIF070",
+    "A component is stored in a non-MLX quantization",
+    severity="warning",
+    fix="diffusers loads it only with the packages and device the message names (an error when one "
+    "is not installed here: from_pretrained raises ImportError); MLX runtimes (mflux, DiffusionKit) "
+    "read none of these formats. Use the unquantized component, or install what it needs.",
+    compares="each component's config.json quantization_config.quant_method (bitsandbytes, gguf, "
+    "torchao, quanto, modelopt, sdnq, auto-round; a text encoder's gptq, awq, fp8, "
+    "compressed-tensors) vs the packages diffusers' and transformers' quantizers require",
+)
+def quantized_components(md: ModelDir) -> Iterator[Finding]:
+    for name, qc in sorted(md.pipeline.quantized.items()):
+        method = quant_method(qc)
+        detail = quant_detail(qc)
+        groups, device = FOREIGN_NEEDS.get(method, ((), ""))
+        needs = [" or ".join(g) for g in groups] + ([device] if device else [])
+        missing = missing_for(method)
+        lib = md.pipeline.components[name][0] or "its library"
+        text = (
+            f"{name}/config.json: quantization_config.quant_method = {method!r}"
+            + (f" ({detail})" if detail else "")
+            + (f": {lib} needs {', '.join(needs)} to load it" if needs else f": {lib} must know it")
+            + (f"; not installed here: {', '.join(missing)}" if missing else "")
+            + "; MLX runtimes do not read it"
+        )
+        yield finding(
+            "DIF070",
+            text,
+            file=f"{name}/config.json",
+            severity="error" if missing else None,
         )
