@@ -496,6 +496,28 @@ class ModelDir:
             return [f for f in top if f != "consolidated.safetensors"]
         return top
 
+    @cached_property
+    def unread_shards(self) -> dict[str, list[str]]:
+        """Shards the index maps tensors to that the loader's own file selection never reads
+        (shard -> its tensors): mlx-lm globs model*.safetensors and never reads the index, so a
+        shard named otherwise (weights-00001-of-00002.safetensors, a subfolder) is skipped and
+        its tensors are missing at load. {} for the loaders that follow the index."""
+        index = self.index
+        if index is None or self.loader != "mlx-lm" or self.kind == "adapter":
+            return {}
+        out: dict[str, list[str]] = {}
+        for name, shard in index.weight_map.items():
+            if not (
+                shard.startswith("model") and shard.endswith(".safetensors") and "/" not in shard
+            ):
+                out.setdefault(shard, []).append(name)
+        return out
+
+    @cached_property
+    def pickle_indexes(self) -> list[str]:
+        """Top-level indexes of pickled shards (pytorch_model.bin.index.json)."""
+        return [f for f in self.top_files if f.endswith((".bin.index.json", ".pt.index.json"))]
+
     def header(self, rel: str) -> SafetensorsHeader | None:
         """The safetensors header of one file (cached); None when missing or unreadable."""
         if rel in self._headers:
