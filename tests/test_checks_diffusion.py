@@ -581,3 +581,42 @@ def test_dif070_non_mlx_quantization_in_any_component(flux: Path) -> None:
         assert f.severity == ("error" if absent else "warning"), f
         for p in absent:
             assert p in f.message.rpartition("not installed here: ")[2]
+
+
+def test_dif004_component_folders_without_model_index(flux: Path) -> None:
+    """A Flux pipeline's folders (as diffusers saves them: each config with _class_name and
+    _diffusers_version) whose model_index.json was lost: still a diffusion pipeline, the missing
+    file named, and the components still judged against each other from their own configs."""
+    from genai_common.doctor import diagnose
+
+    index = json.loads((flux / "model_index.json").read_text(encoding="utf-8"))
+    for name, (lib, cls) in ((k, v) for k, v in index.items() if not k.startswith("_")):
+        if lib == "diffusers":
+            config = "scheduler_config.json" if name == "scheduler" else "config.json"
+            edit_json(
+                flux / name / config,
+                lambda d, c=cls: d.update(_class_name=c, _diffusers_version="0.32.0"),
+            )
+        elif name.startswith("text_encoder"):
+            edit_json(flux / name / "config.json", lambda d, c=cls: d.update(architectures=[c]))
+    (flux / "model_index.json").unlink()
+    report = diagnose(flux)
+    assert report.kind == "diffusion"
+    found = [f for f in report.findings if f.code == "DIF004"]
+    assert len(found) == 1 and found[0].severity == "error" and found[0].file == "model_index.json"
+    for part in (
+        "transformer/ (FluxTransformer2DModel)",
+        "vae/ (AutoencoderKL)",
+        "text_encoder_2/ (T5EncoderModel)",
+    ):
+        assert part in found[0].message
+    edit_json(flux / "vae/config.json", lambda d: d.update(latent_channels=4))
+    assert "DIF010" in codes(flux, "diffusion")  # 64 != 4 x 4: still compared
+
+
+def test_two_plain_folders_are_not_a_pipeline(tmp_path: Path) -> None:
+    write(tmp_path / "a/config.json", {"model_type": "llama"})
+    write(tmp_path / "b/tokenizer_config.json", {})
+    from genai_common.model import ModelDir
+
+    assert ModelDir.open(tmp_path).kind == "unknown"

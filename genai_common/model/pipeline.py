@@ -91,7 +91,10 @@ class Pipeline:
     @cached_property
     def components(self) -> dict[str, tuple[str | None, str | None]]:
         """component -> (library, class) for every [library, class] pair in model_index.json
-        ([null, null] entries included, as (None, None))."""
+        ([null, null] entries included, as (None, None)); without a model_index.json, the
+        component folders ModelDir.component_folders found."""
+        if not self.index and "model_index.json" not in self.md.file_set:
+            return dict(self.md.component_folders)  # inferred from the folders themselves
         out: dict[str, tuple[str | None, str | None]] = {}
         for key, value in self.index.items():
             if key.startswith("_") or not isinstance(value, list) or len(value) != 2:

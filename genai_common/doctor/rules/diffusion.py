@@ -146,6 +146,29 @@ def index(md: ModelDir) -> Iterator[Finding]:
             )
 
 
+@rule(
+    "DIF004",
+    "Pipeline component folders without a model_index.json",
+    severity="error",
+    fix="DiffusionPipeline.from_pretrained reads model_index.json first ('... does not appear to "
+    "have a file named model_index.json'): copy it from the pipeline these components came from "
+    "(it names the pipeline class and each component's [library, class]), or load each component "
+    "alone with its class and subfolder=.",
+    compares="top folders holding diffusers-written component configs vs model_index.json present",
+)
+def index_missing(md: ModelDir) -> Iterator[Finding]:
+    found = md.component_folders
+    if not found:
+        return
+    parts = ", ".join(f"{name}/ ({cls or lib})" for name, (lib, cls) in sorted(found.items()))
+    yield finding(
+        "DIF004",
+        f"no model_index.json beside the component folders {parts}: "
+        "DiffusionPipeline.from_pretrained cannot load this directory",
+        file="model_index.json",
+    )
+
+
 # pipeline family -> components its class requires that a saved pipeline may set to [null, null]
 # (diffusers 0.42 `_optional_components` does not list them; from_pretrained needs them as None)
 REQUIRED_NULLABLE: dict[str, tuple[str, ...]] = {"sd3": ("text_encoder_3", "tokenizer_3")}
