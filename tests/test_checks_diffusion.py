@@ -11,7 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from checks_helpers import codes, edit_json, messages, problems, run, without, write_safetensors
+from checks_helpers import codes as all_codes
+from checks_helpers import edit_json, messages, problems, run, without, write_safetensors
+
+
+def codes(path: Path, family: str, **kw: Any) -> list[str]:
+    """The codes found, but DIF006 (whether diffusers is installed: these tests run in both the
+    MLX and the PyTorch environment)."""
+    return [c for c in all_codes(path, family, **kw) if c != "DIF006"]
+
 
 SD_INDEX = {
     "_class_name": "StableDiffusionPipeline",
@@ -143,8 +151,8 @@ def flux(tmp_path: Path) -> Path:
 
 
 def test_clean_inline_pipelines_pass(sd: Path, flux: Path) -> None:
-    assert run(sd, "diffusion") == []
-    assert run(flux, "diffusion") == []
+    assert codes(sd, "diffusion") == []
+    assert codes(flux, "diffusion") == []
 
 
 def test_dif001_empty_model_index(sd: Path) -> None:
@@ -395,13 +403,16 @@ def sd3_pipeline(root: Path, *, t5: bool = False) -> Path:
 
 @pytest.mark.parametrize("t5", [False, True])
 def test_clean_inline_sd3_passes(tmp_path: Path, t5: bool) -> None:
-    found = run(sd3_pipeline(tmp_path / "sd3", t5=t5), "diffusion")
+    found = [
+        f for f in run(sd3_pipeline(tmp_path / "sd3", t5=t5), "diffusion") if f.code != "DIF006"
+    ]
     # without T5, only the note that from_pretrained needs the two null components as None
     assert [f.code for f in found] == ([] if t5 else ["DIF003"])
     assert all(f.severity == "info" for f in found)
     if not t5:
         assert found[0].message == (
-            "text_encoder_3, tokenizer_3 saved as [null, null]: load with "
+            "text_encoder_3, tokenizer_3 saved as [null, null] but StableDiffusion3Pipeline "
+            "requires them: DiffusionPipeline.from_pretrained(path) fails; load with "
             "from_pretrained(path, text_encoder_3=None, tokenizer_3=None)"
         )
 
@@ -620,3 +631,65 @@ def test_two_plain_folders_are_not_a_pipeline(tmp_path: Path) -> None:
     from genai_common.model import ModelDir
 
     assert ModelDir.open(tmp_path).kind == "unknown"
+
+
+@pytest.mark.torch
+def test_dif005_classes_the_installed_libraries_do_not_have(flux: Path) -> None:
+    """A pipeline, component or text-encoder class the installed diffusers / transformers lacks:
+    DiffusionPipeline.from_pretrained fails on it. Found from the libraries' source, not imported."""
+    pytest.importorskip("diffusers", reason="diffusers is not installed (genai-common[diffusion])")
+    assert codes(flux, "diffusion") == []
+    edit_json(
+        flux / "model_index.json",
+        lambda d: d.update(
+            _class_name="FluxUltraPipeline",
+            transformer=["diffusers", "FluxTransformer3DModel"],
+            text_encoder_2=["transformers", "T5EncoderModelV2"],
+            safety_checker=["stable_diffusion", "StableDiffusionSafetyCheckerV9"],
+        ),
+    )
+    (flux / "safety_checker").mkdir()
+    write(flux / "safety_checker/config.json", {})
+    found = messages(flux, "diffusion", "DIF005")
+    assert len(found) == 4, found
+    for name in ("FluxUltraPipeline", "FluxTransformer3DModel", "T5EncoderModelV2", "V9"):
+        assert any(name in m for m in found), (name, found)
+
+
+def test_dif003_null_components_from_the_pipelines_own_signature(flux: Path) -> None:
+    """[null, null] for a component FluxPipeline.__init__ takes without a default (and does not
+    list in _optional_components): from_pretrained(path) raises; one it may go without is fine.
+    Read from the installed diffusers' source (without diffusers: DIF006 says it was not read)."""
+    import importlib.util
+
+    edit_json(flux / "model_index.json", lambda d: d.update(image_encoder=[None, None]))
+    assert codes(flux, "diffusion") == []  # image_encoder=None is a default of FluxPipeline
+    edit_json(
+        flux / "model_index.json",
+        lambda d: d.update(text_encoder_2=[None, None], tokenizer_2=[None, None]),
+    )
+    found = messages(flux, "diffusion", "DIF003")
+    if importlib.util.find_spec("diffusers") is None:
+        assert found == [] and "DIF006" in all_codes(flux, "diffusion")
+    else:
+        assert len(found) == 1 and "text_encoder_2, tokenizer_2" in found[0], found
+        assert "text_encoder_2=None, tokenizer_2=None" in found[0]
+
+
+@pytest.mark.torch
+def test_the_class_index_is_what_diffusers_exports() -> None:
+    """diffusers_names (read from __init__ texts) holds every name the installed diffusers'
+    lazy module maps to a real (not dummy) submodule."""
+    diffusers = pytest.importorskip("diffusers", reason="diffusers is not installed")
+    from genai_common.model.loaders import diffusers_names
+
+    names = diffusers_names()
+    lazy = diffusers._class_to_module
+    assert [k for k, v in lazy.items() if k not in names and "dummy" not in v] == []
+
+
+def test_dif006_says_when_diffusers_is_not_installed(sd: Path) -> None:
+    import importlib.util
+
+    found = messages(sd, "diffusion", "DIF006")
+    assert (found != []) == (importlib.util.find_spec("diffusers") is None)

@@ -219,3 +219,175 @@ def head_follows_weights(package: str, model_type: str) -> bool:
         except (OSError, UnicodeDecodeError):
             continue
     return False
+
+
+# ---------------------------------------------------------------------------------------------
+# diffusers and transformers classes, found from their source text (never imported: importing
+# diffusers costs seconds and pulls torch)
+
+_QUOTED_NAME = re.compile(r"""["']([A-Za-z_][A-Za-z0-9_]*)["']""")
+_STRUCTURE_ENTRY = re.compile(
+    r"""_import_structure\[["']([\w.]+)["']\]\s*(?:=|\.extend\(|\.append\(|\+=)\s*(\[[^\]]*\]|["'][^"']*["'])"""
+)
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+@cache
+def diffusers_version() -> str | None:
+    """The installed diffusers' version (from its __init__.py text), or None when not installed."""
+    root = _package_dir("diffusers")
+    text = _read(os.path.join(root, "__init__.py")) if root else None
+    if text is None:
+        return None
+    found = re.search(r"""^__version__\s*=\s*["']([^"']+)["']""", text, re.MULTILINE)
+    return found.group(1) if found else "unknown"
+
+
+@cache
+def _structure(init_py: str) -> dict[str, frozenset[str]]:
+    """A lazy package's `_import_structure`: submodule -> the names it exports (every literal
+    list assigned, extended or appended to an entry; dummy-object modules left out)."""
+    text = _read(init_py)
+    out: dict[str, set[str]] = {}
+    if text is None:
+        return {}
+    for sub, literal in _STRUCTURE_ENTRY.findall(text):
+        if "dummy" in sub:
+            continue
+        out.setdefault(sub, set()).update(_QUOTED_NAME.findall(literal))
+    start = text.find("_import_structure = {")
+    if start >= 0:  # the initial dict literal: "submodule": ["Name", ...]
+        end = text.find("\n}", start)
+        body = text[start:end]
+        for sub, literal in re.findall(r"""["']([\w.]+)["']\s*:\s*(\[[^\]]*\])""", body):
+            out.setdefault(sub, set()).update(_QUOTED_NAME.findall(literal))
+    return {k: frozenset(v) for k, v in out.items()}
+
+
+@cache
+def diffusers_names() -> frozenset[str] | None:
+    """Every name the installed diffusers exports at its top level (what `getattr(diffusers,
+    name)` finds), or None when diffusers is not installed."""
+    root = _package_dir("diffusers")
+    if root is None:
+        return None
+    names: set[str] = set()
+    for package in ("", "models", "pipelines", "schedulers", "guiders", "modular_pipelines"):
+        structure = _structure(os.path.join(root, package, "__init__.py"))
+        for exported in structure.values():
+            names |= exported
+    return frozenset(names)
+
+
+def diffusers_submodule_names(library: str) -> frozenset[str] | None:
+    """The names a diffusers pipelines submodule exports (model_index.json names a component's
+    library as e.g. "stable_diffusion" for StableDiffusionSafetyChecker); None when there is none."""
+    root = _package_dir("diffusers")
+    if root is None or not re.fullmatch(r"\w+", library):
+        return None
+    init_py = os.path.join(root, "pipelines", library, "__init__.py")
+    if not os.path.isfile(init_py):
+        return None
+    return frozenset(n for names in _structure(init_py).values() for n in names)
+
+
+def _defining_file(root: str, package: str, name: str) -> str | None:
+    """The .py file of `package` (a folder under root) whose _import_structure entry exports
+    `name`, following nested lazy packages (pipelines -> stable_diffusion_3 -> pipeline_...)."""
+    folder = os.path.join(root, package)
+    for sub, names in _structure(os.path.join(folder, "__init__.py")).items():
+        if name not in names:
+            continue
+        path = os.path.join(folder, *sub.split("."))
+        if os.path.isfile(path + ".py"):
+            return path + ".py"
+        if os.path.isfile(os.path.join(path, "__init__.py")):
+            found = _defining_file(folder, sub.replace(".", os.sep), name)
+            if found:
+                return found
+    return None
+
+
+@cache
+def pipeline_signature(class_name: str) -> tuple[dict[str, bool], tuple[str, ...]] | None:
+    """(__init__ parameter -> has a default, _optional_components) of a diffusers pipeline class,
+    read from its source; None when it cannot be found or read. DiffusionPipeline.from_pretrained
+    expects every parameter without a default and every optional component
+    (_get_signature_keys, diffusers 0.42)."""
+    root = _package_dir("diffusers")
+    if root is None or not re.fullmatch(r"\w+", class_name):
+        return None
+    path = _defining_file(root, "pipelines", class_name)
+    text = _read(path) if path else None
+    if text is None:
+        return None
+    start = re.search(rf"^class {class_name}\(", text, re.MULTILINE)
+    if start is None:
+        return None
+    line_end = text.find("\n", start.end()) + 1 or len(text)
+    following = re.compile(r"^[^\s)]", re.MULTILINE).search(text, line_end)
+    body = text[start.start() : following.start() if following else len(text)]
+    optional: tuple[str, ...] = ()
+    found = re.search(r"^\s+_optional_components\s*=\s*(\[[^\]]*\])", body, re.MULTILINE)
+    if found:
+        optional = tuple(_QUOTED_NAME.findall(found.group(1)))
+    init = re.search(
+        r"^\s+def __init__\((.*?)\)\s*(?:->[^:]*)?:\s*$", body, re.MULTILINE | re.DOTALL
+    )
+    if init is None:
+        return None
+    import ast
+
+    try:
+        tree = ast.parse(f"def f({init.group(1)}): pass")
+    except SyntaxError:
+        return None
+    args = tree.body[0].args  # type: ignore[attr-defined]
+    positional = [a.arg for a in args.args]
+    with_default = set(positional[len(positional) - len(args.defaults) :])
+    params = {a: a in with_default for a in positional if a != "self"}
+    for a, default in zip(args.kwonlyargs, args.kw_defaults, strict=True):
+        params[a.arg] = default is not None
+    return params, optional
+
+
+@cache
+def transformers_class_known(class_name: str) -> bool | None:
+    """Whether the installed transformers defines a model class (in the `__all__` of a module of
+    the model folder its name starts with: CLIPTextModel -> models/clip/); None when that cannot be
+    told (transformers not installed, no folder matches the name, or a tokenizer, processor or
+    image processor: transformers 5 resolves those through fallbacks of its own)."""
+    if class_name.endswith(
+        ("Tokenizer", "TokenizerFast", "Processor", "ProcessorFast", "Extractor")
+    ):
+        return None
+    root = _package_dir("transformers")
+    folders = transformers_model_types()
+    if root is None or folders is None:
+        return None
+    norm = class_name.lower().replace("_", "")
+    candidates = sorted(
+        (f for f in folders if norm.startswith(f.replace("_", "").replace("-", ""))),
+        key=len,
+        reverse=True,
+    )
+    if not candidates:
+        return None
+    for folder in candidates:
+        path = os.path.join(root, "models", folder)
+        with os.scandir(path) as entries:
+            for entry in entries:
+                if not entry.name.endswith(".py") or not entry.name.startswith("modeling_"):
+                    continue
+                text = _read(entry.path) or ""
+                block = re.search(r"^__all__\s*=\s*\[([^\]]*)\]", text, re.MULTILINE)
+                if block and class_name in _QUOTED_NAME.findall(block.group(1)):
+                    return True
+    return False

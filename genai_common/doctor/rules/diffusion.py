@@ -169,8 +169,8 @@ def index_missing(md: ModelDir) -> Iterator[Finding]:
     )
 
 
-# pipeline family -> components its class requires that a saved pipeline may set to [null, null]
-# (diffusers 0.42 `_optional_components` does not list them; from_pretrained needs them as None)
+# pipeline family -> components its class requires that a saved pipeline may set to [null, null],
+# when diffusers is not installed to read the pipeline's own signature (diffusers 0.42)
 REQUIRED_NULLABLE: dict[str, tuple[str, ...]] = {"sd3": ("text_encoder_3", "tokenizer_3")}
 
 
@@ -182,23 +182,98 @@ REQUIRED_NULLABLE: dict[str, tuple[str, ...]] = {"sd3": ("text_encoder_3", "toke
     "were passed' unless those components are passed as None, e.g. "
     "from_pretrained(path, text_encoder_3=None, tokenizer_3=None) for SD3 without T5 "
     "(genai's loader does this).",
-    compares="model_index.json [null, null] entries vs the components the pipeline class "
-    "requires (SD3: text_encoder_3, tokenizer_3; diffusers 0.42)",
+    compares="model_index.json [null, null] entries vs the pipeline class's __init__ parameters "
+    "without a default that are not in its _optional_components (read from the installed "
+    "diffusers' source; without diffusers, SD3's text_encoder_3 and tokenizer_3)",
 )
 def nulls(md: ModelDir) -> Iterator[Finding]:
+    from genai_common.model.loaders import pipeline_signature
+
     comps = md.pipeline.components
-    nulls = [
-        n
-        for n in REQUIRED_NULLABLE.get(md.pipeline.family or "", ())
-        if comps.get(n) == (None, None)
-    ]
-    if nulls:
-        passed = ", ".join(f"{n}=None" for n in nulls)
+    pipe = md.pipeline.index.get("_class_name")
+    null = [n for n, v in comps.items() if v == (None, None)]
+    if not null:
+        return
+    signature = pipeline_signature(pipe) if isinstance(pipe, str) else None
+    if signature is not None:
+        params, optional = signature
+        required = [n for n in null if n in params and not params[n] and n not in optional]
+    else:
+        family = REQUIRED_NULLABLE.get(md.pipeline.family or "", ())
+        required = [n for n in null if n in family]
+    if required:
+        passed = ", ".join(f"{n}=None" for n in required)
         yield finding(
             "DIF003",
-            f"{', '.join(nulls)} saved as [null, null]: load with from_pretrained(path, {passed})",
+            f"{', '.join(required)} saved as [null, null] but {pipe or 'the pipeline'} requires "
+            f"{'it' if len(required) == 1 else 'them'}: DiffusionPipeline.from_pretrained(path) "
+            f"fails; load with from_pretrained(path, {passed})",
             file="model_index.json",
         )
+
+
+@rule(
+    "DIF005",
+    "model_index.json names a class the installed library does not have",
+    severity="error",
+    fix="Upgrade diffusers / transformers to a version that has the class (new pipelines land "
+    "often), or fix the class name; DiffusionPipeline.from_pretrained fails on it.",
+    compares="model_index.json _class_name and each component's [library, class] vs the names the "
+    "installed diffusers exports (its _import_structure), a pipelines submodule's exports, and "
+    "transformers model classes (the __all__ of the model folder the class name starts with)",
+)
+@rule(
+    "DIF006",
+    "Pipeline classes not checked: diffusers is not installed",
+    severity="info",
+    fix="Install genai-common[diffusion] to check the pipeline and component classes against "
+    "the diffusers that will load them.",
+    compares="find_spec('diffusers')",
+)
+def classes(md: ModelDir) -> Iterator[Finding]:
+    from genai_common.model.loaders import (
+        diffusers_names,
+        diffusers_submodule_names,
+        diffusers_version,
+        transformers_class_known,
+    )
+
+    index = md.pipeline.index
+    if not index:
+        return
+    names = diffusers_names()
+    if names is None:
+        yield finding(
+            "DIF006",
+            "diffusers is not installed: the pipeline and component classes in model_index.json "
+            "were not checked",
+        )
+        return
+    version = diffusers_version()
+    pipe = index.get("_class_name")
+    if isinstance(pipe, str) and pipe not in names:
+        yield finding(
+            "DIF005",
+            f"_class_name {pipe!r} is not a pipeline of the installed diffusers {version}",
+            file="model_index.json",
+        )
+    for name, (lib, cls) in sorted(md.pipeline.components.items()):
+        if lib is None or cls is None:
+            continue
+        if lib == "diffusers":
+            known, where = cls in names, f"diffusers {version}"
+        elif lib == "transformers":
+            known, where = transformers_class_known(cls), "transformers"
+        else:  # a diffusers pipelines submodule (stable_diffusion: StableDiffusionSafetyChecker)
+            exported = diffusers_submodule_names(lib)
+            known = None if exported is None else cls in exported
+            where = f"diffusers.pipelines.{lib}"
+        if known is False:
+            yield finding(
+                "DIF005",
+                f"component {name!r}: {cls!r} is not a class of the installed {where}",
+                file="model_index.json",
+            )
 
 
 @rule(
