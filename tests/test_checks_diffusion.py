@@ -693,3 +693,28 @@ def test_dif006_says_when_diffusers_is_not_installed(sd: Path) -> None:
 
     found = messages(sd, "diffusion", "DIF006")
     assert (found != []) == (importlib.util.find_spec("diffusers") is None)
+
+
+def test_dif007_component_config_value_of_the_wrong_type(sd: Path) -> None:
+    """ "in_channels": "four" reaches UNet2DConditionModel(in_channels="four") unchanged: judged
+    against the class's own __init__ annotations when diffusers is installed, else against
+    diffusers' naming conventions; the published layout (nulls included) is clean."""
+    import importlib.util
+
+    edit_json(
+        sd / "unet/config.json",
+        lambda d: d.update(time_cond_proj_dim=None, num_attention_heads=None, act_fn="silu"),
+    )
+    assert "DIF007" not in codes(sd, "diffusion")
+    edit_json(sd / "unet/config.json", lambda d: d.update(in_channels="four"))
+    edit_json(sd / "vae/config.json", lambda d: d.update(act_fn=3))
+    found = messages(sd, "diffusion", "DIF007")
+    assert len(found) == 2, found
+    assert any("unet/config.json: in_channels = 'four' is a string" in m for m in found)
+    assert any("vae/config.json: act_fn = 3 is a number" in m for m in found)
+    source = (
+        "UNet2DConditionModel.__init__ (diffusers)"
+        if importlib.util.find_spec("diffusers")
+        else "diffusers' naming conventions"
+    )
+    assert any(source in m for m in found), found

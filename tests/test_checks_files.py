@@ -265,3 +265,19 @@ def test_file013_only_a_pickle_index_before_download(tmp_path: Path) -> None:
     assert "pytorch_model.bin.index.json" in found[0].message and shards[0] in found[0].message
     write_st(tmp_path / "model.safetensors", {"a": ("F16", (2,))})  # a safetensors release too
     assert "FILE013" not in codes(tmp_path, metadata_only=True)
+
+
+def test_file021_weight_path_that_is_a_directory(tmp_path: Path) -> None:
+    """'no weight files' is not the story when model.safetensors is a folder: it is named, as an
+    error, whether it sits in the model directory or is the path given."""
+    base_llm(tmp_path, weights=False)
+    write_st(tmp_path / "model.safetensors" / "part.safetensors", {"a": ("F16", (2,))})
+    found = [f for f in check_family("files", ModelDir.open(tmp_path)) if f.code == "FILE021"]
+    assert [(f.severity, f.file) for f in found] == [("error", "model.safetensors")]
+    assert "model.safetensors is a directory (1 file(s) inside)" in found[0].message
+    given = [
+        f
+        for f in check_family("files", ModelDir.open(tmp_path / "model.safetensors"))
+        if f.code == "FILE021"
+    ]
+    assert len(given) == 1 and "is a directory, not a weight file" in given[0].message

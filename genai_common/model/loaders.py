@@ -315,17 +315,10 @@ def _defining_file(root: str, package: str, name: str) -> str | None:
     return None
 
 
-@cache
-def pipeline_signature(class_name: str) -> tuple[dict[str, bool], tuple[str, ...]] | None:
-    """(__init__ parameter -> has a default, _optional_components) of a diffusers pipeline class,
-    read from its source; None when it cannot be found or read. DiffusionPipeline.from_pretrained
-    expects every parameter without a default and every optional component
-    (_get_signature_keys, diffusers 0.42)."""
-    root = _package_dir("diffusers")
-    if root is None or not re.fullmatch(r"\w+", class_name):
-        return None
-    path = _defining_file(root, "pipelines", class_name)
-    text = _read(path) if path else None
+def _class_init(path: str, class_name: str):  # -> ast.arguments | None
+    """The parsed parameter list of `class_name.__init__` in the source file `path` (only that
+    signature is parsed: a whole model file costs tens of milliseconds)."""
+    text = _read(path)
     if text is None:
         return None
     start = re.search(rf"^class {class_name}\(", text, re.MULTILINE)
@@ -334,10 +327,6 @@ def pipeline_signature(class_name: str) -> tuple[dict[str, bool], tuple[str, ...
     line_end = text.find("\n", start.end()) + 1 or len(text)
     following = re.compile(r"^[^\s)]", re.MULTILINE).search(text, line_end)
     body = text[start.start() : following.start() if following else len(text)]
-    optional: tuple[str, ...] = ()
-    found = re.search(r"^\s+_optional_components\s*=\s*(\[[^\]]*\])", body, re.MULTILINE)
-    if found:
-        optional = tuple(_QUOTED_NAME.findall(found.group(1)))
     init = re.search(
         r"^\s+def __init__\((.*?)\)\s*(?:->[^:]*)?:\s*$", body, re.MULTILINE | re.DOTALL
     )
@@ -349,13 +338,116 @@ def pipeline_signature(class_name: str) -> tuple[dict[str, bool], tuple[str, ...
         tree = ast.parse(f"def f({init.group(1)}): pass")
     except SyntaxError:
         return None
-    args = tree.body[0].args  # type: ignore[attr-defined]
-    positional = [a.arg for a in args.args]
-    with_default = set(positional[len(positional) - len(args.defaults) :])
-    params = {a: a in with_default for a in positional if a != "self"}
-    for a, default in zip(args.kwonlyargs, args.kw_defaults, strict=True):
-        params[a.arg] = default is not None
+    return tree.body[0].args, body  # type: ignore[attr-defined]
+
+
+def _parameters(args) -> dict[str, tuple[object, object]]:  # name -> (annotation, default)
+    positional = list(args.args)
+    defaults = [None] * (len(positional) - len(args.defaults)) + list(args.defaults)
+    out = {a.arg: (a.annotation, d) for a, d in zip(positional, defaults, strict=True)}
+    for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True):
+        out[a.arg] = (a.annotation, d)
+    out.pop("self", None)
+    return out
+
+
+@cache
+def pipeline_signature(class_name: str) -> tuple[dict[str, bool], tuple[str, ...]] | None:
+    """(__init__ parameter -> has a default, _optional_components) of a diffusers pipeline class,
+    read from its source; None when it cannot be found or read. DiffusionPipeline.from_pretrained
+    expects every parameter without a default and every optional component
+    (_get_signature_keys, diffusers 0.42)."""
+    root = _package_dir("diffusers")
+    if root is None or not re.fullmatch(r"\w+", class_name):
+        return None
+    path = _defining_file(root, "pipelines", class_name)
+    parsed = _class_init(path, class_name) if path else None
+    if parsed is None:
+        return None
+    args, body = parsed
+    optional: tuple[str, ...] = ()
+    found = re.search(r"^\s+_optional_components\s*=\s*(\[[^\]]*\])", body, re.MULTILINE)
+    if found:
+        optional = tuple(_QUOTED_NAME.findall(found.group(1)))
+    params = {name: default is not None for name, (_, default) in _parameters(args).items()}
     return params, optional
+
+
+# JSON kinds a Python annotation accepts: numbers are one kind (diffusers annotates flags as
+# float and counts as int loosely), lists stand for tuples and sequences
+_KINDS = {
+    "int": {"number"},
+    "float": {"number"},
+    "bool": {"number"},
+    "str": {"string"},
+    "tuple": {"list"},
+    "list": {"list"},
+    "List": {"list"},
+    "Tuple": {"list"},
+    "Sequence": {"list"},
+    "dict": {"object"},
+    "Dict": {"object"},
+    "None": {"null"},
+}
+
+
+def _accepted(node) -> frozenset[str] | None:  # ast node -> JSON kinds, None: not understood
+    import ast
+
+    if isinstance(node, ast.Constant) and node.value is None:
+        return frozenset({"null"})
+    if isinstance(node, ast.Name):
+        kinds = _KINDS.get(node.id)
+        return frozenset(kinds) if kinds else None
+    if isinstance(node, ast.Attribute):  # typing.Tuple, np.ndarray...
+        kinds = _KINDS.get(node.attr)
+        return frozenset(kinds) if kinds else None
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+        left, right = _accepted(node.left), _accepted(node.right)
+        return left | right if left is not None and right is not None else None
+    if isinstance(node, ast.Subscript):
+        outer = (
+            node.value.id if isinstance(node.value, ast.Name) else getattr(node.value, "attr", "")
+        )
+        if outer in ("Optional", "Union"):
+            inner = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+            kinds = [_accepted(n) for n in inner]
+            if any(k is None for k in kinds):
+                return None
+            out = frozenset().union(*kinds)  # type: ignore[arg-type]
+            return out | {"null"} if outer == "Optional" else out
+        kinds = _KINDS.get(outer)
+        return frozenset(kinds) if kinds else None
+    return None
+
+
+@cache
+def component_types(class_name: str) -> dict[str, frozenset[str]] | None:
+    """config key -> the JSON kinds (number, string, list, object, null) the `__init__` of a
+    diffusers model or scheduler class accepts for it, from its annotations and defaults (a None
+    default admits null); keys whose annotation is not understood are left out. None when
+    diffusers is not installed or the class is not found."""
+    root = _package_dir("diffusers")
+    if root is None or not re.fullmatch(r"\w+", class_name):
+        return None
+    for package in ("models", "schedulers", "pipelines"):
+        path = _defining_file(root, package, class_name)
+        parsed = _class_init(path, class_name) if path else None
+        if parsed is not None:
+            break
+    else:
+        return None
+    import ast
+
+    out: dict[str, frozenset[str]] = {}
+    for name, (annotation, default) in _parameters(parsed[0]).items():
+        kinds = _accepted(annotation) if annotation is not None else None
+        if kinds is None:
+            continue
+        if isinstance(default, ast.Constant) and default.value is None:
+            kinds = kinds | {"null"}
+        out[name] = kinds
+    return out
 
 
 @cache

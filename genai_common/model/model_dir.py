@@ -288,6 +288,31 @@ class ModelDir:
         return [f for f in self.files if f.endswith(WEIGHT_SUFFIXES)]
 
     @cached_property
+    def weight_dirs(self) -> list[str]:
+        """Paths named like weight files (model.safetensors, x.gguf, pytorch_model.bin) that are
+        directories: '.' when the path given is one, else such folders at the top or in a
+        component folder. No loader reads them, and the file listing never shows them."""
+        from genai_common.formats.files import WEIGHT_SUFFIXES
+
+        if self.single_name is not None:
+            return []
+        if os.path.basename(self.root_str.rstrip("/\\")).endswith(WEIGHT_SUFFIXES):
+            return ["."]
+        out: list[str] = []
+        folders = ["", *sorted({f.split("/", 1)[0] + "/" for f in self.files if "/" in f})]
+        for base in folders:
+            try:
+                with os.scandir(os.path.join(self.root_str, base)) as entries:
+                    out += [
+                        base + e.name
+                        for e in entries
+                        if e.name.endswith(WEIGHT_SUFFIXES) and e.is_dir(follow_symlinks=True)
+                    ]
+            except OSError:
+                continue
+        return sorted(out)
+
+    @cached_property
     def lfs_pointers(self) -> dict[str, dict[str, str]]:
         from genai_common.formats.files import LFS_MAX_BYTES, lfs_pointer
 

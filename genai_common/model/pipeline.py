@@ -63,6 +63,47 @@ ROLE_SUFFIXES: tuple[tuple[str, str], ...] = (
 )
 
 
+# Without diffusers to read a class's __init__ from: the kinds a config key takes, by the naming
+# conventions diffusers' models and schedulers follow (counts and sizes: numbers, or lists of
+# them per block; names of blocks, activations and schedules: strings, or lists of them).
+NUMBER_KEYS = (
+    "_channels",
+    "_size",
+    "_dim",
+    "_layers",
+    "_groups",
+    "_factor",
+    "_eps",
+    "_timesteps",
+    "_heads",
+    "layers_per_block",
+    "beta_start",
+    "beta_end",
+    "shift",
+)
+STRING_KEYS = ("_type", "_types", "act_fn", "_schedule", "_spacing")
+
+
+def json_kind(value: Any) -> str:
+    """number | string | list | object | null: what a JSON value is, as annotations are judged."""
+    if value is None:
+        return "null"
+    if isinstance(value, (bool, int, float)):
+        return "number"
+    return {str: "string", list: "list", dict: "object"}.get(type(value), "object")
+
+
+def conventional_kinds(key: str) -> frozenset[str] | None:
+    """The kinds a diffusers config key takes by its name (NUMBER_KEYS, STRING_KEYS), or None."""
+    if key.startswith("_"):
+        return None
+    if key.startswith("num_") or key.endswith(NUMBER_KEYS):
+        return frozenset({"number", "list", "null"})
+    if key.endswith(STRING_KEYS):
+        return frozenset({"string", "list", "null"})
+    return None
+
+
 def component_role(name: str, cls: str | None) -> str:
     """What a component is, from its class name's ending (the libraries' naming conventions),
     else from its folder name (tokenizer_2, scheduler): tokenizer, scheduler, guider,
@@ -159,6 +200,25 @@ class Pipeline:
             if isinstance(qc, dict):
                 out[name] = qc
         return out
+
+    def config_types(self, component: str) -> tuple[dict[str, frozenset[str]], str]:
+        """(config key -> the JSON kinds the component's class takes for it, where that came
+        from): the installed diffusers' `__init__` annotations of the class (loaders.
+        component_types), else diffusers' naming conventions (conventional_kinds)."""
+        from genai_common.model.loaders import component_types
+
+        lib, cls = self.components.get(component, (None, None))
+        config = self.config(component)
+        declared = config.get("_class_name")
+        name = cls if isinstance(cls, str) else declared if isinstance(declared, str) else None
+        if lib in (None, "diffusers") and name:
+            found = component_types(name)
+            if found is not None:
+                return found, f"{name}.__init__ (diffusers)"
+        if lib not in (None, "diffusers"):
+            return {}, ""
+        kinds = {k: c for k in config if (c := conventional_kinds(k)) is not None}
+        return kinds, "diffusers' naming conventions"
 
     def tensors(self, component: str) -> dict[str, TensorInfo]:
         """A component's tensors ({} when its folder has none that read)."""

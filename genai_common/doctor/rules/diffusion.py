@@ -680,3 +680,37 @@ def quantized_components(md: ModelDir) -> Iterator[Finding]:
             file=f"{name}/config.json",
             severity="error" if missing else None,
         )
+
+
+@rule(
+    "DIF007",
+    "A component config value has a type its class does not take",
+    severity="error",
+    fix="Write the value as the class takes it (a count as a number, a block list as a list of "
+    "strings): diffusers passes config values to the class unchanged, and the model fails to "
+    "build ('four' channels) or builds wrong.",
+    compares="each diffusers component's config values vs the JSON kinds its class's __init__ "
+    "annotations and defaults accept (installed diffusers, read from source), else vs diffusers' "
+    "naming conventions (*_channels, num_*, *_size: numbers or lists; *_types, act_fn: strings)",
+)
+def config_types(md: ModelDir) -> Iterator[Finding]:
+    from genai_common.model.pipeline import json_kind
+
+    for name, (lib, cls) in sorted(md.pipeline.components.items()):
+        if (lib is None and cls is None) or md.pipeline.role(name) not in ("model", "scheduler"):
+            continue
+        kinds, source = md.pipeline.config_types(name)
+        config = md.pipeline.config(name)
+        file = "scheduler_config.json" if md.pipeline.role(name) == "scheduler" else "config.json"
+        for key, value in config.items():
+            accepted = kinds.get(key)
+            kind = json_kind(value)
+            if accepted is None or kind == "null" or kind in accepted:
+                continue
+            shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+            yield finding(
+                "DIF007",
+                f"{name}/{file}: {key} = {shown} is a {kind}, but {source} takes "
+                f"{' or '.join(sorted(accepted - {'null'}))}",
+                file=f"{name}/{file}",
+            )

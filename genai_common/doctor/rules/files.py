@@ -38,6 +38,31 @@ def unreadable_files(md: ModelDir) -> Iterator[Finding]:
 
 
 @rule(
+    "FILE021",
+    "A path named like a weight file is a directory",
+    severity="error",
+    fix="A download or copy went wrong (a tool wrote a folder where the file belongs, or the "
+    "path given is a folder): replace it with the weight file itself.",
+    compares="entries named *.safetensors / *.gguf / *.bin (and the path given) are regular files",
+)
+def weight_dirs(md: ModelDir) -> Iterator[Finding]:
+    for rel in md.weight_dirs:
+        if rel == ".":
+            yield finding(
+                "FILE021",
+                f"{md.display} is a directory, not a weight file: no loader reads it as weights",
+            )
+        else:
+            inside = sum(1 for f in md.files if f.startswith(rel + "/"))
+            yield finding(
+                "FILE021",
+                f"{rel} is a directory ({inside} file(s) inside), not a weight file: no loader "
+                "reads it, so its weights are missing",
+                file=rel,
+            )
+
+
+@rule(
     "FILE010",
     "A file is a Git-LFS pointer, not its content",
     severity="error",
