@@ -828,3 +828,14 @@ def diffusers_components_without_model_index(d: Path) -> Path:
     _pipeline(d)
     (d / "model_index.json").unlink()
     return d
+
+
+@case("TOK002")
+def tokenizer_json_deleted(d: Path) -> Path:
+    """Only tokenizer_config.json left (its class is built from tokenizer.json)."""
+    base_llm(d)
+    write_json(
+        d / "tokenizer_config.json",
+        {"tokenizer_class": "PreTrainedTokenizerFast", "bos_token": "<s>", "eos_token": "</s>"},
+    )
+    return d

@@ -483,3 +483,69 @@ def transformers_class_known(class_name: str) -> bool | None:
                 if block and class_name in _QUOTED_NAME.findall(block.group(1)):
                     return True
     return False
+
+
+# Files a tokenizer can be built from when its class is not known here (transformers 5's
+# conversions: tokenizer.json as it is; a SentencePiece or tiktoken model, BPE vocab.json +
+# merges.txt, or a WordPiece vocab.txt converted to it)
+ANY_VOCABULARY: tuple[tuple[str, ...], ...] = (
+    ("tokenizer.json",),
+    ("tokenizer.model",),
+    ("spiece.model",),
+    ("vocab.json", "merges.txt"),
+    ("vocab.txt",),
+)
+# transformers' own base classes (tokenization_utils_tokenizers.py: TOKENIZER_FILE,
+# TIKTOKEN_VOCAB_FILE): the file itself, or a tiktoken model to convert
+_BASE_TOKENIZERS = {
+    "PreTrainedTokenizerFast": (("tokenizer.json",), ("tokenizer.model",)),
+    "TokenizersBackend": (("tokenizer.json",), ("tokenizer.model",)),
+}
+
+
+@cache
+def vocabulary_files(tokenizer_class: str | None) -> tuple[tuple[tuple[str, ...], ...], str]:
+    """(alternatives, where from): the sets of files any one of which the tokenizer class can be
+    built from: tokenizer.json, or every other file its VOCAB_FILES_NAMES names (the slow files
+    transformers converts: LlamaTokenizer tokenizer.model; Qwen2Tokenizer vocab.json + merges.txt;
+    BertTokenizer vocab.txt), read from the installed transformers' source (never imported).
+    Without transformers, or for a class it does not have: ANY_VOCABULARY."""
+    generic = (ANY_VOCABULARY, "")
+    if not tokenizer_class or not re.fullmatch(r"\w+", tokenizer_class):
+        return generic
+    name = tokenizer_class.removesuffix("Fast")
+    if name in _BASE_TOKENIZERS or tokenizer_class in _BASE_TOKENIZERS:
+        return _BASE_TOKENIZERS.get(name) or _BASE_TOKENIZERS[tokenizer_class], "transformers"
+    root = _package_dir("transformers")
+    folders = transformers_model_types()
+    if root is None or folders is None:
+        return generic
+    norm = name.lower().replace("_", "")
+    candidates = sorted(
+        (f for f in folders if norm.startswith(f.replace("_", "").replace("-", ""))),
+        key=len,
+        reverse=True,
+    )
+    for folder in candidates:
+        path = os.path.join(root, "models", folder)
+        with os.scandir(path) as entries:
+            files = sorted(e.path for e in entries if e.name.startswith("tokenization_"))
+        for file in files:
+            text = _read(file) or ""
+            if not re.search(rf"^class {name}\(", text, re.MULTILINE):
+                continue
+            found = re.search(r"^VOCAB_FILES_NAMES\s*=\s*(\{[^}]*\})", text, re.MULTILINE)
+            if found is None:
+                return generic
+            import ast
+
+            try:
+                names = ast.literal_eval(found.group(1))
+            except (ValueError, SyntaxError):
+                return generic
+            values = [v for v in names.values() if isinstance(v, str)]
+            slow = tuple(v for v in values if v != "tokenizer.json")
+            # no slow file named: transformers may still convert a SentencePiece/tiktoken model
+            alternatives = (("tokenizer.json",), slow or ("tokenizer.model",))
+            return alternatives, f"transformers {os.path.basename(file)}"
+    return generic
