@@ -420,9 +420,11 @@ def tie(md: ModelDir) -> Iterator[Finding]:
     head = md.text.head
     tied, declared = md.text.tie
     family = md.model_type or ""
-    basis = md.text.tie_basis[1]
+    basis = None if declared else md.text.tie_basis[1]
     source = "declared" if declared else f"absent; {basis or 'this family'} defaults to {tied}"
-    if md.text.head_follows_weights:
+    if ((tied and head is not None) or (not tied and head is None)) and (
+        md.text.head_follows_weights
+    ):
         return  # the loader's sanitize follows whatever is stored
     if tied and head is not None:
         yield finding(

@@ -96,8 +96,8 @@ def files(md: ModelDir) -> Iterator[Finding]:
 def vocabulary(md: ModelDir) -> Iterator[Finding]:
     from genai_common.model.loaders import vocabulary_files
 
-    if md.tokenizer is None:
-        return  # TOK001: no tokenizer files at all
+    if md.tokenizer is None or "tokenizer.json" in md.file_set:
+        return  # TOK001: no tokenizer files at all; tokenizer.json builds every class
     cfg = md.json("tokenizer_config.json") or {}
     cls = cfg.get("tokenizer_class")
     cls = cls if isinstance(cls, str) else None
