@@ -324,6 +324,17 @@ def header_duplicate_tensor(d: Path) -> Path:
 
 
 @case("HDR007")
+def header_metadata_is_a_list(d: Path) -> Path:
+    """safe_open refuses it, mx.load reads it (safetensors 0.8, mlx 0.32.4)."""
+    return _weights(
+        d,
+        lambda p: write_raw_header(
+            p, {"__metadata__": ["format", "mlx"], "a": entry("F16", [2], 0)}, b"\0" * 4
+        ),
+    )
+
+
+@case("HDR008")
 def header_metadata_not_strings(d: Path) -> Path:
     return _weights(
         d,
@@ -715,4 +726,116 @@ def config_missing_layers(d: Path) -> Path:
 def config_hidden_size_string(d: Path) -> Path:
     base_llm(d)
     write_json(d / "config.json", {**CONFIG, "hidden_size": "8"})
+    return d
+
+
+@case("CMP001")
+def config_model_type_not_a_string(d: Path) -> Path:
+    base_llm(d)
+    write_json(d / "config.json", {**CONFIG, "model_type": ["llama"]})
+    return d
+
+
+@case("CMP001")
+def config_without_model_type(d: Path) -> Path:
+    base_llm(d)
+    write_json(d / "config.json", {k: v for k, v in CONFIG.items() if k != "model_type"})
+    return d
+
+
+@case("FILE021")
+def weights_path_is_a_directory(d: Path) -> Path:
+    """model.safetensors is a folder (a copy that went wrong): 'no weight files' must name it."""
+    base_llm(d, weights=False)
+    write_st(d / "model.safetensors" / "part0.safetensors", llm_tensors())
+    return d
+
+
+@case("FILE021")
+def path_given_is_a_directory_named_like_weights(d: Path) -> Path:
+    base_llm(d, weights=False)
+    (d / "model.safetensors").mkdir()
+    return d / "model.safetensors"
+
+
+@case("FILE020")
+def index_shards_outside_the_glob(d: Path) -> Path:
+    """mlx-lm globs model*.safetensors and never reads the index."""
+    weight_map = sharded_llm(d)
+    for shard in sorted(set(weight_map.values())):
+        (d / shard).rename(d / shard.replace("model-", "weights-"))
+    write_json(
+        d / "model.safetensors.index.json",
+        {"weight_map": {k: v.replace("model-", "weights-") for k, v in weight_map.items()}},
+    )
+    return d
+
+
+@case("FILE013")
+def only_a_pickle_index(d: Path) -> Path:
+    base_llm(d, weights=False)
+    write_json(
+        d / "pytorch_model.bin.index.json",
+        {"weight_map": {"model.embed_tokens.weight": "pytorch_model-00001-of-00001.bin"}},
+    )
+    return d
+
+
+def _pipeline(d: Path) -> Path:
+    """A small SD-shaped diffusers pipeline: configs as diffusers writes them, VAE weights."""
+    write_json(
+        d / "model_index.json",
+        {
+            "_class_name": "StableDiffusionPipeline",
+            "_diffusers_version": "0.32.0",
+            "scheduler": ["diffusers", "PNDMScheduler"],
+            "unet": ["diffusers", "UNet2DConditionModel"],
+            "vae": ["diffusers", "AutoencoderKL"],
+        },
+    )
+    version = {"_diffusers_version": "0.32.0"}
+    write_json(
+        d / "unet/config.json",
+        {"_class_name": "UNet2DConditionModel", **version, "in_channels": 4, "out_channels": 4},
+    )
+    write_json(
+        d / "vae/config.json",
+        {
+            "_class_name": "AutoencoderKL",
+            **version,
+            "latent_channels": 4,
+            "scaling_factor": 0.18215,
+        },
+    )
+    write_st(
+        d / "vae/diffusion_pytorch_model.safetensors",
+        {"decoder.conv_in.weight": ("F16", (8, 4, 3, 3))},
+    )
+    write_json(d / "scheduler/scheduler_config.json", {"_class_name": "PNDMScheduler", **version})
+    return d
+
+
+@case("DIF007")
+def diffusers_config_value_of_the_wrong_type(d: Path) -> Path:
+    _pipeline(d)
+    config = json.loads((d / "unet/config.json").read_text(encoding="utf-8"))
+    write_json(d / "unet/config.json", {**config, "in_channels": "four"})
+    return d
+
+
+@case("DIF004")
+def diffusers_components_without_model_index(d: Path) -> Path:
+    _pipeline(d)
+    (d / "model_index.json").unlink()
+    return d
+
+
+@case("TOK002")
+def tokenizer_json_deleted(d: Path) -> Path:
+    """Only tokenizer_config.json left (its class is built from tokenizer.json)."""
+    base_llm(d)
+    write_json(
+        d / "tokenizer_config.json",
+        {"tokenizer_class": "PreTrainedTokenizerFast", "bos_token": "<s>", "eos_token": "</s>"},
+    )
     return d

@@ -60,8 +60,24 @@ def test_remapping_is_read_from_source_text(tmp_path: Path) -> None:
 
 
 def test_cmp001_no_model_type(llama: Path) -> None:
+    """mlx-lm reads config["model_type"] first: without it the load stops with a KeyError, so the
+    finding is an error (and says so); a model_type that is not a string resolves nowhere."""
+    import json
+
+    from mlx_lm.utils import _get_classes
+
     edit_json(llama / "config.json", without("model_type"))
-    assert codes(llama, "compat") == ["CMP001"]
+    config = json.loads((llama / "config.json").read_text(encoding="utf-8"))
+    with pytest.raises(KeyError, match="model_type"):
+        _get_classes(config)
+    found = [f for f in run(llama, "compat") if f.code == "CMP001"]
+    assert [f.severity for f in found] == ["error"] and "KeyError" in found[0].message
+    for bad in (["llama"], 7):
+        edit_json(llama / "config.json", lambda d, b=bad: d.update(model_type=b))
+        with pytest.raises((TypeError, ValueError)):
+            _get_classes(json.loads((llama / "config.json").read_text(encoding="utf-8")))
+        found = [f for f in run(llama, "compat") if f.code == "CMP001"]
+        assert [f.severity for f in found] == ["error"], found
 
 
 def test_cmp002_without_loaders(tiny_llm: Path) -> None:

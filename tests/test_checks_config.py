@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -9,13 +10,16 @@ import pytest
 from checks_helpers import (
     CLEAN_TINY,
     LINEAR_ATTENTION,
+    Spec,
     codes,
     edit_json,
     messages,
     problems,
+    read_json,
     rewrite_tensors,
     run,
     without,
+    write_safetensors,
 )
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -133,6 +137,74 @@ def test_cfg041_family_default_when_absent(tiny_llm_gemma: Path, tmp_path: Path)
     assert "CFG041" in codes(gemma, "config")
 
 
+def test_cfg041_unknown_model_type_takes_its_architectures_family(
+    tiny_llm_gemma: Path, tmp_path: Path
+) -> None:
+    """A fine-tune that renamed its model_type keeps its base family's default: Gemma's class
+    name in `architectures` says it ties (no lm_head stored is right). A family that unties by
+    default is still an error; a family nothing knows is a warning to declare the tie."""
+    gemma = Path(shutil.copytree(tiny_llm_gemma, tmp_path / "gemma"))
+    drop_config(gemma, "tie_word_embeddings")
+    set_config(gemma, model_type="acme_gemma_chat", architectures=["GemmaForCausalLM"])
+    assert [f"{f.code}: {f.message}" for f in run(gemma, "config")] == []
+    set_config(gemma, architectures=["Qwen2ForCausalLM"])
+    found = [f for f in run(gemma, "config") if f.code == "CFG041"]
+    assert [f.severity for f in found] == ["error"]
+    assert "architectures 'Qwen2ForCausalLM' defaults to False" in found[0].message
+    set_config(gemma, architectures=["AcmeForCausalLM"])
+    found = [f for f in run(gemma, "config") if f.code == "CFG041"]
+    assert [f.severity for f in found] == ["warning"], found
+    assert "cannot be told" in found[0].message
+
+
+def test_tied_by_default_is_what_transformers_config_classes_declare() -> None:
+    """TIED_BY_DEFAULT holds every model_type whose config class in the installed transformers
+    declares tie_word_embeddings = True (and T5, which ties through its shared embedding)."""
+    import ast
+    import importlib.util
+
+    from genai_common.model.text import TIED_BY_DEFAULT
+
+    spec = importlib.util.find_spec("transformers")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("transformers is not installed: no config classes to compare with")
+    models = Path(next(iter(spec.submodule_search_locations))) / "models"
+    tied: set[str] = set()
+    for path in models.glob("*/configuration_*.py"):
+        for cls in ast.parse(path.read_text(encoding="utf-8")).body:
+            if not isinstance(cls, ast.ClassDef):
+                continue
+            model_type, default = None, None
+            for item in cls.body:
+                if isinstance(item, ast.Assign) and any(
+                    isinstance(t, ast.Name) and t.id == "model_type" for t in item.targets
+                ):
+                    model_type = getattr(item.value, "value", None)
+                if (
+                    isinstance(item, ast.AnnAssign)
+                    and isinstance(item.target, ast.Name)
+                    and item.target.id == "tie_word_embeddings"
+                ):
+                    default = getattr(item.value, "value", None)
+                if (
+                    isinstance(item, ast.FunctionDef)
+                    and item.name == "__init__"
+                    and default is None
+                ):
+                    args = item.args
+                    named = [a.arg for a in args.args][len(args.args) - len(args.defaults) :]
+                    pairs = [
+                        *zip(named, args.defaults, strict=True),
+                        *zip([a.arg for a in args.kwonlyargs], args.kw_defaults, strict=True),
+                    ]
+                    for name, value in pairs:
+                        if name == "tie_word_embeddings":
+                            default = getattr(value, "value", None)
+            if isinstance(model_type, str) and default is True:
+                tied.add(model_type)
+    assert tied - TIED_BY_DEFAULT == set()
+
+
 def test_cfg042_loaders_disagree_on_absent_tie(llama: Path) -> None:
     drop_config(llama, "tie_word_embeddings")
     assert "CFG042" in codes(llama, "config")
@@ -184,6 +256,32 @@ def test_cfg060_unsupported_rope_type(llama: Path) -> None:
 def test_cfg06x_valid_rope_in_both_spellings(llama: Path, rope: dict) -> None:
     set_config(llama, rope_scaling=rope)
     assert codes(llama, "config") == []
+
+
+def test_rope_parameters_per_layer_type(llama: Path) -> None:
+    """transformers 5 keys rope_parameters by layer type, each type with its own rope_type
+    (Gemma 3's config: linear x8 on full attention, default on sliding attention). Each is judged
+    as a RoPE dict of its own, and named in the message."""
+    drop_config(llama, "rope_scaling", "rope_theta")
+    n = read_json(llama / "config.json")["num_hidden_layers"]
+    set_config(
+        llama,
+        layer_types=(["sliding_attention", "full_attention"] * n)[:n],
+        rope_parameters={
+            "full_attention": {"rope_type": "linear", "factor": 8.0, "rope_theta": 1000000.0},
+            "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
+        },
+    )
+    assert [f"{f.code}: {f.message}" for f in problems(llama, "config")] == []
+    set_config(
+        llama,
+        rope_parameters={
+            "full_attention": {"rope_type": "yarn", "rope_theta": 1000000.0},
+            "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
+        },
+    )
+    found = messages(llama, "config", "CFG061")
+    assert len(found) == 1 and "rope_parameters['full_attention']" in found[0], found
 
 
 def test_cfg061_rope_missing_required_key(llama: Path) -> None:
@@ -466,13 +564,13 @@ TRICKY_NAMES = [
     "vision_tower.encoder.layers.30.mlp.fc1.weight",  # not a text tensor
     "model.Visual.blocks.1.weight",  # marker in another case: not a text tensor
     "multi_modal_projector.linear_1.weight",
-    "model.embed_tokens.weight",
 ]
 
 
 def test_text_tensors_and_layer_indices_match_the_per_name_rules(tmp_path: Path) -> None:
-    """The one-pass versions (names joined by newlines) agree with is_text_tensor and
-    re.search(LAYER_PATTERN, name) applied name by name."""
+    """Without an embedding to anchor the language model on, the one-pass versions (names joined
+    by newlines) agree with is_text_tensor and re.search(LAYER_PATTERN, name) applied name by
+    name."""
     import re
 
     from checks_helpers import write_safetensors
@@ -499,6 +597,37 @@ def test_text_tensors_and_layer_indices_match_the_per_name_rules(tmp_path: Path)
     write_safetensors(text_only / "model.safetensors", {"model.layers.1.w.weight": ("F16", (2,))})
     md = ModelDir.open(text_only / "model.safetensors")
     assert md.text.tensors is md.tensors  # no marker anywhere: the dict itself, no copy
+
+
+def test_the_language_model_is_found_from_where_its_embedding_lives(tmp_path: Path) -> None:
+    """With an embedding, the stacks directly under its module path are the language model's;
+    every other stack is another network's, and so is everything under its own path."""
+    from checks_helpers import write_safetensors
+
+    from genai_common.model import ModelDir
+
+    names = [*TRICKY_NAMES, "model.embed_tokens.weight"]
+    write_safetensors(tmp_path / "model.safetensors", {n: ("F16", (2,)) for n in names})
+    md = ModelDir.open(tmp_path / "model.safetensors")
+    assert md.text.anchor == "model."
+    assert md.text.text_stacks == {"model.layers.": {0, 12}, "model.blocks.": {2}}
+    assert md.text.layer_indices == {0, 12, 2}
+    assert md.text.foreign == (
+        "layers.",
+        "model.Visual.",
+        "model.layers.44x.",
+        "transformer.",
+        "vision_tower.",
+    )
+    assert set(md.text.tensors) == {
+        "model.layers.0.self_attn.q_proj.weight",
+        "model.layers.12.mlp.experts.layers.3.w1.weight",
+        "model.blocks.2.x.weight",
+        "model.mylayers.5.x.weight",
+        "model.layers.x.9.weight",
+        "model.layers.4",
+        "model.embed_tokens.weight",
+    }
 
 
 # One config value changed at a time on the tiny DeepSeek-V3 (DeepSeek's layout) and on mlx-lm's
@@ -611,3 +740,224 @@ def test_gated_query_projection_is_not_a_shape_error(model_type: str, tmp_path: 
     found = messages(model, "config", "CFG030")
     assert any("q_proj.weight has 128 outputs, expected 32" in m for m in found), found
     assert any("o_proj.weight has 64 inputs, expected 32" in m for m in found), found
+
+
+# Issue 14: networks beside the language model that have layer stacks of their own, in the
+# layouts the published checkpoints store (names from the models' own modeling code and
+# mlx-vlm 0.7.10's sanitize(), which maps them). Sizes are tiny; names and nesting are real.
+def _linear(out: int, inp: int) -> tuple[str, tuple[int, ...]]:
+    return ("BF16", (out, inp))
+
+
+def _llama_layer(prefix: str, hidden: int, heads: int, kv: int, inter: int | None) -> Spec:
+    head_dim = hidden // heads
+    spec: Spec = {
+        f"{prefix}.self_attn.q_proj.weight": _linear(heads * head_dim, hidden),
+        f"{prefix}.self_attn.k_proj.weight": _linear(kv * head_dim, hidden),
+        f"{prefix}.self_attn.v_proj.weight": _linear(kv * head_dim, hidden),
+        f"{prefix}.self_attn.o_proj.weight": _linear(hidden, heads * head_dim),
+        f"{prefix}.input_layernorm.weight": ("BF16", (hidden,)),
+        f"{prefix}.post_attention_layernorm.weight": ("BF16", (hidden,)),
+    }
+    if inter:
+        for proj, shape in (("gate", (inter, hidden)), ("up", (inter, hidden))):
+            spec[f"{prefix}.mlp.{proj}_proj.weight"] = ("BF16", shape)
+        spec[f"{prefix}.mlp.down_proj.weight"] = _linear(hidden, inter)
+    return spec
+
+
+def deepseek_ocr2_layout(root: Path) -> Path:
+    """DeepSeek-OCR-2 as deepseek-ai publishes it: a DeepSeek-V2 MoE language model at `model.`
+    (layer 0 dense, then routed + shared experts), a SAM ViT at `model.sam_model.blocks.N`, and a
+    Qwen2 decoder used as the vision encoder at `model.qwen2_model.model.model.layers.N` (a
+    language model inside the vision encoder: its layers have mlp.gate_proj and self_attn.q_proj
+    of their own widths)."""
+    text = {
+        "model_type": "deepseek_v2",
+        "vocab_size": 256,
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "moe_intermediate_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 4,
+        "n_routed_experts": 4,
+        "n_shared_experts": 1,
+        "num_experts_per_tok": 2,
+        "first_k_dense_replace": 1,
+        "qk_nope_head_dim": 0,
+        "qk_rope_head_dim": 0,
+        "kv_lora_rank": None,
+        "q_lora_rank": None,
+        "use_mla": False,
+        "max_position_embeddings": 256,
+    }
+    config = {
+        "model_type": "deepseek_vl_v2",
+        "architectures": ["DeepseekOCR2ForCausalLM"],
+        "language_config": text,
+        "vision_config": {"model_type": "vision", "layers": 3, "width": 32},
+        "projector_config": {"projector_type": "linear", "input_dim": 32, "n_embed": 64},
+        "tie_word_embeddings": False,
+    }
+    spec: Spec = {
+        "model.embed_tokens.weight": _linear(256, 64),
+        "model.norm.weight": ("BF16", (64,)),
+        "lm_head.weight": _linear(256, 64),
+        **_llama_layer("model.layers.0", 64, 4, 4, 128),
+        **_llama_layer("model.layers.1", 64, 4, 4, None),
+        "model.layers.1.mlp.gate.weight": _linear(4, 64),
+        "model.layers.1.mlp.shared_experts.gate_proj.weight": _linear(32, 64),
+        "model.layers.1.mlp.shared_experts.up_proj.weight": _linear(32, 64),
+        "model.layers.1.mlp.shared_experts.down_proj.weight": _linear(64, 32),
+        "model.projector.layers.weight": _linear(64, 32),
+        "model.qwen2_model.query_1024.weight": _linear(16, 32),
+    }
+    for e in range(4):
+        for proj, shape in (("gate", (32, 64)), ("up", (32, 64)), ("down", (64, 32))):
+            spec[f"model.layers.1.mlp.experts.{e}.{proj}_proj.weight"] = ("BF16", shape)
+    for i in range(3):  # the Qwen2 encoder: 3 layers, hidden 32, 2 heads, its own MLP
+        spec.update(_llama_layer(f"model.qwen2_model.model.model.layers.{i}", 32, 2, 1, 48))
+        spec[f"model.sam_model.blocks.{i}.mlp.lin1.weight"] = _linear(64, 16)
+        spec[f"model.sam_model.blocks.{i}.attn.qkv.weight"] = _linear(48, 16)
+    write_safetensors(root / "model.safetensors", spec)
+    (root / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    return root
+
+
+def minicpm_o_layout(root: Path) -> Path:
+    """MiniCPM-o 2.6 as openbmb publishes it: a Qwen2 language model at `llm.`, SigLIP at
+    `vpm.encoder.layers.N`, a Whisper encoder at `apm.layers.N` (its q_proj is d_model wide) and
+    a Llama-shaped TTS model at `tts.model.layers.N` with an embedding of its own; the text
+    config is config.json's top level."""
+    config = {
+        "model_type": "minicpmo",
+        "architectures": ["MiniCPMO"],
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "num_hidden_layers": 2,
+        "vocab_size": 256,
+        "max_position_embeddings": 256,
+        "tie_word_embeddings": False,
+        "vision_config": {
+            "model_type": "siglip_vision_model",
+            "hidden_size": 32,
+            "num_hidden_layers": 3,
+        },
+        "audio_config": {"model_type": "whisper", "d_model": 48, "encoder_layers": 4},
+        "tts_config": {"model_type": "conditional_chattts", "llm_dim": 64, "hidden_size": 40},
+    }
+    spec: Spec = {
+        "llm.model.embed_tokens.weight": _linear(256, 64),
+        "llm.model.norm.weight": ("BF16", (64,)),
+        "llm.lm_head.weight": _linear(256, 64),
+        "tts.model.embed_tokens.weight": _linear(32, 40),
+        "resampler.query": ("BF16", (4, 64)),
+        "resampler.kv_proj.weight": _linear(64, 32),
+        "audio_projection_layer.linear1.weight": _linear(64, 48),
+    }
+    for i in range(2):
+        spec.update(_llama_layer(f"llm.model.layers.{i}", 64, 4, 2, 128))
+    for i in range(3):
+        spec.update(_llama_layer(f"vpm.encoder.layers.{i}", 32, 2, 2, None))
+        spec.update(_llama_layer(f"tts.model.layers.{i}", 40, 2, 2, 80))
+    for i in range(4):
+        spec.update(_llama_layer(f"apm.layers.{i}", 48, 4, 4, None))
+    write_safetensors(root / "model.safetensors", spec)
+    (root / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    return root
+
+
+@pytest.mark.parametrize("layout", [deepseek_ocr2_layout, minicpm_o_layout])
+def test_other_networks_layers_are_not_the_language_models(layout, tmp_path: Path) -> None:
+    model = layout(tmp_path / "m")
+    for family in ("config", "vlm"):  # VLM011: a tower under a path no name rule knows
+        assert [f"{f.code}: {f.message}" for f in problems(model, family)] == []
+
+
+@pytest.mark.parametrize(
+    ("layout", "key", "value", "code"),
+    [
+        (deepseek_ocr2_layout, "num_hidden_layers", 3, "CFG020"),
+        (deepseek_ocr2_layout, "first_k_dense_replace", 2, "CFG081"),
+        (minicpm_o_layout, "num_hidden_layers", 1, "CFG020"),
+        (minicpm_o_layout, "num_key_value_heads", 4, "CFG030"),
+    ],
+)
+def test_the_language_models_own_layers_still_judged(
+    layout, key: str, value: int, code: str, tmp_path: Path
+) -> None:
+    model = layout(tmp_path / "m")
+
+    def change(d: dict) -> None:
+        d.get("language_config", d)[key] = value
+
+    edit_json(model / "config.json", change)
+    found = run(model, "config")
+    assert code in {f.code for f in found}, [f"{f.code}: {f.message}" for f in found]
+    assert all("qwen2_model" not in f.message and "apm." not in f.message for f in found)
+
+
+def test_size_spellings_cover_transformers_attribute_maps() -> None:
+    """Every key a transformers config's attribute_map spells a text size with is read (the
+    families whose config spells heads differently: BART-style encoder/decoder_attention_heads,
+    d_model, encoder_layers; GPT-2's n_head...), except a key that is another size's own
+    canonical name or spelling (Whisper's num_key_value_heads -> encoder_attention_heads would
+    read the query heads of every BART-style config)."""
+    import ast
+    import importlib.util
+
+    from genai_common.model.text import TEXT_KEY_SPELLINGS
+
+    spec = importlib.util.find_spec("transformers")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("transformers is not installed: no attribute_map to compare with")
+    models = Path(next(iter(spec.submodule_search_locations))) / "models"
+    other_canonical = set(TEXT_KEY_SPELLINGS) | {"moe_intermediate_size", "qk_rope_head_dim"}
+    missing: dict[str, set[str]] = {}
+    for path in models.glob("*/configuration_*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            target = (
+                node.targets[0] if isinstance(node, ast.Assign) else getattr(node, "target", None)
+            )
+            if not (isinstance(target, ast.Name) and target.id == "attribute_map"):
+                continue
+            try:
+                mapping = ast.literal_eval(node.value)
+            except ValueError:
+                continue
+            for canonical, spelling in mapping.items():
+                if canonical not in TEXT_KEY_SPELLINGS or spelling in TEXT_KEY_SPELLINGS[canonical]:
+                    continue
+                others = {s for k, v in TEXT_KEY_SPELLINGS.items() if k != canonical for s in v}
+                if spelling in other_canonical | others or canonical == spelling:
+                    continue
+                missing.setdefault(canonical, set()).add(f"{spelling} ({path.parent.name})")
+    assert missing == {}
+
+
+def test_cfg001_bart_style_text_config_in_a_vlm(tmp_path: Path) -> None:
+    """Florence-2's language model is BART: heads as encoder/decoder_attention_heads, hidden as
+    d_model, layers as encoder/decoder_layers. No CFG001; a real absence still is one."""
+    root = tmp_path / "florence"
+    text = {
+        "model_type": "florence2_language",
+        "d_model": 64,
+        "encoder_attention_heads": 4,
+        "decoder_attention_heads": 4,
+        "encoder_layers": 2,
+        "decoder_layers": 2,
+        "vocab_size": 256,
+        "max_position_embeddings": 256,
+    }
+    root.mkdir()
+    (root / "config.json").write_text(
+        json.dumps({"model_type": "florence2", "text_config": text, "vision_config": {}}),
+        encoding="utf-8",
+    )
+    assert "CFG001" not in codes(root, "config", metadata_only=True)
+    edit_json(root / "config.json", lambda d: d["text_config"].pop("encoder_attention_heads"))
+    edit_json(root / "config.json", lambda d: d["text_config"].pop("decoder_attention_heads"))
+    assert "CFG001" in codes(root, "config", metadata_only=True)

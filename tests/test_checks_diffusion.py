@@ -11,7 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from checks_helpers import codes, edit_json, messages, problems, run, without, write_safetensors
+from checks_helpers import codes as all_codes
+from checks_helpers import edit_json, messages, problems, run, without, write_safetensors
+
+
+def codes(path: Path, family: str, **kw: Any) -> list[str]:
+    """The codes found, but DIF006 (whether diffusers is installed: these tests run in both the
+    MLX and the PyTorch environment)."""
+    return [c for c in all_codes(path, family, **kw) if c != "DIF006"]
+
 
 SD_INDEX = {
     "_class_name": "StableDiffusionPipeline",
@@ -143,8 +151,8 @@ def flux(tmp_path: Path) -> Path:
 
 
 def test_clean_inline_pipelines_pass(sd: Path, flux: Path) -> None:
-    assert run(sd, "diffusion") == []
-    assert run(flux, "diffusion") == []
+    assert codes(sd, "diffusion") == []
+    assert codes(flux, "diffusion") == []
 
 
 def test_dif001_empty_model_index(sd: Path) -> None:
@@ -395,13 +403,16 @@ def sd3_pipeline(root: Path, *, t5: bool = False) -> Path:
 
 @pytest.mark.parametrize("t5", [False, True])
 def test_clean_inline_sd3_passes(tmp_path: Path, t5: bool) -> None:
-    found = run(sd3_pipeline(tmp_path / "sd3", t5=t5), "diffusion")
+    found = [
+        f for f in run(sd3_pipeline(tmp_path / "sd3", t5=t5), "diffusion") if f.code != "DIF006"
+    ]
     # without T5, only the note that from_pretrained needs the two null components as None
     assert [f.code for f in found] == ([] if t5 else ["DIF003"])
     assert all(f.severity == "info" for f in found)
     if not t5:
         assert found[0].message == (
-            "text_encoder_3, tokenizer_3 saved as [null, null]: load with "
+            "text_encoder_3, tokenizer_3 saved as [null, null] but StableDiffusion3Pipeline "
+            "requires them: DiffusionPipeline.from_pretrained(path) fails; load with "
             "from_pretrained(path, text_encoder_3=None, tokenizer_3=None)"
         )
 
@@ -470,3 +481,240 @@ def test_real_tiny_sd3_pipeline(tiny_diffusion_sd3: Path, tmp_path: Path) -> Non
     narrow = Path(shutil.copytree(tiny_diffusion_sd3, tmp_path / "narrow"))
     edit_json(narrow / "transformer/config.json", lambda d: d.update(joint_attention_dim=64))
     assert codes(narrow, "diffusion") == ["DIF003", "DIF030"]  # 64 < CLIP 32 + 48
+
+
+def qwen_image_edit_pipeline(root: Path) -> Path:
+    """Qwen-Image-Edit's layout (model_index.json as Qwen publishes it): a transformers processor
+    (Qwen2VLProcessor) saved as its parts (preprocessor_config.json, video_preprocessor_config.json
+    and the tokenizer files: no processor_config.json, no config.json), a Qwen2.5-VL text encoder,
+    a guider saved as guider_config.json."""
+    write(
+        root / "model_index.json",
+        {
+            "_class_name": "QwenImageEditPipeline",
+            "_diffusers_version": "0.35.0.dev0",
+            "processor": ["transformers", "Qwen2VLProcessor"],
+            "scheduler": ["diffusers", "FlowMatchEulerDiscreteScheduler"],
+            "text_encoder": ["transformers", "Qwen2_5_VLForConditionalGeneration"],
+            "tokenizer": ["transformers", "Qwen2Tokenizer"],
+            "transformer": ["diffusers", "QwenImageTransformer2DModel"],
+            "vae": ["diffusers", "AutoencoderKLQwenImage"],
+            "feature_extractor": ["transformers", "CLIPImageProcessor"],
+            "guider": ["diffusers", "ClassifierFreeGuidance"],
+        },
+    )
+    write(root / "transformer/config.json", {"_class_name": "QwenImageTransformer2DModel"})
+    write(root / "vae/config.json", {"_class_name": "AutoencoderKLQwenImage", "z_dim": 16})
+    write(root / "text_encoder/config.json", {"model_type": "qwen2_5_vl", "hidden_size": 64})
+    for folder in ("tokenizer", "processor"):
+        write(root / folder / "tokenizer_config.json", {"model_max_length": 512})
+        write(root / folder / "vocab.json", {"a": 0})
+        (root / folder / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
+    write(
+        root / "processor/preprocessor_config.json",
+        {"image_processor_type": "Qwen2VLImageProcessor"},
+    )
+    write(root / "processor/video_preprocessor_config.json", {"temporal_patch_size": 2})
+    (root / "processor/chat_template.jinja").write_text("{{ messages }}", encoding="utf-8")
+    write(root / "feature_extractor/preprocessor_config.json", {"crop_size": 224})
+    write(root / "guider/guider_config.json", {"_class_name": "ClassifierFreeGuidance"})
+    write(
+        root / "scheduler/scheduler_config.json",
+        {"_class_name": "FlowMatchEulerDiscreteScheduler", "shift": 1.0},
+    )
+    return root
+
+
+def test_dif002_processors_and_guiders_are_judged_by_their_own_files(tmp_path: Path) -> None:
+    root = qwen_image_edit_pipeline(tmp_path / "qwen")
+    assert "DIF002" not in codes(root, "diffusion")
+    for name in (
+        "preprocessor_config.json",
+        "video_preprocessor_config.json",
+        "tokenizer_config.json",
+        "vocab.json",
+    ):
+        (root / "processor" / name).unlink()
+    (root / "feature_extractor/preprocessor_config.json").unlink()
+    write(root / "feature_extractor/config.json", {})  # not what an image processor reads
+    found = messages(root, "diffusion", "DIF002")
+    assert len(found) == 2, found
+    assert any("'processor'" in m and "processor_config.json" in m for m in found)
+    assert any("'feature_extractor'" in m and "preprocessor_config.json" in m for m in found)
+
+
+# quantization_config as diffusers 0.42 writes it into a component's config.json
+# (BitsAndBytesConfig.to_dict, SDNQConfig: quant_method beside the method's own fields), and as
+# transformers writes it into a text encoder's
+BNB_NF4 = {
+    "_load_in_4bit": True,
+    "_load_in_8bit": False,
+    "bnb_4bit_compute_dtype": "bfloat16",
+    "bnb_4bit_quant_storage": "uint8",
+    "bnb_4bit_quant_type": "nf4",
+    "bnb_4bit_use_double_quant": False,
+    "llm_int8_enable_fp32_cpu_offload": False,
+    "llm_int8_has_fp16_weight": False,
+    "llm_int8_skip_modules": None,
+    "llm_int8_threshold": 6.0,
+    "load_in_4bit": True,
+    "load_in_8bit": False,
+    "quant_method": "bitsandbytes",
+}
+SDNQ = {"quant_method": "sdnq", "weights_dtype": "int8", "group_size": 0, "use_svd": False}
+
+
+def test_dif070_non_mlx_quantization_in_any_component(flux: Path) -> None:
+    assert "DIF070" not in codes(flux, "diffusion")
+    edit_json(flux / "transformer/config.json", lambda d: d.update(quantization_config=BNB_NF4))
+    edit_json(flux / "vae/config.json", lambda d: d.update(quantization_config=SDNQ))
+    edit_json(
+        flux / "text_encoder_2/config.json",
+        lambda d: d.update(quantization_config={"quant_method": "gptq", "bits": 4}),
+    )
+    found = {f.file: f for f in run(flux, "diffusion") if f.code == "DIF070"}
+    assert sorted(found) == [
+        "text_encoder_2/config.json",
+        "transformer/config.json",
+        "vae/config.json",
+    ]
+    bnb = found["transformer/config.json"]
+    assert "'bitsandbytes' (nf4 4-bit)" in bnb.message
+    assert "bitsandbytes, accelerate, a CUDA, XPU or MPS device" in bnb.message
+    import importlib.util
+
+    # an error exactly when a package the quantizer imports is missing here
+    for f, packages in (
+        (bnb, ("bitsandbytes", "accelerate")),
+        (found["vae/config.json"], ("sdnq",)),
+    ):
+        absent = [p for p in packages if importlib.util.find_spec(p) is None]
+        assert f.severity == ("error" if absent else "warning"), f
+        for p in absent:
+            assert p in f.message.rpartition("not installed here: ")[2]
+
+
+def test_dif004_component_folders_without_model_index(flux: Path) -> None:
+    """A Flux pipeline's folders (as diffusers saves them: each config with _class_name and
+    _diffusers_version) whose model_index.json was lost: still a diffusion pipeline, the missing
+    file named, and the components still judged against each other from their own configs."""
+    from genai_common.doctor import diagnose
+
+    index = json.loads((flux / "model_index.json").read_text(encoding="utf-8"))
+    for name, (lib, cls) in ((k, v) for k, v in index.items() if not k.startswith("_")):
+        if lib == "diffusers":
+            config = "scheduler_config.json" if name == "scheduler" else "config.json"
+            edit_json(
+                flux / name / config,
+                lambda d, c=cls: d.update(_class_name=c, _diffusers_version="0.32.0"),
+            )
+        elif name.startswith("text_encoder"):
+            edit_json(flux / name / "config.json", lambda d, c=cls: d.update(architectures=[c]))
+    (flux / "model_index.json").unlink()
+    report = diagnose(flux)
+    assert report.kind == "diffusion"
+    found = [f for f in report.findings if f.code == "DIF004"]
+    assert len(found) == 1 and found[0].severity == "error" and found[0].file == "model_index.json"
+    for part in (
+        "transformer/ (FluxTransformer2DModel)",
+        "vae/ (AutoencoderKL)",
+        "text_encoder_2/ (T5EncoderModel)",
+    ):
+        assert part in found[0].message
+    edit_json(flux / "vae/config.json", lambda d: d.update(latent_channels=4))
+    assert "DIF010" in codes(flux, "diffusion")  # 64 != 4 x 4: still compared
+
+
+def test_two_plain_folders_are_not_a_pipeline(tmp_path: Path) -> None:
+    write(tmp_path / "a/config.json", {"model_type": "llama"})
+    write(tmp_path / "b/tokenizer_config.json", {})
+    from genai_common.model import ModelDir
+
+    assert ModelDir.open(tmp_path).kind == "unknown"
+
+
+@pytest.mark.torch
+def test_dif005_classes_the_installed_libraries_do_not_have(flux: Path) -> None:
+    """A pipeline, component or text-encoder class the installed diffusers / transformers lacks:
+    DiffusionPipeline.from_pretrained fails on it. Found from the libraries' source, not imported."""
+    pytest.importorskip("diffusers", reason="diffusers is not installed (genai-common[diffusion])")
+    assert codes(flux, "diffusion") == []
+    edit_json(
+        flux / "model_index.json",
+        lambda d: d.update(
+            _class_name="FluxUltraPipeline",
+            transformer=["diffusers", "FluxTransformer3DModel"],
+            text_encoder_2=["transformers", "T5EncoderModelV2"],
+            safety_checker=["stable_diffusion", "StableDiffusionSafetyCheckerV9"],
+        ),
+    )
+    (flux / "safety_checker").mkdir()
+    write(flux / "safety_checker/config.json", {})
+    found = messages(flux, "diffusion", "DIF005")
+    assert len(found) == 4, found
+    for name in ("FluxUltraPipeline", "FluxTransformer3DModel", "T5EncoderModelV2", "V9"):
+        assert any(name in m for m in found), (name, found)
+
+
+def test_dif003_null_components_from_the_pipelines_own_signature(flux: Path) -> None:
+    """[null, null] for a component FluxPipeline.__init__ takes without a default (and does not
+    list in _optional_components): from_pretrained(path) raises; one it may go without is fine.
+    Read from the installed diffusers' source (without diffusers: DIF006 says it was not read)."""
+    import importlib.util
+
+    edit_json(flux / "model_index.json", lambda d: d.update(image_encoder=[None, None]))
+    assert codes(flux, "diffusion") == []  # image_encoder=None is a default of FluxPipeline
+    edit_json(
+        flux / "model_index.json",
+        lambda d: d.update(text_encoder_2=[None, None], tokenizer_2=[None, None]),
+    )
+    found = messages(flux, "diffusion", "DIF003")
+    if importlib.util.find_spec("diffusers") is None:
+        assert found == [] and "DIF006" in all_codes(flux, "diffusion")
+    else:
+        assert len(found) == 1 and "text_encoder_2, tokenizer_2" in found[0], found
+        assert "text_encoder_2=None, tokenizer_2=None" in found[0]
+
+
+@pytest.mark.torch
+def test_the_class_index_is_what_diffusers_exports() -> None:
+    """diffusers_names (read from __init__ texts) holds every name the installed diffusers'
+    lazy module maps to a real (not dummy) submodule."""
+    diffusers = pytest.importorskip("diffusers", reason="diffusers is not installed")
+    from genai_common.model.loaders import diffusers_names
+
+    names = diffusers_names()
+    lazy = diffusers._class_to_module
+    assert [k for k, v in lazy.items() if k not in names and "dummy" not in v] == []
+
+
+def test_dif006_says_when_diffusers_is_not_installed(sd: Path) -> None:
+    import importlib.util
+
+    found = messages(sd, "diffusion", "DIF006")
+    assert (found != []) == (importlib.util.find_spec("diffusers") is None)
+
+
+def test_dif007_component_config_value_of_the_wrong_type(sd: Path) -> None:
+    """ "in_channels": "four" reaches UNet2DConditionModel(in_channels="four") unchanged: judged
+    against the class's own __init__ annotations when diffusers is installed, else against
+    diffusers' naming conventions; the published layout (nulls included) is clean."""
+    import importlib.util
+
+    edit_json(
+        sd / "unet/config.json",
+        lambda d: d.update(time_cond_proj_dim=None, num_attention_heads=None, act_fn="silu"),
+    )
+    assert "DIF007" not in codes(sd, "diffusion")
+    edit_json(sd / "unet/config.json", lambda d: d.update(in_channels="four"))
+    edit_json(sd / "vae/config.json", lambda d: d.update(act_fn=3))
+    found = messages(sd, "diffusion", "DIF007")
+    assert len(found) == 2, found
+    assert any("unet/config.json: in_channels = 'four' is a string" in m for m in found)
+    assert any("vae/config.json: act_fn = 3 is a number" in m for m in found)
+    source = (
+        "UNet2DConditionModel.__init__ (diffusers)"
+        if importlib.util.find_spec("diffusers")
+        else "diffusers' naming conventions"
+    )
+    assert any(source in m for m in found), found

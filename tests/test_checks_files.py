@@ -203,3 +203,81 @@ def test_fifo_is_never_opened(tmp_path: Path) -> None:
     assert "FILE014" in report.codes()
     (msg,) = [f.message for f in report.findings if f.code == "FILE014"]
     assert "not a regular file" in msg
+
+
+def _rename_shards(d: Path, old: str, new: str, *, keep_files: bool) -> None:
+    """Rename the shards in the index (and on disk when kept) from `old...` to `new...`."""
+    import json
+
+    index = d / "model.safetensors.index.json"
+    data = json.loads(index.read_text(encoding="utf-8"))
+    data["weight_map"] = {k: v.replace(old, new) for k, v in data["weight_map"].items()}
+    index.write_text(json.dumps(data), encoding="utf-8")
+    for shard in d.glob(f"{old}*.safetensors"):
+        if keep_files:
+            shard.rename(d / shard.name.replace(old, new))
+        else:
+            shard.unlink()
+
+
+@pytest.mark.parametrize("metadata_only", [True, False])
+def test_file020_index_shards_the_glob_never_reads(tmp_path: Path, metadata_only: bool) -> None:
+    """An index whose shards are named weights-0000N-of-0000M.safetensors: mlx-lm globs
+    model*.safetensors and never reads the index, so every tensor is missing at load. Before a
+    download (--metadata-only) the index alone says so."""
+    sharded_llm(tmp_path)
+    _rename_shards(tmp_path, "model-", "weights-", keep_files=not metadata_only)
+    found = [
+        f
+        for f in check_family("files", ModelDir.open(tmp_path, metadata_only=metadata_only))
+        if f.severity != "info"
+    ]
+    assert [f.code for f in found if f.code != "FILE002"] == ["FILE020"], found
+    (f020,) = [f for f in found if f.code == "FILE020"]
+    assert f020.severity == "error" and "weights-00001-of-00002.safetensors" in f020.message
+    assert "model*.safetensors" in f020.message and "missing at load" in f020.message
+
+
+def test_file020_one_shard_of_two_misnamed(tmp_path: Path) -> None:
+    weight_map = sharded_llm(tmp_path)
+    _rename_shards(tmp_path, "model-00002", "extra-00002", keep_files=False)
+    assert codes(tmp_path, metadata_only=True) == ["FILE020"]
+    (msg,) = messages(tmp_path, "FILE020", metadata_only=True)
+    n = sum(1 for v in weight_map.values() if v.startswith("model-00002"))
+    assert f"puts {n} tensor(s)" in msg and "1 shard(s)" in msg
+
+
+def test_file013_only_a_pickle_index_before_download(tmp_path: Path) -> None:
+    """pytorch_model.bin.index.json is the only index (a pickled checkpoint's metadata): in
+    metadata-only mode nothing else says mlx-lm cannot load it."""
+    import json
+
+    base_llm(tmp_path, weights=False)
+    shards = ["pytorch_model-00001-of-00002.bin", "pytorch_model-00002-of-00002.bin"]
+    (tmp_path / "pytorch_model.bin.index.json").write_text(
+        json.dumps(
+            {"metadata": {"total_size": 10}, "weight_map": {"a": shards[0], "b": shards[1]}}
+        ),
+        encoding="utf-8",
+    )
+    found = [f for f in check_family("files", ModelDir.open(tmp_path, metadata_only=True))]
+    assert [(f.code, f.severity) for f in found] == [("FILE013", "error")]
+    assert "pytorch_model.bin.index.json" in found[0].message and shards[0] in found[0].message
+    write_st(tmp_path / "model.safetensors", {"a": ("F16", (2,))})  # a safetensors release too
+    assert "FILE013" not in codes(tmp_path, metadata_only=True)
+
+
+def test_file021_weight_path_that_is_a_directory(tmp_path: Path) -> None:
+    """'no weight files' is not the story when model.safetensors is a folder: it is named, as an
+    error, whether it sits in the model directory or is the path given."""
+    base_llm(tmp_path, weights=False)
+    write_st(tmp_path / "model.safetensors" / "part.safetensors", {"a": ("F16", (2,))})
+    found = [f for f in check_family("files", ModelDir.open(tmp_path)) if f.code == "FILE021"]
+    assert [(f.severity, f.file) for f in found] == [("error", "model.safetensors")]
+    assert "model.safetensors is a directory (1 file(s) inside)" in found[0].message
+    given = [
+        f
+        for f in check_family("files", ModelDir.open(tmp_path / "model.safetensors"))
+        if f.code == "FILE021"
+    ]
+    assert len(given) == 1 and "is a directory, not a weight file" in given[0].message

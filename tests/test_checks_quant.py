@@ -299,3 +299,49 @@ def test_qnt032_entry_quantizes_a_float_module(llama4: Path) -> None:
     assert messages(llama4, "quant", "QNT032") == [
         "quantization['lm_head'] quantizes lm_head but it is stored in float (no .scales)"
     ]
+
+
+@pytest.mark.parametrize(("key", "value"), [("group_size", 32), ("group_size", 48), ("bits", 8)])
+def test_qnt031_a_wrong_block_is_one_finding_with_its_remedy(
+    llama4: Path, key: str, value: int
+) -> None:
+    """The block's group_size (or bits) edited on a real 4-bit model: every module disagrees
+    the same way. One finding, on config.json, that says which value to set back (not one
+    'add a per-layer entry' per module)."""
+    stored = {"group_size": 64, "bits": 4}[key]
+    set_quant(llama4, **{key: value})
+    from checks_helpers import run
+
+    found = [f for f in run(llama4, "quant") if f.code == "QNT031"]
+    assert len(found) == 1, [f.message for f in found]
+    assert found[0].file == "config.json" and found[0].severity == "warning"
+    assert f"block's {key} ({value}) disagrees with every quantized module" in found[0].message
+    assert f"set it back to {key} = {stored}" in found[0].message
+    assert "Per-layer entries are not the remedy" in found[0].hint
+    assert f"{key} = {stored}" in found[0].hint
+
+
+def test_qnt031_modules_of_one_cause_are_one_finding(llama4: Path) -> None:
+    k = "model.layers.1.self_attn.q_proj"
+
+    def two_at_8_bits(spec: dict) -> None:
+        for module in (Q, k):
+            spec[f"{module}.weight"] = ("U32", (64, 16))
+            spec[f"{module}.scales"] = ("F16", (64, 1))
+            spec[f"{module}.biases"] = ("F16", (64, 1))
+
+    rewrite_tensors(llama4, two_at_8_bits)
+    assert messages(llama4, "quant", "QNT031") == [
+        "2 modules are stored at bits=8, group_size=64 but the default says bits=4, "
+        f"group_size=64: {Q}, {k}"
+    ]
+
+
+def test_qnt022_one_finding_per_cause(llama4: Path) -> None:
+    def no_biases(spec: dict) -> None:
+        for name in [n for n in spec if n.endswith(".biases")]:
+            del spec[name]
+
+    rewrite_tensors(llama4, no_biases)
+    (msg,) = messages(llama4, "quant", "QNT022")
+    assert msg.startswith("16 modules: each has F16 scales (affine) but no .biases: ")

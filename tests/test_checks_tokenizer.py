@@ -124,3 +124,34 @@ def test_tok041_template_token_not_registered(llama: Path) -> None:
     )
     [message] = messages(llama, "tokenizer", "TOK041")
     assert "<|im_end|>" in message and "<|im_start|>" in message and "<|assistant|>" not in message
+
+
+def test_tok002_deleted_tokenizer_json(tiny_llm: Path, tmp_path: Path) -> None:
+    """Only tokenizer_config.json left: transformers cannot build the tokenizer (and says to
+    install sentencepiece); the doctor names the file the class is built from."""
+    from transformers import AutoTokenizer
+
+    model = Path(shutil.copytree(tiny_llm, tmp_path / "m"))
+    assert "TOK002" not in codes(model, "tokenizer")
+    (model / "tokenizer.json").unlink()
+    with pytest.raises((ValueError, OSError)):
+        AutoTokenizer.from_pretrained(str(model))
+    found = [f for f in problems(model, "tokenizer")]
+    assert [(f.code, f.severity) for f in found] == [("TOK002", "error")], found
+    assert "tokenizer.json" in found[0].message and "none is here" in found[0].message
+
+
+def test_tok002_follows_the_tokenizer_class(tiny_llm: Path, tmp_path: Path) -> None:
+    """Qwen2Tokenizer is built from tokenizer.json or from vocab.json + merges.txt (its
+    VOCAB_FILES_NAMES in transformers): the slow pair is enough, half of it is not."""
+    import json
+
+    model = Path(shutil.copytree(tiny_llm, tmp_path / "m"))
+    (model / "tokenizer.json").unlink()
+    set_json(model, "tokenizer_config.json", tokenizer_class="Qwen2Tokenizer")
+    (model / "vocab.json").write_text(json.dumps({"a": 0, "b": 1}), encoding="utf-8")
+    (model / "merges.txt").write_text("#version: 0.2\na b\n", encoding="utf-8")
+    assert "TOK002" not in codes(model, "tokenizer")
+    (model / "merges.txt").unlink()
+    (msg,) = messages(model, "tokenizer", "TOK002")
+    assert "Qwen2Tokenizer" in msg and "vocab.json + merges.txt" in msg

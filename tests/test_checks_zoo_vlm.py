@@ -18,7 +18,7 @@ merge_kernel_size windows). The second test breaks a copy of each of those layou
 real defect is still caught.
 
 Left out: phi3_v (mlx-vlm builds a full CLIP ViT-L/14-336, about 300M parameters, whatever the
-vision_config says); gemma3n, deepseek_vl_v2, minicpmv, molmo, florence2 (not yet built tiny).
+vision_config says); gemma3n, deepseek_vl_v2, minicpmv, molmo (not yet built tiny).
 A model type whose arguments mlx-vlm changes fails here with its error.
 """
 
@@ -304,6 +304,40 @@ ZOO: dict[str, dict[str, Any]] = {
         "text_config": text("qwen2"),
         "vision_config": vision("siglip_vision_model"),
     },
+    # Florence-2: a BART language model (encoder and decoder stacks) whose config spells the
+    # sizes as BART does (d_model, encoder/decoder_attention_heads, encoder/decoder_layers), with
+    # microsoft/Florence-2's num_hidden_layers beside them; a DaViT vision tower
+    "florence2": {
+        "model_type": "florence2",
+        "vocab_size": 256,
+        "image_token_id": 250,
+        "projection_dim": 64,
+        "text_config": {
+            "model_type": "florence2_language",
+            "d_model": 64,
+            "encoder_attention_heads": 4,
+            "decoder_attention_heads": 4,
+            "encoder_ffn_dim": 128,
+            "decoder_ffn_dim": 128,
+            "encoder_layers": 2,
+            "decoder_layers": 2,
+            "num_hidden_layers": 2,
+            "vocab_size": 256,
+            "max_position_embeddings": 256,
+            "is_encoder_decoder": True,
+        },
+        "vision_config": {
+            "model_type": "davit",
+            "depths": [1, 1, 1, 1],
+            "dim_embed": [8, 16, 32, 64],
+            "num_heads": [1, 2, 2, 4],
+            "num_groups": [1, 2, 2, 4],
+            "window_size": 2,
+            "projection_dim": 64,
+            "hidden_size": 64,
+            "image_size": [32, 32],
+        },
+    },
     # MoonViT: embed_dim beside hidden_size (not a merger output), MLP fc0 up / fc1 down; the
     # projector takes merge_kernel_size windows of patches
     "kimi_vl": {
@@ -398,6 +432,8 @@ BROKEN = [
     ("kimi_vl", _set("intermediate_size", 48, "vision_config"), "VLM021"),  # fc0 has 64 rows
     ("kimi_vl", _set("embed_dim", 48, "vision_config"), "VLM020"),  # fc0 takes 32
     ("glm4v", _set("hidden_size", 48, "text_config"), "VLM031"),  # the merger maps to 64
+    ("florence2", _set("decoder_layers", 3, "text_config"), "CFG020"),  # 2 decoder layers
+    ("florence2", _set("encoder_attention_heads", 0, "text_config"), "CFG001"),
 ]
 
 

@@ -369,3 +369,98 @@ def test_tokenizer_from_sentencepiece_only(tmp_path: Path) -> None:
     assert problems == []
     assert info.vocab_size == 4 and info.source == "tokenizer.model"
     assert info.token_to_id == {"</s>": 2}
+
+
+# --- __metadata__ as MLX writes it, and as the libraries refuse it ------------------------------
+
+
+def _metadata_file(path: Path, metadata: object) -> Path:
+    write_raw_header(path, {"__metadata__": metadata, "a": entry("F32", [2], 0)}, b"\0" * 8)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("metadata", "code", "safe_open_reads", "mx_load_reads"),
+    [
+        (None, None, True, True),  # what mx.save_safetensors writes without metadata
+        ({"format": "mlx"}, None, True, True),
+        ({}, None, True, True),
+        (["format", "mlx"], "HDR007", False, True),
+        ("mlx", "HDR007", False, True),
+        ({"step": 3}, "HDR008", False, False),
+        ({"nested": {"a": "b"}}, "HDR008", False, False),
+        ({"flag": None}, "HDR008", False, False),
+    ],
+)
+def test_metadata_codes_follow_what_the_libraries_read(
+    tmp_path: Path, metadata: object, code: str | None, safe_open_reads: bool, mx_load_reads: bool
+) -> None:
+    """HDR007 (a warning: mx.load reads the file, safe_open refuses it) and HDR008 (an error:
+    both refuse) are what safetensors 0.8 and mlx 0.32.4 do with the file, measured here."""
+    import mlx.core as mx
+    from safetensors import safe_open
+
+    path = _metadata_file(tmp_path / "w.safetensors", metadata)
+    try:
+        with safe_open(str(path), "np") as fh:
+            fh.metadata()
+        read_by_safe_open = True
+    except Exception:
+        read_by_safe_open = False
+    try:
+        mx.load(str(path))
+        read_by_mx = True
+    except Exception:
+        read_by_mx = False
+    assert (read_by_safe_open, read_by_mx) == (safe_open_reads, mx_load_reads)
+    codes = [c for c, _ in read_header(path).problems]
+    assert codes == ([code] if code else [])
+
+
+def test_files_mlx_writes_raise_no_header_finding(tmp_path: Path) -> None:
+    """mx.save_safetensors writes "__metadata__": null when given no metadata: no finding."""
+    import mlx.core as mx
+
+    from genai_common.doctor import diagnose
+
+    path = tmp_path / "weights.safetensors"
+    mx.save_safetensors(str(path), {"w": mx.zeros((4, 4))})
+    assert b'"__metadata__":null' in path.read_bytes()[:200]
+    report = diagnose(path)
+    assert [f.code for f in report.findings if f.code.startswith("HDR")] == []
+
+
+def test_an_mlx_lm_lora_adapter_raises_no_header_finding(tiny_llm: Path, tmp_path: Path) -> None:
+    """An adapter written by mlx-lm's own trainer (one LoRA step on the tiny Llama): its
+    adapters.safetensors carries "__metadata__": null and must pass the header checks."""
+    import mlx.optimizers as optim
+    from mlx_lm import load
+    from mlx_lm.tuner.datasets import CacheDataset, TextDataset
+    from mlx_lm.tuner.trainer import TrainingArgs, train
+    from mlx_lm.tuner.utils import linear_to_lora_layers
+
+    from genai_common.doctor import diagnose
+
+    model, tokenizer = load(str(tiny_llm))
+    model.freeze()
+    lora = {"rank": 4, "scale": 10.0, "dropout": 0.0}
+    linear_to_lora_layers(model, 2, lora)
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    data = CacheDataset(TextDataset([{"text": "the cat sat on the mat"}] * 4, tokenizer))
+    args = TrainingArgs(
+        batch_size=2,
+        iters=1,
+        steps_per_eval=100,
+        adapter_file=str(adapter / "adapters.safetensors"),
+        max_seq_length=32,
+    )
+    train(model, optim.Adam(learning_rate=1e-4), data, data, args)
+    (adapter / "adapter_config.json").write_text(
+        json.dumps({"fine_tune_type": "lora", "num_layers": 2, "lora_parameters": lora}),
+        encoding="utf-8",
+    )
+    assert b'"__metadata__":null' in (adapter / "adapters.safetensors").read_bytes()[:100]
+    report = diagnose(adapter)
+    assert report.kind == "adapter"
+    assert [f"{f.code}: {f.message}" for f in report.findings if f.severity != "info"] == []

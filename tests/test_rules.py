@@ -199,3 +199,20 @@ def test_a_family_run_on_its_own_uses_the_same_runner(tmp_path: Path) -> None:
     found = check_family("config", ModelDir.open(d))
     assert [f.code for f in found] == ["CFG010"]
     assert found[0].hint == RULES["CFG010"].fix and found[0].severity == "error"
+
+
+def test_a_rule_repeating_one_code_is_folded_into_one_finding() -> None:
+    """A rule that would emit many findings of one code (a cause repeated per layer) emits one
+    with the count and the subjects; a few stay as they are."""
+    from genai_common.doctor.registry import FOLD_AT, run_functions
+    from genai_common.findings import finding, rule
+
+    @rule("ZZZ901", "test", severity="warning", fix="fix it")
+    def many(subject):
+        for i in range(subject):
+            yield finding("ZZZ901", f"layer{i} is wrong", file="config.json")
+
+    assert len(run_functions([many], FOLD_AT)) == FOLD_AT
+    (one,) = run_functions([many], 20)
+    assert one.message.startswith("layer0 is wrong (and 19 more ZZZ901 findings: layer1, layer2,")
+    assert one.file == "config.json" and one.severity == "warning" and one.hint == "fix it"

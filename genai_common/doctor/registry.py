@@ -19,6 +19,7 @@ import sys
 
 from genai_common.findings import (
     RULES,
+    SEVERITY_RANK,
     Family,
     Finding,
     RuleError,
@@ -220,11 +221,57 @@ def run_functions(
         except Exception as exc:  # a malformed file must never stop the other rules
             name = func.__module__.rsplit(".", 1)[-1] + "." + func.__name__.lstrip("_")
             found = [stopped(name, exc)]
-        for f in found:
+        for f in _folded(found):
             key = (f.code, f.message, f.file)
             if key not in seen and _selected(f.code, select_, ignore_):
                 seen.add(key)
                 out.append(f)
+    return out
+
+
+# One rule function that raises more findings of one code than this reports them as one: a cause
+# repeated per layer or per file is one finding with a count and the list, not a screenful.
+FOLD_AT = 8
+
+
+def _folded(found: list[Finding]) -> list[Finding]:
+    """found, with each code that appears more than FOLD_AT times folded into one finding: the
+    first message, the count, and the subjects (file, else the first word) of the others."""
+    counts: dict[str, int] = {}
+    for f in found:
+        counts[f.code] = counts.get(f.code, 0) + 1
+    if all(n <= FOLD_AT for n in counts.values()):
+        return found
+    out: list[Finding] = []
+    done: set[str] = set()
+    for f in found:
+        if counts[f.code] <= FOLD_AT:
+            out.append(f)
+            continue
+        if f.code in done:
+            continue
+        done.add(f.code)
+        same = [g for g in found if g.code == f.code]
+        files = {g.file for g in same}
+        subjects = list(
+            dict.fromkeys(
+                g.message.split(" ", 1)[0] if len(files) == 1 or not g.file else g.file
+                for g in same[1:]
+            )
+        )
+        shown = ", ".join(subjects[:6]) + (
+            f", ... (+{len(subjects) - 6} more)" if len(subjects) > 6 else ""
+        )
+        worst = max((g.severity for g in same), key=SEVERITY_RANK.__getitem__)
+        out.append(
+            Finding(
+                f.code,
+                worst,
+                f"{f.message} (and {len(same) - 1} more {f.code} findings: {shown})",
+                f.hint,
+                f.file if len(files) == 1 else None,
+            )
+        )
     return out
 
 

@@ -243,11 +243,25 @@ def parse_header(
                     )
                     continue
         if name == "__metadata__":
-            if not isinstance(entry, dict) or not all(
-                isinstance(k, str) and isinstance(v, str) for k, v in entry.items()
-            ):
+            # mx.save_safetensors writes null: safe_open and mx.load both accept it (0.8, 0.32.4)
+            if entry is None:
+                continue
+            if not isinstance(entry, dict):
+                # safe_open refuses it; mx.load reads the file (measured)
                 problems.append(
-                    ("HDR007", f"{what}: __metadata__ is not a map of strings to strings")
+                    (
+                        "HDR007",
+                        f"{what}: __metadata__ is a JSON {_json_kind(entry)}, not a map of strings",
+                    )
+                )
+            elif not all(isinstance(v, str) for v in entry.values()):
+                bad = next(k for k, v in entry.items() if not isinstance(v, str))
+                problems.append(
+                    (
+                        "HDR008",
+                        f"{what}: __metadata__[{bad!r}] is a JSON {_json_kind(entry[bad])}, not a "
+                        "string: safe_open and mx.load both refuse the file",
+                    )
                 )
             else:
                 header.metadata = entry
@@ -257,6 +271,17 @@ def parse_header(
             tensors[name] = tensor
     _check_offsets(header, what)
     return header
+
+
+def _json_kind(value: Any) -> str:
+    """The JSON name of a parsed value's type."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    return {dict: "object", list: "array", str: "string"}.get(type(value), type(value).__name__)
 
 
 def _is_int(x: Any) -> bool:

@@ -210,7 +210,9 @@ class ModelDir:
                     "judged the cached snapshot",
                     None,
                 )
-        has_metadata = md.config is not None or "model_index.json" in md.file_set
+        has_metadata = (
+            md.config is not None or "model_index.json" in md.file_set or md.kind == "diffusion"
+        )
         if not md.metadata_only and md._single is None and not md.weight_files and has_metadata:
             md.metadata_only = True
             md.auto_metadata_only = True
@@ -286,6 +288,31 @@ class ModelDir:
         from genai_common.formats.files import WEIGHT_SUFFIXES
 
         return [f for f in self.files if f.endswith(WEIGHT_SUFFIXES)]
+
+    @cached_property
+    def weight_dirs(self) -> list[str]:
+        """Paths named like weight files (model.safetensors, x.gguf, pytorch_model.bin) that are
+        directories: '.' when the path given is one, else such folders at the top or in a
+        component folder. No loader reads them, and the file listing never shows them."""
+        from genai_common.formats.files import WEIGHT_SUFFIXES
+
+        if self.single_name is not None:
+            return []
+        if os.path.basename(self.root_str.rstrip("/\\")).endswith(WEIGHT_SUFFIXES):
+            return ["."]
+        out: list[str] = []
+        folders = ["", *sorted({f.split("/", 1)[0] + "/" for f in self.files if "/" in f})]
+        for base in folders:
+            try:
+                with os.scandir(os.path.join(self.root_str, base)) as entries:
+                    out += [
+                        base + e.name
+                        for e in entries
+                        if e.name.endswith(WEIGHT_SUFFIXES) and e.is_dir(follow_symlinks=True)
+                    ]
+            except OSError:
+                continue
+        return sorted(out)
 
     @cached_property
     def lfs_pointers(self) -> dict[str, dict[str, str]]:
@@ -408,6 +435,8 @@ class ModelDir:
         has_st = any(f.endswith(".safetensors") for f in self.top_files)
         if "adapter_config.json" in files and cfg is None:
             return "adapter"
+        if cfg is None and self.component_folders:
+            return "diffusion"  # a pipeline's component folders without their model_index.json
         if cfg is None:
             if any(f.endswith(".gguf") for f in self.top_files):
                 return "gguf"
@@ -427,6 +456,26 @@ class ModelDir:
         if has_st or self.model_type:
             return "ml"
         return "unknown"
+
+    @cached_property
+    def component_folders(self) -> dict[str, tuple[str, str | None]]:
+        """Without config.json and model_index.json: the top folders that are saved pipeline
+        components, folder -> (library, class), when at least two are and one of them was written
+        by diffusers (every diffusers config carries _diffusers_version; a scheduler is saved as
+        scheduler_config.json). {} otherwise (then this is no pipeline)."""
+        if self.single_name is not None or "model_index.json" in self.file_set:
+            return {}
+        folders = sorted({f.split("/", 1)[0] for f in self.files if f.count("/") == 1})
+        if len(folders) < 2 or "config.json" in self.file_set:
+            return {}
+        out: dict[str, tuple[str, str | None]] = {}
+        for folder in folders:
+            found = _component_of(self, folder)
+            if found is not None:
+                out[folder] = found
+        if len(out) < 2 or not any(lib == "diffusers" for lib, _ in out.values()):
+            return {}
+        return out
 
     @property
     def loader(self) -> str | None:
@@ -501,6 +550,28 @@ class ModelDir:
                 return _diffusers_weights(top)
             return [f for f in top if f != "consolidated.safetensors"]
         return top
+
+    @cached_property
+    def unread_shards(self) -> dict[str, list[str]]:
+        """Shards the index maps tensors to that the loader's own file selection never reads
+        (shard -> its tensors): mlx-lm globs model*.safetensors and never reads the index, so a
+        shard named otherwise (weights-00001-of-00002.safetensors, a subfolder) is skipped and
+        its tensors are missing at load. {} for the loaders that follow the index."""
+        index = self.index
+        if index is None or self.loader != "mlx-lm" or self.kind == "adapter":
+            return {}
+        out: dict[str, list[str]] = {}
+        for name, shard in index.weight_map.items():
+            if not (
+                shard.startswith("model") and shard.endswith(".safetensors") and "/" not in shard
+            ):
+                out.setdefault(shard, []).append(name)
+        return out
+
+    @cached_property
+    def pickle_indexes(self) -> list[str]:
+        """Top-level indexes of pickled shards (pytorch_model.bin.index.json)."""
+        return [f for f in self.top_files if f.endswith((".bin.index.json", ".pt.index.json"))]
 
     def header(self, rel: str) -> SafetensorsHeader | None:
         """The safetensors header of one file (cached); None when missing or unreadable."""
@@ -619,13 +690,8 @@ class ModelDir:
         if not self.metadata_only:
             _ = self.tensors
         if self.kind == "diffusion":
-            index = self.json("model_index.json") or {}
-            for name, value in index.items():
-                if (
-                    not name.startswith("_")
-                    and isinstance(value, list)
-                    and os.path.isdir(self.fspath(name))
-                ):
+            for name in self.pipeline.components:
+                if os.path.isdir(self.fspath(name)):
                     comp = self.component(name)
                     _ = comp.indexes
                     if not comp.metadata_only:
@@ -672,6 +738,34 @@ def _pure(path: str) -> str:
     head = "/" if path.startswith("/") else ""
     parts = [p for p in path.split("/") if p not in ("", ".")]
     return head + "/".join(parts) if parts else (head or ".")
+
+
+def _component_of(md: ModelDir, folder: str) -> tuple[str, str | None] | None:
+    """(library, class) of a folder saved as a pipeline component, from its own files: a
+    diffusers config (_class_name, _diffusers_version) or scheduler config, a transformers model
+    config (architectures), tokenizer or image-processor files; None for any other folder."""
+    files = md.file_set
+    for name in ("config.json", "scheduler_config.json"):
+        if f"{folder}/{name}" not in files:
+            continue
+        data = md.json(f"{folder}/{name}") or {}
+        cls = data.get("_class_name")
+        if "_diffusers_version" in data or name == "scheduler_config.json":
+            return "diffusers", cls if isinstance(cls, str) else None
+        archs = data.get("architectures")
+        if isinstance(archs, list) and archs and isinstance(archs[0], str):
+            return "transformers", archs[0]
+        if isinstance(data.get("model_type"), str):
+            return "transformers", None
+    if f"{folder}/tokenizer_config.json" in files or f"{folder}/tokenizer.json" in files:
+        data = md.json(f"{folder}/tokenizer_config.json") or {}
+        cls = data.get("tokenizer_class")
+        return "transformers", cls if isinstance(cls, str) else None
+    if f"{folder}/preprocessor_config.json" in files:
+        data = md.json(f"{folder}/preprocessor_config.json") or {}
+        cls = data.get("image_processor_type") or data.get("feature_extractor_type")
+        return "transformers", cls if isinstance(cls, str) else None
+    return None
 
 
 def _present(value: Any) -> bool:

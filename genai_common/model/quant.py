@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections import namedtuple
 from functools import cached_property
 
-from genai_common.model.text import is_text_tensor
 from genai_common.model.values import positive_int
 
 TYPE_CHECKING = False
@@ -116,7 +115,7 @@ class QuantModel:
 
     def expected_in_features(self, module: str) -> int | None:
         """K for a text-model projection, from the config; None for modules it does not size."""
-        if not is_text_tensor(module):
+        if not self.md.text.owns(module):
             return None
         dims = self.md.text.dims
         last = module.rsplit(".", 1)[-1]
@@ -204,3 +203,54 @@ class QuantModel:
         if t.dtype == "U32" and t.name.endswith(".weight"):
             return self.fits(t.name[: -len(".weight")], k)
         return False
+
+
+# What loading a non-MLX quantization needs besides torch: groups of top-level packages (one of
+# each group) and the device, from diffusers 0.42's quantizers (validate_environment) and
+# transformers 5.25's. MLX runtimes read none of them.
+FOREIGN_NEEDS: dict[str, tuple[tuple[tuple[str, ...], ...], str]] = {
+    "bitsandbytes": ((("bitsandbytes",), ("accelerate",)), "a CUDA, XPU or MPS device"),
+    "gguf": ((("gguf",), ("accelerate",)), ""),
+    "torchao": ((("torchao",),), ""),
+    "quanto": ((("optimum",), ("accelerate",)), ""),  # optimum-quanto
+    "modelopt": ((("modelopt",),), "an NVIDIA GPU"),
+    "sdnq": ((("sdnq",),), ""),
+    "auto-round": ((("auto_round",),), ""),
+    "nunchaku_lite": ((("kernels",),), "a CUDA GPU"),
+    "bfl": ((("accelerate",),), ""),
+    "gptq": ((("gptqmodel", "auto_gptq"),), "a CUDA GPU for most kernels"),
+    "awq": ((("awq", "gptqmodel"),), "a CUDA GPU for most kernels"),
+    "fp8": ((("accelerate",),), "a GPU with fp8 support"),
+    "compressed-tensors": ((("compressed_tensors",),), ""),
+    "hqq": ((("hqq",),), ""),
+    "eetq": ((("eetq",),), "a CUDA GPU"),
+    "aqlm": ((("aqlm",),), ""),
+}
+
+
+def quant_method(qc: dict[str, Any]) -> str:
+    """A quantization_config's method, lowered ('unknown' when it names none)."""
+    return str(qc.get("quant_method") or qc.get("quant_algo") or "unknown").lower()
+
+
+def quant_detail(qc: dict[str, Any]) -> str:
+    """What a quantization_config says about its format, in a few words (nf4 4-bit, int8...)."""
+    parts = []
+    if qc.get("load_in_4bit") or qc.get("_load_in_4bit"):
+        parts.append(f"{qc.get('bnb_4bit_quant_type') or ''} 4-bit".strip())
+    elif qc.get("load_in_8bit") or qc.get("_load_in_8bit"):
+        parts.append("8-bit")
+    for key in ("weights_dtype", "quant_type", "bits", "format", "quant_algo"):
+        value = qc.get(key)
+        if isinstance(value, (str, int)) and not isinstance(value, bool):
+            parts.append(f"{key} {value}")
+    return ", ".join(parts[:2])
+
+
+def missing_for(method: str) -> list[str]:
+    """The packages (one per group that has none installed) loading `method` needs and this
+    environment lacks; [] when nothing is missing or the method is not in FOREIGN_NEEDS."""
+    from genai_common.model.loaders import installed
+
+    groups, _ = FOREIGN_NEEDS.get(method, ((), ""))
+    return [" or ".join(group) for group in groups if not any(installed(p) for p in group)]

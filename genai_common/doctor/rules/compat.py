@@ -60,20 +60,42 @@ def has_vision(md: ModelDir) -> bool:
 
 @rule(
     "CMP001",
-    "config.json has no model_type",
-    severity="warning",
-    fix="Add model_type (copy it from the original model): loaders pick the architecture from it.",
-    compares="config['model_type'] present and a string",
+    "config.json has no model_type, or one that is not a string",
+    severity="error",
+    fix="Add model_type as a string (copy it from the original model): mlx-lm and mlx-vlm pick "
+    "the architecture from it and fail without it (mlx-lm 0.32: KeyError: 'model_type'; "
+    "mlx-vlm 0.7: KeyError: 'model_type'); a list or number is no architecture name to any loader.",
+    compares="config['model_type'] present and a non-empty string (a model_file custom "
+    "architecture: a warning)",
 )
 def model_type(md: ModelDir) -> Iterator[Finding]:
     cfg = md.config
     if cfg is None:
         return
     mt = cfg.get("model_type")
-    if not isinstance(mt, str) or not mt:
+    if isinstance(mt, str) and mt:
+        return
+    custom = isinstance(cfg.get("model_file"), str)  # the loader builds the model from that file
+    if mt is None:
+        nested = md.model_type  # a text_config's model_type is not what the loaders read
         yield finding(
             "CMP001",
-            "config.json has no model_type" if mt is None else f"model_type = {mt!r}",
+            "config.json has no model_type"
+            + (f" (only text_config has {nested!r}, which loaders do not read)" if nested else "")
+            + (
+                ""
+                if custom
+                else f": {md.loader or 'the loader'} fails with KeyError: 'model_type' before "
+                "reading anything else"
+            ),
+            file="config.json",
+            severity="warning" if custom else None,
+        )
+    else:
+        yield finding(
+            "CMP001",
+            f"model_type = {mt!r} is a {type(mt).__name__}, not an architecture name: no loader "
+            "can resolve it (mlx-lm, mlx-vlm and transformers look it up as a string)",
             file="config.json",
         )
 

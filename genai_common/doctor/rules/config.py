@@ -16,8 +16,7 @@ from genai_common.model.text import (
     EMBED_EXTRA_ROWS,
     MLX_LM_TIES_WHEN_ABSENT,
     MLX_LM_UNTIES_WHEN_ABSENT_IN_TEXT_CONFIG,
-    TIE_FOLLOWS_WEIGHTS,
-    is_text_tensor,
+    TEXT_KEY_SPELLINGS,
     rope_type,
 )
 from genai_common.model.values import (
@@ -80,7 +79,9 @@ LAYER_TYPE_VALUES = frozenset(
     severity="error",
     fix="Set the key to a positive integer in config.json (or its text_config); compare with the "
     "original model's config.",
-    compares="hidden_size, num_hidden_layers, num_attention_heads, vocab_size: present, positive ints",
+    compares="hidden_size, num_hidden_layers, num_attention_heads, vocab_size: present in one of the "
+    "spellings transformers' attribute_map gives them (d_model, n_layer, encoder_attention_heads, "
+    "...), positive ints",
 )
 @rule(
     "CFG002",
@@ -103,25 +104,22 @@ def required_keys(md: ModelDir) -> Iterator[Finding]:
     if not tc:
         return
     groups = {
-        "hidden_size": ("hidden_size", "n_embd", "d_model", "model_dim"),
-        "num_hidden_layers": (
-            "num_hidden_layers",
-            "n_layer",
-            "num_layers",
-            "num_transformer_layers",
-        ),
-        "num_attention_heads": ("num_attention_heads", "n_head", "num_query_heads"),
-        "vocab_size": ("vocab_size",),
+        key: TEXT_KEY_SPELLINGS[key]
+        + (("num_query_heads",) if key == "num_attention_heads" else ())
+        for key in ("hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size")
     }
     where = "text_config" if tc is not (md.config or {}) else "config.json"
     for key, spellings in groups.items():
-        present = [s for s in spellings if s in tc]
+        present = [s for s in spellings if tc.get(s) is not None] or [
+            s for s in spellings if s in tc
+        ]
         if not present:
             if key == "vocab_size" and md.kind == "vlm":
                 continue  # some VLM text configs inherit it from the top level
             if key == "num_attention_heads" and md.model_type in ATTENTION_FREE:
                 continue
-            yield finding("CFG001", f"{where} has no {key}", file="config.json")
+            others = ", ".join(spellings[1:4])
+            yield finding("CFG001", f"{where} has no {key} (nor {others}, ...)", file="config.json")
         elif per_layer_counts(tc[present[0]]):
             continue  # OpenELM: a head count per layer
         elif positive_int(tc[present[0]]) is None:
@@ -153,9 +151,9 @@ def required_keys(md: ModelDir) -> Iterator[Finding]:
         yield finding(
             "CFG002", f"tie_word_embeddings = {tie!r} is not true/false", file="config.json"
         )
-    rope = md.text.rope
-    if rope is not None and not isinstance(rope[1], dict):
-        yield finding("CFG002", f"{rope[0]} = {rope[1]!r} is not an object", file="config.json")
+    for key, value in md.text.ropes:
+        if not isinstance(value, dict):
+            yield finding("CFG002", f"{key} = {value!r} is not an object", file="config.json")
     layer_types = tc.get("layer_types")
     if layer_types is not None and not (
         isinstance(layer_types, list) and all(isinstance(x, str) for x in layer_types)
@@ -244,26 +242,45 @@ def embedding(md: ModelDir) -> Iterator[Finding]:
     compares="distinct layers.N indices in the text tensors vs num_hidden_layers",
 )
 def layers(md: ModelDir) -> Iterator[Finding]:
+    """The language model's layer stacks (md.text.text_stacks: judged from where its embedding
+    lives, so a vision or audio tower's layers never count) against the configured count; an
+    encoder-decoder's two stacks each against its own count (encoder_layers, decoder_layers)."""
     dims = md.text.dims
+    tc = md.text_config or {}
+    stacks = md.text.text_stacks
+    own = {
+        c: (f"{part}_layers", positive_count(tc.get(f"{part}_layers")))
+        for c in stacks
+        for part in ("encoder", "decoder")
+        if c.endswith(f".{part}.layers.") or c == f"{part}.layers."
+    }
+    if len(stacks) > 1 and len(own) == len(stacks) and all(n for _, n in own.values()):
+        for container, (key, want) in sorted(own.items()):
+            yield from _layer_count(stacks[container], want, 0, container[:-1], want_key=key)
+        return
     if dims.layers is None:
         return
     found = md.text.layer_indices
     if not found:
         return
-    tc = md.text_config or {}
     extra_allowed = positive_int(tc.get("num_nextn_predict_layers")) or 0
-    missing = first_missing(found, dims.layers, limit=9)  # _short_list shows 8, then "..."
-    extra = sorted(i for i in found if i >= dims.layers + extra_allowed)
+    yield from _layer_count(found, dims.layers, extra_allowed, "", want_key="num_hidden_layers")
+
+
+def _layer_count(
+    found: set[int], want: int, extra_allowed: int, where: str, *, want_key: str
+) -> Iterator[Finding]:
+    missing = first_missing(found, want, limit=9)  # _short_list shows 8, then "..."
+    extra = sorted(i for i in found if i >= want + extra_allowed)
     if missing or extra:
-        parts = [f"weights hold {len(found)} layers (0..{max(found)})"]
+        parts = [
+            f"weights hold {len(found)} {where + ' ' if where else ''}layers (0..{max(found)})"
+        ]
         if missing:
             parts.append(f"missing {_short_list(missing)}")
         if extra:
             parts.append(f"extra {_short_list(extra)}")
-        yield finding(
-            "CFG020",
-            f"{', '.join(parts)}; num_hidden_layers = {dims.layers}",
-        )
+        yield finding("CFG020", f"{', '.join(parts)}; {want_key} = {want}")
 
 
 def _short_list(values: list[int], limit: int = 8) -> str:
@@ -385,7 +402,8 @@ def attention(md: ModelDir) -> Iterator[Finding]:
     severity="error",
     fix="Set tie_word_embeddings to true (the embedding doubles as the head), or add the missing "
     "lm_head shard; a strict load fails with 'Missing parameters: lm_head.weight'.",
-    compares="tie_word_embeddings (declared or family default) vs a stored lm_head.weight",
+    compares="tie_word_embeddings (declared, else the default of the family model_type or the "
+    "architectures class names name) vs a stored lm_head.weight",
 )
 @rule(
     "CFG042",
@@ -402,9 +420,12 @@ def tie(md: ModelDir) -> Iterator[Finding]:
     head = md.text.head
     tied, declared = md.text.tie
     family = md.model_type or ""
-    source = "declared" if declared else f"absent; {family or 'this family'} defaults to {tied}"
-    if family in TIE_FOLLOWS_WEIGHTS:
-        return  # mlx-lm's sanitize follows whatever is stored
+    basis = None if declared else md.text.tie_basis[1]
+    source = "declared" if declared else f"absent; {basis or 'this family'} defaults to {tied}"
+    if ((tied and head is not None) or (not tied and head is None)) and (
+        md.text.head_follows_weights
+    ):
+        return  # the loader's sanitize follows whatever is stored
     if tied and head is not None:
         yield finding(
             "CFG040",
@@ -413,11 +434,22 @@ def tie(md: ModelDir) -> Iterator[Finding]:
             severity="error" if family in ALWAYS_TIED else None,
         )
     elif not tied and head is None and family not in ALWAYS_TIED:
-        yield finding(
-            "CFG041",
-            f"tie_word_embeddings = false ({source}) but no lm_head.weight is stored "
-            f"(only {emb.name})",
-        )
+        if not declared and basis is None:
+            yield finding(
+                "CFG041",
+                f"tie_word_embeddings is absent and neither model_type {family!r} nor "
+                "architectures name a family the installed libraries know, so its default "
+                f"cannot be told; no lm_head.weight is stored (only {emb.name}): declare "
+                "tie_word_embeddings: true",
+                file="config.json",
+                severity="warning",
+            )
+        else:
+            yield finding(
+                "CFG041",
+                f"tie_word_embeddings = false ({source}) but no lm_head.weight is stored "
+                f"(only {emb.name})",
+            )
     if not declared and head is not None and family in MLX_LM_TIES_WHEN_ABSENT:
         yield finding(
             "CFG042",
@@ -506,15 +538,16 @@ def layer_types(md: ModelDir) -> Iterator[Finding]:
     compares="presence of type/rope_type in rope_scaling",
 )
 def rope(md: ModelDir) -> Iterator[Finding]:
-    found = md.text.rope
-    if found is None or not isinstance(found[1], dict):
-        return
-    key, rope = found
-    if not rope:
-        return
+    """Each RoPE dict (md.text.ropes: one per layer type when rope_parameters is keyed by it)."""
+    for key, value in md.text.ropes:
+        if isinstance(value, dict) and value:
+            yield from _rope(md, key.partition("[")[0], key, value)
+
+
+def _rope(md: ModelDir, base: str, key: str, rope: dict[str, Any]) -> Iterator[Finding]:
     kind = rope_type(rope)
     if kind is None:
-        if key == "rope_parameters" and set(rope) <= {"rope_theta", "partial_rotary_factor"}:
+        if base == "rope_parameters" and set(rope) <= {"rope_theta", "partial_rotary_factor"}:
             return  # transformers v5 keeps plain rope_theta here
         yield finding("CFG063", f"{key} = {rope} has no 'type' or 'rope_type'", file="config.json")
         return
@@ -627,14 +660,15 @@ def context(md: ModelDir) -> Iterator[Finding]:
             file="config.json",
             severity="info",
         )
-    found = md.text.rope
-    if found and isinstance(found[1], dict):
-        orig = positive_int(found[1].get("original_max_position_embeddings"))
-        kind = rope_type(found[1])
+    for key, value in md.text.ropes:
+        if not isinstance(value, dict):
+            continue
+        orig = positive_int(value.get("original_max_position_embeddings"))
+        kind = rope_type(value)
         if orig and orig > dims.max_positions and kind not in ("llama3",):
             yield finding(
                 "CFG071",
-                f"{found[0]}.original_max_position_embeddings = {orig} > "
+                f"{key}.original_max_position_embeddings = {orig} > "
                 f"max_position_embeddings = {dims.max_positions}",
                 file="config.json",
             )
@@ -659,7 +693,7 @@ def experts(md: ModelDir) -> Iterator[Finding]:
         return
     ts = md.tensors
     expert = re.compile(EXPERT_PATTERN).search
-    indices = {int(m.group(1)) for name in ts if (m := expert(name)) and is_text_tensor(name)}
+    indices = {int(m.group(1)) for name in ts if (m := expert(name)) and md.text.owns(name)}
     if indices:
         if not is_range(indices, n):
             yield finding(

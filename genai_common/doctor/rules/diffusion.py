@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterator
 
 from genai_common.findings import Finding, finding, rule
+from genai_common.model.quant import FOREIGN_NEEDS, missing_for, quant_detail, quant_method
 from genai_common.model.values import is_range, positive_int
 
 TYPE_CHECKING = False
@@ -87,15 +88,6 @@ SCHEDULER_ENUMS: dict[str, frozenset[str]] = {
         {"linear", "scaled_linear", "squaredcos_cap_v2", "sigmoid", "exp", "cosine", "laplace"}
     ),
 }
-TOKENIZER_FILES = (
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "vocab.json",
-    "spiece.model",
-    "tokenizer.model",
-)
-
-
 # The transformer's patch input, whose weight's dim 1 is its in_channels: Flux's x_embedder
 # (Linear over packed latents), SD3's and PixArt's pos_embed.proj (Conv2d over the latents).
 PATCH_IN = ("x_embedder.weight", "pos_embed.proj.weight")
@@ -113,9 +105,12 @@ PATCH_IN = ("x_embedder.weight", "pos_embed.proj.weight")
     "DIF002",
     "A component named by model_index.json has no folder or no config",
     severity="error",
-    fix="Restore the component folder with its config (config.json, scheduler_config.json or the "
-    "tokenizer files), or set the entry to [null, null] if the pipeline does not need it.",
-    compares="model_index.json components vs folders and their config files",
+    fix="Restore the component folder with the file its kind is saved as (named in the message), or "
+    "set the entry to [null, null] if the pipeline does not need it.",
+    compares="model_index.json components vs folders and the file each kind is saved as (by class-name "
+    "ending: model config.json, *Scheduler scheduler_config.json, *Guidance guider_config.json, "
+    "*ImageProcessor / *FeatureExtractor preprocessor_config.json, *Processor its parts or "
+    "processor_config.json, *Tokenizer the tokenizer files)",
 )
 def index(md: ModelDir) -> Iterator[Finding]:
     if md.json("model_index.json") is None:
@@ -139,24 +134,43 @@ def index(md: ModelDir) -> Iterator[Finding]:
                 file="model_index.json",
             )
             continue
-        if "tokenizer" in name.lower() or (cls or "").endswith(("Tokenizer", "TokenizerFast")):
-            ok = any(f"{name}/{t}" in files for t in TOKENIZER_FILES)
-        elif "scheduler" in name.lower() or (cls or "").endswith("Scheduler"):
-            ok = f"{name}/scheduler_config.json" in files
-        elif (cls or "").endswith(("ImageProcessor", "FeatureExtractor")):
-            ok = f"{name}/preprocessor_config.json" in files
-        else:
-            ok = f"{name}/config.json" in files
+        wanted = md.pipeline.config_files(name)
+        ok = any(f"{name}/{f}" in files for f in wanted)
         if not ok:
             yield finding(
                 "DIF002",
-                f"component {name!r} ({cls}) has a folder but no config file in it",
+                f"component {name!r} ({cls}, a {md.pipeline.role(name).replace('_', ' ')}) has a "
+                f"folder but none of {', '.join(wanted[:4])}{', ...' if len(wanted) > 4 else ''} "
+                "in it",
                 file=f"{name}/",
             )
 
 
-# pipeline family -> components its class requires that a saved pipeline may set to [null, null]
-# (diffusers 0.42 `_optional_components` does not list them; from_pretrained needs them as None)
+@rule(
+    "DIF004",
+    "Pipeline component folders without a model_index.json",
+    severity="error",
+    fix="DiffusionPipeline.from_pretrained reads model_index.json first ('... does not appear to "
+    "have a file named model_index.json'): copy it from the pipeline these components came from "
+    "(it names the pipeline class and each component's [library, class]), or load each component "
+    "alone with its class and subfolder=.",
+    compares="top folders holding diffusers-written component configs vs model_index.json present",
+)
+def index_missing(md: ModelDir) -> Iterator[Finding]:
+    found = md.component_folders
+    if not found:
+        return
+    parts = ", ".join(f"{name}/ ({cls or lib})" for name, (lib, cls) in sorted(found.items()))
+    yield finding(
+        "DIF004",
+        f"no model_index.json beside the component folders {parts}: "
+        "DiffusionPipeline.from_pretrained cannot load this directory",
+        file="model_index.json",
+    )
+
+
+# pipeline family -> components its class requires that a saved pipeline may set to [null, null],
+# when diffusers is not installed to read the pipeline's own signature (diffusers 0.42)
 REQUIRED_NULLABLE: dict[str, tuple[str, ...]] = {"sd3": ("text_encoder_3", "tokenizer_3")}
 
 
@@ -168,23 +182,98 @@ REQUIRED_NULLABLE: dict[str, tuple[str, ...]] = {"sd3": ("text_encoder_3", "toke
     "were passed' unless those components are passed as None, e.g. "
     "from_pretrained(path, text_encoder_3=None, tokenizer_3=None) for SD3 without T5 "
     "(genai's loader does this).",
-    compares="model_index.json [null, null] entries vs the components the pipeline class "
-    "requires (SD3: text_encoder_3, tokenizer_3; diffusers 0.42)",
+    compares="model_index.json [null, null] entries vs the pipeline class's __init__ parameters "
+    "without a default that are not in its _optional_components (read from the installed "
+    "diffusers' source; without diffusers, SD3's text_encoder_3 and tokenizer_3)",
 )
 def nulls(md: ModelDir) -> Iterator[Finding]:
+    from genai_common.model.loaders import pipeline_signature
+
     comps = md.pipeline.components
-    nulls = [
-        n
-        for n in REQUIRED_NULLABLE.get(md.pipeline.family or "", ())
-        if comps.get(n) == (None, None)
-    ]
-    if nulls:
-        passed = ", ".join(f"{n}=None" for n in nulls)
+    pipe = md.pipeline.index.get("_class_name")
+    null = [n for n, v in comps.items() if v == (None, None)]
+    if not null:
+        return
+    signature = pipeline_signature(pipe) if isinstance(pipe, str) else None
+    if signature is not None:
+        params, optional = signature
+        required = [n for n in null if n in params and not params[n] and n not in optional]
+    else:
+        family = REQUIRED_NULLABLE.get(md.pipeline.family or "", ())
+        required = [n for n in null if n in family]
+    if required:
+        passed = ", ".join(f"{n}=None" for n in required)
         yield finding(
             "DIF003",
-            f"{', '.join(nulls)} saved as [null, null]: load with from_pretrained(path, {passed})",
+            f"{', '.join(required)} saved as [null, null] but {pipe or 'the pipeline'} requires "
+            f"{'it' if len(required) == 1 else 'them'}: DiffusionPipeline.from_pretrained(path) "
+            f"fails; load with from_pretrained(path, {passed})",
             file="model_index.json",
         )
+
+
+@rule(
+    "DIF005",
+    "model_index.json names a class the installed library does not have",
+    severity="error",
+    fix="Upgrade diffusers / transformers to a version that has the class (new pipelines land "
+    "often), or fix the class name; DiffusionPipeline.from_pretrained fails on it.",
+    compares="model_index.json _class_name and each component's [library, class] vs the names the "
+    "installed diffusers exports (its _import_structure), a pipelines submodule's exports, and "
+    "transformers model classes (the __all__ of the model folder the class name starts with)",
+)
+@rule(
+    "DIF006",
+    "Pipeline classes not checked: diffusers is not installed",
+    severity="info",
+    fix="Install genai-common[diffusion] to check the pipeline and component classes against "
+    "the diffusers that will load them.",
+    compares="find_spec('diffusers')",
+)
+def classes(md: ModelDir) -> Iterator[Finding]:
+    from genai_common.model.loaders import (
+        diffusers_names,
+        diffusers_submodule_names,
+        diffusers_version,
+        transformers_class_known,
+    )
+
+    index = md.pipeline.index
+    if not index:
+        return
+    names = diffusers_names()
+    if names is None:
+        yield finding(
+            "DIF006",
+            "diffusers is not installed: the pipeline and component classes in model_index.json "
+            "were not checked",
+        )
+        return
+    version = diffusers_version()
+    pipe = index.get("_class_name")
+    if isinstance(pipe, str) and pipe not in names:
+        yield finding(
+            "DIF005",
+            f"_class_name {pipe!r} is not a pipeline of the installed diffusers {version}",
+            file="model_index.json",
+        )
+    for name, (lib, cls) in sorted(md.pipeline.components.items()):
+        if lib is None or cls is None:
+            continue
+        if lib == "diffusers":
+            known, where = cls in names, f"diffusers {version}"
+        elif lib == "transformers":
+            known, where = transformers_class_known(cls), "transformers"
+        else:  # a diffusers pipelines submodule (stable_diffusion: StableDiffusionSafetyChecker)
+            exported = diffusers_submodule_names(lib)
+            known = None if exported is None else cls in exported
+            where = f"diffusers.pipelines.{lib}"
+        if known is False:
+            yield finding(
+                "DIF005",
+                f"component {name!r}: {cls!r} is not a class of the installed {where}",
+                file="model_index.json",
+            )
 
 
 @rule(
@@ -557,3 +646,71 @@ def resolution(md: ModelDir) -> Iterator[Finding]:
             f"vae.sample_size = {vae_sample}",
             file=f"{den}/config.json",
         )
+
+
+@rule(
+    "DIF070",
+    "A component is stored in a non-MLX quantization",
+    severity="warning",
+    fix="diffusers loads it only with the packages and device the message names (an error when one "
+    "is not installed here: from_pretrained raises ImportError); MLX runtimes (mflux, DiffusionKit) "
+    "read none of these formats. Use the unquantized component, or install what it needs.",
+    compares="each component's config.json quantization_config.quant_method (bitsandbytes, gguf, "
+    "torchao, quanto, modelopt, sdnq, auto-round; a text encoder's gptq, awq, fp8, "
+    "compressed-tensors) vs the packages diffusers' and transformers' quantizers require",
+)
+def quantized_components(md: ModelDir) -> Iterator[Finding]:
+    for name, qc in sorted(md.pipeline.quantized.items()):
+        method = quant_method(qc)
+        detail = quant_detail(qc)
+        groups, device = FOREIGN_NEEDS.get(method, ((), ""))
+        needs = [" or ".join(g) for g in groups] + ([device] if device else [])
+        missing = missing_for(method)
+        lib = md.pipeline.components[name][0] or "its library"
+        text = (
+            f"{name}/config.json: quantization_config.quant_method = {method!r}"
+            + (f" ({detail})" if detail else "")
+            + (f": {lib} needs {', '.join(needs)} to load it" if needs else f": {lib} must know it")
+            + (f"; not installed here: {', '.join(missing)}" if missing else "")
+            + "; MLX runtimes do not read it"
+        )
+        yield finding(
+            "DIF070",
+            text,
+            file=f"{name}/config.json",
+            severity="error" if missing else None,
+        )
+
+
+@rule(
+    "DIF007",
+    "A component config value has a type its class does not take",
+    severity="error",
+    fix="Write the value as the class takes it (a count as a number, a block list as a list of "
+    "strings): diffusers passes config values to the class unchanged, and the model fails to "
+    "build ('four' channels) or builds wrong.",
+    compares="each diffusers component's config values vs the JSON kinds its class's __init__ "
+    "annotations and defaults accept (installed diffusers, read from source), else vs diffusers' "
+    "naming conventions (*_channels, num_*, *_size: numbers or lists; *_types, act_fn: strings)",
+)
+def config_types(md: ModelDir) -> Iterator[Finding]:
+    from genai_common.model.pipeline import json_kind
+
+    for name, (lib, cls) in sorted(md.pipeline.components.items()):
+        if (lib is None and cls is None) or md.pipeline.role(name) not in ("model", "scheduler"):
+            continue
+        kinds, source = md.pipeline.config_types(name)
+        config = md.pipeline.config(name)
+        file = "scheduler_config.json" if md.pipeline.role(name) == "scheduler" else "config.json"
+        for key, value in config.items():
+            accepted = kinds.get(key)
+            kind = json_kind(value)
+            if accepted is None or kind == "null" or kind in accepted:
+                continue
+            shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+            yield finding(
+                "DIF007",
+                f"{name}/{file}: {key} = {shown} is a {kind}, but {source} takes "
+                f"{' or '.join(sorted(accepted - {'null'}))}",
+                file=f"{name}/{file}",
+            )

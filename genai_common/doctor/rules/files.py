@@ -38,6 +38,31 @@ def unreadable_files(md: ModelDir) -> Iterator[Finding]:
 
 
 @rule(
+    "FILE021",
+    "A path named like a weight file is a directory",
+    severity="error",
+    fix="A download or copy went wrong (a tool wrote a folder where the file belongs, or the "
+    "path given is a folder): replace it with the weight file itself.",
+    compares="entries named *.safetensors / *.gguf / *.bin (and the path given) are regular files",
+)
+def weight_dirs(md: ModelDir) -> Iterator[Finding]:
+    for rel in md.weight_dirs:
+        if rel == ".":
+            yield finding(
+                "FILE021",
+                f"{md.display} is a directory, not a weight file: no loader reads it as weights",
+            )
+        else:
+            inside = sum(1 for f in md.files if f.startswith(rel + "/"))
+            yield finding(
+                "FILE021",
+                f"{rel} is a directory ({inside} file(s) inside), not a weight file: no loader "
+                "reads it, so its weights are missing",
+                file=rel,
+            )
+
+
+@rule(
     "FILE010",
     "A file is a Git-LFS pointer, not its content",
     severity="error",
@@ -156,7 +181,8 @@ def config_present(md: ModelDir) -> Iterator[Finding]:
     fix="Pickle files can run code when loaded, and MLX loaders do not read them (they are never "
     "opened here). Convert to safetensors (e.g. with transformers save_pretrained(..., "
     "safe_serialization=True)) or use the hub's safetensors revision.",
-    compares="weight files present: pickle formats without safetensors",
+    compares="weight files present (or, before a download, the only index: "
+    "pytorch_model.bin.index.json): pickle formats without safetensors",
 )
 @rule(
     "FILE017",
@@ -178,6 +204,22 @@ def pickles(md: ModelDir) -> Iterator[Finding]:
             "FILE013",
             f"{len(pickled)} pickle weight file(s) ({', '.join(pickled[:3])}) and no safetensors",
             file=pickled[0],
+        )
+    elif not pickled and not safetensors and not ggufs and md.pickle_indexes and not md.indexes:
+        # before a download (--metadata-only): the only index names pickled shards
+        index = md.pickle_indexes[0]
+        shards = sorted(set((md.json(index) or {}).get("weight_map", {}).values()) - {None})
+        yield finding(
+            "FILE013",
+            f"the only weights index is {index}"
+            + (
+                f", naming {len(shards)} pickled shard(s) ({', '.join(map(str, shards[:2]))})"
+                if shards
+                else ""
+            )
+            + f": {md.loader or 'MLX loaders'} cannot load pickled weights, and no safetensors "
+            "index or file is present",
+            file=index,
         )
     elif pickled:
         yield finding(
@@ -332,7 +374,11 @@ def loader_files(md: ModelDir) -> Iterator[Finding]:
         return
     # diffusers variants (name.fp16.safetensors) are read when asked for: not strays
     unread = [
-        f for f in top_st if f not in read and not (md.loader == "diffusers" and f.count(".") > 1)
+        f
+        for f in top_st
+        if f not in read
+        and f not in md.unread_shards  # FILE020: the index says they hold the model's tensors
+        and not (md.loader == "diffusers" and f.count(".") > 1)
     ]
     if unread:
         yield finding(
@@ -341,6 +387,34 @@ def loader_files(md: ModelDir) -> Iterator[Finding]:
             f"{', '.join(unread[:4])}",
             file=unread[0],
         )
+
+
+@rule(
+    "FILE020",
+    "The index puts tensors in shards the loader never reads",
+    severity="error",
+    fix="mlx-lm reads only model*.safetensors in the top folder and never the index: rename the "
+    "shards to model-0000N-of-0000M.safetensors and their names in the index (or use a loader that "
+    "follows the index); otherwise those tensors are missing at load.",
+    compares="index weight_map shard names vs the loader's file selection (mlx-lm: "
+    "model*.safetensors), with or without the shards present (--metadata-only)",
+)
+def unread_shards(md: ModelDir) -> Iterator[Finding]:
+    if not _directory(md):
+        return
+    unread = md.unread_shards
+    if not unread:
+        return
+    index = next((rel for rel, info in md.indexes.items() if info is md.index), None)
+    names = [n for ns in unread.values() for n in ns]
+    shards = sorted(unread)
+    yield finding(
+        "FILE020",
+        f"{index} puts {len(names)} tensor(s) (e.g. {names[0]!r}) in {len(shards)} shard(s) "
+        f"{md.loader} never reads (it reads {_pattern(md)}): {', '.join(shards[:3])}"
+        f"{', ...' if len(shards) > 3 else ''}; they will be missing at load",
+        file=index,
+    )
 
 
 def _pattern(md: ModelDir) -> str:

@@ -140,10 +140,21 @@ def json_problems(md: ModelDir) -> Iterator[Finding]:
 )
 @rule(
     "HDR007",
-    "A safetensors __metadata__ entry is not a map of strings",
+    "A safetensors __metadata__ entry is not a map (nor null)",
     severity="warning",
-    fix="__metadata__ must map strings to strings (e.g. {'format': 'mlx'}); re-save the file.",
-    compares="type of __metadata__ and its values",
+    fix="__metadata__ must be null or map strings to strings (e.g. {'format': 'mlx'}): mx.load "
+    "reads such a file, but safe_open (transformers, diffusers) refuses it ('invalid JSON in "
+    "header'). Re-save the file; for diffusers it is an error.",
+    compares="type of __metadata__ (null, as mx.save_safetensors writes it, is accepted by both "
+    "safe_open and mx.load: safetensors 0.8, mlx 0.32.4)",
+)
+@rule(
+    "HDR008",
+    "A safetensors __metadata__ value is not a string",
+    severity="error",
+    fix="Both safe_open and mx.load refuse the file ('invalid type: integer' / 'type must be "
+    "string'): re-save it with string metadata values (str(value)).",
+    compares="types of the __metadata__ values (safetensors 0.8, mlx 0.32.4)",
 )
 @rule(
     "HDR010",
@@ -206,7 +217,7 @@ def json_problems(md: ModelDir) -> Iterator[Finding]:
 )
 def header_problems(md: ModelDir) -> Iterator[Finding]:
     """Safetensors headers that do not read (genai_common/formats/safetensors.py)."""
-    yield from _recorded(
+    for found in _recorded(
         md,
         (
             "HDR001",
@@ -216,6 +227,7 @@ def header_problems(md: ModelDir) -> Iterator[Finding]:
             "HDR005",
             "HDR006",
             "HDR007",
+            "HDR008",
             "HDR010",
             "HDR011",
             "HDR012",
@@ -225,7 +237,10 @@ def header_problems(md: ModelDir) -> Iterator[Finding]:
             "HDR016",
             "HDR017",
         ),
-    )
+    ):
+        if found.code == "HDR007" and md.loader == "diffusers":  # safe_open refuses the file
+            found = found._replace(severity="error")
+        yield found
 
 
 @rule(

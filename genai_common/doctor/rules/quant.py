@@ -17,7 +17,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from genai_common.model import ModelDir, TensorInfo
+    from genai_common.model import ModelDir
 
 
 # quantization_config.quant_method -> (severity, what MLX does with it)
@@ -194,6 +194,7 @@ def presence(md: ModelDir) -> Iterator[Finding]:
             file="config.json",
         )
     default = md.quant.default
+    causes: dict[str, list[tuple[str, str]]] = {}  # what is wrong -> (module, file)
     for name, t in ts.items():
         if not name.endswith(".weight") or t.dtype != "U32":
             continue
@@ -201,8 +202,8 @@ def presence(md: ModelDir) -> Iterator[Finding]:
         scales = ts.get(f"{module}.scales")
         if scales is None:
             if block is not None:
-                yield finding(
-                    "QNT022", f"{name} is uint32 but {module}.scales is missing", file=t.file
+                causes.setdefault("is uint32 but its .scales is missing", []).append(
+                    (module, t.file)
                 )
             continue
         biases = ts.get(f"{module}.biases")
@@ -213,23 +214,22 @@ def presence(md: ModelDir) -> Iterator[Finding]:
             if over and isinstance(over[1], dict)
             else (default.mode if default else "affine")
         )
+        cause = None
         if fixed_mode and biases is not None:
-            yield finding(
-                "QNT022",
-                f"{module} has uint8 scales ({mode if mode != 'affine' else 'mx/nv fp'} mode) but "
-                "also .biases",
-                file=t.file,
-            )
+            cause = f"has uint8 scales ({mode if mode != 'affine' else 'mx/nv fp'} mode) but also .biases"
         elif not fixed_mode and biases is None:
-            yield finding(
-                "QNT022", f"{module} has {scales.dtype} scales (affine) but no .biases", file=t.file
-            )
+            cause = f"has {scales.dtype} scales (affine) but no .biases"
         elif not fixed_mode and mode != "affine":
-            yield finding(
-                "QNT022",
-                f"{module} has {scales.dtype} scales but mode {mode!r} needs uint8 scales",
-                file=t.file,
-            )
+            cause = f"has {scales.dtype} scales but mode {mode!r} needs uint8 scales"
+        if cause:
+            causes.setdefault(cause, []).append((module, t.file))
+    for cause, modules in causes.items():  # one finding per cause, naming its modules
+        if len(modules) == 1:
+            yield finding("QNT022", f"{modules[0][0]} {cause}", file=modules[0][1])
+            continue
+        names = [m for m, _ in modules]
+        shown = ", ".join(names[:4]) + (f", ... (+{len(names) - 4} more)" if len(names) > 4 else "")
+        yield finding("QNT022", f"{len(names)} modules: each {cause}: {shown}", file=modules[0][1])
 
 
 def _describe(p: QParams | None) -> str:
@@ -257,15 +257,23 @@ def _describe(p: QParams | None) -> str:
     "QNT031",
     "A tensor is stored at other bits/group size than the default, with no per-layer entry",
     severity="warning",
-    fix="Add a per-layer entry {'bits': B, 'group_size': G} for the module: mlx-lm >= 0.32 infers it "
-    "from the shapes, but older mlx-lm, mlx-vlm and mlx-swift fail with 'Expected shape'.",
-    compares="bits/group size implied by shapes and config in_features vs the default block",
+    fix="Add a per-layer entry {'bits': B, 'group_size': G} for the modules named: mlx-lm >= 0.32 "
+    "infers it from the shapes, but older mlx-lm, mlx-vlm and mlx-swift fail with 'Expected "
+    "shape'. When every module disagrees the same way, the block itself is wrong: the message "
+    "says which value to set back.",
+    compares="bits/group size implied by shapes and config in_features vs the default block (one "
+    "finding per stored scheme, naming its modules)",
 )
 @QNT032
 def shapes(md: ModelDir) -> Iterator[Finding]:
-    """Per quantized module: packed width, scales/biases shapes, and bits vs what the loader uses."""
+    """Per quantized module: packed width, scales/biases shapes, and bits vs what the loader uses.
+    Modules stored at one scheme the config does not give are reported together (_grouped): a
+    wrong group_size in the block is one finding with its remedy, not one per layer."""
     ts = md.tensors
     default = md.quant.default
+    # (code, stored (bits, group_size) or bits x group_size, configured (bits, group_size))
+    mismatched: dict[tuple[str, Any, tuple[int, int]], list[tuple[str, str]]] = {}
+    judged = 0
     for module, w in md.quant.modules.items():
         scales = ts[f"{module}.scales"]
         biases = ts.get(f"{module}.biases")
@@ -320,7 +328,12 @@ def shapes(md: ModelDir) -> Iterator[Finding]:
                     file=scales.file,
                 )
                 continue
-            yield from _against_config(module, w, bits, gs, want, over)
+            judged += 1
+            if want is None or want.bits is None or want.group_size is None:
+                continue
+            if (bits, gs) != (want.bits, want.group_size):
+                key = ("QNT032" if over else "QNT031", (bits, gs), (want.bits, want.group_size))
+                mismatched.setdefault(key, []).append((module, w.file))
         else:
             # No config width for this module: the two shapes fix only bits * group_size.
             product = packed * 32 // groups if groups and (packed * 32) % groups == 0 else None
@@ -335,35 +348,69 @@ def shapes(md: ModelDir) -> Iterator[Finding]:
                     file=scales.file,
                 )
             elif want and want.bits and want.group_size and product != want.bits * want.group_size:
-                yield finding(
-                    "QNT032" if over else "QNT031",
-                    f"{module}: stored bits x group_size = {product}, the "
-                    f"{'per-layer entry' if over else 'default'} {_describe(want)} gives "
-                    f"{want.bits * want.group_size}",
-                    file=w.file,
-                )
+                judged += 1
+                key = ("QNT032" if over else "QNT031", product, (want.bits, want.group_size))
+                mismatched.setdefault(key, []).append((module, w.file))
+            else:
+                judged += 1
+    yield from _grouped(mismatched, judged, md.quant.block)
 
 
-def _against_config(
-    module: str,
-    w: TensorInfo,
-    bits: int,
-    gs: int,
-    want: QParams | None,
-    over: tuple[str, Any] | None,
+def _scheme(value: Any) -> str:
+    if isinstance(value, tuple):
+        return f"bits={value[0]}, group_size={value[1]}"
+    return f"bits x group_size = {value}"
+
+
+def _grouped(
+    mismatched: dict[tuple[str, Any, tuple[int, int]], list[tuple[str, str]]],
+    judged: int,
+    block: Any,
 ) -> Iterator[Finding]:
-    if want is None or want.bits is None or want.group_size is None:
-        return
-    if (bits, gs) == (want.bits, want.group_size):
-        return
-    code = "QNT032" if over else "QNT031"
-    yield finding(
-        code,
-        f"{module} is stored at bits={bits}, group_size={gs} but the "
-        f"{'per-layer entry' if over else 'default'} says bits={want.bits}, "
-        f"group_size={want.group_size}",
-        file=w.file,
-    )
+    """One finding per cause (code, stored scheme, configured scheme), naming its modules. When
+    every judged module is stored at one scheme the default does not give, the block itself is
+    wrong: the remedy is to set it back, not to add an entry per layer."""
+    for (code, stored, want), modules in sorted(mismatched.items(), key=str):
+        names = [m for m, _ in modules]
+        whose = "per-layer entry" if code == "QNT032" else "default"
+        configured = _scheme(want)
+        if not isinstance(stored, tuple):
+            configured += f", which gives {want[0] * want[1]}"
+        if len(names) == 1:
+            yield finding(
+                code,
+                f"{names[0]} is stored at {_scheme(stored)} but the {whose} says {configured}",
+                file=modules[0][1],
+            )
+            continue
+        shown = ", ".join(names[:4]) + (f", ... (+{len(names) - 4} more)" if len(names) > 4 else "")
+        if code == "QNT031" and len(names) == judged and isinstance(stored, tuple):
+            # every module agrees with the others and not with the block: the block is wrong
+            wrong = [
+                (key, have, was)
+                for key, have, was in zip(("bits", "group_size"), want, stored, strict=True)
+                if have != was
+            ]
+            said = " and ".join(f"{k} ({have})" for k, have, _ in wrong)
+            packed = " and ".join(f"{k} {was}" for k, _, was in wrong)
+            back = ", ".join(f"{k} = {was}" for k, _, was in wrong)
+            yield finding(
+                code,
+                f"the quantization block's {said} disagrees with every quantized module's "
+                f"packed shapes ({packed}, all {len(names)}: {shown}): set it back to {back}",
+                file="config.json",
+                hint=f"Set the quantization block's {back} (and quantization_config's, when "
+                "config.json mirrors it): the weights were packed so. Per-layer entries are not "
+                "the remedy; mlx-lm >= 0.32 infers the packing from the shapes, older mlx-lm, "
+                "mlx-vlm and mlx-swift fail with 'Expected shape'.",
+            )
+        else:
+            yield finding(
+                code,
+                f"{len(names)} modules are stored at {_scheme(stored)} but the {whose} says "
+                f"{configured}: {shown}",
+                file=modules[0][1],
+            )
 
 
 def _aliases(key: str) -> set[str]:

@@ -82,6 +82,46 @@ def files(md: ModelDir) -> Iterator[Finding]:
 
 
 @rule(
+    "TOK002",
+    "The vocabulary file the tokenizer class is built from is missing",
+    severity="error",
+    fix="Copy the missing file from the original model (usually tokenizer.json). Without it "
+    "AutoTokenizer.from_pretrained fails, and its advice to install sentencepiece or tiktoken does "
+    "not help: the file is not there to convert.",
+    compares="tokenizer_config.json tokenizer_class vs the files it can be built from "
+    "(tokenizer.json, or the slow files its VOCAB_FILES_NAMES names in the installed "
+    "transformers; without it any of tokenizer.json, tokenizer.model, spiece.model, "
+    "vocab.json + merges.txt, vocab.txt)",
+)
+def vocabulary(md: ModelDir) -> Iterator[Finding]:
+    from genai_common.model.loaders import vocabulary_files
+
+    if md.tokenizer is None or "tokenizer.json" in md.file_set:
+        return  # TOK001: no tokenizer files at all; tokenizer.json builds every class
+    cfg = md.json("tokenizer_config.json") or {}
+    cls = cfg.get("tokenizer_class")
+    cls = cls if isinstance(cls, str) else None
+    alternatives, source = vocabulary_files(cls)
+    files = md.file_set
+    if any(all(f in files for f in option) for option in alternatives):
+        return
+    options = " or ".join(" + ".join(option) for option in alternatives)
+    present = [
+        f for f in ("tokenizer.json", "tokenizer.model", "vocab.json", "merges.txt") if f in files
+    ]
+    yield finding(
+        "TOK002",
+        (f"tokenizer_config.json names {cls}, built from " if cls else "the tokenizer needs ")
+        + options
+        + (f" ({source})" if source else "")
+        + ": none is here"
+        + (f" (only {', '.join(present)})" if present else "")
+        + "; AutoTokenizer.from_pretrained will fail",
+        file="tokenizer_config.json" if "tokenizer_config.json" in files else None,
+    )
+
+
+@rule(
     "TOK010",
     "The tokenizer can emit ids beyond the embedding",
     severity="error",
@@ -99,8 +139,8 @@ def files(md: ModelDir) -> Iterator[Finding]:
 )
 def size(md: ModelDir) -> Iterator[Finding]:
     tok = md.tokenizer
-    if tok is None or tok.size is None:
-        return
+    if tok is None or tok.size is None or tok.vocab_size is None:
+        return  # no base vocabulary was read (TOK002 says when its file is missing)
     rows, what = embedding_rows(md)
     if rows is None:
         return

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 from genai_common.findings import Finding, finding, rule
 from genai_common.model.values import first_missing, positive_int
-from genai_common.model.vision import VISION_LAYER_RE
+from genai_common.model.vision import VISION_LAYER_RE, is_projector_tensor
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -72,7 +72,11 @@ def depth(md: ModelDir) -> Iterator[Finding]:
         return
     vis = md.vision.tensors
     if not vis:
-        if md.tensors and not md.metadata_only:
+        # a tower under a path no name rule knows (DeepSeek-OCR-2's model.sam_model.,
+        # model.qwen2_model.) is still not the language model's: only text weights is the defect
+        text = md.text.tensors
+        others = [n for n in md.tensors if n not in text and not is_projector_tensor(n)]
+        if md.tensors and not md.metadata_only and not others:
             yield finding(
                 "VLM011",
                 f"vision_config is set ({(md.vision_config or {}).get('model_type', 'vision')}) "
