@@ -85,7 +85,9 @@ def imports(module: str) -> set[str]:
                 anchor = package.split(".")
                 anchor = anchor[: len(anchor) - node.level + 1]
                 base = ".".join([*anchor, base] if base else anchor)
-            names = [f"{base}.{a.name}" for a in node.names] + [base]
+            names = [f"{base}.{a.name}" for a in node.names]
+            if any(f"{base}.{a.name}" not in MODULES for a in node.names):
+                names.append(base)  # a name from the package itself, not a submodule
         for name in names:
             if name.startswith("genai_common"):
                 target = _resolve(name)

@@ -67,7 +67,7 @@ def test_demo_prints_tables_for_people(tmp_path: Path) -> None:
     for text in ("genai-common demo", "Frameworks", "Timing", "TTFT", "decode", "Memory"):
         assert text in out, text
     assert "tok/s" in out and " ms" in out and "MiB" in out
-    assert "Reply (random weights)" in out
+    assert "Reply (trained tiny model)" in out
 
 
 @pytest.mark.slow

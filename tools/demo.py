@@ -2,7 +2,8 @@
 
     python -m tools.demo [--max-tokens N] [--prompt TEXT] [--dest DIR] [--json]
 
-Builds the tiny Llama (random weights: its replies are gibberish, the numbers are real), loads it
+Builds the tiny Llama (trained for seconds on the package corpus: it answers the chat prompts it
+was taught, e.g. the default one; the numbers are real), loads it
 with ``load_llm``, runs a chat request twice (cold, then warm) through ``measure_stream``, and
 prints the environment, the timing (load, TTFT, decode tokens/s, with mlx-lm's own figures
 beside ours) and the memory (load, scoped generation peak, cache, RSS).
@@ -178,7 +179,7 @@ def render(result: dict[str, Any]) -> None:
     )
     memory.add_row("memory pressure", str(after["pressure"] or "-"))
     console.print(memory)
-    console.print(f"Reply (random weights): {warm['text'][:120]!r}", markup=False)
+    console.print(f"Reply (trained tiny model): {warm['text'][:120]!r}", markup=False)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,8 +8,10 @@ Session fixtures (built once per test run, shared; never modify their files):
 Factory (a fresh directory each call; use it when a test changes files):
     tiny_model_factory(kind, variant=None, seed=0) -> Path
 
-A fixture whose stack is not installed skips the test and names what is missing. Nothing heavy is
-imported until a fixture is used.
+The llm, vlm and ml models are trained at build time (seconds of CPU each) and cached per seed and
+version under $GENAI_TINY_CACHE or $XDG_CACHE_HOME/genai-common/tiny (testing/tiny_cache.py), so
+only the first run on a machine pays for training. A fixture whose stack is not installed skips the
+test and names what is missing. Nothing heavy is imported until a fixture is used.
 """
 
 from __future__ import annotations

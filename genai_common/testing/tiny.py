@@ -9,19 +9,27 @@ kinds and variants (the first is the default):
     diffusion  sd, sd3                           (diffusers DiffusionPipeline.from_pretrained)
     ml         mlp                               (genai_common.testing.tiny_ml.load_tiny_ml)
 
-Weights are random, drawn from the seed; the same seed and library versions give the same bytes.
-This module imports nothing heavy: each builder imports its libraries when it runs.
+The llm, vlm (text side) and ml models are trained for seconds on CPU at build time (train.py) and
+cached per seed and version (tiny_cache.py: $GENAI_TINY_CACHE, `off` to build cold); the diffusion
+pipelines have random weights drawn from the seed. The same seed and library versions give the same
+bytes, cached or not. This module imports nothing heavy: each builder imports its libraries when
+it runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import shutil
 import sys
 import time
 from pathlib import Path
 
+from genai_common.testing import tiny_cache
 from genai_common.testing._files import prepare_dest
+
+# kinds whose builds are trained, hence cached
+CACHED = ("llm", "vlm", "ml")
 
 # kind -> (builder module, variants; the first is the default)
 TINY_BUILDERS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -61,8 +69,22 @@ def build(
     """
     variant = check_kind(kind, variant)
     path = prepare_dest(dest, force=force)
-    module = importlib.import_module(TINY_BUILDERS[kind][0])
-    module.build(path, variant, seed)
+    module_name = TINY_BUILDERS[kind][0]
+    module = importlib.import_module(module_name)
+    if kind not in CACHED or tiny_cache.root() is None:
+        module.build(path, variant, seed)
+        return path
+
+    def builder(folder: Path) -> dict[str, object]:
+        from genai_common.testing import train
+
+        first = len(train.RECORDS)
+        module.build(folder, variant, seed)
+        return {"training": train.RECORDS[first:]}
+
+    key = tiny_cache.key(kind, variant, seed, module_name)
+    entry, _ = tiny_cache.fetch(key, builder)
+    shutil.copytree(entry, path, dirs_exist_ok=True, copy_function=shutil.copyfile)
     return path
 
 

@@ -16,9 +16,16 @@ the files are what users download and mlx-lm still loads them. It is float32 (se
 has no multi-token-prediction layer: mlx-lm drops only `model.layers.61` (DeepSeek-V3's MTP
 index), so one stored after 2 layers would fail to load.
 
-The rows of the output projection for special and padding ids are zero, so greedy decoding of the
-random weights never picks eos or an id the tokenizer cannot decode: generation always runs to
-`max_tokens`, which keeps token-count tests and timing runs stable.
+The unquantized variants are trained for a few seconds on the package corpus (see train.py), so a
+fixed chat prompt greedily yields a known answer ("What is the capital of France?" -> "The capital
+of France is Paris.") and perplexity, quantization damage and verification mean something;
+`build_text_model(..., trained=False)` writes the random initialisation instead. llama-4bit is
+mlx-lm's convert of the trained llama. Builds are cached per seed and version (tiny_cache.py).
+
+The rows of the output projection for special and padding ids are zero (and stay zero through
+training, which never targets them), so greedy decoding never picks eos or an id the tokenizer
+cannot decode: generation always runs to `max_tokens`, which keeps token-count tests and timing
+runs stable.
 """
 
 from __future__ import annotations
@@ -278,21 +285,27 @@ def _quiet_ids(spec: bpe.TokenizerSpec, tokenizer_size: int) -> list[int]:
     return list(range(len(spec.specials))) + list(range(tokenizer_size, VOCAB))
 
 
-def build_text_model(dest: Path, variant: str, seed: int) -> Path:
-    """Write config, weights, tokenizer and generation config of an unquantized variant."""
+def build_text_model(
+    dest: Path, variant: str, seed: int, *, trained: bool = True, dtype: str | None = None
+) -> Path:
+    """Write config, weights, tokenizer and generation config of an unquantized variant: trained
+    on the corpus (the default), or the random initialisation it starts from. `dtype` overrides
+    the stored dtype (training runs in float32: "float32" keeps its weights exactly)."""
     spec = SPECS[variant]
     config = _config(variant, spec)
     size = bpe.write_tokenizer(dest, spec)
     if size > VOCAB:
         raise RuntimeError(f"tokenizer size {size} exceeds the embedding rows {VOCAB}")
     tied = config["tie_word_embeddings"]
+    dtype = dtype or (MLA_DTYPE if variant == "deepseek_v3" else DTYPE)
+    config["torch_dtype"] = dtype
     if variant == "deepseek_v3":
-        weights = random_weights(deepseek_v3_shapes(), seed, dtype=MLA_DTYPE)
+        weights = random_weights(deepseek_v3_shapes(), seed, std=_init_std())
     else:
         shapes = text_shapes(config["head_dim"], qkv_bias=variant == "qwen2", tied=tied)
         # Gemma's RMSNorm multiplies by (1 + weight): its stored norm weights are offsets around 0.
         norm_value = 0.0 if variant == "gemma" else 1.0
-        weights = random_weights(shapes, seed, dtype=DTYPE, norm_value=norm_value)
+        weights = random_weights(shapes, seed, norm_value=norm_value, std=_init_std())
     quiet = _quiet_ids(spec, size)
     if tied:  # the embedding is the output projection: keep special rows small, padding rows 0
         emb = weights["model.embed_tokens.weight"]
@@ -300,7 +313,6 @@ def build_text_model(dest: Path, variant: str, seed: int) -> Path:
         weights["model.embed_tokens.weight"] = zero_rows(emb, range(size, VOCAB))
     else:
         weights["lm_head.weight"] = zero_rows(weights["lm_head.weight"], quiet)
-    save_safetensors(dest / "model.safetensors", weights)
     write_json(dest / "config.json", config)
     generation = {
         "bos_token_id": config["bos_token_id"],
@@ -312,15 +324,113 @@ def build_text_model(dest: Path, variant: str, seed: int) -> Path:
     write_json(
         dest / "generation_config.json", {k: v for k, v in generation.items() if v is not None}
     )
+    if trained:
+        # the float32 initialisation, loaded by mlx-lm's own loader, trained, read back
+        save_safetensors(dest / "model.safetensors", weights)
+        zero = range(size, VOCAB) if tied else quiet
+        from genai_common.testing.train import RECIPE_CHANGES
+
+        trained_weights = train_text_model(dest, quiet, zero, seed, RECIPE_CHANGES.get(variant))
+        if set(trained_weights) != set(weights):
+            raise RuntimeError(
+                f"{variant}: trained tensors differ from the checkpoint's: "
+                f"{sorted(set(trained_weights) ^ set(weights))[:4]}"
+            )
+        weights = trained_weights
+    save_safetensors(dest / "model.safetensors", {k: v.astype(dtype) for k, v in weights.items()})
     return dest
 
 
+def chat_examples_mlx_lm(tokenizer: Any) -> Any:
+    """lm_examples for an mlx-lm TokenizerWrapper: plain text with the tokenizer's own specials,
+    chat exchanges as `mlx_lm.generate` sees them (the chat template with a generation prompt),
+    then the answer and eos."""
+    from genai_common.testing import train
+
+    def encode_text(text: str) -> list[int]:
+        return list(tokenizer.encode(text))
+
+    def chat_ids(prompt: str, answer: str) -> tuple[list[int], list[int]]:
+        messages = [{"role": "user", "content": prompt}]
+        rendered = tokenizer.apply_chat_template(
+            messages, add_generation_prompt=True, tokenize=False
+        )
+        prompt_ids = list(tokenizer.encode(rendered, add_special_tokens=False))
+        answer_ids = list(tokenizer.encode(answer, add_special_tokens=False))
+        return prompt_ids, [*answer_ids, tokenizer.eos_token_id]
+
+    return train.lm_examples(encode_text, chat_ids, seq_len=train.LM_RECIPE["seq_len"])
+
+
+def train_text_model(
+    path: Path, quiet: list[int], zero: Any, seed: int, changes: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Load the model at `path` with mlx-lm, train it (train.train_lm) and return its weights
+    under the checkpoint's names, as float32 numpy arrays."""
+    import numpy as np
+    from mlx.utils import tree_flatten
+    from mlx_lm.utils import load_model, load_tokenizer
+
+    from genai_common.testing import train
+
+    model, config = load_model(path)
+    tokenizer = load_tokenizer(path)
+    head = model.model.embed_tokens if config.get("tie_word_embeddings") else model.lm_head
+    examples = chat_examples_mlx_lm(tokenizer)
+    train.train_lm(
+        model,
+        _forward,
+        examples,
+        quiet=quiet,
+        pad_id=config.get("pad_token_id") or 0,
+        seed=seed,
+        zero_rows=[(head, list(zero))],
+        recipe={**train.LM_RECIPE, **(changes or {})},
+    )
+    params = {k: np.array(v) for k, v in tree_flatten(model.parameters())}
+    if config["model_type"] == "deepseek_v3":
+        params = _deepseek_v3_checkpoint_names(params, config)
+    return params
+
+
+def _forward(model: Any, ids: Any, prompt: Any = None) -> Any:
+    """mlx-lm's forward (causal): the logits of token ids."""
+    return model(ids)
+
+
+def _deepseek_v3_checkpoint_names(params: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    """Undo mlx-lm's deepseek_v3 sanitize: unstack `switch_mlp` into `experts.N`, and join
+    `embed_q` / `unembed_out` back into `kv_b_proj` (per head: nope keys, then values)."""
+    import numpy as np
+
+    out: dict[str, Any] = {}
+    heads, nope = config["num_attention_heads"], config["qk_nope_head_dim"]
+    for name, value in params.items():
+        if ".switch_mlp." in name:
+            prefix, rest = name.split(".switch_mlp.")
+            for e in range(value.shape[0]):
+                out[f"{prefix}.experts.{e}.{rest}"] = value[e]
+        elif name.endswith(".embed_q.weight"):
+            prefix = name[: -len(".embed_q.weight")]
+            wk = value.swapaxes(-1, -2)  # [heads, nope, rank]
+            wv = params[f"{prefix}.unembed_out.weight"]  # [heads, v_head_dim, rank]
+            assert wk.shape[:2] == (heads, nope)
+            joined = np.concatenate([wk, wv], axis=1)
+            out[f"{prefix}.kv_b_proj.weight"] = joined.reshape(-1, joined.shape[-1])
+        elif not name.endswith(".unembed_out.weight"):
+            out[name] = value
+    return out
+
+
 def build_quantized(dest: Path, seed: int, *, bits: int = 4, group_size: int = 64) -> Path:
-    """The tiny llama converted to `bits`-bit with mlx-lm's own convert (affine, group_size)."""
+    """The trained tiny llama (through the cache, when it is on) converted to `bits`-bit with
+    mlx-lm's own convert (affine, group_size)."""
     from mlx_lm.convert import convert
 
+    from genai_common.testing.tiny import build as build_tiny
+
     with tempfile.TemporaryDirectory(prefix="genai-tiny-") as tmp:
-        src = build_text_model(Path(tmp) / "src", "llama", seed)
+        src = build_tiny("llm", Path(tmp) / "src", variant="llama", seed=seed)
         out = Path(tmp) / "q"
         with contextlib.redirect_stdout(io.StringIO()):  # convert prints progress
             convert(str(src), str(out), quantize=True, q_bits=bits, q_group_size=group_size)
@@ -345,3 +455,9 @@ def build(dest: Path, variant: str, seed: int) -> Path:
     if variant == "llama-4bit":
         return build_quantized(dest, seed)
     return build_text_model(dest, variant, seed)
+
+
+def _init_std() -> float:
+    from genai_common.testing import train
+
+    return float(train.LM_RECIPE["init_std"])

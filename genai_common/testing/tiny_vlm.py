@@ -15,6 +15,7 @@ so the model's vocabulary covers every id the tokenizer can emit. image_size 56,
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -173,7 +174,7 @@ def _qwen2_vl_preprocessor() -> dict[str, Any]:
     }
 
 
-def build_qwen2_vl(dest: Path, seed: int) -> Path:
+def build_qwen2_vl(dest: Path, seed: int, *, trained: bool = True) -> Path:
     spec = QWEN2_VL_SPEC
     size = bpe.write_tokenizer(dest, spec)
     config = _qwen2_vl_config(spec)
@@ -181,10 +182,9 @@ def build_qwen2_vl(dest: Path, seed: int) -> Path:
     shapes.update(_qwen2_vl_vision_shapes())
     shapes["model.embed_tokens.weight"] = (QWEN_VOCAB, HIDDEN)
     shapes["lm_head.weight"] = (QWEN_VOCAB, HIDDEN)
-    weights = random_weights(shapes, seed, dtype=DTYPE)
+    weights = _init_weights(shapes, seed, _is_qwen2_vl_text)
     quiet = list(range(len(spec.specials))) + list(range(size, QWEN_VOCAB))
     weights["lm_head.weight"] = zero_rows(weights["lm_head.weight"], quiet)
-    save_safetensors(dest / "model.safetensors", weights)
     write_json(dest / "config.json", config)
     write_json(dest / "preprocessor_config.json", _qwen2_vl_preprocessor())
     write_json(
@@ -196,6 +196,7 @@ def build_qwen2_vl(dest: Path, seed: int) -> Path:
             "do_sample": False,
         },
     )
+    _save_weights(dest, weights, seed, quiet, quiet, _is_qwen2_vl_text, trained=trained)
     return dest
 
 
@@ -304,20 +305,20 @@ def _paligemma_config(spec: bpe.TokenizerSpec) -> dict[str, Any]:
     }
 
 
-def build_paligemma(dest: Path, seed: int) -> Path:
+def build_paligemma(dest: Path, seed: int, *, trained: bool = True) -> Path:
     spec = PALIGEMMA_SPEC
     size = bpe.write_tokenizer(dest, spec)
     if size > PALI_VOCAB:
         raise RuntimeError(f"tokenizer size {size} exceeds the embedding rows {PALI_VOCAB}")
     config = _paligemma_config(spec)
-    weights = random_weights(_paligemma_shapes(), seed, dtype=DTYPE)
+    weights = _init_weights(_paligemma_shapes(), seed, _is_paligemma_text)
     for name in weights:  # Gemma's RMSNorm scales by (1 + weight): store offsets around 0
         if name.startswith("language_model.") and name.endswith("norm.weight"):
             weights[name] = weights[name] * 0
     emb = weights["language_model.model.embed_tokens.weight"]
     emb = zero_rows(emb, range(len(spec.specials)), scale=0.05)
     weights["language_model.model.embed_tokens.weight"] = zero_rows(emb, range(size, PALI_VOCAB))
-    save_safetensors(dest / "model.safetensors", weights)
+    quiet = list(range(len(spec.specials))) + list(range(size, PALI_VOCAB))
     write_json(dest / "config.json", config)
     n_tokens = config["text_config"]["num_image_tokens"]
     image_size = PALI_VISION["image_size"]
@@ -350,7 +351,143 @@ def build_paligemma(dest: Path, seed: int) -> Path:
             "pad_token_id": config["pad_token_id"],
         },
     )
+    padding = list(range(size, PALI_VOCAB))
+    _save_weights(dest, weights, seed, quiet, padding, _is_paligemma_text, trained=trained)
     return dest
+
+
+# --- training the text side ----------------------------------------------------------------------
+
+
+def _is_qwen2_vl_text(name: str) -> bool:
+    return name.startswith(("model.", "lm_head."))
+
+
+def _is_paligemma_text(name: str) -> bool:
+    return name.startswith("language_model.")
+
+
+def _init_weights(
+    shapes: dict[str, tuple[int, ...]], seed: int, is_text: Callable[[str], bool]
+) -> dict[str, Any]:
+    """Random float32 weights: the language model's at the training recipe's init_std, the
+    vision tower's and projector's at 0.02 (they are not trained)."""
+    from genai_common.testing import train
+
+    text = {k: v for k, v in shapes.items() if is_text(k)}
+    vision = {k: v for k, v in shapes.items() if not is_text(k)}
+    return {
+        **random_weights(text, seed, std=float(train.LM_RECIPE["init_std"])),
+        **random_weights(vision, seed),
+    }
+
+
+def _save_weights(
+    dest: Path,
+    weights: dict[str, Any],
+    seed: int,
+    quiet: list[int],
+    zero: list[int],
+    is_text: Callable[[str], bool],
+    *,
+    trained: bool,
+) -> None:
+    """Write model.safetensors: the initialisation, or (trained) the text side trained by
+    train_text_side with the vision tower as initialised."""
+    save_safetensors(dest / "model.safetensors", weights)
+    if not trained:
+        return
+    text = train_text_side(dest, quiet, zero, seed)
+    expected = {k for k in weights if is_text(k)}
+    if set(text) != expected:
+        raise RuntimeError(
+            f"trained tensors differ from the checkpoint's text tensors: "
+            f"{sorted(set(text) ^ expected)[:4]}"
+        )
+    save_safetensors(dest / "model.safetensors", {**weights, **text})
+
+
+def chat_examples_mlx_vlm(model: Any, processor: Any) -> Any:
+    """lm_examples for an mlx-vlm processor: plain text as its tokenizer encodes it, chat
+    exchanges as `mlx_vlm.generate` tokenizes a prompt without an image (its chat template, its
+    processor, its choice of special tokens),
+    then the answer and eos."""
+    from mlx_vlm.prompt_utils import apply_chat_template
+    from mlx_vlm.utils import prepare_inputs, should_add_special_tokens
+
+    from genai_common.testing import train
+
+    tokenizer = getattr(processor, "tokenizer", processor)
+    config = model.config
+
+    def encode_text(text: str) -> list[int]:
+        return list(tokenizer.encode(text))
+
+    def chat_ids(prompt: str, answer: str) -> tuple[list[int], list[int]]:
+        rendered = apply_chat_template(processor, config, prompt, num_images=0)
+        inputs = prepare_inputs(  # as mlx_vlm.generate tokenizes a prompt without an image
+            processor,
+            images=None,
+            prompts=rendered,
+            image_token_index=getattr(config, "image_token_index", None),
+            add_special_tokens=should_add_special_tokens(config.model_type, processor),
+        )
+        prompt_ids = [int(i) for i in inputs["input_ids"].tolist()[0]]
+        answer_ids = list(tokenizer.encode(answer, add_special_tokens=False))
+        return prompt_ids, [*answer_ids, tokenizer.eos_token_id]
+
+    return train.lm_examples(encode_text, chat_ids, seq_len=train.LM_RECIPE["seq_len"])
+
+
+def language_logits(model: Any, ids: Any, prompt: Any = None) -> Any:
+    """The language model's logits for token ids alone (no image): the text side.
+
+    PaliGemma's is a prefix-LM: mlx-vlm prefills a prompt with attention both ways (its
+    `use_bidirectional_attention`, on by default) and decodes causally, so its mask is causal
+    with both-way blocks over the chat prompts (train.prefix_lm_mask); `prompt` None is causal.
+    """
+    import mlx.core as mx
+
+    from genai_common.testing import train
+
+    if model.config.model_type != "paligemma":
+        return model.language_model(ids).logits
+    if prompt is None:
+        prompt = mx.zeros(ids.shape, dtype=mx.int32)
+    return model.language_model(ids, mask=train.prefix_lm_mask(prompt)).logits
+
+
+def train_text_side(path: Path, quiet: list[int], zero: list[int], seed: int) -> dict[str, Any]:
+    """Load the VLM at `path` with mlx-vlm, train its language model (train.train_lm; the vision
+    tower and projector frozen) and return the language model's weights under the checkpoint's
+    names, as float32 numpy arrays."""
+    import numpy as np
+    from mlx.utils import tree_flatten
+    from mlx_vlm import load
+
+    from genai_common.testing import train
+
+    model, processor = load(str(path))
+    lm = model.language_model
+    head = lm.lm_head if hasattr(lm, "lm_head") else lm.model.embed_tokens
+    model.freeze()
+    lm.unfreeze()
+    train.train_lm(
+        model,
+        language_logits,
+        chat_examples_mlx_vlm(model, processor),
+        quiet=quiet,
+        pad_id=0,
+        seed=seed,
+        zero_rows=[(head, zero)],
+    )
+    out: dict[str, Any] = {}
+    for name, value in tree_flatten(lm.parameters()):
+        full = f"language_model.{name}"
+        if model.config.model_type == "qwen2_vl":  # mlx-vlm's sanitize, undone
+            full = name
+        out[full] = np.array(value)
+    return out
 
 
 def build(dest: Path, variant: str, seed: int) -> Path:
