@@ -228,8 +228,13 @@ def run(args: argparse.Namespace) -> int:
     written: dict[str, Any] = {}
     if not args.no_record:
         from genai_common.bench.runner import write_outputs
+        from genai_common.runtime.files import DocumentError
 
-        written = write_outputs(record, Path(args.out), plots=not args.no_plots)
+        try:
+            written = write_outputs(record, Path(args.out), plots=not args.no_plots)
+        except (DocumentError, OSError) as exc:
+            print(f"genai bench: the record was not written: {exc}", file=sys.stderr)
+            return 2
         record["written"] = {k: str(v) for k, v in written.items()}
     if args.json:
         print(json.dumps(record, default=records._jsonable))

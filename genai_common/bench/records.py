@@ -10,6 +10,7 @@ header come first, so the rows always form a valid table.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import re
 import sys
@@ -96,12 +97,19 @@ def record_stem(record: dict[str, Any]) -> str:
 def write_json(record: dict[str, Any], directory: str | Path) -> Path:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{record_stem(record)}.json"
+    from genai_common.runtime import files
+
+    text = json.dumps(record, indent=1, default=_jsonable) + "\n"
     n = 1
-    while path.exists():
-        n += 1
-        path = directory / f"{record_stem(record)}-{n}.json"
-    path.write_text(json.dumps(record, indent=1, default=_jsonable) + "\n")
+    while True:
+        path = directory / (f"{record_stem(record)}.json" if n == 1 else f"{record_stem(record)}-{n}.json")
+        try:  # claim the name (O_EXCL: two concurrent runs never pick the same one) ...
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+        except FileExistsError:
+            n += 1
+            continue
+        break
+    files.write_text(path, text)  # ... then fill it atomically (a kill leaves it empty or whole)
     return path
 
 
@@ -166,20 +174,27 @@ def _ends_with_our_table(text: str) -> bool:
 
 def append_row(results_md: str | Path, row: str) -> None:
     """Append `row` to RESULTS.md; every existing byte stays as it was (append mode only)."""
+    from genai_common.runtime import files
+
     path = Path(results_md)
     path.parent.mkdir(parents=True, exist_ok=True)
-    existing = path.read_bytes().decode("utf-8", errors="replace") if path.exists() else ""
-    parts = []
-    if existing and not existing.endswith("\n"):
-        parts.append("\n")
-    if _ends_with_our_table(existing):
-        parts.append(row)
-    else:
-        if not existing:
-            parts.append("# Results\n")
-        parts.extend([TABLE_HEADING, TABLE_HEADER, row])
-    with path.open("a", encoding="utf-8", newline="") as f:
-        f.write("".join(parts))
+
+    def add(existing: str | None) -> str:
+        existing = existing or ""
+        parts = [existing]
+        if existing and not existing.endswith("\n"):
+            parts.append("\n")
+        if _ends_with_our_table(existing):
+            parts.append(row)
+        else:
+            if not existing:
+                parts.append("# Results\n")
+            parts.extend([TABLE_HEADING, TABLE_HEADER, row])
+        return "".join(parts)
+
+    # read-modify-write under the folder's lock, replaced atomically: concurrent runs keep every
+    # row, a kill or a file-size limit leaves the old file whole (DocumentError says why)
+    files.edit_text(path, add, root=path.parent)
 
 
 def history(directory: str | Path, *, kind: str, model: str) -> list[dict[str, Any]]:

@@ -92,9 +92,9 @@ def peak_bandwidth(*, refresh: bool = False, probe_bytes: int | None = None) -> 
     entry = probe_bandwidth(nbytes=probe_bytes)
     cache[key] = entry
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(cache, indent=1))
-    tmp.replace(path)
+    from genai_common.runtime import files
+
+    files.write_text(path, json.dumps(cache, indent=1))  # atomic: concurrent probes never clash
     return {**entry, "key": key, "cached": False}
 
 

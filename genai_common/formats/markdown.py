@@ -52,11 +52,31 @@ class Table:
         return [dict(zip(self.header, row, strict=False)) for row in self.rows]
 
 
-def read(path: Path) -> str | None:
+READ_CAP = 64 * 1024 * 1024  # a living document is KBs; months of notes are a few MB
+
+
+def read(path: Path, cap: int = READ_CAP) -> str | None:
+    """A document's text for reading only (None when absent or not readable): never opens a
+    FIFO, device or folder (a FIFO would block, /dev/zero never ends), reads at most `cap`
+    bytes, and decodes without newline translation. Writers use runtime/files.py."""
+    import os
+    import stat
+
     try:
-        return path.read_text(encoding="utf-8", errors="replace")
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except (OSError, ValueError):
+        return None
+    try:
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                return None
+            raw = fh.read(cap)
     except OSError:
         return None
+    return raw.decode("utf-8", errors="replace")
 
 
 def code_mask(lines: list[str]) -> list[bool]:

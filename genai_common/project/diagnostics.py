@@ -221,31 +221,51 @@ def results_row(project: Project, steps: list[Step]) -> list[str]:
     ]
 
 
-def record_results(root: Path, row: list[str]) -> Path:
-    """Add `row` to the table under "## Diagnostics runs" in reference/RESULTS.md.
+def insert_results_row(text: str | None, row: list[str]) -> str:
+    """`text` (RESULTS.md; None when there is none) with `row` added to the table under
+    "## Diagnostics runs". Only inserts: the row goes after the table's last row (or a new table
+    is appended, with its heading when the heading is missing), and every byte the user wrote
+    stays as it was: CRLF line endings, form feeds, U+2028 (split on "\n" only, never with
+    str.splitlines, which breaks at those too)."""
+    text = "# Results\n" if text is None else text
+    cr = "\r" if "\r\n" in text else ""
+    lines = text.split("\n")
+    final_newline = lines[-1] == ""
+    if final_newline:
+        lines.pop()
 
-    Only inserts: the row goes after the table's last row (or a new table is appended, with its
-    heading when the heading is missing), so every line the user wrote stays where it was.
-    """
-    path = root / RESULTS_FILE
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Results\n"
-    new_row = table_row(row)
-    header = table_header(RESULTS_COLUMNS)
-    lines = text.splitlines()
-    heading = next((i for i, line in enumerate(lines) if line.strip() == RESULTS_HEADING), None)
+    def bare(line: str) -> str:
+        return line[:-1] if line.endswith("\r") else line
+
+    header = table_header(RESULTS_COLUMNS).replace("\n", cr + "\n")
+    ours = [c + cr for c in ("", header, table_row(row))]
+    heading = next((i for i, ln in enumerate(lines) if bare(ln).strip() == RESULTS_HEADING), None)
     if heading is None:
-        lines += ["", RESULTS_HEADING, "", header, new_row]
+        lines += [cr, RESULTS_HEADING + cr, *ours]
+        final_newline = True
     else:
         end = heading + 1
-        while end < len(lines) and not lines[end].startswith("## "):
+        while end < len(lines) and not bare(lines[end]).startswith("## "):
             end += 1
-        table_rows = [i for i in range(heading + 1, end) if lines[i].lstrip().startswith("|")]
-        if table_rows:
-            lines.insert(table_rows[-1] + 1, new_row)
-        else:
-            lines[heading + 1 : heading + 1] = ["", header, new_row]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        rows = [i for i in range(heading + 1, end) if bare(lines[i]).lstrip().startswith("|")]
+        at = rows[-1] + 1 if rows else heading + 1
+        final_newline = final_newline or at == len(lines)  # our row ends the file
+        lines[at:at] = ours[2:] if rows else ours
+    return "\n".join(lines) + ("\n" if final_newline else "")
+
+
+def record_results(root: Path, row: list[str]) -> Path:
+    """Add `row` to reference/RESULTS.md (see insert_results_row): a read-modify-write under the
+    project's lock, written atomically (runtime/files.py), so concurrent `--record` runs keep
+    every row and a kill never leaves a cut file. DocumentError when it cannot be written."""
+    from genai_common.runtime import files
+
+    path = root / RESULTS_FILE
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise files.DocumentError(path.parent, f"cannot be made: {exc.strerror or exc}") from None
+    files.edit_text(path, lambda text: insert_results_row(text, row), root=root)
     return path
 
 
@@ -323,7 +343,13 @@ def run(args: argparse.Namespace) -> int:
         print(format_step(step))
     ok = all(s.ok for s in steps)
     if args.record:
-        where = record_results(project.root, results_row(project, steps))
+        from genai_common.runtime.files import DocumentError
+
+        try:
+            where = record_results(project.root, results_row(project, steps))
+        except DocumentError as exc:
+            print(f"genai diagnostics: not recorded: {exc}", file=sys.stderr)
+            return 2
         print(f"Recorded in {where.relative_to(project.root)}")
     print("All diagnostics passed." if ok else "Some diagnostics FAILED (see above).")
     return 0 if ok else 1

@@ -39,29 +39,40 @@ N_RESULTS = 3
 
 
 def load_state(project: Project) -> dict[str, Any]:
-    path = project.root / STATE_DIR / STATE_FILE
+    from genai_common.runtime import files
+
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        text = files.read_text(project.root / STATE_DIR / STATE_FILE, project.root, cap=1 << 20)
+        data = json.loads(text) if text else {}
+    except (files.DocumentError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
 
 
 def save_state(project: Project, state: dict[str, Any]) -> None:
+    """Write the state atomically (runtime/files.py); DocumentError when it cannot be."""
+    from genai_common.runtime import files
+
     folder = project.root / STATE_DIR
-    folder.mkdir(exist_ok=True)
+    try:
+        folder.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise files.DocumentError(folder, f"cannot be made: {exc.strerror or exc}") from None
     ignore = folder / ".gitignore"
     if not ignore.exists():
-        ignore.write_text("# machine state of `genai session`; never committed\n*\n")
-    (folder / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
+        files.write_text(ignore, "# machine state of `genai session`; never committed\n*\n")
+    files.write_text(folder / STATE_FILE, json.dumps(state, indent=2) + "\n", project.root)
 
 
 # -- the last session end ----------------------------------------------------------------------
 
 
-def last_end(project: Project, state: dict[str, Any]) -> dict[str, Any] | None:
+def last_end(
+    project: Project, state: dict[str, Any], text: str | None = None
+) -> dict[str, Any] | None:
     """The newest session end: its commit (if git knows it) and its time (epoch seconds)."""
-    text = project.text("TODO.md") or ""
+    if text is None:
+        text = project.text("TODO.md") or ""
     blocks = todo.blocks(text)
     commit, when = None, None
     if blocks:
@@ -118,8 +129,10 @@ def _todo_status(project: Project) -> dict[str, Any]:
     if text is None:
         return {"exists": False, "open": [], "in_progress": [], "last_session": None}
     blocks = todo.blocks(text)
-    inside = [range(b.start, b.end) for b in blocks]
-    items = [i for i in markdown.checklist(text) if not any(i.line in r for r in inside)]
+    inside = set()  # the lines of every block, for a linear membership test
+    for b in blocks:
+        inside.update(range(b.start, b.end))
+    items = [i for i in markdown.checklist(text) if i.line not in inside]
     last = None
     if blocks:
         b = blocks[-1]
@@ -279,19 +292,10 @@ def end(
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """Write (or extend) this session's Session End block in TODO.md; return what was done."""
+    from genai_common.runtime import files
+
     project = Project.open(path)
     todo_path = project.root / "TODO.md"
-    try:
-        raw = todo_path.read_bytes()
-    except OSError as exc:
-        raise SessionError(f"{todo_path} cannot be read: {exc}") from exc
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise SessionError(f"{todo_path} is not UTF-8; it is left as it is") from exc
-    state = load_state(project)
-    previous = last_end(project, state)
-    untouched = _untouched_docs(project, state, previous)
     entries = {
         "completed": list(completed or []),
         "in_progress": list(in_progress or []),
@@ -300,25 +304,32 @@ def end(
     head = git.head(project.root) if project.is_git else None
     commit = git.short(project.root, head) if head else None
     now = now or datetime.now()
-    existing = [b for b in todo.blocks(text) if state.get("block") and b.title == state["block"]]
-    if existing:
-        new_text = todo.extend_block(text, existing[-1], entries, commit)
-        action, title = "extended", existing[-1].title
-    else:
-        title = todo.stamp(now)
-        new_text = todo.append_block(text, title, entries, commit)
-        action = "appended"
-    if new_text != text:
-        todo_path.write_bytes(new_text.encode("utf-8"))
-    save_state(
-        project,
-        {
-            **state,
-            "block": title,
-            "ended_at": now.timestamp(),
-            "end_commit": head,
-        },
-    )
+    try:
+        # read-modify-write of TODO.md and the state under the project's lock: two concurrent
+        # `session end` runs serialise (the second extends the first's block), none is lost
+        with files.locked(todo_path):
+            text = files.read_text(todo_path, project.root)
+            if text is None:
+                raise SessionError(f"{todo_path} cannot be read: it does not exist")
+            state = load_state(project)
+            previous = last_end(project, state, text)
+            untouched = _untouched_docs(project, state, previous)
+            block = state.get("block")
+            existing = [b for b in todo.blocks(text) if block and b.title == block]
+            if existing:
+                new_text = todo.extend_block(text, existing[-1], entries, commit)
+                action, title = "extended", existing[-1].title
+            else:
+                title = todo.stamp(now)
+                new_text = todo.append_block(text, title, entries, commit)
+                action = "appended"
+            if new_text != text:
+                files.write_text(todo_path, new_text, project.root)
+            save_state(
+                project, {**state, "block": title, "ended_at": now.timestamp(), "end_commit": head}
+            )
+    except files.DocumentError as exc:
+        raise SessionError(f"{exc}; TODO.md is left as it was") from None
     return {
         "schema": SCHEMA_VERSION,
         "todo": str(todo_path),

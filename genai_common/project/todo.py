@@ -85,13 +85,21 @@ def blocks(text: str) -> list[Block]:
         for i, ln in enumerate(lines)
         if not mask[i] and (m := re.match(r"^(#{1,6})[ \t]", ln))
     ]
+    # where each heading's section ends: the next heading of its level or higher, found in one
+    # pass from the bottom (nearest[lv] = the next heading of level lv): linear in the lines
+    ends: dict[int, int] = {}
+    nearest = [len(lines)] * 7
+    for i, lv in reversed(heads):
+        ends[i] = min(nearest[1 : lv + 1])
+        nearest[lv] = i
     found = []
-    for i, line in enumerate(lines):
-        m = None if mask[i] else _BLOCK_HEADING.match(line)
+    for i, _lv in heads:
+        line = lines[i]
+        m = _BLOCK_HEADING.match(line)
         if not m:
             continue
         level = len(m.group(1))
-        end = next((j for j, lv in heads if j > i and lv <= level), len(lines))
+        end = ends[i]
         # A category label written as a deeper heading ("#### Completed") stays inside the block.
         block = Block(m.group(2).strip(), level, i, end)
         _read_block(lines, block)
@@ -127,9 +135,16 @@ def stamp(when: datetime) -> str:
     return when.strftime("%Y-%m-%d %H:%M")
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
 def _item_text(text: str) -> str:
-    """What the user typed, without a leading list marker or checkbox they may have added."""
-    return re.sub(r"^[-*+]?\s*(\[[ xX/]\]\s*)?", "", text.strip())
+    """What the user typed, on one line (a newline, U+2028 or form feed in an item must not start
+    a heading or a fake Session End block: every run of whitespace becomes one space, other
+    control characters are shown escaped), without a leading list marker or checkbox."""
+    text = " ".join(text.split())
+    text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    return re.sub(r"^[-*+]?\s*(\[[ xX/]\]\s*)?", "", text)
 
 
 def render_block(
