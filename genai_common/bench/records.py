@@ -102,7 +102,9 @@ def write_json(record: dict[str, Any], directory: str | Path) -> Path:
     text = json.dumps(record, indent=1, default=_jsonable) + "\n"
     n = 1
     while True:
-        path = directory / (f"{record_stem(record)}.json" if n == 1 else f"{record_stem(record)}-{n}.json")
+        path = directory / (
+            f"{record_stem(record)}.json" if n == 1 else f"{record_stem(record)}-{n}.json"
+        )
         try:  # claim the name (O_EXCL: two concurrent runs never pick the same one) ...
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
         except FileExistsError:
