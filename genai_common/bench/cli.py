@@ -40,6 +40,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "Compare two runs: genai bench --compare A.json B.json"
     )
     parser.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="let the loader run code the model folder names (model_file, auto_map); without "
+        "it such a folder is refused (SEC001)",
+    )
+    parser.add_argument(
         "path",
         nargs="?",
         help="model directory (or hub id in the local cache); default: the model [tool.genai] "
@@ -207,6 +213,14 @@ def run(args: argparse.Namespace) -> int:
         kind = args.kind or project_kind or model_kind(args.path)
     except (OSError, ValueError) as exc:
         print(f"genai bench: {exc}", file=sys.stderr)
+        return 2
+    from genai_common.runtime.loading import CustomCodeRefused, refuse_custom_code
+
+    try:  # the trust boundary, before any loader is imported (SEC001)
+        for where in [args.path] + ([args.against] if getattr(args, "against", None) else []):
+            refuse_custom_code(where, args.trust_remote_code)
+    except CustomCodeRefused as exc:
+        print(f"genai bench: SEC001 {args.path}: {exc}", file=sys.stderr)
         return 2
     from genai_common.bench import records
     from genai_common.bench.progress import Progress

@@ -8,15 +8,15 @@ from pathlib import Path
 from typing import Any
 
 
-def load_subject(path: str, kind: str, label: str) -> Any:
+def load_subject(path: str, kind: str, label: str, trust_remote_code: bool = False) -> Any:
     from genai_common.bench.llm import Subject
     from genai_common.runtime import loading
 
     if kind == "llm":
-        loaded = loading.load_llm(path)
+        loaded = loading.load_llm(path, trust_remote_code=trust_remote_code)
         runner = loaded.tokenizer
     else:
-        loaded = loading.load_vlm(path)
+        loaded = loading.load_vlm(path, trust_remote_code=trust_remote_code)
         runner = loaded.processor
     config = loaded.config or {}  # the loader already read config.json
     return Subject(label, path, kind, loaded.model, runner, config, loaded.record.to_json())
@@ -54,6 +54,11 @@ def _peak(args: argparse.Namespace, progress: Any) -> dict[str, Any] | None:
     return peak
 
 
+def _trust(args: argparse.Namespace) -> bool:
+    """--trust-remote-code: the user lets the loaders run code the model folder names."""
+    return getattr(args, "trust_remote_code", False) is True
+
+
 def run_benchmark(record: dict[str, Any], args: argparse.Namespace, progress: Any) -> None:
     """Fill record['subjects'], record['results'] (and record['peak']) for the record's kind."""
     kind = record["kind"]
@@ -65,7 +70,7 @@ def run_benchmark(record: dict[str, Any], args: argparse.Namespace, progress: An
             progress.start("loading", len(paths))
         subjects = []
         for label, path in paths:
-            subjects.append(load_subject(path, kind, label))
+            subjects.append(load_subject(path, kind, label, _trust(args)))
             if progress is not None:
                 progress.advance(f"loaded {label}")
         record["subjects"] = [{"label": s.label, "path": s.path, "load": s.load} for s in subjects]
@@ -109,7 +114,7 @@ def _run_diffusion(record: dict[str, Any], args: argparse.Namespace, progress: A
     from genai_common.bench import diffusion
     from genai_common.runtime import loading
 
-    loaded = loading.load_diffusion(str(args.path))
+    loaded = loading.load_diffusion(str(args.path), trust_remote_code=_trust(args))
     pipe = loaded.pipeline
     record["subjects"] = [{"label": "A", "path": str(args.path), "load": loaded.record.to_json()}]
     size = args.size
@@ -143,7 +148,7 @@ def _run_ml(record: dict[str, Any], args: argparse.Namespace) -> None:
     from genai_common.bench import ml
     from genai_common.runtime import loading
 
-    loaded = loading.load_ml(str(args.path))
+    loaded = loading.load_ml(str(args.path), trust_remote_code=_trust(args))
     record["subjects"] = [{"label": "A", "path": str(args.path), "load": loaded.record.to_json()}]
     record["results"] = ml.bench(
         loaded.model,

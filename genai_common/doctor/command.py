@@ -98,6 +98,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--infer", action="store_true", help="also run a quick inference (implies --load)"
     )
     parser.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="let --load/--infer run Python code the model folder names (model_file, auto_map); "
+        "without it such a folder is refused (SEC001)",
+    )
+    parser.add_argument(
         "--timeout", type=float, default=600.0, help="seconds allowed for --load/--infer (600)"
     )
     parser.add_argument(
@@ -184,7 +190,13 @@ def run(args: argparse.Namespace) -> int:
 
         report.extend(
             f
-            for f in runtime_findings(report, md, infer=args.infer, timeout=args.timeout)
+            for f in runtime_findings(
+                report,
+                md,
+                infer=args.infer,
+                timeout=args.timeout,
+                trust_remote_code=args.trust_remote_code,
+            )
             if selected(f.code, select, ignore)
         )
     _emit(report, args)

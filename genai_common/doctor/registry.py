@@ -100,8 +100,8 @@ STATIC = tuple(f.name for f in FAMILIES)
 OTHER_FAMILIES: tuple[Family, ...] = (
     Family(
         "load",
-        ("LOAD",),
-        "LOAD: load and inference tests (--load, --infer)",
+        ("LOAD", "SEC"),
+        "LOAD: load and inference tests (--load, --infer); SEC: what they refuse to run",
         _ALL_KINDS,
         _RULES + "load",
     ),

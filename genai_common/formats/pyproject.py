@@ -40,6 +40,9 @@ class GenaiTable(namedtuple("GenaiTable", "root kind model pyproject")):
     pyproject: dict[str, Any]
 
 
+PYPROJECT_CAP = 16 * 1024 * 1024
+
+
 def load(path: str | Path) -> dict[str, Any]:
     """A pyproject.toml parsed; {} when it is missing or not valid TOML."""
     try:
@@ -60,15 +63,18 @@ def find_genai(start: str | Path | None = None) -> GenaiTable:
     """The [tool.genai] table of the project holding `start` (default: the current folder).
 
     Raises GenaiConfigError when no pyproject.toml above `start` has the table, or when its kind
-    is not one of PROJECT_KINDS. A pyproject.toml that is not valid TOML raises tomllib's error
-    (its message names the line)."""
+    is not one of PROJECT_KINDS, or a pyproject.toml cannot be read as TOML (the message names
+    the line)."""
     here = Path(start if start is not None else Path.cwd()).resolve()
     for folder in [here, *here.parents] if here.is_dir() else list(here.parents):
         pyproject = folder / "pyproject.toml"
-        if not pyproject.is_file():
+        if not pyproject.is_file():  # follows links; never a FIFO or device
             continue
-        with pyproject.open("rb") as fh:
-            data = tomllib.load(fh)
+        try:
+            with pyproject.open("rb") as fh:
+                data = tomllib.loads(fh.read(PYPROJECT_CAP).decode("utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError) as exc:
+            raise GenaiConfigError(f"{pyproject} cannot be read as TOML: {exc}") from None
         table = genai_table(data)
         if table is None:
             continue

@@ -104,23 +104,41 @@ def check_model(project: Project) -> Step:
     return _doctor(project, metadata_only=False)
 
 
-def load_test(project: Project, *, timeout: float = CHILD_TIMEOUT_S) -> Step:
+def load_test(
+    project: Project, *, timeout: float = CHILD_TIMEOUT_S, trust_remote_code: bool = False
+) -> Step:
     """Load the model with its kind's loader in a child process (a crash cannot take us down)."""
-    return _child_step("load", "genai_common.project.diagnostics:_load_child", project, timeout)
-
-
-def inference_test(project: Project, *, timeout: float = CHILD_TIMEOUT_S) -> Step:
-    """A quick inference in a child process: a few tokens, one tiny image or one forward pass."""
     return _child_step(
-        "inference", "genai_common.project.diagnostics:_infer_child", project, timeout
+        "load", "genai_common.project.diagnostics:_load_child", project, timeout, trust_remote_code
     )
 
 
-def _child_step(name: str, target: str, project: Project, timeout: float) -> Step:
+def inference_test(
+    project: Project, *, timeout: float = CHILD_TIMEOUT_S, trust_remote_code: bool = False
+) -> Step:
+    """A quick inference in a child process: a few tokens, one tiny image or one forward pass."""
+    return _child_step(
+        "inference",
+        "genai_common.project.diagnostics:_infer_child",
+        project,
+        timeout,
+        trust_remote_code,
+    )
+
+
+def _child_step(
+    name: str, target: str, project: Project, timeout: float, trust: bool = False
+) -> Step:
     from genai_common.runtime.isolate import run_isolated
+    from genai_common.runtime.loading import CustomCodeRefused, refuse_custom_code
 
     path = model_path(project)
-    result = run_isolated(target, project.kind, path, timeout=timeout)
+    try:  # the trust boundary: no child starts on a folder that names code (SEC001)
+        refuse_custom_code(path, trust)
+    except CustomCodeRefused as exc:
+        return Step(name, False, 0.0, f"SEC001 {exc}")
+    extra = {"trust_remote_code": True} if trust else {}
+    result = run_isolated(target, project.kind, path, timeout=timeout, **extra)
     if result.ok:
         value = result.value or {}
         return Step(
@@ -140,21 +158,21 @@ def _child_step(name: str, target: str, project: Project, timeout: float) -> Ste
 # Child-process bodies: top-level functions, resolved by name in the child.
 
 
-def _load_child(kind: str, path: str) -> dict[str, Any]:
+def _load_child(kind: str, path: str, **kwargs: Any) -> dict[str, Any]:
     from genai_common.runtime.loading import load_summary
 
-    record = load_summary(kind, path)
+    record = load_summary(kind, path, **kwargs)
     seconds = float(record["seconds"])
     peak = record.get("mlx_peak") or record.get("rss_peak")
     memory = f", peak {peak / 2**20:.1f} MiB" if peak else ""  # a tiny model is under 1 MiB
     return {"seconds": seconds, "summary": f"loaded in {seconds:.2f} s{memory}", "record": record}
 
 
-def _infer_child(kind: str, path: str) -> dict[str, Any]:
+def _infer_child(kind: str, path: str, **kwargs: Any) -> dict[str, Any]:
     from genai_common.runtime import loading
     from genai_common.runtime.inference import quick_inference
 
-    loaded = loading.LOADERS[kind](path)
+    loaded = loading.LOADERS[kind](path, **kwargs)
     start = time.perf_counter()
     _, output = quick_inference(kind, loaded)
     seconds = time.perf_counter() - start
@@ -172,9 +190,18 @@ STEPS: dict[str, Callable[[Project], Step]] = {
 # -- running and recording -------------------------------------------------------------------
 
 
-def run_steps(project: Project, names: tuple[str, ...] = tuple(STEPS)) -> list[Step]:
-    """Run the named steps in order; later steps still run after a failure (all is reported)."""
-    return [STEPS[name](project) for name in names]
+def run_steps(
+    project: Project, names: tuple[str, ...] = tuple(STEPS), *, trust_remote_code: bool = False
+) -> list[Step]:
+    """Run the named steps in order; later steps still run after a failure (all is reported).
+    The load and inference steps refuse a folder that names code unless trust_remote_code."""
+    out = []
+    for name in names:
+        if name in ("load", "inference"):
+            out.append(STEPS[name](project, trust_remote_code=trust_remote_code))
+        else:
+            out.append(STEPS[name](project))
+    return out
 
 
 def format_step(step: Step) -> str:
@@ -314,6 +341,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--record", action="store_true", help=f"add a row to {RESULTS_FILE} with the figures"
     )
     parser.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="let the load and inference steps run code the model folder names (model_file, "
+        "auto_map); without it such a folder is refused (SEC001)",
+    )
+    parser.add_argument(
         "--model-path",
         action="store_true",
         help="print the model's path (building the tiny model when none is named) and exit",
@@ -338,7 +371,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     print(f"Diagnostics of {project.root.name} ({project.kind}): model {project.model or 'tiny'}")
     print(f"  path: {model_path(project)}")
-    steps = run_steps(project, names)
+    steps = run_steps(project, names, trust_remote_code=args.trust_remote_code)
     for step in steps:
         print(format_step(step))
     ok = all(s.ok for s in steps)

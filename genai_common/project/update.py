@@ -64,10 +64,12 @@ def find_conflicts(root: str | Path) -> list[Conflict]:
         if rel.endswith(".rej"):
             found.append(Conflict(rel, "rej"))
             continue
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            continue  # binary or vanished: copier writes markers only into text files
+        from genai_common.formats import markdown
+
+        # never a FIFO or device (they block or never end), at most the document cap
+        text = markdown.read(path)
+        if text is None or "\ufffd" in text:
+            continue  # binary, special or vanished: copier writes markers only into text files
         for number, line in enumerate(text.splitlines(), start=1):
             if _MARKER.match(line):
                 found.append(Conflict(rel, "marker", number))
@@ -143,6 +145,14 @@ def run(args: argparse.Namespace) -> int:
         if not git.is_repo(root):
             print(
                 "genai update: the project must be a git repository (commit it first)",
+                file=sys.stderr,
+            )
+            return 2
+        lock = root / ".git" / "index.lock"
+        if lock.exists():
+            print(
+                f"genai update: {lock} exists: a git command (or an interrupted update) holds the "
+                "index; when no git runs, remove that file and run again",
                 file=sys.stderr,
             )
             return 2

@@ -74,6 +74,38 @@ class Loaded:
     config: dict[str, Any] | None = None
 
 
+class CustomCodeRefused(PermissionError):
+    """The model folder names Python code a loader would run, and trust_remote_code was not
+    given for this load: refused before any loader library is imported (issue 15)."""
+
+
+TRUST_FLAG = "--trust-remote-code"
+
+
+def refuse_custom_code(path: str | Path, trust: bool = False) -> None:
+    """Raise CustomCodeRefused when `path` names code a loader would run and `trust` is False.
+    Runs before the loader library is imported: nothing of the folder executes."""
+    if trust:
+        return
+    from genai_common.model import custom_code
+
+    found = custom_code.scan(path)
+    if found:
+        named = "; ".join(custom_code.message(c) for c in found[:4])
+        more = f" (and {len(found) - 4} more)" if len(found) > 4 else ""
+        raise CustomCodeRefused(
+            f"not loaded: the model folder names code a loader would run: {named}{more}. "
+            f"Read it; if you trust it, run again with {TRUST_FLAG} (this run only)"
+        )
+
+
+def _trust(kwargs: dict[str, Any], path: str | Path) -> bool:
+    """Pop our trust flag, check the folder, and tell the library exactly what was decided."""
+    trust = kwargs.pop("trust_remote_code", False) is True
+    refuse_custom_code(path, trust)
+    return trust
+
+
 def _timed_import(name: str) -> tuple[Any, float]:
     start = time.perf_counter()
     module = importlib.import_module(name)
@@ -114,7 +146,12 @@ def _timed_load(
 
 
 def load_llm(path: str | Path, **kwargs: Any) -> Loaded:
-    """``mlx_lm.load(path, **kwargs)``: model and tokenizer (a TokenizerWrapper)."""
+    """``mlx_lm.load(path, **kwargs)``: model and tokenizer (a TokenizerWrapper). Refused
+    (CustomCodeRefused) when the folder names code, unless ``trust_remote_code=True``."""
+    trust = _trust(kwargs, path)
+    kwargs["trust_remote_code"] = trust
+    if not trust:
+        kwargs.setdefault("tokenizer_config", {"trust_remote_code": False})
     mlx_lm, import_seconds = _timed_import("mlx_lm")
     kwargs.setdefault("return_config", True)
     result, record = _timed_load(
@@ -132,7 +169,10 @@ def load_llm(path: str | Path, **kwargs: Any) -> Loaded:
 
 
 def load_vlm(path: str | Path, **kwargs: Any) -> Loaded:
-    """``mlx_vlm.load(path, **kwargs)``: model and processor."""
+    """``mlx_vlm.load(path, **kwargs)``: model and processor. Refused (CustomCodeRefused) when
+    the folder names code (mlx-vlm imports model_file without asking), unless
+    ``trust_remote_code=True``."""
+    kwargs["trust_remote_code"] = _trust(kwargs, path)
     mlx_vlm, import_seconds = _timed_import("mlx_vlm")
     (model, processor), record = _timed_load(
         "mlx_vlm.load", path, import_seconds, lambda: mlx_vlm.load(str(path), **kwargs)
@@ -149,7 +189,9 @@ def load_vlm(path: str | Path, **kwargs: Any) -> Loaded:
 def load_diffusion(path: str | Path, **kwargs: Any) -> Loaded:
     """``diffusers.DiffusionPipeline.from_pretrained(path, **kwargs)`` (PyTorch), with every
     component that model_index.json sets to [null, null] passed as None; model is the pipeline's
-    denoiser (unet or transformer), pipeline is the whole pipeline."""
+    denoiser (unet or transformer), pipeline is the whole pipeline. Refused
+    (CustomCodeRefused) when the folder names code, unless ``trust_remote_code=True``."""
+    kwargs["trust_remote_code"] = _trust(kwargs, path)
     diffusers, import_seconds = _timed_import("diffusers")
     index = Path(path) / "model_index.json"
     config = json.loads(index.read_text()) if index.is_file() else None
@@ -197,7 +239,12 @@ def _constructor_kwargs(cls: Any, config: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_ml(
-    path: str | Path, model_class: Any = None, *, strict: bool = True, lazy: bool = False
+    path: str | Path,
+    model_class: Any = None,
+    *,
+    strict: bool = True,
+    lazy: bool = False,
+    trust_remote_code: bool = False,
 ) -> Loaded:
     """An MLX module from ``path/config.json`` and ``path/*.safetensors``.
 
@@ -205,6 +252,7 @@ def load_ml(
     accepts, all of them if it takes ``**kwargs``); by default looked up by the config's
     model_type in ``ML_MODEL_TYPES``. strict: every weight must match a parameter and back.
     """
+    refuse_custom_code(path, trust_remote_code is True)
     mx, import_seconds = _timed_import("mlx.core")
     path = Path(path)
     config = _read_config(path)

@@ -179,33 +179,34 @@ def support(md: ModelDir) -> Iterator[Finding]:
     "CMP030",
     "The model asks to run its own Python code",
     severity="warning",
-    fix="Read the named files before trusting them. transformers runs auto_map classes only with "
-    "trust_remote_code; mlx-lm runs model_file only with trust_remote_code=True; mlx-vlm 0.7 "
-    "imports model_file WITHOUT asking. genai never executes it.",
-    compares="config auto_map, model_file, *.py files in the model directory",
+    fix="Read the named files before trusting them. mlx-vlm 0.7 imports config.json's model_file "
+    "on load WITHOUT asking, and asks transformers for trust_remote_code on its own when it "
+    "loads the image processor (auto_map); mlx-lm and diffusers run such code only with "
+    "trust_remote_code. genai's --load, --infer, `genai diagnostics` and `genai bench` refuse "
+    "this folder (SEC001) unless you pass --trust-remote-code for that run; the static checks "
+    "never execute it.",
+    compares="model_file in config.json; auto_map in any *config*.json (and in diffusers "
+    "components); custom classes in model_index.json; *.py files in the model directory",
 )
 def custom_code(md: ModelDir) -> Iterator[Finding]:
-    cfg = md.config or {}
-    auto_map = cfg.get("auto_map")
-    model_file = cfg.get("model_file")
-    py_files = [f for f in md.files if f.endswith(".py")]
-    if model_file is not None:
+    from genai_common.model import custom_code as scanner
+
+    found = scanner.scan(md.root_str)
+    for code in found[:8]:
         yield finding(
             "CMP030",
-            f"model_file = {model_file!r}: mlx-vlm imports and runs it on load without asking",
-            file="config.json",
+            scanner.message(code) + "; --load/--infer refuse it without --trust-remote-code",
+            file=code.file,
         )
-    if isinstance(auto_map, dict) and auto_map:
-        targets = sorted({str(v[0] if isinstance(v, list) and v else v) for v in auto_map.values()})
-        yield finding(
-            "CMP030",
-            f"auto_map names custom classes {targets[:3]}{' ...' if len(targets) > 3 else ''}",
-            file="config.json",
-            severity="info",
-        )
-    elif py_files and model_file is None:
-        yield finding(
-            "CMP030",
-            f"Python files in the model directory: {py_files[:3]}",
-            severity="info",
-        )
+    if len(found) > 8:
+        yield finding("CMP030", f"... and {len(found) - 8} more places that name code")
+    if not found:
+        py_files = [f for f in md.files if f.endswith(".py")]
+        if py_files:
+            shown = ", ".join(repr(f)[1:-1][:120] for f in py_files[:3])
+            yield finding(
+                "CMP030",
+                f"Python files in the model directory ({shown}{' ...' if len(py_files) > 3 else ''})"
+                ": no config names them, so no loader imports them",
+                severity="info",
+            )

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 # static findings that make a load pointless (and dangerous for the machine)
 TOO_BIG = ("MEM010", "MEM012")
+MAX_PER_CODE = 8
 
 # canonical message -> (code, static code prefixes that can explain it)
 CANONICAL: list[tuple[re.Pattern[str], str, tuple[str, ...]]] = [
@@ -110,7 +111,7 @@ class InferenceFailed(RuntimeError):
     """The model loaded, then the quick inference raised (its message is the original's)."""
 
 
-def infer_target(kind: str, path: str) -> dict[str, Any]:
+def infer_target(kind: str, path: str, **kwargs: Any) -> dict[str, Any]:
     """Load, then run the quick inference; returns a plain dict (runs in the child).
 
     A generic MLX module whose config names no input width is loaded only (output None). An
@@ -120,7 +121,7 @@ def infer_target(kind: str, path: str) -> dict[str, Any]:
     from genai_common.runtime.inference import ml_input_width, quick_inference
     from genai_common.runtime.loading import LOADERS
 
-    loaded = LOADERS[kind](path)
+    loaded = LOADERS[kind](path, **kwargs)
     out: dict[str, Any] = {"load": loaded.record.to_json(), "output": None}
     if kind != "ml" or ml_input_width(loaded.config) is not None:
         try:
@@ -234,28 +235,65 @@ def infer_target(kind: str, path: str) -> dict[str, Any]:
     "would swap or be killed. Run it on a larger machine, or use a quantized variant.",
     compares="static memory findings before starting the child",
 )
+@rule(
+    "SEC001",
+    "The model folder names code a loader would run: not loaded",
+    severity="error",
+    fix="Read the named files (and the configs that name them). Only if you trust them, run "
+    "again with --trust-remote-code: that run lets the loader execute them. Without the flag "
+    "--load, --infer, `genai diagnostics` and `genai bench` never start a loader on this folder.",
+    compares="config.json model_file; auto_map in any *config*.json (also of diffusers "
+    "components); custom classes in model_index.json",
+)
+@rule(
+    "SEC002",
+    "A file of the model folder is a FIFO, device or socket: not loaded",
+    severity="error",
+    fix="A loader would block on a FIFO or read a device without end (FILE014 names it): "
+    "replace it with the real file, then run --load again.",
+    compares="every listed file is a regular file before a loader starts",
+)
 def runtime_findings(
-    report: Report, md: ModelDir, *, infer: bool = False, timeout: float | None = 600.0
+    report: Report,
+    md: ModelDir,
+    *,
+    infer: bool = False,
+    timeout: float | None = 600.0,
+    trust_remote_code: bool = False,
 ) -> list[Finding]:
-    """Run the load (and inference) test for md in a child process and judge the result."""
+    """Run the load (and inference) test for md in a child process and judge the result.
+    A folder that names code a loader would run is refused here (SEC001), before any child or
+    loader starts, unless trust_remote_code."""
     from genai_common.runtime.isolate import run_isolated
 
     kind = md.kind
     if kind not in ("llm", "vlm", "diffusion", "ml"):
         return [_load("LOAD040", f"no load test for kind {kind!r}")]
-    too_big = [f.code for f in report.findings if f.code in TOO_BIG and f.severity == "error"]
-    if too_big:
-        return [_load("LOAD041", f"not loaded: {', '.join(too_big)} says the weights do not fit")]
-    if md.metadata_only:
-        return [_load("LOAD040", "no load test without the weight files (metadata only)")]
+    if not trust_remote_code:
+        from genai_common.model import custom_code
+
+        found = custom_code.scan(md.root_str)
+        if found:
+            out = [_load("SEC001", custom_code.message(c)) for c in found[:MAX_PER_CODE]]
+            if len(found) > MAX_PER_CODE:
+                out.append(_load("SEC001", f"... and {len(found) - MAX_PER_CODE} more"))
+            return out
+    import os
+
+    special = [rel for rel in md.files if md.size(rel) is None and os.path.exists(md.fspath(rel))]
+    if special:
+        shown = ", ".join(repr(r)[1:-1][:120] for r in special[:3])
+        more = f" and {len(special) - 3} more" if len(special) > 3 else ""
+        return [_load("SEC002", f"not loaded: {shown}{more} is not a regular file")]
     path = md.root_str  # a single file's folder too
+    trust = {"trust_remote_code": True} if trust_remote_code else {}
     if infer:
         result = run_isolated(
-            "genai_common.doctor.rules.load:infer_target", kind, path, timeout=timeout
+            "genai_common.doctor.rules.load:infer_target", kind, path, timeout=timeout, **trust
         )
     else:
         result = run_isolated(
-            "genai_common.runtime.loading:load_summary", kind, path, timeout=timeout
+            "genai_common.runtime.loading:load_summary", kind, path, timeout=timeout, **trust
         )
     step = "inference" if infer else "load"
     if result.timed_out:

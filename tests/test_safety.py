@@ -1,0 +1,343 @@
+"""Issue 15: safe under hostile input, faults and concurrency. Real processes, real loaders, real
+kills and file-size limits; inputs generated small (each test well under a few seconds) and
+scaled so that the old code fails them.
+
+- the trust boundary: no code a model folder names runs on --load/--infer, `genai diagnostics`
+  or `genai bench` without --trust-remote-code (a marker file that must never appear);
+- concurrent writers of RESULTS.md and TODO.md keep every row and item; kills and `ulimit -f`
+  never cut a document; `genai tiny` never leaves a half-built model nor deletes a project.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from templates_helpers import run_genai
+from test_review import make_project
+
+from genai_common.model import custom_code
+from genai_common.project import diagnostics, session, todo
+from genai_common.runtime import loading
+
+MARKER_CODE = (
+    "import pathlib\n"
+    "pathlib.Path({marker!r}).write_text('model code ran')\n"
+    "raise SystemExit('custom code executed')\n"
+)
+
+
+def _plant(folder: Path, marker: Path, name: str = "custom_model.py") -> Path:
+    code = folder / name
+    code.write_text(MARKER_CODE.format(marker=str(marker)))
+    return code
+
+
+def _edit_json(path: Path, **changes: object) -> None:
+    data = json.loads(path.read_text()) if path.exists() else {}
+    data.update(changes)
+    path.write_text(json.dumps(data))
+
+
+@pytest.fixture
+def vlm_with_model_file(tmp_path: Path, tiny_vlm: Path) -> tuple[Path, Path]:
+    model = tmp_path / "vlm"
+    shutil.copytree(tiny_vlm, model)
+    marker = tmp_path / "MARKER"
+    _plant(model, marker)
+    _edit_json(model / "config.json", model_file="custom_model.py")
+    return model, marker
+
+
+# -- 1. the trust boundary ---------------------------------------------------------------------
+
+
+def test_doctor_load_refuses_model_file_and_never_runs_it(vlm_with_model_file) -> None:
+    model, marker = vlm_with_model_file
+    for flag in ("--load", "--infer"):
+        done = run_genai(model.parent, "doctor", str(model), flag, "--json")
+        report = json.loads(done.stdout)
+        sec = [f for f in report["findings"] if f["code"] == "SEC001"]
+        assert done.returncode == 1 and sec and sec[0]["severity"] == "error", done.stdout
+        assert "custom_model.py" in sec[0]["message"] and "--trust-remote-code" in sec[0]["hint"]
+        assert not any(f["code"] == "LOAD030" for f in report["findings"])
+        assert not marker.exists()
+    static = [f for f in report["findings"] if f["code"] == "CMP030"]
+    assert static and "refuse" in static[0]["message"] and "never executes" not in static[0]["hint"]
+
+
+def test_the_flag_is_what_lets_it_run(vlm_with_model_file) -> None:
+    """Positive control: the same folder with --trust-remote-code runs the code (so the refusal
+    above is what kept the marker away, not a folder that would not load anyway)."""
+    model, marker = vlm_with_model_file
+    run_genai(model.parent, "doctor", str(model), "--load", "--trust-remote-code", "--json")
+    assert marker.exists()
+
+
+def test_absolute_model_file_outside_the_folder(tmp_path: Path, tiny_vlm: Path) -> None:
+    model = tmp_path / "vlm"
+    shutil.copytree(tiny_vlm, model)
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    marker = tmp_path / "MARKER"
+    code = _plant(outside, marker)
+    _edit_json(model / "config.json", model_file=str(code))
+    with pytest.raises(loading.CustomCodeRefused, match=r"elsewhere/custom_model\.py"):
+        loading.load_vlm(model)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    "config", ["config.json", "tokenizer_config.json", "processor_config.json"]
+)
+def test_auto_map_in_any_config_is_refused(tmp_path: Path, tiny_llm: Path, config: str) -> None:
+    model = tmp_path / "llm"
+    shutil.copytree(tiny_llm, model)
+    marker = tmp_path / "MARKER"
+    _plant(model, marker, "custom_tok.py")
+    _edit_json(model / config, auto_map={"AutoTokenizer": ["custom_tok.Tok", None]})
+    done = run_genai(tmp_path, "doctor", str(model), "--load", "--json")
+    codes = {f["code"]: f for f in json.loads(done.stdout)["findings"]}
+    assert "SEC001" in codes and config in codes["SEC001"]["message"]
+    assert "custom_tok.py" in codes["SEC001"]["message"]
+    with pytest.raises(loading.CustomCodeRefused):
+        loading.load_llm(model)
+    assert not marker.exists()
+
+
+def test_diffusers_custom_component_and_ml_are_refused(tmp_path: Path) -> None:
+    model = tmp_path / "pipe"
+    (model / "unet").mkdir(parents=True)
+    marker = tmp_path / "MARKER"
+    _plant(model / "unet", marker, "my_unet.py")
+    _edit_json(
+        model / "model_index.json",
+        _class_name="X",
+        unet=["my_unet", "MyUNet"],
+        text_encoder=["transformers", "CLIPTextModel"],
+    )
+    (model / "text_encoder").mkdir()
+    _edit_json(model / "text_encoder" / "config.json", auto_map={"AutoModel": "enc.Enc"})
+    found = {(c.file, c.target) for c in custom_code.scan(model)}
+    assert ("model_index.json", "unet/my_unet.py") in found
+    assert ("text_encoder/config.json", "text_encoder/enc.py") in found
+    with pytest.raises(loading.CustomCodeRefused):
+        loading.load_diffusion(model)
+    with pytest.raises(loading.CustomCodeRefused):
+        loading.load_ml(model)
+    assert not marker.exists()
+
+
+def test_diagnostics_and_bench_refuse_before_any_loader(vlm_with_model_file) -> None:
+    model, marker = vlm_with_model_file
+    project = model.parent / "proj"
+    project.mkdir()
+    (project / "pyproject.toml").write_text(
+        f'[project]\nname = "p"\n\n[tool.genai]\nkind = "vlm"\nmodel = "{model}"\n'
+    )
+    done = run_genai(project, "diagnostics", "--steps", "load,inference")
+    assert done.returncode == 1 and "SEC001" in done.stdout, done.stdout + done.stderr
+    done = run_genai(project, "bench", str(model), "--no-record")
+    assert done.returncode == 2 and "SEC001" in done.stderr and "Traceback" not in done.stderr
+    assert not marker.exists()
+
+
+def test_fifo_in_a_model_folder_is_never_handed_to_a_loader(tmp_path: Path, tiny_ml: Path) -> None:
+    model = tmp_path / "ml"
+    shutil.copytree(tiny_ml, model)
+    os.mkfifo(model / "extra.safetensors")
+    done = subprocess.run(
+        [sys.executable, "-m", "genai_common", "doctor", str(model), "--load", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    codes = [f["code"] for f in json.loads(done.stdout)["findings"]]
+    assert "SEC002" in codes and "LOAD003" not in codes
+
+
+# -- 2./3. one safe writer: concurrency, kills, limits ----------------------------------------
+
+USER_RESULTS = "# Results\r\n\r\nmy notes\u2028kept\x0cpage\r\n\r\n## Mine\r\n\r\n- keep me\r\n"
+
+
+def _record(root: str, i: int) -> None:
+    diagnostics.record_results(Path(root), [f"row-{i}", "m", "ok", "1", "1", "x", "v", "f", "m"])
+
+
+def test_eight_concurrent_records_keep_all_rows_and_user_sections(tmp_path: Path) -> None:
+    (tmp_path / "reference").mkdir()
+    results = tmp_path / "reference" / "RESULTS.md"
+    results.write_bytes(USER_RESULTS.encode())
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_record, args=(str(tmp_path), i)) for i in range(8)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    text = results.read_bytes().decode()
+    assert text.startswith(USER_RESULTS)  # every user byte, CRLF and U+2028 included
+    assert sorted(line.split(" | ")[0] for line in text.split("\r\n") if "row-" in line) == [
+        f"| row-{i}" for i in range(8)
+    ]
+
+
+def test_two_concurrent_session_ends_keep_both_items(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "proj")
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "genai_common", "session", "end", "--completed", f"item-{i}"],
+            cwd=project,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        for i in range(4)
+    ]
+    for p in procs:
+        assert p.wait(60) == 0, p.stderr.read()
+    text = (project / "TODO.md").read_text()
+    assert all(f"item-{i}" in text for i in range(4)), text
+
+
+def _kill_loop(cmd: list[str], cwd: Path, doc: Path, original: bytes, rounds: int) -> None:
+    for r in range(rounds):
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.1 + 0.15 * r)  # from start-up to past the write (~0.8 s on 3 MB)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        now = doc.read_bytes()
+        assert now[: len(original)] == original, f"round {r}: {len(now)} bytes"
+        doc.write_bytes(original)
+
+
+def test_sigkill_mid_session_end_never_cuts_todo(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "proj")
+    doc = project / "TODO.md"
+    original = doc.read_bytes() + b"- [ ] old note\n" * 200_000  # 3 MB
+    doc.write_bytes(original)
+    cmd = [sys.executable, "-m", "genai_common", "session", "end", "--completed", "x"]
+    _kill_loop(cmd, project, doc, original, rounds=8)
+
+
+def test_file_size_limit_leaves_documents_whole(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "proj")
+    doc = project / "TODO.md"
+    original = doc.read_bytes() + b"- [ ] old note\n" * 30_000  # 450 KB, over a 200 KB limit
+    doc.write_bytes(original)
+    done = subprocess.run(
+        f"ulimit -f 200; exec {sys.executable} -m genai_common session end --completed x",
+        shell=True,
+        cwd=project,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert "ulimit" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert doc.read_bytes() == original
+
+
+def test_record_keeps_line_endings_and_unicode_breaks() -> None:
+    text = diagnostics.insert_results_row(USER_RESULTS, ["r"])
+    assert text.startswith(USER_RESULTS) and text.endswith("| r |\r\n")
+    assert diagnostics.insert_results_row(text, ["s"]).count("\u2028") == 1
+
+
+def test_documents_linked_out_of_the_project_are_refused(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "proj")
+    outside = tmp_path / "outside.md"
+    outside.write_text("not yours\n")
+    (project / "TODO.md").unlink()
+    (project / "TODO.md").symlink_to(outside)
+    with pytest.raises(session.SessionError, match="outside the project"):
+        session.end(project, completed=["x"])
+    (project / "reference").mkdir(exist_ok=True)
+    (project / "reference" / "RESULTS.md").unlink(missing_ok=True)
+    (project / "reference" / "RESULTS.md").symlink_to(outside)
+    done = run_genai(project, "diagnostics", "--steps", "config", "--record")
+    assert "outside the project" in done.stderr and "Traceback" not in done.stderr
+    assert outside.read_text() == "not yours\n"
+
+
+def test_fifo_todo_never_hangs(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "proj")
+    (project / "TODO.md").unlink()
+    os.mkfifo(project / "TODO.md")
+    for args in (
+        ["session", "start", "--no-doctor", "--json"],
+        ["session", "end", "--completed", "x"],
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "genai_common", *args],
+            cwd=project,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert "Traceback" not in done.stderr
+
+
+def test_newlines_in_items_stay_inside_the_item() -> None:
+    text = todo.append_block(
+        "# TODO\n", "2026-01-01 10:00", {"completed": ["a\n## Session End: x\n# H\u2028b"]}, None
+    )
+    assert len(todo.blocks(text)) == 1
+    assert "# H" in text and "\n# H" not in text and "\u2028" not in text
+
+
+def test_session_end_blocks_are_linear() -> None:
+    """32k blocks: the old parser compared every heading with every block (minutes)."""
+    text = "".join(f"## Session End: 2026-01-01 {i}\n\n- [x] a\n\n" for i in range(32_000))
+    found = todo.blocks(text)
+    assert len(found) == 32_000 and found[-1].end == len(text.splitlines())
+
+
+# -- the tiny model: never half-built, --force never destroys ----------------------------------
+
+
+def test_tiny_build_is_atomic_and_marked(tmp_path: Path) -> None:
+    from genai_common.testing import tiny
+
+    dest = tmp_path / "m"
+    tiny.build("ml", dest)
+    assert (dest / tiny.MARKER).is_file()
+    half = tmp_path / "half"
+    half.mkdir()
+    (half / "config.json").write_text("{}")  # what a killed old build left
+    assert not tiny._looks_built(half)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp left
+
+
+def test_tiny_force_never_deletes_a_project(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "proj")
+    before = sorted(p.name for p in project.iterdir())
+    for dest in (".", str(project)):
+        done = run_genai(project, "tiny", "ml", dest, "--force")
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "mine.txt").write_text("x")
+    done = run_genai(tmp_path, "tiny", "ml", str(other), "--force")
+    assert done.returncode == 2 and (other / "mine.txt").exists()
+    assert sorted(p.name for p in project.iterdir()) == before
+
+
+def test_killed_tiny_build_leaves_nothing_taken_for_built(tmp_path: Path) -> None:
+    env = {**os.environ, "GENAI_TINY_CACHE": "off"}
+    dest = tmp_path / "d"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "genai_common", "tiny", "diffusion", str(dest)], env=env
+    )
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    from genai_common.testing import tiny
+
+    assert not dest.exists() or tiny._looks_built(dest)
