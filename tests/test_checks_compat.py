@@ -131,13 +131,16 @@ def test_cmp030_model_file(llama: Path) -> None:
     set_config(llama, model_file="modeling_evil.py")
     (llama / "modeling_evil.py").write_text("raise SystemExit('executed')\n")
     [f] = [f for f in run(llama, "compat") if f.code == "CMP030"]
-    assert f.severity == "warning" and "'modeling_evil.py'" in f.message
+    assert f.severity == "warning" and "modeling_evil.py" in f.message
+    assert "mlx-vlm imports and runs it" in f.message and "refuse" in f.message
 
 
 def test_cmp030_auto_map(llama: Path) -> None:
     set_config(llama, auto_map={"AutoModelForCausalLM": "modeling_x.XForCausalLM"})
     [f] = [f for f in run(llama, "compat") if f.code == "CMP030"]
-    assert f.severity == "info" and "modeling_x.XForCausalLM" in f.message
+    # a warning since issue 15: mlx-vlm asks transformers for trust_remote_code on its own
+    assert f.severity == "warning" and "modeling_x.py" in f.message
+    assert "AutoModelForCausalLM" in f.message and "transformers imports it" in f.message
 
 
 @pytest.mark.parametrize(

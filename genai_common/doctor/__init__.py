@@ -13,7 +13,7 @@ process (rules/load.py). Only the standard library is imported here: the static 
 
 from __future__ import annotations
 
-from genai_common.findings import Report
+from genai_common.findings import Finding, Report
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -36,8 +36,45 @@ def diagnose_dir(md: ModelDir, *, select: Iterable[str] = (), ignore: Iterable[s
         report.facts = facts(md)
     except Exception as exc:  # facts are best effort: a damaged file is already a finding
         found.append(stopped("facts", exc))
-    report.extend(found)
+    report.extend(bounded(found))
     return report
+
+
+MAX_PER_CODE = 50  # findings kept per code; the rest are counted in one more finding
+MAX_MESSAGE = 2000  # characters of a message (names and values from files can be megabytes)
+
+
+def bounded(found: list[Finding]) -> list[Finding]:
+    """At most MAX_PER_CODE findings per code (plus one that counts the rest), each message at
+    most MAX_MESSAGE characters: a hostile header with a million bad entries gives a report of
+    KBs, not hundreds of MB (issue 15)."""
+    per_code: dict[str, int] = {}
+    out: list[Finding] = []
+    dropped: dict[str, list] = {}  # code -> [count, worst severity, hint]
+    rank = {"info": 0, "warning": 1, "error": 2}
+    for f in found:
+        n = per_code[f.code] = per_code.get(f.code, 0) + 1
+        if n > MAX_PER_CODE:
+            d = dropped.setdefault(f.code, [0, f.severity, f.hint])
+            d[0] += 1
+            if rank.get(f.severity, 0) > rank.get(d[1], 0):
+                d[1] = f.severity
+            continue
+        if len(f.message) > MAX_MESSAGE:
+            cut = len(f.message) - MAX_MESSAGE
+            f = f._replace(message=f"{f.message[:MAX_MESSAGE]}... ({cut:,} characters more)")
+        out.append(f)
+    for code, (count, severity, hint) in dropped.items():
+        out.append(
+            Finding(
+                code,
+                severity,
+                f"... and {count:,} more {code} findings (the first {MAX_PER_CODE} are shown)",
+                hint,
+                None,
+            )
+        )
+    return out
 
 
 def diagnose(

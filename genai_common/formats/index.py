@@ -6,6 +6,7 @@ drive letter is dropped and reported (IDX003), so nothing outside the directory 
 
 from __future__ import annotations
 
+import itertools
 import os
 from types import SimpleNamespace
 
@@ -45,6 +46,12 @@ class IndexInfo(SimpleNamespace):
         return sorted(set(self.weight_map.values()))
 
 
+def _show(name: str, limit: int = 120) -> str:
+    """A name for a message: repr (control characters escaped), cut to `limit` characters."""
+    text = repr(name)
+    return text if len(text) <= limit else text[: limit - 4] + "...'"
+
+
 def safe_relative(name: str) -> str | None:
     """`name` as a clean relative '/' path inside the directory, or None if it could escape."""
     if not name or "\x00" in name:
@@ -82,7 +89,7 @@ def index_from_json(
             + (f" (it is a {type(weight_map).__name__})" if weight_map is not None else ""),
         )
     bad_values = 0
-    escaping: list[str] = []
+    escaping: dict[str, None] = {}  # ordered and hashed: a list's membership was quadratic
     try:
         shards = set(weight_map.values())
     except TypeError:  # an unhashable value (a list or an object): judged entry by entry
@@ -99,8 +106,7 @@ def index_from_json(
             if rel == "":
                 rel = cleaned[shard] = safe_relative(shard)
             if rel is None:
-                if shard not in escaping:
-                    escaping.append(shard)
+                escaping[shard] = None
                 continue
             info.weight_map[name] = rel
     if bad_values:
@@ -108,11 +114,14 @@ def index_from_json(
             ("IDX002", f"{what}: {bad_values} weight_map value(s) are not file names")
         )
     if escaping:
-        shown = ", ".join(repr(s) for s in escaping[:3])
+        first = list(itertools.islice(escaping, 3))
+        shown = ", ".join(_show(s) for s in first)
+        more = f" and {len(escaping) - 3:,} more" if len(escaping) > 3 else ""
         info.problems.append(
             (
                 "IDX003",
-                f"{what} points outside the model directory ({shown}); those entries are ignored",
+                f"{what} points outside the model directory ({shown}{more}); "
+                "those entries are ignored",
             )
         )
     metadata = data.get("metadata")

@@ -23,18 +23,29 @@ MAX_JSON_BYTES = 64 * 1024 * 1024  # configs and indexes are KBs to a few MB; to
 class _Hooks:
     """object_pairs_hook/parse_constant that record duplicates and non-finite numbers."""
 
+    SHOWN = 5  # duplicate keys named in the message; the rest are counted
+
     def __init__(self) -> None:
         self.duplicates: list[str] = []
+        self.more = 0  # duplicate keys past the first SHOWN
         self.constants: list[str] = []
 
     def pairs(self, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         out = dict(pairs)
-        if len(out) != len(pairs) and len(self.duplicates) < 5:
-            seen: set[str] = set()
-            for key, _ in pairs:
-                if key in seen and key not in self.duplicates:
-                    self.duplicates.append(key)
-                seen.add(key)
+        lost = len(pairs) - len(out)
+        if lost:
+            if len(self.duplicates) < self.SHOWN:  # name a few (one linear pass, sets only)
+                seen: set[str] = set()
+                named = set(self.duplicates)
+                for key, _ in pairs:
+                    if key in seen and key not in named:
+                        self.duplicates.append(key)
+                        named.add(key)
+                        lost -= 1
+                        if len(self.duplicates) >= self.SHOWN:
+                            break
+                    seen.add(key)
+            self.more += max(lost, 0)
         return out
 
     def constant(self, name: str) -> float:
@@ -134,12 +145,16 @@ def parse_json_bytes(
         ) from None
     except RecursionError:
         raise FormatError("JSON002", f"{what} nests too deeply to be read") from None
+    except ValueError as exc:  # an integer over Python's 4,300-digit limit (int_max_str_digits)
+        raise FormatError("JSON002", f"{what} cannot be read: {str(exc)[:200]}") from None
     problems: list[Problem] = []
     if hooks.duplicates:
         problems.append(
             (
                 "JSON005",
-                f"{what} repeats key(s) {', '.join(map(repr, hooks.duplicates))}; "
+                f"{what} repeats key(s) {', '.join(_short(k) for k in hooks.duplicates)}"
+                + (f" and {hooks.more:,} more" if hooks.more else "")
+                + "; "
                 "Python keeps the last value, other readers may keep the first or refuse",
             )
         )
@@ -152,6 +167,12 @@ def parse_json_bytes(
             )
         )
     return value, problems
+
+
+def _short(key: str, limit: int = 80) -> str:
+    """A key for a message: repr (control characters escaped), cut to `limit` characters."""
+    text = repr(key)
+    return text if len(text) <= limit else text[: limit - 4] + "...'"
 
 
 def read_bytes(path: str, *, max_bytes: int, what: str) -> tuple[bytes, os.stat_result]:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 MAX_HEADER_BYTES = 100_000_000  # the format's own limit (safetensors README)
+MAX_DIMS = 64  # numpy's NPY_MAXDIMS; mlx and torch make no tensor with more either
 
 # dtype -> bits per element (safetensors 0.8 names)
 DTYPE_BITS: dict[str, int] = {
@@ -226,6 +227,7 @@ def parse_header(
         if (
             bits
             and type(shape) is list
+            and len(shape) <= MAX_DIMS
             and type(begin) is int
             and type(end) is int
             and 0 <= begin <= end
@@ -235,6 +237,8 @@ def parse_header(
                 if type(d) is not int or not 0 <= d < _BIG:
                     break
                 numel *= d
+                if numel >= _BIG:  # stop: the product of many dims grows without bound
+                    break
             else:
                 # (end - begin) * 8 == numel * bits: a whole number of bytes, and that many
                 if numel < _BIG and (end - begin) * 8 == numel * bits:
@@ -305,6 +309,15 @@ def _entry(
             ("HDR010", f"{what}: tensor {name!r} data_offsets {offsets!r} are not two integers")
         )
         return None
+    if len(shape) > MAX_DIMS:
+        problems.append(
+            (
+                "HDR012",
+                f"{what}: tensor {_name(name)} has {len(shape):,} dimensions; no framework makes "
+                f"a tensor of more than {MAX_DIMS} (numpy's limit)",
+            )
+        )
+        return None
     if not all(_is_int(d) and 0 <= d < _BIG for d in shape):
         problems.append(
             (
@@ -327,6 +340,7 @@ def _entry(
         problems.append(
             ("HDR013", f"{what}: tensor {name!r} shape {_short(shape)} is impossibly large")
         )
+        return None  # never kept: every later product over its shape would be unbounded
     else:
         nbytes = (numel * bits + 7) // 8
         if numel * bits % 8:
@@ -353,8 +367,13 @@ def _entry(
 
 
 def _short(shape: list[Any]) -> str:
-    text = repr(shape)
-    return text if len(text) <= 60 else text[:57] + "...]"
+    text = repr(shape[:12])  # never the repr of a whole 10-million-entry list
+    return text if len(text) <= 60 and len(shape) <= 12 else text[:57] + "...]"
+
+
+def _name(name: str, limit: int = 120) -> str:
+    text = repr(name)
+    return text if len(text) <= limit else text[: limit - 4] + "...'"
 
 
 def _check_offsets(header: SafetensorsHeader, what: str) -> None:

@@ -175,9 +175,12 @@ def read_tokenizer(
             content = _content(smap.get(f"{role}_token"))
             if content is not None:
                 info.special_tokens.setdefault(role, content)
-        for tok in smap.get("additional_special_tokens") or ():
+        seen = set(info.extra_special)  # a set: membership in a list was quadratic
+        extra = smap.get("additional_special_tokens") or ()
+        for tok in extra if isinstance(extra, list) else ():
             content = _content(tok)
-            if content and content not in info.extra_special:
+            if content and content not in seen:
+                seen.add(content)
                 info.extra_special.append(content)
     _read_chat_template(json_of, text_of, files, info)
     for content in [*info.special_tokens.values(), *info.extra_special]:
@@ -286,9 +289,11 @@ def _read_config(cfg: dict, info: TokenizerInfo, problems: list[Problem]) -> Non
     if isinstance(extra, dict):  # transformers v5: {"image_token": "<image>", ...}
         extra = list(extra.values())
     if isinstance(extra, list):
+        seen = set(info.extra_special)  # a set: membership in a list was quadratic
         for tok in extra:
             content = _content(tok)
-            if content and content not in info.extra_special:
+            if content and content not in seen:
+                seen.add(content)
                 info.extra_special.append(content)
     max_len = cfg.get("model_max_length")
     if (

@@ -278,6 +278,11 @@ def runtime_findings(
             if len(found) > MAX_PER_CODE:
                 out.append(_load("SEC001", f"... and {len(found) - MAX_PER_CODE} more"))
             return out
+    too_big = [f.code for f in report.findings if f.code in TOO_BIG and f.severity == "error"]
+    if too_big:
+        return [_load("LOAD041", f"not loaded: {', '.join(too_big)} says the weights do not fit")]
+    if md.metadata_only:
+        return [_load("LOAD040", "no load test without the weight files (metadata only)")]
     import os
 
     special = [rel for rel in md.files if md.size(rel) is None and os.path.exists(md.fspath(rel))]
