@@ -341,3 +341,135 @@ def test_killed_tiny_build_leaves_nothing_taken_for_built(tmp_path: Path) -> Non
     from genai_common.testing import tiny
 
     assert not dest.exists() or tiny._looks_built(dest)
+
+
+# -- 4./5./6./8. hostile inputs: linear, bounded, a finding (never a traceback) ----------------
+
+LLAMA = {
+    "model_type": "llama",
+    "architectures": ["LlamaForCausalLM"],
+    "hidden_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 4,
+    "intermediate_size": 128,
+    "vocab_size": 1000,
+}
+N = 20_000  # the old code took seconds to minutes at this size (RESULTS.md, issue 15)
+
+
+def _header(path: Path, header: dict | bytes) -> None:
+    import struct
+
+    raw = header if isinstance(header, bytes) else json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + b"\0" * 16)
+
+
+def _folder(tmp_path: Path, **files: str | bytes) -> Path:
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps(LLAMA))
+    _header(
+        model / "model.safetensors", {"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}
+    )
+    for name, data in files.items():
+        target = model / name.replace("__", ".")
+        target.write_bytes(data) if isinstance(data, bytes) else target.write_text(data)
+    return model
+
+
+def _doctor(model: Path, *extra: str) -> tuple[dict, str]:
+    done = run_genai(model.parent, "doctor", str(model), "--json")
+    assert "Traceback" not in done.stderr, done.stderr[-2000:]
+    plain = run_genai(model.parent, "doctor", str(model), *extra)
+    assert "Traceback" not in plain.stderr and len(plain.stdout) < 100_000
+    return json.loads(done.stdout), plain.stdout
+
+
+def _codes(report: dict) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for f in report["findings"]:
+        out.setdefault(f["code"], []).append(f)
+    return out
+
+
+def test_many_duplicate_keys_named_few_and_counted(tmp_path: Path) -> None:
+    body = ",".join(f'"k{i}": 1, "k{i}": 2' for i in range(N))
+    model = _folder(tmp_path, config__json="{" + body + ', "model_type": "llama"}')
+    report, _ = _doctor(model)
+    [dup] = _codes(report)["JSON005"]
+    assert "'k0'" in dup["message"] and f"{N - 5:,} more" in dup["message"]
+    assert len(dup["message"]) < 500
+
+
+def test_many_special_tokens_and_escaping_index_entries(tmp_path: Path) -> None:
+    toks = [f"<t{i}>" for i in range(N)]
+    weight_map = {f"w{i}": f"../../x{i}.safetensors" for i in range(N)}
+    model = _folder(
+        tmp_path,
+        tokenizer_config__json=json.dumps({"additional_special_tokens": toks}),
+        special_tokens_map__json=json.dumps({"additional_special_tokens": toks}),
+        model__safetensors__index__json=json.dumps({"metadata": {}, "weight_map": weight_map}),
+    )
+    report, _ = _doctor(model)
+    [escape] = _codes(report)["IDX003"]
+    assert f"{N - 3:,} more" in escape["message"] and len(escape["message"]) < 500
+
+
+def test_tensor_with_huge_rank_is_refused_early(tmp_path: Path) -> None:
+    model = _folder(tmp_path)
+    _header(
+        model / "model.safetensors",
+        {"a": {"dtype": "F32", "shape": [2] * 200_000, "data_offsets": [0, 16]}},
+    )
+    report, _ = _doctor(model)
+    [dims] = _codes(report)["HDR012"]
+    assert "200,000 dimensions" in dims["message"] and len(dims["message"]) < 400
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "config.json",
+        "generation_config.json",
+        "tokenizer_config.json",
+        "model.safetensors.index.json",
+        "model.safetensors",
+    ],
+)
+def test_integers_over_4300_digits_are_findings(tmp_path: Path, name: str) -> None:
+    big = "9" * 5000
+    model = _folder(tmp_path)
+    if name == "model.safetensors":
+        raw = '{"a": {"dtype": "F32", "shape": [' + big + '], "data_offsets": [0, 16]}}'
+        _header(model / name, raw.encode())
+    elif name == "model.safetensors.index.json":
+        (model / name).write_text(
+            '{"metadata": {"total_size": ' + big + '}, "weight_map": {"a": "model.safetensors"}}'
+        )
+    else:
+        (model / name).write_text('{"model_type": "llama", "hidden_size": ' + big + "}")
+    report, _ = _doctor(model)
+    errors = [f for f in report["findings"] if f["severity"] == "error"]
+    assert any("4300 digits" in f["message"] for f in errors), report["findings"]
+    assert not any(f["code"] == "DOC001" for f in report["findings"])
+
+
+def test_many_bad_entries_give_a_bounded_report(tmp_path: Path) -> None:
+    model = _folder(tmp_path)
+    header = {f"t{i}": {"dtype": "XX", "shape": [1], "data_offsets": [0, 1]} for i in range(N)}
+    _header(model / "model.safetensors", header)
+    report, _ = _doctor(model)
+    per_code = _codes(report)
+    assert all(len(found) <= 51 for found in per_code.values())
+    assert any("more HDR011 findings" in f["message"] for f in per_code["HDR011"])
+
+
+def test_control_characters_never_reach_the_terminal(tmp_path: Path) -> None:
+    evil = "\x1b]0;pwned\x07\x1b[2J" + "x" * 300_000
+    model = _folder(tmp_path, config__json=json.dumps({**LLAMA, "model_type": evil}))
+    (model / "a\nerror   FAKE001  forged.json").write_text("{}")
+    for extra in ((), ("--markdown",)):
+        _, out = _doctor(model, *extra)
+        assert "\x1b" not in out and "\x07" not in out and len(out) < 20_000
+        assert not any(line.startswith("error   FAKE001") for line in out.splitlines())
