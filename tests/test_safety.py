@@ -473,3 +473,40 @@ def test_control_characters_never_reach_the_terminal(tmp_path: Path) -> None:
         _, out = _doctor(model, *extra)
         assert "\x1b" not in out and "\x07" not in out and len(out) < 20_000
         assert not any(line.startswith("error   FAKE001") for line in out.splitlines())
+
+
+# -- 9. the loader child dies with its parent ---------------------------------------------------
+
+PARENT = """
+import sys
+from genai_common.runtime.isolate import run_isolated
+print("started", flush=True)
+run_isolated("time:sleep", 120, timeout=300)
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT])
+def test_loader_child_dies_with_its_parent(tmp_path: Path, sig: signal.Signals) -> None:
+    import psutil
+
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    parent = subprocess.Popen(
+        [sys.executable, "-c", PARENT], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    )
+    assert parent.stdout.readline().strip() == b"started"
+    deadline = time.time() + 30
+    children: list = []
+    while not children and time.time() < deadline:
+        children = psutil.Process(parent.pid).children(recursive=True)
+        time.sleep(0.05)
+    assert children and list(tmp_path.glob("genai-isolated-*"))
+    time.sleep(0.5)  # the child is past its start-up (its parent watch is running)
+    parent.send_signal(sig)
+    parent.wait(30)
+    _, alive = psutil.wait_procs(children, timeout=5)
+    assert not alive, f"{sig.name}: loader child left running"
+    deadline = time.time() + 5
+    while list(tmp_path.glob("genai-isolated-*")) and time.time() < deadline:
+        time.sleep(0.05)
+    assert not list(tmp_path.glob("genai-isolated-*")), "temp folder left behind"
+    assert b"Traceback" not in parent.stderr.read() or sig != signal.SIGTERM

@@ -108,6 +108,7 @@ def _limit_address_space(limit: int | None) -> None:
 def _child_main(payload: Any, result_path: str) -> None:
     """Runs in the child: load the target and arguments, call, write back the outcome."""
     memory_limit = pickle.load(payload)
+    _die_with_parent(os.path.dirname(result_path))
     _limit_address_space(memory_limit)
     try:
         target, args, kwargs = pickle.load(payload)
@@ -121,6 +122,40 @@ def _child_main(payload: Any, result_path: str) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+def _die_with_parent(workdir: str) -> None:
+    """The child is its own session (so a kill reaches its own children), hence not killed with
+    its parent's terminal: it must end itself when the parent is gone (a SIGKILL of `genai doctor
+    --load` must leave no loader running under PID 1). Linux: PR_SET_PDEATHSIG sends SIGTERM;
+    everywhere: a daemon thread polls the parent pid. Either removes the temp folder and kills
+    the child's group."""
+    import threading
+
+    parent = os.getppid()
+
+    def end(*_: Any) -> None:
+        shutil.rmtree(workdir, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            os.killpg(0, signal.SIGKILL)  # the child's own group: itself and what it started
+        os._exit(137)
+
+    signal.signal(signal.SIGTERM, end)
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(Exception):
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent:
+                end()
+            time.sleep(0.2)
+
+    if os.getppid() != parent or parent == 1:
+        os._exit(137)
+    threading.Thread(target=watch, name="genai-parent-watch", daemon=True).start()
 
 
 def _tail(path: Path, lines: int = TAIL_LINES) -> str:
@@ -193,7 +228,12 @@ def run_isolated(
                 env=env,
                 start_new_session=True,  # its own process group: a kill reaches its children
             )
-            timed_out, peak_rss = _watch(proc, start, timeout, memory_limit)
+            try:
+                with _terminate_raises():
+                    timed_out, peak_rss = _watch(proc, start, timeout, memory_limit)
+            except BaseException:  # Ctrl-C, SIGTERM, an error here: the child dies with us
+                _kill_group(proc)
+                raise
         duration = time.perf_counter() - start
         return _result(
             proc.returncode,
@@ -208,6 +248,34 @@ def run_isolated(
         )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _terminate_raises() -> Any:
+    """While the parent waits, SIGTERM raises SystemExit (its default would end the process at
+    once, with no `finally`: the child and the temp folder left behind). Main thread only."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except (ValueError, OSError):
+        yield
+        return
+    if previous not in (signal.SIG_DFL, None):  # someone else handles it: leave theirs
+        signal.signal(signal.SIGTERM, previous)
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _watch(
