@@ -91,6 +91,16 @@ def _top_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The `genai` command. Ctrl-C at any moment (start-up included) ends it with one line and
+    exit code 130, never a traceback."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("genai: interrupted", file=sys.stderr)
+        return 130
+
+
+def _main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0].startswith("-"):
         top = _top_parser()
@@ -121,8 +131,6 @@ def main(argv: list[str] | None = None) -> int:
         gc.enable()
     try:
         return int(module.run(args) or 0)
-    except KeyboardInterrupt:
-        return 130
     except BrokenPipeError:
         return 0
 

@@ -510,3 +510,42 @@ def test_loader_child_dies_with_its_parent(tmp_path: Path, sig: signal.Signals) 
         time.sleep(0.05)
     assert not list(tmp_path.glob("genai-isolated-*")), "temp folder left behind"
     assert b"Traceback" not in parent.stderr.read() or sig != signal.SIGTERM
+
+
+# -- 11./12. one clear line; smaller ones ---------------------------------------------------------
+
+
+def test_hub_ref_that_is_a_path_is_not_followed(tmp_path: Path) -> None:
+    from genai_common.model.hub import ref_snapshot
+
+    repo = tmp_path / "models--org--name"
+    (repo / "snapshots").mkdir(parents=True)
+    (repo / "refs").mkdir()
+    for ref in ("..", ".", "../..", "a/b"):
+        (repo / "refs" / "main").write_text(ref)
+        assert ref_snapshot(repo, "main") is None
+
+
+def test_listing_cut_is_said_and_never_a_false_missing_config(tmp_path: Path) -> None:
+    from genai_common.model import model_dir
+
+    model = _folder(tmp_path)
+    for i in range(model_dir.MAX_FILES):
+        (model / f"a{i:05d}.txt").touch()  # sorted before config.json: the old cut dropped it
+    report, _ = _doctor(model)
+    codes = _codes(report)
+    assert "SEC010" in codes and "FILE001" not in codes
+
+
+def test_malformed_pyproject_and_index_lock_are_one_line(tmp_path: Path) -> None:
+    project = tmp_path / "p"
+    project.mkdir()
+    (project / "pyproject.toml").write_text("[tool.genai\nkind = 'llm'\n")
+    done = run_genai(project, "diagnostics", "--steps", "config")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    make_project(project, drop=())
+    (project / ".copier-answers.yml").write_text("_src_path: x\n")
+    (project / ".git" / "index.lock").touch()
+    done = run_genai(project, "update")
+    assert done.returncode == 2 and "index.lock" in done.stderr and "Traceback" not in done.stderr

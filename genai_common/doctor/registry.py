@@ -50,7 +50,7 @@ _TEXT = ("llm", "vlm")
 # applies to (None: every kind), the module that defines its rules. Static families run in this
 # order; `formats` last, so that every problem a reader met is recorded before it is reported.
 FAMILIES: tuple[Family, ...] = (
-    Family("files", ("FILE",), "FILE: files and layout", _ALL_KINDS, _RULES + "files"),
+    Family("files", ("FILE", "SEC01"), "FILE: files and layout", _ALL_KINDS, _RULES + "files"),
     Family(
         "gguf",
         ("GGUF",),

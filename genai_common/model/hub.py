@@ -70,7 +70,13 @@ def ref_snapshot(repo_dir: Path, ref: str) -> Path | None:
     if ref_file.is_file():
         commit = ref_file.read_text(encoding="utf-8", errors="replace").strip()
         snapshot = repo_dir / "snapshots" / commit
-        if commit and "/" not in commit and snapshot.is_dir():
+        # a commit hash, never a path: "..", "." or a separator would judge another folder
+        if (
+            commit
+            and commit not in (".", "..")
+            and not any(c in commit for c in "/\\\0")
+            and snapshot.is_dir()
+        ):
             return snapshot
     return None
 

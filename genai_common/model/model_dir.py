@@ -252,9 +252,10 @@ class ModelDir:
             base = (
                 "" if dirpath == root else os.path.relpath(dirpath, root).replace(os.sep, "/") + "/"
             )
-            for name in filenames:
+            for name in sorted(filenames):  # sorted: the same files survive a cut, every run
                 out.append(base + name)
                 if len(out) >= MAX_FILES:
+                    self.listing_cut = True  # said by SEC010: later checks saw part of it
                     return sorted(out)
             # symlinked folders (the hub cache links files, not folders) are listed, not walked
         return sorted(out)

@@ -38,6 +38,25 @@ def unreadable_files(md: ModelDir) -> Iterator[Finding]:
 
 
 @rule(
+    "SEC010",
+    "The folder holds too many files: only the first ones were judged",
+    severity="warning",
+    fix="A model folder holds tens of files; this one (a home folder? a dataset?) holds more "
+    "than the listing limit, so files past it were not seen and findings about missing files "
+    "may be wrong. Point the doctor at the model folder itself.",
+    compares="files listed vs the 20,000-file listing limit",
+)
+def listing_cut(md: ModelDir) -> Iterator[Finding]:
+    md.files  # noqa: B018 (the listing sets the flag)
+    if getattr(md, "listing_cut", False):
+        yield finding(
+            "SEC010",
+            f"listing stopped after {len(md.files):,} files (sorted by path): files past the "
+            "limit were not judged",
+        )
+
+
+@rule(
     "FILE021",
     "A path named like a weight file is a directory",
     severity="error",
@@ -156,6 +175,8 @@ def adapter(md: ModelDir) -> Iterator[Finding]:
 def config_present(md: ModelDir) -> Iterator[Finding]:
     if not _directory(md) or "config.json" in md.file_set:
         return
+    if getattr(md, "listing_cut", False) and os.path.isfile(md.fspath("config.json")):
+        return  # past the listing limit (SEC010), not missing
     kind = md.kind
     if kind in ("llm", "vlm", "ml"):
         layout = _single_file_layout(md)
