@@ -3,7 +3,8 @@
 
     scan(root) -> list[CustomCode]    every place a loader would import Python from the folder
 
-What runs what (mlx-lm 0.31, mlx-vlm 0.7, transformers 5, diffusers 0.36, read in their source):
+What runs what (mlx-lm 0.32.2, mlx-vlm 0.7.10, transformers 5.25, diffusers 0.42.1, read in their
+source):
 
 - config.json `model_file`: mlx-vlm's get_model_and_args imports it on load WITHOUT asking
   (relative to the folder, or any absolute path); mlx-lm imports it with trust_remote_code=True.
