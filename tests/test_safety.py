@@ -549,3 +549,27 @@ def test_malformed_pyproject_and_index_lock_are_one_line(tmp_path: Path) -> None
     (project / ".git" / "index.lock").touch()
     done = run_genai(project, "update")
     assert done.returncode == 2 and "index.lock" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_diffusion_component_with_only_pickle_weights(tmp_path: Path) -> None:
+    model = tmp_path / "pipe"
+    for comp, cls in (("unet", "UNet2DConditionModel"), ("vae", "AutoencoderKL")):
+        (model / comp).mkdir(parents=True)
+        (model / comp / "config.json").write_text(json.dumps({"_class_name": cls}))
+    _header(
+        model / "vae" / "diffusion_pytorch_model.safetensors",
+        {"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}},
+    )
+    (model / "unet" / "diffusion_pytorch_model.bin").write_bytes(b"\x80\x04not really" * 10)
+    (model / "model_index.json").write_text(
+        json.dumps(
+            {
+                "_class_name": "StableDiffusionPipeline",
+                "unet": ["diffusers", "UNet2DConditionModel"],
+                "vae": ["diffusers", "AutoencoderKL"],
+            }
+        )
+    )
+    report, _ = _doctor(model)
+    found = [f for f in report["findings"] if f["code"] == "FILE013"]
+    assert found and "'unet'" in found[0]["message"] and found[0]["severity"] == "error"

@@ -243,9 +243,24 @@ def pickles(md: ModelDir) -> Iterator[Finding]:
             file=index,
         )
     elif pickled:
-        yield finding(
-            "FILE017", f"{len(pickled)} pickle file(s) beside safetensors: {', '.join(pickled[:3])}"
-        )
+        # a diffusers component is loaded from its own folder: one whose only weights are a
+        # pickle is the FILE013 case for that component, whatever the others hold (issue 15)
+        folders = {f.rsplit("/", 1)[0] for f in pickled if "/" in f}
+        with_safe = {f.rsplit("/", 1)[0] for f in [*safetensors, *ggufs] if "/" in f}
+        pickle_only = sorted(folders - with_safe) if md.kind == "diffusion" else []
+        for folder in pickle_only[:8]:
+            names = [f for f in pickled if f.startswith(folder + "/")]
+            yield finding(
+                "FILE013",
+                f"component {folder!r} has only pickle weights ({', '.join(names[:2])}) and no "
+                "safetensors: diffusers would unpickle them",
+                file=names[0],
+            )
+        if len(pickle_only) < len(folders) or not folders:
+            yield finding(
+                "FILE017",
+                f"{len(pickled)} pickle file(s) beside safetensors: {', '.join(pickled[:3])}",
+            )
 
 
 @rule(
