@@ -573,3 +573,25 @@ def test_diffusion_component_with_only_pickle_weights(tmp_path: Path) -> None:
     report, _ = _doctor(model)
     found = [f for f in report["findings"] if f["code"] == "FILE013"]
     assert found and "'unet'" in found[0]["message"] and found[0]["severity"] == "error"
+
+
+def test_unwritable_documents_are_one_line_before_any_work(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "proj")
+    (project / "reference").mkdir(exist_ok=True)
+    results = project / "reference" / "RESULTS.md"
+    results.write_bytes(b"# R\n\xff\xfe latin-1 \xe9\n")
+    done = run_genai(project, "diagnostics", "--steps", "config", "--record")
+    assert done.returncode == 2 and "not UTF-8" in done.stderr and "Traceback" not in done.stderr
+    assert "Diagnostics of" not in done.stdout  # refused before any step ran
+    assert results.read_bytes() == b"# R\n\xff\xfe latin-1 \xe9\n"
+    todo_md = project / "TODO.md"
+    before = todo_md.read_bytes()
+    todo_md.chmod(0o444)
+    try:
+        done = run_genai(project, "session", "end", "--completed", "x")
+    finally:
+        todo_md.chmod(0o644)
+    if os.geteuid() != 0:  # root writes through a read-only mode
+        assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+        assert todo_md.read_bytes() == before
+    assert "Traceback" not in done.stderr

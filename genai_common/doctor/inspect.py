@@ -273,6 +273,8 @@ def _plain(value: Any, key: str = "") -> str:
     if isinstance(value, dict):
         return ", ".join(f"{k}: {_plain(v, k)}" for k, v in value.items())
     if isinstance(value, int) and not isinstance(value, bool):
+        if value.bit_length() > 200:  # never a 4,300-digit conversion
+            return f"an integer of {value.bit_length():,} bits"
         return (
             f"{value:,}" if key.endswith(("bytes", "parameters")) or value >= 10**6 else str(value)
         )
@@ -287,10 +289,20 @@ def run(args: argparse.Namespace) -> int:
     except ModelPathError as exc:
         print(f"genai inspect: {exc}", file=sys.stderr)
         return 2
-    out = {"path": md.display, "kind": md.kind, "model_type": md.model_type, **facts(md)}
+    try:
+        out = {"path": md.display, "kind": md.kind, "model_type": md.model_type, **facts(md)}
+    except Exception as exc:  # a damaged file: the doctor names it; never a traceback here
+        print(
+            f"genai inspect: {args.path}: facts unavailable ({type(exc).__name__}); "
+            f"run `genai doctor {args.path}`",
+            file=sys.stderr,
+        )
+        return 2
     if args.json:
         print(json.dumps(out, indent=2, default=str))
         return 0
-    for k, v in out.items():
-        print(f"{k:<28} {_plain(v, k)}")
+    from genai_common.doctor.render import safe
+
+    for k, v in out.items():  # names and values from the files: escaped and cut
+        print(f"{safe(k, 80):<28} {safe(_plain(v, k), 400)}")
     return 0

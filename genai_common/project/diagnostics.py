@@ -369,6 +369,14 @@ def run(args: argparse.Namespace) -> int:
             f"genai diagnostics: unknown step(s) {unknown}; known: {list(STEPS)}", file=sys.stderr
         )
         return 2
+    if args.record:  # a RESULTS.md that cannot be written is said before any step runs
+        from genai_common.runtime import files
+
+        try:
+            files.read_text(project.root / RESULTS_FILE, project.root)
+        except files.DocumentError as exc:
+            print(f"genai diagnostics: not recorded: {exc}", file=sys.stderr)
+            return 2
     print(f"Diagnostics of {project.root.name} ({project.kind}): model {project.model or 'tiny'}")
     print(f"  path: {model_path(project)}")
     steps = run_steps(project, names, trust_remote_code=args.trust_remote_code)
