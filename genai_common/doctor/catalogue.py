@@ -8,7 +8,6 @@ it compares, its fix, and the function that raises it.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -105,7 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     text = catalogue_markdown()
     if argv:
-        Path(argv[0]).write_text(text, encoding="utf-8")
+        from genai_common.runtime.files import write_text
+
+        write_text(argv[0], text)  # atomic: a kill never leaves CHECKS.md cut
     else:
         sys.stdout.write(text)
     return 0

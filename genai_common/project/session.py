@@ -239,15 +239,21 @@ def start(path: str | Path = ".", *, doctor: bool = True, record: bool = True) -
         attention.append(f"The doctor found {doc['errors']} error(s) in the model: run it first.")
     report["attention"] = attention
     if record:
-        save_state(
-            project,
-            {
-                **state,
-                "started_at": time.time(),
-                "start_commit": report["git"]["head"],
-                "block": None,
-            },
-        )
+        from genai_common.runtime import files
+
+        try:  # read-modify-write under the lock `session end` takes: no update is lost
+            with files.locked(project.root / "TODO.md"):
+                save_state(
+                    project,
+                    {
+                        **load_state(project),
+                        "started_at": time.time(),
+                        "start_commit": report["git"]["head"],
+                        "block": None,
+                    },
+                )
+        except files.DocumentError as exc:
+            attention.append(f"The session state was not saved: {exc}")
     return report
 
 
