@@ -113,14 +113,21 @@ def _config_names(folder: str) -> list[str]:
     return sorted(names)
 
 
-def scan(root: str | os.PathLike[str]) -> list:
-    """Every piece of code the folder names for a loader to run (empty: none)."""
+def scan(root: str | os.PathLike[str], md: object = None) -> list:
+    """Every piece of code the folder names for a loader to run (empty: none). With `md` (the
+    doctor's ModelDir of `root`), its listing and its cached JSON are used: nothing is read
+    twice."""
     root = os.fspath(root)
     if os.path.isfile(root):  # a single weights file: nothing names code
         return []
     found: list = []
-    for name in _config_names(root):
-        data = _read_json(os.path.join(root, name))
+    if md is not None:
+        names = [f for f in md.files if "/" not in f and f.endswith(".json") and "config" in f]
+        names = sorted(names)[:MAX_FILES]
+    else:
+        names = _config_names(root)
+    for name in names:
+        data = md.json(name) if md is not None else _read_json(os.path.join(root, name))
         if not isinstance(data, dict):
             continue
         model_file = data.get("model_file") if name == "config.json" else None

@@ -191,7 +191,7 @@ def support(md: ModelDir) -> Iterator[Finding]:
 def custom_code(md: ModelDir) -> Iterator[Finding]:
     from genai_common.model import custom_code as scanner
 
-    found = scanner.scan(md.root_str)
+    found = scanner.scan(md.root_str, md) if md.single_name is None else []
     for code in found[:8]:
         yield finding(
             "CMP030",
