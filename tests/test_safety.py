@@ -595,3 +595,17 @@ def test_unwritable_documents_are_one_line_before_any_work(tmp_path: Path) -> No
         assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
         assert todo_md.read_bytes() == before
     assert "Traceback" not in done.stderr
+
+
+def test_tiny_under_a_file_size_limit_is_one_line(tmp_path: Path) -> None:
+    dest = tmp_path / "m"
+    done = subprocess.run(
+        f"ulimit -f 10; exec {sys.executable} -m genai_common tiny ml {dest}",
+        shell=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "GENAI_TINY_CACHE": "off"},
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-500:]
+    assert len(done.stderr.strip().splitlines()) == 1 and not dest.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

@@ -227,6 +227,14 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:  # unwritable or missing folder, a file-size limit, a full disk
         print(f"genai tiny: {args.dest}: not written: {exc.strerror or exc}", file=sys.stderr)
         return 2
+    except Exception as exc:  # the build itself failed (e.g. MLX's compiler under `ulimit -f`)
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        print(
+            f"genai tiny: {args.kind} not built ({args.dest} left as it was): "
+            f"{type(exc).__name__}: {first}",
+            file=sys.stderr,
+        )
+        return 2
     except ImportError as exc:
         print(
             f"genai tiny: {args.kind} needs {exc.name or exc}: install genai-common[{args.kind}]",
