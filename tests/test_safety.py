@@ -609,3 +609,17 @@ def test_tiny_under_a_file_size_limit_is_one_line(tmp_path: Path) -> None:
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-500:]
     assert len(done.stderr.strip().splitlines()) == 1 and not dest.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_gguf_with_many_metadata_entries_is_bounded(tmp_path: Path) -> None:
+    from malformed_corpus import GGUF_STRING, write_gguf
+
+    from genai_common.formats.gguf import MAX_METADATA_KEYS
+
+    kvs = [("general.architecture", GGUF_STRING, "llama")]
+    kvs += [(f"x.k{i}", GGUF_STRING, "v") for i in range(MAX_METADATA_KEYS + 500)]
+    path = tmp_path / "m.gguf"
+    write_gguf(path, kvs)
+    report, _ = _doctor(path)
+    [cut] = _codes(report)["SEC011"]
+    assert "501 skipped" in cut["message"]  # 1 + 4,096 + 500 written, 4,096 kept

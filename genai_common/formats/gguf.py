@@ -31,6 +31,7 @@ DEFAULT_ALIGNMENT = 32
 MAX_STRING_BYTES = 16 * 1024 * 1024  # a single key or value; chat templates are KBs
 MAX_DIMS = 8  # ggml's GGML_MAX_DIMS is 4
 KEEP_ARRAY_ITEMS = 64  # arrays longer than this are summarised
+MAX_METADATA_KEYS = 4096  # llama.cpp writes tens; more are parsed but not kept (SEC011)
 
 # ggml type id -> (name, elements per block, bytes per block)
 GGML_TYPES: dict[int, tuple[str, int, int]] = {
@@ -257,16 +258,32 @@ def _parse(buf: Any, size: int, what: str, path: str) -> GGUFInfo:
             ("GGUF010", f"{what} is a big-endian GGUF; MLX and most tools read little-endian only")
         )
     duplicates: list[str] = []
+    skipped = 0
     for i in range(n_kv):
         key = cur.string(f"metadata key #{i}")
         value_type = cur.u32(f"the type of {key!r}")
         value = _value(cur, value_type, key)
-        if key in info.metadata and len(duplicates) < 5:
-            duplicates.append(key)
+        if key in info.metadata:
+            if len(duplicates) < 5 and key not in duplicates:
+                duplicates.append(key)
+        elif len(info.metadata) >= MAX_METADATA_KEYS:
+            skipped += 1  # parsed (the layout is still checked), not kept: memory stays bounded
+            continue
         info.metadata[key] = value
+    if skipped:
+        info.problems.append(
+            (
+                "SEC011",
+                f"{what} holds {n_kv:,} metadata entries; the first {MAX_METADATA_KEYS:,} were "
+                f"kept and {skipped:,} skipped (real files hold tens)",
+            )
+        )
     if duplicates:
         info.problems.append(
-            ("GGUF006", f"{what} repeats metadata key(s) {', '.join(map(repr, duplicates))}")
+            (
+                "GGUF006",
+                f"{what} repeats metadata key(s) {', '.join(repr(d)[:80] for d in duplicates)}",
+            )
         )
     alignment = info.metadata.get("general.alignment", DEFAULT_ALIGNMENT)
     if (

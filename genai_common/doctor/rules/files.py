@@ -46,6 +46,14 @@ def unreadable_files(md: ModelDir) -> Iterator[Finding]:
     "may be wrong. Point the doctor at the model folder itself.",
     compares="files listed vs the 20,000-file listing limit",
 )
+@rule(
+    "SEC011",
+    "A GGUF file holds thousands of metadata entries: only the first were kept",
+    severity="warning",
+    fix="llama.cpp writes tens of metadata entries; thousands are a damaged or hostile file. "
+    "Re-download or re-convert it.",
+    compares="GGUF metadata entries vs the 4,096 kept",
+)
 def listing_cut(md: ModelDir) -> Iterator[Finding]:
     md.files  # noqa: B018 (the listing sets the flag)
     if getattr(md, "listing_cut", False):
@@ -54,6 +62,9 @@ def listing_cut(md: ModelDir) -> Iterator[Finding]:
             f"listing stopped after {len(md.files):,} files (sorted by path): files past the "
             "limit were not judged",
         )
+    for problem in md.problems:
+        if problem.code == "SEC011":
+            yield finding(problem.code, problem.message, file=problem.file)
 
 
 @rule(
