@@ -429,7 +429,12 @@ def _first_line(text: str) -> str:
 
 
 def print_start(report: dict[str, Any]) -> None:
-    sections = start_lines(report)
+    from genai_common.doctor.render import safe
+
+    # lines come from documents and model files: control characters escaped, each line cut
+    sections = [
+        (title, [safe(line, 2000) for line in lines]) for title, lines in start_lines(report)
+    ]
     if not sys.stdout.isatty():
         print(f"Session start: {report['root']} ({report['kind'] or 'unknown kind'})")
         for title, lines in sections:
