@@ -623,3 +623,19 @@ def test_gguf_with_many_metadata_entries_is_bounded(tmp_path: Path) -> None:
     report, _ = _doctor(path)
     [cut] = _codes(report)["SEC011"]
     assert "501 skipped" in cut["message"]  # 1 + 4,096 + 500 written, 4,096 kept
+
+
+def test_a_cached_hub_id_is_judged_by_its_snapshot(
+    tmp_path: Path, tiny_llm: Path, monkeypatch
+) -> None:
+    snapshot = tmp_path / "hub" / "models--org--evil" / "snapshots" / ("a" * 40)
+    shutil.copytree(tiny_llm, snapshot)
+    (snapshot.parents[1] / "refs").mkdir()
+    (snapshot.parents[1] / "refs" / "main").write_text("a" * 40)
+    marker = tmp_path / "MARKER"
+    _plant(snapshot, marker)
+    _edit_json(snapshot / "config.json", model_file="custom_model.py")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    with pytest.raises(loading.CustomCodeRefused):
+        loading.load_llm("org/evil")
+    assert not marker.exists()

@@ -20,6 +20,7 @@ import dataclasses
 import importlib
 import inspect
 import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -89,7 +90,14 @@ def refuse_custom_code(path: str | Path, trust: bool = False) -> None:
         return
     from genai_common.model import custom_code
 
-    found = custom_code.scan(path)
+    where = str(path)
+    if not os.path.exists(where):  # a hub id: judge its snapshot in the local cache
+        from genai_common.model.hub import resolve_hub_cache, split_hub_id
+
+        hub = split_hub_id(where)
+        snapshot = resolve_hub_cache(*hub) if hub else None
+        where = str(snapshot) if snapshot is not None else where
+    found = custom_code.scan(where)
     if found:
         named = "; ".join(custom_code.message(c) for c in found[:4])
         more = f" (and {len(found) - 4} more)" if len(found) > 4 else ""
