@@ -16,6 +16,8 @@ import os
 import re
 import sys
 
+from genai_common.findings import shown
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
@@ -292,5 +294,5 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(out, indent=2, default=str))
         return 0
     for k, v in out.items():
-        print(f"{k:<28} {_plain(v, k)}")
+        print(f"{k:<28} {shown(_plain(v, k))}")
     return 0

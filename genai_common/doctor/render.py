@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 
-from genai_common.findings import Report
+from genai_common.findings import SHOWN_LIMIT, Report, shown
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+# A finding's message or fix is ours, with values from the files inside: longer than the value
+# cap, never unbounded (a message that quoted a 20 MB value would otherwise print it whole).
+MESSAGE_LIMIT = 4 * SHOWN_LIMIT
 ICON = {"error": "✗", "warning": "!", "info": "i"}
 
 
@@ -26,8 +29,8 @@ def summary(report: Report) -> str:
     counts = [(s, report.count(s)) for s in ("error", "warning", "info")]
     text = ", ".join(f"{n} {s}{'s' if n != 1 else ''}" for s, n in counts)
     return (
-        f"{report.path}: {report.kind}"
-        + (f" ({report.model_type})" if report.model_type else "")
+        f"{shown(report.path)}: {report.kind}"
+        + (f" ({shown(report.model_type)})" if report.model_type else "")
         + f" — {text}"
     )
 
@@ -41,7 +44,7 @@ def _fact_lines(facts: dict[str, Any], limit: int = 14) -> list[tuple[str, str]]
             text = ", ".join(f"{k}={_fmt(v)}" for k, v in value.items())
         else:
             text = _fmt(value, key)
-        rows.append((key, text))
+        rows.append((shown(key), shown(text)))
         if len(rows) >= limit:
             break
     return rows
@@ -60,10 +63,10 @@ def _fmt(value: Any, key: str = "") -> str:
 
 
 def to_markdown(report: Report) -> str:
-    lines = [f"## genai doctor: `{report.path}`", ""]
+    lines = [f"## genai doctor: `{_span(report.path)}`", ""]
     lines.append(
         f"kind **{report.kind}**"
-        + (f", model_type `{report.model_type}`" if report.model_type else "")
+        + (f", model_type `{_span(report.model_type)}`" if report.model_type else "")
         + f" — {report.count('error')} error(s), {report.count('warning')} warning(s), "
         f"{report.count('info')} info"
     )
@@ -82,17 +85,23 @@ def to_markdown(report: Report) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+def _span(text: object) -> str:
+    """Inside a Markdown code span: a backtick would end it."""
+    return _md(text).replace("`", "'")
+
+
+def _md(text: object) -> str:
+    """A table cell or code span: controls escaped, pipes escaped, length capped."""
+    return shown(text, MESSAGE_LIMIT).replace("|", "\\|")
 
 
 def to_plain(report: Report) -> str:
     lines = [summary(report)]
     for f in report.ordered():
         where = f" [{f.file}]" if f.file and f.file not in f.message else ""
-        lines.append(f"{f.severity:<7} {f.code:<8} {f.message}{where}")
+        lines.append(f"{f.severity:<7} {f.code:<8} {shown(f.message, MESSAGE_LIMIT)}{shown(where)}")
         if f.hint:
-            lines.append(f"{'':16} fix: {f.hint}")
+            lines.append(f"{'':16} fix: {shown(f.hint, MESSAGE_LIMIT)}")
     rows = _fact_lines(report.facts)
     if rows:
         lines.append("facts:")
@@ -119,8 +128,8 @@ def print_rich(report: Report, file: Any = None) -> None:
         table.add_row(
             f"[{style[f.severity]}]{ICON[f.severity]}[/]",
             f"[{style[f.severity]}]{f.code}[/]",
-            Text(f.message + where),
-            Text(f.hint or ""),
+            Text(shown(f.message, MESSAGE_LIMIT) + shown(where)),
+            Text(shown(f.hint or "", MESSAGE_LIMIT)),
         )
     if report.findings:
         console.print(table)
