@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import shutil
 import sys
 import time
 from pathlib import Path
 
 from genai_common.testing import tiny_cache
-from genai_common.testing._files import prepare_dest
+from genai_common.testing._files import MARKER, prepare_dest
 
 # kinds whose builds are trained, hence cached
 CACHED = ("llm", "vlm", "ml")
@@ -73,7 +74,7 @@ def build(
     module = importlib.import_module(module_name)
     if kind not in CACHED or tiny_cache.root() is None:
         module.build(path, variant, seed)
-        return path
+        return _mark(path, kind, variant, seed)
 
     def builder(folder: Path) -> dict[str, object]:
         from genai_common.testing import train
@@ -85,6 +86,12 @@ def build(
     key = tiny_cache.key(kind, variant, seed, module_name)
     entry, _ = tiny_cache.fetch(key, builder)
     shutil.copytree(entry, path, dirs_exist_ok=True, copy_function=shutil.copyfile)
+    return _mark(path, kind, variant, seed)
+
+
+def _mark(path: Path, kind: str, variant: str, seed: int) -> Path:
+    """The marker that says genai tiny made this folder (`--force` replaces only such folders)."""
+    (path / MARKER).write_text(json.dumps({"kind": kind, "variant": variant, "seed": seed}) + "\n")
     return path
 
 
@@ -96,13 +103,44 @@ def project_model_path(root: str | Path, kind: str, model: str, *, build_tiny: b
     from genai_common.formats.pyproject import model_location
 
     where, is_tiny = model_location(root, kind, model)
-    if is_tiny and build_tiny and not _looks_built(Path(where)):
-        build(kind, where)
+    if is_tiny and build_tiny and not _is_built(Path(where)):
+        build_in_place(kind, Path(where))
     return where
 
 
-def _looks_built(path: Path) -> bool:
-    return path.is_dir() and any(path.iterdir())
+def _is_built(path: Path) -> bool:
+    """Built completely: the marker is written last (a killed build leaves none)."""
+    return (path / MARKER).is_file()
+
+
+def build_in_place(kind: str, where: Path) -> Path:
+    """Build the tiny model of `kind` at `where` so that no reader ever sees it half-built: into a
+    temporary sibling, then renamed into place, under a lock on the parent folder (concurrent
+    first runs build once). A folder there without the marker (a killed build, or one made before
+    the marker existed) is replaced."""
+    import os
+
+    from genai_common.runtime.files import locked
+
+    where.parent.mkdir(parents=True, exist_ok=True)
+    with locked(where):
+        if _is_built(where):
+            return where
+        partial = where.parent / f".{where.name}.building-{os.getpid()}"
+        if partial.exists():
+            shutil.rmtree(partial)
+        build(kind, partial)
+        if where.is_symlink() or where.exists():
+            old = where.parent / f".{where.name}.old-{os.getpid()}"
+            os.rename(where, old)
+            os.rename(partial, where)
+            if old.is_symlink() or not old.is_dir():
+                old.unlink()
+            else:
+                shutil.rmtree(old)
+        else:
+            os.rename(partial, where)
+    return where
 
 
 def summary(path: Path) -> str:
