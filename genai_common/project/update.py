@@ -146,6 +146,15 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
+        lock = git.index_lock(root)
+        if lock is not None:
+            print(
+                f"genai update: {lock} exists: an earlier git or copier run was interrupted (or "
+                "one is running now). If no git process runs in this project, delete that file "
+                "and run genai update again.",
+                file=sys.stderr,
+            )
+            return 2
         before = find_conflicts(root)
         if before:
             print("genai update: resolve these before updating:\n" + report_conflicts(before))

@@ -221,10 +221,33 @@ def pickles(md: ModelDir) -> Iterator[Finding]:
             "index or file is present",
             file=index,
         )
+    elif pickled and md.kind == "diffusion" and (alone := _pickle_only_components(md, pickled)):
+        # diffusers loads each component from its own folder: safetensors in one component do
+        # not help another whose only weights are pickled
+        yield finding(
+            "FILE013",
+            f"component(s) {', '.join(alone[:3])}: only pickle weights "
+            f"({', '.join(f for f in pickled if f.split('/')[0] in alone[:3])}), no safetensors "
+            "in that folder",
+            file=next(f for f in pickled if f.split("/")[0] == alone[0]),
+        )
     elif pickled:
         yield finding(
             "FILE017", f"{len(pickled)} pickle file(s) beside safetensors: {', '.join(pickled[:3])}"
         )
+
+
+def _pickle_only_components(md: ModelDir, pickled: list[str]) -> list[str]:
+    """The component folders of a diffusers pipeline whose weights are all pickled."""
+    folders = sorted({f.split("/")[0] for f in pickled if "/" in f})
+    return [
+        folder
+        for folder in folders
+        if not any(
+            f.startswith(folder + "/") and f.endswith((".safetensors", ".gguf"))
+            for f in md.weight_files
+        )
+    ]
 
 
 @rule(
@@ -271,6 +294,23 @@ def fetch_failed(md: ModelDir) -> Iterator[Finding]:
     """--fetch-metadata that could not reach the hub (recorded when the path was opened)."""
     for problem in md.problems:
         if problem.code == "FILE050":
+            yield finding(problem.code, problem.message, file=problem.file)
+
+
+@rule(
+    "FILE022",
+    "The folder holds too many files to list: the listing stopped",
+    severity="warning",
+    fix="Point the doctor at the model's own folder (a home directory or a dataset is not a model "
+    "directory); findings about files beyond the cut may be missing.",
+    compares="files found while listing vs the cap (20,000; the top-level names rules look for "
+    "are checked directly)",
+)
+def listing_cut(md: ModelDir) -> Iterator[Finding]:
+    """The listing of the folder stopped at its cap (recorded when the files were listed)."""
+    md.files  # noqa: B018 - listing records the problem
+    for problem in md.problems:
+        if problem.code == "FILE022":
             yield finding(problem.code, problem.message, file=problem.file)
 
 
