@@ -316,3 +316,34 @@ def selected(code: str, select: Iterable[str] = (), ignore: Iterable[str] = ()) 
     if select and "*" not in select and not name_matches(code, select):
         return False
     return not name_matches(code, ignore)
+
+
+# Characters that must never reach a terminal or a log raw: C0 and C1 controls and DEL (an ESC
+# sets the window title or clears the screen; a CR or newline forges a line in a CI log), and the
+# Unicode line/paragraph separators and bidirectional controls (they move or hide text).
+_UNSAFE = {
+    *range(0x00, 0x20),
+    *range(0x7F, 0xA0),
+    0x2028,
+    0x2029,
+    *range(0x202A, 0x202F),
+    *range(0x2066, 0x206A),
+}
+_ESCAPES = {c: f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}" for c in _UNSAFE}
+_ESCAPES.update({0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t"})
+SHOWN_LIMIT = 500  # characters of one value in human-readable output
+
+
+def shown(text: object, limit: int = SHOWN_LIMIT) -> str:
+    """`text` as it may be printed for a person (plain, Markdown, rich): control characters
+    escaped (a newline shows as \\n), and at most `limit` characters, the rest counted.
+
+    Names and values from model files, documents and user input pass through here before they
+    are printed; `--json` output needs nothing (JSON escapes controls itself)."""
+    text = str(text)
+    if len(text) > limit:
+        cut = len(text) - limit
+        text = f"{text[:limit]}… ({cut:,} more characters)"
+    if text.isprintable() and "\u2028" not in text and "\u2029" not in text:
+        return text
+    return text.translate(_ESCAPES)

@@ -281,3 +281,51 @@ def test_file021_weight_path_that_is_a_directory(tmp_path: Path) -> None:
         if f.code == "FILE021"
     ]
     assert len(given) == 1 and "is a directory, not a weight file" in given[0].message
+
+
+def test_file022_a_cut_listing_is_said_and_config_json_still_found(
+    tmp_path: Path, tiny_llm: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from genai_common.doctor import diagnose
+    from genai_common.model import model_dir
+
+    model = tmp_path / "m"
+    shutil.copytree(tiny_llm, model)
+    for i in range(60):  # listed before config.json in name order: "a..." < "config.json"
+        (model / f"a{i:03d}.txt").write_text("")
+    monkeypatch.setattr(model_dir, "MAX_FILES", 50)
+    codes = {f.code for f in diagnose(str(model)).findings}
+    assert "FILE022" in codes
+    assert "FILE001" not in codes and "FILE002" not in codes
+
+
+def test_file013_a_diffusers_component_whose_only_weights_are_pickled(tmp_path: Path) -> None:
+    import json
+
+    from genai_common.doctor import diagnose
+    from genai_common.formats.safetensors import write_sparse
+
+    index = {
+        "_class_name": "StableDiffusionPipeline",
+        "unet": ["diffusers", "UNet2DConditionModel"],
+        "vae": ["diffusers", "AutoencoderKL"],
+    }
+    (tmp_path / "model_index.json").write_text(json.dumps(index))
+    for name, cls in (("unet", "UNet2DConditionModel"), ("vae", "AutoencoderKL")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text(json.dumps({"_class_name": cls}))
+    write_sparse(
+        tmp_path / "vae" / "diffusion_pytorch_model.safetensors",
+        {"decoder.conv_in.weight": ("F32", (4, 4, 3, 3))},
+        {"format": "pt"},
+    )
+    (tmp_path / "unet" / "diffusion_pytorch_model.bin").write_bytes(b"PK\x03\x04" + b"\0" * 60)
+    found = {f.code: f for f in diagnose(str(tmp_path)).findings}
+    assert "FILE013" in found and "unet" in found["FILE013"].message
+    (tmp_path / "unet" / "diffusion_pytorch_model.safetensors").write_bytes(
+        (tmp_path / "vae" / "diffusion_pytorch_model.safetensors").read_bytes()
+    )
+    found = {f.code: f for f in diagnose(str(tmp_path)).findings}
+    assert "FILE013" not in found and "FILE017" in found

@@ -209,6 +209,18 @@ def test_hub_cache_without_refs_uses_the_snapshot(
     assert resolve_hub_cache("org/model", "v2") == snap  # a named ref (branch or tag)
 
 
+@pytest.mark.parametrize("ref", ["..", ".", "../snapshots", "", "a/../.."])
+def test_a_ref_that_leaves_the_snapshots_folder_is_not_followed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ref: str
+) -> None:
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    snap = _cache(tmp_path)
+    (tmp_path / "models--org--model" / "refs" / "main").write_text(ref)
+    assert resolve_hub_cache("org/model") == snap  # the snapshot, never the repo folder
+    assert resolve_hub_cache("org/model", "../refs") is None
+    assert ModelDir.open("org/model").kind == "llm"
+
+
 def test_incomplete_blob_in_the_cache_is_reported(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -306,17 +306,16 @@ def test_session_end_blocks_are_linear() -> None:
 # -- the tiny model: never half-built, --force never destroys ----------------------------------
 
 
-def test_tiny_build_is_atomic_and_marked(tmp_path: Path) -> None:
+def test_tiny_build_is_marked_and_a_half_built_folder_is_not_built(tmp_path: Path) -> None:
     from genai_common.testing import tiny
 
     dest = tmp_path / "m"
     tiny.build("ml", dest)
-    assert (dest / tiny.MARKER).is_file()
+    assert (dest / tiny.MARKER).is_file() and tiny._is_built(dest)
     half = tmp_path / "half"
     half.mkdir()
     (half / "config.json").write_text("{}")  # what a killed old build left
-    assert not tiny._looks_built(half)
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp left
+    assert not tiny._is_built(half)
 
 
 def test_tiny_force_never_deletes_a_project(tmp_path: Path) -> None:
@@ -344,7 +343,7 @@ def test_killed_tiny_build_leaves_nothing_taken_for_built(tmp_path: Path) -> Non
     proc.wait()
     from genai_common.testing import tiny
 
-    assert not dest.exists() or tiny._looks_built(dest)
+    assert proc.returncode == 0 or not tiny._is_built(dest)
 
 
 # -- 4./5./6./8. hostile inputs: linear, bounded, a finding (never a traceback) ----------------
@@ -538,7 +537,7 @@ def test_listing_cut_is_said_and_never_a_false_missing_config(tmp_path: Path) ->
         (model / f"a{i:05d}.txt").touch()  # sorted before config.json: the old cut dropped it
     report, _ = _doctor(model)
     codes = _codes(report)
-    assert "SEC010" in codes and "FILE001" not in codes
+    assert "FILE022" in codes and "FILE001" not in codes
 
 
 def test_malformed_pyproject_and_index_lock_are_one_line(tmp_path: Path) -> None:
@@ -576,7 +575,7 @@ def test_diffusion_component_with_only_pickle_weights(tmp_path: Path) -> None:
     )
     report, _ = _doctor(model)
     found = [f for f in report["findings"] if f["code"] == "FILE013"]
-    assert found and "'unet'" in found[0]["message"] and found[0]["severity"] == "error"
+    assert found and "unet" in found[0]["message"] and found[0]["severity"] == "error"
 
 
 def test_unwritable_documents_are_one_line_before_any_work(tmp_path: Path) -> None:
@@ -611,8 +610,9 @@ def test_tiny_under_a_file_size_limit_is_one_line(tmp_path: Path) -> None:
         env={**os.environ, "GENAI_TINY_CACHE": "off"},
     )
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-500:]
-    assert len(done.stderr.strip().splitlines()) == 1 and not dest.exists()
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    from genai_common.testing import tiny
+
+    assert len(done.stderr.strip().splitlines()) == 1 and not tiny._is_built(dest)
 
 
 def test_gguf_with_many_metadata_entries_is_bounded(tmp_path: Path) -> None:

@@ -272,3 +272,61 @@ def test_vlm_image_token_ids_agree(tiny_vlm: Path, tiny_vlm_paligemma: Path) -> 
     pre = json.loads((tiny_vlm_paligemma / "preprocessor_config.json").read_text())
     vision = pali["vision_config"]
     assert pre["image_seq_length"] == (vision["image_size"] // vision["patch_size"]) ** 2
+
+
+# --- --force and half-built folders (issue 15, items 3 and 7) ---------------------------------
+
+
+def test_force_never_replaces_a_project_or_a_folder_it_did_not_make(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    (project / ".git").mkdir(parents=True)
+    (project / "notes.md").write_text("months of notes\n")
+    refused = _genai("ml", str(project), "--force")
+    assert refused.returncode == 2 and ".git" in refused.stderr
+    assert (project / "notes.md").read_text() == "months of notes\n"
+    (project / ".git").rmdir()
+    (project / "pyproject.toml").write_text("[project]\n")
+    assert "pyproject.toml" in _genai("ml", str(project), "--force").stderr
+    (project / "pyproject.toml").unlink()
+    unmarked = _genai("ml", str(project), "--force")
+    assert unmarked.returncode == 2 and "not made by genai tiny" in unmarked.stderr
+    assert (project / "notes.md").is_file()
+    link = tmp_path / "link"
+    link.symlink_to(project)
+    assert "symlink" in _genai("ml", str(link), "--force").stderr
+    here = subprocess.run(
+        [sys.executable, "-m", "genai_common.cli", "tiny", "ml", ".", "--force"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert here.returncode == 2 and "current" in here.stderr
+    assert (project / "notes.md").is_file()
+
+
+def test_a_half_built_project_model_is_rebuilt_and_concurrent_first_runs_agree(
+    tmp_path: Path,
+) -> None:
+    import multiprocessing
+
+    from genai_common.testing.tiny import MARKER, project_model_path
+
+    where = tmp_path / "models" / "tiny-ml"
+    where.mkdir(parents=True)
+    (where / "config.json").write_text("{")  # what a killed build leaves
+    assert project_model_path(tmp_path, "ml", "") == str(where)
+    assert (where / MARKER).is_file() and (where / "model.safetensors").is_file()
+    assert json.loads((where / "config.json").read_text())
+
+    fresh = tmp_path / "fresh"
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=project_model_path, args=(fresh, "ml", "")) for _ in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0, 0, 0]
+    built = fresh / "models" / "tiny-ml"
+    assert (built / MARKER).is_file()
+    assert sorted(p.name for p in (fresh / "models").iterdir()) == ["tiny-ml"]

@@ -364,3 +364,19 @@ def test_update_across_the_project_package_move(tmp_path: Path, env: dict[str, s
     assert bench.returncode == 0, bench.stdout[-3000:] + bench.stderr[-3000:]
     record = json.loads(bench.stdout)
     assert record["kind"] == "ml" and record["model"] == str(project / "models/tiny-ml")
+
+
+def test_a_left_index_lock_is_named_before_copier_runs(tmp_path: Path, env: dict[str, str]) -> None:
+    """An interrupted update leaves .git/index.lock; the next one says so instead of failing in
+    copier with git's message (issue 15, item 12)."""
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / ".copier-answers.yml").write_text("_src_path: /nowhere\n_commit: v0.1.0\n")
+    git(project, "init", "-q", "-b", "main")
+    commit_all(project, "render")
+    (project / ".git" / "index.lock").write_text("")
+    done = run_genai(project, "update", env=env)
+    assert done.returncode == 2
+    assert "index.lock" in done.stderr and "interrupted" in done.stderr
+    (project / ".git" / "index.lock").unlink()
+    assert "index.lock" not in run_genai(project, "update", env=env).stderr

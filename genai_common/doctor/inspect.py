@@ -16,6 +16,8 @@ import os
 import re
 import sys
 
+from genai_common.findings import shown
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
@@ -293,16 +295,14 @@ def run(args: argparse.Namespace) -> int:
         out = {"path": md.display, "kind": md.kind, "model_type": md.model_type, **facts(md)}
     except Exception as exc:  # a damaged file: the doctor names it; never a traceback here
         print(
-            f"genai inspect: {args.path}: facts unavailable ({type(exc).__name__}); "
-            f"run `genai doctor {args.path}`",
+            f"genai inspect: {shown(args.path)}: facts unavailable ({type(exc).__name__}); "
+            f"run `genai doctor {shown(args.path)}`",
             file=sys.stderr,
         )
         return 2
     if args.json:
         print(json.dumps(out, indent=2, default=str))
         return 0
-    from genai_common.doctor.render import safe
-
-    for k, v in out.items():  # names and values from the files: escaped and cut
-        print(f"{safe(k, 80):<28} {safe(_plain(v, k), 400)}")
+    for k, v in out.items():
+        print(f"{k:<28} {shown(_plain(v, k))}")
     return 0

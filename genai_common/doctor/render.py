@@ -8,34 +8,17 @@ Markdown and plain text use nothing beyond the standard library.
 from __future__ import annotations
 
 import json
-import re
 
-from genai_common.findings import Report
+from genai_common.findings import SHOWN_LIMIT, Report, shown
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+# A finding's message or fix is ours, with values from the files inside: longer than the value
+# cap, never unbounded (a message that quoted a 20 MB value would otherwise print it whole).
+MESSAGE_LIMIT = 4 * SHOWN_LIMIT
 ICON = {"error": "✗", "warning": "!", "info": "i"}
-
-# control characters (C0, DEL, C1), line and paragraph separators and the bidirectional
-# overrides: from a model's files they could set a terminal's title, clear it, hide text, or
-# forge a finding line in a CI log; every human-readable output shows them escaped
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-
-
-def safe(text: object, limit: int = 4000) -> str:
-    """`text` for a terminal, Markdown or a log: unsafe characters escaped (\\x1b, \\n, ...),
-    at most `limit` characters."""
-    text = str(text)
-    if len(text) > limit:
-        text = text[:limit] + f"... ({len(text) - limit:,} characters more)"
-    return _UNSAFE.sub(_escape, text)
-
-
-def _escape(m: re.Match[str]) -> str:
-    c = ord(m.group())
-    return f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
 
 
 def to_json(report: Report) -> str:
@@ -46,8 +29,8 @@ def summary(report: Report) -> str:
     counts = [(s, report.count(s)) for s in ("error", "warning", "info")]
     text = ", ".join(f"{n} {s}{'s' if n != 1 else ''}" for s, n in counts)
     return (
-        f"{safe(report.path, 300)}: {report.kind}"
-        + (f" ({safe(report.model_type, 120)})" if report.model_type else "")
+        f"{shown(report.path)}: {report.kind}"
+        + (f" ({shown(report.model_type)})" if report.model_type else "")
         + f" — {text}"
     )
 
@@ -58,10 +41,10 @@ def _fact_lines(facts: dict[str, Any], limit: int = 14) -> list[tuple[str, str]]
         if value is None or (key in ("dtypes", "components", "tensor_types") and not value):
             continue
         if isinstance(value, dict):
-            text = ", ".join(f"{k}={_fmt(v)}" for k, v in list(value.items())[:40])
+            text = ", ".join(f"{k}={_fmt(v)}" for k, v in value.items())
         else:
             text = _fmt(value, key)
-        rows.append((safe(key, 80), safe(text, 400)))
+        rows.append((shown(key), shown(text)))
         if len(rows) >= limit:
             break
     return rows
@@ -74,7 +57,7 @@ def _fmt(value: Any, key: str = "") -> str:
         isinstance(value, int)
         and not isinstance(value, bool)
         and (key.endswith("bytes") or key == "parameters" or value >= 10**6)
-        and value < 10**60  # never a 4,300-digit conversion (int_max_str_digits)
+        and value.bit_length() <= 200  # never a 4,300-digit conversion (int_max_str_digits)
     ):
         return f"{value:,}"
     if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
@@ -83,10 +66,10 @@ def _fmt(value: Any, key: str = "") -> str:
 
 
 def to_markdown(report: Report) -> str:
-    lines = [f"## genai doctor: `{_md(safe(report.path, 300))}`", ""]
+    lines = [f"## genai doctor: `{_span(report.path)}`", ""]
     lines.append(
         f"kind **{report.kind}**"
-        + (f", model_type `{_md(safe(report.model_type, 120))}`" if report.model_type else "")
+        + (f", model_type `{_span(report.model_type)}`" if report.model_type else "")
         + f" — {report.count('error')} error(s), {report.count('warning')} warning(s), "
         f"{report.count('info')} info"
     )
@@ -95,9 +78,7 @@ def to_markdown(report: Report) -> str:
         lines += ["| severity | code | finding | fix |", "|---|---|---|---|"]
         for f in report.ordered():
             cell = f.message + (f" (`{f.file}`)" if f.file and f.file not in f.message else "")
-            lines.append(
-                f"| {f.severity} | {f.code} | {_md(safe(cell))} | {_md(safe(f.hint or ''))} |"
-            )
+            lines.append(f"| {f.severity} | {f.code} | {_md(cell)} | {_md(f.hint or '')} |")
     else:
         lines.append("No findings.")
     rows = _fact_lines(report.facts, limit=40)
@@ -107,17 +88,23 @@ def to_markdown(report: Report) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+def _span(text: object) -> str:
+    """Inside a Markdown code span: a backtick would end it."""
+    return _md(text).replace("`", "'")
+
+
+def _md(text: object) -> str:
+    """A table cell or code span: controls escaped, pipes escaped, length capped."""
+    return shown(text, MESSAGE_LIMIT).replace("|", "\\|")
 
 
 def to_plain(report: Report) -> str:
     lines = [summary(report)]
     for f in report.ordered():
         where = f" [{f.file}]" if f.file and f.file not in f.message else ""
-        lines.append(f"{f.severity:<7} {f.code:<8} {safe(f.message + where)}")
+        lines.append(f"{f.severity:<7} {f.code:<8} {shown(f.message, MESSAGE_LIMIT)}{shown(where)}")
         if f.hint:
-            lines.append(f"{'':16} fix: {safe(f.hint)}")
+            lines.append(f"{'':16} fix: {shown(f.hint, MESSAGE_LIMIT)}")
     rows = _fact_lines(report.facts)
     if rows:
         lines.append("facts:")
@@ -144,8 +131,8 @@ def print_rich(report: Report, file: Any = None) -> None:
         table.add_row(
             f"[{style[f.severity]}]{ICON[f.severity]}[/]",
             f"[{style[f.severity]}]{f.code}[/]",
-            Text(safe(f.message + where)),
-            Text(safe(f.hint or "")),
+            Text(shown(f.message, MESSAGE_LIMIT) + shown(where)),
+            Text(shown(f.hint or "", MESSAGE_LIMIT)),
         )
     if report.findings:
         console.print(table)

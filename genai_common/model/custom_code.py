@@ -82,7 +82,12 @@ def _auto_map(root: str, rel_folder: str, name: str, data: dict) -> list:
     if not auto_map:
         return []
     rel = os.path.join(rel_folder, name) if rel_folder else name
-    entries = auto_map.items() if isinstance(auto_map, dict) else enumerate(auto_map)
+    if isinstance(auto_map, dict):
+        entries = auto_map.items()
+    elif isinstance(auto_map, list):
+        entries = enumerate(auto_map)
+    else:  # not a map transformers reads: nothing names a module
+        return []
     targets: dict[str, str] = {}
     for i, (cls, reference) in enumerate(entries):
         if i >= MAX_FILES:

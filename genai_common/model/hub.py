@@ -66,19 +66,27 @@ def resolve_hub_cache(repo_id: str, revision: str | None = None) -> Path | None:
 
 def ref_snapshot(repo_dir: Path, ref: str) -> Path | None:
     """The snapshot that refs/<ref> of a `models--org--name` cache folder names, or None."""
+    if not _plain_name(ref, slashes=True):
+        return None
     ref_file = repo_dir / "refs" / ref
     if ref_file.is_file():
-        commit = ref_file.read_text(encoding="utf-8", errors="replace").strip()
+        commit = ref_file.read_text(encoding="utf-8", errors="replace")[:256].strip()
         snapshot = repo_dir / "snapshots" / commit
-        # a commit hash, never a path: "..", "." or a separator would judge another folder
-        if (
-            commit
-            and commit not in (".", "..")
-            and not any(c in commit for c in "/\\\0")
-            and snapshot.is_dir()
-        ):
+        if _plain_name(commit) and snapshot.is_dir():
             return snapshot
     return None
+
+
+def _plain_name(name: str, *, slashes: bool = False) -> bool:
+    """A name that stays inside its folder: not empty, no "." or ".." part, no backslash, and
+    no slash unless `slashes` (a branch ref such as "pr/1" has them)."""
+    parts = name.split("/") if slashes else [name]
+    return (
+        bool(name)
+        and "\\" not in name
+        and all(p not in ("", ".", "..") for p in parts)
+        and (slashes or "/" not in name)
+    )
 
 
 def cache_repo_snapshot(repo_dir: Path) -> Path | None:

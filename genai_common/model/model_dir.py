@@ -77,6 +77,23 @@ __all__ = ["ModelDir", "ModelPathError", "Problem", "TensorInfo", "TokenizerInfo
 
 MAX_FILES = 20_000  # a model directory has tens of files; stop listing a home directory early
 MAX_DEPTH = 4
+# Files whose presence rules judge by name: looked up directly when the listing was cut.
+TOP_LEVEL_NAMES = (
+    "config.json",
+    "model_index.json",
+    "generation_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "preprocessor_config.json",
+    "processor_config.json",
+    "chat_template.jinja",
+    "chat_template.json",
+    "adapter_config.json",
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "adapters.safetensors",
+)
 TEXT_CAP = 4 * 1024 * 1024
 JSON_CAP_BIG = 256 * 1024 * 1024  # tokenizer.json of large vocabularies is tens of MB
 VLM_KEYS = (
@@ -252,13 +269,28 @@ class ModelDir:
             base = (
                 "" if dirpath == root else os.path.relpath(dirpath, root).replace(os.sep, "/") + "/"
             )
-            for name in sorted(filenames):  # sorted: the same files survive a cut, every run
+            for name in filenames:
                 out.append(base + name)
                 if len(out) >= MAX_FILES:
-                    self.listing_cut = True  # said by SEC010: later checks saw part of it
-                    return sorted(out)
+                    return self._cut_listing(out)
             # symlinked folders (the hub cache links files, not folders) are listed, not walked
         return sorted(out)
+
+    def _cut_listing(self, listed: list[str]) -> list[str]:
+        """The listing stopped at MAX_FILES (in directory order): say so, and add the top-level
+        files every judgement of presence depends on, so that none is reported missing only
+        because the walk never reached it."""
+        present = set(listed)
+        for name in TOP_LEVEL_NAMES:
+            if name not in present and os.path.isfile(os.path.join(self.root_str, name)):
+                listed.append(name)
+        self._note(
+            "FILE022",
+            f"{self.display} holds more than {MAX_FILES:,} files: the listing stopped there, so "
+            "files beyond it are not judged (a model directory has tens of files)",
+            None,
+        )
+        return sorted(listed)
 
     @cached_property
     def file_set(self) -> set[str]:

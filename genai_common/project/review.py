@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from genai_common.findings import shown
+
 SCHEMA_VERSION = 1
 _RANK = {"warning": 1, "error": 2}
 
@@ -113,7 +115,7 @@ def format_plain(results: list[Result], *, verbose: bool = False) -> str:
         if r.status == "skip":
             lines.append(f"     skipped: {r.reason}")
         for problem in r.problems:
-            lines.append(f"     - {problem}")
+            lines.append(f"     - {shown(problem)}")
         if r.status == "fail":
             lines.append(f"     fix: {r.fix}")
             lines.append(f"     see: {r.url}")
@@ -137,7 +139,7 @@ def _print_rich(results: list[Result], verbose: bool) -> None:
         # check texts hold brackets (`- [/]` items, [tool.genai]): text, not rich markup
         body = escape(r.title)
         if r.problems:
-            body += "\n" + "\n".join(f"• {escape(p)}" for p in r.problems)
+            body += "\n" + "\n".join(f"• {escape(shown(p))}" for p in r.problems)
         if r.status == "fail":
             body += f"\n[bold]fix:[/bold] {escape(r.fix)}\n[dim]see {escape(r.url)}[/dim]"
         if r.reason:

@@ -24,6 +24,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from genai_common.findings import shown
 from genai_common.formats import markdown
 from genai_common.project import docs, todo
 from genai_common.project.core import STATE_DIR, Project
@@ -429,28 +430,25 @@ def _first_line(text: str) -> str:
 
 
 def print_start(report: dict[str, Any]) -> None:
-    from genai_common.doctor.render import safe
-
-    # lines come from documents and model files: control characters escaped, each line cut
-    sections = [
-        (title, [safe(line, 2000) for line in lines]) for title, lines in start_lines(report)
-    ]
+    sections = start_lines(report)
     if not sys.stdout.isatty():
-        print(f"Session start: {report['root']} ({report['kind'] or 'unknown kind'})")
+        print(f"Session start: {shown(report['root'])} ({report['kind'] or 'unknown kind'})")
         for title, lines in sections:
             print(f"\n{title}:")
             for line in lines:
-                print(f"  {line}")
+                print(f"  {shown(line)}")
         return
     from rich.console import Console
     from rich.markup import escape
     from rich.panel import Panel
 
     console = Console()
-    console.rule(f"Session start: {report['root']} ({report['kind'] or 'unknown kind'})")
+    console.rule(
+        f"Session start: {escape(shown(report['root']))} ({report['kind'] or 'unknown kind'})"
+    )
     for title, lines in sections:
         style = "red" if title == "Needs attention" else "blue"
-        body = "\n".join(escape(line) for line in lines)
+        body = "\n".join(escape(shown(line)) for line in lines)
         console.print(Panel(body, title=title, title_align="left", border_style=style))
 
 

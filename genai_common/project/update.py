@@ -148,11 +148,12 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-        lock = root / ".git" / "index.lock"
-        if lock.exists():
+        lock = git.index_lock(root)
+        if lock is not None:
             print(
-                f"genai update: {lock} exists: a git command (or an interrupted update) holds the "
-                "index; when no git runs, remove that file and run again",
+                f"genai update: {lock} exists: an earlier git or copier run was interrupted (or "
+                "one is running now). If no git process runs in this project, delete that file "
+                "and run genai update again.",
                 file=sys.stderr,
             )
             return 2

@@ -59,6 +59,18 @@ def is_repo(root: Path) -> bool:
     return out is not None and out.strip() == "true"
 
 
+def index_lock(root: Path) -> Path | None:
+    """The repository's index.lock when one is left (an interrupted git or copier run, or one
+    running now): the next command that writes the index fails until it is gone."""
+    out = git(root, "rev-parse", "--git-path", "index.lock")
+    if out is None:
+        return None
+    from pathlib import Path
+
+    lock = Path(root) / out.strip()
+    return lock if lock.exists() else None
+
+
 def head(root: Path) -> str | None:
     """The full hash of HEAD, or None (no repository, or no commit yet)."""
     out = git(root, "rev-parse", "--verify", "--quiet", "HEAD")

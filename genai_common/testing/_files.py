@@ -76,16 +76,38 @@ def save_safetensors(path: Path, tensors: Mapping[str, Any], *, fmt: str = "pt")
     return path
 
 
+# Written last into every folder `genai tiny` builds: `--force` replaces only such folders.
+MARKER = ".genai-tiny"
+
+
 def prepare_dest(dest: str | Path, *, force: bool = False) -> Path:
-    """Create DEST; refuse a non-empty one unless ``force`` (then its contents are removed)."""
+    """Create DEST; refuse a non-empty one unless ``force``, which replaces only what `genai tiny`
+    made itself (its MARKER file is there): never a project (a .git or a pyproject.toml), the
+    current directory or one above it, the home directory, or a symlink (FileExistsError)."""
+    import os
     import shutil
 
     dest = Path(dest)
+    if dest.is_symlink():
+        raise FileExistsError(f"{dest} is a symlink: give the real folder")
     if dest.exists() and not dest.is_dir():
         raise FileExistsError(f"{dest} exists and is not a directory")
     if dest.is_dir() and any(dest.iterdir()):
         if not force:
             raise FileExistsError(f"{dest} is not empty (use force=True / --force to overwrite)")
-        shutil.rmtree(dest)
+        real = dest.resolve()
+        cwd = Path(os.getcwd()).resolve()
+        protected = {Path.home().resolve(), Path(real.anchor)}
+        if real in protected or real == cwd or real in cwd.parents:
+            raise FileExistsError(f"{dest} is the current, home or root folder: --force refused")
+        for name in (".git", "pyproject.toml"):
+            if (real / name).exists():
+                raise FileExistsError(f"{dest} holds {name} (a project): --force refused")
+        if not (real / MARKER).is_file():
+            raise FileExistsError(
+                f"{dest} was not made by genai tiny (no {MARKER}): --force replaces only those; "
+                "empty or delete it yourself"
+            )
+        shutil.rmtree(real)
     dest.mkdir(parents=True, exist_ok=True)
     return dest

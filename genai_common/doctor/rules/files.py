@@ -38,15 +38,6 @@ def unreadable_files(md: ModelDir) -> Iterator[Finding]:
 
 
 @rule(
-    "SEC010",
-    "The folder holds too many files: only the first ones were judged",
-    severity="warning",
-    fix="A model folder holds tens of files; this one (a home folder? a dataset?) holds more "
-    "than the listing limit, so files past it were not seen and findings about missing files "
-    "may be wrong. Point the doctor at the model folder itself.",
-    compares="files listed vs the 20,000-file listing limit",
-)
-@rule(
     "SEC011",
     "A GGUF file holds thousands of metadata entries: only the first were kept",
     severity="warning",
@@ -54,14 +45,8 @@ def unreadable_files(md: ModelDir) -> Iterator[Finding]:
     "Re-download or re-convert it.",
     compares="GGUF metadata entries vs the 4,096 kept",
 )
-def listing_cut(md: ModelDir) -> Iterator[Finding]:
-    md.files  # noqa: B018 (the listing sets the flag)
-    if getattr(md, "listing_cut", False):
-        yield finding(
-            "SEC010",
-            f"listing stopped after {len(md.files):,} files (sorted by path): files past the "
-            "limit were not judged",
-        )
+def gguf_metadata_cut(md: ModelDir) -> Iterator[Finding]:
+    """What the GGUF reader recorded when it stopped keeping metadata (formats/gguf.py)."""
     for problem in md.problems:
         if problem.code == "SEC011":
             yield finding(problem.code, problem.message, file=problem.file)
@@ -186,8 +171,6 @@ def adapter(md: ModelDir) -> Iterator[Finding]:
 def config_present(md: ModelDir) -> Iterator[Finding]:
     if not _directory(md) or "config.json" in md.file_set:
         return
-    if getattr(md, "listing_cut", False) and os.path.isfile(md.fspath("config.json")):
-        return  # past the listing limit (SEC010), not missing
     kind = md.kind
     if kind in ("llm", "vlm", "ml"):
         layout = _single_file_layout(md)
@@ -253,25 +236,33 @@ def pickles(md: ModelDir) -> Iterator[Finding]:
             "index or file is present",
             file=index,
         )
+    elif pickled and md.kind == "diffusion" and (alone := _pickle_only_components(md, pickled)):
+        # diffusers loads each component from its own folder: safetensors in one component do
+        # not help another whose only weights are pickled
+        yield finding(
+            "FILE013",
+            f"component(s) {', '.join(alone[:3])}: only pickle weights "
+            f"({', '.join(f for f in pickled if f.split('/')[0] in alone[:3])}), no safetensors "
+            "in that folder",
+            file=next(f for f in pickled if f.split("/")[0] == alone[0]),
+        )
     elif pickled:
-        # a diffusers component is loaded from its own folder: one whose only weights are a
-        # pickle is the FILE013 case for that component, whatever the others hold (issue 15)
-        folders = {f.rsplit("/", 1)[0] for f in pickled if "/" in f}
-        with_safe = {f.rsplit("/", 1)[0] for f in [*safetensors, *ggufs] if "/" in f}
-        pickle_only = sorted(folders - with_safe) if md.kind == "diffusion" else []
-        for folder in pickle_only[:8]:
-            names = [f for f in pickled if f.startswith(folder + "/")]
-            yield finding(
-                "FILE013",
-                f"component {folder!r} has only pickle weights ({', '.join(names[:2])}) and no "
-                "safetensors: diffusers would unpickle them",
-                file=names[0],
-            )
-        if len(pickle_only) < len(folders) or not folders:
-            yield finding(
-                "FILE017",
-                f"{len(pickled)} pickle file(s) beside safetensors: {', '.join(pickled[:3])}",
-            )
+        yield finding(
+            "FILE017", f"{len(pickled)} pickle file(s) beside safetensors: {', '.join(pickled[:3])}"
+        )
+
+
+def _pickle_only_components(md: ModelDir, pickled: list[str]) -> list[str]:
+    """The component folders of a diffusers pipeline whose weights are all pickled."""
+    folders = sorted({f.split("/")[0] for f in pickled if "/" in f})
+    return [
+        folder
+        for folder in folders
+        if not any(
+            f.startswith(folder + "/") and f.endswith((".safetensors", ".gguf"))
+            for f in md.weight_files
+        )
+    ]
 
 
 @rule(
@@ -318,6 +309,23 @@ def fetch_failed(md: ModelDir) -> Iterator[Finding]:
     """--fetch-metadata that could not reach the hub (recorded when the path was opened)."""
     for problem in md.problems:
         if problem.code == "FILE050":
+            yield finding(problem.code, problem.message, file=problem.file)
+
+
+@rule(
+    "FILE022",
+    "The folder holds too many files to list: the listing stopped",
+    severity="warning",
+    fix="Point the doctor at the model's own folder (a home directory or a dataset is not a model "
+    "directory); findings about files beyond the cut may be missing.",
+    compares="files found while listing vs the cap (20,000; the top-level names rules look for "
+    "are checked directly)",
+)
+def listing_cut(md: ModelDir) -> Iterator[Finding]:
+    """The listing of the folder stopped at its cap (recorded when the files were listed)."""
+    md.files  # noqa: B018 - listing records the problem
+    for problem in md.problems:
+        if problem.code == "FILE022":
             yield finding(problem.code, problem.message, file=problem.file)
 
 
