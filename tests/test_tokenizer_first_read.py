@@ -1,0 +1,144 @@
+"""The first read of a large tokenizer.json (issue 14, the first run): the fast decoder must be
+TAKEN on the layouts real checkpoints ship (a silent fall back to the strict reader costs 2-3x),
+and what it proves about model.merges without decoding them (formats/tokenizer_json.py,
+merges_colons) must agree with a full decode on every input, hostile ones included.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from benchmarks import tokenizer_files
+from genai_common.formats import tokenizer_json
+from genai_common.formats.jsonfile import read_json
+from genai_common.formats.tokenizer_json import merges_colons, summarized
+
+
+def _reference(merged: bytes) -> int | None:
+    """What merges_colons must say, from a full decode: None when not UTF-8 or when an object
+    inside holds a key; else the colons of the bytes (all inside strings)."""
+    try:
+        value = json.loads(merged.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if item:
+                return None
+        elif isinstance(item, list):
+            stack.extend(item)
+    return merged.count(b":")
+
+
+TRICKY = [
+    "a :",
+    ": b",
+    ":",
+    '" :',
+    '\\" :',
+    "\\\\ :",
+    '\\\\" :',
+    "{ :",
+    ",{ :",
+    "n ,{",
+    '": x',
+    "a\\u003a b",
+    "\\n :",
+    "Ġ {",
+    "}: ]",
+]
+
+
+def _layouts() -> list[bytes]:
+    out = []
+    for merges in (TRICKY, [m.split(" ", 1) for m in TRICKY]):
+        for indent in (6, None):
+            out.append(json.dumps(merges, indent=indent, ensure_ascii=False).encode())
+    return out
+
+
+def test_merges_colons_agrees_with_a_full_decode_on_tricky_merges() -> None:
+    for merged in _layouts():
+        assert merges_colons(merged) == _reference(merged) == merged.count(b":"), merged
+    objects = [
+        b'[\n  "a b",\n  {"k": 1, "k": 2}\n]',
+        b'["a b", {"k": 1}]',
+        b'[\n  "a :",\n  {\n    "k": 1\n  }\n]',
+        b'[\n  ["a", "b"],\n  [{"k": ":"}, "b"]\n]',
+        b'[\n  "\\\\", {"k": 1}\n]',
+        b'[\n  "\\"", {"k": 1}\n]',
+        b'[["\\\\\\"", {"k": 1}]]',
+    ]
+    for merged in objects:
+        assert _reference(merged) is None
+        assert merges_colons(merged) is None, merged
+    assert merges_colons(b'["a \xff b"]') is None  # not UTF-8
+    assert merges_colons(b'["a : b", {}]') == 1  # an empty object has no key to repeat
+
+
+_PIECE = st.sampled_from(['"', "\\", ":", "{", "}", ",", "[", "a", " ", "é", "\n"])
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    merges=st.lists(
+        st.one_of(
+            st.text(_PIECE, max_size=6),
+            st.tuples(st.text(_PIECE, max_size=4), st.text(_PIECE, max_size=4)).map(list),
+            st.dictionaries(st.text(_PIECE, max_size=3), st.integers(0, 3), max_size=2),
+        ),
+        max_size=6,
+    ),
+    indent=st.sampled_from([None, 2, 6]),
+)
+def test_merges_colons_agrees_with_a_full_decode_on_random_merges(merges, indent) -> None:
+    merged = json.dumps(merges, indent=indent, ensure_ascii=False).encode()
+    assert merges_colons(merged) == _reference(merged)
+
+
+def _read(raw: bytes, tmp_path: Path, name: str) -> tuple[Any, Any]:
+    path = tmp_path / f"{name}.json"
+    path.write_bytes(raw)
+    value, problems = read_json(path, max_bytes=1 << 28)
+    return summarized(value), problems
+
+
+def test_the_fast_decoder_is_taken_on_real_layouts_and_agrees(tmp_path: Path) -> None:
+    """Llama-3 (byte-level BPE, merges as strings and as pairs) and Gemma 3 (SentencePiece BPE,
+    byte fallback): fast_decode gives the strict reader's object and vocabulary summary, and
+    does not fall back (the old object-in-merges test refused every merge like "Ġ ,{")."""
+    cases = {
+        "llama3-strings": tokenizer_files.llama3_tokenizer(
+            tmp_path / "l", n_tokens=6000, n_merges=None
+        ),
+        "llama3-pairs": tokenizer_files.llama3_tokenizer(
+            tmp_path / "p", n_tokens=6000, n_merges=None, merges_form="pairs"
+        ),
+        "gemma3": tokenizer_files.gemma3_tokenizer(tmp_path / "g", n_tokens=6000, n_merges=None),
+    }
+    for name, path in cases.items():
+        raw = path.read_bytes()
+        text = raw.decode()
+        # the shape that sent real Llama-3 files to the strict reader: merges holding "{", ":",
+        # ",{" and escapes next to a colon
+        extra = ["Ġ {", "Ġ ,{", "n ,{", ": :", '\\" :', "\\\\ :"]
+        if name.endswith("pairs") or name == "gemma3":
+            add = "".join(f"\n      {json.dumps(m.split(' '), ensure_ascii=False)}," for m in extra)
+        else:
+            add = "".join(f"\n      {json.dumps(m, ensure_ascii=False)}," for m in extra)
+        text = text.replace('"merges": [', '"merges": [' + add, 1)
+        raw = text.encode()
+        fast = tokenizer_json.fast_decode(raw)
+        assert fast is not None, name
+        strict, problems = _read(raw, tmp_path, name)
+        assert problems == []
+        assert json.dumps(fast, sort_keys=True) == json.dumps(strict, sort_keys=True), name
+        a, b = fast.vocab_summary, strict.vocab_summary
+        assert (a.kind, a.size, a.bad, a.mapping) == (b.kind, b.size, b.bad, b.mapping), name
