@@ -142,3 +142,24 @@ def test_the_fast_decoder_is_taken_on_real_layouts_and_agrees(tmp_path: Path) ->
         assert json.dumps(fast, sort_keys=True) == json.dumps(strict, sort_keys=True), name
         a, b = fast.vocab_summary, strict.vocab_summary
         assert (a.kind, a.size, a.bad, a.mapping) == (b.kind, b.size, b.bad, b.mapping), name
+
+
+def test_the_fast_decoder_is_taken_on_every_layout_tokenizers_writes(tmp_path: Path) -> None:
+    """Every layout of test_tokenizer_fast (made by the tokenizers library: byte-level BPE,
+    SentencePiece BPE, WordPiece, Unigram; and the benchmark's Llama-3 / Gemma 3 files) takes the
+    fast decoder, and it agrees with the strict reader; the malformed variants there (hostile,
+    random damage, the malformed corpus) are compared by every path in that module."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_tokenizer_fast import LAYOUTS
+
+    for name, build in sorted(LAYOUTS.items()):
+        raw = (build(tmp_path / name) / "tokenizer.json").read_bytes()
+        fast = tokenizer_json.fast_decode(raw)
+        assert fast is not None, name
+        strict, problems = _read(raw, tmp_path, name)
+        assert problems == []
+        assert json.dumps(fast, sort_keys=True) == json.dumps(strict, sort_keys=True), name
+        a, b = fast.vocab_summary, strict.vocab_summary
+        assert (a.kind, a.size, a.bad, a.mapping) == (b.kind, b.size, b.bad, b.mapping), name
