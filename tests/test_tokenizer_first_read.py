@@ -163,3 +163,30 @@ def test_the_fast_decoder_is_taken_on_every_layout_tokenizers_writes(tmp_path: P
         assert json.dumps(fast, sort_keys=True) == json.dumps(strict, sort_keys=True), name
         a, b = fast.vocab_summary, strict.vocab_summary
         assert (a.kind, a.size, a.bad, a.mapping) == (b.kind, b.size, b.bad, b.mapping), name
+
+
+def test_a_mid_sized_miss_is_read_strictly_and_still_cached(tmp_path: Path, monkeypatch) -> None:
+    """Between LARGE and STRICT_MISS x LARGE bytes, a cache miss does not import msgspec (it
+    costs more than json there) but still stores its entry; the hit reads the same."""
+    from genai_common.formats import readcache
+    from genai_common.formats.tokenizer_json import read_tokenizer_json
+
+    monkeypatch.setenv("GENAI_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(readcache, "RACY_NS", 0)
+    path = tokenizer_files.llama3_tokenizer(tmp_path / "m", n_tokens=600, n_merges=None)
+    size = path.stat().st_size
+    monkeypatch.setattr(tokenizer_json, "LARGE", size // 2)
+
+    def refuse(raw: bytes) -> None:
+        raise AssertionError("fast_decode called on a mid-sized miss")
+
+    monkeypatch.setattr(tokenizer_json, "fast_decode", refuse)
+    miss, problems = read_tokenizer_json(path, max_bytes=1 << 28)
+    assert problems == []
+    assert len(list((tmp_path / "cache").iterdir())) == 1
+    hit, _ = read_tokenizer_json(path, max_bytes=1 << 28)
+    strict, _ = _read(path.read_bytes(), tmp_path, "strict")
+    for value in (miss, hit):
+        assert json.dumps(value, sort_keys=True) == json.dumps(strict, sort_keys=True)
+        assert value.vocab_summary.size == strict.vocab_summary.size
+    assert dict(hit.vocab_summary.mapping.items()) == strict.vocab_summary.mapping

@@ -11,7 +11,9 @@ and a few look-ups) and added_tokens. So a file over LARGE bytes is read in two 
             from the file again only if a rule looks up a token that is not an added token
             (LazyVocab). No JSON is parsed at all.
   fast      msgspec decodes the document against a schema of the fields tokenizers writes (model
-            vocab as dict[str, int] or a Unigram list; merges kept as raw bytes); then one
+            vocab as dict[str, int] or a Unigram list; merges kept as raw bytes, never decoded:
+            merges_colons checks their UTF-8 and proves, by counting quotes on each colon's
+            line, that every colon in them is inside a string); then one
             count proves that nothing was lost: every key is followed by exactly one `:`
             separator, and every other `:` is inside a string, so
                 count(":") - colons inside the decoded strings >= keys written >= keys decoded,
@@ -19,7 +21,8 @@ and a few look-ups) and added_tokens. So a file over LARGE bytes is read in two 
             would hide a colon). msgspec refuses NaN/Infinity, invalid UTF-8 in what it decodes,
             trailing commas and every other syntax error json refuses (tests/test_tokenizer_fast.py
             compares them on hostile inputs).
-  strict    anything else (no msgspec, a byte-order mark, a field the schema does not name, a
+  strict    a miss up to STRICT_MISS x LARGE bytes (importing msgspec would cost more), and
+            anything else (no msgspec, a byte-order mark, a field the schema does not name, a
             vocabulary id that is not an int, a duplicate key, NaN, a syntax error, ...) is read by
             jsonfile.parse_json_bytes exactly as before, so the findings are the same by
             construction.
@@ -53,6 +56,12 @@ if TYPE_CHECKING:
     from genai_common.formats import Problem
 
 LARGE = 1 << 20  # below this json.loads costs a few ms: the strict reader, unchanged
+# Up to STRICT_MISS x LARGE bytes a cache miss is read by the strict reader (and stored):
+# importing msgspec costs more than it saves. Measured (RESULTS.md, issue 14 first run): a fresh
+# process reading a byte-level BPE file, strict / msgspec with the proofs: 0.9 MB 21.7 / 27.7 ms,
+# 1.85 MB (Mistral's size) 26.3 / 36.4 ms, 3.0 MB 45.5 / 44.6 ms. (A multiple of LARGE, so that
+# tests lowering LARGE to 0 send every file through the fast decoder.)
+STRICT_MISS = 3
 CACHE_KIND = "tokenizer.json"
 LEFT_OUT = ("vocab", "merges")
 TOP_FIELDS = (
@@ -165,7 +174,7 @@ def read_tokenizer_json(
     if cached is not None:
         return cached
     raw, st = read_bytes(path, max_bytes=max_bytes, what=what)
-    data: dict[str, Any] | None = fast_decode(raw)
+    data: dict[str, Any] | None = None if len(raw) <= STRICT_MISS * LARGE else fast_decode(raw)
     problems: list[Problem] = []
     if data is None:
         value, problems = parse_json_bytes(raw, what=what, max_bytes=max_bytes)
