@@ -205,7 +205,7 @@ def summarize_vocab(vocab: Any, *, ints_only: bool = False) -> VocabSummary:
     """The summary of a model.vocab value as read from JSON. `ints_only`: the caller knows every
     value of a dict vocab is an int (a typed decoder checked it), so the dict is kept as it is."""
     if isinstance(vocab, dict):
-        if ints_only:
+        if ints_only or set(map(type, vocab.values())) <= {int}:  # C speed; bool is not int
             good = vocab
         else:
             good = {
