@@ -190,3 +190,59 @@ def test_a_mid_sized_miss_is_read_strictly_and_still_cached(tmp_path: Path, monk
         assert json.dumps(value, sort_keys=True) == json.dumps(strict, sort_keys=True)
         assert value.vocab_summary.size == strict.vocab_summary.size
     assert dict(hit.vocab_summary.mapping.items()) == strict.vocab_summary.mapping
+
+
+def _unigram_doc(vocab: list[Any]) -> dict[str, Any]:
+    return {
+        "version": "1.0",
+        "truncation": None,
+        "padding": None,
+        "added_tokens": [{"id": 0, "content": "<pad>", "special": True}],
+        "normalizer": None,
+        "pre_tokenizer": {"type": "Metaspace", "replacement": "▁"},
+        "post_processor": None,
+        "decoder": None,
+        "model": {"type": "Unigram", "unk_id": 2, "vocab": vocab, "byte_fallback": False},
+    }
+
+
+def test_unigram_vocabularies_read_the_same_by_every_path(tmp_path: Path, monkeypatch) -> None:
+    """A Unigram vocabulary ([piece, score] pairs, T5 / XLM-R) is decoded typed, as tuples; the
+    strict reader's summary and every hostile variant's findings must come out the same."""
+    from genai_common.formats import readcache
+    from genai_common.formats.tokenizer_json import read_tokenizer_json
+
+    monkeypatch.setenv("GENAI_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(readcache, "RACY_NS", 0)
+    monkeypatch.setattr(tokenizer_json, "LARGE", 0)
+    base = [["<pad>", 0.0], ["</s>", 0.0], ["<unk>", 0.0], ["▁a:b", -2.5], ["é", -3]]
+    variants = {
+        "plain": base,
+        "duplicate-piece": [*base, ["é", -4.0]],
+        "three-items": [*base, ["x", -1.0, 7]],
+        "one-item": [*base, ["x"]],
+        "empty-entry": [*base, []],
+        "number-piece": [*base, [5, -1.0]],
+        "string-score": [*base, ["x", "-1"]],
+        "object-entry": [*base, {"k": 1, "x": ":"}],
+        "not-a-pair": [*base, "x"],
+        "empty": [],
+    }
+    for name, vocab in variants.items():
+        raw = json.dumps(_unigram_doc(vocab), indent=2, ensure_ascii=False).encode()
+        if name == "plain":
+            assert tokenizer_json.fast_decode(raw) is not None
+        path = tmp_path / name / "tokenizer.json"
+        path.parent.mkdir()
+        path.write_bytes(raw)
+        strict, strict_problems = _read(raw, tmp_path, name)
+        for _ in range(2):  # the miss, then the cache entry
+            value, problems = read_tokenizer_json(path, max_bytes=1 << 28)
+            assert problems == strict_problems, name
+            assert json.dumps(value, sort_keys=True) == json.dumps(strict, sort_keys=True), name
+            a, b = value.vocab_summary, strict.vocab_summary
+            assert (a.kind, a.size, a.bad) == (b.kind, b.size, b.bad), name
+            assert dict(a.mapping.items()) == b.mapping, name
+    dup = json.dumps(_unigram_doc([*base, {"k": 1}]), indent=2).replace('"k": 1', '"k": 1, "k": 2')
+    assert tokenizer_json.fast_decode(dup.encode()) is None  # an object in the list: strict
+    assert [c for c, _ in _read(dup.encode(), tmp_path, "dup")[1]] == ["JSON005"]
