@@ -11,7 +11,9 @@ and a few look-ups) and added_tokens. So a file over LARGE bytes is read in two 
             from the file again only if a rule looks up a token that is not an added token
             (LazyVocab). No JSON is parsed at all.
   fast      msgspec decodes the document against a schema of the fields tokenizers writes (model
-            vocab as dict[str, int] or a Unigram list; merges kept as raw bytes); then one
+            vocab as dict[str, int] or a Unigram list; merges kept as raw bytes, never decoded:
+            merges_colons checks their UTF-8 and proves, by counting quotes on each colon's
+            line, that every colon in them is inside a string); then one
             count proves that nothing was lost: every key is followed by exactly one `:`
             separator, and every other `:` is inside a string, so
                 count(":") - colons inside the decoded strings >= keys written >= keys decoded,
@@ -19,7 +21,8 @@ and a few look-ups) and added_tokens. So a file over LARGE bytes is read in two 
             would hide a colon). msgspec refuses NaN/Infinity, invalid UTF-8 in what it decodes,
             trailing commas and every other syntax error json refuses (tests/test_tokenizer_fast.py
             compares them on hostile inputs).
-  strict    anything else (no msgspec, a byte-order mark, a field the schema does not name, a
+  strict    a miss up to STRICT_MISS x LARGE bytes (importing msgspec would cost more), and
+            anything else (no msgspec, a byte-order mark, a field the schema does not name, a
             vocabulary id that is not an int, a duplicate key, NaN, a syntax error, ...) is read by
             jsonfile.parse_json_bytes exactly as before, so the findings are the same by
             construction.
@@ -34,6 +37,7 @@ from __future__ import annotations
 
 import os
 import re
+from operator import itemgetter
 
 from genai_common.formats import readcache
 from genai_common.formats.jsonfile import (
@@ -53,6 +57,12 @@ if TYPE_CHECKING:
     from genai_common.formats import Problem
 
 LARGE = 1 << 20  # below this json.loads costs a few ms: the strict reader, unchanged
+# Up to STRICT_MISS x LARGE bytes a cache miss is read by the strict reader (and stored):
+# importing msgspec costs more than it saves. Measured (RESULTS.md, issue 14 first run): a fresh
+# process reading a byte-level BPE file, strict / msgspec with the proofs: 0.9 MB 21.7 / 27.7 ms,
+# 1.85 MB (Mistral's size) 26.3 / 36.4 ms, 3.0 MB 45.5 / 44.6 ms. (A multiple of LARGE, so that
+# tests lowering LARGE to 0 send every file through the fast decoder.)
+STRICT_MISS = 3
 CACHE_KIND = "tokenizer.json"
 LEFT_OUT = ("vocab", "merges")
 TOP_FIELDS = (
@@ -81,10 +91,9 @@ MODEL_FIELDS = (  # BPE, WordPiece, WordLevel and Unigram models, as tokenizers 
     "merges",
 )
 _ESCAPED_COLON = re.compile(rb"\\u003[aA]")
-# An object as an element of an array: `{` first in it, or after the comma that ends an element
-# (a string, array, object, number or literal). Inside a string the same bytes only send the file
-# to the strict reader, never the other way round.
-_OBJECT_IN_ARRAY = re.compile(rb'^\s*\[\s*\{|["\]}\w]\s*,\s*\{')
+_NOT_QUOTE_OR_COLON = bytes(b for b in range(256) if b not in b'":')
+LINE_SCAN = 512  # merges_colons: longer lines (a file not pretty-printed) take the global count
+UTF8_CHUNK = 1 << 18  # validate UTF-8 in pieces that stay in the CPU cache: 2-3x faster than whole
 
 
 class TokenizerJSON(dict):
@@ -166,7 +175,7 @@ def read_tokenizer_json(
     if cached is not None:
         return cached
     raw, st = read_bytes(path, max_bytes=max_bytes, what=what)
-    data: dict[str, Any] | None = fast_decode(raw)
+    data: dict[str, Any] | None = None if len(raw) <= STRICT_MISS * LARGE else fast_decode(raw)
     problems: list[Problem] = []
     if data is None:
         value, problems = parse_json_bytes(raw, what=what, max_bytes=max_bytes)
@@ -207,7 +216,9 @@ def _decoders() -> dict[str, Any] | None:
         unset, defstruct = msgspec.UNSET, msgspec.defstruct
         # merges are kept as raw bytes: no rule reads them, and decoding 280k strings is most of
         # the work; their colons are counted in the bytes (below)
-        kinds = {"vocab": dict[str, int] | list, "merges": msgspec.Raw}
+        # a Unigram vocabulary as (piece, score) pairs: typed, so that no object can hide in it
+        # and its pieces come out at C speed (an untyped list cost 0.5 s for 250k pieces)
+        kinds = {"vocab": dict[str, int] | list[tuple[str, float]], "merges": msgspec.Raw}
         model = defstruct(
             "TokenizerModel", [(n, kinds.get(n, AnyType), unset) for n in MODEL_FIELDS]
         )
@@ -267,25 +278,88 @@ def fast_decode(raw: bytes) -> TokenizerJSON | None:
         keys += len(vocab)
         colons += "".join(vocab).count(":")
         summary = summarize_vocab(vocab, ints_only=True)
-    elif isinstance(vocab, list):
-        keys += count_keys(vocab)
-        colons += _colons(vocab)
-        summary = summarize_vocab(vocab)
+    elif isinstance(vocab, list):  # (piece, score) tuples: no keys, colons only in the pieces
+        pieces = list(map(itemgetter(0), vocab))
+        colons += "".join(pieces).count(":")
+        summary = VocabSummary(
+            "list", dict(zip(pieces, range(len(pieces)), strict=True)), len(pieces)
+        )
     else:
         summary = VocabSummary(None)
     if merges is not unset:
-        merged = bytes(merges)
-        if _OBJECT_IN_ARRAY.search(merged):
-            return None  # an object inside merges: its keys would hide among the strings' colons
-        try:
-            merged.decode("utf-8")  # msgspec does not check raw bytes; the strict reader would
-        except UnicodeDecodeError:
-            return None
-        colons += merged.count(b":")  # merges hold strings only: every colon is inside one
-    if raw.count(b":") - colons != keys or _ESCAPED_COLON.search(raw):
+        inside = merges_colons(bytes(merges))
+        if inside is None:
+            return None  # not UTF-8, or a colon outside a string (an object in merges)
+        colons += inside
+    if raw.count(b":") - colons != keys or (b"\\u003" in raw and _ESCAPED_COLON.search(raw)):
         return None  # a key written twice (or a colon we cannot account for): read strictly
     data.vocab_summary = summary
     return data
+
+
+def is_utf8(data: bytes) -> bool:
+    """Whether data is valid UTF-8 (as bytes.decode("utf-8") says), decoded in cache-sized pieces
+    by an incremental decoder (a character split between pieces is carried over); nothing kept."""
+    if data.isascii():
+        return True
+    import codecs
+
+    decode = codecs.getincrementaldecoder("utf-8")().decode
+    view = memoryview(data)
+    try:
+        for start in range(0, len(data), UTF8_CHUNK):
+            decode(view[start : start + UTF8_CHUNK])
+        decode(b"", True)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def merges_colons(merged: bytes) -> int | None:
+    """The colons inside the strings of model.merges, given as the raw bytes of a value msgspec
+    has already checked to be valid JSON (syntax, escapes, no control characters) but not UTF-8.
+    None when the bytes are not UTF-8 or some colon lies outside every string: a key of an object
+    inside merges, whose duplicates the colon proof could then not see.
+
+    Without decoding a string: a colon is inside one exactly when an odd number of unescaped
+    quotes precede it, counted from any point outside every string, such as the start of the
+    colon's line. Merges hold a few thousand colons (8,880 in the Llama-3 layout, 16,094 in
+    Gemma 3's), each on a short line: a few C-level calls each (escaped backslashes, then escaped
+    quotes taken out of the line first). A long line sends the whole value to
+    _colons_outside_strings."""
+    if not is_utf8(merged):
+        return None
+    colons = merged.count(b":")
+    if not colons:
+        return 0  # no key anywhere: an object in merges (if any) has no key to repeat
+    find, rfind = merged.find, merged.rfind
+    at = find(b":")
+    while at != -1:
+        # a line starts outside every string (a string holds no raw newline), so the quotes
+        # between the line's start and the colon tell; tokenizers writes one merge a line
+        line = merged[rfind(b"\n", 0, at) + 1 : at]
+        if len(line) > LINE_SCAN:
+            return _colons_outside_strings(merged)
+        if b"\\" in line:  # escapes, read left to right from outside a string as JSON does
+            line = line.replace(b"\\\\", b"").replace(b'\\"', b"")
+        if not line.count(b'"') & 1:
+            return None  # outside every string: a key
+        at = find(b":", at + 1)
+    return colons
+
+
+def _colons_outside_strings(merged: bytes) -> int | None:
+    """merges_colons for a value written on long lines (not pretty-printed): the
+    escaped backslashes, then the escaped quotes are taken out (left to right, as JSON reads
+    escapes), so that every quote left opens or closes a string; only quotes and colons are kept,
+    and the pieces between quotes at even places (outside the strings) must hold no colon."""
+    colons = merged.count(b":")
+    if b"\\" in merged:
+        merged = merged.replace(b"\\\\", b"").replace(b'\\"', b"")
+    pieces = merged.translate(None, _NOT_QUOTE_OR_COLON).split(b'"')
+    if len(pieces) % 2 == 0 or any(pieces[0::2]):
+        return None
+    return colons
 
 
 def _colons(value: Any) -> int:
