@@ -92,7 +92,7 @@ def no_ips(path: str, host: str, backend: str) -> Finding:
     "DST007",
     "Backend asked for differs from the hostfile's",
     severity="warning",
-    fix="Use the backend the hostfile was configured for (its \"backend\" key), or re-run "
+    fix='Use the backend the hostfile was configured for (its "backend" key), or re-run '
     "mlx.distributed_config for the other one.",
     compares='--backend vs the hostfile\'s "backend"',
 )

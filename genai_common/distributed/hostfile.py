@@ -67,7 +67,9 @@ def _from_json(path: str, data: object) -> tuple[Hostfile | None, list[Finding]]
         if not isinstance(envs, list) or not all(isinstance(e, str) for e in envs):
             return None, [checks.malformed(path, '"envs" must be a list of "KEY=VALUE" strings')]
     if not isinstance(data, list):
-        return None, [checks.malformed(path, f"expected a list of hosts, got {type(data).__name__}")]
+        return None, [
+            checks.malformed(path, f"expected a list of hosts, got {type(data).__name__}")
+        ]
     if not data:
         return None, [checks.malformed(path, "the list of hosts is empty")]
     hosts = []
@@ -76,12 +78,16 @@ def _from_json(path: str, data: object) -> tuple[Hostfile | None, list[Finding]]
             return None, [checks.malformed(path, f'entry {i} has no "ssh" host name: {h!r}'[:200])]
         ips = h.get("ips", [])
         if not isinstance(ips, list) or not all(isinstance(x, str) for x in ips):
-            return None, [checks.malformed(path, f'entry {i} ("{h["ssh"]}"): "ips" must be a list of strings')]
+            return None, [
+                checks.malformed(path, f'entry {i} ("{h["ssh"]}"): "ips" must be a list of strings')
+            ]
         for ip in ips:
             try:
                 ipaddress.ip_address(ip)
             except ValueError:
-                return None, [checks.malformed(path, f'entry {i} ("{h["ssh"]}"): {ip!r} is not an IP address')]
+                return None, [
+                    checks.malformed(path, f'entry {i} ("{h["ssh"]}"): {ip!r} is not an IP address')
+                ]
         rdma = h.get("rdma", [])
         hosts.append(Host(i, h["ssh"], tuple(ips), tuple(rdma) if isinstance(rdma, list) else ()))
     return Hostfile(path, tuple(hosts), backend, tuple(envs)), []

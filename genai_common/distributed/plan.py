@@ -68,7 +68,7 @@ def _mlx_lm_dir() -> str | None:
     spec = find_spec("mlx_lm")
     if spec is None or not spec.submodule_search_locations:
         return None
-    return list(spec.submodule_search_locations)[0]
+    return next(iter(spec.submodule_search_locations))
 
 
 def support(model_type: str | None) -> Support:
@@ -117,7 +117,9 @@ def pipeline_split(layers: int, ranks: int) -> list[tuple[int, int]]:
     return out
 
 
-def plan(md: Any, ranks: int, mode: str = "auto", context: int = 4096) -> tuple[Plan | None, list[Finding]]:
+def plan(
+    md: Any, ranks: int, mode: str = "auto", context: int = 4096
+) -> tuple[Plan | None, list[Finding]]:
     """The plan of md over `ranks` ranks (mode tensor, pipeline or auto as sharded_load picks:
     tensor parallel when the model has shard()), and DST010/DST011 findings."""
     from genai_common.model.memory import tensor_bytes
@@ -135,7 +137,10 @@ def plan(md: Any, ranks: int, mode: str = "auto", context: int = 4096) -> tuple[
         return None, [checks.unsupported(mt, "pipelining (no pipeline())")]
     dims = md.text.dims
     if mode == "tensor":
-        for what, count in (("num_attention_heads", dims.heads), ("num_key_value_heads", dims.kv_heads)):
+        for what, count in (
+            ("num_attention_heads", dims.heads),
+            ("num_key_value_heads", dims.kv_heads),
+        ):
             if count and count % ranks:
                 found.append(checks.heads(what, count, ranks))
     layers = dims.layers or 0
@@ -160,7 +165,9 @@ def plan(md: Any, ranks: int, mode: str = "auto", context: int = 4096) -> tuple[
     else:
         spans = pipeline_split(layers, ranks) if layers >= ranks else []
         if not spans:
-            return None, [checks.unsupported(mt, f"pipelining over {ranks} ranks ({layers} layers)")]
+            return None, [
+                checks.unsupported(mt, f"pipelining over {ranks} ranks ({layers} layers)")
+            ]
         per_layer = [0] * layers
         shared = 0
         for t in md.tensors.values():
@@ -187,7 +194,9 @@ def fits(p: Plan, budgets: list[int]) -> list[Finding]:
     return out
 
 
-def smallest_fit(md: Any, budget: int, mode: str = "auto", context: int = 4096, most: int = 64) -> int | None:
+def smallest_fit(
+    md: Any, budget: int, mode: str = "auto", context: int = 4096, most: int = 64
+) -> int | None:
     """The smallest rank count (hosts of `budget` bytes each) whose every rank fits, or None."""
     for n in range(1, most + 1):
         p, found = plan(md, n, mode, context)
@@ -201,12 +210,26 @@ def smallest_fit(md: Any, budget: int, mode: str = "auto", context: int = 4096, 
 
 
 def render(p: Plan) -> str:
-    gib = 1024**3
-    lines = [f"memory plan: {p.mode} parallel over {len(p.ranks)} ranks, context {p.context}"]
-    for r in p.ranks:
+    return render_json(p.to_json())
+
+
+def render_json(p: dict[str, Any]) -> str:
+    """The plan (Plan.to_json()) as plain lines, one per rank."""
+
+    def size(n: int) -> str:
+        for unit, scale in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+            if n >= scale:
+                return f"{n / scale:.2f} {unit}"
+        return f"{n} B"
+
+    lines = [
+        f"memory plan: {p['mode']} parallel over {len(p['ranks'])} ranks, context {p['context']}"
+    ]
+    for r in p["ranks"]:
+        a, b = r["layers"]
         lines.append(
-            f"  rank {r.rank}: layers {r.layers[0]}-{r.layers[1] - 1}  weights {r.weights / gib:.3f} GiB"
-            f"  kv {r.kv_cache / gib:.3f} GiB  activations {r.activations / gib:.3f} GiB"
-            f"  total {r.total / gib:.3f} GiB"
+            f"  rank {r['rank']}: layers {a}-{b - 1}  weights {size(r['weights'])}"
+            f"  kv {size(r['kv_cache'])}  activations {size(r['activations'])}"
+            f"  total {size(r['total'])}"
         )
     return "\n".join(lines)

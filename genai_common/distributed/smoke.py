@@ -22,7 +22,16 @@ LOGIT_TOL = 1e-2  # float16 weights: a sharded matmul sums in another order
 
 
 def _worker(model: str, out: str, tokens: int, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "genai_common.distributed.worker", model, out, "--tokens", str(tokens), *extra]
+    return [
+        sys.executable,
+        "-m",
+        "genai_common.distributed.worker",
+        model,
+        out,
+        "--tokens",
+        str(tokens),
+        *extra,
+    ]
 
 
 def _tail(text: str, n: int = 4) -> str:
@@ -86,7 +95,9 @@ def run(
         results["ranks"] = records
         size = records[0]["size"] if records else expected
         if code is None:
-            found.append(checks.rank_failed(f"mlx.launch did not finish within {timeout:g} s: {_tail(text)}"))
+            found.append(
+                checks.rank_failed(f"mlx.launch did not finish within {timeout:g} s: {_tail(text)}")
+            )
         elif code != 0 or not records or (size and len(records) < size):
             done = {r["rank"] for r in records}
             missing = sorted(set(range(size or 0)) - done)
@@ -98,7 +109,11 @@ def run(
             if r["size"] > 1 and not s:
                 found.append(checks.collective(f"rank {r['rank']}: no all_sum result"))
             elif s and any(abs(v - s["want"]) > 1e-6 for v in s["got"]):
-                found.append(checks.collective(f"rank {r['rank']}: all_sum gave {s['got']}, want {s['want']}"))
+                found.append(
+                    checks.collective(
+                        f"rank {r['rank']}: all_sum gave {s['got']}, want {s['want']}"
+                    )
+                )
         if records and expected and records[0]["size"] != expected:
             found.append(checks.collective(
                 f"{expected} ranks launched but the group has size {records[0]['size']}: "
@@ -109,7 +124,9 @@ def run(
             code, text = _run(_worker(model, ref_out, tokens, "--single"), timeout)
             path = os.path.join(ref_out, "rank0.json")
             if code != 0 or not os.path.isfile(path):
-                found.append(checks.rank_failed(f"the single-process reference failed: {_tail(text)}"))
+                found.append(
+                    checks.rank_failed(f"the single-process reference failed: {_tail(text)}")
+                )
             else:
                 with open(path) as f:
                     ref = json.load(f)
@@ -128,6 +145,8 @@ def compare(rank0: dict[str, Any], ref: dict[str, Any]) -> list[Finding]:
     a, b = rank0["logits_first"], ref["logits_first"]
     diff = max((abs(x - y) for x, y in zip(a, b, strict=False)), default=0.0)
     if len(a) != len(b) or diff > LOGIT_TOL:
-        out.append(checks.differs(f"first-step logits differ by up to {diff:.4g} (tolerance {LOGIT_TOL})"))
+        out.append(
+            checks.differs(f"first-step logits differ by up to {diff:.4g} (tolerance {LOGIT_TOL})")
+        )
     rank0["max_logit_diff"] = diff
     return out
