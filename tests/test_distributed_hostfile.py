@@ -66,7 +66,7 @@ def test_one_host_per_line(tmp_path):
 @pytest.mark.parametrize(
     ("text", "why"),
     [
-        ("[{\"ssh\": \"a\", ", "invalid JSON"),
+        ('[{"ssh": "a", ', "invalid JSON"),
         ('{"backend": "ring"}', '"hosts"'),
         ('[{"ips": ["10.0.0.1"]}]', 'no "ssh"'),
         ('[{"ssh": "a", "ips": "10.0.0.1"}]', "list of strings"),
