@@ -71,7 +71,7 @@ def test_compare_detects_a_difference(two_ranks):
 def test_a_rank_that_dies_is_dst021(tmp_path):
     # an unreadable model directory: every rank fails in sharded_load; the finding carries its
     # last output lines
-    results, found = smoke.run(str(tmp_path / "no-model"), 2, timeout=60)
+    _, found = smoke.run(str(tmp_path / "no-model"), 2, timeout=60)
     assert [f.code for f in found] == ["DST021"]
     assert "ranks without a result" in found[0].message
 
