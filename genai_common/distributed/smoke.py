@@ -35,6 +35,9 @@ def _worker(model: str, out: str, tokens: int, *extra: str) -> list[str]:
 
 
 def _tail(text: str, n: int = 4) -> str:
+    import re
+
+    text = re.sub(r"\x1b\[[0-9;]*m", "", text)
     lines = [ln for ln in text.strip().splitlines() if ln.strip()]
     return " | ".join(lines[-n:]) or "no output"
 
