@@ -88,3 +88,15 @@ def test_doctor_ranks_infer_cli(tiny_llm):
     assert out["findings"] == []
     assert dist["plan"]["mode"] == "tensor" and len(dist["plan"]["ranks"]) == 2
     assert dist["smoke"]["param_bytes"] == [r["weights"] for r in dist["plan"]["ranks"]]
+
+
+def test_bench_ranks_cli(tiny_llm):
+    proc = subprocess.run(
+        [sys.executable, "-m", "genai_common.cli", "bench", str(tiny_llm), "--ranks", "2"],
+        capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[1].split()[0] == "1" and float(lines[1].split()[1]) > 0
+    assert lines[2].startswith("2 (rank 0)") and float(lines[2].split()[3]) > 0
+    assert float(lines[2].split()[4]) > 0  # all_sum GB/s
