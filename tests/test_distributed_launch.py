@@ -100,3 +100,22 @@ def test_bench_ranks_cli(tiny_llm):
     assert lines[1].split()[0] == "1" and float(lines[1].split()[1]) > 0
     assert lines[2].startswith("2 (rank 0)") and float(lines[2].split()[3]) > 0
     assert float(lines[2].split()[4]) > 0  # all_sum GB/s
+
+
+def test_pipeline_plan_equals_what_each_rank_holds(tiny_llm_qwen2, tmp_path):
+    """qwen2 pipelines in mlx-lm (PipelineMixin); sharded_load's pipeline path reads
+    model.safetensors.index.json, so the copy gets one. Load only: the bytes per rank."""
+    import shutil
+
+    model = shutil.copytree(tiny_llm_qwen2, tmp_path / "qwen2")
+    md = ModelDir.open(model)
+    index = {"metadata": {}, "weight_map": dict.fromkeys(md.tensors, "model.safetensors")}
+    (model / "model.safetensors.index.json").write_text(json.dumps(index))
+    plan, found = P.plan(ModelDir.open(model), 2, mode="pipeline")
+    assert found == [] and plan.mode == "pipeline"
+    results, found = smoke.run(
+        str(model), 2, reference=False, worker_args=("--parallel", "pipeline", "--load-only")
+    )
+    assert found == []
+    held = {r["rank"]: r["param_bytes"] for r in results["ranks"]}
+    assert held == {r.rank: r.weights for r in plan.ranks}

@@ -71,13 +71,14 @@ def run(
     timeout: float = 120.0,
     bench: bool = False,
     reference: bool = True,
+    worker_args: tuple[str, ...] = (),
 ) -> tuple[dict[str, Any], list[Finding]]:
     """(results, findings): results holds "ranks" (each rank's record) and "reference"."""
     results: dict[str, Any] = {"ranks": [], "reference": None}
     found: list[Finding] = []
     with tempfile.TemporaryDirectory(prefix="genai-dst-") as tmp:
         out = os.path.join(tmp, "sharded")
-        extra = ("--bench",) if bench else ()
+        extra = (*(("--bench",) if bench else ()), *worker_args)
         port = launch.free_port(ranks * 2) if not hostfile else None
         try:
             cmd = launch.command(

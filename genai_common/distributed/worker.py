@@ -24,6 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tokens", type=int, default=8)
     p.add_argument("--single", action="store_true")
     p.add_argument("--bench", action="store_true")
+    p.add_argument("--load-only", action="store_true", help="stop after the load (bytes only)")
+    p.add_argument("--parallel", choices=("auto", "tensor", "pipeline"), default="auto")
     a = p.parse_args(argv)
 
     import mlx.core as mx
@@ -41,6 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     before = mx.get_active_memory()
     if a.single:
         model, tok = load(a.model)
+    elif a.parallel == "pipeline":
+        model, tok = sharded_load(a.model, pipeline_group=group)
+    elif a.parallel == "tensor":
+        model, tok = sharded_load(a.model, tensor_group=group)
     else:
         model, tok = sharded_load(a.model)
     mx.eval(model.parameters())
@@ -48,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     from mlx.utils import tree_flatten
 
     record["param_bytes"] = sum(v.nbytes for _, v in tree_flatten(model.parameters()))
+    if a.load_only:
+        _write(a.out, rank, record)
+        return 0
     messages = [{"role": "user", "content": PROMPT}]
     ids = tok.apply_chat_template(messages, add_generation_prompt=True)
     if isinstance(ids, dict):
@@ -70,12 +79,16 @@ def main(argv: list[str] | None = None) -> int:
             mx.eval(mx.distributed.all_sum(x, group=group))
         dt = time.perf_counter() - t0
         record["all_sum_gbps"] = reps * x.nbytes / dt / 1e9
-    os.makedirs(a.out, exist_ok=True)
-    tmp = os.path.join(a.out, f".rank{rank}.json.tmp")
+    _write(a.out, rank, record)
+    return 0
+
+
+def _write(out: str, rank: int, record: dict) -> None:
+    os.makedirs(out, exist_ok=True)
+    tmp = os.path.join(out, f".rank{rank}.json.tmp")
     with open(tmp, "w") as f:
         json.dump(record, f)
-    os.replace(tmp, os.path.join(a.out, f"rank{rank}.json"))
-    return 0
+    os.replace(tmp, os.path.join(out, f"rank{rank}.json"))
 
 
 if __name__ == "__main__":
