@@ -53,6 +53,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--kind", choices=PROJECT_KINDS, help="model kind (default: detected)")
     parser.add_argument("--compare", nargs=2, metavar=("A", "B"), help="compare two JSON records")
+    parser.add_argument(
+        "--ranks",
+        type=int,
+        metavar="N",
+        help="llm: decode tokens/s of mlx-lm's sharded_load under mlx.launch on 1 and N local "
+        "ranks (ring backend), all_sum bandwidth, and the check that rank 0 equals one process",
+    )
     g = parser.add_argument_group("timing")
     g.add_argument("--trials", type=int, default=5, help="timed trials (default 5)")
     g.add_argument(
@@ -184,6 +191,30 @@ def run_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_ranks(args: argparse.Namespace, kind: str) -> int:
+    """`genai bench --ranks N`: the distributed smoke run as a benchmark (issue 13)."""
+    if kind != "llm" or args.ranks < 2:
+        print("genai bench: --ranks N needs an llm and N >= 2", file=sys.stderr)
+        return 2
+    from genai_common.distributed import smoke
+
+    results, found = smoke.run(str(args.path), args.ranks, tokens=32, bench=True)
+    ref = results.get("reference") or {}
+    rows = [("1", ref.get("decode_tps"), None)]
+    rows += [
+        (f"{args.ranks} (rank {r['rank']})", r.get("decode_tps"), r.get("all_sum_gbps"))
+        for r in results["ranks"]
+    ]
+    print("ranks            decode tok/s   all_sum 16 MiB GB/s")
+    for name, tps, gbps in rows:
+        tps_s = f"{tps:12.1f}" if tps else f"{'-':>12}"
+        gb_s = f"{gbps:10.3f}" if gbps else f"{'-':>10}"
+        print(f"{name:<16} {tps_s}   {gb_s}")
+    for f in found:
+        print(f"{f.severity:<7} {f.code}  {f.message}")
+    return 1 if found else 0
+
+
 def run(args: argparse.Namespace) -> int:
     if args.compare:
         try:
@@ -222,6 +253,8 @@ def run(args: argparse.Namespace) -> int:
     except CustomCodeRefused as exc:
         print(f"genai bench: SEC001 {args.path}: {exc}", file=sys.stderr)
         return 2
+    if args.ranks:
+        return run_ranks(args, kind)
     from genai_common.bench import records
     from genai_common.bench.progress import Progress
     from genai_common.bench.runner import run_benchmark

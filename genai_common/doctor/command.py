@@ -27,6 +27,7 @@ from genai_common.findings import KINDS
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from genai_common.findings import Report
+    from genai_common.model import ModelDir
 
 
 def _codes(values: list[str] | None) -> list[str]:
@@ -118,6 +119,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="CODES",
         help="drop these codes or families (comma-separated)",
     )
+    dist = parser.add_argument_group("distributed (mlx.launch)")
+    dist.add_argument(
+        "--hosts",
+        metavar="HOSTFILE",
+        help="preflight a hostfile (mlx.launch / mlx.distributed_config JSON, or one host per "
+        "line): reachability, versions, memory plan per rank; --infer adds the sharded smoke test",
+    )
+    dist.add_argument(
+        "--ranks", type=int, metavar="N", help="plan (and with --infer, smoke-test) N local ranks"
+    )
+    dist.add_argument("--backend", help="mlx.launch backend (ring, jaccl, mpi, nccl)")
+    dist.add_argument(
+        "--parallel",
+        choices=("auto", "tensor", "pipeline"),
+        default="auto",
+        help="parallel mode of the plan (auto: as sharded_load picks)",
+    )
+    dist.add_argument(
+        "--context", type=int, default=4096, help="context length of the KV-cache plan (4096)"
+    )
+    dist.add_argument(
+        "--connect-timeout", type=int, default=5, help="ssh ConnectTimeout in seconds (5)"
+    )
     parser.add_argument(
         "--list-checks",
         action="store_true",
@@ -156,6 +180,14 @@ def run(args: argparse.Namespace) -> int:
         else:
             sys.stdout.write(catalogue_plain())
         return 0
+    distributed = bool(getattr(args, "hosts", None) or getattr(args, "ranks", None))
+    if distributed and (args.ranks is not None and args.ranks < 1):
+        print("genai doctor: --ranks must be at least 1", file=sys.stderr)
+        return 2
+    if distributed and not args.path:
+        from genai_common.findings import Report
+
+        return _distributed(None, args, Report(args.hosts or f"{args.ranks} local ranks"))
     if not args.path:
         print("genai doctor: give a model PATH (or --list-checks)", file=sys.stderr)
         return 2
@@ -184,6 +216,8 @@ def run(args: argparse.Namespace) -> int:
         report = diagnose_dir(md, select=select, ignore=ignore)
     finally:
         gc.enable()
+    if distributed:
+        return _distributed(md, args, report)
     if args.load or args.infer:
         from genai_common.doctor.rules.load import runtime_findings
         from genai_common.findings import selected
@@ -200,4 +234,31 @@ def run(args: argparse.Namespace) -> int:
             if selected(f.code, select, ignore)
         )
     _emit(report, args)
+    return report.exit_code(args.fail_on)
+
+
+def _distributed(md: ModelDir | None, args: argparse.Namespace, report: Report) -> int:
+    """--hosts / --ranks: the distributed preflight, plan and (--infer) smoke test (DST codes)."""
+    from genai_common.distributed.preflight import preflight
+    from genai_common.findings import selected
+
+    select, ignore = _codes(args.select), _codes(args.ignore)
+    found, facts = preflight(
+        md,
+        hostfile=args.hosts,
+        ranks=args.ranks,
+        backend=args.backend,
+        context=args.context,
+        mode=args.parallel,
+        connect_timeout=args.connect_timeout,
+        timeout=args.timeout,
+        infer=args.infer,
+    )
+    report.extend(f for f in found if selected(f.code, select, ignore))
+    report.facts["distributed"] = facts
+    _emit(report, args)
+    if "plan" in facts and not args.json and not args.markdown:
+        from genai_common.distributed.plan import render_json
+
+        sys.stdout.write(render_json(facts["plan"]) + "\n")
     return report.exit_code(args.fail_on)

@@ -105,6 +105,13 @@ OTHER_FAMILIES: tuple[Family, ...] = (
         _ALL_KINDS,
         _RULES + "load",
     ),
+    Family(
+        "distributed",
+        ("DST",),
+        "DST: distributed runs on mlx.launch (--hosts, --ranks)",
+        _ALL_KINDS,
+        "genai_common.distributed.checks",
+    ),
     Family("doctor", ("DOC",), "DOC: the doctor itself", _ALL_KINDS, __name__),
 )
 ALL_FAMILIES = FAMILIES + OTHER_FAMILIES

@@ -1,0 +1,176 @@
+"""DST: the rule metadata of the distributed preflight, plan and smoke test (one @rule per code).
+
+Each function here builds the finding for its code; the modules of this package call them, and
+doctor/registry.py lists this module in OTHER_FAMILIES so the catalogue shows every DST code."""
+
+from __future__ import annotations
+
+from genai_common.findings import Finding, declared, finding, rule, stamp
+
+
+def _f(fn, code: str, message: str, file: str | None = None) -> Finding:
+    return stamp(finding(code, message, file=file), declared(fn))
+
+
+@rule(
+    "DST001",
+    "Hostfile not found",
+    severity="error",
+    fix="Pass the path of an existing hostfile (JSON as mlx.launch / mlx.distributed_config "
+    "write it, or one host per line), or --ranks N for local ranks.",
+    compares="the --hosts path vs the file system",
+)
+def missing(path: str) -> Finding:
+    return _f(missing, "DST001", f"hostfile {path} does not exist", file=path)
+
+
+@rule(
+    "DST002",
+    "Hostfile malformed",
+    severity="error",
+    fix='Write a JSON list [{"ssh": "host", "ips": ["10.0.0.1"]}, ...] or an object with '
+    '"hosts" (optionally "backend", "envs"), as mlx.distributed_config writes it; or one host '
+    "name per line.",
+    compares="the hostfile text vs mlx.launch's Hostfile.from_file",
+)
+def malformed(path: str, why: str) -> Finding:
+    return _f(malformed, "DST002", f"hostfile {path}: {why}", file=path)
+
+
+@rule(
+    "DST003",
+    "The same host appears twice",
+    severity="warning",
+    fix="List each machine once (use -n / --repeat-hosts for several ranks on one machine on "
+    "purpose); two entries for one Mac halve its memory budget per rank.",
+    compares="ssh names and IPs of the hostfile's entries",
+)
+def duplicate(path: str, host: str, first: int, again: int) -> Finding:
+    msg = f"host {host!r} is entry {first} and again entry {again}"
+    return _f(duplicate, "DST003", msg, file=path)
+
+
+@rule(
+    "DST004",
+    "Host unreachable",
+    severity="error",
+    fix="Check `ssh -o BatchMode=yes HOST true` works without a password (ssh-copy-id), that the "
+    "host is on and that genai-common is installed there (`genai env --json`).",
+    compares="ssh with BatchMode=yes and a connect timeout, bounded in time",
+)
+def unreachable(host: str, why: str) -> Finding:
+    return _f(unreachable, "DST004", f"host {host!r}: {why}")
+
+
+@rule(
+    "DST005",
+    "Versions differ between hosts",
+    severity="error",
+    fix="Install the same Python, mlx and mlx-lm everywhere (one lock file, `uv sync` on each "
+    "host): ranks with different MLX versions can deadlock or disagree silently.",
+    compares="python / mlx / mlx-lm versions from each host's `genai env --json`",
+)
+def versions(package: str, seen: dict[str, list[str]]) -> Finding:
+    parts = "; ".join(f"{v}: {', '.join(hs)}" for v, hs in sorted(seen.items()))
+    return _f(versions, "DST005", f"{package} differs between hosts ({parts})")
+
+
+@rule(
+    "DST006",
+    "Ring or jaccl backend without IPs",
+    severity="error",
+    fix='Give every host its "ips" (mlx.distributed_config --backend ring writes them; prefer '
+    "the Thunderbolt bridge addresses); mlx.launch refuses a ring hostfile without them.",
+    compares="each host's ips vs the backend asked for or named in the hostfile",
+)
+def no_ips(path: str, host: str, backend: str) -> Finding:
+    msg = f"host {host!r} has no ips, which the {backend} backend needs"
+    return _f(no_ips, "DST006", msg, file=path)
+
+
+@rule(
+    "DST007",
+    "Backend asked for differs from the hostfile's",
+    severity="warning",
+    fix='Use the backend the hostfile was configured for (its "backend" key), or re-run '
+    "mlx.distributed_config for the other one.",
+    compares='--backend vs the hostfile\'s "backend"',
+)
+def backend_mismatch(path: str, asked: str, declared_: str) -> Finding:
+    msg = f"--backend {asked} but the hostfile says {declared_!r}"
+    return _f(backend_mismatch, "DST007", msg, file=path)
+
+
+@rule(
+    "DST010",
+    "The model does not support the parallel mode",
+    severity="error",
+    fix="Use the mode the model's mlx-lm class implements (`shard` for tensor parallel, "
+    "`pipeline` for pipeline parallel), or another architecture: mlx-lm's sharded_load raises "
+    "'does not support pipelining' / 'any sharding' otherwise.",
+    compares="the mlx-lm model module's source (def shard, pipeline / PipelineMixin)",
+)
+def unsupported(model_type: str, mode: str) -> Finding:
+    return _f(unsupported, "DST010", f"mlx-lm's {model_type} does not support {mode}")
+
+
+@rule(
+    "DST011",
+    "Heads do not divide by the number of ranks",
+    severity="error",
+    fix="Choose a rank count that divides the attention and KV heads (tensor parallel divides "
+    "n_heads and n_kv_heads by the group size), or use pipeline parallel.",
+    compares="num_attention_heads / num_key_value_heads vs ranks",
+)
+def heads(what: str, count: int, ranks: int) -> Finding:
+    return _f(heads, "DST011", f"{what} = {count} is not divisible by {ranks} ranks")
+
+
+@rule(
+    "DST012",
+    "A rank does not fit its host's memory",
+    severity="error",
+    fix="Add hosts (the plan names the smallest count that fits), quantize, or shorten the "
+    "context; on macOS raise the wired limit (sysctl iogpu.wired_limit_mb) with care.",
+    compares="weights + KV cache at context + activations per rank vs the host's budget",
+)
+def does_not_fit(rank: int, need: int, budget: int, hint: str) -> Finding:
+    gb = 1024**3
+    msg = f"rank {rank} needs {need / gb:.2f} GiB but its host has {budget / gb:.2f} GiB; {hint}"
+    return _f(does_not_fit, "DST012", msg)
+
+
+@rule(
+    "DST020",
+    "Sharded output differs from the single-process run",
+    severity="error",
+    fix="Report it with the model and mlx / mlx-lm versions: the model's shard()/pipeline() "
+    "splits something it should not (or a collective returned wrong values).",
+    compares="greedy tokens of rank 0 under mlx.launch vs one process, same prompt",
+)
+def differs(message: str) -> Finding:
+    return _f(differs, "DST020", message)
+
+
+@rule(
+    "DST021",
+    "A rank failed or hung",
+    severity="error",
+    fix="Read the rank's last stderr lines in the message; a port in use: pass another "
+    "--starting-port; a hang: check the hosts reach each other on the ring IPs.",
+    compares="each rank's exit status and output, with a timeout",
+)
+def rank_failed(message: str) -> Finding:
+    return _f(rank_failed, "DST021", message)
+
+
+@rule(
+    "DST022",
+    "A collective returned a wrong value or has no implementation",
+    severity="error",
+    fix="Use a backend and device where the collective is implemented (on a GPU some "
+    "collectives have no kernel): a skipped all_sum makes every rank compute alone.",
+    compares="all_sum of known values across ranks vs the exact sum",
+)
+def collective(message: str) -> Finding:
+    return _f(collective, "DST022", message)

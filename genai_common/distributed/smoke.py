@@ -1,0 +1,156 @@
+"""The sharded smoke test: mlx-lm's sharded_load under mlx.launch vs one process.
+
+run(model, ranks=2) launches genai_common.distributed.worker on N local ranks (ring backend on
+loopback, or a hostfile), runs the same worker alone (mlx_lm.load) as the reference, and
+compares rank 0's greedy tokens and first-step logits. Findings: DST020 output differs, DST021 a
+rank failed / timed out (with its last stderr lines), DST022 all_sum wrong or missing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from typing import Any
+
+from genai_common.distributed import checks, launch
+from genai_common.findings import Finding
+
+LOGIT_TOL = 1e-2  # float16 weights: a sharded matmul sums in another order
+
+
+def _worker(model: str, out: str, tokens: int, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "genai_common.distributed.worker",
+        model,
+        out,
+        "--tokens",
+        str(tokens),
+        *extra,
+    ]
+
+
+def _tail(text: str, n: int = 4) -> str:
+    import re
+
+    text = re.sub(r"\x1b\[[0-9;]*m", "", text)
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    return " | ".join(lines[-n:]) or "no output"
+
+
+def _run(cmd: list[str], timeout: float) -> tuple[int | None, str]:
+    env = dict(os.environ)
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+        stdin=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+        return proc.returncode, out
+    except subprocess.TimeoutExpired:
+        import signal
+
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+        return None, out
+
+
+def run(
+    model: str,
+    ranks: int = 2,
+    *,
+    hostfile: str | None = None,
+    backend: str = "ring",
+    tokens: int = 8,
+    timeout: float = 120.0,
+    bench: bool = False,
+    reference: bool = True,
+    worker_args: tuple[str, ...] = (),
+) -> tuple[dict[str, Any], list[Finding]]:
+    """(results, findings): results holds "ranks" (each rank's record) and "reference"."""
+    results: dict[str, Any] = {"ranks": [], "reference": None}
+    found: list[Finding] = []
+    with tempfile.TemporaryDirectory(prefix="genai-dst-") as tmp:
+        out = os.path.join(tmp, "sharded")
+        extra = (*(("--bench",) if bench else ()), *worker_args)
+        port = launch.free_port(ranks * 2) if not hostfile else None
+        try:
+            cmd = launch.command(
+                _worker(model, out, tokens, *extra), ranks=ranks, hostfile=hostfile,
+                backend=backend, port=port,
+            )  # fmt: skip
+        except FileNotFoundError as exc:
+            return results, [checks.rank_failed(str(exc))]
+        results["command"] = cmd
+        code, text = _run(cmd, timeout)
+        expected = ranks if not hostfile else None
+        records = []
+        for name in sorted(os.listdir(out)) if os.path.isdir(out) else []:
+            if name.startswith("rank") and name.endswith(".json"):
+                with open(os.path.join(out, name)) as f:
+                    records.append(json.load(f))
+        records.sort(key=lambda r: r["rank"])
+        results["ranks"] = records
+        size = records[0]["size"] if records else expected
+        if code is None:
+            found.append(
+                checks.rank_failed(f"mlx.launch did not finish within {timeout:g} s: {_tail(text)}")
+            )
+        elif code != 0 or not records or (size and len(records) < size):
+            done = {r["rank"] for r in records}
+            missing = sorted(set(range(size or 0)) - done)
+            found.append(checks.rank_failed(
+                f"mlx.launch exited {code}; ranks without a result: {missing or 'all'}: {_tail(text)}"
+            ))  # fmt: skip
+        for r in records:
+            s = r.get("all_sum")
+            if r["size"] > 1 and not s:
+                found.append(checks.collective(f"rank {r['rank']}: no all_sum result"))
+            elif s and any(abs(v - s["want"]) > 1e-6 for v in s["got"]):
+                found.append(
+                    checks.collective(
+                        f"rank {r['rank']}: all_sum gave {s['got']}, want {s['want']}"
+                    )
+                )
+        if records and expected and records[0]["size"] != expected:
+            found.append(checks.collective(
+                f"{expected} ranks launched but the group has size {records[0]['size']}: "
+                "mx.distributed.init() found no backend, every rank ran alone"
+            ))  # fmt: skip
+        if reference and records:
+            ref_out = os.path.join(tmp, "single")
+            code, text = _run(_worker(model, ref_out, tokens, "--single"), timeout)
+            path = os.path.join(ref_out, "rank0.json")
+            if code != 0 or not os.path.isfile(path):
+                found.append(
+                    checks.rank_failed(f"the single-process reference failed: {_tail(text)}")
+                )
+            else:
+                with open(path) as f:
+                    ref = json.load(f)
+                results["reference"] = ref
+                found.extend(compare(records[0], ref))
+    return results, found
+
+
+def compare(rank0: dict[str, Any], ref: dict[str, Any]) -> list[Finding]:
+    out = []
+    if rank0["tokens"] != ref["tokens"]:
+        out.append(checks.differs(
+            f"rank 0 generated {rank0['tokens']} ({rank0['text']!r}); one process "
+            f"{ref['tokens']} ({ref['text']!r})"
+        ))  # fmt: skip
+    a, b = rank0["logits_first"], ref["logits_first"]
+    diff = max((abs(x - y) for x, y in zip(a, b, strict=False)), default=0.0)
+    if len(a) != len(b) or diff > LOGIT_TOL:
+        out.append(
+            checks.differs(f"first-step logits differ by up to {diff:.4g} (tolerance {LOGIT_TOL})")
+        )
+    rank0["max_logit_diff"] = diff
+    return out

@@ -1,0 +1,95 @@
+"""One rank of the sharded smoke test and benchmark (run under mlx.launch, or alone with
+--single for the reference). Each rank writes OUT/rank<r>.json:
+
+    {"rank", "size", "all_sum": {"got", "want"}, "active_memory", "tokens", "text",
+     "logits_first": [...], "decode_tps", "all_sum_gbps"}
+
+python -m genai_common.distributed.worker MODEL OUT [--tokens N] [--single] [--bench]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+PROMPT = "What is the capital of France?"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("model")
+    p.add_argument("out")
+    p.add_argument("--tokens", type=int, default=8)
+    p.add_argument("--single", action="store_true")
+    p.add_argument("--bench", action="store_true")
+    p.add_argument("--load-only", action="store_true", help="stop after the load (bytes only)")
+    p.add_argument("--parallel", choices=("auto", "tensor", "pipeline"), default="auto")
+    a = p.parse_args(argv)
+
+    import mlx.core as mx
+    from mlx_lm import stream_generate
+    from mlx_lm.utils import load, sharded_load
+
+    group = mx.distributed.init()
+    rank, size = group.rank(), group.size()
+    record: dict = {"rank": rank, "size": size}
+    if size > 1:
+        want = float(size * (size + 1) // 2)
+        got = mx.distributed.all_sum(mx.full((4,), float(rank + 1)), group=group)
+        mx.eval(got)
+        record["all_sum"] = {"got": got.tolist(), "want": want}
+    before = mx.get_active_memory()
+    if a.single:
+        model, tok = load(a.model)
+    elif a.parallel == "pipeline":
+        model, tok = sharded_load(a.model, pipeline_group=group)
+    elif a.parallel == "tensor":
+        model, tok = sharded_load(a.model, tensor_group=group)
+    else:
+        model, tok = sharded_load(a.model)
+    mx.eval(model.parameters())
+    record["active_memory"] = mx.get_active_memory() - before
+    from mlx.utils import tree_flatten
+
+    record["param_bytes"] = sum(v.nbytes for _, v in tree_flatten(model.parameters()))
+    if a.load_only:
+        _write(a.out, rank, record)
+        return 0
+    messages = [{"role": "user", "content": PROMPT}]
+    ids = tok.apply_chat_template(messages, add_generation_prompt=True)
+    if isinstance(ids, dict):
+        ids = ids["input_ids"]
+    logits = model(mx.array([ids]))[0, -1].astype(mx.float32)
+    record["logits_first"] = logits.tolist()
+    tokens, text = [], ""
+    t0 = time.perf_counter()
+    for r in stream_generate(model, tok, ids, max_tokens=a.tokens):
+        tokens.append(int(r.token))
+        text += r.text
+    dt = time.perf_counter() - t0
+    record.update(tokens=tokens, text=text, decode_tps=len(tokens) / dt if dt else None)
+    if a.bench and size > 1:
+        x = mx.ones((4 * 1024 * 1024,), dtype=mx.float32)  # 16 MiB
+        mx.eval(mx.distributed.all_sum(x, group=group))
+        reps = 5
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            mx.eval(mx.distributed.all_sum(x, group=group))
+        dt = time.perf_counter() - t0
+        record["all_sum_gbps"] = reps * x.nbytes / dt / 1e9
+    _write(a.out, rank, record)
+    return 0
+
+
+def _write(out: str, rank: int, record: dict) -> None:
+    os.makedirs(out, exist_ok=True)
+    tmp = os.path.join(out, f".rank{rank}.json.tmp")
+    with open(tmp, "w") as f:
+        json.dump(record, f)
+    os.replace(tmp, os.path.join(out, f"rank{rank}.json"))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
