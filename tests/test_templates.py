@@ -21,6 +21,7 @@ pytest.importorskip("copier", reason="copier (dev extra) is needed to render the
 
 from templates_helpers import (
     AGENTS,
+    REPO,
     KINDS,
     expected_files,
     git,
@@ -194,7 +195,7 @@ def test_package_name_is_derived(template: Path, tmp_path: Path, name: str, pack
         ({"package_name": "my-pkg"}, "not a Python identifier"),
         ({"package_name": "1abc"}, "not a Python identifier"),
         ({"project_name": "   "}, "cannot be empty"),
-        ({"model": "org/with space"}, "without"),
+        ({"package_name": "import"}, "Python keyword"),
     ],
 )
 def test_validators_reject_bad_answers(
@@ -202,6 +203,32 @@ def test_validators_reject_bad_answers(
 ) -> None:
     with pytest.raises(Exception, match=message):
         render(template, tmp_path / "p", **answers)
+
+
+def test_defaults_need_no_project_name_and_accept_a_model_path_with_a_space(
+    template: Path, tmp_path: Path
+) -> None:
+    """README's `copier copy --defaults -d project_kind=vlm ...` (issue 16): no answer needed."""
+    from copier import run_copy
+
+    dst = tmp_path / "my-vlm"
+    data = {"project_kind": "vlm", "model": "/models/my model"}
+    run_copy(str(template), dst, data=data, defaults=True, vcs_ref="HEAD", quiet=True)
+    answers = (dst / ".copier-answers.yml").read_text()
+    assert "project_name: my-vlm" in answers
+    assert tomllib.loads((dst / "pyproject.toml").read_text())["tool"]["genai"]["model"] == (
+        "/models/my model"
+    )
+
+
+def test_question_help_fits_80_columns() -> None:
+    """questionary cuts a help line at the terminal width: every help is one short line."""
+    import yaml
+
+    questions = yaml.safe_load((REPO / "copier.yml").read_text())
+    for name, q in questions.items():
+        if isinstance(q, dict) and "help" in q:
+            assert "\n" not in q["help"].strip() and len(q["help"]) + 4 <= 80, name
 
 
 @pytest.mark.slow
