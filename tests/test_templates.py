@@ -21,8 +21,8 @@ pytest.importorskip("copier", reason="copier (dev extra) is needed to render the
 
 from templates_helpers import (
     AGENTS,
-    REPO,
     KINDS,
+    REPO,
     expected_files,
     git,
     hermetic_env,
