@@ -74,15 +74,31 @@ class Step:
     value: Any = None
 
 
-def _doctor(project: Project, *, metadata_only: bool) -> Step:
+# How a user gets a hub model into the project (issue 16): said wherever one is not found.
+GET_MODEL_HINT = (
+    "to get it: `genai diagnostics --fetch-metadata` (configs and tokenizer only), "
+    "`hf download ORG/NAME` (the whole model into the Hugging Face cache), or set "
+    "[tool.genai] model to a local folder"
+)
+
+
+def _doctor(project: Project, *, metadata_only: bool, fetch_metadata: bool = False) -> Step:
     name = "config" if metadata_only else "model"
     from genai_common.doctor import diagnose
 
     start = time.perf_counter()
     try:
-        report = diagnose(model_path(project), metadata_only=metadata_only, kind=project.kind)
+        report = diagnose(
+            model_path(project),
+            metadata_only=metadata_only,
+            kind=project.kind,
+            fetch_metadata=fetch_metadata,
+        )
     except Exception as exc:  # e.g. ModelPathError: nothing at that path or hub id
-        return Step(name, False, time.perf_counter() - start, f"could not run: {exc}")
+        text = f"could not run: {exc}"
+        if "Hugging Face cache" in text:
+            text += f"; {GET_MODEL_HINT}"
+        return Step(name, False, time.perf_counter() - start, text)
     seconds = time.perf_counter() - start
     counts = {s: sum(f.severity == s for f in report.findings) for s in ("error", "warning")}
     details = [
@@ -172,9 +188,18 @@ STEPS: dict[str, Callable[[Project], Step]] = {
 # -- running and recording -------------------------------------------------------------------
 
 
-def run_steps(project: Project, names: tuple[str, ...] = tuple(STEPS)) -> list[Step]:
-    """Run the named steps in order; later steps still run after a failure (all is reported)."""
-    return [STEPS[name](project) for name in names]
+def run_steps(
+    project: Project, names: tuple[str, ...] = tuple(STEPS), *, fetch_metadata: bool = False
+) -> list[Step]:
+    """Run the named steps in order; later steps still run after a failure (all is reported).
+    `fetch_metadata`: the doctor steps download a hub model's metadata files first."""
+    steps = []
+    for name in names:
+        if fetch_metadata and name in ("config", "model"):
+            steps.append(_doctor(project, metadata_only=name == "config", fetch_metadata=True))
+        else:
+            steps.append(STEPS[name](project))
+    return steps
 
 
 def format_step(step: Step) -> str:
@@ -294,6 +319,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--record", action="store_true", help=f"add a row to {RESULTS_FILE} with the figures"
     )
     parser.add_argument(
+        "--fetch-metadata",
+        action="store_true",
+        help="download a hub model's configs and tokenizer files (never weights) before the "
+        "doctor steps",
+    )
+    parser.add_argument(
         "--model-path",
         action="store_true",
         help="print the model's path (building the tiny model when none is named) and exit",
@@ -318,7 +349,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     print(f"Diagnostics of {project.root.name} ({project.kind}): model {project.model or 'tiny'}")
     print(f"  path: {model_path(project)}")
-    steps = run_steps(project, names)
+    steps = run_steps(project, names, fetch_metadata=args.fetch_metadata)
     for step in steps:
         print(format_step(step))
     ok = all(s.ok for s in steps)
