@@ -148,8 +148,11 @@ def test_diagnostics_accepts_fetch_metadata_and_says_how_to_get_a_model(tmp_path
     _project(root, "llm", "nobody-here/not-a-model")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hub")}
     proc = subprocess.run(
-        [sys.executable, "-m", "genai_common", "diagnostics", "--steps", "config"]
-        + ["--fetch-metadata"],
+        [
+            *(sys.executable, "-m", "genai_common", "diagnostics"),
+            "--fetch-metadata",
+            "--steps=config",
+        ],
         cwd=root,
         capture_output=True,
         text=True,
