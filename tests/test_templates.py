@@ -272,3 +272,21 @@ def test_generated_project_runs_its_own_sessions(tmp_path: Path, kind: str) -> N
     bench = (project / "reference/RESULTS.md").read_text()
     assert "## Benchmarks (`genai bench`)" in bench and f"genai bench {project}" in bench
     assert list((project / "reference/bench").glob("*.json")), "no JSON record"
+
+
+def test_update_restore_brings_back_a_deleted_living_document(
+    template: Path, tmp_path: Path
+) -> None:
+    """Issue 16: GD101's fix said `copier update` restores it; it does not (a deletion is the
+    user's change). `genai update --restore PATH` does, and touches no existing file."""
+    from genai_common.project import update
+
+    dst = render(template, tmp_path / "p")
+    original = (dst / "reference/LEARNINGS.md").read_text()
+    (dst / "reference/LEARNINGS.md").unlink()
+    (dst / "README.md").write_text("# mine\n")
+    assert update.restore(dst, ["reference/LEARNINGS.md", "README.md"]) == [
+        "reference/LEARNINGS.md"
+    ]
+    assert (dst / "reference/LEARNINGS.md").read_text() == original
+    assert (dst / "README.md").read_text() == "# mine\n"
