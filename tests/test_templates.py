@@ -290,3 +290,30 @@ def test_update_restore_brings_back_a_deleted_living_document(
     ]
     assert (dst / "reference/LEARNINGS.md").read_text() == original
     assert (dst / "README.md").read_text() == "# mine\n"
+
+
+def test_diffusion_environment_resolves_the_cpu_torch_on_linux(
+    template: Path, tmp_path: Path
+) -> None:
+    """Issue 16: `torch>=2.4` resolved the newest torch, a CUDA build, beside a CPU wheel in
+    find-links. What uv would install is checked with `uv pip compile` (nothing downloaded)."""
+    import shutil
+
+    links = os.environ.get("PIP_FIND_LINKS")
+    if not (links and shutil.which("uv") and list(Path(links).glob("torch-2.13.0+cpu-*.whl"))):
+        pytest.skip("needs uv and a torch 2.13.0 CPU wheel in PIP_FIND_LINKS")
+    dst = render(template, tmp_path / "p", project_kind="diffusion")
+    deps = tomllib.loads((dst / "pyproject.toml").read_text())["project"]["dependencies"]
+    torch = [d for d in deps if d.startswith("torch")]
+    assert torch == ["torch==2.13.0"]
+    # the kind's own dependencies (genai-common's pin points at a temporary snapshot)
+    own = [d for d in deps if not d.startswith("genai-common")]
+    (tmp_path / "req.txt").write_text("\n".join(own) + "\n")
+    linux = ("--python-platform", "x86_64-unknown-linux-gnu", "--find-links", links)
+    out = subprocess.run(
+        ["uv", "pip", "compile", str(tmp_path / "req.txt"), "--python-version", "3.11", *linux],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "torch==2.13.0+cpu" in out and "nvidia" not in out, out
