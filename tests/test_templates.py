@@ -33,7 +33,7 @@ from templates_helpers import (
 
 yaml = pytest.importorskip("yaml", reason="PyYAML (a copier dependency) parses environment.yml")
 
-SESSIONS = {"diagnostics", "tests", "bench", "review", "update"}
+SESSIONS = {"diagnostics", "tests", "bench", "review", "update", "dev"}
 KIND_DEPENDENCIES = {
     "llm": ("mlx-lm", "mlx[cpu]", "tokenizers"),
     "vlm": ("mlx-vlm", "mlx-lm", "mlx[cpu]", "pillow"),
@@ -317,3 +317,14 @@ def test_diffusion_environment_resolves_the_cpu_torch_on_linux(
         check=True,
     ).stdout
     assert "torch==2.13.0+cpu" in out and "nvidia" not in out, out
+
+
+def test_results_gets_one_benchmarks_section(template: Path, tmp_path: Path) -> None:
+    """Issue 16: the template's empty "## Benchmarks" sat beside `genai bench`'s own section."""
+    from genai_common.bench.records import append_row
+
+    dst = render(template, tmp_path / "p")
+    results = dst / "reference/RESULTS.md"
+    append_row(results, "| a | b | c | d | e | f | g | h |\n")
+    headings = [h for h in results.read_text().splitlines() if h.startswith("## Benchmarks")]
+    assert headings == ["## Benchmarks (`genai bench`)"]
