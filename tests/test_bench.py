@@ -114,6 +114,15 @@ def test_compare_warns_about_few_samples():
     assert "little power" in result.verdict
 
 
+def test_inconclusive_says_how_many_trials_would_decide():
+    """Issue 16: a 20x gap at 3 trials read "inconclusive" without saying 3 can never decide."""
+    assert stats.trials_to_decide(0.05) == 4 and stats.trials_to_decide(0.01) == 5
+    result = stats.compare([0.05, 0.051, 0.052], [1.0, 1.01, 1.02], metric="ttft_s")
+    assert result.verdict.startswith("inconclusive") and "at least 4 per side" in result.verdict
+    decided = stats.compare([0.05, 0.051, 0.052, 0.053], [1.0, 1.01, 1.02, 1.03])
+    assert decided.different and "per side" not in decided.verdict
+
+
 def test_abba_order_balances_two_configurations():
     order = abba(4, ["A", "B"])
     assert order == ["A", "B", "B", "A", "A", "B", "B", "A"]

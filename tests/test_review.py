@@ -204,6 +204,21 @@ def test_gd105_empty_session_block(project: Path) -> None:
     assert review.exit_code([result], "warning") == 1
 
 
+def test_summary_and_exit_code_agree_on_a_failed_warning(project: Path) -> None:
+    """Issue 16: "15 passed, 1 failed" with exit 0 read as a contradiction."""
+    with (project / "TODO.md").open("a") as fh:
+        fh.write("\n### Session End: yesterday\n\n**Completed:**\n- [x] something\n")
+    proc = run_genai(project, "review", str(project), "--select", "GD")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    last = proc.stdout.strip().splitlines()[-1]
+    assert "1 warning," in last and "0 failed" in last and "exit 0" in last, last
+    assert "WARN GD105" in proc.stdout and "has no date" in proc.stdout
+    proc = run_genai(project, "review", str(project), "--select", "GD", "--fail-on", "warning")
+    assert proc.returncode == 1
+    last = proc.stdout.strip().splitlines()[-1]
+    assert "1 failed" in last and "warning" not in last.split("(")[0] and "exit 1" in last, last
+
+
 # -- GT ------------------------------------------------------------------------------------
 
 

@@ -116,6 +116,20 @@ def test_changes_since_the_recorded_commit_flag_living_docs(project: Path) -> No
     assert report["last_session_end"]["commit"]
 
 
+def test_the_last_sessions_own_work_committed_after_end_is_no_news(project: Path) -> None:
+    """Issue 16: work is committed after `session end` (after review); the next start must not
+    flag it as changed since the last session, but must flag what changed after it."""
+    write(project, "reference/LEARNINGS.md", "# Learnings\n\n## Vocab\n\nsession 1\n")
+    write(project, "src/demo/new.py", "X = 1\n")
+    session.end(project, completed=["first"])
+    commit(project, "session 1's work, committed after the session end")
+    report = session.start(project, doctor=False)
+    assert report["changes"] == [], report["changes"]
+    write(project, "src/demo/new.py", "X = 2\n")
+    report = session.start(project, doctor=False)
+    assert [c["path"] for c in report["changes"]] == ["src/demo/new.py"]
+
+
 def test_end_keeps_every_byte_and_appends_one_block(project: Path) -> None:
     original = (project / "TODO.md").read_bytes() + "Ünïcode notes ✓ kept\n".encode()
     (project / "TODO.md").write_bytes(original)

@@ -22,6 +22,7 @@ pytest.importorskip("copier", reason="copier (dev extra) is needed to render the
 from templates_helpers import (
     AGENTS,
     KINDS,
+    REPO,
     expected_files,
     git,
     hermetic_env,
@@ -32,7 +33,7 @@ from templates_helpers import (
 
 yaml = pytest.importorskip("yaml", reason="PyYAML (a copier dependency) parses environment.yml")
 
-SESSIONS = {"diagnostics", "tests", "bench", "review", "update"}
+SESSIONS = {"diagnostics", "tests", "bench", "review", "update", "dev"}
 KIND_DEPENDENCIES = {
     "llm": ("mlx-lm", "mlx[cpu]", "tokenizers"),
     "vlm": ("mlx-vlm", "mlx-lm", "mlx[cpu]", "pillow"),
@@ -194,7 +195,7 @@ def test_package_name_is_derived(template: Path, tmp_path: Path, name: str, pack
         ({"package_name": "my-pkg"}, "not a Python identifier"),
         ({"package_name": "1abc"}, "not a Python identifier"),
         ({"project_name": "   "}, "cannot be empty"),
-        ({"model": "org/with space"}, "without"),
+        ({"package_name": "import"}, "Python keyword"),
     ],
 )
 def test_validators_reject_bad_answers(
@@ -202,6 +203,32 @@ def test_validators_reject_bad_answers(
 ) -> None:
     with pytest.raises(Exception, match=message):
         render(template, tmp_path / "p", **answers)
+
+
+def test_defaults_need_no_project_name_and_accept_a_model_path_with_a_space(
+    template: Path, tmp_path: Path
+) -> None:
+    """README's `copier copy --defaults -d project_kind=vlm ...` (issue 16): no answer needed."""
+    from copier import run_copy
+
+    dst = tmp_path / "my-vlm"
+    data = {"project_kind": "vlm", "model": "/models/my model"}
+    run_copy(str(template), dst, data=data, defaults=True, vcs_ref="HEAD", quiet=True)
+    answers = (dst / ".copier-answers.yml").read_text()
+    assert "project_name: my-vlm" in answers
+    assert tomllib.loads((dst / "pyproject.toml").read_text())["tool"]["genai"]["model"] == (
+        "/models/my model"
+    )
+
+
+def test_question_help_fits_80_columns() -> None:
+    """questionary cuts a help line at the terminal width: every help is one short line."""
+    import yaml
+
+    questions = yaml.safe_load((REPO / "copier.yml").read_text())
+    for name, q in questions.items():
+        if isinstance(q, dict) and "help" in q:
+            assert "\n" not in q["help"].strip() and len(q["help"]) + 4 <= 80, name
 
 
 @pytest.mark.slow
@@ -245,3 +272,59 @@ def test_generated_project_runs_its_own_sessions(tmp_path: Path, kind: str) -> N
     bench = (project / "reference/RESULTS.md").read_text()
     assert "## Benchmarks (`genai bench`)" in bench and f"genai bench {project}" in bench
     assert list((project / "reference/bench").glob("*.json")), "no JSON record"
+
+
+def test_update_restore_brings_back_a_deleted_living_document(
+    template: Path, tmp_path: Path
+) -> None:
+    """Issue 16: GD101's fix said `copier update` restores it; it does not (a deletion is the
+    user's change). `genai update --restore PATH` does, and touches no existing file."""
+    from genai_common.project import update
+
+    dst = render(template, tmp_path / "p")
+    original = (dst / "reference/LEARNINGS.md").read_text()
+    (dst / "reference/LEARNINGS.md").unlink()
+    (dst / "README.md").write_text("# mine\n")
+    assert update.restore(dst, ["reference/LEARNINGS.md", "README.md"]) == [
+        "reference/LEARNINGS.md"
+    ]
+    assert (dst / "reference/LEARNINGS.md").read_text() == original
+    assert (dst / "README.md").read_text() == "# mine\n"
+
+
+def test_diffusion_environment_resolves_the_cpu_torch_on_linux(
+    template: Path, tmp_path: Path
+) -> None:
+    """Issue 16: `torch>=2.4` resolved the newest torch, a CUDA build, beside a CPU wheel in
+    find-links. What uv would install is checked with `uv pip compile` (nothing downloaded)."""
+    import shutil
+
+    links = os.environ.get("PIP_FIND_LINKS")
+    if not (links and shutil.which("uv") and list(Path(links).glob("torch-2.13.0+cpu-*.whl"))):
+        pytest.skip("needs uv and a torch 2.13.0 CPU wheel in PIP_FIND_LINKS")
+    dst = render(template, tmp_path / "p", project_kind="diffusion")
+    deps = tomllib.loads((dst / "pyproject.toml").read_text())["project"]["dependencies"]
+    torch = [d for d in deps if d.startswith("torch")]
+    assert torch == ["torch==2.13.0"]
+    # the kind's own dependencies (genai-common's pin points at a temporary snapshot)
+    own = [d for d in deps if not d.startswith("genai-common")]
+    (tmp_path / "req.txt").write_text("\n".join(own) + "\n")
+    linux = ("--python-platform", "x86_64-unknown-linux-gnu", "--find-links", links)
+    out = subprocess.run(
+        ["uv", "pip", "compile", str(tmp_path / "req.txt"), "--python-version", "3.11", *linux],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "torch==2.13.0+cpu" in out and "nvidia" not in out, out
+
+
+def test_results_gets_one_benchmarks_section(template: Path, tmp_path: Path) -> None:
+    """Issue 16: the template's empty "## Benchmarks" sat beside `genai bench`'s own section."""
+    from genai_common.bench.records import append_row
+
+    dst = render(template, tmp_path / "p")
+    results = dst / "reference/RESULTS.md"
+    append_row(results, "| a | b | c | d | e | f | g | h |\n")
+    headings = [h for h in results.read_text().splitlines() if h.startswith("## Benchmarks")]
+    assert headings == ["## Benchmarks (`genai bench`)"]

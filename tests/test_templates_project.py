@@ -138,3 +138,26 @@ def test_find_conflicts_sees_markers_rej_files_and_unmerged_paths(tmp_path: Path
     assert merge.returncode != 0
     kinds = {(c.path, c.kind) for c in find_conflicts(repo)}
     assert ("notes.md", "unmerged") in kinds and ("notes.md", "marker") in kinds
+
+
+def test_diagnostics_accepts_fetch_metadata_and_says_how_to_get_a_model(tmp_path: Path) -> None:
+    """Issue 16: the doctor's hint names --fetch-metadata, which `genai diagnostics` refused."""
+    import sys
+
+    root = tmp_path / "p"
+    _project(root, "llm", "nobody-here/not-a-model")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hub")}
+    proc = subprocess.run(
+        [
+            *(sys.executable, "-m", "genai_common", "diagnostics"),
+            "--fetch-metadata",
+            "--steps=config",
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr  # ran, and the step failed
+    assert "unrecognized arguments" not in proc.stderr
+    assert "could not run" in proc.stdout and "hf download" in proc.stdout, proc.stdout

@@ -185,6 +185,15 @@ def mann_whitney_u(a: Sequence[float], b: Sequence[float]) -> tuple[float, float
     return u1, min(1.0, p)
 
 
+def trials_to_decide(alpha: float = 0.05) -> int:
+    """The fewest trials per side at which the two-sided exact rank test can reach p < alpha at
+    all (no overlap between the samples gives the smallest p, 2 / C(2n, n)): 4 at 0.05."""
+    n = 1
+    while 2 / math.comb(2 * n, n) >= alpha:
+        n += 1
+    return n
+
+
 @dataclass(frozen=True)
 class Comparison:
     metric: str
@@ -230,6 +239,13 @@ def compare(
             f"inconclusive: B/A = {ratio:.3f} ({change}), {level:.0%} CI {lo:.3f}..{hi:.3f}, "
             f"p = {p:.3g}; take more trials"
         )
+        need = trials_to_decide(alpha)
+        if min(len(a), len(b)) < need:
+            # issue 16: a 20x gap at 3 trials is "inconclusive" only because 3 cannot decide
+            verdict += (
+                f" (at least {need} per side: with {min(len(a), len(b))} even samples that do not "
+                f"overlap give p >= {2 / math.comb(len(a) + len(b), min(len(a), len(b))):.2g})"
+            )
     else:
         verdict = (
             f"no real difference: B/A = {ratio:.3f}, {level:.0%} CI {lo:.3f}..{hi:.3f}, p = {p:.3g}"

@@ -102,8 +102,9 @@ TODO_SECTIONS = (("Objective",), ("Current Status", "Status"), todo.SESSION_LOG_
     "GD101",
     "The living documents exist",
     fix="Create the missing files (README.md, TODO.md, reference/LEARNINGS.md, "
-    "reference/DIAGNOSTICS.md, reference/RESULTS.md, test/README.md); `copier update` restores "
-    "the template's versions.",
+    "reference/DIAGNOSTICS.md, reference/RESULTS.md, test/README.md); `genai update --restore "
+    "PATH` copies the template's version back (copier update does not: a deletion is your "
+    "change).",
     severity="error",
     url=DOCS_URL,
 )

@@ -74,15 +74,31 @@ class Step:
     value: Any = None
 
 
-def _doctor(project: Project, *, metadata_only: bool) -> Step:
+# How a user gets a hub model into the project (issue 16): said wherever one is not found.
+GET_MODEL_HINT = (
+    "to get it: `genai diagnostics --fetch-metadata` (configs and tokenizer only), "
+    "`hf download ORG/NAME` (the whole model into the Hugging Face cache), or set "
+    "[tool.genai] model to a local folder"
+)
+
+
+def _doctor(project: Project, *, metadata_only: bool, fetch_metadata: bool = False) -> Step:
     name = "config" if metadata_only else "model"
     from genai_common.doctor import diagnose
 
     start = time.perf_counter()
     try:
-        report = diagnose(model_path(project), metadata_only=metadata_only, kind=project.kind)
+        report = diagnose(
+            model_path(project),
+            metadata_only=metadata_only,
+            kind=project.kind,
+            fetch_metadata=fetch_metadata,
+        )
     except Exception as exc:  # e.g. ModelPathError: nothing at that path or hub id
-        return Step(name, False, time.perf_counter() - start, f"could not run: {exc}")
+        text = f"could not run: {exc}"
+        if "Hugging Face cache" in text:
+            text += f"; {GET_MODEL_HINT}"
+        return Step(name, False, time.perf_counter() - start, text)
     seconds = time.perf_counter() - start
     counts = {s: sum(f.severity == s for f in report.findings) for s in ("error", "warning")}
     details = [
@@ -191,13 +207,20 @@ STEPS: dict[str, Callable[[Project], Step]] = {
 
 
 def run_steps(
-    project: Project, names: tuple[str, ...] = tuple(STEPS), *, trust_remote_code: bool = False
+    project: Project,
+    names: tuple[str, ...] = tuple(STEPS),
+    *,
+    trust_remote_code: bool = False,
+    fetch_metadata: bool = False,
 ) -> list[Step]:
     """Run the named steps in order; later steps still run after a failure (all is reported).
-    The load and inference steps refuse a folder that names code unless trust_remote_code."""
+    The load and inference steps refuse a folder that names code unless trust_remote_code;
+    `fetch_metadata`: the doctor steps download a hub model's metadata files first."""
     out = []
     for name in names:
-        if name in ("load", "inference"):
+        if fetch_metadata and name in ("config", "model"):
+            out.append(_doctor(project, metadata_only=name == "config", fetch_metadata=True))
+        elif name in ("load", "inference"):
             out.append(STEPS[name](project, trust_remote_code=trust_remote_code))
         else:
             out.append(STEPS[name](project))
@@ -347,6 +370,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "auto_map); without it such a folder is refused (SEC001)",
     )
     parser.add_argument(
+        "--fetch-metadata",
+        action="store_true",
+        help="download a hub model's configs and tokenizer files (never weights) before the "
+        "doctor steps",
+    )
+    parser.add_argument(
         "--model-path",
         action="store_true",
         help="print the model's path (building the tiny model when none is named) and exit",
@@ -379,7 +408,12 @@ def run(args: argparse.Namespace) -> int:
             return 2
     print(f"Diagnostics of {project.root.name} ({project.kind}): model {project.model or 'tiny'}")
     print(f"  path: {model_path(project)}")
-    steps = run_steps(project, names, trust_remote_code=args.trust_remote_code)
+    steps = run_steps(
+        project,
+        names,
+        trust_remote_code=args.trust_remote_code,
+        fetch_metadata=args.fetch_metadata,
+    )
     for step in steps:
         print(format_step(step))
     ok = all(s.ok for s in steps)

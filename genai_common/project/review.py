@@ -84,28 +84,37 @@ def exit_code(results: list[Result], fail_on: str = "error") -> int:
     return int(any(r.status == "fail" and _RANK[r.severity] >= threshold for r in results))
 
 
-def _counts(results: list[Result]) -> dict[str, int]:
-    return {s: sum(r.status == s for r in results) for s in ("pass", "fail", "skip")}
+def _counts(results: list[Result], fail_on: str = "error") -> dict[str, int]:
+    """pass / fail / warn / skip, where "fail" is exactly what makes the exit code 1 at
+    `fail_on` and "warn" a failed check below it (issue 16: the summary and the exit code agree)."""
+    counts = {s: sum(r.status == s for r in results) for s in ("pass", "skip")}
+    failed = [r for r in results if r.status == "fail"]
+    counts["fail"] = sum(_RANK[r.severity] >= _RANK[fail_on] for r in failed)
+    counts["warn"] = len(failed) - counts["fail"]
+    return counts
 
 
-def summary_line(results: list[Result]) -> str:
-    counts = _counts(results)
-    return (
-        f"{counts['pass']} passed, {counts['fail']} failed, {counts['skip']} skipped "
-        f"({len(results)} checks)"
-    )
+def summary_line(results: list[Result], fail_on: str = "error") -> str:
+    counts = _counts(results, fail_on)
+    parts = [f"{counts['pass']} passed"]
+    if counts["warn"]:
+        parts.append(f"{counts['warn']} warning{'s' if counts['warn'] != 1 else ''}")
+    parts.append(f"{counts['fail']} failed")
+    parts.append(f"{counts['skip']} skipped")
+    verdict = "exit 1" if counts["fail"] else "exit 0"
+    return f"{', '.join(parts)} ({len(results)} checks; --fail-on {fail_on}: {verdict})"
 
 
-def to_json(path: str | Path, results: list[Result]) -> dict[str, Any]:
+def to_json(path: str | Path, results: list[Result], fail_on: str = "error") -> dict[str, Any]:
     return {
         "schema": SCHEMA_VERSION,
         "path": str(path),
-        "summary": _counts(results),
+        "summary": _counts(results, fail_on),
         "checks": [r.to_json() for r in results],
     }
 
 
-def format_plain(results: list[Result], *, verbose: bool = False) -> str:
+def format_plain(results: list[Result], *, verbose: bool = False, fail_on: str = "error") -> str:
     lines = []
     for r in results:
         if r.status == "pass" and not verbose:
@@ -119,11 +128,11 @@ def format_plain(results: list[Result], *, verbose: bool = False) -> str:
         if r.status == "fail":
             lines.append(f"     fix: {r.fix}")
             lines.append(f"     see: {r.url}")
-    lines.append(summary_line(results))
+    lines.append(summary_line(results, fail_on))
     return "\n".join(lines)
 
 
-def _print_rich(results: list[Result], verbose: bool) -> None:
+def _print_rich(results: list[Result], verbose: bool, fail_on: str = "error") -> None:
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
@@ -149,7 +158,7 @@ def _print_rich(results: list[Result], verbose: bool) -> None:
     console = Console()
     if table.rows:
         console.print(table)
-    console.print(summary_line(results))
+    console.print(summary_line(results, fail_on))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -186,9 +195,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     results = review(path, select=_codes(args.select), ignore=_codes(args.ignore))
     if args.json:
-        print(json.dumps(to_json(path, results), indent=2))
+        print(json.dumps(to_json(path, results, args.fail_on), indent=2))
     elif sys.stdout.isatty():
-        _print_rich(results, args.verbose)
+        _print_rich(results, args.verbose, args.fail_on)
     else:
-        print(format_plain(results, verbose=args.verbose))
+        print(format_plain(results, verbose=args.verbose, fail_on=args.fail_on))
     return exit_code(results, args.fail_on)

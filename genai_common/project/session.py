@@ -81,14 +81,17 @@ def last_end(
         commit = block.commit
         found = markdown.parse_date(block.title)
         when = found[0].timestamp() if found else None
+    files: dict[str, str | None] = {}
     if state.get("ended_at") and (when is None or state["ended_at"] >= when):
         when = state["ended_at"]
         commit = state.get("end_commit") or commit
+        files = state.get("end_files") or {}
     if commit and project.is_git and not git.commit_exists(project.root, commit):
         commit = None
     if commit is None and when is None:
         return None
-    return {"commit": commit, "time": when, "title": blocks[-1].title if blocks else None}
+    title = blocks[-1].title if blocks else None
+    return {"commit": commit, "time": when, "title": title, "files": files}
 
 
 def changes_since(project: Project, end: dict[str, Any] | None) -> list[dict[str, Any]]:
@@ -100,7 +103,13 @@ def changes_since(project: Project, end: dict[str, Any] | None) -> list[dict[str
     changed: set[str] = set()
     if project.is_git:
         if end and end.get("commit"):
-            changed.update(git.changed_since(project.root, end["commit"]))
+            since = git.changed_since(project.root, end["commit"])
+            # the last session's own work, uncommitted when it ended and committed after it
+            # (issue 16): a file whose content is what it was at the session end is not news
+            recorded = end.get("files") or {}
+            known = [p for p in since if p in recorded]
+            now = git.blob_hashes(project.root, known) if known else {}
+            changed.update(p for p in since if p not in recorded or now[p] != recorded[p])
         elif end is None:
             changed.update(git.dirty_files(project.root))
             changed.update(git.untracked_files(project.root))
@@ -332,8 +341,25 @@ def end(
                 action = "appended"
             if new_text != text:
                 files.write_text(todo_path, new_text, project.root)
+            # the state after the session's work: what differs from HEAD now, by content
+            # (issue 16): the next start does not flag this session's own work once committed
+            end_files = {}
+            if head:
+                pending = [
+                    p
+                    for p in git.changed_since(project.root, head)
+                    if not p.startswith(STATE_DIR + "/")
+                ]
+                end_files = git.blob_hashes(project.root, pending)
             save_state(
-                project, {**state, "block": title, "ended_at": now.timestamp(), "end_commit": head}
+                project,
+                {
+                    **state,
+                    "block": title,
+                    "ended_at": now.timestamp(),
+                    "end_commit": head,
+                    "end_files": end_files,
+                },
             )
     except files.DocumentError as exc:
         raise SessionError(f"{exc}; TODO.md is left as it was") from None

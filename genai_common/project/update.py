@@ -97,6 +97,41 @@ def copier_update_command(
     return cmd
 
 
+def restore(root: Path, paths: list[str]) -> list[str]:
+    """Render the template at the project's recorded commit, with its recorded answers, into a
+    temporary folder and copy back each of `paths` that is missing here; return those restored.
+    A file that exists is never touched. RestoreError when copier cannot render."""
+    import shutil
+    import tempfile
+
+    import yaml
+    from copier import run_copy
+
+    answers = yaml.safe_load((root / ANSWERS_FILE).read_text(encoding="utf-8")) or {}
+    src, ref = answers.get("_src_path"), answers.get("_commit")
+    if not src:
+        raise RestoreError(f"{ANSWERS_FILE} names no template (_src_path)")
+    data = {k: v for k, v in answers.items() if not k.startswith("_")}
+    restored = []
+    with tempfile.TemporaryDirectory(prefix="genai-restore-") as tmp:
+        try:
+            run_copy(src, tmp, data=data, defaults=True, vcs_ref=ref, quiet=True, unsafe=False)
+        except Exception as exc:  # copier's own errors: one line for the user
+            raise RestoreError(f"copier could not render {src} at {ref}: {exc}") from exc
+        for rel in paths:
+            here, there = root / rel, Path(tmp) / rel
+            if here.exists() or not there.is_file():
+                continue
+            here.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(there, here)
+            restored.append(rel)
+    return restored
+
+
+class RestoreError(Exception):
+    pass
+
+
 def report_conflicts(conflicts: list[Conflict]) -> str:
     lines = [f"{len(conflicts)} conflict(s) left by the template update:"]
     lines += [f"  {c}" for c in conflicts]
@@ -131,10 +166,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--ask", action="store_true", help="ask the questions again instead of keeping answers"
     )
+    parser.add_argument(
+        "--restore",
+        nargs="+",
+        metavar="PATH",
+        help="copy these files back from the template at the project's recorded commit when "
+        "they are missing (a deleted living document); existing files are left alone",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     root = Path(args.project).resolve()
+    if getattr(args, "restore", None):
+        if not (root / ANSWERS_FILE).is_file():
+            print(
+                f"genai update: no {ANSWERS_FILE} in {root}: not a rendered project",
+                file=sys.stderr,
+            )
+            return 2
+        try:
+            restored = restore(root, args.restore)
+        except RestoreError as exc:
+            print(f"genai update: {exc}", file=sys.stderr)
+            return 2
+        for rel in restored:
+            print(f"restored {rel} from the template")
+        left = [p for p in args.restore if p not in restored and not (root / p).exists()]
+        if left:
+            print(f"genai update: the template has no {', '.join(left)}", file=sys.stderr)
+            return 1
+        return 0
     if not args.check:
         if not (root / ANSWERS_FILE).is_file():
             print(

@@ -152,3 +152,15 @@ def changed_since(root: Path, commit: str) -> list[str]:
     changed = {p for p in (out or "").split("\0") if p}
     changed.update(untracked_files(root))
     return sorted(changed)
+
+
+def blob_hashes(root: Path, paths: list[str]) -> dict[str, str | None]:
+    """Git's blob hash of each path's current content (None: the file is not there)."""
+    present = [p for p in paths if os.path.isfile(os.path.join(root, p))]
+    out: dict[str, str | None] = dict.fromkeys(paths)
+    if present:
+        text = git(root, "hash-object", "--", *present)
+        hashes = (text or "").split()
+        if len(hashes) == len(present):
+            out.update(zip(present, hashes, strict=True))
+    return out
