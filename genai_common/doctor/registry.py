@@ -105,6 +105,13 @@ OTHER_FAMILIES: tuple[Family, ...] = (
         _ALL_KINDS,
         _RULES + "load",
     ),
+    Family(
+        "quality",
+        ("QLT",),
+        "QLT: output quality against a reference (genai verify)",
+        ("llm",),
+        "genai_common.verify.rules",
+    ),
     Family("doctor", ("DOC",), "DOC: the doctor itself", _ALL_KINDS, __name__),
 )
 ALL_FAMILIES = FAMILIES + OTHER_FAMILIES

@@ -15,12 +15,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-# Provisional thresholds (nats / fractions); calibration on good and broken pairs is TODO.
-KL_MEAN_FAIL = 0.5
-KL_MEAN_WARN = 0.05
-TOP1_FAIL = 0.7
-
-
 class VerifyResult(
     namedtuple(
         "VerifyResult", "candidate reference verdict findings metrics first_bad_layer mode"
@@ -62,8 +56,6 @@ def verify(
     """Compare `candidate` with `reference` (llm, MLX vs MLX) over the shipped corpus."""
     import numpy as np
 
-    from genai_common.findings import finding
-
     if kind not in (None, "llm"):
         raise ValueError(f"genai verify: kind {kind!r} is not supported yet (llm only)")
     if text is not None or kv_bits is not None or reference_adapter or candidate_adapter:
@@ -93,26 +85,10 @@ def verify(
         "ppl_candidate": float(np.exp(nll_c.mean())),
     }
     metrics["ppl_delta"] = metrics["ppl_candidate"] - metrics["ppl_reference"]
-    findings = []
-    if metrics["kl_mean"] > KL_MEAN_FAIL or metrics["top1_agreement"] < TOP1_FAIL:
-        findings.append(
-            finding(
-                "QLT001",
-                f"KL(ref||cand) mean {metrics['kl_mean']:.3f} nats, top-1 agreement "
-                f"{metrics['top1_agreement']:.1%}: the candidate's outputs differ from the reference",
-                severity="error",
-                hint="Re-convert the candidate from its source; compare layer by layer.",
-            )
-        )
-    elif metrics["kl_mean"] > KL_MEAN_WARN:
-        findings.append(
-            finding(
-                "QLT002",
-                f"KL(ref||cand) mean {metrics['kl_mean']:.3f} nats (above {KL_MEAN_WARN})",
-                severity="warning",
-                hint="Expected for low-bit quantization; check it is within your budget.",
-            )
-        )
+    from genai_common.findings import run_rule
+    from genai_common.verify import rules
+
+    findings = run_rule(rules.distribution, metrics)
     verdict = (
         "fail"
         if any(f.severity == "error" for f in findings)
