@@ -47,3 +47,15 @@ def test_identical_pass_and_norm_plus_one_fails(tiny_llm, tmp_path):
 def test_missing_path_exits_2(tmp_path):
     res = _cli(str(tmp_path / "nope"), "--against", str(tmp_path))
     assert res.returncode == 2 and "not found" in res.stderr
+
+
+def test_8bit_conversion_passes(tiny_llm, tmp_path):
+    from mlx_lm.convert import convert
+
+    out = tmp_path / "q8"
+    convert(str(tiny_llm), mlx_path=str(out), quantize=True, q_bits=8, q_group_size=64)
+    from genai_common.verify import verify
+
+    result = verify(str(out), str(tiny_llm), context=512)
+    assert result.verdict == "pass", result.metrics
+    assert 0 < result.metrics["kl_mean"] < 0.05
