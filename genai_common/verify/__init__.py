@@ -15,10 +15,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+
 class VerifyResult(
-    namedtuple(
-        "VerifyResult", "candidate reference verdict findings metrics first_bad_layer mode"
-    )
+    namedtuple("VerifyResult", "candidate reference verdict findings metrics first_bad_layer mode")
 ):
     __slots__ = ()
 
@@ -70,7 +69,7 @@ def verify(
     top1 = (ref.argmax(-1) == cand.argmax(-1))[scored]
     r5 = np.argsort(-ref, axis=-1)[:, :5]
     c5 = np.argsort(-cand, axis=-1)[:, :5]
-    top5 = np.array([len(set(a) & set(b)) / 5 for a, b in zip(r5, c5)])[scored]
+    top5 = np.array([len(set(a) & set(b)) / 5 for a, b in zip(r5, c5, strict=True)])[scored]
     nll_r = -ref[rows, target][scored]
     nll_c = -cand[rows, target][scored]
     metrics = {
@@ -90,10 +89,8 @@ def verify(
 
     findings = run_rule(rules.distribution, metrics)
     verdict = (
-        "fail"
-        if any(f.severity == "error" for f in findings)
-        else "warn"
-        if findings
-        else "pass"
+        "fail" if any(f.severity == "error" for f in findings) else "warn" if findings else "pass"
     )
-    return VerifyResult(str(candidate), str(reference), verdict, findings, metrics, None, "together")
+    return VerifyResult(
+        str(candidate), str(reference), verdict, findings, metrics, None, "together"
+    )
