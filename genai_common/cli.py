@@ -28,6 +28,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "genai_common.testing.tiny",
         "Write a tiny real-format model (llm, vlm, diffusion, ml).",
     ),
+    "verify": (
+        "genai_common.verify.command",
+        "Compare a model's outputs with a reference, teacher-forced (llm).",
+    ),
     "bench": (
         "genai_common.bench.cli",
         "Benchmark a model: figures with spread, roofline, records, plots.",

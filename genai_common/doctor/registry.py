@@ -112,6 +112,13 @@ OTHER_FAMILIES: tuple[Family, ...] = (
         _ALL_KINDS,
         "genai_common.distributed.checks",
     ),
+    Family(
+        "quality",
+        ("QLT",),
+        "QLT: output quality against a reference (genai verify)",
+        ("llm",),
+        "genai_common.verify.rules",
+    ),
     Family("doctor", ("DOC",), "DOC: the doctor itself", _ALL_KINDS, __name__),
 )
 ALL_FAMILIES = FAMILIES + OTHER_FAMILIES

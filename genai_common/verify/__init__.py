@@ -1,0 +1,96 @@
+"""`genai verify`: a candidate model's outputs against a reference, teacher-forced over the
+shipped corpus (issue 10). First slice: llm, MLX against MLX (same tokenizer).
+
+    verify(candidate, reference, ...) -> VerifyResult
+
+Light at import: mlx, mlx_lm and numpy are imported inside the functions that use them.
+Thresholds are provisional (not yet calibrated; see TODO.md, issue 10).
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+
+class VerifyResult(
+    namedtuple("VerifyResult", "candidate reference verdict findings metrics first_bad_layer mode")
+):
+    __slots__ = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": 1,
+            "candidate": self.candidate,
+            "reference": self.reference,
+            "verdict": self.verdict,
+            "findings": [f.to_json() for f in self.findings],
+            "metrics": self.metrics,
+            "first_bad_layer": self.first_bad_layer,
+        }
+
+
+def _log_probs(path: str, max_tokens: int | None) -> tuple[Any, Any, Any]:
+    from genai_common.testing.quality import _log_probs as lp
+
+    return lp(path, max_tokens)
+
+
+def verify(
+    candidate: str,
+    reference: str,
+    *,
+    kind: str | None = None,
+    text: str | None = None,
+    context: int | None = None,
+    reference_adapter: str | None = None,
+    candidate_adapter: str | None = None,
+    kv_bits: int | None = None,
+    kv_group_size: int = 64,
+    localise: bool = True,
+) -> VerifyResult:
+    """Compare `candidate` with `reference` (llm, MLX vs MLX) over the shipped corpus."""
+    import numpy as np
+
+    if kind not in (None, "llm"):
+        raise ValueError(f"genai verify: kind {kind!r} is not supported yet (llm only)")
+    if text is not None or kv_bits is not None or reference_adapter or candidate_adapter:
+        raise ValueError("genai verify: --text, --kv-bits and adapters are not supported yet")
+    budget = context if context is not None else 4096
+    ref, target, scored = _log_probs(reference, budget)
+    cand, _, _ = _log_probs(candidate, budget)
+    n = min(len(ref), len(cand))
+    ref, cand, target, scored = ref[:n], cand[:n], target[:n], scored[:n]
+    rows = np.arange(n)
+    kl = (np.exp(ref) * (ref - cand)).sum(axis=-1)[scored]
+    top1 = (ref.argmax(-1) == cand.argmax(-1))[scored]
+    r5 = np.argsort(-ref, axis=-1)[:, :5]
+    c5 = np.argsort(-cand, axis=-1)[:, :5]
+    top5 = np.array([len(set(a) & set(b)) / 5 for a, b in zip(r5, c5, strict=True)])[scored]
+    nll_r = -ref[rows, target][scored]
+    nll_c = -cand[rows, target][scored]
+    metrics = {
+        "positions": int(scored.sum()),
+        "kl_mean": float(kl.mean()),
+        "kl_p99": float(np.percentile(kl, 99)),
+        "kl_max": float(kl.max()),
+        "top1_agreement": float(top1.mean()),
+        "top5_overlap": float(top5.mean()),
+        "max_abs_dlogprob": float(np.abs(ref - cand)[scored].max()),
+        "ppl_reference": float(np.exp(nll_r.mean())),
+        "ppl_candidate": float(np.exp(nll_c.mean())),
+    }
+    metrics["ppl_delta"] = metrics["ppl_candidate"] - metrics["ppl_reference"]
+    from genai_common.findings import run_rule
+    from genai_common.verify import rules
+
+    findings = run_rule(rules.distribution, metrics)
+    verdict = (
+        "fail" if any(f.severity == "error" for f in findings) else "warn" if findings else "pass"
+    )
+    return VerifyResult(
+        str(candidate), str(reference), verdict, findings, metrics, None, "together"
+    )
