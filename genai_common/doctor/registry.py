@@ -105,6 +105,13 @@ OTHER_FAMILIES: tuple[Family, ...] = (
         _ALL_KINDS,
         _RULES + "load",
     ),
+    Family(
+        "weights",
+        ("WGT",),
+        "WGT: weight values (--weights)",
+        _ALL_KINDS,
+        _RULES + "weights",
+    ),
     Family("doctor", ("DOC",), "DOC: the doctor itself", _ALL_KINDS, __name__),
 )
 ALL_FAMILIES = FAMILIES + OTHER_FAMILIES
