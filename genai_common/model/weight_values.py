@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     from genai_common.model import ModelDir
 
-CHUNK_BYTES = 32 * 1024 * 1024
+CHUNK_BYTES = 4 * 1024 * 1024
 
 # safetensors dtype -> (numpy dtype name, is float); BF16 is widened by hand
 _DTYPES = {
