@@ -110,22 +110,33 @@ def load_test(project: Project, *, timeout: float = CHILD_TIMEOUT_S) -> Step:
 
 
 def inference_test(project: Project, *, timeout: float = CHILD_TIMEOUT_S) -> Step:
-    """A quick inference in a child process: a few tokens, one tiny image or one forward pass."""
+    """A quick inference in a child process: a few tokens, one tiny image or one forward pass.
+
+    It can fail on garbage (issue 10 part 8): an llm or vlm reply to the chat prompt must be the
+    trained tiny model's known answer when the project runs its embedded tiny model, and must
+    look like text (runtime.inference.garbage_reasons) for any other model."""
+    from genai_common.formats.pyproject import model_location
+
+    tiny = project.kind is not None and model_location(project.root, project.kind, project.model)[1]
     return _child_step(
-        "inference", "genai_common.project.diagnostics:_infer_child", project, timeout
+        "inference",
+        "genai_common.project.diagnostics:_infer_child",
+        project,
+        timeout,
+        bool(tiny),
     )
 
 
-def _child_step(name: str, target: str, project: Project, timeout: float) -> Step:
+def _child_step(name: str, target: str, project: Project, timeout: float, *extra: Any) -> Step:
     from genai_common.runtime.isolate import run_isolated
 
     path = model_path(project)
-    result = run_isolated(target, project.kind, path, timeout=timeout)
+    result = run_isolated(target, project.kind, path, *extra, timeout=timeout)
     if result.ok:
         value = result.value or {}
         return Step(
             name,
-            True,
+            not value.get("failed"),
             float(value.get("seconds", result.duration)),
             value.get("summary", "ok"),
             value=value,
@@ -150,7 +161,10 @@ def _load_child(kind: str, path: str) -> dict[str, Any]:
     return {"seconds": seconds, "summary": f"loaded in {seconds:.2f} s{memory}", "record": record}
 
 
-def _infer_child(kind: str, path: str) -> dict[str, Any]:
+QUALITY_TOKENS = 40  # the chat reply judged (the tiny tokenizers spend ~1 token a character)
+
+
+def _infer_child(kind: str, path: str, tiny: bool = False) -> dict[str, Any]:
     from genai_common.runtime import loading
     from genai_common.runtime.inference import quick_inference
 
@@ -158,7 +172,27 @@ def _infer_child(kind: str, path: str) -> dict[str, Any]:
     start = time.perf_counter()
     _, output = quick_inference(kind, loaded)
     seconds = time.perf_counter() - start
-    return {"seconds": seconds, "summary": f"{output} in {seconds:.2f} s", "output": output}
+    out = {"seconds": seconds, "summary": f"{output} in {seconds:.2f} s", "output": output}
+    if kind in ("llm", "vlm"):
+        problem = reply_problem(kind, path, tiny)
+        if problem:
+            out.update(failed=True, summary=f"{output} in {seconds:.2f} s; {problem}")
+    return out
+
+
+def reply_problem(kind: str, path: str, tiny: bool) -> str:
+    """Why the greedy reply to the chat prompt is wrong ("" when it is fine): for the embedded
+    trained tiny model, not its known answer; for any other model, garbage."""
+    from genai_common.runtime.inference import garbage_reasons
+    from genai_common.testing.quality import CAPITAL_ANSWER, CAPITAL_PROMPT, greedy_chat
+
+    reply = greedy_chat(path, CAPITAL_PROMPT, kind, max_tokens=QUALITY_TOKENS)
+    if tiny:
+        if reply.strip().startswith(CAPITAL_ANSWER):
+            return ""
+        return f"the tiny model answered {reply!a}, expected {CAPITAL_ANSWER!a}"
+    reasons = garbage_reasons(reply)
+    return f"garbage reply {reply!a}: {'; '.join(reasons)}" if reasons else ""
 
 
 STEPS: dict[str, Callable[[Project], Step]] = {

@@ -85,4 +85,30 @@ def _ml(loaded: Any) -> tuple[Any, str]:
     return shape, f"output {shape}"
 
 
+def garbage_reasons(text: str) -> list[str]:
+    """Why a generated text looks like garbage (empty when it looks like text): replacement
+    characters (undecodable bytes), nothing but whitespace, one token repeated, or mostly
+    characters that are neither letters, digits, punctuation nor spaces (issue 10 part 8).
+
+    A model with random or scrambled weights writes random byte tokens; the tiny trained models
+    and any working chat model write words."""
+    import unicodedata
+
+    reasons: list[str] = []
+    if "\ufffd" in text:
+        reasons.append(f"{text.count(chr(0xFFFD))} replacement character(s) (undecodable bytes)")
+    body = text.strip()
+    if not body:
+        return [*reasons, "empty output"]
+    words = body.split()
+    if len(words) >= 4 and len(set(words)) == 1:
+        reasons.append(f"one token repeated: {words[0]!a} x{len(words)}")
+    elif len(body) >= 6 and len(set(body.replace(" ", ""))) <= 1:
+        reasons.append(f"one character repeated: {body[0]!a} x{len(body)}")
+    odd = sum(1 for c in body if not c.isspace() and unicodedata.category(c)[0] not in "LNP")
+    if odd / len(body) > 0.3:
+        reasons.append(f"{odd} of {len(body)} characters are not letters, digits or punctuation")
+    return reasons
+
+
 _RUNNERS = {"llm": _llm, "vlm": _vlm, "diffusion": _diffusion, "ml": _ml}
