@@ -255,8 +255,14 @@ def results_row(project: Project, steps: list[Step]) -> list[str]:
     ]
 
 
-def record_results(root: Path, row: list[str]) -> Path:
-    """Add `row` to the table under "## Diagnostics runs" in reference/RESULTS.md.
+def record_results(
+    root: Path,
+    row: list[str],
+    *,
+    heading: str = RESULTS_HEADING,
+    columns: tuple[str, ...] = RESULTS_COLUMNS,
+) -> Path:
+    """Add `row` to the table under `heading` ("## Diagnostics runs") in reference/RESULTS.md.
 
     Only inserts: the row goes after the table's last row (or a new table is appended, with its
     heading when the heading is missing), so every line the user wrote stays where it was.
@@ -264,11 +270,12 @@ def record_results(root: Path, row: list[str]) -> Path:
     path = root / RESULTS_FILE
     text = path.read_text(encoding="utf-8") if path.exists() else "# Results\n"
     new_row = table_row(row)
-    header = table_header(RESULTS_COLUMNS)
+    header = table_header(columns)
     lines = text.splitlines()
-    heading = next((i for i, line in enumerate(lines) if line.strip() == RESULTS_HEADING), None)
+    title = heading
+    heading = next((i for i, line in enumerate(lines) if line.strip() == title), None)
     if heading is None:
-        lines += ["", RESULTS_HEADING, "", header, new_row]
+        lines += ["", title, "", header, new_row]
     else:
         end = heading + 1
         while end < len(lines) and not lines[end].startswith("## "):
