@@ -245,3 +245,31 @@ def test_generated_project_runs_its_own_sessions(tmp_path: Path, kind: str) -> N
     bench = (project / "reference/RESULTS.md").read_text()
     assert "## Benchmarks (`genai bench`)" in bench and f"genai bench {project}" in bench
     assert list((project / "reference/bench").glob("*.json")), "no JSON record"
+
+
+@pytest.mark.slow
+def test_generated_project_verify_session(tmp_path: Path) -> None:
+    """Issue 10 part 8: a rendered llm project's `nox -s verify` checks the tiny model's chat
+    reply (its known answer) and records one `## Verify runs` row per run in RESULTS.md."""
+    pytest.importorskip("nox", reason="nox (dev extra) runs the generated project's sessions")
+    template = snapshot_template(tmp_path / "template", template_only=False)
+    project = render(template, tmp_path / "proj", project_kind="llm")
+    git(project, "init", "-q", "-b", "main")
+    env = {**os.environ, **hermetic_env(tmp_path), "HF_HUB_OFFLINE": "1"}
+    env.pop("VIRTUAL_ENV", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "nox", "-s", "verify"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=1500,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-6000:]
+    assert "[PASS] reply" in output, output[-3000:]
+    text = (project / "reference/RESULTS.md").read_text()
+    section = text.split("## Verify runs", 1)[1]
+    rows = [line for line in section.splitlines() if line.startswith("| 20")]
+    assert len(rows) == 1 and "tiny-llm" in rows[0] and "| ok |" in rows[0], section
+    assert (project / "test/check_quality.py").is_file()
