@@ -112,6 +112,13 @@ OTHER_FAMILIES: tuple[Family, ...] = (
         _ALL_KINDS,
         _RULES + "weights",
     ),
+    Family(
+        "quality-diffusion",
+        ("QLT",),
+        "QLT3xx: diffusion output parity (genai verify, diffusion)",
+        ("diffusion",),
+        "genai_common.verify.diffusion",
+    ),
     Family("doctor", ("DOC",), "DOC: the doctor itself", _ALL_KINDS, __name__),
 )
 ALL_FAMILIES = FAMILIES + OTHER_FAMILIES
