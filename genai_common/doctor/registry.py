@@ -113,6 +113,13 @@ OTHER_FAMILIES: tuple[Family, ...] = (
         _RULES + "weights",
     ),
     Family(
+        "quality-vlm",
+        ("QLT",),
+        "QLT31x: VLM output parity (genai verify, vlm)",
+        ("vlm",),
+        "genai_common.verify.vlm",
+    ),
+    Family(
         "quality-diffusion",
         ("QLT",),
         "QLT3xx: diffusion output parity (genai verify, diffusion)",
