@@ -62,3 +62,26 @@ def test_reference_default_is_recorded_source(tiny_llm: Path, tmp_path: Path) ->
     root2.mkdir()
     (root2 / "pyproject.toml").write_text('[tool.genai]\nkind = "ml"\nmodel = ""\n')
     assert reference_for(find_project(root2)) is None
+
+
+def test_vlm_project_verifies_against_its_source(tiny_vlm: Path, tmp_path: Path, capsys) -> None:
+    """kind vlm: `genai quality` compares with [tool.genai] source through verify.kinds; a
+    reference whose vision tower differs fails with QLT310 and names the vision features."""
+    import mlx.core as mx
+
+    other = tmp_path / "other"
+    shutil.copytree(tiny_vlm, other)
+    root = _project(tmp_path, tiny_vlm, source=str(tiny_vlm))
+    text = (root / "pyproject.toml").read_text().replace('kind = "llm"', 'kind = "vlm"')
+    (root / "pyproject.toml").write_text(text)
+    assert _run(root) == 0, capsys.readouterr().out
+    assert "[PASS] verify" in capsys.readouterr().out
+    for f in sorted(other.glob("*.safetensors")):
+        arrays, meta = mx.load(str(f), return_metadata=True)
+        for k in arrays:
+            if "patch_embed" in k:
+                arrays[k] = arrays[k] * -3
+        mx.save_safetensors(str(f), arrays, metadata=meta)
+    assert _run(root, "--against", str(other)) == 1
+    out = capsys.readouterr().out
+    assert "[FAIL] verify" in out and "vision features" in out, out
