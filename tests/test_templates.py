@@ -32,7 +32,7 @@ from templates_helpers import (
 
 yaml = pytest.importorskip("yaml", reason="PyYAML (a copier dependency) parses environment.yml")
 
-SESSIONS = {"diagnostics", "tests", "bench", "review", "update"}
+SESSIONS = {"diagnostics", "verify", "tests", "bench", "review", "update"}
 KIND_DEPENDENCIES = {
     "llm": ("mlx-lm", "mlx[cpu]", "tokenizers"),
     "vlm": ("mlx-vlm", "mlx-lm", "mlx[cpu]", "pillow"),
@@ -90,7 +90,7 @@ def test_render_file_set_and_contents(
         assert "\n\n\n\n" not in text, f"runs of blank lines in {rel}"
 
     pyproject = tomllib.loads((dst / "pyproject.toml").read_text())
-    assert pyproject["tool"]["genai"] == {"kind": kind, "model": ""}
+    assert pyproject["tool"]["genai"] == {"kind": kind, "model": "", "source": ""}
     deps = pyproject["project"]["dependencies"]
     sha = git(template, "rev-parse", "HEAD").strip()
     assert f"genai-common[{kind}] @ git+file://{template}@{sha}" in deps
