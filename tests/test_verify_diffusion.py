@@ -64,3 +64,21 @@ def test_different_vae_and_unet_fail(tiny_diffusion: Path, tmp_path: Path) -> No
     unet.save_pretrained(dst / "unet")
     found, _ = verify_diffusion(str(dst), str(tiny_diffusion))
     assert {f.code for f in found} == {"QLT302", "QLT303"}, [f.message for f in found]
+
+
+def test_quick_inference_fails_on_a_nan_image(tiny_diffusion: Path, tmp_path: Path) -> None:
+    """Issue 10 part 8: the diffusion quick inference fails when the image is NaN."""
+    import torch
+    from diffusers import UNet2DConditionModel
+
+    from genai_common.project.diagnostics import _infer_child
+
+    assert not _infer_child("diffusion", str(tiny_diffusion)).get("failed")
+    dst = tmp_path / "nan"
+    shutil.copytree(tiny_diffusion, dst)
+    unet = UNet2DConditionModel.from_pretrained(dst / "unet")
+    with torch.no_grad():
+        unet.conv_in.weight.fill_(float("nan"))
+    unet.save_pretrained(dst / "unet")
+    out = _infer_child("diffusion", str(dst))
+    assert out["failed"] and "NaN/Inf" in out["summary"], out

@@ -166,13 +166,15 @@ QUALITY_TOKENS = 40  # the chat reply judged (the tiny tokenizers spend ~1 token
 
 def _infer_child(kind: str, path: str, tiny: bool = False) -> dict[str, Any]:
     from genai_common.runtime import loading
-    from genai_common.runtime.inference import quick_inference
+    from genai_common.runtime.inference import NONFINITE, quick_inference
 
     loaded = loading.LOADERS[kind](path)
     start = time.perf_counter()
     _, output = quick_inference(kind, loaded)
     seconds = time.perf_counter() - start
     out = {"seconds": seconds, "summary": f"{output} in {seconds:.2f} s", "output": output}
+    if kind == "diffusion" and NONFINITE in output:
+        out.update(failed=True, summary=f"{output}: the image is not a picture (overflow?)")
     if kind in ("llm", "vlm"):
         problem = reply_problem(kind, path, tiny)
         if problem:

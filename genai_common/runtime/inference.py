@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 MAX_TOKENS = 4
+NONFINITE = "NaN/Inf"  # in a diffusion description: the image holds values that are not numbers
 IMAGE_SIZE = 64
 DIFFUSION_STEPS = 2
 ML_WIDTH_KEYS = ("input_dims", "in_features", "input_size")
@@ -59,6 +60,8 @@ def _vlm(loaded: Any) -> tuple[Any, str]:
 
 
 def _diffusion(loaded: Any) -> tuple[Any, str]:
+    import numpy as np
+
     images = loaded.pipeline(
         "a red square",
         num_inference_steps=DIFFUSION_STEPS,
@@ -67,7 +70,9 @@ def _diffusion(loaded: Any) -> tuple[Any, str]:
         output_type="np",
     ).images
     shape = tuple(images[0].shape)
-    return shape, f"{len(images)} image(s) of shape {shape}"
+    bad = sum(int((~np.isfinite(np.asarray(im, dtype=np.float32))).sum()) for im in images)
+    where = f"; {bad:,} {NONFINITE} values" if bad else ""
+    return shape, f"{len(images)} image(s) of shape {shape}{where}"
 
 
 def _ml(loaded: Any) -> tuple[Any, str]:
