@@ -40,6 +40,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "genai_common.project.diagnostics",
         "A generated project's diagnostics: doctor, load, inference.",
     ),
+    "quality": (
+        "genai_common.project.quality",
+        "A generated project's quality check: chat reply, verify against its source model.",
+    ),
     "update": (
         "genai_common.project.update",
         "copier update, then fail on conflict markers, unmerged paths, .rej.",

@@ -70,6 +70,7 @@ def expected_files(kind: str, env_manager: str, agents: tuple[str, ...], package
         "test/check_shapes.py",
         "test/check_load.py",
         "test/check_inference.py",
+        "test/check_quality.py",
         *LIVING_DOCS,
     }
     if kind in ("llm", "vlm"):

@@ -33,7 +33,7 @@ from templates_helpers import (
 
 yaml = pytest.importorskip("yaml", reason="PyYAML (a copier dependency) parses environment.yml")
 
-SESSIONS = {"diagnostics", "tests", "bench", "review", "update", "dev"}
+SESSIONS = {"diagnostics", "verify", "tests", "bench", "review", "update", "dev"}
 KIND_DEPENDENCIES = {
     "llm": ("mlx-lm", "mlx[cpu]", "tokenizers"),
     "vlm": ("mlx-vlm", "mlx-lm", "mlx[cpu]", "pillow"),
@@ -91,7 +91,7 @@ def test_render_file_set_and_contents(
         assert "\n\n\n\n" not in text, f"runs of blank lines in {rel}"
 
     pyproject = tomllib.loads((dst / "pyproject.toml").read_text())
-    assert pyproject["tool"]["genai"] == {"kind": kind, "model": ""}
+    assert pyproject["tool"]["genai"] == {"kind": kind, "model": "", "source": ""}
     deps = pyproject["project"]["dependencies"]
     sha = git(template, "rev-parse", "HEAD").strip()
     assert f"genai-common[{kind}] @ git+file://{template}@{sha}" in deps
@@ -328,3 +328,31 @@ def test_results_gets_one_benchmarks_section(template: Path, tmp_path: Path) -> 
     append_row(results, "| a | b | c | d | e | f | g | h |\n")
     headings = [h for h in results.read_text().splitlines() if h.startswith("## Benchmarks")]
     assert headings == ["## Benchmarks (`genai bench`)"]
+
+
+@pytest.mark.slow
+def test_generated_project_verify_session(tmp_path: Path) -> None:
+    """Issue 10 part 8: a rendered llm project's `nox -s verify` checks the tiny model's chat
+    reply (its known answer) and records one `## Verify runs` row per run in RESULTS.md."""
+    pytest.importorskip("nox", reason="nox (dev extra) runs the generated project's sessions")
+    template = snapshot_template(tmp_path / "template", template_only=False)
+    project = render(template, tmp_path / "proj", project_kind="llm")
+    git(project, "init", "-q", "-b", "main")
+    env = {**os.environ, **hermetic_env(tmp_path), "HF_HUB_OFFLINE": "1"}
+    env.pop("VIRTUAL_ENV", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "nox", "-s", "verify"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=1500,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-6000:]
+    assert "[PASS] reply" in output, output[-3000:]
+    text = (project / "reference/RESULTS.md").read_text()
+    section = text.split("## Verify runs", 1)[1]
+    rows = [line for line in section.splitlines() if line.startswith("| 20")]
+    assert len(rows) == 1 and "tiny-llm" in rows[0] and "| ok |" in rows[0], section
+    assert (project / "test/check_quality.py").is_file()

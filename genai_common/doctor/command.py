@@ -105,6 +105,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "without it such a folder is refused (SEC001)",
     )
     parser.add_argument(
+        "--weights",
+        action="store_true",
+        help="also read every tensor's values (streaming, one tensor at a time): NaN/Inf, "
+        "zero or constant tensors, zero quantization scales, layer-norm outliers (WGT)",
+    )
+    parser.add_argument(
         "--timeout", type=float, default=600.0, help="seconds allowed for --load/--infer (600)"
     )
     parser.add_argument(
@@ -233,6 +239,11 @@ def run(args: argparse.Namespace) -> int:
             )
             if selected(f.code, select, ignore)
         )
+    if args.weights:
+        from genai_common.doctor.rules.weights import weight_findings
+        from genai_common.findings import selected
+
+        report.extend(f for f in weight_findings(md) if selected(f.code, select, ignore))
     _emit(report, args)
     return report.exit_code(args.fail_on)
 

@@ -119,6 +119,27 @@ OTHER_FAMILIES: tuple[Family, ...] = (
         ("llm",),
         "genai_common.verify.rules",
     ),
+    Family(
+        "weights",
+        ("WGT",),
+        "WGT: weight values (--weights)",
+        _ALL_KINDS,
+        _RULES + "weights",
+    ),
+    Family(
+        "quality-vlm",
+        ("QLT",),
+        "QLT31x: VLM output parity (genai verify, vlm)",
+        ("vlm",),
+        "genai_common.verify.vlm",
+    ),
+    Family(
+        "quality-diffusion",
+        ("QLT",),
+        "QLT3xx: diffusion output parity (genai verify, diffusion)",
+        ("diffusion",),
+        "genai_common.verify.diffusion",
+    ),
     Family("doctor", ("DOC",), "DOC: the doctor itself", _ALL_KINDS, __name__),
 )
 ALL_FAMILIES = FAMILIES + OTHER_FAMILIES

@@ -132,18 +132,31 @@ def load_test(
 def inference_test(
     project: Project, *, timeout: float = CHILD_TIMEOUT_S, trust_remote_code: bool = False
 ) -> Step:
-    """A quick inference in a child process: a few tokens, one tiny image or one forward pass."""
+    """A quick inference in a child process: a few tokens, one tiny image or one forward pass.
+
+    It can fail on garbage (issue 10 part 8): an llm or vlm reply to the chat prompt must be the
+    trained tiny model's known answer when the project runs its embedded tiny model, and must
+    look like text (runtime.inference.garbage_reasons) for any other model."""
+    from genai_common.formats.pyproject import model_location
+
+    tiny = project.kind is not None and model_location(project.root, project.kind, project.model)[1]
     return _child_step(
         "inference",
         "genai_common.project.diagnostics:_infer_child",
         project,
         timeout,
         trust_remote_code,
+        (bool(tiny),),
     )
 
 
 def _child_step(
-    name: str, target: str, project: Project, timeout: float, trust: bool = False
+    name: str,
+    target: str,
+    project: Project,
+    timeout: float,
+    trust: bool = False,
+    args: tuple[Any, ...] = (),
 ) -> Step:
     from genai_common.runtime.isolate import run_isolated
     from genai_common.runtime.loading import CustomCodeRefused, refuse_custom_code
@@ -154,12 +167,12 @@ def _child_step(
     except CustomCodeRefused as exc:
         return Step(name, False, 0.0, f"SEC001 {exc}")
     extra = {"trust_remote_code": True} if trust else {}
-    result = run_isolated(target, project.kind, path, timeout=timeout, **extra)
+    result = run_isolated(target, project.kind, path, *args, timeout=timeout, **extra)
     if result.ok:
         value = result.value or {}
         return Step(
             name,
-            True,
+            not value.get("failed"),
             float(value.get("seconds", result.duration)),
             value.get("summary", "ok"),
             value=value,
@@ -184,15 +197,40 @@ def _load_child(kind: str, path: str, **kwargs: Any) -> dict[str, Any]:
     return {"seconds": seconds, "summary": f"loaded in {seconds:.2f} s{memory}", "record": record}
 
 
-def _infer_child(kind: str, path: str, **kwargs: Any) -> dict[str, Any]:
+QUALITY_TOKENS = 40  # the chat reply judged (the tiny tokenizers spend ~1 token a character)
+
+
+def _infer_child(kind: str, path: str, tiny: bool = False, **kwargs: Any) -> dict[str, Any]:
     from genai_common.runtime import loading
-    from genai_common.runtime.inference import quick_inference
+    from genai_common.runtime.inference import NONFINITE, quick_inference
 
     loaded = loading.LOADERS[kind](path, **kwargs)
     start = time.perf_counter()
     _, output = quick_inference(kind, loaded)
     seconds = time.perf_counter() - start
-    return {"seconds": seconds, "summary": f"{output} in {seconds:.2f} s", "output": output}
+    out = {"seconds": seconds, "summary": f"{output} in {seconds:.2f} s", "output": output}
+    if kind == "diffusion" and NONFINITE in output:
+        out.update(failed=True, summary=f"{output}: the image is not a picture (overflow?)")
+    if kind in ("llm", "vlm"):
+        problem = reply_problem(kind, path, tiny)
+        if problem:
+            out.update(failed=True, summary=f"{output} in {seconds:.2f} s; {problem}")
+    return out
+
+
+def reply_problem(kind: str, path: str, tiny: bool) -> str:
+    """Why the greedy reply to the chat prompt is wrong ("" when it is fine): for the embedded
+    trained tiny model, not its known answer; for any other model, garbage."""
+    from genai_common.runtime.inference import garbage_reasons
+    from genai_common.testing.quality import CAPITAL_ANSWER, CAPITAL_PROMPT, greedy_chat
+
+    reply = greedy_chat(path, CAPITAL_PROMPT, kind, max_tokens=QUALITY_TOKENS)
+    if tiny:
+        if reply.strip().startswith(CAPITAL_ANSWER):
+            return ""
+        return f"the tiny model answered {reply!a}, expected {CAPITAL_ANSWER!a}"
+    reasons = garbage_reasons(reply)
+    return f"garbage reply {reply!a}: {'; '.join(reasons)}" if reasons else ""
 
 
 STEPS: dict[str, Callable[[Project], Step]] = {
@@ -271,9 +309,15 @@ def results_row(project: Project, steps: list[Step]) -> list[str]:
     ]
 
 
-def insert_results_row(text: str | None, row: list[str]) -> str:
+def insert_results_row(
+    text: str | None,
+    row: list[str],
+    *,
+    heading: str = RESULTS_HEADING,
+    columns: tuple[str, ...] = RESULTS_COLUMNS,
+) -> str:
     """`text` (RESULTS.md; None when there is none) with `row` added to the table under
-    "## Diagnostics runs". Only inserts: the row goes after the table's last row (or a new table
+    `heading` ("## Diagnostics runs"). Only inserts: the row goes after the table's last row (or a new table
     is appended, with its heading when the heading is missing), and every byte the user wrote
     stays as it was: CRLF line endings, form feeds, U+2028 (split on "\n" only, never with
     str.splitlines, which breaks at those too)."""
@@ -287,24 +331,31 @@ def insert_results_row(text: str | None, row: list[str]) -> str:
     def bare(line: str) -> str:
         return line[:-1] if line.endswith("\r") else line
 
-    header = table_header(RESULTS_COLUMNS).replace("\n", cr + "\n")
+    title = heading
+    header = table_header(columns).replace("\n", cr + "\n")
     ours = [c + cr for c in ("", header, table_row(row))]
-    heading = next((i for i, ln in enumerate(lines) if bare(ln).strip() == RESULTS_HEADING), None)
-    if heading is None:
-        lines += [cr, RESULTS_HEADING + cr, *ours]
+    found = next((i for i, ln in enumerate(lines) if bare(ln).strip() == title), None)
+    if found is None:
+        lines += [cr, title + cr, *ours]
         final_newline = True
     else:
-        end = heading + 1
+        end = found + 1
         while end < len(lines) and not bare(lines[end]).startswith("## "):
             end += 1
-        rows = [i for i in range(heading + 1, end) if bare(lines[i]).lstrip().startswith("|")]
-        at = rows[-1] + 1 if rows else heading + 1
+        rows = [i for i in range(found + 1, end) if bare(lines[i]).lstrip().startswith("|")]
+        at = rows[-1] + 1 if rows else found + 1
         final_newline = final_newline or at == len(lines)  # our row ends the file
         lines[at:at] = ours[2:] if rows else ours
     return "\n".join(lines) + ("\n" if final_newline else "")
 
 
-def record_results(root: Path, row: list[str]) -> Path:
+def record_results(
+    root: Path,
+    row: list[str],
+    *,
+    heading: str = RESULTS_HEADING,
+    columns: tuple[str, ...] = RESULTS_COLUMNS,
+) -> Path:
     """Add `row` to reference/RESULTS.md (see insert_results_row): a read-modify-write under the
     project's lock, written atomically (runtime/files.py), so concurrent `--record` runs keep
     every row and a kill never leaves a cut file. DocumentError when it cannot be written."""
@@ -315,7 +366,11 @@ def record_results(root: Path, row: list[str]) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise files.DocumentError(path.parent, f"cannot be made: {exc.strerror or exc}") from None
-    files.edit_text(path, lambda text: insert_results_row(text, row), root=root)
+    files.edit_text(
+        path,
+        lambda text: insert_results_row(text, row, heading=heading, columns=columns),
+        root=root,
+    )
     return path
 
 

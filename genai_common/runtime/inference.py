@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 MAX_TOKENS = 4
+NONFINITE = "NaN/Inf"  # in a diffusion description: the image holds values that are not numbers
 IMAGE_SIZE = 64
 DIFFUSION_STEPS = 2
 ML_WIDTH_KEYS = ("input_dims", "in_features", "input_size")
@@ -59,6 +60,8 @@ def _vlm(loaded: Any) -> tuple[Any, str]:
 
 
 def _diffusion(loaded: Any) -> tuple[Any, str]:
+    import numpy as np
+
     images = loaded.pipeline(
         "a red square",
         num_inference_steps=DIFFUSION_STEPS,
@@ -67,7 +70,9 @@ def _diffusion(loaded: Any) -> tuple[Any, str]:
         output_type="np",
     ).images
     shape = tuple(images[0].shape)
-    return shape, f"{len(images)} image(s) of shape {shape}"
+    bad = sum(int((~np.isfinite(np.asarray(im, dtype=np.float32))).sum()) for im in images)
+    where = f"; {bad:,} {NONFINITE} values" if bad else ""
+    return shape, f"{len(images)} image(s) of shape {shape}{where}"
 
 
 def _ml(loaded: Any) -> tuple[Any, str]:
@@ -83,6 +88,32 @@ def _ml(loaded: Any) -> tuple[Any, str]:
     mx.eval(out)
     shape = tuple(out.shape)
     return shape, f"output {shape}"
+
+
+def garbage_reasons(text: str) -> list[str]:
+    """Why a generated text looks like garbage (empty when it looks like text): replacement
+    characters (undecodable bytes), nothing but whitespace, one token repeated, or mostly
+    characters that are neither letters, digits, punctuation nor spaces (issue 10 part 8).
+
+    A model with random or scrambled weights writes random byte tokens; the tiny trained models
+    and any working chat model write words."""
+    import unicodedata
+
+    reasons: list[str] = []
+    if "\ufffd" in text:
+        reasons.append(f"{text.count(chr(0xFFFD))} replacement character(s) (undecodable bytes)")
+    body = text.strip()
+    if not body:
+        return [*reasons, "empty output"]
+    words = body.split()
+    if len(words) >= 4 and len(set(words)) == 1:
+        reasons.append(f"one token repeated: {words[0]!a} x{len(words)}")
+    elif len(body) >= 6 and len(set(body.replace(" ", ""))) <= 1:
+        reasons.append(f"one character repeated: {body[0]!a} x{len(body)}")
+    odd = sum(1 for c in body if not c.isspace() and unicodedata.category(c)[0] not in "LNP")
+    if odd / len(body) > 0.3:
+        reasons.append(f"{odd} of {len(body)} characters are not letters, digits or punctuation")
+    return reasons
 
 
 _RUNNERS = {"llm": _llm, "vlm": _vlm, "diffusion": _diffusion, "ml": _ml}

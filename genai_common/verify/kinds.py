@@ -1,0 +1,53 @@
+"""`kind` dispatch for the vlm and diffusion comparisons (issue 10 part 6).
+
+The verify entry point (genai_common.verify.verify, the llm core) calls `verify_kind` for
+kind "vlm" and "diffusion"; `genai quality` in a generated project calls it directly.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+KINDS = ("vlm", "diffusion")
+
+
+def verdict_of(findings: list[Any]) -> str:
+    """fail when an error was found, warn for warnings only, else pass."""
+    severities = {f.severity for f in findings}
+    return "fail" if "error" in severities else "warn" if "warning" in severities else "pass"
+
+
+def verify_kind(
+    kind: str,
+    candidate: str,
+    reference: str,
+    *,
+    candidate_dtype: str | None = None,
+    reference_dtype: str | None = None,
+) -> SimpleNamespace:
+    """Compare two vlm or diffusion models: an object with candidate, reference, verdict,
+    findings, metrics, first_bad_layer (the component that differs) and mode."""
+    if kind == "vlm":
+        from genai_common.verify.vlm import verify_vlm as run
+    elif kind == "diffusion":
+        from genai_common.verify.diffusion import verify_diffusion as run
+    else:
+        raise ValueError(f"verify_kind handles {', '.join(KINDS)}, not {kind!r}")
+    findings, metrics = run(
+        candidate, reference, candidate_dtype=candidate_dtype, reference_dtype=reference_dtype
+    )
+    where = {"QLT310": "vision features", "QLT301": "vae", "QLT302": "vae", "QLT303": "unet"}
+    bad = next((where[f.code] for f in findings if f.code in where), None)
+    return SimpleNamespace(
+        candidate=candidate,
+        reference=reference,
+        verdict=verdict_of(findings),
+        findings=findings,
+        metrics=metrics,
+        first_bad_layer=bad,
+        mode="in-process",
+    )

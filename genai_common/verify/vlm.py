@@ -1,0 +1,208 @@
+"""VLM output parity (issue 10 part 6): an mlx-vlm candidate against a reference MLX VLM on a
+fixed image and prompt: the vision features (the vision tower and projector output, read from
+the merged input embeddings at the image-token positions) and the logits of every position.
+
+Both sides go through mlx-vlm's own chat template, `prepare_inputs` and `get_input_embeddings`
+(as mlx_vlm.generate does), so a loader transform (sanitize applied twice, a patch-embedding
+layout) shows up as it does for users. Codes QLT310-QLT319.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from genai_common.findings import Finding, finding, rule, run_rule
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any
+
+PROMPT = "Describe this image."
+IMAGE_SIZE = 64
+# max |Δ| / max |reference| of the vision features; KL(ref || cand) mean over positions; top-1
+# agreement over positions. Calibrated on the tiny qwen2_vl and paligemma against themselves in
+# float16 / bfloat16: vision <= 7.4e-3, KL mean <= 2.8e-4, top-1 >= 0.9375 (near-ties flip on the
+# untrained image positions; reference/DIAGNOSTICS.md).
+VISION_REL_TOL = 0.05
+KL_MEAN_TOL = 0.01
+TOP1_MIN = 0.8
+
+
+class VlmParity(SimpleNamespace):
+    """The subject of the QLT31x rules: the numbers of one comparison."""
+
+
+def fixed_image() -> Any:
+    """A deterministic RGB gradient with a square (not flat: a flat image hides layout bugs)."""
+    import numpy as np
+    from PIL import Image
+
+    y, x = np.mgrid[0:IMAGE_SIZE, 0:IMAGE_SIZE]
+    rgb = np.stack([x * 4, y * 4, (x + y) * 2], axis=-1).astype(np.uint8)
+    rgb[16:40, 20:44] = (250, 30, 30)
+    return Image.fromarray(rgb, "RGB")
+
+
+def run_side(path: str, *, dtype: str | None = None) -> dict[str, Any]:
+    """input ids, vision features at image-token positions and logits (float32 numpy)."""
+    import mlx.core as mx
+    import numpy as np
+    from mlx_vlm import load
+    from mlx_vlm.prompt_utils import apply_chat_template
+    from mlx_vlm.utils import prepare_inputs
+
+    model, processor = load(path)
+    if dtype is not None:
+        from mlx.utils import tree_map
+
+        target = getattr(mx, dtype)
+        model.update(
+            tree_map(
+                lambda a: a.astype(target) if mx.issubdtype(a.dtype, mx.floating) else a,
+                model.parameters(),
+            )
+        )
+    prompt = apply_chat_template(processor, model.config, PROMPT, num_images=1)
+    token = getattr(model.config, "image_token_index", None)
+    if token is None:
+        token = getattr(model.config, "image_token_id", None)
+    inputs = prepare_inputs(
+        processor, images=[fixed_image()], prompts=[prompt], image_token_index=token
+    )
+    ids, pixels, mask = (
+        inputs["input_ids"],
+        inputs.get("pixel_values"),
+        inputs.get("attention_mask"),
+    )
+    data = {
+        k: v for k, v in inputs.items() if k not in ("input_ids", "pixel_values", "attention_mask")
+    }
+    emb = model.get_input_embeddings(ids, pixels, mask=mask, **data).inputs_embeds
+    out = model(ids, pixels, mask=mask, **data)
+    logits = getattr(out, "logits", out)
+    mx.eval(emb, logits)
+    ids_np = np.array(ids)[0]
+    where = ids_np == token if token is not None else np.zeros_like(ids_np, dtype=bool)
+    emb_np = np.array(emb.astype(mx.float32))[0]
+    return {
+        "ids": ids_np,
+        "vision": emb_np[where] if where.any() else None,
+        "logits": np.array(logits.astype(mx.float32))[0],
+    }
+
+
+def compare(cand: dict[str, Any], ref: dict[str, Any]) -> VlmParity:
+    import numpy as np
+
+    p = VlmParity(
+        same_inputs=bool(np.array_equal(cand["ids"], ref["ids"])),
+        positions=0,
+        vision_rel=None,
+        kl_mean=None,
+        kl_max=None,
+        top1=None,
+        max_dlogit=None,
+        nonfinite=int((~np.isfinite(cand["logits"])).sum()),
+    )
+    cv, rv = cand["vision"], ref["vision"]
+    if cv is not None and rv is not None and cv.shape == rv.shape and np.isfinite(cv).all():
+        p.vision_rel = float(np.abs(cv - rv).max() / (np.abs(rv).max() or 1.0))
+    cl, rl = cand["logits"], ref["logits"]
+    if p.same_inputs and cl.shape[0] == rl.shape[0] and not p.nonfinite:
+        vocab = min(cl.shape[-1], rl.shape[-1])  # padding rows excluded
+        cl, rl = cl[:, :vocab].astype(np.float64), rl[:, :vocab].astype(np.float64)
+
+        def logp(x: Any) -> Any:
+            x = x - x.max(-1, keepdims=True)
+            return x - np.log(np.exp(x).sum(-1, keepdims=True))
+
+        lc, lr = logp(cl), logp(rl)
+        kl = (np.exp(lr) * (lr - lc)).sum(-1)
+        p.positions = int(kl.shape[0])
+        p.kl_mean, p.kl_max = float(kl.mean()), float(kl.max())
+        p.top1 = float((cl.argmax(-1) == rl.argmax(-1)).mean())
+        p.max_dlogit = float(np.abs(cl - rl).max())
+    return p
+
+
+@rule(
+    "QLT310",
+    "VLM vision features differ from the reference",
+    severity="error",
+    fix="The vision tower or projector computes something else: a patch-embedding weight in the "
+    "wrong layout (a conv transposed, NCHW vs NHWC), a loader's sanitize applied to an already "
+    "converted checkpoint, or a different image processor config. Compare vision_tower.* and "
+    "preprocessor_config.json with the reference.",
+    compares=f"max |Δ| / max |reference| of the image-token embeddings, tolerance {VISION_REL_TOL:g}",
+)
+def vision(p: VlmParity) -> Iterator[Finding]:
+    if p.vision_rel is not None and p.vision_rel > VISION_REL_TOL:
+        yield finding(
+            "QLT310",
+            f"vision features relative error {p.vision_rel:.3g} > {VISION_REL_TOL:g} on the fixed "
+            f"{IMAGE_SIZE}x{IMAGE_SIZE} image",
+        )
+
+
+@rule(
+    "QLT311",
+    "VLM logits differ from the reference",
+    severity="error",
+    fix="Compare the language model's weights and config with the reference (and QLT310 for the "
+    "vision side first: wrong image features change every logit after them).",
+    compares=f"KL(reference || candidate) mean > {KL_MEAN_TOL:g} or top-1 agreement < {TOP1_MIN:g}",
+)
+def logits(p: VlmParity) -> Iterator[Finding]:
+    if p.kl_mean is not None and (p.kl_mean > KL_MEAN_TOL or p.top1 < TOP1_MIN):
+        yield finding(
+            "QLT311",
+            f"over {p.positions} positions: KL mean {p.kl_mean:.3g} (max {p.kl_max:.3g}), top-1 "
+            f"agreement {p.top1:.1%}, max |Δ logit| {p.max_dlogit:.3g}",
+        )
+
+
+@rule(
+    "QLT312",
+    "VLM logits hold NaN or Inf",
+    severity="error",
+    fix="An overflow in reduced precision or corrupt weights: run `genai doctor --weights` on "
+    "the candidate, and try it in float32.",
+    compares="NaN/Inf count of the candidate's logits on the fixed image and prompt",
+)
+def nonfinite(p: VlmParity) -> Iterator[Finding]:
+    if p.nonfinite:
+        yield finding("QLT312", f"the candidate's logits hold {p.nonfinite:,} NaN/Inf values")
+
+
+@rule(
+    "QLT313",
+    "VLM inputs differ between candidate and reference",
+    severity="warning",
+    fix="The two processors tokenise the prompt or expand the image differently (chat template, "
+    "image_seq_length, image size): the logits were not compared; align the processor configs.",
+    compares="input ids after mlx-vlm's prepare_inputs on both sides",
+)
+def inputs(p: VlmParity) -> Iterator[Finding]:
+    if not p.same_inputs:
+        yield finding("QLT313", "the prompt and image give different input ids on the two sides")
+
+
+RULES = (vision, logits, nonfinite, inputs)
+
+
+def verify_vlm(
+    candidate: str,
+    reference: str,
+    *,
+    candidate_dtype: str | None = None,
+    reference_dtype: str | None = None,
+) -> tuple[list[Finding], dict[str, Any]]:
+    """Compare two mlx-vlm models on the fixed image and prompt: (findings, metrics)."""
+    p = compare(
+        run_side(candidate, dtype=candidate_dtype), run_side(reference, dtype=reference_dtype)
+    )
+    found: list[Finding] = []
+    for func in RULES:
+        found.extend(run_rule(func, p))
+    return found, dict(vars(p))
