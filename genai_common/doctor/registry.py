@@ -106,6 +106,13 @@ OTHER_FAMILIES: tuple[Family, ...] = (
         _RULES + "load",
     ),
     Family("doctor", ("DOC",), "DOC: the doctor itself", _ALL_KINDS, __name__),
+    Family(
+        "workflows",
+        ("DAT",),
+        "DAT: fine-tuning data (genai finetune)",
+        _ALL_KINDS,
+        "genai_common.workflows.data",
+    ),
 )
 ALL_FAMILIES = FAMILIES + OTHER_FAMILIES
 BY_NAME = {f.name: f for f in ALL_FAMILIES}
