@@ -107,11 +107,18 @@ OTHER_FAMILIES: tuple[Family, ...] = (
     ),
     Family("doctor", ("DOC",), "DOC: the doctor itself", _ALL_KINDS, __name__),
     Family(
-        "workflows",
+        "workflows-data",
         ("DAT",),
         "DAT: fine-tuning data (genai finetune)",
         _ALL_KINDS,
         "genai_common.workflows.data",
+    ),
+    Family(
+        "workflows-convert",
+        ("CNV",),
+        "CNV: convert and quantize (genai convert)",
+        _ALL_KINDS,
+        "genai_common.workflows.convert",
     ),
 )
 ALL_FAMILIES = FAMILIES + OTHER_FAMILIES

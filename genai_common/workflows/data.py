@@ -184,7 +184,11 @@ def chat_messages(ds: DataSet) -> Iterator[Finding]:
         if rec.format != "chat":
             continue
         msgs = rec.data.get("messages")
-        if not isinstance(msgs, list) or not msgs or not all(isinstance(m, dict) and "role" in m and "content" in m for m in msgs):
+        if (
+            not isinstance(msgs, list)
+            or not msgs
+            or not all(isinstance(m, dict) and "role" in m and "content" in m for m in msgs)
+        ):
             bad.append(rec.line)
     if bad:
         yield finding("DAT006", f"{ds.name}: line(s) {_lines(bad)}", file=ds.name)
