@@ -120,6 +120,13 @@ OTHER_FAMILIES: tuple[Family, ...] = (
         _ALL_KINDS,
         "genai_common.workflows.convert",
     ),
+    Family(
+        "workflows-finetune",
+        ("TRN", "ADP"),
+        "TRN, ADP: LoRA training runs, adapters and fuse (genai finetune)",
+        _ALL_KINDS,
+        "genai_common.workflows.finetune",
+    ),
 )
 ALL_FAMILIES = FAMILIES + OTHER_FAMILIES
 BY_NAME = {f.name: f for f in ALL_FAMILIES}
