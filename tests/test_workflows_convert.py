@@ -64,3 +64,22 @@ def test_results_row_and_todo_line_keep_user_lines(tmp_path):
     todo_line(str(todo), "genai convert a -> b: pass")
     assert todo.read_text().startswith("# TODO\n\n- [ ] mine\n")
     assert "genai convert a -> b: pass" in todo.read_text()
+
+
+def test_genai_convert_command_records_row_todo_and_pyproject(tiny_llm, tmp_path, monkeypatch):
+    import tomllib
+
+    from genai_common.cli import main
+
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "x"\n\n[tool.genai]\nkind = "llm"\nmodel = "m"\n'
+    )
+    (tmp_path / "TODO.md").write_text("# TODO\n\n- [ ] mine\n")
+    monkeypatch.chdir(tmp_path)
+    out = str(tmp_path / "q4")
+    assert main(["convert", str(tiny_llm), "--output", out, "-q", "4", "--group-size", "32"]) == 0
+    table = tomllib.loads((tmp_path / "pyproject.toml").read_text())["tool"]["genai"]
+    assert table["convert"] == {"output": out, "source": str(tiny_llm)} and table["kind"] == "llm"
+    assert "| convert q=4 g=32 |" in (tmp_path / "RESULTS.md").read_text()
+    assert "- [ ] mine" in (tmp_path / "TODO.md").read_text()
+    assert main(["convert", str(tmp_path / "nope"), "--output", str(tmp_path / "z")]) == 2

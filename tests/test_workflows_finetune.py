@@ -109,3 +109,14 @@ def test_bad_data_stops_before_training(tiny_llm, tmp_path):
     r = ft.train(str(tiny_llm), str(tmp_path / "data"), str(tmp_path / "a"), iters=2)
     assert {"DAT001", "DAT004"} <= {f.code for f in r.findings} and r.verdict == "fail"
     assert not (tmp_path / "a").exists()
+
+
+def test_genai_finetune_check_only_gives_codes(tiny_llm, tmp_path, monkeypatch, capsys):
+    from genai_common.cli import main
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "train.jsonl").write_text('{"text": "a"}\n\n{"prompt": 1}\n')
+    monkeypatch.chdir(tmp_path)
+    assert main(["finetune", str(tiny_llm), "--data", "data", "--check-only"]) == 1
+    out = capsys.readouterr().out
+    assert "DAT001" in out and "DAT002" in out and "DAT004" in out
