@@ -43,6 +43,17 @@ def record_convert(root: str, source: str, output: str) -> bool:
     return edit_text(os.path.join(root, "pyproject.toml"), change)
 
 
+def project_model() -> str | None:
+    """The model [tool.genai] names (the embedded tiny model when it names none), or None."""
+    from genai_common.formats.pyproject import GenaiConfigError, find_genai, model_location
+
+    try:
+        table = find_genai()
+    except (GenaiConfigError, OSError, ValueError):
+        return None
+    return model_location(table.root, table.kind, table.model)[0]
+
+
 def _print(findings: list[Any]) -> None:
     for f in findings:
         print(f"{f.severity:<7} {f.code} {f.message}" + (f" ({f.file})" if f.file else ""))
@@ -51,15 +62,15 @@ def _print(findings: list[Any]) -> None:
 
 
 def _convert_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("source", help="model folder or hub id")
-    p.add_argument("--output", "-o", required=True, help="new folder for the converted model")
+    p.add_argument("source", nargs="?", help="model folder (default: [tool.genai] model)")
+    p.add_argument("--output", "-o", help="new folder (default: SOURCE-q4, SOURCE-mixed_3_6...)")
     p.add_argument("--quantize", "-q", help="bits (2-8) or mixed_2_6|mixed_3_4|mixed_3_6|mixed_4_6")
     p.add_argument("--group-size", type=int, default=64)
     p.add_argument("--dtype", choices=("float16", "bfloat16", "float32"))
 
 
 def _finetune_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="base model folder")
+    p.add_argument("model", nargs="?", help="base model folder (default: [tool.genai] model)")
     p.add_argument("--data", default="data", help="folder with train.jsonl and valid.jsonl")
     p.add_argument("--adapter-path", default="adapters")
     p.add_argument("--fuse", help="also fuse into this folder and check the fused model")
@@ -77,9 +88,17 @@ def run_convert(args: argparse.Namespace) -> int:
     from genai_common.workflows.common import human_bytes, results_row, todo_line
     from genai_common.workflows.convert import convert
 
-    if not os.path.exists(args.source):
-        print(f"genai convert: {args.source} not found", file=sys.stderr)
+    args.source = args.source or project_model()
+    if not args.source or not os.path.exists(args.source):
+        print(
+            f"genai convert: model {args.source or '(none)'} not found (give SOURCE, or build the "
+            "project's model first: nox -s diagnostics)",
+            file=sys.stderr,
+        )
         return 2
+    if not args.output:
+        tag = f"q{args.quantize}" if (args.quantize or "").isdigit() else args.quantize
+        args.output = f"{args.source.rstrip('/')}-{tag or args.dtype or 'mlx'}"
     r = convert(
         args.source,
         args.output,
@@ -115,8 +134,13 @@ def run_finetune(args: argparse.Namespace) -> int:
     from genai_common.workflows import finetune as ft
     from genai_common.workflows.common import results_row, todo_line
 
-    if not os.path.exists(args.model):
-        print(f"genai finetune: {args.model} not found", file=sys.stderr)
+    args.model = args.model or project_model()
+    if not args.model or not os.path.exists(args.model):
+        print(
+            f"genai finetune: model {args.model or '(none)'} not found (give MODEL, or build the "
+            "project's model first: nox -s diagnostics)",
+            file=sys.stderr,
+        )
         return 2
     root = _project_root()
     if args.check_only:
