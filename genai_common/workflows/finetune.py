@@ -127,14 +127,18 @@ def missing_targets(keys: list[str], names: set[str]) -> Iterator[Finding]:
     severity="error",
     fix="The fuse dropped the adapter (a known failure on some quantized bases): fuse again with "
     "--dequantize, or serve base + adapter.",
-    compares="fused logits vs base + adapter logits and vs the bare base, same tokens",
+    compares="fused vs base + adapter logits, relative to fused vs bare base (ratio 0.25), same "
+    "tokens",
 )
-def fuse_dropped(to_adapted: float, to_base: float, tol: float) -> Iterator[Finding]:
-    if to_adapted > tol or to_base <= tol:
+def fuse_dropped(to_adapted: float, to_base: float, ratio: float) -> Iterator[Finding]:
+    # calibration: the tiny llama (float16) after 12 LoRA steps, fused by mlx-lm 0.32.2: fused vs
+    # base + adapter 0.0093, fused vs base 6.29 (the fuse rounds the merged weights to float16)
+    if to_base <= 1e-4 or to_adapted > ratio * to_base:
         yield finding(
             "ADP010",
             f"max |logit| difference: fused vs base + adapter {to_adapted:.3g}, fused vs base "
-            f"{to_base:.3g} (tolerance {tol})",
+            f"{to_base:.3g} (the fused model must sit within {ratio:g} x the adapter's effect "
+            "of base + adapter)",
         )
 
 
@@ -309,7 +313,7 @@ def fuse(base: str, adapter: str, output: str, *, dequantize: bool = False) -> l
 
 
 def check_fused(
-    fused: str, base: str, adapter: str, text: str, tol: float = 1e-2
+    fused: str, base: str, adapter: str, text: str, ratio: float = 0.25
 ) -> tuple[list[Finding], dict[str, float]]:
     """The fused model against base + adapter and against the bare base on the same tokens."""
     import mlx.core as mx
@@ -323,4 +327,4 @@ def check_fused(
     bm, _ = load(base)
     diffs["fused_vs_adapted"] = float(mx.abs(lf - am(ids).astype(mx.float32)).max())
     diffs["fused_vs_base"] = float(mx.abs(lf - bm(ids).astype(mx.float32)).max())
-    return _run(fuse_dropped, diffs["fused_vs_adapted"], diffs["fused_vs_base"], tol), diffs
+    return _run(fuse_dropped, diffs["fused_vs_adapted"], diffs["fused_vs_base"], ratio), diffs
