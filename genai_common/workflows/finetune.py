@@ -189,9 +189,15 @@ def train(
     metrics["memory_estimate_bytes"] = estimate
     found += _run(memory_estimate, estimate, _machine_memory())
 
+    from tqdm import tqdm  # mlx-lm's own dependency
+
+    bar = tqdm(total=iters, desc="LoRA training", unit="it", disable=None)
+
     class Guard(TrainingCallback):
         def on_train_loss_report(self, info: dict) -> None:
             history.append({"kind": "train", **_plain(info)})
+            bar.update(int(info["iteration"]) - bar.n)
+            bar.set_postfix(loss=f"{float(info['train_loss']):.3f}")
             loss = float(info["train_loss"])
             if not math.isfinite(loss):
                 raise _NaNLoss(info["iteration"], loss)
@@ -225,6 +231,7 @@ def train(
         found += _run(nan_loss, *exc.args)
     except Exception as exc:  # mlx-lm's own error as a finding
         found += _run(train_failed, f"{type(exc).__name__}: {exc}"[:500])
+    bar.close()
     metrics["train_s"] = round(time.perf_counter() - start, 2)
     vals = [h["val_loss"] for h in history if h["kind"] == "val"]
     if len(vals) >= 2:
