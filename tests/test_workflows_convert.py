@@ -13,7 +13,7 @@ from genai_common.workflows.convert import convert
 @pytest.mark.parametrize("bits", ["4", "8"])
 def test_convert_quantizes_and_still_answers(tiny_llm, tmp_path, bits):
     out = tmp_path / f"q{bits}"
-    r = convert(str(tiny_llm), str(out), quantize=bits, group_size=32)
+    r = convert(str(tiny_llm), str(out), quantize=bits, group_size=32, measure=False)
     assert r.verdict in ("pass", "warn"), r.findings
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["quantization"]["bits"] == int(bits)
@@ -80,6 +80,9 @@ def test_genai_convert_command_records_row_todo_and_pyproject(tiny_llm, tmp_path
     assert main(["convert", str(tiny_llm), "--output", out, "-q", "4", "--group-size", "32"]) == 0
     table = tomllib.loads((tmp_path / "pyproject.toml").read_text())["tool"]["genai"]
     assert table["convert"] == {"output": out, "source": str(tiny_llm)} and table["kind"] == "llm"
-    assert "| convert q=4 g=32 |" in (tmp_path / "RESULTS.md").read_text()
+    row = (tmp_path / "RESULTS.md").read_text()
+    assert (
+        "| convert q=4 g=32 |" in row and "decode_tps_output=" in row and "peak_mlx_source=" in row
+    )
     assert "- [ ] mine" in (tmp_path / "TODO.md").read_text()
     assert main(["convert", str(tmp_path / "nope"), "--output", str(tmp_path / "z")]) == 2

@@ -67,6 +67,7 @@ def _convert_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quantize", "-q", help="bits (2-8) or mixed_2_6|mixed_3_4|mixed_3_6|mixed_4_6")
     p.add_argument("--group-size", type=int, default=64)
     p.add_argument("--dtype", choices=("float16", "bfloat16", "float32"))
+    p.add_argument("--no-bench", action="store_true", help="skip the before/after benchmark")
 
 
 def _finetune_args(p: argparse.ArgumentParser) -> None:
@@ -105,6 +106,7 @@ def run_convert(args: argparse.Namespace) -> int:
         quantize=args.quantize,
         group_size=args.group_size,
         dtype=args.dtype,
+        measure=not args.no_bench,
     )
     _print(r.findings)
     root = _project_root()

@@ -142,6 +142,39 @@ def verifier() -> Any:
         return None
 
 
+def bench_pair(source: str, output: str, trials: int = 3) -> dict[str, Any]:
+    """`genai bench`'s own runner on source and output (ABBA order, same random prompt): decode
+    tokens/s and peak MLX memory, medians; {} with the reason when it cannot run."""
+    import json
+
+    from mlx_lm.utils import load
+
+    from genai_common.bench.llm import Subject, bench
+
+    subjects = []
+    for label, path in (("source", source), ("output", output)):
+        model, tok = load(path)
+        with open(os.path.join(path, "config.json"), encoding="utf-8") as fh:
+            cfg = json.load(fh)
+        subjects.append(Subject(label, path, "llm", model, tok, cfg))
+    results = bench(
+        subjects,
+        prompt_tokens=32,
+        gen_tokens=32,
+        trials=trials,
+        warmup=1,
+        cooldown=0.0,
+        prompts="random",
+    )
+    out: dict[str, Any] = {}
+    for res in results:
+        for metric in ("decode_tps", "peak_mlx"):
+            summary = res["summary"].get(metric)
+            if summary:
+                out[f"{metric}_{res['subject']}"] = round(summary["median"], 1)
+    return out
+
+
 def disk_bytes(path: str) -> int:
     total = 0
     for root, _, files in os.walk(path):
@@ -173,6 +206,7 @@ def convert(
     group_size: int = 64,
     dtype: str | None = None,
     verify_text: str | None = None,
+    measure: bool = True,
 ) -> ConvertResult:
     """Doctor before, mlx_lm.convert, doctor and verify after; never raises on bad input."""
     found = preflight(source, output, quantize, group_size)
@@ -203,6 +237,11 @@ def convert(
     after = [f for f in diagnose(output).findings if f.severity == "error"]
     found += _run(output_errors, [f for f in after if (f.code, f.message) not in before])
     verdict = "fail" if any(f.severity == "error" for f in found) else "pass"
+    if measure:
+        try:
+            metrics.update(bench_pair(source, output))
+        except Exception as exc:  # a measurement, not a verdict: record why it is missing
+            metrics["bench"] = f"not measured: {type(exc).__name__}: {exc}"[:200]
     verify = verifier()
     if verify is None:
         metrics["verify"] = "not installed in this genai-common"
