@@ -120,3 +120,11 @@ def test_genai_finetune_check_only_gives_codes(tiny_llm, tmp_path, monkeypatch, 
     assert main(["finetune", str(tiny_llm), "--data", "data", "--check-only"]) == 1
     out = capsys.readouterr().out
     assert "DAT001" in out and "DAT002" in out and "DAT004" in out
+
+
+def test_base_that_will_not_load_is_a_finding(tmp_path):
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.json").write_text('{"model_type": "llama"}')
+    data = _data(tmp_path / "data")
+    r = ft.train(str(tmp_path / "m"), data, str(tmp_path / "a"), iters=2)
+    assert [f.code for f in r.findings] == ["TRN003"] and r.verdict == "fail"

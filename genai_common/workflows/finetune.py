@@ -175,7 +175,11 @@ def train(
 
     from genai_common.workflows.data import diagnose
 
-    mlx_model, tokenizer = load(model)
+    try:
+        mlx_model, tokenizer = load(model)
+    except Exception as exc:  # a model that will not load: a finding, not a traceback
+        found = _run(train_failed, f"the base does not load: {type(exc).__name__}: {exc}"[:500])
+        return FinetuneResult(adapter, found, {}, [], "fail")
     report, _ = diagnose(data, tokenizer, max_seq_length)
     found = list(report.findings)
     metrics: dict[str, Any] = {}
@@ -303,7 +307,10 @@ def judge_adapter(adapter: str, base: str) -> list[Finding]:
     found = _run(adapter_config, adapter, cfg)
     keys = ((cfg or {}).get("lora_parameters") or {}).get("keys")
     if keys:
-        model, _ = load(base)
+        try:
+            model, _ = load(base)
+        except Exception as exc:  # the base will not load: the targets cannot be judged
+            return [*found, *_run(train_failed, f"the base does not load: {exc}"[:500])]
         found += _run(missing_targets, list(keys), {n for n, _ in model.named_modules()})
     return found
 
