@@ -128,3 +128,21 @@ def test_base_that_will_not_load_is_a_finding(tmp_path):
     data = _data(tmp_path / "data")
     r = ft.train(str(tmp_path / "m"), data, str(tmp_path / "a"), iters=2)
     assert [f.code for f in r.findings] == ["TRN003"] and r.verdict == "fail"
+
+
+def test_genai_finetune_command_trains_fuses_and_records(tiny_llm, tmp_path, monkeypatch):
+    from genai_common.cli import main
+
+    (tmp_path / "pyproject.toml").write_text('[tool.genai]\nkind = "llm"\nmodel = "m"\n')
+    (tmp_path / "TODO.md").write_text("# TODO\n\n- [ ] mine\n")
+    _data(tmp_path / "data")
+    monkeypatch.chdir(tmp_path)
+    args = ["finetune", str(tiny_llm), "--iters", "8", "--learning-rate", "5e-3", "--rank", "4"]
+    args += ["--scale", "10", "--max-seq-length", "256", "--steps-per-report", "4"]
+    assert main([*args, "--fuse", str(tmp_path / "fused")]) == 0
+    results = (tmp_path / "RESULTS.md").read_text()
+    assert "| finetune lora r=4 |" in results and "val_loss_after=" in results
+    assert "fused_vs_base=" in results
+    assert (tmp_path / "finetune_loss.png").exists()
+    todo = (tmp_path / "TODO.md").read_text()
+    assert todo.startswith("# TODO\n\n- [ ] mine\n") and "genai finetune" in todo
