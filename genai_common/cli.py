@@ -56,6 +56,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "genai_common.project.review",
         "Methodology review: living documents, tests, environment, results, agent files.",
     ),
+    "convert": (
+        "genai_common.workflows.convert_command",
+        "Convert / quantize an LLM with mlx-lm's convert: doctor before, verify after, RESULTS row.",
+    ),
+    "finetune": (
+        "genai_common.workflows.finetune_command",
+        "LoRA fine-tune with mlx-lm's trainer: data diagnostics, NaN guard, fuse check, RESULTS row.",
+    ),
 }
 
 

@@ -75,6 +75,8 @@ def expected_files(kind: str, env_manager: str, agents: tuple[str, ...], package
     }
     if kind in ("llm", "vlm"):
         files.add("test/check_tokenizer.py")
+    if kind == "llm":  # issue 11: fine-tuning samples for nox -s finetune
+        files.update({"data/train.jsonl", "data/valid.jsonl"})
     if kind == "diffusion":
         files.add("test/check_pipeline.py")
     if env_manager == "conda":

@@ -141,6 +141,27 @@ OTHER_FAMILIES: tuple[Family, ...] = (
         "genai_common.verify.diffusion",
     ),
     Family("doctor", ("DOC",), "DOC: the doctor itself", _ALL_KINDS, __name__),
+    Family(
+        "workflows-data",
+        ("DAT",),
+        "DAT: fine-tuning data (genai finetune)",
+        _ALL_KINDS,
+        "genai_common.workflows.data",
+    ),
+    Family(
+        "workflows-convert",
+        ("CNV",),
+        "CNV: convert and quantize (genai convert)",
+        _ALL_KINDS,
+        "genai_common.workflows.convert",
+    ),
+    Family(
+        "workflows-finetune",
+        ("TRN", "ADP"),
+        "TRN, ADP: LoRA training runs, adapters and fuse (genai finetune)",
+        _ALL_KINDS,
+        "genai_common.workflows.finetune",
+    ),
 )
 ALL_FAMILIES = FAMILIES + OTHER_FAMILIES
 BY_NAME = {f.name: f for f in ALL_FAMILIES}
