@@ -106,6 +106,13 @@ OTHER_FAMILIES: tuple[Family, ...] = (
         _RULES + "load",
     ),
     Family("doctor", ("DOC",), "DOC: the doctor itself", _ALL_KINDS, __name__),
+    Family(
+        "port",
+        ("PRT",),
+        "PRT: porting a PyTorch state_dict to MLX (workflows/port.py)",
+        ("ml",),
+        "genai_common.workflows.port",
+    ),
 )
 ALL_FAMILIES = FAMILIES + OTHER_FAMILIES
 BY_NAME = {f.name: f for f in ALL_FAMILIES}

@@ -1,0 +1,1 @@
+"""Workflows: convert, quantize, fine-tune, port; each wraps the library's own tool."""
