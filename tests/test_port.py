@@ -56,7 +56,7 @@ def test_cnn_port_matches_with_layouts_converted():
     x = mx.random.normal((2, 6, 6, 3))
     metrics = port.compare_outputs(
         {k: np.array(v) for k, v in cand(x).items()}, {k: np.array(v) for k, v in ref(x).items()}
-    )
+    )  # both MLX: same layout
     assert set(metrics) == {"up", "logits"}
     assert all(m["max_abs"] < 1e-5 for m in metrics.values()), metrics
 
