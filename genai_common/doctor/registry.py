@@ -113,6 +113,13 @@ OTHER_FAMILIES: tuple[Family, ...] = (
         ("ml",),
         "genai_common.workflows.port",
     ),
+    Family(
+        "diffusion-workflow",
+        ("DFL",),
+        "DFL: diffusion LoRA and scheduler swaps (workflows/diffusion.py)",
+        ("diffusion",),
+        "genai_common.workflows.diffusion",
+    ),
 )
 ALL_FAMILIES = FAMILIES + OTHER_FAMILIES
 BY_NAME = {f.name: f for f in ALL_FAMILIES}
