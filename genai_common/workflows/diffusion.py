@@ -106,3 +106,122 @@ def swap_scheduler(pipe: Any, scheduler_cls: Any, **overrides: Any) -> tuple[Any
     if not any(f.severity == "error" for f in found):
         pipe.scheduler = new
     return new, found
+
+
+# -- LoRA adapters judged against the pipeline (before load_lora_weights) ---------------------
+
+LoraPlan = namedtuple("LoraPlan", "modules pairs rank scale")
+
+_A_SUFFIXES = (".lora_A.weight", ".lora.down.weight")
+_B_SUFFIXES = (".lora_B.weight", ".lora.up.weight")
+
+
+def lora_pairs(state: dict[str, Any]) -> dict[str, dict[str, tuple[int, ...]]]:
+    """diffusers/PEFT-format LoRA keys -> {'component.module': {'A': shape, 'B': shape}}."""
+    pairs: dict[str, dict[str, tuple[int, ...]]] = {}
+    for key, value in state.items():
+        for side, suffixes in (("A", _A_SUFFIXES), ("B", _B_SUFFIXES)):
+            for suffix in suffixes:
+                if key.endswith(suffix):
+                    pairs.setdefault(key[: -len(suffix)], {})[side] = tuple(value.shape)
+    return pairs
+
+
+def pipeline_modules(pipe: Any) -> dict[str, tuple[int, int]]:
+    """'component.module' -> (in_features, out_features) of every Linear/Conv in the pipeline."""
+    out: dict[str, tuple[int, int]] = {}
+    for comp in ("unet", "transformer", "text_encoder", "text_encoder_2"):
+        model = getattr(pipe, comp, None)
+        if model is None or not hasattr(model, "named_modules"):
+            continue
+        for name, mod in model.named_modules():
+            if list(mod.children()):
+                continue  # leaves only (a model's own in_channels is a deprecated config alias)
+            fin = getattr(mod, "in_features", None) or getattr(mod, "in_channels", None)
+            fout = getattr(mod, "out_features", None) or getattr(mod, "out_channels", None)
+            if fin and fout:
+                out[f"{comp}.{name}"] = (int(fin), int(fout))
+    return out
+
+
+@rule(
+    "DFL010",
+    "A LoRA target module is not in the pipeline",
+    severity="error",
+    fix="Train or convert the adapter for this pipeline's architecture; keys must read "
+    "'<component>.<module path>.lora_A.weight' with a module path of pipe.<component>.",
+    compares="adapter key prefixes vs the pipeline components' named_modules()",
+)
+def lora_targets(plan: LoraPlan) -> Iterator[Finding]:
+    missing = sorted(set(plan.pairs) - set(plan.modules))
+    if missing:
+        yield finding(
+            "DFL010",
+            f"{len(missing)} of {len(plan.pairs)} targets are not in the pipeline: "
+            + ", ".join(missing[:4]),
+        )
+
+
+@rule(
+    "DFL011",
+    "A LoRA pair's rank is not the declared rank or A and B disagree",
+    severity="error",
+    fix="Pass the rank the adapter was trained with (its lora_A rows); a pair whose lora_A rows "
+    "differ from lora_B columns is a broken adapter file.",
+    compares="lora_A rows vs lora_B columns vs the declared rank",
+)
+def lora_rank(plan: LoraPlan) -> Iterator[Finding]:
+    for name, pair in sorted(plan.pairs.items()):
+        a, b = pair.get("A"), pair.get("B")
+        if a is None or b is None:
+            yield finding("DFL011", f"{name}: lora_{'A' if a is None else 'B'} is missing")
+            continue
+        if a[0] != b[1]:
+            yield finding("DFL011", f"{name}: lora_A rank {a[0]} vs lora_B rank {b[1]}")
+        elif plan.rank is not None and a[0] != plan.rank:
+            yield finding("DFL011", f"{name}: rank {a[0]}, declared {plan.rank}")
+
+
+@rule(
+    "DFL012",
+    "A LoRA pair does not fit its module's sizes",
+    severity="error",
+    fix="The adapter was made for another width of this module (another model size): use the "
+    "adapter of this base model.",
+    compares="lora_A columns / lora_B rows vs the module's in/out features",
+)
+def lora_sizes(plan: LoraPlan) -> Iterator[Finding]:
+    for name, pair in sorted(plan.pairs.items()):
+        io = plan.modules.get(name)
+        a, b = pair.get("A"), pair.get("B")
+        if io is None or a is None or b is None or len(a) != 2:
+            continue
+        if (a[1], b[0]) != io:
+            yield finding("DFL012", f"{name}: adapter {a[1]}->{b[0]}, module {io[0]}->{io[1]}")
+
+
+@rule(
+    "DFL013",
+    "The LoRA scale is zero",
+    severity="warning",
+    fix="Set the adapter weight (set_adapters(..., adapter_weights=[1.0]) or "
+    "cross_attention_kwargs={'scale': 1.0}); at 0 the image is the base model's.",
+    compares="the scale to be used vs 0",
+)
+def lora_scale(plan: LoraPlan) -> Iterator[Finding]:
+    if plan.scale == 0:
+        yield finding("DFL013", "scale 0: the adapter has no effect")
+
+
+LORA_RULES = (lora_targets, lora_rank, lora_sizes, lora_scale)
+
+
+def check_lora(
+    pipe: Any, state: dict[str, Any], rank: int | None = None, scale: float = 1.0
+) -> list[Finding]:
+    """Judge a LoRA state dict (diffusers/PEFT keys) against a loaded pipeline."""
+    plan = LoraPlan(pipeline_modules(pipe), lora_pairs(state), rank, scale)
+    out: list[Finding] = []
+    for func in LORA_RULES:
+        out.extend(run_rule(func, plan))
+    return out
