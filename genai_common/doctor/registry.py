@@ -120,6 +120,13 @@ OTHER_FAMILIES: tuple[Family, ...] = (
         ("diffusion",),
         "genai_common.workflows.diffusion",
     ),
+    Family(
+        "vlm-data",
+        ("VDT",),
+        "VDT: VLM fine-tuning data, image+text records (workflows/vlm.py)",
+        ("vlm",),
+        "genai_common.workflows.vlm",
+    ),
 )
 ALL_FAMILIES = FAMILIES + OTHER_FAMILIES
 BY_NAME = {f.name: f for f in ALL_FAMILIES}
