@@ -162,6 +162,27 @@ OTHER_FAMILIES: tuple[Family, ...] = (
         _ALL_KINDS,
         "genai_common.workflows.finetune",
     ),
+    Family(
+        "port",
+        ("PRT",),
+        "PRT: porting a PyTorch state_dict to MLX (workflows/port.py)",
+        ("ml",),
+        "genai_common.workflows.port",
+    ),
+    Family(
+        "diffusion-workflow",
+        ("DFL",),
+        "DFL: diffusion LoRA and scheduler swaps (workflows/diffusion.py)",
+        ("diffusion",),
+        "genai_common.workflows.diffusion",
+    ),
+    Family(
+        "vlm-data",
+        ("VDT",),
+        "VDT: VLM fine-tuning data, image+text records (workflows/vlm.py)",
+        ("vlm",),
+        "genai_common.workflows.vlm",
+    ),
 )
 ALL_FAMILIES = FAMILIES + OTHER_FAMILIES
 BY_NAME = {f.name: f for f in ALL_FAMILIES}
