@@ -73,23 +73,8 @@ def _reply_child(kind: str, path: str, tiny: bool) -> dict[str, Any]:
 def verify_step(project: Project, reference: str) -> Step:
     """`genai verify` of the project's model against `reference` (relative metrics)."""
     start = time.perf_counter()
-    import importlib
+    from genai_common.verify import verify
 
-    if project.kind in ("vlm", "diffusion"):
-        from genai_common.verify.kinds import verify_kind
-
-        def verify(candidate: str, reference: str, *, kind: str) -> Any:
-            return verify_kind(kind, candidate, reference)
-
-    else:
-        try:  # by name: genai_common.verify lands with issue 10 part 1
-            verify = importlib.import_module("genai_common.verify").verify
-        except (ImportError, AttributeError):
-            verify = None
-    if verify is None:
-        return Step(
-            "verify", False, 0.0, "genai_common.verify is not in this genai-common (issue 10)"
-        )
     try:
         result = verify(model_path(project), reference, kind=project.kind)
     except Exception as exc:  # a reference that cannot be read is this step's failure

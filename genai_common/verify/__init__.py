@@ -1,5 +1,5 @@
 """`genai verify`: a candidate model's outputs against a reference, teacher-forced over the
-shipped corpus (issue 10). First slice: llm, MLX against MLX (same tokenizer).
+shipped corpus (issue 10). llm: MLX against MLX (same tokenizer); vlm and diffusion: verify/kinds.py.
 
     verify(candidate, reference, ...) -> VerifyResult
 
@@ -55,8 +55,25 @@ def verify(
     """Compare `candidate` with `reference` (llm, MLX vs MLX) over the shipped corpus."""
     import numpy as np
 
-    if kind not in (None, "llm"):
-        raise ValueError(f"genai verify: kind {kind!r} is not supported yet (llm only)")
+    if kind is None:
+        from genai_common.model import ModelDir
+
+        kind = ModelDir.open(reference).kind
+    if kind in ("vlm", "diffusion"):  # the other kinds: verify/kinds.py (no text or KV options)
+        from genai_common.verify.kinds import verify_kind
+
+        done = verify_kind(kind, candidate, reference)
+        return VerifyResult(
+            candidate,
+            reference,
+            done.verdict,
+            list(done.findings),
+            dict(done.metrics),
+            done.first_bad_layer,
+            done.mode,
+        )
+    if kind != "llm":
+        raise ValueError(f"genai verify: kind {kind!r} is not supported yet (llm, vlm, diffusion)")
     if text is not None or kv_bits is not None or reference_adapter or candidate_adapter:
         raise ValueError("genai verify: --text, --kv-bits and adapters are not supported yet")
     budget = context if context is not None else 4096

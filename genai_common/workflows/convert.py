@@ -132,14 +132,10 @@ def _run(func: Any, *args: Any) -> list[Finding]:
 
 
 def verifier() -> Any:
-    """genai_common.verify.verify (a layer below), or None while this genai-common lacks it.
-    Loaded by name: the verify layer is built in parallel (issue 11 lands after it)."""
-    import importlib
+    """genai_common.verify.verify (the layer below): output vs source."""
+    from genai_common.verify import verify
 
-    try:
-        return importlib.import_module("genai_common.verify").verify
-    except (ImportError, AttributeError):
-        return None
+    return verify
 
 
 def bench_pair(source: str, output: str, trials: int = 3) -> dict[str, Any]:
