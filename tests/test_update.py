@@ -154,8 +154,9 @@ def _user_edits(project: Path) -> dict[str, list[str]]:
         "reference/RESULTS.md": _edit(
             project,
             "reference/RESULTS.md",
-            "<!-- | Date | Model | What | Figure | Command | Versions | Machine | -->",
-            "| 2026-11-27 | USER-llama | decode | 31 tok/s | `nox -s bench` | mlx 0.29 | M2 |",
+            "## Known Issues",
+            "| 2026-11-27 | USER-llama | decode | 31 tok/s | `nox -s bench` | mlx 0.29 | M2 |\n\n"
+            "## Known Issues",
         )
         + _edit(
             project, "reference/RESULTS.md", None, "| USER-row | tiny-llm | ok | 0.1 | 0.2 |\n"
