@@ -21,7 +21,7 @@ from genai_common.bench.compare import comparable
 from genai_common.bench.metrics import HEADLINE
 
 
-def _figure(**kwargs: Any) -> Any:
+def new_figure(**kwargs: Any) -> Any:
     """A matplotlib Figure without pyplot (no global state, no GUI backend, a faster import)."""
     from matplotlib.figure import Figure
 
@@ -65,7 +65,7 @@ def latency_figure(record: dict[str, Any]) -> Any:
     """The latency figure: one axis per workload, its y range robust to outliers (clip_outliers)."""
     kind = record["kind"]
     results = record["results"]
-    fig = _figure(figsize=(9, 3.2 * len(results)))
+    fig = new_figure(figsize=(9, 3.2 * len(results)))
     axes = fig.subplots(len(results), 1, squeeze=False)
     unit = _XLABEL.get(kind, "item")
     for ax, res in zip(axes[:, 0], results, strict=True):
@@ -91,7 +91,7 @@ def latency_figure(record: dict[str, Any]) -> Any:
 
 
 def plot_latency(record: dict[str, Any], path: str | Path) -> Path:
-    return _save(latency_figure(record), path)
+    return save_png(latency_figure(record), path)
 
 
 OUTLIER_IQRS = 4.0  # beyond Tukey's far fence (3 IQR): one cold spike, not the trials' jitter
@@ -179,13 +179,13 @@ TIMED = ("tab:blue", "blue timed")
 
 
 def plot_rate(record: dict[str, Any], history: list[dict[str, Any]], path: str | Path) -> Path:
-    return _save(rate_figure(record, history), path)
+    return save_png(rate_figure(record, history), path)
 
 
 def rate_figure(record: dict[str, Any], history: list[dict[str, Any]]) -> Any:
     """This run's points (the title names only the kinds drawn) and the history beside them."""
     metric, label, _ = HEADLINE[record["kind"]]
-    fig = _figure(figsize=(11, 3.8))
+    fig = new_figure(figsize=(11, 3.8))
     left, right = fig.subplots(1, 2)
     x = 0
     shown: set[str] = set()
@@ -246,7 +246,7 @@ def plot_memory(record: dict[str, Any], path: str | Path) -> Path | None:
     trials = [(res, t) for res in record["results"] for t in res["trials"] if t.get("memory")]
     if not trials:
         return None
-    fig = _figure(figsize=(9, 3.8))
+    fig = new_figure(figsize=(9, 3.8))
     ax = fig.subplots()
     colours: dict[tuple[str, str], str] = {}
     for res, trial in trials:
@@ -272,7 +272,7 @@ def plot_memory(record: dict[str, Any], path: str | Path) -> Path | None:
     ax.legend(fontsize=7)
     fig.suptitle(f"{Path(record['model']).name}: memory over each trial")
     fig.tight_layout()
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def context_series(record: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
@@ -295,7 +295,7 @@ def plot_context(record: dict[str, Any], path: str | Path) -> Path | None:
     if not series:
         return None
     names = {x["label"]: Path(x["path"]).name for x in record.get("subjects", []) if "label" in x}
-    fig = _figure(figsize=(11, 3.8))
+    fig = new_figure(figsize=(11, 3.8))
     axes = fig.subplots(1, 2)
     panels = (("decode_tps", "decode tokens/s", 1.0), ("ttft", "TTFT (ms)", 1e3))
     for ax, (metric, label, scale) in zip(axes, panels, strict=True):
@@ -328,13 +328,22 @@ def plot_context(record: dict[str, Any], path: str | Path) -> Path | None:
     axes[1].set_title("time to first token (prefill) against context", fontsize=9)
     fig.suptitle(f"{Path(record['model']).name}: context sweep")
     fig.tight_layout()
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
-def _save(fig: Any, path: str | Path) -> Path:
+def save_png(fig: Any, path: str | Path) -> Path:
+    """Write the figure as a PNG atomically (a temporary file in the same folder, renamed over the
+    old one): a killed run never leaves a cut plot beside RESULTS.md."""
+    import os
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, format="png")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        fig.savefig(tmp, dpi=100, format="png")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -84,11 +84,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _write(out: str, rank: int, record: dict) -> None:
+    from genai_common.runtime.files import write_text
+
     os.makedirs(out, exist_ok=True)
-    tmp = os.path.join(out, f".rank{rank}.json.tmp")
-    with open(tmp, "w") as f:
-        json.dump(record, f)
-    os.replace(tmp, os.path.join(out, f"rank{rank}.json"))
+    write_text(os.path.join(out, f"rank{rank}.json"), json.dumps(record))
 
 
 if __name__ == "__main__":

@@ -91,7 +91,10 @@ def build(
 
 def _mark(path: Path, kind: str, variant: str, seed: int) -> Path:
     """The marker that says genai tiny made this folder (`--force` replaces only such folders)."""
-    (path / MARKER).write_text(json.dumps({"kind": kind, "variant": variant, "seed": seed}) + "\n")
+    from genai_common.runtime.files import write_text
+
+    # atomic: the marker means "complete", so a killed write must never leave a partial one
+    write_text(path / MARKER, json.dumps({"kind": kind, "variant": variant, "seed": seed}) + "\n")
     return path
 
 

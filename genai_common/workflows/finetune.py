@@ -191,7 +191,9 @@ def train(
     layers = len(mlx_model.layers)
     estimate = weight_bytes + batch_size * max_seq_length * hidden * layers * 12
     metrics["memory_estimate_bytes"] = estimate
-    found += _run(memory_estimate, estimate, _machine_memory())
+    from genai_common.runtime.machine import total_memory
+
+    found += _run(memory_estimate, estimate, total_memory() or 0)
 
     from tqdm import tqdm  # mlx-lm's own dependency
 
@@ -262,21 +264,13 @@ def _plain(info: dict) -> dict[str, Any]:
     }
 
 
-def _machine_memory() -> int:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return 0
-
-
 def loss_plot(history: list[dict[str, Any]], path: str) -> str:
-    """Train/validation loss and throughput against the iteration, one PNG."""
-    import matplotlib
+    """Train/validation loss and throughput against the iteration, one PNG (written atomically by
+    bench's plot writer)."""
+    from genai_common.bench.plots import new_figure, save_png
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 4))
+    fig = new_figure(figsize=(10, 4))
+    ax, bx = fig.subplots(1, 2)
     for kind, key in (("train", "train_loss"), ("val", "val_loss")):
         pts = [(h["iteration"], h[key]) for h in history if h["kind"] == kind]
         if pts:
@@ -290,8 +284,7 @@ def loss_plot(history: list[dict[str, Any]], path: str) -> str:
     bx.set_xlabel("iteration")
     bx.set_ylabel("tokens / s")
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_png(fig, path)
     return path
 
 
