@@ -87,35 +87,24 @@ def test_doctor_ranks_infer_cli(tiny_llm):
     dist = out["facts"]["distributed"]
     assert out["findings"] == []
     assert dist["plan"]["mode"] == "tensor" and len(dist["plan"]["ranks"]) == 2
-    assert dist["smoke"]["param_bytes"] == [r["weights"] for r in dist["plan"]["ranks"]]
+    # the tiny llama has no pipeline() in mlx-lm: the smoke test runs tensor parallel only
+    assert list(dist["smoke"]) == ["tensor"] and "pipeline" in dist["smoke_skipped"]
+    smoke_t = dist["smoke"]["tensor"]
+    assert smoke_t["param_bytes"] == [r["weights"] for r in dist["plan"]["ranks"]]
+    assert smoke_t["text"].startswith("The capital of France is Paris.")
+    assert smoke_t["text"] == smoke_t["reference_text"]
 
 
 def test_bench_ranks_cli(tiny_llm):
-    proc = subprocess.run(
-        [sys.executable, "-m", "genai_common.cli", "bench", str(tiny_llm), "--ranks", "2"],
-        capture_output=True, text=True, timeout=180,
-    )  # fmt: skip
+    cmd = [sys.executable, "-m", "genai_common.cli", "bench", str(tiny_llm), "--ranks", "2"]
+    proc = subprocess.run([*cmd, "--json"], capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    lines = proc.stdout.splitlines()
-    assert lines[1].split()[0] == "1" and float(lines[1].split()[1]) > 0
-    assert lines[2].startswith("2 (rank 0)") and float(lines[2].split()[3]) > 0
-    assert float(lines[2].split()[4]) > 0  # all_sum GB/s
-
-
-def test_pipeline_plan_equals_what_each_rank_holds(tiny_llm_qwen2, tmp_path):
-    """qwen2 pipelines in mlx-lm (PipelineMixin); sharded_load's pipeline path reads
-    model.safetensors.index.json, so the copy gets one. Load only: the bytes per rank."""
-    import shutil
-
-    model = shutil.copytree(tiny_llm_qwen2, tmp_path / "qwen2")
-    md = ModelDir.open(model)
-    index = {"metadata": {}, "weight_map": dict.fromkeys(md.tensors, "model.safetensors")}
-    (model / "model.safetensors.index.json").write_text(json.dumps(index))
-    plan, found = P.plan(ModelDir.open(model), 2, mode="pipeline")
-    assert found == [] and plan.mode == "pipeline"
-    results, found = smoke.run(
-        str(model), 2, reference=False, worker_args=("--parallel", "pipeline", "--load-only")
-    )
-    assert found == []
-    held = {r["rank"]: r["param_bytes"] for r in results["ranks"]}
-    assert held == {r.rank: r.weights for r in plan.ranks}
+    out = json.loads(proc.stdout)
+    one, two = out["rows"]
+    assert (one["ranks"], one["parallel"], two["ranks"], two["parallel"]) == (
+        1, "single", 2, "tensor",
+    )  # fmt: skip
+    for row in (one, two):
+        assert row["ttft_ms"] > 0 and row["decode_tps"] > 0 and row["tokens"] == 32
+    assert two["all_sum_gbps"] > 0 and one["all_sum_gbps"] is None
+    assert "pipeline" in out["skipped"]  # llama has no pipeline() in mlx-lm

@@ -57,8 +57,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--ranks",
         type=int,
         metavar="N",
-        help="llm: decode tokens/s of mlx-lm's sharded_load under mlx.launch on 1 and N local "
-        "ranks (ring backend), all_sum bandwidth, and the check that rank 0 equals one process",
+        help="llm: TTFT and decode tokens/s of mlx-lm's sharded_load under mlx.launch on 1 and "
+        "N local ranks (ring backend; tensor and pipeline parallel where the model has them), "
+        "all_sum bandwidth, and the check that rank 0 equals one process",
     )
     g = parser.add_argument_group("timing")
     g.add_argument("--trials", type=int, default=5, help="timed trials (default 5)")
@@ -192,27 +193,64 @@ def run_compare(args: argparse.Namespace) -> int:
 
 
 def run_ranks(args: argparse.Namespace, kind: str) -> int:
-    """`genai bench --ranks N`: the distributed smoke run as a benchmark (issue 13)."""
+    """`genai bench --ranks N`: the distributed smoke run as a benchmark (issue 13): TTFT and
+    decode tok/s of one process and of rank 0 under mlx.launch, per parallel mode the model
+    supports (tensor, pipeline), and the all_sum bandwidth of the ring."""
     if kind != "llm" or args.ranks < 2:
         print("genai bench: --ranks N needs an llm and N >= 2", file=sys.stderr)
         return 2
-    from genai_common.distributed import smoke
+    from genai_common.distributed import preflight, smoke
+    from genai_common.model import ModelDir
 
-    results, found = smoke.run(str(args.path), args.ranks, tokens=32, bench=True)
+    try:
+        md = ModelDir.open(args.path)
+    except (OSError, ValueError) as exc:
+        print(f"genai bench: {exc}", file=sys.stderr)
+        return 2
+    modes, skipped, found = preflight.infer_modes(md, args.ranks, "auto")
+    if not modes:
+        why = "; ".join(f"{m}: {w}" for m, w in skipped.items())
+        print(f"genai bench: no parallel mode runs on {args.ranks} ranks ({why})", file=sys.stderr)
+        return 2
+    results, problems = smoke.run(str(args.path), args.ranks, tokens=32, bench=True, modes=modes)
+    found += problems
     ref = results.get("reference") or {}
-    rows = [("1", ref.get("decode_tps"), None)]
-    rows += [
-        (f"{args.ranks} (rank {r['rank']})", r.get("decode_tps"), r.get("all_sum_gbps"))
-        for r in results["ranks"]
-    ]
-    print("ranks            decode tok/s   all_sum 16 MiB GB/s")
-    for name, tps, gbps in rows:
-        tps_s = f"{tps:12.1f}" if tps else f"{'-':>12}"
-        gb_s = f"{gbps:10.3f}" if gbps else f"{'-':>10}"
-        print(f"{name:<16} {tps_s}   {gb_s}")
+    rows = [ranks_row(1, "single", ref)]
+    rows += [ranks_row(args.ranks, m, recs[0]) for m, recs in results["modes"].items() if recs]
+    if args.json:
+        out = {"rows": rows, "skipped": skipped, "findings": [f.to_json() for f in found]}
+        print(json.dumps(out))
+        return 1 if found else 0
+    print("ranks  parallel   TTFT ms   decode tok/s   all_sum 16 MiB GB/s")
+    for r in rows:
+        print(
+            f"{r['ranks']:<6} {r['parallel']:<9}"
+            f" {_num(r['ttft_ms'], 9, 2)} {_num(r['decode_tps'], 14, 1)}"
+            f"   {_num(r['all_sum_gbps'], 10, 3)}"
+        )
+    for m, why in skipped.items():
+        print(f"({m} parallel not run: {why})")
     for f in found:
         print(f"{f.severity:<7} {f.code}  {f.message}")
     return 1 if found else 0
+
+
+def ranks_row(ranks: int, parallel: str, record: dict) -> dict:
+    """One row of `genai bench --ranks`: rank 0's (or the single process's) timings."""
+    ttft = record.get("ttft_s")
+    return {
+        "ranks": ranks,
+        "parallel": parallel,
+        "ttft_ms": ttft * 1000 if isinstance(ttft, (int, float)) else None,
+        "decode_tps": record.get("decode_tps"),
+        "prompt_tps": record.get("prompt_tps"),
+        "all_sum_gbps": record.get("all_sum_gbps"),
+        "tokens": len(record.get("tokens") or []),
+    }
+
+
+def _num(value: float | None, width: int, digits: int) -> str:
+    return f"{value:{width}.{digits}f}" if isinstance(value, (int, float)) else f"{'-':>{width}}"
 
 
 def run(args: argparse.Namespace) -> int:

@@ -174,3 +174,17 @@ def rank_failed(message: str) -> Finding:
 )
 def collective(message: str) -> Finding:
     return _f(collective, "DST022", message)
+
+
+@rule(
+    "DST032",
+    "Pipeline parallel needs the checkpoint's index file",
+    severity="error",
+    fix="Save the model with mlx_lm.convert (it writes model.safetensors.index.json), or write "
+    'the index ({"metadata": {}, "weight_map": {tensor: file}}); or use tensor parallel.',
+    compares="model.safetensors.index.json vs mlx-lm sharded_load's pipeline path, which opens "
+    "it to pick each rank's files",
+)
+def no_index(path: str) -> Finding:
+    msg = "pipeline parallel: sharded_load opens model.safetensors.index.json, which is missing"
+    return _f(no_index, "DST032", msg, file=path)

@@ -22,7 +22,15 @@ REMOTE_COMMAND = "genai env --json"
 COMPARED = ("python", "mlx", "mlx-lm")
 
 
-def ssh_command(host: str, connect_timeout: int = 5) -> list[str]:
+def remote_command(python: str | None = None) -> str:
+    """`genai env --json`, or with the hosts' interpreter (mlx.launch --python: a venv at another
+    path there) `PY -m genai_common.cli env --json`."""
+    if python:
+        return f"{shlex.quote(python)} -m genai_common.cli env --json"
+    return REMOTE_COMMAND
+
+
+def ssh_command(host: str, connect_timeout: int = 5, python: str | None = None) -> list[str]:
     return [
         "ssh",
         "-o", "BatchMode=yes",
@@ -30,18 +38,19 @@ def ssh_command(host: str, connect_timeout: int = 5) -> list[str]:
         "-o", "StrictHostKeyChecking=accept-new",
         "-o", "LogLevel=ERROR",
         host,
-        REMOTE_COMMAND,
+        remote_command(python),
     ]  # fmt: skip
 
 
 def probe_one(
-    host: Host, connect_timeout: int = 5, timeout: float = 30.0
+    host: Host, connect_timeout: int = 5, timeout: float = 30.0, python: str | None = None
 ) -> tuple[dict[str, Any] | None, Finding | None]:
-    """The host's env JSON, or the DST004 finding that says why not."""
+    """The host's env JSON, or the DST004 finding that says why not. `python`: the interpreter
+    on the remote hosts (as mlx.launch --python); a loopback host runs this interpreter."""
     if is_local(host):
         cmd = [sys.executable, "-m", "genai_common.cli", "env", "--json"]
     else:
-        cmd = ssh_command(host.ssh, connect_timeout)
+        cmd = ssh_command(host.ssh, connect_timeout, python)
     try:
         proc = subprocess.run(
             cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
@@ -52,7 +61,7 @@ def probe_one(
         return None, checks.unreachable(host.ssh, f"cannot run {shlex.join(cmd[:1])}: {exc}")
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-2:]
-        why = f"`{REMOTE_COMMAND}` exited {proc.returncode}: {' | '.join(tail) or 'no output'}"
+        why = f"`{remote_command(python)}` exited {proc.returncode}: {' | '.join(tail) or 'no output'}"
         return None, checks.unreachable(host.ssh, why)
     try:
         return json.loads(proc.stdout), None
@@ -93,14 +102,17 @@ def budget(env: dict[str, Any]) -> int | None:
 
 
 def probe(
-    hosts: tuple[Host, ...], connect_timeout: int = 5, timeout: float = 30.0
+    hosts: tuple[Host, ...],
+    connect_timeout: int = 5,
+    timeout: float = 30.0,
+    python: str | None = None,
 ) -> tuple[dict[str, dict[str, Any]], list[Finding]]:
     """Each distinct host's env (in parallel threads) and the findings."""
     from concurrent.futures import ThreadPoolExecutor
 
     distinct = list({h.ssh: h for h in hosts}.values())
     with ThreadPoolExecutor(max_workers=min(8, len(distinct)) or 1) as pool:
-        results = list(pool.map(lambda h: probe_one(h, connect_timeout, timeout), distinct))
+        results = list(pool.map(lambda h: probe_one(h, connect_timeout, timeout, python), distinct))
     envs, found = {}, []
     for h, (env, problem) in zip(distinct, results, strict=True):
         if problem is not None:

@@ -43,8 +43,11 @@ def command(
     backend: str = "ring",
     port: int | None = None,
     envs: tuple[str, ...] = (),
+    python: str | None = None,
 ) -> list[str]:
-    """`mlx.launch [-n N | --hostfile F] --backend B [--starting-port P] [--env K=V] -- program`."""
+    """`mlx.launch [-n N | --hostfile F] --backend B [--starting-port P] [--env K=V]
+    [--python PY] -- program`. With `python`, mlx.launch runs `PY program...` on every host (a
+    remote venv at another path than this one); program then starts after the interpreter."""
     base = launcher()
     if base is None:
         raise FileNotFoundError("mlx.launch not found: install mlx (pip install mlx)")
@@ -58,4 +61,6 @@ def command(
         cmd += ["--starting-port", str(port)]
     for e in envs:
         cmd += ["--env", e]
+    if python:
+        cmd += ["--python", python]
     return [*cmd, "--", *program]

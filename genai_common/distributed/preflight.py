@@ -8,6 +8,8 @@ from typing import Any
 
 from genai_common.findings import Finding
 
+SMOKE_TOKENS = 20  # the tiny models answer "The capital of France is Paris." in 19 tokens
+
 
 def preflight(
     md: Any | None,
@@ -20,6 +22,7 @@ def preflight(
     connect_timeout: int = 5,
     timeout: float = 120.0,
     infer: bool = False,
+    python: str | None = None,
 ) -> tuple[list[Finding], dict[str, Any]]:
     from genai_common.distributed import hostfile as hf_mod
     from genai_common.distributed import hosts as hosts_mod
@@ -35,7 +38,9 @@ def preflight(
             return found, facts
         ranks = len(hf.hosts)
         facts["hosts"] = [h.ssh for h in hf.hosts]
-        envs, problems = hosts_mod.probe(hf.hosts, connect_timeout, timeout=min(timeout, 60.0))
+        envs, problems = hosts_mod.probe(
+            hf.hosts, connect_timeout, timeout=min(timeout, 60.0), python=python
+        )
         found += problems
         facts["host_versions"] = {h: hosts_mod.versions_of(e) for h, e in envs.items()}
         per_host = {h: hosts_mod.budget(e) for h, e in envs.items()}
@@ -74,20 +79,59 @@ def preflight(
         if infer and not any(f.severity == "error" for f in found):
             from genai_common.distributed import smoke
 
-            results, problems = smoke.run(
-                md.root_str, ranks,
-                hostfile=hostfile, backend=backend or "ring", timeout=timeout,
-            )  # fmt: skip
+            modes, skipped, problems = infer_modes(md, ranks, mode)
             found += problems
-            if results["ranks"]:
-                r0 = results["ranks"][0]
+            if skipped:
+                facts["smoke_skipped"] = skipped
+            if modes:
+                results, problems = smoke.run(
+                    md.root_str, ranks, hostfile=hostfile, backend=backend or "ring",
+                    timeout=timeout, modes=modes, python=python, tokens=SMOKE_TOKENS,
+                )  # fmt: skip
+                found += problems
+                ref = results.get("reference") or {}
                 facts["smoke"] = {
-                    "tokens": r0.get("tokens"), "text": r0.get("text"),
-                    "max_logit_diff": r0.get("max_logit_diff"),
-                    "param_bytes": [r.get("param_bytes") for r in results["ranks"]],
+                    m: {
+                        "tokens": recs[0].get("tokens"), "text": recs[0].get("text"),
+                        "reference_text": ref.get("text"),
+                        "max_logit_diff": recs[0].get("max_logit_diff"),
+                        "param_bytes": [r.get("param_bytes") for r in recs],
+                    }
+                    for m, recs in results["modes"].items() if recs
                 }  # fmt: skip
     return found, facts
 
 
 def exists(path: str) -> bool:
     return os.path.exists(path)
+
+
+def infer_modes(md: Any, ranks: int, mode: str) -> tuple[tuple[str, ...], dict[str, str], list]:
+    """The parallel modes the smoke test runs: the one asked for, or with auto every mode the
+    model's mlx-lm class implements and that fits `ranks` (tensor: heads divisible; pipeline: a
+    layer per rank and the model.safetensors.index.json sharded_load's pipeline path opens).
+    Returns (modes, {skipped mode: why}, findings: DST032 when pipeline was asked for and the
+    checkpoint has no index)."""
+    from genai_common.distributed import checks
+    from genai_common.distributed import plan as plan_mod
+
+    sup = plan_mod.support(md.model_type)
+    wanted = ("tensor", "pipeline") if mode == "auto" else (mode,)
+    modes, skipped, found = [], {}, []
+    for m in wanted:
+        if not (sup.tensor if m == "tensor" else sup.pipeline):
+            skipped[m] = f"mlx-lm's {md.model_type} does not implement it"
+            continue
+        p, problems = plan_mod.plan(md, ranks, m)
+        if p is None or any(f.severity == "error" for f in problems):
+            skipped[m] = "; ".join(f.message for f in problems) or "no plan"
+            continue
+        if m == "pipeline" and not os.path.isfile(
+            os.path.join(md.root_str, "model.safetensors.index.json")
+        ):
+            skipped[m] = "no model.safetensors.index.json (sharded_load's pipeline path opens it)"
+            if mode == "pipeline":
+                found.append(checks.no_index(md.root_str))
+            continue
+        modes.append(m)
+    return tuple(modes), skipped, found

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -19,6 +20,8 @@ from genai_common.distributed import checks, launch
 from genai_common.findings import Finding
 
 LOGIT_TOL = 1e-2  # float16 weights: a sharded matmul sums in another order
+# what mlx's ring backend prints when a peer's socket went away under a pending send / recv
+_RING_ERROR = re.compile(r"\[ring\] (?:Receiving|Sending) .* failed|Too many send/recv errors")
 
 
 def _worker(model: str, out: str, tokens: int, *extra: str) -> list[str]:
@@ -35,8 +38,6 @@ def _worker(model: str, out: str, tokens: int, *extra: str) -> list[str]:
 
 
 def _tail(text: str, n: int = 4) -> str:
-    import re
-
     text = re.sub(r"\x1b\[[0-9;]*m", "", text)
     lines = [ln for ln in text.strip().splitlines() if ln.strip()]
     return " | ".join(lines[-n:]) or "no output"
@@ -61,6 +62,67 @@ def _run(cmd: list[str], timeout: float) -> tuple[int | None, str]:
         return None, out
 
 
+def _launch(
+    model: str,
+    ranks: int,
+    out: str,
+    tokens: int,
+    extra: tuple[str, ...],
+    *,
+    hostfile: str | None,
+    backend: str,
+    timeout: float,
+    python: str | None,
+) -> tuple[list[dict[str, Any]], list[Finding], list[str] | None]:
+    """One mlx.launch of the worker: each rank's record and the DST021/DST022 findings."""
+    port = launch.free_port(ranks * 2) if not hostfile else None
+    program = _worker(model, out, tokens, *extra)
+    if python:  # mlx.launch puts --python in front of the program on every host
+        program = program[1:]
+    try:
+        cmd = launch.command(
+            program, ranks=ranks, hostfile=hostfile, backend=backend, port=port, python=python,
+        )  # fmt: skip
+    except FileNotFoundError as exc:
+        return [], [checks.rank_failed(str(exc))], None
+    code, text = _run(cmd, timeout)
+    found: list[Finding] = []
+    expected = ranks if not hostfile else None
+    records = []
+    for name in sorted(os.listdir(out)) if os.path.isdir(out) else []:
+        if name.startswith("rank") and name.endswith(".json"):
+            with open(os.path.join(out, name)) as f:
+                records.append(json.load(f))
+    records.sort(key=lambda r: r["rank"])
+    size = records[0]["size"] if records else expected
+    if code is None:
+        found.append(
+            checks.rank_failed(f"mlx.launch did not finish within {timeout:g} s: {_tail(text)}")
+        )
+    elif code != 0 or not records or (size and len(records) < size):
+        done = {r["rank"] for r in records}
+        missing = sorted(set(range(size or 0)) - done)
+        found.append(checks.rank_failed(
+            f"mlx.launch exited {code}; ranks without a result: {missing or 'all'}: {_tail(text)}"
+        ))  # fmt: skip
+    elif _RING_ERROR.search(text):
+        found.append(checks.rank_failed(f"every rank wrote its result, then: {_tail(text)}"))
+    for r in records:
+        s = r.get("all_sum")
+        if r["size"] > 1 and not s:
+            found.append(checks.collective(f"rank {r['rank']}: no all_sum result"))
+        elif s and any(abs(v - s["want"]) > 1e-6 for v in s["got"]):
+            found.append(
+                checks.collective(f"rank {r['rank']}: all_sum gave {s['got']}, want {s['want']}")
+            )
+    if records and expected and records[0]["size"] != expected:
+        found.append(checks.collective(
+            f"{expected} ranks launched but the group has size {records[0]['size']}: "
+            "mx.distributed.init() found no backend, every rank ran alone"
+        ))  # fmt: skip
+    return records, found, cmd
+
+
 def run(
     model: str,
     ranks: int = 2,
@@ -72,58 +134,33 @@ def run(
     bench: bool = False,
     reference: bool = True,
     worker_args: tuple[str, ...] = (),
+    modes: tuple[str, ...] = ("auto",),
+    python: str | None = None,
 ) -> tuple[dict[str, Any], list[Finding]]:
-    """(results, findings): results holds "ranks" (each rank's record) and "reference"."""
-    results: dict[str, Any] = {"ranks": [], "reference": None}
+    """(results, findings): results holds "modes" (each parallel mode's rank records, in the
+    order asked), "ranks" (the first mode's records) and "reference" (one process)."""
+    results: dict[str, Any] = {"ranks": [], "reference": None, "modes": {}, "commands": {}}
     found: list[Finding] = []
     with tempfile.TemporaryDirectory(prefix="genai-dst-") as tmp:
-        out = os.path.join(tmp, "sharded")
-        extra = (*(("--bench",) if bench else ()), *worker_args)
-        port = launch.free_port(ranks * 2) if not hostfile else None
-        try:
-            cmd = launch.command(
-                _worker(model, out, tokens, *extra), ranks=ranks, hostfile=hostfile,
-                backend=backend, port=port,
-            )  # fmt: skip
-        except FileNotFoundError as exc:
-            return results, [checks.rank_failed(str(exc))]
-        results["command"] = cmd
-        code, text = _run(cmd, timeout)
-        expected = ranks if not hostfile else None
-        records = []
-        for name in sorted(os.listdir(out)) if os.path.isdir(out) else []:
-            if name.startswith("rank") and name.endswith(".json"):
-                with open(os.path.join(out, name)) as f:
-                    records.append(json.load(f))
-        records.sort(key=lambda r: r["rank"])
-        results["ranks"] = records
-        size = records[0]["size"] if records else expected
-        if code is None:
-            found.append(
-                checks.rank_failed(f"mlx.launch did not finish within {timeout:g} s: {_tail(text)}")
+        for mode in modes:
+            extra = (
+                *(("--bench",) if bench else ()),
+                *(("--parallel", mode) if mode != "auto" else ()),
+                *worker_args,
             )
-        elif code != 0 or not records or (size and len(records) < size):
-            done = {r["rank"] for r in records}
-            missing = sorted(set(range(size or 0)) - done)
-            found.append(checks.rank_failed(
-                f"mlx.launch exited {code}; ranks without a result: {missing or 'all'}: {_tail(text)}"
-            ))  # fmt: skip
-        for r in records:
-            s = r.get("all_sum")
-            if r["size"] > 1 and not s:
-                found.append(checks.collective(f"rank {r['rank']}: no all_sum result"))
-            elif s and any(abs(v - s["want"]) > 1e-6 for v in s["got"]):
-                found.append(
-                    checks.collective(
-                        f"rank {r['rank']}: all_sum gave {s['got']}, want {s['want']}"
-                    )
-                )
-        if records and expected and records[0]["size"] != expected:
-            found.append(checks.collective(
-                f"{expected} ranks launched but the group has size {records[0]['size']}: "
-                "mx.distributed.init() found no backend, every rank ran alone"
-            ))  # fmt: skip
-        if reference and records:
+            records, problems, cmd = _launch(
+                model, ranks, os.path.join(tmp, f"sharded-{mode}"), tokens, extra,
+                hostfile=hostfile, backend=backend, timeout=timeout, python=python,
+            )  # fmt: skip
+            if len(modes) > 1:
+                problems = [_prefixed(f, f"{mode} parallel: ") for f in problems]
+            found += problems
+            results["modes"][mode] = records
+            results["commands"][mode] = cmd
+        first = results["modes"][modes[0]]
+        results["ranks"] = first
+        results["command"] = results["commands"][modes[0]]
+        if reference and any(results["modes"].values()):
             ref_out = os.path.join(tmp, "single")
             code, text = _run(_worker(model, ref_out, tokens, "--single"), timeout)
             path = os.path.join(ref_out, "rank0.json")
@@ -135,8 +172,17 @@ def run(
                 with open(path) as f:
                     ref = json.load(f)
                 results["reference"] = ref
-                found.extend(compare(records[0], ref))
+                for mode, records in results["modes"].items():
+                    if records:
+                        diffs = compare(records[0], ref)
+                        if len(modes) > 1:
+                            diffs = [_prefixed(f, f"{mode} parallel: ") for f in diffs]
+                        found.extend(diffs)
     return results, found
+
+
+def _prefixed(f: Finding, prefix: str) -> Finding:
+    return f._replace(message=prefix + f.message)
 
 
 def compare(rank0: dict[str, Any], ref: dict[str, Any]) -> list[Finding]:

@@ -1,8 +1,16 @@
 """One rank of the sharded smoke test and benchmark (run under mlx.launch, or alone with
 --single for the reference). Each rank writes OUT/rank<r>.json:
 
-    {"rank", "size", "all_sum": {"got", "want"}, "active_memory", "tokens", "text",
-     "logits_first": [...], "decode_tps", "all_sum_gbps"}
+    {"rank", "size", "parallel", "all_sum": {"got", "want"}, "active_memory", "param_bytes",
+     "tokens", "text", "logits_first": [...], "ttft_s", "prompt_tps", "decode_tps",
+     "all_sum_gbps"}
+
+stream_generate runs one decode step ahead (generate_step async_evals step n+1 before it yields
+token n); when the loop stops at max_tokens or EOS, that step is still in flight, and under
+pipeline parallel it holds a send / recv_like / all_gather on the ring. A rank that then exits
+closes its sockets under its peer ("[ring] Receiving from socket N failed with errno 9",
+"Too many send/recv errors", a rank lost). So every rank drains mlx-lm's generation stream and
+meets the others at a CPU barrier before it writes its record and exits.
 
 python -m genai_common.distributed.worker MODEL OUT [--tokens N] [--single] [--bench]
 """
@@ -30,11 +38,12 @@ def main(argv: list[str] | None = None) -> int:
 
     import mlx.core as mx
     from mlx_lm import stream_generate
+    from mlx_lm.generate import generation_stream
     from mlx_lm.utils import load, sharded_load
 
     group = mx.distributed.init()
     rank, size = group.rank(), group.size()
-    record: dict = {"rank": rank, "size": size}
+    record: dict = {"rank": rank, "size": size, "parallel": "single" if a.single else a.parallel}
     if size > 1:
         want = float(size * (size + 1) // 2)
         got = mx.distributed.all_sum(mx.full((4,), float(rank + 1)), group=group)
@@ -63,13 +72,23 @@ def main(argv: list[str] | None = None) -> int:
         ids = ids["input_ids"]
     logits = model(mx.array([ids]))[0, -1].astype(mx.float32)
     record["logits_first"] = logits.tolist()
-    tokens, text = [], ""
+    _barrier(mx, group, generation_stream)
+    tokens, text, ttft, last = [], "", None, None
     t0 = time.perf_counter()
     for r in stream_generate(model, tok, ids, max_tokens=a.tokens):
+        if ttft is None:
+            ttft = time.perf_counter() - t0
         tokens.append(int(r.token))
         text += r.text
-    dt = time.perf_counter() - t0
-    record.update(tokens=tokens, text=text, decode_tps=len(tokens) / dt if dt else None)
+        last = r
+    _barrier(mx, group, generation_stream)
+    record.update(
+        tokens=tokens,
+        text=text,
+        ttft_s=ttft,
+        prompt_tps=last.prompt_tps if last else None,
+        decode_tps=last.generation_tps if last and len(tokens) > 1 else None,
+    )
     if a.bench and size > 1:
         x = mx.ones((4 * 1024 * 1024,), dtype=mx.float32)  # 16 MiB
         mx.eval(mx.distributed.all_sum(x, group=group))
@@ -79,8 +98,18 @@ def main(argv: list[str] | None = None) -> int:
             mx.eval(mx.distributed.all_sum(x, group=group))
         dt = time.perf_counter() - t0
         record["all_sum_gbps"] = reps * x.nbytes / dt / 1e9
+    _barrier(mx, group, generation_stream)
     _write(a.out, rank, record)
     return 0
+
+
+def _barrier(mx, group, stream) -> None:
+    """Wait for mlx-lm's generation stream (the step stream_generate left in flight), then for
+    every rank (an all_sum on the CPU stream, as sharded_load ends)."""
+    mx.synchronize(stream)
+    mx.synchronize()
+    if group.size() > 1:
+        mx.eval(mx.distributed.all_sum(mx.array(1.0), group=group, stream=mx.cpu))
 
 
 def _write(out: str, rank: int, record: dict) -> None:

@@ -148,6 +148,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     dist.add_argument(
         "--connect-timeout", type=int, default=5, help="ssh ConnectTimeout in seconds (5)"
     )
+    dist.add_argument(
+        "--python",
+        metavar="PY",
+        help="the Python interpreter on the remote hosts (mlx.launch --python), when their venv "
+        "is at another path; the probe runs `PY -m genai_common.cli env --json` there",
+    )
     parser.add_argument(
         "--list-checks",
         action="store_true",
@@ -264,6 +270,7 @@ def _distributed(md: ModelDir | None, args: argparse.Namespace, report: Report) 
         connect_timeout=args.connect_timeout,
         timeout=args.timeout,
         infer=args.infer,
+        python=args.python,
     )
     report.extend(f for f in found if selected(f.code, select, ignore))
     report.facts["distributed"] = facts

@@ -1,0 +1,94 @@
+"""Issue 13: pipeline-parallel generation under real mlx.launch (ring backend on loopback), and
+three ranks. The tiny qwen2 pipelines in mlx-lm (PipelineMixin); sharded_load's pipeline path
+opens model.safetensors.index.json, so the copies get one."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from genai_common.distributed import launch, preflight, smoke
+from genai_common.distributed import plan as P
+from genai_common.model import ModelDir
+
+pytestmark = pytest.mark.skipif(launch.launcher() is None, reason="mlx.launch (mlx) not installed")
+PARIS = "The capital of France is Paris."
+
+
+def _index(model):
+    md = ModelDir.open(model)
+    index = {"metadata": {}, "weight_map": dict.fromkeys(md.tensors, "model.safetensors")}
+    (model / "model.safetensors.index.json").write_text(json.dumps(index))
+    return model
+
+
+@pytest.fixture(scope="module")
+def qwen2(tiny_llm_qwen2, tmp_path_factory):
+    return _index(shutil.copytree(tiny_llm_qwen2, tmp_path_factory.mktemp("dst") / "qwen2"))
+
+
+@pytest.fixture(scope="module")
+def qwen2_3layers(tiny_llm_qwen2, tmp_path_factory):
+    """The tiny qwen2 with its last layer repeated as a third (real mlx save): one layer per rank
+    on three ranks. Its text is no longer Paris; greedy equality with one process still holds."""
+    import mlx.core as mx
+
+    model = shutil.copytree(tiny_llm_qwen2, tmp_path_factory.mktemp("dst3") / "qwen2-3")
+    weights = mx.load(str(model / "model.safetensors"))
+    for name in list(weights):
+        if name.startswith("model.layers.1."):
+            weights[name.replace("layers.1.", "layers.2.")] = weights[name]
+    mx.save_safetensors(str(model / "model.safetensors"), weights, metadata={"format": "mlx"})
+    config = json.loads((model / "config.json").read_text())
+    config.update(num_hidden_layers=3, max_window_layers=3)
+    (model / "config.json").write_text(json.dumps(config))
+    return _index(model)
+
+
+def test_doctor_infer_runs_tensor_and_pipeline_like_one_process(qwen2):
+    proc = subprocess.run(
+        [sys.executable, "-m", "genai_common.cli", "doctor", str(qwen2), "--ranks", "2",
+         "--infer", "--json", "--select", "DST"],
+        capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["findings"] == []
+    dist = out["facts"]["distributed"]
+    assert sorted(dist["smoke"]) == ["pipeline", "tensor"]
+    md = ModelDir.open(qwen2)
+    for mode, got in dist["smoke"].items():
+        assert got["reference_text"].startswith(PARIS)
+        assert got["text"] == got["reference_text"], mode
+        plan, _ = P.plan(md, 2, mode=mode)
+        assert got["param_bytes"] == [r.weights for r in plan.ranks], mode
+
+
+def test_three_ranks_pipeline_plan_smoke_and_all_sum(qwen2_3layers):
+    md = ModelDir.open(qwen2_3layers)
+    plan, found = P.plan(md, 3, mode="pipeline")
+    assert found == [] and [r.layers for r in plan.ranks] == [(2, 3), (1, 2), (0, 1)]
+    # tensor parallel cannot split 4 heads / 2 KV heads three ways: said before launch
+    assert {f.code for f in P.plan(md, 3, mode="tensor")[1]} == {"DST011"}
+    results, found = smoke.run(str(qwen2_3layers), 3, modes=("pipeline",), tokens=6)
+    assert found == []
+    ranks = results["ranks"]
+    assert [r["rank"] for r in ranks] == [0, 1, 2] and {r["size"] for r in ranks} == {3}
+    assert all(r["all_sum"] == {"got": [6.0] * 4, "want": 6.0} for r in ranks)
+    assert [r["param_bytes"] for r in ranks] == [r.weights for r in plan.ranks]
+    assert ranks[0]["tokens"] == results["reference"]["tokens"] and len(ranks[0]["tokens"]) == 6
+
+
+def test_pipeline_without_index_is_said_before_launch(tiny_llm_qwen2):
+    md = ModelDir.open(tiny_llm_qwen2)
+    modes, skipped, found = preflight.infer_modes(md, 2, "pipeline")
+    assert modes == () and [f.code for f in found] == ["DST032"]
+    modes, skipped, found = preflight.infer_modes(md, 2, "auto")
+    assert modes == ("tensor",) and found == [] and "index" in skipped["pipeline"]
+    # more ranks than layers: no pipeline plan
+    modes, skipped, _ = preflight.infer_modes(md, 3, "auto")
+    assert modes == () and "3 ranks" in skipped["pipeline"] and "divisible" in skipped["tensor"]
