@@ -10,7 +10,9 @@ import pytest
 
 from genai_common.runtime import envinfo, mlx_compat
 
-TOP_KEYS = {"schema", "genai_common", "python", "os", "cpu", "memory", "env_vars", "frameworks"}
+TOP_KEYS = {
+    "schema", "genai_common", "python", "os", "cpu", "memory", "network", "env_vars", "frameworks"
+}  # fmt: skip
 ENTRY_KEYS = {"installed", "version", "usable", "backend", "error"}
 
 

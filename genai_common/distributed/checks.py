@@ -188,3 +188,57 @@ def collective(message: str) -> Finding:
 def no_index(path: str) -> Finding:
     msg = "pipeline parallel: sharded_load opens model.safetensors.index.json, which is missing"
     return _f(no_index, "DST032", msg, file=path)
+
+
+@rule(
+    "DST030",
+    "Ring addresses on a LAN while a Thunderbolt link is up",
+    severity="warning",
+    fix='Put the host\'s Thunderbolt addresses in its "ips" (mlx.distributed_config --backend '
+    "ring --over thunderbolt writes them): over the LAN the ring is several times slower "
+    "(users report 8.7 vs 25.4 tok/s).",
+    compares="the interface holding each ring IP vs the host's Thunderbolt interfaces that are "
+    "up (networksetup hardware ports 'Thunderbolt N' / 'Thunderbolt Bridge', bridges of them; "
+    "Linux thunderbolt<N>), from the host's `genai env --json`",
+)
+def lan_not_thunderbolt(
+    host: str, ip: str, iface: str, tb: str, use: str, path: str | None = None
+) -> Finding:
+    msg = f"host {host!r}: ring IP {ip} is on {iface}, but Thunderbolt {tb} is up; {use}"
+    return _f(lan_not_thunderbolt, "DST030", msg, file=path)
+
+
+@rule(
+    "DST031",
+    "A ring IP is not an address of its host",
+    severity="warning",
+    fix='List in each host\'s "ips" addresses that host really has (`ifconfig` / `ip addr` '
+    "there): the rank listens on them and the others connect to them.",
+    compares="each ring IP vs the IPv4 addresses of the host's interfaces (its `genai env --json`)",
+)
+def ip_not_on_host(host: str, ip: str, path: str | None = None) -> Finding:
+    msg = f"host {host!r}: ring IP {ip} is on none of its interfaces"
+    return _f(ip_not_on_host, "DST031", msg, file=path)
+
+
+@rule(
+    "DST033",
+    "A rank's weights pass 0.9 x its host's wired limit",
+    severity="warning",
+    fix="Raise Metal's wired limit on that Mac (`sudo sysctl iogpu.wired_limit_mb=N`, the "
+    "message suggests N; it resets at reboot), add hosts or quantize: above it mlx-lm warns "
+    "and generation can be slow.",
+    compares="the rank's planned weight bytes vs 0.9 x Metal's recommended working set (which "
+    "follows iogpu.wired_limit_mb) divided among the ranks on that host, as mlx-lm's "
+    "generate.wired_limit() compares them",
+)
+def wired(
+    rank: int, need: int, allowed: int, sysctl_mb: int | None, want_mb: int, room: str
+) -> Finding:
+    mb = 2**20
+    now = f"iogpu.wired_limit_mb={sysctl_mb}" if sysctl_mb is not None else "the wired limit"
+    msg = (
+        f"rank {rank}: weights {need // mb} MB > 0.9 x {allowed // mb} MB its host can wire "
+        f"({now}); try sudo sysctl iogpu.wired_limit_mb={want_mb}{room}"
+    )
+    return _f(wired, "DST033", msg)

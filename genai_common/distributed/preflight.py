@@ -26,11 +26,13 @@ def preflight(
 ) -> tuple[list[Finding], dict[str, Any]]:
     from genai_common.distributed import hostfile as hf_mod
     from genai_common.distributed import hosts as hosts_mod
+    from genai_common.distributed import interfaces as if_mod
     from genai_common.distributed import plan as plan_mod
 
     found: list[Finding] = []
     facts: dict[str, Any] = {}
     budgets: list[int] = []
+    wired: list[dict[str, Any]] = []  # per rank: its host's wired-limit facts and share
     if hostfile:
         hf, problems = hf_mod.parse(hostfile, backend)
         found += problems
@@ -49,12 +51,30 @@ def preflight(
             # ranks on one machine share it
             count = {h.ssh: sum(1 for g in hf.hosts if g.ssh == h.ssh) for h in hf.hosts}
             budgets = [b // count[h.ssh] for b, h in zip(budgets, hf.hosts, strict=True)]
+        facts["host_memory"] = {h: if_mod.limits(e) for h, e in envs.items()}
+        if all(h.ssh in envs for h in hf.hosts):
+            share = {h.ssh: sum(1 for g in hf.hosts if g.ssh == h.ssh) for h in hf.hosts}
+            wired = [facts["host_memory"][h.ssh] | {"share": share[h.ssh]} for h in hf.hosts]
+        if (backend or hf.backend or "ring") == "ring":
+            facts["thunderbolt"] = {
+                h: [f"{i['name']} {' '.join(i['ipv4']) or '(no IPv4)'}"
+                    for i in if_mod.thunderbolt(e.get("network"))]
+                for h, e in envs.items()
+            }  # fmt: skip
+            for h in hf.hosts:
+                if h.ssh in envs:
+                    for f in if_mod.ring_findings(h, envs[h.ssh].get("network"), hostfile):
+                        if f not in found:
+                            found.append(f)
     elif ranks:
         from genai_common.runtime.envinfo import environment
 
-        b = hosts_mod.budget(environment())
+        env = environment()
+        b = hosts_mod.budget(env)
         if b:
             budgets = [b // ranks] * ranks
+        facts["host_memory"] = {"localhost": if_mod.limits(env)}
+        wired = [facts["host_memory"]["localhost"] | {"share": ranks}] * ranks
     ranks = ranks or 1
     facts["ranks"] = ranks
     if md is not None and md.kind in ("llm", "vlm"):
@@ -76,6 +96,11 @@ def preflight(
 
                     found += [checks.does_not_fit(f_rank.rank, f_rank.total, budgets[f_rank.rank % len(budgets)], hint)
                               for f_rank in p.ranks if f_rank.total > budgets[f_rank.rank % len(budgets)]]  # fmt: skip
+            if wired:
+                over = {
+                    r.rank for r in p.ranks if budgets and r.total > budgets[r.rank % len(budgets)]
+                }
+                found += if_mod.wired_findings(p, wired, skip=over)
         if infer and not any(f.severity == "error" for f in found):
             from genai_common.distributed import smoke
 

@@ -12,7 +12,10 @@ JSON shape (``environment()`` and ``genai env --json``)::
      "python": {"version", "implementation", "executable"},
      "os": {"system", "release", "machine", "platform"},
      "cpu": {"name", "logical_cores", "physical_cores"},
-     "memory": {"total", "available"},                      # bytes
+     "memory": {"total", "available", "wired_limit_mb"},    # bytes; wired_limit_mb: macOS's
+                      # sysctl iogpu.wired_limit_mb (0: the system default), null off macOS
+     "network": {"source", "interfaces": [{"name", "ipv4", "up", "members", "port",
+                 "thunderbolt"}]} | null,                 # runtime/network.py (issue 13)
      "env_vars": {name: value},       # MLX_*, HF_*, TRANSFORMERS_*, ... when set; tokens redacted
      "frameworks": {name: {"installed": bool, "version": str|null, "usable": bool,
                            "backend": "metal"|"cuda"|"cpu"|null, "error": str|null, ...}}}
@@ -77,7 +80,21 @@ def _memory() -> dict[str, int]:
     import psutil
 
     vm = psutil.virtual_memory()
-    return {"total": int(vm.total), "available": int(vm.available)}
+    return {
+        "total": int(vm.total),
+        "available": int(vm.available),
+        "wired_limit_mb": wired_limit_mb(),
+    }
+
+
+def wired_limit_mb() -> int | None:
+    """Metal's wired-memory limit (sysctl iogpu.wired_limit_mb; 0 = the system default), None
+    where there is no such sysctl (Linux: MLX on CPU / CUDA has no wired limit)."""
+    if sys.platform != "darwin":
+        return None
+    from genai_common.runtime import macos
+
+    return macos.sysctl_int("iogpu.wired_limit_mb")
 
 
 def _cpu() -> dict[str, Any]:
@@ -203,9 +220,16 @@ def environment() -> dict[str, Any]:
         },
         "cpu": _cpu(),
         "memory": _memory(),
+        "network": _network(),
         "env_vars": env_vars(),
         "frameworks": frameworks,
     }
+
+
+def _network() -> dict[str, Any] | None:
+    from genai_common.runtime import network
+
+    return network.capture()
 
 
 def gib(value: int | None) -> str:
