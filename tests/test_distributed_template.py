@@ -27,8 +27,12 @@ def test_llm_project_with_distributed(tmp_path: Path, monkeypatch: pytest.Monkey
     assert "distributed" in sessions
     hosts = json.loads((dst / "hosts.example.json").read_text())
     assert all("ssh" in h and h["ips"] for h in hosts)
-    assert "## Running on several Macs" in (dst / "README.md").read_text()
-    assert "nox -s distributed" in (dst / "AGENTS.md").read_text()
+    readme = (dst / "README.md").read_text()
+    assert "## Running on several Macs" in readme and "genai bench MODEL --ranks 2" in readme
+    agents = (dst / "AGENTS.md").read_text()
+    assert "nox -s distributed" in agents and "genai doctor --hosts hosts.json" in agents
+    learnings = (dst / "reference" / "LEARNINGS.md").read_text()
+    assert "## Running on several Macs" in learnings and "iogpu.wired_limit_mb" in learnings
     # what the session runs: the project's model path (adjacent literals are one constant), then
     # the preflight and plan on 2 ranks
     tree = ast.parse(noxfile)
@@ -61,3 +65,4 @@ def test_default_and_other_kinds_have_no_distributed_files(tmp_path: Path, monke
         dst = render(template, tmp_path / kind, project_name=f"p{kind}", project_kind=kind)
         assert not (dst / "hosts.example.json").exists()
         assert "def distributed" not in (dst / "noxfile.py").read_text()
+        assert "several Macs" not in (dst / "reference" / "LEARNINGS.md").read_text()
