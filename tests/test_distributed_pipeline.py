@@ -92,3 +92,15 @@ def test_pipeline_without_index_is_said_before_launch(tiny_llm_qwen2):
     # more ranks than layers: no pipeline plan
     modes, skipped, _ = preflight.infer_modes(md, 3, "auto")
     assert modes == () and "3 ranks" in skipped["pipeline"] and "divisible" in skipped["tensor"]
+
+
+def test_ring_errors_printed_at_exit_are_recognised():
+    """The lines mlx 0.32.4's ring printed when a rank exited under its peer's pending receive
+    (recorded in this session, both results already written): smoke.run makes them DST021."""
+    log = (
+        "[ring] Receiving from socket 4 failed with errno 9\n" * 3
+        + "[ring] Too many send/recv errors. Failing pending tasks...\n"
+    )
+    assert smoke._RING_ERROR.search(log)
+    assert smoke._RING_ERROR.search("[ring] Too many send/recv errors. Aborting...")
+    assert not smoke._RING_ERROR.search("The capital of France is Paris.\n[ring] connected")
