@@ -196,3 +196,9 @@ def test_doctor_hosts_end_to_end_version_mismatch_and_lan(tmp_path):
     assert dist["thunderbolt"]["mac2"] == ["bridge0 169.254.87.12/16", "en2 (no IPv4)"]
     assert dist["thunderbolt"]["127.0.0.1"] == []
     assert "wired_limit_mb" in dist["host_memory"]["mac2"]
+    # the plain report's per-host lines, from the same facts
+    from genai_common.distributed.preflight import render_hosts
+
+    lines = render_hosts(dist).splitlines()
+    mac2 = next(line for line in lines if line.startswith("  mac2:"))
+    assert "mlx 0.31.0" in mac2 and "Thunderbolt: bridge0 169.254.87.12/16, en2 (no IPv4)" in mac2

@@ -160,3 +160,29 @@ def infer_modes(md: Any, ranks: int, mode: str) -> tuple[tuple[str, ...], dict[s
             continue
         modes.append(m)
     return tuple(modes), skipped, found
+
+
+def render_hosts(facts: dict[str, Any]) -> str:
+    """One plain line per host: versions, wired limit, Thunderbolt interfaces ("" without)."""
+    versions = facts.get("host_versions") or {}
+    memory = facts.get("host_memory") or {}
+    tb = facts.get("thunderbolt") or {}
+    lines = []
+    for host in dict.fromkeys([*versions, *memory]):
+        v = versions.get(host) or {}
+        parts = (
+            [", ".join(f"{k} {v.get(k) or '?'}" for k in ("python", "mlx", "mlx-lm"))] if v else []
+        )
+        m = memory.get(host) or {}
+        if m.get("note"):
+            parts.append(m["note"])
+        elif m:
+            mb = m.get("wired_limit_mb")
+            rec = m.get("recommended_working_set")
+            limit = "system default" if mb == 0 else (f"{mb} MB" if mb else "unknown")
+            rec_s = f", Metal working set {rec / 2**30:.1f} GiB" if rec else ""
+            parts.append(f"wired limit {limit}{rec_s}")
+        if host in tb:
+            parts.append(f"Thunderbolt: {', '.join(tb[host]) or 'none up'}")
+        lines.append(f"  {host}: " + "; ".join(parts))
+    return "hosts:\n" + "\n".join(lines) if lines else ""

@@ -275,6 +275,11 @@ def _distributed(md: ModelDir | None, args: argparse.Namespace, report: Report) 
     report.extend(f for f in found if selected(f.code, select, ignore))
     report.facts["distributed"] = facts
     _emit(report, args)
+    if not args.json and not args.markdown:
+        from genai_common.distributed.preflight import render_hosts
+
+        if text := render_hosts(facts):
+            sys.stdout.write(text + "\n")
     if "plan" in facts and not args.json and not args.markdown:
         from genai_common.distributed.plan import render_json
 
