@@ -243,6 +243,7 @@ def test_record_environment_is_the_runtime_report():
     env = records.environment()
     runtime = env["runtime"]
     assert set(runtime) >= {"python", "os", "frameworks"}  # `genai env --json`'s report
+    assert runtime["network"] is None  # committed records carry no interface addresses
     assert env["platform"] == runtime["os"]["platform"] and env["cpu"] == runtime["os"]["machine"]
     assert env["versions"]["python"] == runtime["python"]["version"]
     for name, fw in runtime["frameworks"].items():

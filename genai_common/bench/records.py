@@ -32,7 +32,7 @@ def environment() -> dict[str, Any]:
     host's name, and a short summary of that report (platform, cpu, versions) for people."""
     from genai_common.runtime.envinfo import environment as runtime_env
 
-    env = runtime_env()
+    env = runtime_env(network=False)  # records are committed: no interface addresses
     installed = {name: fw["version"] for name, fw in env["frameworks"].items() if fw["version"]}
     return {
         "machine": platform.node(),

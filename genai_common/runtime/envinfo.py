@@ -189,8 +189,10 @@ def env_vars() -> dict[str, str]:
     return found
 
 
-def environment() -> dict[str, Any]:
-    """Everything `genai env --json` prints, as a dict (see the module docstring for the keys)."""
+def environment(network: bool = True) -> dict[str, Any]:
+    """Everything `genai env --json` prints, as a dict (see the module docstring for the keys).
+    network=False leaves the interfaces out ("network": null): what is stored in files (bench
+    records) carries no addresses of the machine."""
     mlx = mlx_entry()
     torch = _torch_entry()
     frameworks = {
@@ -220,7 +222,7 @@ def environment() -> dict[str, Any]:
         },
         "cpu": _cpu(),
         "memory": _memory(),
-        "network": _network(),
+        "network": _network() if network else None,
         "env_vars": env_vars(),
         "frameworks": frameworks,
     }
