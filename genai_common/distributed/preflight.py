@@ -69,7 +69,7 @@ def preflight(
     elif ranks:
         from genai_common.runtime.envinfo import environment
 
-        env = environment()
+        env = environment(network=False)  # local ranks: no interface check
         b = hosts_mod.budget(env)
         if b:
             budgets = [b // ranks] * ranks
