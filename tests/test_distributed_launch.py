@@ -91,4 +91,7 @@ def test_bench_ranks_cli(tiny_llm):
     for row in (one, two):
         assert row["ttft_ms"] > 0 and row["decode_tps"] > 0 and row["tokens"] == 32
     assert two["all_sum_gbps"] > 0 and one["all_sum_gbps"] is None
+    # the decode step's collectives: o_proj and down_proj all_sum per layer, 2 layers
+    assert two["collectives_per_token"] == 4 and two["collective_us"] > 0
+    assert 0 < two["comm_share"] <= 1 and one["comm_share"] is None
     assert "pipeline" in out["skipped"]  # llama has no pipeline() in mlx-lm

@@ -221,12 +221,13 @@ def run_ranks(args: argparse.Namespace, kind: str) -> int:
         out = {"rows": rows, "skipped": skipped, "findings": [f.to_json() for f in found]}
         print(json.dumps(out))
         return 1 if found else 0
-    print("ranks  parallel   TTFT ms   decode tok/s   all_sum 16 MiB GB/s")
+    print("ranks  parallel   TTFT ms   decode tok/s   all_sum 16 MiB GB/s   comm % (est.)")
     for r in rows:
+        share = r["comm_share"] * 100 if r["comm_share"] is not None else None
         print(
             f"{r['ranks']:<6} {r['parallel']:<9}"
             f" {_num(r['ttft_ms'], 9, 2)} {_num(r['decode_tps'], 14, 1)}"
-            f"   {_num(r['all_sum_gbps'], 10, 3)}"
+            f"   {_num(r['all_sum_gbps'], 10, 3)}            {_num(share, 6, 1)}"
         )
     for m, why in skipped.items():
         print(f"({m} parallel not run: {why})")
@@ -245,6 +246,10 @@ def ranks_row(ranks: int, parallel: str, record: dict) -> dict:
         "decode_tps": record.get("decode_tps"),
         "prompt_tps": record.get("prompt_tps"),
         "all_sum_gbps": record.get("all_sum_gbps"),
+        # decode steps x the step's collectives x their replayed latency (worker._comm_share)
+        "comm_share": record.get("comm_share"),
+        "collective_us": record.get("collective_us"),
+        "collectives_per_token": record.get("collectives_per_token"),
         "tokens": len(record.get("tokens") or []),
     }
 

@@ -98,9 +98,45 @@ def main(argv: list[str] | None = None) -> int:
             mx.eval(mx.distributed.all_sum(x, group=group))
         dt = time.perf_counter() - t0
         record["all_sum_gbps"] = reps * x.nbytes / dt / 1e9
+        record.update(_comm_share(mx, group, model, record.get("decode_tps")))
     _barrier(mx, group, generation_stream)
     _write(a.out, rank, record)
     return 0
+
+
+def _comm_share(mx, group, model, decode_tps: float | None) -> dict:
+    """An estimate of the share of decode time spent in communication: the collectives one
+    decode step runs (tensor parallel: one all_sum of the token's hidden state per
+    "sharded-to-all" projection per layer, as the model's shard() wires them; pipeline: size - 1
+    hand-offs and one all_gather), each replayed at that shape and timed here."""
+    from mlx.utils import tree_flatten
+
+    from genai_common.distributed import plan
+
+    args = getattr(model, "args", None)
+    hidden = getattr(args, "hidden_size", None)
+    layers = getattr(args, "num_hidden_layers", None)
+    if not hidden or not layers:
+        return {}
+    dtype = next(v for _, v in tree_flatten(model.parameters())).dtype
+    h = mx.zeros((1, 1, hidden), dtype=dtype)
+    for _ in range(3):
+        mx.eval(mx.distributed.all_sum(h, group=group))
+    reps = 20
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        mx.eval(mx.distributed.all_sum(h, group=group))
+    latency = (time.perf_counter() - t0) / reps
+    if getattr(getattr(model, "model", None), "pipeline_size", 1) > 1:
+        per_token = group.size()
+    else:
+        sup = plan.support(getattr(args, "model_type", None))
+        per_layer = sum(1 for how in sup.sharded.values() if how == "sharded-to-all")
+        per_token = per_layer * layers
+    out = {"collective_us": latency * 1e6, "collectives_per_token": per_token}
+    if decode_tps:
+        out["comm_share"] = min(1.0, per_token * latency * decode_tps)
+    return out
 
 
 def _barrier(mx, group, stream) -> None:
