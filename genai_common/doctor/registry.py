@@ -170,6 +170,13 @@ OTHER_FAMILIES: tuple[Family, ...] = (
         "genai_common.workflows.port",
     ),
     Family(
+        "workflows-train-ml",
+        ("MLT",),
+        "MLT: training an ml project's MLX module (genai train)",
+        ("ml",),
+        "genai_common.workflows.train_ml",
+    ),
+    Family(
         "diffusion-workflow",
         ("DFL",),
         "DFL: diffusion LoRA and scheduler swaps (workflows/diffusion.py)",
