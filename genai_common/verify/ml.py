@@ -17,7 +17,7 @@ relative to the reference's largest value. An MLX (N, *spatial, C) output is mov
 *spatial) when that is what makes the shapes agree; when both layouts agree (C equals the spatial
 sizes) the smaller error is taken. The first layer, in PyTorch's call order, whose relative error
 passes the threshold is named. The candidate's weights are compared with the state dict ported by
-workflows.port (layout rules): a convolution weight equal to the PyTorch tensor itself (or that
+model.layout (the port's layout rules): a convolution weight equal to the PyTorch tensor itself (or that
 tensor reshaped) is the classic unconverted NCHW -> NHWC bug (QLT201).
 
 Thresholds (relative to the reference's max |value| per output), calibrated on the tests' CNN
@@ -236,17 +236,17 @@ def compare(candidate: Any, reference: Any) -> dict[str, Any]:
 
 
 def _weight_findings(candidate_model: Any, state: dict[str, Any]) -> list[Finding]:
-    """QLT201 / QLT202 from the candidate's weights against the ported state dict, and the port's
-    own PRT findings (names and shapes)."""
+    """QLT201 / QLT202 from the candidate's weights against the state dict converted by the
+    layout rules (model/layout.py; names and shapes were judged by load_ml's strict load)."""
     import mlx.core as mx
     import numpy as np
     from mlx.utils import tree_flatten
 
-    from genai_common.workflows import port
+    from genai_common.model.layout import convert_state_dict, layer_kinds
 
-    ported, found = port.port_state_dict(state, candidate_model)
-    kinds = port.layer_kinds(candidate_model)
-    out: list[Finding] = list(found)
+    ported = convert_state_dict(state, candidate_model)
+    kinds = layer_kinds(candidate_model)
+    out: list[Finding] = []
     for name, value in tree_flatten(candidate_model.parameters()):
         want = ported.get(name)
         if want is None or tuple(want.shape) != tuple(value.shape):
