@@ -68,6 +68,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "genai_common.workflows.train_command",
         "Train an ml project's MLX module: checkpoints, --resume, NaN guard, RESULTS row.",
     ),
+    "port": (
+        "genai_common.workflows.port_command",
+        "Port a PyTorch state dict to the project's MLX module, then verify it layer by layer.",
+    ),
 }
 
 
