@@ -131,9 +131,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"verdict: {verdict}")
     if not args.no_record:
         from genai_common.workflows.common import results_row, todo_line
+        from genai_common.workflows.train_command import results_path
 
         results_row(
-            os.path.join(root, "RESULTS.md"),
+            results_path(root),
             f"port {getattr(torch_cls, '__name__', 'torch')} -> {type(mlx_model).__name__}",
             reference,
             args.output if verdict != "fail" or metrics.get("layers") else "",

@@ -36,6 +36,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-record", action="store_true", help="no RESULTS.md row / TODO.md line")
 
 
+def results_path(root: str) -> str:
+    """reference/RESULTS.md in a generated project (where the review and `session start` read
+    it), else RESULTS.md in the folder."""
+    inside = os.path.join(root, "reference", "RESULTS.md")
+    return inside if os.path.isfile(inside) else os.path.join(root, "RESULTS.md")
+
+
 def run(args: argparse.Namespace) -> int:
     from genai_common.runtime.loading import ModuleLoadError
     from genai_common.workflows.command import _print, _project_root
@@ -102,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
         if args.resume:
             step += " (resumed)"
         results_row(
-            os.path.join(root, "RESULTS.md"),
+            results_path(root),
             step,
             args.model,
             r.output or r.checkpoint or "",
