@@ -192,3 +192,22 @@ def test_bench_runs_the_user_module_through_the_same_loader(tmp_path, monkeypatc
         loaded.model, loaded.config, batch_size=2, trials=2, warmup=1, train_step=True
     )
     assert results and all(r["summary"] for r in results)
+
+
+def test_doctor_infer_reports_a_nonfinite_output(tmp_path):
+    model = make_project(tmp_path)
+    weights = dict(mx.load(str(model / "model.safetensors")))
+    weights["head.bias"] = mx.array([float("nan")] * 5)
+    mx.save_safetensors(str(model / "model.safetensors"), weights)
+    found = runtime_findings(
+        Report(str(model), "ml"), ModelDir.open(str(model)), infer=True, timeout=120
+    )
+    assert [f.code for f in found] == ["LOAD030", "LOAD059"], found
+    assert "5 NaN/Inf values" in found[1].message
+
+
+def test_doctor_load_reports_a_module_that_does_not_import(tmp_path):
+    model = make_project(tmp_path, code=CONV_NET + "\nimport not_installed_dependency\n")
+    found = runtime_findings(Report(str(model), "ml"), ModelDir.open(str(model)), timeout=120)
+    assert [f.code for f in found] == ["LOAD051"]
+    assert "No module named 'not_installed_dependency'" in found[0].message and found[0].hint
