@@ -130,6 +130,9 @@ def _read_config(path: str | Path) -> dict[str, Any] | None:
         return None
 
 
+read_config = _read_config  # config.json as a dict, None when missing or unreadable
+
+
 def _timed_load(
     loader: str, path: str | Path, import_seconds: float, fn: Callable[[], Any]
 ) -> tuple[Any, LoadRecord]:
@@ -301,7 +304,7 @@ def import_module_class(spec: str, root: str | Path | None = None) -> Any:
     return obj
 
 
-def _model_class(config: dict[str, Any], model_class: Any, path: Path) -> Any:
+def module_class_for(config: dict[str, Any], model_class: Any, path: Path) -> Any:
     """The class to build: `model_class` when given (a class, or a "pkg.mod:Class" string),
     else the [tool.genai] module of the project holding `path` (or of the current folder),
     else the class registered for the config's model_type in ML_MODEL_TYPES."""
@@ -486,7 +489,7 @@ def load_ml(
     weights = sorted(str(p) for p in path.glob("*.safetensors"))
     if not weights:
         raise FileNotFoundError(f"{path}: no *.safetensors file")
-    cls = _model_class(config, model_class, path)
+    cls = module_class_for(config, model_class, path)
 
     def build() -> Any:
         model = build_module(cls, config)

@@ -28,7 +28,6 @@ correct port measures 1.3e-7 to 1.4e-7; float16 weights 3.8e-4 to 6.0e-4; the un
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,54 +39,8 @@ BATCH = 2
 STATE_DICT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors")
 
 
-@rule(
-    "QLT200",
-    "ml: the MLX module's outputs differ from the PyTorch original's",
-    severity="error",
-    fix="Read the first layer named: its weights (QLT201/QLT202, PRT findings) or its code differ "
-    "from PyTorch's (an activation, an epsilon, padding, a channels-last reshape or flatten). "
-    "Port the state dict with `genai port` / workflows.port.port_state_dict.",
-    compares=f"max |MLX - PyTorch| / max |PyTorch| per layer output and final output > {FAIL_REL}",
-)
-@rule(
-    "QLT201",
-    "ml: a convolution weight was left in PyTorch's NCHW layout",
-    severity="error",
-    fix="The conv weight holds PyTorch's (out, in, *k) values where MLX reads channels-last "
-    "(out, *k, in): convert with np.moveaxis(w, 1, -1) (ConvTranspose: w.transpose(1, 2, ..., "
-    "0)); workflows.port.port_state_dict does it from the MLX layer kinds.",
-    compares="the candidate's conv weights vs the PyTorch tensor as it is, or reshaped",
-)
-@rule(
-    "QLT202",
-    "ml: a weight differs from the converted PyTorch state dict",
-    severity="error",
-    fix="The candidate's weight is not the ported PyTorch tensor: re-run the port, or check that "
-    "the state dict is the one the candidate was made from (a different checkpoint or seed).",
-    compares="each candidate weight vs port_state_dict(reference) at the same name, max |diff|",
-)
-@rule(
-    "QLT203",
-    "ml: the outputs differ at reduced-precision level",
-    severity="warning",
-    fix="Expected for float16/bfloat16 weights or a different reduction order; float32 ports of "
-    "the same weights agree to about 1e-6. Cast to float32 to confirm.",
-    compares=f"max relative error between {WARN_REL} and {FAIL_REL}",
-)
-@rule(
-    "QLT204",
-    "ml: the MLX module's outputs match the PyTorch original",
-    severity="info",
-    fix="Nothing to fix.",
-    compares=f"max relative error per layer <= {WARN_REL}",
-)
-def _declared() -> Iterator[Finding]:
-    """Holds the QLT20x rules' metadata; `_f` stamps what verify_ml finds with it."""
-    yield from ()
-
-
 def _f(code: str, message: str) -> Finding:
-    return stamp(finding(code, message), declared(_declared))
+    return stamp(finding(code, message), declared(verify_ml))
 
 
 def state_dict_file(reference: str | Path) -> Path:
@@ -282,6 +235,47 @@ def _weight_findings(candidate_model: Any, state: dict[str, Any]) -> list[Findin
     return out
 
 
+@rule(
+    "QLT200",
+    "ml: the MLX module's outputs differ from the PyTorch original's",
+    severity="error",
+    fix="Read the first layer named: its weights (QLT201/QLT202, PRT findings) or its code differ "
+    "from PyTorch's (an activation, an epsilon, padding, a channels-last reshape or flatten). "
+    "Port the state dict with `genai port` / workflows.port.port_state_dict.",
+    compares=f"max |MLX - PyTorch| / max |PyTorch| per layer output and final output > {FAIL_REL}",
+)
+@rule(
+    "QLT201",
+    "ml: a convolution weight was left in PyTorch's NCHW layout",
+    severity="error",
+    fix="The conv weight holds PyTorch's (out, in, *k) values where MLX reads channels-last "
+    "(out, *k, in): convert with np.moveaxis(w, 1, -1) (ConvTranspose: w.transpose(1, 2, ..., "
+    "0)); workflows.port.port_state_dict does it from the MLX layer kinds.",
+    compares="the candidate's conv weights vs the PyTorch tensor as it is, or reshaped",
+)
+@rule(
+    "QLT202",
+    "ml: a weight differs from the converted PyTorch state dict",
+    severity="error",
+    fix="The candidate's weight is not the ported PyTorch tensor: re-run the port, or check that "
+    "the state dict is the one the candidate was made from (a different checkpoint or seed).",
+    compares="each candidate weight vs port_state_dict(reference) at the same name, max |diff|",
+)
+@rule(
+    "QLT203",
+    "ml: the outputs differ at reduced-precision level",
+    severity="warning",
+    fix="Expected for float16/bfloat16 weights or a different reduction order; float32 ports of "
+    "the same weights agree to about 1e-6. Cast to float32 to confirm.",
+    compares=f"max relative error between {WARN_REL} and {FAIL_REL}",
+)
+@rule(
+    "QLT204",
+    "ml: the MLX module's outputs match the PyTorch original",
+    severity="info",
+    fix="Nothing to fix.",
+    compares=f"max relative error per layer <= {WARN_REL}",
+)
 def verify_ml(
     candidate: str,
     reference: str,

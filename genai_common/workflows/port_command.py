@@ -58,9 +58,9 @@ def run(args: argparse.Namespace) -> int:
         return _fail(f"needs torch and mlx ({exc.name} missing): install genai-common[port]")
     from genai_common.runtime.files import write_text
     from genai_common.runtime.loading import (
-        _model_class,
         build_module,
         import_module_class,
+        module_class_for,
         project_module,
     )
     from genai_common.verify.ml import _torch_class, read_state_dict
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
 
     config = json.loads(config_path.read_text())
     try:
-        mlx_model = build_module(_model_class(config, None, Path(args.model)), config)
+        mlx_model = build_module(module_class_for(config, None, Path(args.model)), config)
         if args.torch:
             named = project_module(args.model)
             torch_cls = import_module_class(args.torch, named[1] if named else root)

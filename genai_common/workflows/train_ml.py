@@ -28,7 +28,6 @@ import json
 import math
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -57,80 +56,8 @@ class TrainError(Exception):
         self.finding = found
 
 
-@rule(
-    "MLT001",
-    "The training loss became NaN or infinite",
-    severity="error",
-    fix="Lower --learning-rate (or use adam instead of sgd), check the data for NaN/Inf and "
-    "the module for divisions or logs of zero; the run stopped at that step and the last "
-    "checkpoint was kept (resume from it with --resume after the fix).",
-    compares="every step's loss is finite",
-)
-@rule(
-    "MLT002",
-    "The training loss did not go down",
-    severity="warning",
-    fix="Raise --steps or --learning-rate, check that the labels match the inputs (a shuffled y "
-    "cannot be learned) and that the module's output is its prediction (logits for labels).",
-    compares="mean loss of the last tenth of the steps vs the first tenth",
-)
-@rule(
-    "MLT003",
-    "The training data cannot be read",
-    severity="error",
-    fix="Give --data a .npz or .safetensors file (or a folder with train.npz / "
-    "train.safetensors) holding arrays named x (inputs, batch axis first) and y (labels or "
-    "targets), with as many rows in y as in x.",
-    compares="the data file exists, opens, and holds x and y with equal first axes",
-)
-@rule(
-    "MLT004",
-    "The data does not fit the module",
-    severity="error",
-    fix="The module raised on a batch of x, or its output does not match y: give x the input "
-    "layout the module expects (MLX convolutions are channels-last: N, H, W, C) and y one label "
-    "per example (classification) or the output's shape (regression).",
-    compares="one forward pass and loss on a batch of the data",
-)
-@rule(
-    "MLT005",
-    "Class labels outside the module's outputs",
-    severity="error",
-    fix="Labels must be integers in [0, classes): the module's last output axis is its classes; "
-    "give it more outputs or re-number the labels.",
-    compares="min/max of integer y vs the width of the module's output",
-)
-@rule(
-    "MLT006",
-    "--resume found no checkpoint: the run started from step 0",
-    severity="warning",
-    fix="Nothing to resume in the checkpoint folder (first run, or another --checkpoint-dir): "
-    "this run started afresh and wrote its own checkpoints.",
-    compares="step_*.safetensors in the checkpoint folder",
-)
-@rule(
-    "MLT007",
-    "The checkpoint does not match the module or the run",
-    severity="error",
-    fix="The checkpoint was written by another module, config or optimizer (names or shapes "
-    "differ): resume with the same settings, or start afresh without --resume (or with another "
-    "--checkpoint-dir).",
-    compares="checkpoint tensors vs the module's parameters and the optimizer's state",
-)
-@rule(
-    "MLT010",
-    "Training run summary",
-    severity="info",
-    fix="Nothing to fix.",
-    compares="first and last loss, steps, time per step, peak memory",
-)
-def _declared() -> Iterator[Finding]:
-    """Holds the MLT rules' metadata; `_f` stamps the findings train() makes with it."""
-    yield from ()
-
-
 def _f(code: str, message: str, file: str | None = None) -> Finding:
-    return stamp(finding(code, message, file=file), declared(_declared))
+    return stamp(finding(code, message, file=file), declared(train))
 
 
 # --- data ----------------------------------------------------------------------------------------
@@ -346,6 +273,73 @@ def _check_fit(model: Any, x: Any, y: Any, classification: bool) -> None:
         )
 
 
+@rule(
+    "MLT001",
+    "The training loss became NaN or infinite",
+    severity="error",
+    fix="Lower --learning-rate (or use adam instead of sgd), check the data for NaN/Inf and "
+    "the module for divisions or logs of zero; the run stopped at that step and the last "
+    "checkpoint was kept (resume from it with --resume after the fix).",
+    compares="every step's loss is finite",
+)
+@rule(
+    "MLT002",
+    "The training loss did not go down",
+    severity="warning",
+    fix="Raise --steps or --learning-rate, check that the labels match the inputs (a shuffled y "
+    "cannot be learned) and that the module's output is its prediction (logits for labels).",
+    compares="mean loss of the last tenth of the steps vs the first tenth",
+)
+@rule(
+    "MLT003",
+    "The training data cannot be read",
+    severity="error",
+    fix="Give --data a .npz or .safetensors file (or a folder with train.npz / "
+    "train.safetensors) holding arrays named x (inputs, batch axis first) and y (labels or "
+    "targets), with as many rows in y as in x.",
+    compares="the data file exists, opens, and holds x and y with equal first axes",
+)
+@rule(
+    "MLT004",
+    "The data does not fit the module",
+    severity="error",
+    fix="The module raised on a batch of x, or its output does not match y: give x the input "
+    "layout the module expects (MLX convolutions are channels-last: N, H, W, C) and y one label "
+    "per example (classification) or the output's shape (regression).",
+    compares="one forward pass and loss on a batch of the data",
+)
+@rule(
+    "MLT005",
+    "Class labels outside the module's outputs",
+    severity="error",
+    fix="Labels must be integers in [0, classes): the module's last output axis is its classes; "
+    "give it more outputs or re-number the labels.",
+    compares="min/max of integer y vs the width of the module's output",
+)
+@rule(
+    "MLT006",
+    "--resume found no checkpoint: the run started from step 0",
+    severity="warning",
+    fix="Nothing to resume in the checkpoint folder (first run, or another --checkpoint-dir): "
+    "this run started afresh and wrote its own checkpoints.",
+    compares="step_*.safetensors in the checkpoint folder",
+)
+@rule(
+    "MLT007",
+    "The checkpoint does not match the module or the run",
+    severity="error",
+    fix="The checkpoint was written by another module, config or optimizer (names or shapes "
+    "differ): resume with the same settings, or start afresh without --resume (or with another "
+    "--checkpoint-dir).",
+    compares="checkpoint tensors vs the module's parameters and the optimizer's state",
+)
+@rule(
+    "MLT010",
+    "Training run summary",
+    severity="info",
+    fix="Nothing to fix.",
+    compares="first and last loss, steps, time per step, peak memory",
+)
 def train(
     model_dir: str | Path,
     *,
@@ -388,12 +382,12 @@ def train(
         loaded = load_ml(model_dir, model_class)
         model, config = loaded.model, loaded.config or {}
     else:  # fresh weights from the seed: the class and config as load_ml would pick them
-        from genai_common.runtime.loading import _model_class, _read_config
+        from genai_common.runtime.loading import module_class_for, read_config
 
-        config = _read_config(model_dir)
+        config = read_config(model_dir)
         if config is None:
             raise TrainError(_f("MLT003", f"{model_dir}: no readable config.json"))
-        model = build_module(_model_class(config, model_class, Path(model_dir)), config)
+        model = build_module(module_class_for(config, model_class, Path(model_dir)), config)
         mx.eval(model.parameters())
     model.train()
     try:
