@@ -163,3 +163,34 @@ def test_init_from_the_folders_weights_starts_where_the_trained_model_is(tiny_ml
     fresh = train_ml.train(_model(tiny_ml, tmp_path), **kw)
     warm = train_ml.train(_model(tiny_ml, tmp_path / "w"), init="weights", **kw)
     assert warm.metrics["first_loss"] < 0.5 * fresh.metrics["first_loss"], (warm, fresh)
+
+
+def test_a_sequence_labelling_module_trains_on_integer_inputs(tmp_path):
+    """Labels per position (y (N, T), logits (N, T, classes)) and integer inputs (token ids)."""
+    import mlx.nn as nn
+
+    class Tagger(nn.Module):
+        def __init__(self, vocab: int, dims: int):
+            super().__init__()
+            self.embed = nn.Embedding(vocab, dims)
+            self.out = nn.Linear(dims, vocab)
+
+        def __call__(self, x):
+            return self.out(nn.relu(self.embed(x)))
+
+    model = tmp_path / "tagger"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"model_type": "tagger", "vocab": 7, "dims": 16}))
+    x = np.random.default_rng(3).integers(0, 7, size=(64, 5)).astype(np.int32)
+    np.savez(tmp_path / "d.npz", x=x, y=(x + 1) % 7)  # learn "the next id"
+    r = train_ml.train(model, data=tmp_path / "d.npz", steps=40, learning_rate=1e-2,
+                       checkpoint_dir=tmp_path / "ck", model_class=Tagger)  # fmt: skip
+    assert r.verdict == "pass", r.findings
+    assert r.metrics["last_loss"] < 0.5 * r.metrics["first_loss"]
+    bad = np.zeros((64, 4), np.int32)
+    np.savez(tmp_path / "bad.npz", x=x, y=bad)
+    r = train_ml.train(model, data=tmp_path / "bad.npz", steps=2, checkpoint_dir=tmp_path / "c2",
+                       model_class=Tagger)  # fmt: skip
+    assert [f.code for f in r.findings] == ["MLT004"] and "(4,) vs output (5, 7)" in r.findings[
+        0
+    ].message

@@ -256,12 +256,12 @@ def _check_fit(model: Any, x: Any, y: Any, classification: bool) -> None:
             raise TrainError(
                 _f("MLT005", f"labels span [{low}, {high}] but the module has {classes} outputs")
             )
-        if y.ndim != 1 or out.ndim != 2:
+        if tuple(out.shape[1:-1]) != tuple(y.shape[1:]):  # one label per output position
             raise TrainError(
                 _f(
                     "MLT004",
-                    f"labels {tuple(y.shape)} vs output {tuple(out.shape)}: one label "
-                    "per example and (batch, classes) logits expected",
+                    f"labels {tuple(y.shape[1:])} vs output {tuple(out.shape[1:])} per example: "
+                    "logits (..., classes) with one label per position expected",
                 )
             )
     elif math.prod(out.shape[1:]) != math.prod(y.shape[1:]):
