@@ -194,3 +194,20 @@ def test_a_sequence_labelling_module_trains_on_integer_inputs(tmp_path):
     assert [f.code for f in r.findings] == ["MLT004"] and "(4,) vs output (5, 7)" in r.findings[
         0
     ].message
+
+
+def test_genai_train_takes_the_projects_data_folder_by_default(tiny_ml, tmp_path, monkeypatch,
+                                                               capsys):  # fmt: skip
+    from genai_common.cli import main
+
+    (tmp_path / "pyproject.toml").write_text('[tool.genai]\nkind = "ml"\nmodel = "m"\n')
+    shutil.copytree(tiny_ml, tmp_path / "m")
+    (tmp_path / "data").mkdir()
+    x = np.random.default_rng(4).standard_normal((40, 32)).astype(np.float32)
+    np.savez(tmp_path / "data/train.npz", x=x, y=np.arange(40, dtype=np.int32) % 10)
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--steps", "3", "--no-record"]) == 0
+    out = capsys.readouterr().out
+    assert f"data: {tmp_path / 'data/train.npz'}" in out and "MLT010" in out
+    assert not (tmp_path / "RESULTS.md").exists() and not (tmp_path / "TODO.md").exists()
+    assert main(["train", "--steps", "0"]) == 2

@@ -17,7 +17,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         nargs="?",
         help="model folder whose config.json builds the module (default: [tool.genai] model)",
     )
-    p.add_argument("--data", help="x/y arrays: .npz or .safetensors (default: a synthetic task)")
+    p.add_argument(
+        "--data",
+        help="x/y arrays: .npz or .safetensors (default: data/train.npz or data/train.safetensors "
+        "of the project, else a synthetic task)",
+    )
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--learning-rate", type=float, default=1e-3)
@@ -72,6 +76,12 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.data is None:  # the project's data/train.npz or data/train.safetensors when there
+        for name in ("train.npz", "train.safetensors"):
+            if os.path.isfile(os.path.join(root, "data", name)):
+                args.data = os.path.join(root, "data", name)
+                break
+    print(f"data: {args.data or 'a synthetic classification task (no data/train.npz)'}")
     try:
         r = train(
             args.model,
