@@ -156,3 +156,18 @@ def test_genai_verify_dispatches_ml_with_json_and_exit_code(tmp_path, capsys):
     assert main(["verify", str(cand), "--against", str(ref), "--json"]) == 1
     data = json.loads(capsys.readouterr().out)
     assert data["verdict"] == "fail" and data["first_bad_layer"] == "conv"
+
+
+def test_an_unconverted_conv_of_another_shape_fails_as_qlt201(tmp_path, capsys):
+    from genai_common.cli import main
+
+    torch.manual_seed(4)
+    cand, ref, weights = _project(tmp_path)
+    state = torch.load(ref / "model.pt", weights_only=True)
+    # ConvTranspose 6 -> 6, 2x2: PyTorch (in, out, kh, kw) = (6, 6, 2, 2), MLX (6, 2, 2, 6)
+    _save(cand, dict(weights, **{"up.weight": state["up.weight"].numpy()}))
+    found, metrics = verify_ml(str(cand), str(ref))
+    assert [f.code for f in found] == ["QLT201"] and "up.weight" in found[0].message
+    assert "NCHW" in found[0].message and metrics["first_bad_layer"] == "up"
+    assert main(["verify", str(cand), "--against", str(ref)]) == 1
+    assert "QLT201" in capsys.readouterr().out

@@ -299,9 +299,22 @@ def verify_ml(
         ) from None
 
     from genai_common.runtime.inference import ml_input_shape
-    from genai_common.runtime.loading import build_module, load_ml
+    from genai_common.runtime.loading import ModuleLoadError, build_module, load_ml
 
-    loaded = load_ml(candidate)
+    try:
+        loaded = load_ml(candidate)
+    except ModuleLoadError as exc:  # a conv left in PyTorch layout whose shape differs: say so
+        import re
+
+        text = " ".join(t for c, t in exc.problems if c == "LOAD056")
+        names = re.findall(r"([\w.]+) \([\d, ]+\) vs module \([\d, ]+\); PyTorch Conv", text)
+        if not names:
+            raise
+        why = (
+            f"{', '.join(names)} in PyTorch's NCHW layout: the conv weights were not converted to "
+            "MLX's (out, *k, in), and the candidate does not load"
+        )
+        return [_f("QLT201", why)], {"first_bad_layer": names[0].rsplit(".", 1)[0], "load": text}
     config = loaded.config or {}
     ref_config = Path(reference) / "config.json"
     if Path(reference).is_dir() and ref_config.is_file():
