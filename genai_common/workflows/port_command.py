@@ -66,8 +66,8 @@ def run(args: argparse.Namespace) -> int:
     from genai_common.verify.ml import _torch_class, read_state_dict
     from genai_common.workflows import port
 
-    config = json.loads(config_path.read_text())
     try:
+        config = json.loads(config_path.read_text())
         mlx_model = build_module(module_class_for(config, None, Path(args.model)), config)
         if args.torch:
             named = project_module(args.model)
@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
             state = {k: v.numpy() for k, v in torch_model.state_dict().items()}
     except ModuleLoadError as exc:
         return _fail(f"the module did not load: {exc}")
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:  # invalid config.json, unreadable state dict
         return _fail(str(exc).removeprefix("genai verify: "))
     weights, found = port.port_state_dict(state, mlx_model)
     _print(found)
