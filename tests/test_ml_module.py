@@ -46,6 +46,12 @@ class Configured(ConvNet):
 CONFIG = {"model_type": "conv_net", "in_channels": 2, "channels": 4, "num_classes": 5}
 
 
+@pytest.fixture(autouse=True)
+def _in_the_project(tmp_path, monkeypatch):
+    """Commands run in the project: only the current folder's project module is imported."""
+    monkeypatch.chdir(tmp_path)
+
+
 def make_project(root: Path, module: str = "mynet.model:ConvNet", code: str = CONV_NET) -> Path:
     """A project folder with [tool.genai] module, src/<pkg>/model.py and models/conv (weights
     saved from the module itself). Returns the model folder. The package is named after the
@@ -74,7 +80,7 @@ def make_project(root: Path, module: str = "mynet.model:ConvNet", code: str = CO
 
 def test_user_conv_net_loads_from_the_project_module_and_runs(tmp_path, monkeypatch):
     model = make_project(tmp_path)
-    monkeypatch.chdir(tmp_path / "models")  # the project is found from the model's folder
+    monkeypatch.chdir(tmp_path / "models")  # the project is found from a folder inside it
     loaded = load_ml(model)
     assert type(loaded.model).__name__ == "ConvNet"
     assert loaded.record.loader == "ConvNet + load_weights"
@@ -211,3 +217,17 @@ def test_doctor_load_reports_a_module_that_does_not_import(tmp_path):
     found = runtime_findings(Report(str(model), "ml"), ModelDir.open(str(model)), timeout=120)
     assert [f.code for f in found] == ["LOAD051"]
     assert "No module named 'not_installed_dependency'" in found[0].message and found[0].hint
+
+
+def test_another_projects_module_is_imported_only_with_trust(tmp_path, monkeypatch):
+    """Issue 15's trust boundary: a model folder inside someone else's project does not make
+    `genai doctor --load` import that project's code."""
+    model = make_project(tmp_path / "theirs")
+    (tmp_path / "mine").mkdir()
+    monkeypatch.chdir(tmp_path / "mine")
+    with pytest.raises(ModuleLoadError, match=r"cd .*theirs") as err:
+        load_ml(model)
+    assert err.value.codes == ["LOAD057"]
+    assert type(load_ml(model, trust_remote_code=True).model).__name__ == "ConvNet"
+    found = runtime_findings(Report(str(model), "ml"), ModelDir.open(str(model)), timeout=120)
+    assert [f.code for f in found] == ["LOAD057"] and "--trust-remote-code" in found[0].message

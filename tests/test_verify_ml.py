@@ -59,6 +59,12 @@ CONFIG = {"model_type": "conv_net", "in_channels": 3, "channels": 6, "num_classe
           "input_shape": [8, 8, 3]}  # fmt: skip
 
 
+@pytest.fixture(autouse=True)
+def _in_the_project(tmp_path, monkeypatch):
+    """verify runs in the project: its [tool.genai] module and torch_module are imported."""
+    monkeypatch.chdir(tmp_path)
+
+
 def _project(root: Path) -> tuple[Path, Path, dict]:
     """A project with its MLX module and PyTorch original; ref/ holds the state dict, cand/ the
     correct port. Returns (cand, ref, the ported weights)."""

@@ -248,20 +248,47 @@ def _names(names: list[str]) -> str:
     return shown + (f" (and {len(names) - MAX_NAMES} more)" if len(names) > MAX_NAMES else "")
 
 
-def project_module(path: str | Path | None = None) -> tuple[str, Path] | None:
-    """(``[tool.genai] module``, the project root) of the project holding `path`, else of the
-    current folder; None when neither names a module."""
+def _genai_key(start: str | Path | None, key: str) -> tuple[str, Path] | None:
+    """(the [tool.genai] `key` value, the project root) of the project holding `start` (None:
+    the current folder), None when it has no such non-empty string."""
     from genai_common.formats.pyproject import GenaiConfigError, find_genai, genai_table
 
-    for start in (path, None):
-        try:
-            table = find_genai(start)
-        except (GenaiConfigError, OSError, ValueError):
-            continue
-        module = (genai_table(table.pyproject) or {}).get("module")
-        if isinstance(module, str) and module.strip():
-            return module.strip(), Path(table.root)
+    try:
+        table = find_genai(start)
+    except (GenaiConfigError, OSError, ValueError):
+        return None
+    value = (genai_table(table.pyproject) or {}).get(key)
+    if isinstance(value, str) and value.strip():
+        return value.strip(), Path(table.root)
     return None
+
+
+def project_module(
+    path: str | Path | None = None, *, trust: bool = False, key: str = "module"
+) -> tuple[str, Path] | None:
+    """(``[tool.genai] module``, the project root) of the current folder's project.
+
+    The project holding `path` counts only when it is that project, or with `trust`: naming a
+    model folder inside someone else's project must not import that project's code (the trust
+    boundary of issue 15). Otherwise ModuleLoadError LOAD057 says where to run from. None when no
+    project names a module. `key` reads another entry the same way (torch_module)."""
+    here = _genai_key(None, key)
+    if here is not None:
+        return here
+    there = _genai_key(path, key) if path is not None else None
+    if there is None or trust:
+        return there
+    value, root = there
+    raise ModuleLoadError(
+        [
+            (
+                "LOAD057",
+                f"{root / 'pyproject.toml'} names {key} {value!r}, but it is not the project of "
+                f"the current folder: its code is imported only from inside it (cd {root}) or "
+                "with --trust-remote-code",
+            )
+        ]
+    )
 
 
 def import_module_class(spec: str, root: str | Path | None = None) -> Any:
@@ -304,11 +331,14 @@ def import_module_class(spec: str, root: str | Path | None = None) -> Any:
     return obj
 
 
-def module_class_for(config: dict[str, Any], model_class: Any, path: Path) -> Any:
+def module_class_for(
+    config: dict[str, Any], model_class: Any, path: Path, *, trust: bool = False
+) -> Any:
     """The class to build: `model_class` when given (a class, or a "pkg.mod:Class" string),
-    else the [tool.genai] module of the project holding `path` (or of the current folder),
-    else the class registered for the config's model_type in ML_MODEL_TYPES."""
-    named = project_module(path)
+    else the [tool.genai] module of the current folder's project (of the project holding `path`
+    only with `trust`: project_module), else the class registered for the config's model_type
+    in ML_MODEL_TYPES."""
+    named = project_module(path, trust=trust)
     if isinstance(model_class, str):
         return import_module_class(model_class, named[1] if named else None)
     if model_class is not None:
@@ -473,8 +503,8 @@ def load_ml(
     """An MLX module from ``path/config.json`` and ``path/*.safetensors``.
 
     model_class: the nn.Module class or a ``"pkg.mod:Class"`` string; by default the
-    ``[tool.genai] module`` of the project holding `path` (or of the current folder; its src/ goes
-    on sys.path), else the class registered for the config's model_type in ``ML_MODEL_TYPES``.
+    ``[tool.genai] module`` of the current folder's project (its src/ goes on sys.path; the
+    project holding `path` only when it is that one, or with trust_remote_code), else the class registered for the config's model_type in ``ML_MODEL_TYPES``.
     The module is built with ``from_config(config)`` when the class has it, else with the config
     entries its constructor accepts (all of them if it takes ``**kwargs``). strict: every weight
     must match a parameter by name and shape and back. Failures raise ModuleLoadError (a
@@ -489,7 +519,7 @@ def load_ml(
     weights = sorted(str(p) for p in path.glob("*.safetensors"))
     if not weights:
         raise FileNotFoundError(f"{path}: no *.safetensors file")
-    cls = module_class_for(config, model_class, path)
+    cls = module_class_for(config, model_class, path, trust=trust_remote_code is True)
 
     def build() -> Any:
         model = build_module(cls, config)

@@ -78,27 +78,18 @@ def read_state_dict(path: str | Path) -> dict[str, Any]:
 
 
 def _torch_class(torch_module: str | None, candidate: str) -> Any:
+    """The PyTorch class: `torch_module`, else [tool.genai] torch_module of the current folder's
+    project (runtime.loading.project_module: never another project's code)."""
     from genai_common.runtime.loading import import_module_class, project_module
 
-    named = project_module(candidate)
-    if torch_module is None:
-        from genai_common.formats.pyproject import GenaiConfigError, find_genai, genai_table
-
-        for start in (candidate, None):
-            try:
-                table = find_genai(start)
-            except (GenaiConfigError, OSError, ValueError):
-                continue
-            value = (genai_table(table.pyproject) or {}).get("torch_module")
-            if isinstance(value, str) and value.strip():
-                torch_module = value.strip()
-                break
-    if torch_module is None:
+    named = project_module(candidate, key="torch_module")
+    if torch_module is None and named is None:
         raise ValueError(
             "genai verify: which PyTorch class is the reference? set [tool.genai] torch_module = "
             '"pkg.mod:Class" in pyproject.toml'
         )
-    return import_module_class(torch_module, named[1] if named else None)
+    root = named[1] if named else None
+    return import_module_class(torch_module or named[0], root)
 
 
 def _mlx_layer_outputs(model: Any, x: Any) -> tuple[Any, dict[str, Any]]:

@@ -318,7 +318,9 @@ def infer_target(kind: str, path: str, **kwargs: Any) -> dict[str, Any]:
     "ml: no MLX module is known for this model",
     severity="error",
     fix='Name your module in pyproject.toml: [tool.genai] module = "mypkg.model:MyNet" (its '
-    "constructor receives the config.json keys it accepts, or from_config(config)).",
+    "constructor receives the config.json keys it accepts, or from_config(config)). A module "
+    "named by another project is imported only from inside that project, or with "
+    "--trust-remote-code.",
     compares="[tool.genai] module, then the config's model_type against the built-in modules",
 )
 @rule(
