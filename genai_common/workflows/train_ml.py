@@ -386,7 +386,9 @@ def train(
 
         config = read_config(model_dir)
         if config is None:
-            raise TrainError(_f("MLT003", f"{model_dir}: no readable config.json"))
+            return TrainResult(
+                [_f("MLT003", f"{model_dir}: no readable config.json")], {}, [], "fail", None, None
+            )
         model = build_module(module_class_for(config, model_class, Path(model_dir)), config)
         mx.eval(model.parameters())
     model.train()
