@@ -141,6 +141,7 @@ def test_the_user_conv_net_trains_in_its_project(tmp_path, monkeypatch):
     todo = (tmp_path / "TODO.md").read_text()
     assert "genai train" in todo and "30 steps" in todo
     assert (tmp_path / "checkpoints" / "step_000030.safetensors").is_file()
+    assert (tmp_path / "train_loss.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "models" / "trained" / "config.json").is_file()
 
 

@@ -113,6 +113,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"checkpoint: {r.checkpoint}")
     if r.output:
         print(f"model: {r.output}")
+    if r.history and not args.no_record:
+        from genai_common.workflows.train_ml import loss_plot
+
+        plot = os.path.join(os.path.dirname(results_path(root)), "train_loss.png")
+        print(f"loss plot: {loss_plot(r.history, plot)}")
     if not args.no_record:
         m = dict(r.metrics)
         step = f"train {args.optimizer} lr={args.learning_rate} bs={args.batch_size}"

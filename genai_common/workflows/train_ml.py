@@ -512,6 +512,24 @@ def train(
     )
 
 
+def loss_plot(history: list[dict[str, Any]], path: str | Path) -> str:
+    """Loss and time per step against the step, one PNG written atomically (bench's writer)."""
+    from genai_common.bench.plots import new_figure, save_png
+
+    fig = new_figure(figsize=(10, 4))
+    ax, bx = fig.subplots(1, 2)
+    steps = [h["step"] for h in history]
+    ax.plot(steps, [h["loss"] for h in history])
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss")
+    bx.plot(steps, [1000 * h["seconds"] for h in history])
+    bx.set_xlabel("step")
+    bx.set_ylabel("ms / step")
+    fig.tight_layout()
+    save_png(fig, path)
+    return str(path)
+
+
 def _write_model(output: str | Path, model: Any, config: dict[str, Any]) -> str:
     """The trained module as a model folder (config.json + model.safetensors) that load_ml, the
     doctor, bench and verify read; each file written to a temporary name and renamed."""
