@@ -305,7 +305,7 @@ def import_module_class(spec: str, root: str | Path | None = None) -> Any:
             [("LOAD050", f"module {spec!r} is not of the form {MODULE_PATH_FORM!r}")]
         )
     if root is not None:
-        for extra in (Path(root) / "src", Path(root)):
+        for extra in (Path(root), Path(root) / "src"):  # src/ ends first on the path
             if extra.is_dir() and str(extra) not in sys.path:
                 sys.path.insert(0, str(extra))
     try:
