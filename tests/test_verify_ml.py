@@ -177,3 +177,69 @@ def test_an_unconverted_conv_of_another_shape_fails_as_qlt201(tmp_path, capsys):
     assert "NCHW" in found[0].message and metrics["first_bad_layer"] == "up"
     assert main(["verify", str(cand), "--against", str(ref)]) == 1
     assert "QLT201" in capsys.readouterr().out
+
+
+SEQ_MLX = """
+import mlx.nn as nn
+
+
+class Block(nn.Module):
+    def __init__(self, dims: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(dims)
+        self.up = nn.Linear(dims, 4 * dims)
+        self.down = nn.Linear(4 * dims, dims)
+
+    def __call__(self, x):
+        return x + self.down(nn.gelu(self.up(self.norm(x))))
+"""
+
+SEQ_TORCH = """
+from torch import nn
+
+
+class TorchBlock(nn.Module):
+    def __init__(self, dims: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(dims)
+        self.up = nn.Linear(dims, 4 * dims)
+        self.down = nn.Linear(4 * dims, dims)
+
+    def forward(self, x):
+        return x + self.down(nn.functional.gelu(self.up(self.norm(x))))
+"""
+
+
+def test_a_sequence_block_is_fed_batch_first_and_matches(tmp_path):
+    """A (B, T, D) input is not an image: PyTorch gets it as it is, and the port matches."""
+    import importlib
+    import sys
+
+    torch.manual_seed(5)
+    pkg = "seq_" + "".join(c for c in tmp_path.name if c.isalnum())
+    (tmp_path / "src" / pkg).mkdir(parents=True)
+    (tmp_path / "src" / pkg / "__init__.py").write_text("")
+    (tmp_path / "src" / pkg / "block.py").write_text(textwrap.dedent(SEQ_MLX))
+    (tmp_path / "src" / pkg / "ref.py").write_text(textwrap.dedent(SEQ_TORCH))
+    (tmp_path / "pyproject.toml").write_text(
+        f'[tool.genai]\nkind = "ml"\nmodule = "{pkg}.block:Block"\n'
+        f'torch_module = "{pkg}.ref:TorchBlock"\n'
+    )
+    sys.path.insert(0, str(tmp_path / "src"))
+    ref_net = importlib.import_module(f"{pkg}.ref").TorchBlock(8)
+    config = {"model_type": "block", "dims": 8, "input_shape": [6, 8]}
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    torch.save(ref_net.state_dict(), ref / "model.pt")
+    (ref / "config.json").write_text(json.dumps(config))
+    state = {k: v.numpy() for k, v in ref_net.state_dict().items()}
+    weights, found = port.port_state_dict(state, importlib.import_module(f"{pkg}.block").Block(8))
+    assert found == []
+    cand = tmp_path / "cand"
+    cand.mkdir()
+    mx.save_safetensors(str(cand / "model.safetensors"),
+                        {k: mx.array(v) for k, v in weights.items()})  # fmt: skip
+    (cand / "config.json").write_text(json.dumps(config))
+    found, metrics = verify_ml(str(cand), str(ref))
+    assert [f.code for f in found] == ["QLT204"], (found, metrics)
+    assert metrics["input_shape"] == [2, 6, 8] and metrics["max_rel"] < 1e-5

@@ -10,7 +10,9 @@ config.json); the PyTorch class is `torch_module` ("pkg.mod:Class"), else `[tool
 torch_module`, built from the same config (from_config or the constructor's keys).
 
 Both run one seeded batch (batch 2) of the input shape (config input_shape or the module's
-input_shape: MLX channels-last; PyTorch gets it channels-first when it has 3 or more axes).
+input_shape: MLX channels-last; PyTorch gets it channels-first when the module has convolutions
+and the input 3 or more axes, as it is otherwise, e.g. a (B, T, D) sequence; config.json
+`torch_channels_first` overrides).
 Every leaf layer's output is recorded on both sides (forward hooks in PyTorch; the layer classes'
 __call__ wrapped in MLX, restored after) and compared by layer name: max |diff| and max |diff|
 relative to the reference's largest value. An MLX (N, *spatial, C) output is moved to (N, C,
@@ -327,7 +329,13 @@ def verify_ml(
             "genai verify: no input shape: give config.json input_shape (without the batch axis)"
         )
     x = np.random.default_rng(seed).standard_normal((BATCH, *shape)).astype(np.float32)
-    xt = torch.from_numpy(np.ascontiguousarray(np.moveaxis(x, -1, 1) if x.ndim >= 3 else x))
+    from genai_common.model.layout import layer_kinds
+
+    # PyTorch reads images channels-first: move the input's channels when the module convolves
+    # (config torch_channels_first overrides); a sequence (B, T, D) goes as it is
+    convolves = any(k != "plain" for k in layer_kinds(loaded.model).values())
+    first = config.get("torch_channels_first", convolves and x.ndim >= 3)
+    xt = torch.from_numpy(np.ascontiguousarray(np.moveaxis(x, -1, 1) if first else x))
     found = _weight_findings(loaded.model, state)
     mlx_out, mlx_layers = _mlx_layer_outputs(loaded.model, mx.array(x))
     torch_out, torch_layers, order = _torch_layer_outputs(torch_model, xt)
