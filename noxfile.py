@@ -77,6 +77,7 @@ def templates(session: nox.Session) -> None:
     project's own `nox -s tests diagnostics` offline on its embedded tiny model."""
     _install(session, "mlx")
     tests_ = ["tests/test_templates.py", "tests/test_update.py", "tests/test_templates_project.py"]
+    tests_ += ["tests/test_templates_ml.py", "tests/test_templates_ml_port.py"]  # issue 11/16 ml
     session.run("pytest", *tests_, *session.posargs, env=TEST_ENV)
 
 

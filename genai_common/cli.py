@@ -64,6 +64,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "genai_common.workflows.finetune_command",
         "LoRA fine-tune with mlx-lm's trainer: data diagnostics, NaN guard, fuse check, RESULTS row.",
     ),
+    "train": (
+        "genai_common.workflows.train_command",
+        "Train an ml project's MLX module: checkpoints, --resume, NaN guard, RESULTS row.",
+    ),
+    "port": (
+        "genai_common.workflows.port_command",
+        "Port a PyTorch state dict to the project's MLX module, then verify it layer by layer.",
+    ),
 }
 
 

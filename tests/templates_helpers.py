@@ -79,6 +79,8 @@ def expected_files(kind: str, env_manager: str, agents: tuple[str, ...], package
         files.update({"data/train.jsonl", "data/valid.jsonl"})
     if kind == "diffusion":
         files.add("test/check_pipeline.py")
+    if kind == "ml":  # issue 16: the project's own MLX module and its PyTorch original
+        files.update({f"src/{package}/model.py", f"src/{package}/torch_reference.py"})
     if env_manager == "conda":
         files.add("environment.yml")
     agent_files = {

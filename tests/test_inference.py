@@ -29,9 +29,11 @@ def test_vlm_generates_from_an_image(tiny_vlm: Path) -> None:
 def test_ml_runs_one_forward_pass_or_says_why_not(tiny_ml: Path) -> None:
     loaded = LOADERS["ml"](str(tiny_ml))
     shape, summary = quick_inference("ml", loaded)
-    assert shape == (1, loaded.config["output_dims"]) and summary == f"output {shape}"
+    width = loaded.config["input_dims"]
+    assert shape == (1, loaded.config["output_dims"])
+    assert summary == f"output {shape} from input (1, {width})"
     loaded.config = {k: v for k, v in loaded.config.items() if k != "input_dims"}
-    with pytest.raises(ValueError, match="input width"):
+    with pytest.raises(ValueError, match="input shape"):
         quick_inference("ml", loaded)
 
 

@@ -91,7 +91,13 @@ def test_render_file_set_and_contents(
         assert "\n\n\n\n" not in text, f"runs of blank lines in {rel}"
 
     pyproject = tomllib.loads((dst / "pyproject.toml").read_text())
-    assert pyproject["tool"]["genai"] == {"kind": kind, "model": "", "source": ""}
+    modules = {  # issue 16: an ml project names its module and the module's PyTorch original
+        "module": "demo_project.model:TinyMLP",
+        "torch_module": "demo_project.torch_reference:TorchMLP",
+    }
+    assert pyproject["tool"]["genai"] == {"kind": kind, "model": "", "source": ""} | (
+        modules if kind == "ml" else {}
+    )
     deps = pyproject["project"]["dependencies"]
     sha = git(template, "rev-parse", "HEAD").strip()
     assert f"genai-common[{kind}] @ git+file://{template}@{sha}" in deps
@@ -104,7 +110,8 @@ def test_render_file_set_and_contents(
 
     noxfile = dst / "noxfile.py"
     compile(noxfile.read_text(), str(noxfile), "exec")
-    assert _sessions(noxfile) == SESSIONS | ({"convert", "finetune"} if kind == "llm" else set())
+    own = {"llm": {"convert", "finetune"}, "ml": {"train", "port"}}.get(kind, set())
+    assert _sessions(noxfile) == SESSIONS | own
     nox_text = noxfile.read_text()
     if env_manager == "conda":
         assert 'default_venv_backend = "conda"' in nox_text

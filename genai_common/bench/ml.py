@@ -1,8 +1,8 @@
 """`genai bench` for a project's own MLX module: forward (and optional training-step) time per batch.
 
 The input batch is random, shaped from config.json: ``input_shape`` (list, without the batch
-axis) when given, else ``[input_dims]``. The module's output is evaluated inside the clock
-(`timeit`); the first call in the process is the cold run, reported apart. A training step is
+axis) when given, else the module's ``input_shape`` attribute, else ``[input_dims]``. The
+module's output is evaluated inside the clock (`timeit`); the first call in the process is the cold run, reported apart. A training step is
 value_and_grad of a mean-squared loss against a random target plus an SGD update, with the new
 parameters and optimizer state evaluated inside the clock.
 
@@ -18,13 +18,18 @@ from __future__ import annotations
 from typing import Any
 
 
-def input_shape(config: dict[str, Any], batch_size: int) -> tuple[int, ...]:
-    shape = config.get("input_shape")
-    if shape:
-        return (batch_size, *[int(d) for d in shape])
-    if config.get("input_dims"):
-        return (batch_size, int(config["input_dims"]))
-    raise ValueError("config.json gives neither input_shape nor input_dims: cannot build a batch")
+def input_shape(config: dict[str, Any], batch_size: int, model: Any = None) -> tuple[int, ...]:
+    """(batch, *one example's shape): the same source as the doctor's --infer
+    (runtime.inference.ml_input_shape: config input_shape, the module's input_shape, the width)."""
+    from genai_common.runtime.inference import ml_input_shape
+
+    shape = ml_input_shape(config, model)
+    if shape is None:
+        raise ValueError(
+            "neither config.json (input_shape, input_dims) nor the module (input_shape) gives an "
+            "input shape: cannot build a batch"
+        )
+    return (batch_size, *shape)
 
 
 def forward_flops(model: Any, x: Any) -> tuple[float, dict[str, int]]:
@@ -122,7 +127,7 @@ def bench(
     from genai_common.runtime.timing import timeit
 
     mx.random.seed(seed)
-    x = mx.random.normal(input_shape(config, batch_size))
+    x = mx.random.normal(input_shape(config, batch_size, model))
     mx.eval(x)
     flops, calls = forward_flops(model, x)
     clear_cache()

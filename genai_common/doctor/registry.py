@@ -170,6 +170,20 @@ OTHER_FAMILIES: tuple[Family, ...] = (
         "genai_common.workflows.port",
     ),
     Family(
+        "quality-ml",
+        ("QLT",),
+        "QLT20x: an MLX module against its PyTorch original (genai verify, ml)",
+        ("ml",),
+        "genai_common.verify.ml",
+    ),
+    Family(
+        "workflows-train-ml",
+        ("MLT",),
+        "MLT: training an ml project's MLX module (genai train)",
+        ("ml",),
+        "genai_common.workflows.train_ml",
+    ),
+    Family(
         "diffusion-workflow",
         ("DFL",),
         "DFL: diffusion LoRA and scheduler swaps (workflows/diffusion.py)",

@@ -75,19 +75,43 @@ def _diffusion(loaded: Any) -> tuple[Any, str]:
     return shape, f"{len(images)} image(s) of shape {shape}{where}"
 
 
+def ml_input_shape(config: dict[str, Any] | None, model: Any = None) -> tuple[int, ...] | None:
+    """The input shape of one example (no batch axis) of a generic MLX module: config.json's
+    ``input_shape``, else the module's ``input_shape`` attribute, else (width,) from the config's
+    input width; None when none says."""
+    for shape in ((config or {}).get("input_shape"), getattr(model, "input_shape", None)):
+        if (
+            isinstance(shape, (list, tuple))
+            and shape
+            and all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape)
+        ):
+            return tuple(shape)
+    width = ml_input_width(config)
+    return None if width is None else (width,)
+
+
 def _ml(loaded: Any) -> tuple[Any, str]:
     import mlx.core as mx
+    from mlx.utils import tree_flatten
 
-    width = ml_input_width(loaded.config)
-    if width is None:
+    shape = ml_input_shape(loaded.config, loaded.model)
+    if shape is None:
         raise ValueError(
-            f"config.json names no input width ({', '.join(ML_WIDTH_KEYS)}): "
-            "the quick inference needs one to build an input"
+            f"neither config.json (input_shape, {', '.join(ML_WIDTH_KEYS)}) nor the module "
+            "(input_shape) gives an input shape: the quick inference needs one to build an input"
         )
-    out = loaded.model(mx.zeros((1, width)))
+    out = loaded.model(mx.zeros((1, *shape)))
     mx.eval(out)
-    shape = tuple(out.shape)
-    return shape, f"output {shape}"
+    leaves = tree_flatten(out) if not isinstance(out, mx.array) else [("", out)]
+    shapes = [tuple(v.shape) for _, v in leaves if isinstance(v, mx.array)]
+    bad = sum(
+        int((~mx.isfinite(v)).sum().item())
+        for _, v in leaves
+        if isinstance(v, mx.array) and mx.issubdtype(v.dtype, mx.inexact)
+    )
+    result = shapes[0] if len(shapes) == 1 else tuple(shapes)
+    where = f"; {bad:,} {NONFINITE} values" if bad else ""
+    return result, f"output {result} from input {(1, *shape)}{where}"
 
 
 def garbage_reasons(text: str) -> list[str]:

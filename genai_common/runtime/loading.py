@@ -130,6 +130,9 @@ def _read_config(path: str | Path) -> dict[str, Any] | None:
         return None
 
 
+read_config = _read_config  # config.json as a dict, None when missing or unreadable
+
+
 def _timed_load(
     loader: str, path: str | Path, import_seconds: float, fn: Callable[[], Any]
 ) -> tuple[Any, LoadRecord]:
@@ -223,16 +226,138 @@ def load_diffusion(path: str | Path, **kwargs: Any) -> Loaded:
     )
 
 
-def _model_class(config: dict[str, Any], model_class: Any) -> Any:
+class ModuleLoadError(ValueError):
+    """An ml model that could not be built or loaded, with the LOAD05x code(s) that say why.
+
+    The message is one line per problem, each ``CODE: text``, so that it survives a child process
+    (``run_isolated`` returns "ModuleLoadError: <message>") and the doctor turns each line into
+    its finding (genai_common.doctor.rules.load, LOAD050-LOAD059)."""
+
+    def __init__(self, problems: list[tuple[str, str]]):
+        self.problems = list(problems)
+        self.codes = [code for code, _ in problems]
+        super().__init__("\n".join(f"{code}: {text}" for code, text in problems))
+
+
+MODULE_PATH_FORM = "package.module:ClassName"
+MAX_NAMES = 6
+
+
+def _names(names: list[str]) -> str:
+    shown = ", ".join(names[:MAX_NAMES])
+    return shown + (f" (and {len(names) - MAX_NAMES} more)" if len(names) > MAX_NAMES else "")
+
+
+def _genai_key(start: str | Path | None, key: str) -> tuple[str, Path] | None:
+    """(the [tool.genai] `key` value, the project root) of the project holding `start` (None:
+    the current folder), None when it has no such non-empty string."""
+    from genai_common.formats.pyproject import GenaiConfigError, find_genai, genai_table
+
+    try:
+        table = find_genai(start)
+    except (GenaiConfigError, OSError, ValueError):
+        return None
+    value = (genai_table(table.pyproject) or {}).get(key)
+    if isinstance(value, str) and value.strip():
+        return value.strip(), Path(table.root)
+    return None
+
+
+def project_module(
+    path: str | Path | None = None, *, trust: bool = False, key: str = "module"
+) -> tuple[str, Path] | None:
+    """(``[tool.genai] module``, the project root) of the current folder's project.
+
+    The project holding `path` counts only when it is that project, or with `trust`: naming a
+    model folder inside someone else's project must not import that project's code (the trust
+    boundary of issue 15). Otherwise ModuleLoadError LOAD057 says where to run from. None when no
+    project names a module. `key` reads another entry the same way (torch_module)."""
+    here = _genai_key(None, key)
+    if here is not None:
+        return here
+    there = _genai_key(path, key) if path is not None else None
+    if there is None or trust:
+        return there
+    value, root = there
+    raise ModuleLoadError(
+        [
+            (
+                "LOAD057",
+                f"{root / 'pyproject.toml'} names {key} {value!r}, but it is not the project of "
+                f"the current folder: its code is imported only from inside it (cd {root}) or "
+                "with --trust-remote-code",
+            )
+        ]
+    )
+
+
+def import_module_class(spec: str, root: str | Path | None = None) -> Any:
+    """The class named by ``"pkg.mod:Class"``, imported with the project's ``src/`` (and root)
+    on sys.path. ModuleLoadError LOAD050 (malformed), LOAD051 (import fails: the exception's
+    first line), LOAD052 (no such class in the module)."""
+    import re
+    import sys
+
+    module_name, sep, attr = spec.partition(":")
+    dotted = r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*"
+    if not sep or not re.fullmatch(dotted, module_name) or not re.fullmatch(dotted, attr):
+        raise ModuleLoadError(
+            [("LOAD050", f"module {spec!r} is not of the form {MODULE_PATH_FORM!r}")]
+        )
+    if root is not None:
+        for extra in (Path(root), Path(root) / "src"):  # src/ ends first on the path
+            if extra.is_dir() and str(extra) not in sys.path:
+                sys.path.insert(0, str(extra))
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # any import-time error of the user's code is the finding
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise ModuleLoadError(
+            [("LOAD051", f"import {module_name} failed: {type(exc).__name__}: {first}")]
+        ) from None
+    obj = module
+    for part in attr.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            found = sorted(n for n, v in vars(module).items() if inspect.isclass(v))
+            raise ModuleLoadError(
+                [
+                    (
+                        "LOAD052",
+                        f"{module_name} has no {attr!r} (its classes: {_names(found) or 'none'})",
+                    )
+                ]
+            )
+    return obj
+
+
+def module_class_for(
+    config: dict[str, Any], model_class: Any, path: Path, *, trust: bool = False
+) -> Any:
+    """The class to build: `model_class` when given (a class, or a "pkg.mod:Class" string),
+    else the [tool.genai] module of the current folder's project (of the project holding `path`
+    only with `trust`: project_module), else the class registered for the config's model_type
+    in ML_MODEL_TYPES."""
+    named = project_module(path, trust=trust)
+    if isinstance(model_class, str):
+        return import_module_class(model_class, named[1] if named else None)
     if model_class is not None:
         return model_class
+    if named is not None:
+        return import_module_class(*named)
     model_type = config.get("model_type")
     target = ML_MODEL_TYPES.get(str(model_type))
     if target is None:
         known = ", ".join(sorted(ML_MODEL_TYPES))
-        raise ValueError(
-            f"no MLX module registered for model_type {model_type!r} (known: {known}); "
-            "pass model_class="
+        raise ModuleLoadError(
+            [
+                (
+                    "LOAD057",
+                    f"no MLX module for model_type {model_type!r} (built in: {known}): set "
+                    f'[tool.genai] module = "{MODULE_PATH_FORM}" in pyproject.toml, or pass '
+                    "model_class=",
+                )
+            ]
         )
     module_name, _, attr = target.partition(":")
     obj = getattr(importlib.import_module(module_name), attr)
@@ -246,6 +371,127 @@ def _constructor_kwargs(cls: Any, config: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in config.items() if k in params}
 
 
+def build_module(cls: Any, config: dict[str, Any]) -> Any:
+    """An instance of `cls` from a config dict: ``cls.from_config(config)`` when the class has
+    that classmethod, else ``cls(**the config keys its constructor accepts)``. ModuleLoadError
+    LOAD053 names the required arguments the config lacks, or the constructor's own error."""
+    name = getattr(cls, "__name__", repr(cls))
+    if callable(getattr(cls, "from_config", None)):
+        try:
+            return cls.from_config(dict(config))
+        except Exception as exc:
+            first = (str(exc).strip().splitlines() or [""])[0]
+            raise ModuleLoadError(
+                [
+                    (
+                        "LOAD053",
+                        f"{name}.from_config(config.json) raised {type(exc).__name__}: {first}",
+                    )
+                ]
+            ) from None
+    try:
+        params = inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        params = {}
+    required = [
+        n
+        for n, p in params.items()
+        if p.default is inspect.Parameter.empty
+        and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    ]
+    missing = [n for n in required if n not in config]
+    if missing:
+        given = sorted(k for k in config if k != "model_type")
+        raise ModuleLoadError(
+            [
+                (
+                    "LOAD053",
+                    f"{name}() needs {_names(missing)}, which config.json does not give "
+                    f"(it gives: {_names(given) or 'nothing'})",
+                )
+            ]
+        )
+    kwargs = _constructor_kwargs(cls, config) if params else {}
+    try:
+        return cls(**kwargs)
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise ModuleLoadError(
+            [
+                (
+                    "LOAD053",
+                    f"{name}({_names(sorted(kwargs))}) from config.json raised "
+                    f"{type(exc).__name__}: {first}",
+                )
+            ]
+        ) from None
+
+
+def _layout_hint(module: Any, name: str, have: tuple[int, ...], want: tuple[int, ...]) -> str:
+    """Why a weight's shape differs, when a layout explains it: a PyTorch convolution or
+    transposed convolution weight not moved to MLX's (out, *kernel, in); a transposed Linear."""
+    import mlx.nn as nn
+
+    owner = module
+    for part in name.split(".")[:-1]:
+        owner = owner[int(part)] if isinstance(owner, list) else getattr(owner, part, None)
+        if owner is None:
+            return ""
+    leaf = name.rsplit(".", 1)[-1]
+    kind = type(owner).__name__
+    if leaf == "weight" and kind.startswith("ConvTranspose") and len(want) >= 3:
+        torch_shape = (want[-1], want[0], *want[1:-1])  # PyTorch (in, out, *k)
+        if have == torch_shape:
+            return (
+                f"; PyTorch {kind} layout (in, out, *k): MLX wants (out, *k, in): convert with "
+                "w.transpose(1, 2, ..., 0) (genai_common.workflows.port.port_state_dict does it)"
+            )
+    if leaf == "weight" and kind.startswith("Conv") and len(want) >= 3:
+        torch_shape = (want[0], want[-1], *want[1:-1])  # PyTorch (out, in, *k)
+        if have == torch_shape:
+            return (
+                f"; PyTorch {kind} layout (out, in, *k): MLX wants (out, *k, in): convert with "
+                "np.moveaxis(w, 1, -1) (genai_common.workflows.port.port_state_dict does it)"
+            )
+    if isinstance(owner, nn.Linear) and have == want[::-1]:
+        return "; it is the transpose: a Linear weight is (out, in) in MLX and PyTorch"
+    return ""
+
+
+def match_weights(module: Any, weights: dict[str, Any]) -> list[tuple[str, str]]:
+    """The strict name and shape comparison of `weights` against `module`'s parameters:
+    (code, text) for missing (LOAD054), unexpected (LOAD055) and mismatched shapes (LOAD056)."""
+    from mlx.utils import tree_flatten
+
+    params = {n: tuple(p.shape) for n, p in tree_flatten(module.parameters())}
+    have = {n: tuple(w.shape) for n, w in weights.items()}
+    problems: list[tuple[str, str]] = []
+    missing = sorted(set(params) - set(have))
+    extra = sorted(set(have) - set(params))
+    if missing:
+        problems.append(
+            (
+                "LOAD054",
+                f"{len(missing)} parameter(s) of the module not in the weights: {_names(missing)}",
+            )
+        )
+    if extra:
+        problems.append(
+            (
+                "LOAD055",
+                f"{len(extra)} tensor(s) in the weights the module does not have: {_names(extra)}",
+            )
+        )
+    shapes = [
+        f"{n} {have[n]} vs module {params[n]}{_layout_hint(module, n, have[n], params[n])}"
+        for n in sorted(set(params) & set(have))
+        if have[n] != params[n]
+    ]
+    if shapes:
+        problems.append(("LOAD056", f"{len(shapes)} shape mismatch(es): {_names(shapes)}"))
+    return problems
+
+
 def load_ml(
     path: str | Path,
     model_class: Any = None,
@@ -256,9 +502,13 @@ def load_ml(
 ) -> Loaded:
     """An MLX module from ``path/config.json`` and ``path/*.safetensors``.
 
-    model_class: the nn.Module class (its constructor gets the config entries whose names it
-    accepts, all of them if it takes ``**kwargs``); by default looked up by the config's
-    model_type in ``ML_MODEL_TYPES``. strict: every weight must match a parameter and back.
+    model_class: the nn.Module class or a ``"pkg.mod:Class"`` string; by default the
+    ``[tool.genai] module`` of the current folder's project (its src/ goes on sys.path; the
+    project holding `path` only when it is that one, or with trust_remote_code), else the class registered for the config's model_type in ``ML_MODEL_TYPES``.
+    The module is built with ``from_config(config)`` when the class has it, else with the config
+    entries its constructor accepts (all of them if it takes ``**kwargs``). strict: every weight
+    must match a parameter by name and shape and back. Failures raise ModuleLoadError (a
+    ValueError) whose lines carry the LOAD05x codes.
     """
     refuse_custom_code(path, trust_remote_code is True)
     mx, import_seconds = _timed_import("mlx.core")
@@ -269,20 +519,25 @@ def load_ml(
     weights = sorted(str(p) for p in path.glob("*.safetensors"))
     if not weights:
         raise FileNotFoundError(f"{path}: no *.safetensors file")
-    cls = _model_class(config, model_class)
+    cls = module_class_for(config, model_class, path, trust=trust_remote_code is True)
 
     def build() -> Any:
-        model = cls(**_constructor_kwargs(cls, config))
-        loaded: list[tuple[str, Any]] = []
+        model = build_module(cls, config)
+        loaded: dict[str, Any] = {}
         for file in weights:
-            loaded.extend(mx.load(file).items())
-        model.load_weights(loaded, strict=strict)
+            loaded.update(mx.load(file))
+        if strict:
+            problems = match_weights(model, loaded)
+            if problems:
+                raise ModuleLoadError(problems)
+        model.load_weights(list(loaded.items()), strict=strict)
         if not lazy:
             mx.eval(model.parameters())
         model.eval()
         return model
 
-    model, record = _timed_load(f"{cls.__name__} + load_weights", path, import_seconds, build)
+    name = getattr(cls, "__name__", "module")
+    model, record = _timed_load(f"{name} + load_weights", path, import_seconds, build)
     return Loaded(kind="ml", model=model, config=config, record=record)
 
 

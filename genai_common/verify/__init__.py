@@ -59,7 +59,7 @@ def verify(
         from genai_common.model import ModelDir
 
         kind = ModelDir.open(reference).kind
-    if kind in ("vlm", "diffusion"):  # the other kinds: verify/kinds.py (no text or KV options)
+    if kind in ("vlm", "diffusion", "ml"):  # the other kinds: verify/kinds.py (no text or KV)
         from genai_common.verify.kinds import verify_kind
 
         done = verify_kind(kind, candidate, reference)

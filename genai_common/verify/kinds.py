@@ -1,7 +1,8 @@
-"""`kind` dispatch for the vlm and diffusion comparisons (issue 10 part 6).
+"""`kind` dispatch for the vlm, diffusion and ml comparisons (issue 10 part 6).
 
 The verify entry point (genai_common.verify.verify, the llm core) calls `verify_kind` for
-kind "vlm" and "diffusion"; `genai quality` in a generated project calls it directly.
+kind "vlm", "diffusion" and "ml" (an MLX module against its PyTorch state dict: verify/ml.py);
+`genai quality` in a generated project calls it directly.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-KINDS = ("vlm", "diffusion")
+KINDS = ("vlm", "diffusion", "ml")
 
 
 def verdict_of(findings: list[Any]) -> str:
@@ -29,12 +30,14 @@ def verify_kind(
     candidate_dtype: str | None = None,
     reference_dtype: str | None = None,
 ) -> SimpleNamespace:
-    """Compare two vlm or diffusion models: an object with candidate, reference, verdict,
+    """Compare two vlm or diffusion models (or an MLX module with its PyTorch state dict): an object with candidate, reference, verdict,
     findings, metrics, first_bad_layer (the component that differs) and mode."""
     if kind == "vlm":
         from genai_common.verify.vlm import verify_vlm as run
     elif kind == "diffusion":
         from genai_common.verify.diffusion import verify_diffusion as run
+    elif kind == "ml":
+        from genai_common.verify.ml import verify_ml as run
     else:
         raise ValueError(f"verify_kind handles {', '.join(KINDS)}, not {kind!r}")
     findings, metrics = run(
@@ -42,6 +45,8 @@ def verify_kind(
     )
     where = {"QLT310": "vision features", "QLT301": "vae", "QLT302": "vae", "QLT303": "unet"}
     bad = next((where[f.code] for f in findings if f.code in where), None)
+    if kind == "ml":
+        bad = metrics.get("first_bad_layer")
     return SimpleNamespace(
         candidate=candidate,
         reference=reference,

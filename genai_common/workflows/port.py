@@ -21,65 +21,20 @@ from collections import namedtuple
 from collections.abc import Iterator
 
 from genai_common.findings import Finding, finding, rule, run_rule
+from genai_common.model.layout import (  # noqa: F401  (the layout rules, re-exported)
+    DROPPED_SUFFIXES,
+    convert_state_dict,
+    layer_kinds,
+    to_mlx_layout,
+    to_torch_layout,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-DROPPED_SUFFIXES = ("num_batches_tracked",)
-
 # subject of the port rules: names -> shapes on both sides, MLX layer kind per parameter
 PortPlan = namedtuple("PortPlan", "torch_shapes mlx_shapes kinds")
-
-
-def layer_kinds(module: Any) -> dict[str, str]:
-    """MLX parameter name -> 'conv', 'conv_transpose' or 'plain' from the MLX module's layers."""
-    import mlx.nn as nn
-    from mlx.utils import tree_flatten
-
-    kinds: dict[str, str] = {}
-    conv = tuple(getattr(nn, n) for n in ("Conv1d", "Conv2d", "Conv3d") if hasattr(nn, n))
-    convt = tuple(
-        getattr(nn, n)
-        for n in ("ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d")
-        if hasattr(nn, n)
-    )
-    for name, sub in module.named_modules():
-        kind = (
-            "conv_transpose"
-            if convt and isinstance(sub, convt)
-            else "conv"
-            if isinstance(sub, conv)
-            else None
-        )
-        if kind:
-            prefix = f"{name}." if name else ""
-            kinds[f"{prefix}weight"] = kind
-    for name, _ in tree_flatten(module.parameters()):
-        kinds.setdefault(name, "plain")
-    return kinds
-
-
-def to_mlx_layout(kind: str, array: Any) -> Any:
-    """One PyTorch weight (numpy) in MLX layout for its layer kind."""
-    import numpy as np
-
-    if kind == "conv" and array.ndim >= 3:
-        return np.moveaxis(array, 1, -1)
-    if kind == "conv_transpose" and array.ndim >= 3:
-        return np.transpose(array, (1, *range(2, array.ndim), 0))
-    return array
-
-
-def to_torch_layout(kind: str, array: Any) -> Any:
-    """The inverse of `to_mlx_layout` (MLX -> PyTorch), for exporting and tests."""
-    import numpy as np
-
-    if kind == "conv" and array.ndim >= 3:
-        return np.moveaxis(array, -1, 1)
-    if kind == "conv_transpose" and array.ndim >= 3:
-        return np.transpose(array, (array.ndim - 1, 0, *range(1, array.ndim - 1)))
-    return array
 
 
 @rule(
@@ -191,17 +146,7 @@ def port_state_dict(
     Returns (weights as numpy arrays in MLX layout, findings). Load them with
     `module.load_weights([(k, mx.array(v)) for k, v in weights.items()])` when no error.
     """
-    import numpy as np
-
-    kinds = layer_kinds(module)
-    weights: dict[str, Any] = {}
-    for name, value in state_dict.items():
-        if name.endswith(DROPPED_SUFFIXES):
-            continue
-        array = (
-            value.detach().cpu().float().numpy() if hasattr(value, "detach") else np.asarray(value)
-        )
-        weights[name] = to_mlx_layout(kinds.get(name, "plain"), array)
+    weights = convert_state_dict(state_dict, module)
     return weights, check_port(weights, module)
 
 

@@ -118,16 +118,17 @@ def infer_target(kind: str, path: str, **kwargs: Any) -> dict[str, Any]:
     error of the inference step comes back as InferenceFailed, so that the parent tells a model
     that would not load (LOAD0xx) from one that loaded and would not run (LOAD020).
     """
-    from genai_common.runtime.inference import ml_input_width, quick_inference
+    from genai_common.runtime.inference import NONFINITE, ml_input_shape, quick_inference
     from genai_common.runtime.loading import LOADERS
 
     loaded = LOADERS[kind](path, **kwargs)
     out: dict[str, Any] = {"load": loaded.record.to_json(), "output": None}
-    if kind != "ml" or ml_input_width(loaded.config) is not None:
+    if kind != "ml" or ml_input_shape(loaded.config, loaded.model) is not None:
         try:
             out["output"], out["summary"] = quick_inference(kind, loaded)
         except Exception as exc:
             raise InferenceFailed(f"{type(exc).__name__}: {exc}") from exc
+        out["nonfinite"] = kind == "ml" and NONFINITE in out["summary"]
     return out
 
 
@@ -253,6 +254,91 @@ def infer_target(kind: str, path: str, **kwargs: Any) -> dict[str, Any]:
     "replace it with the real file, then run --load again.",
     compares="every listed file is a regular file before a loader starts",
 )
+@rule(
+    "LOAD050",
+    "ml: [tool.genai] module is not of the form package.module:ClassName",
+    severity="error",
+    fix='Write it as module = "mypkg.model:MyNet" in pyproject.toml\'s [tool.genai]: the dotted '
+    "import path of the module, a colon, the class name.",
+    compares="[tool.genai] module (or model_class=) against 'dotted.module:Class'",
+)
+@rule(
+    "LOAD051",
+    "ml: the module named by [tool.genai] module does not import",
+    severity="error",
+    fix="Run `python -c 'import PKG.MOD'` in the project's environment and fix the error shown "
+    "(a missing dependency in pyproject.toml, a typo, a syntax error); the project's src/ is on "
+    "the path.",
+    compares="importlib.import_module of the module path, the exception's first line",
+)
+@rule(
+    "LOAD052",
+    "ml: the module has no class of that name",
+    severity="error",
+    fix="Name a class the module defines (the finding lists them), or add it.",
+    compares="getattr(module, ClassName)",
+)
+@rule(
+    "LOAD053",
+    "ml: the module's constructor rejects the model's config.json",
+    severity="error",
+    fix="Give config.json the constructor's required arguments (named in the message), give "
+    "them defaults, or add a `from_config(cls, config)` classmethod that builds the module.",
+    compares="the constructor's required parameters vs the config.json keys; the call itself",
+)
+@rule(
+    "LOAD054",
+    "ml: parameters of the module are missing from the weights",
+    severity="error",
+    fix="The weights lack tensors the module defines: a layer added to the code after the "
+    "weights were saved, a renamed attribute, or a different config (layer count, sizes). "
+    "Re-save the weights from this module, or rename the keys.",
+    compares="tree_flatten(module.parameters()) names vs the safetensors keys",
+)
+@rule(
+    "LOAD055",
+    "ml: the weights hold tensors the module does not have",
+    severity="error",
+    fix="Extra tensors: a PyTorch-only buffer (num_batches_tracked), a prefix such as 'module.' "
+    "or 'model.', or a layer the module no longer has. Port PyTorch weights with "
+    "`genai port` / workflows/port.py, or rename the keys.",
+    compares="the safetensors keys vs tree_flatten(module.parameters()) names",
+)
+@rule(
+    "LOAD056",
+    "ml: a tensor's shape differs from the module's parameter",
+    severity="error",
+    fix="A convolution saved in PyTorch layout (the message says so) must be moved to MLX's "
+    "(out, *kernel, in); otherwise the config's sizes differ from the weights' (channels, "
+    "hidden size, kernel): fix config.json or the module.",
+    compares="each weight's shape vs the module's parameter of the same name",
+)
+@rule(
+    "LOAD057",
+    "ml: no MLX module is known for this model",
+    severity="error",
+    fix='Name your module in pyproject.toml: [tool.genai] module = "mypkg.model:MyNet" (its '
+    "constructor receives the config.json keys it accepts, or from_config(config)). A module "
+    "named by another project is imported only from inside that project, or with "
+    "--trust-remote-code.",
+    compares="[tool.genai] module, then the config's model_type against the built-in modules",
+)
+@rule(
+    "LOAD058",
+    "ml: no input shape for the quick inference",
+    severity="info",
+    fix="Add input_shape (without the batch axis, e.g. [3, 32, 32]) to config.json, or an "
+    "`input_shape` attribute to the module, so that --infer can run it.",
+    compares="config.json input_shape / input_dims, the module's input_shape attribute",
+)
+@rule(
+    "LOAD059",
+    "ml: the module loaded and its output holds NaN or Inf",
+    severity="error",
+    fix="The forward pass of zeros gave non-finite values: check the weights (genai doctor "
+    "--weights) and divisions or logs in the module.",
+    compares="the quick inference's output is finite",
+)
 def runtime_findings(
     report: Report,
     md: ModelDir,
@@ -311,6 +397,12 @@ def runtime_findings(
                 f"the {step} process ended with {result.signal or result.returncode}: {tail}",
             )
         ]
+    if not result.ok and result.error_type == "ModuleLoadError":  # ml: one line per LOAD05x
+        text = (result.error or "").removeprefix("ModuleLoadError: ")
+        lines = [line.partition(": ") for line in text.splitlines()]
+        return [_load(c, _short(t)) for c, _, t in lines if re.fullmatch(r"LOAD05\d", c)] or [
+            _load("LOAD001", _short(text))
+        ]
     if not result.ok:
         message = result.error or "no message"  # run_isolated's error is "Type: message"
         inference = result.error_type == InferenceFailed.__name__
@@ -336,11 +428,14 @@ def runtime_findings(
         elif output is None:
             out.append(
                 _load(
-                    "LOAD040",
-                    "no quick inference: config.json names no input width "
-                    "(input_dims, in_features or input_size); load only",
+                    "LOAD058",
+                    "no quick inference: neither config.json (input_shape, input_dims, "
+                    "in_features, input_size) nor the module (input_shape) gives an input shape; "
+                    "load only",
                 )
             )
+        elif kind == "ml" and value.get("nonfinite"):
+            out.append(_load("LOAD059", _short(value.get("summary") or repr(output), 160)))
         else:
             out.append(_load("LOAD031", _short(value.get("summary") or repr(output), 120)))
     return out
