@@ -141,3 +141,34 @@ def test_localise_across_quantized_layouts(pairs):
     assert stage == "model.embed_tokens"
     q = [f.message for f in findings if f.code == "QLT108"]
     assert q and "candidate 4-bit (group 64), reference 2-bit (group 64)" in q[0]
+
+
+@pytest.mark.parametrize("fixture", ["tiny_llm_qwen2", "tiny_llm_gemma"])
+def test_other_families_localised(request, fixture, tmp_path):
+    """Tied embeddings and q/k biases (qwen2), Gemma's (1 + w) norm and head_dim 32: a q/k
+    permutation reversed is found in layer 0's attention, weights and biases named."""
+    from genai_common.testing.broken import reverse_qk_permutation
+    from genai_common.verify import verify
+
+    src = request.getfixturevalue(fixture)
+    bad = reverse_qk_permutation(src, tmp_path / "qk")
+    res = verify(str(bad), str(src), context=256)
+    assert res.verdict == "fail" and res.first_bad_layer == "model.layers.0.self_attn"
+    named = {f.message.split(":")[0] for f in res.findings if f.code == "QLT102"}
+    assert "model.layers.0.self_attn.q_proj.weight" in named
+    assert ("model.layers.0.self_attn.k_proj.bias" in named) == (fixture == "tiny_llm_qwen2")
+
+
+def test_cli_prints_the_layer(pairs):
+    import subprocess
+    import sys
+
+    cand, ref = pairs["gate-up-swapped"]
+    run = subprocess.run(
+        [sys.executable, "-m", "genai_common.cli", "verify", str(cand), "--against", str(ref)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 1, run.stderr
+    assert "first bad layer: model.layers.0.mlp" in run.stdout and "QLT103" in run.stdout

@@ -71,21 +71,22 @@ def rotate_half_permutation(w: Any, heads: int) -> Any:
     """The permutation Hugging Face's Llama converter applies to q/k rows (Meta's interleaved
     rotary pairs -> rotate-half halves), per head: view(heads, dim/heads/2, 2, in), swap the
     middle axes. Applied to rows already in HF order, it scrambles the rotary pairs."""
-    rows, cols = w.shape
-    return w.reshape(heads, rows // heads // 2, 2, cols).swapaxes(1, 2).reshape(rows, cols)
+    shape = w.shape  # [rows, in] (a quantized weight: [rows, packed]; scales, biases: 1-D ok)
+    return w.reshape(heads, shape[0] // heads // 2, 2, -1).swapaxes(1, 2).reshape(shape)
 
 
 def reverse_qk_permutation(src: str | Path, dest: str | Path) -> Path:
-    """q_proj and k_proj rows permuted once more (every layer): shapes all still match."""
+    """q_proj and k_proj rows permuted once more (every layer): shapes all still match. A
+    quantized checkpoint's scales and biases rows and a q/k bias move with their rows."""
     config = _config(Path(src))
     heads = config["num_attention_heads"]
     kv_heads = config.get("num_key_value_heads", heads)
 
     def edit(w: dict[str, Any]) -> dict[str, Any]:
         for name in list(w):
-            if name.endswith("self_attn.q_proj.weight"):
+            if ".self_attn.q_proj." in name:
                 w[name] = rotate_half_permutation(w[name], heads)
-            elif name.endswith("self_attn.k_proj.weight"):
+            elif ".self_attn.k_proj." in name:
                 w[name] = rotate_half_permutation(w[name], kv_heads)
         return w
 
@@ -106,11 +107,12 @@ def norm_plus_one(src: str | Path, dest: str | Path, layer: int | None = 0) -> P
     return _edit_weights(src, dest, edit)
 
 
-def change_rope_theta(src: str | Path, dest: str | Path, theta: float = 10_000.0) -> Path:
-    """config.json's rope_theta set to `theta` (the tiny llama's is 500,000); weights equal."""
+def change_rope_theta(src: str | Path, dest: str | Path, theta: float | None = None) -> Path:
+    """config.json's rope_theta set to `theta` (default: a fiftieth of the source's, so the tiny
+    llama's 500,000 becomes 10,000); weights equal."""
     dest = copy(src, dest)
     config = _config(dest)
-    config["rope_theta"] = theta
+    config["rope_theta"] = theta if theta is not None else config.get("rope_theta", 10_000.0) / 50
     _write_config(dest, config)
     return dest
 

@@ -24,7 +24,8 @@ the q/k rotate-half permutation (QLT102), two tensors exchanged (QLT103), an all
 (QLT104), a constant scale (QLT105), a low-rank difference (QLT106, an adapter fused
 differently), config keys that differ while the weights are equal (QLT107), a different
 quantization (QLT108), a tensor on one side only (QLT109), a difference without a pattern
-(QLT110); where the two layouts cannot be compared it says so (QLT111).
+(QLT110); where the two layouts cannot be compared it says so (QLT111), and when the model
+cannot be walked (no model.layers, ...) QLT112 says why and the verdict stands without a stage.
 """
 
 from __future__ import annotations
@@ -208,14 +209,32 @@ def localise(
     from genai_common.findings import run_rule
 
     tokens = tokens if tokens is not None else default_tokens(reference)
-    ref, cand = Side(reference), Side(candidate)
-    errors = relative_errors(cand.run(tokens), ref.run(tokens))
+    try:
+        ref, cand = Side(reference), Side(candidate)
+        errors = relative_errors(cand.run(tokens), ref.run(tokens))
+    except (AttributeError, TypeError, ValueError, KeyError) as exc:
+        # the verdict stands without a stage: a model without model.layers, a forward that
+        # does not take token ids alone, hidden states of different shapes
+        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        return None, list(run_rule(not_localised, reason))
     stage, jumped = first_jump(errors)
     subject = {"errors": errors, "stage": stage, "jumped": jumped, "cand": cand, "ref": ref}
     findings = list(run_rule(stage_rule, subject))
     if stage is not None:
         findings += list(run_rule(weight_patterns, subject))
     return stage, findings
+
+
+@rule(
+    "QLT112",
+    "The failing model could not be localised layer by layer",
+    severity="info",
+    fix="The verdict stands; compare the two checkpoints' tensors with `genai doctor --weights` "
+    "or by hand.",
+    compares="mlx-lm model with model.embed_tokens, model.layers, model.norm",
+)
+def not_localised(reason: str) -> Iterator[Finding]:
+    yield finding("QLT112", f"no layer-by-layer comparison ({reason})")
 
 
 def _stage_table(errors: list[tuple[str, float]], stage: str | None) -> str:
@@ -443,7 +462,7 @@ def _pattern(
         )
         yield finding("QLT101", f"{name}: candidate = reference {d.mean():+.4g}{what}")
         return
-    if c.ndim == 2 and name.endswith(("q_proj.weight", "k_proj.weight")):
+    if name.endswith(("q_proj.weight", "k_proj.weight", "q_proj.bias", "k_proj.bias")):
         from genai_common.testing.broken import rotate_half_permutation
 
         heads = _heads(name, config)
