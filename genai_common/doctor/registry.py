@@ -127,6 +127,13 @@ OTHER_FAMILIES: tuple[Family, ...] = (
         _RULES + "weights",
     ),
     Family(
+        "quality-localise",
+        ("QLT",),
+        "QLT1xx: where a failing llm breaks (genai verify, layer by layer)",
+        ("llm",),
+        "genai_common.verify.localise",
+    ),
+    Family(
         "quality-vlm",
         ("QLT",),
         "QLT31x: VLM output parity (genai verify, vlm)",

@@ -108,6 +108,12 @@ def verify(
     verdict = (
         "fail" if any(f.severity == "error" for f in findings) else "warn" if findings else "pass"
     )
+    first_bad_layer = None
+    if verdict == "fail" and localise:  # issue 10 part 2: the stage where it broke
+        from genai_common.verify.localise import localise as find_stage
+
+        first_bad_layer, more_findings = find_stage(str(candidate), str(reference))
+        findings = [*findings, *more_findings]
     return VerifyResult(
-        str(candidate), str(reference), verdict, findings, metrics, None, "together"
+        str(candidate), str(reference), verdict, findings, metrics, first_bad_layer, "together"
     )

@@ -51,4 +51,6 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {key}: {value:.4g}" if isinstance(value, float) else f"  {key}: {value}")
         for f in result.findings:
             print(f"  {f.code} [{f.severity}] {f.message}")
+        if result.first_bad_layer:
+            print(f"first bad layer: {result.first_bad_layer}")
     return 1 if result.verdict == "fail" else 0
