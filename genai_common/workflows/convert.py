@@ -205,6 +205,20 @@ def convert(
     measure: bool = True,
 ) -> ConvertResult:
     """Doctor before, mlx_lm.convert, doctor and verify after; never raises on bad input."""
+    from genai_common.verify.reference_hf import gguf_file
+
+    if gguf_file(source):  # verify-reference: a .gguf source, see workflows/convert_gguf.py
+        from genai_common.workflows.convert_gguf import convert_from_gguf
+
+        return convert_from_gguf(
+            source,
+            output,
+            quantize=quantize,
+            group_size=group_size,
+            dtype=dtype,
+            verify_text=verify_text,
+            measure=measure,
+        )
     found = preflight(source, output, quantize, group_size)
     metrics: dict[str, Any] = {"source_bytes": disk_bytes(source)}
     if any(f.severity == "error" for f in found):
