@@ -5,7 +5,7 @@ interleaved (llama.cpp's `permute`; transformers' GGUF reader reverses it); 1-D 
 2-D in the requested type (F16, Q8_0, Q4_0); a byte-level BPE tokenizer as `gpt2` with its merges,
 padded with unused `[PADn]` tokens up to the embedding rows, and the chat template.
 
-    write_llama_gguf(hf_dir, dest, qtype="F16") -> Path
+    write_llama_gguf(hf_dir, dest, qtype="F16", permute_qk=True) -> Path
 
 Used by the tests of `genai convert` from GGUF and `genai verify --against FILE.gguf`.
 """
@@ -55,7 +55,11 @@ def gguf_name(hf_name: str) -> str:
     return f"blk.{parts[2]}.{NAMES[module]}.{parts[-1]}"
 
 
-def write_llama_gguf(hf_dir: str | Path, dest: str | Path, qtype: str = "F16") -> Path:
+def write_llama_gguf(
+    hf_dir: str | Path, dest: str | Path, qtype: str = "F16", *, permute_qk: bool = True
+) -> Path:
+    """The llama GGUF of `hf_dir` at `dest`. `permute_qk=False` writes q and k as Hugging Face
+    stores them: the converter bug whose GGUF reads back with the rotary halves scrambled."""
     import gguf
     import numpy as np
     from safetensors.numpy import load_file
@@ -90,7 +94,9 @@ def write_llama_gguf(hf_dir: str | Path, dest: str | Path, qtype: str = "F16") -
     target = getattr(gguf.GGMLQuantizationType, qtype)
     for name in sorted(tensors):
         data = tensors[name].astype(np.float32)
-        if name.endswith("self_attn.q_proj.weight"):
+        if not permute_qk:
+            pass
+        elif name.endswith("self_attn.q_proj.weight"):
             data = permute(data, n_head, n_head)
         elif name.endswith("self_attn.k_proj.weight"):
             data = permute(data, n_head, n_kv)
