@@ -213,6 +213,8 @@ def convert(
         return convert_from_gguf(
             source,
             output,
+            convert,
+            ConvertResult,
             quantize=quantize,
             group_size=group_size,
             dtype=dtype,

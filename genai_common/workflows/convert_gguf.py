@@ -23,7 +23,7 @@ from genai_common.findings import Finding, finding, rule
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from genai_common.formats.gguf import GGUFInfo
-    from genai_common.workflows.convert import ConvertResult
+    from genai_common.workflows.convert import ConvertResult  # typing only: no import cycle
 
 INSTALL = "pip install 'genai-common[reference]'"
 
@@ -279,28 +279,30 @@ def dequantize(path: str, dest: str) -> list[Finding]:
     return []
 
 
-def convert_from_gguf(source: str, output: str, **kwargs: Any) -> ConvertResult:
+def convert_from_gguf(
+    source: str, output: str, convert: Any, result: type[ConvertResult], **kwargs: Any
+) -> ConvertResult:
     """genai convert from a .gguf: preflight (CNV020-CNV025), transformers' dequantized reading
-    into a temporary Hugging Face folder beside the output, then workflows.convert.convert on
-    it (so `genai verify` compares the MLX output with transformers' reading of the file)."""
+    into a temporary Hugging Face folder beside the output, then `convert`
+    (workflows.convert.convert, passed in: that module imports this one) on it, so that its
+    `genai verify` compares the MLX output with transformers' reading of the file."""
     import tempfile
 
     from genai_common.verify.reference_hf import gguf_file
-    from genai_common.workflows.convert import ConvertResult, convert, output_exists
 
     path = gguf_file(source) or source
     quantize, group_size = kwargs.get("quantize"), kwargs.get("group_size", 64)
     metrics: dict[str, Any] = {"source_bytes": os.path.getsize(path)}
-    found = preflight(path) + _run(output_exists, output)
+    found = preflight(path)
     if any(f.severity == "error" for f in found):
-        return ConvertResult(source, output, quantize, group_size, found, metrics, "fail")
+        return result(source, output, quantize, group_size, found, metrics, "fail")
     parent = os.path.dirname(os.path.abspath(output))
     os.makedirs(parent, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".genai-gguf-", dir=parent) as tmp:
         hf = os.path.join(tmp, "hf")
         found += dequantize(path, hf)
         if any(f.severity == "error" for f in found):
-            return ConvertResult(source, output, quantize, group_size, found, metrics, "fail")
+            return result(source, output, quantize, group_size, found, metrics, "fail")
         r = convert(hf, output, **kwargs)
     metrics.update({k: v for k, v in r.metrics.items() if k != "source_bytes"})
     metrics["gguf_dequantized_by"] = "transformers gguf_file="
