@@ -16,7 +16,7 @@ import pytest
 pytest.importorskip("mlx_lm", reason="genai convert needs mlx-lm")
 pytest.importorskip("gguf", reason="writing a GGUF needs the gguf package")
 
-CONTEXT = "384"
+CONTEXT = "256"
 
 
 def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -39,6 +39,7 @@ def ggufs(tiny_llm: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
     for name, qtype, permute in (
         ("F16", "F16", True),
         ("Q8_0", "Q8_0", True),
+        ("Q4_0", "Q4_0", True),
         ("raw", "F16", False),
     ):
         (base / name).mkdir()
@@ -53,9 +54,8 @@ def from_q8(ggufs, tmp_path_factory) -> object:
     pytest.importorskip("torch", reason="reading a GGUF needs torch (genai-common[reference])")
     from genai_common.workflows.convert import convert
 
-    return convert(
-        str(ggufs["Q8_0"]), str(tmp_path_factory.mktemp("from_gguf") / "q8"), measure=False
-    )
+    out = tmp_path_factory.mktemp("from_gguf") / "q8"
+    return convert(str(ggufs["Q8_0"]), str(out), measure=False, verify_context=int(CONTEXT))
 
 
 @pytest.mark.torch
@@ -74,9 +74,17 @@ def test_transformers_reads_back_the_hf_weights(tiny_llm, ggufs):
         assert set(read) == set(source)
         q = "model.layers.0.self_attn.q_proj.weight"
         assert torch.equal(read[q], source[q]) is exact
-        assert torch.equal(
-            read["model.layers.0.mlp.up_proj.weight"], source["model.layers.0.mlp.up_proj.weight"]
-        )
+        up = "model.layers.0.mlp.up_proj.weight"
+        assert torch.equal(read[up], source[up])
+    # the block quantizations read back within their step: Q8_0 finer than Q4_0
+    errors = {}
+    for name in ("Q8_0", "Q4_0"):
+        path = ggufs[name]
+        read = AutoModelForCausalLM.from_pretrained(
+            str(path.parent), gguf_file=path.name, dtype=torch.float32
+        ).state_dict()
+        errors[name] = max(float((read[k] - source[k]).abs().max()) for k in source)
+    assert 0 < errors["Q8_0"] < errors["Q4_0"] < 0.5, errors
 
 
 @pytest.mark.torch

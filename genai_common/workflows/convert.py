@@ -202,6 +202,7 @@ def convert(
     group_size: int = 64,
     dtype: str | None = None,
     verify_text: str | None = None,
+    verify_context: int | None = None,  # positions genai verify scores (None: its default)
     measure: bool = True,
 ) -> ConvertResult:
     """Doctor before, mlx_lm.convert, doctor and verify after; never raises on bad input."""
@@ -219,6 +220,7 @@ def convert(
             group_size=group_size,
             dtype=dtype,
             verify_text=verify_text,
+            verify_context=verify_context,
             measure=measure,
         )
     found = preflight(source, output, quantize, group_size)
@@ -258,7 +260,7 @@ def convert(
     if verify is None:
         metrics["verify"] = "not installed in this genai-common"
     else:
-        r = verify(output, source, text=verify_text)
+        r = verify(output, source, text=verify_text, context=verify_context)
         metrics.update({f"verify_{k}": v for k, v in dict(r.metrics).items()})
         found += list(r.findings)
         if r.verdict == "fail" or verdict == "fail":
