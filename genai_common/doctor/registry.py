@@ -126,6 +126,13 @@ OTHER_FAMILIES: tuple[Family, ...] = (
         _ALL_KINDS,
         _RULES + "weights",
     ),
+    Family(  # verify-reference (issue 11 part 1): GGUF sources of genai convert
+        "workflows-convert-gguf",
+        ("CNV",),
+        "CNV02x: GGUF sources (genai convert FILE.gguf)",
+        _ALL_KINDS,
+        "genai_common.workflows.convert_gguf",
+    ),
     Family(
         "quality-localise",
         ("QLT",),

@@ -51,10 +51,17 @@ def verify(
     kv_bits: int | None = None,
     kv_group_size: int = 64,
     localise: bool = True,
+    reference_backend: str | None = None,
 ) -> VerifyResult:
     """Compare `candidate` with `reference` (llm, MLX vs MLX) over the shipped corpus."""
     import numpy as np
 
+    # issue 10 part 1 (verify-reference): a transformers or GGUF side, see verify/reference_hf.py
+    from genai_common.verify import reference_hf
+
+    backends = reference_hf.choose(candidate, reference, reference_backend)
+    if kind is None and "gguf" in backends:
+        kind = "llm"
     if kind is None:
         from genai_common.model import ModelDir
 
@@ -77,8 +84,11 @@ def verify(
     if text is not None or kv_bits is not None or reference_adapter or candidate_adapter:
         raise ValueError("genai verify: --text, --kv-bits and adapters are not supported yet")
     budget = context if context is not None else 4096
-    ref, target, scored = _log_probs(reference, budget)
-    cand, _, _ = _log_probs(candidate, budget)
+    if backends != ("mlx", "mlx"):  # issue 10 part 1 (verify-reference)
+        ref, cand, target, scored = reference_hf.rows(candidate, reference, budget, backends)
+    else:
+        ref, target, scored = _log_probs(reference, budget)
+        cand, _, _ = _log_probs(candidate, budget)
     n = min(len(ref), len(cand))
     ref, cand, target, scored = ref[:n], cand[:n], target[:n], scored[:n]
     rows = np.arange(n)
@@ -101,6 +111,7 @@ def verify(
         "ppl_candidate": float(np.exp(nll_c.mean())),
     }
     metrics["ppl_delta"] = metrics["ppl_candidate"] - metrics["ppl_reference"]
+    metrics["backends"] = "/".join(backends)  # candidate/reference (verify-reference)
     from genai_common.findings import run_rule
     from genai_common.verify import rules
 

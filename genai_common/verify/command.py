@@ -16,12 +16,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kv-bits", type=int, help="quantized KV cache bits (not supported yet)")
     parser.add_argument("--kv-group-size", type=int, default=64)
     parser.add_argument("--adapter", help="candidate adapter path (not supported yet)")
+    parser.add_argument(  # issue 10 part 1 (verify-reference)
+        "--reference-backend",
+        choices=("auto", "mlx", "transformers"),
+        default="auto",
+        help="who scores the reference: auto (transformers for a Hugging Face checkpoint when "
+        "torch is installed, and for a .gguf), mlx (mlx-lm), transformers (torch, float32)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     import os
 
     from genai_common.verify import verify
+    from genai_common.verify.reference_hf import BackendMissing
 
     for path in (args.candidate, args.against):
         if not os.path.exists(path):
@@ -36,7 +44,11 @@ def run(args: argparse.Namespace) -> int:
             candidate_adapter=args.adapter,
             kv_bits=args.kv_bits,
             kv_group_size=args.kv_group_size,
+            reference_backend=getattr(args, "reference_backend", None),
         )
+    except BackendMissing as exc:  # verify-reference: torch / transformers / gguf not installed
+        print(str(exc), file=sys.stderr)
+        return 2
     except ImportError as exc:
         print(f"genai verify: needs the mlx extra ({exc.name} missing)", file=sys.stderr)
         return 2

@@ -99,7 +99,9 @@ def run_convert(args: argparse.Namespace) -> int:
         return 2
     if not args.output:
         tag = f"q{args.quantize}" if (args.quantize or "").isdigit() else args.quantize
-        args.output = f"{args.source.rstrip('/')}-{tag or args.dtype or 'mlx'}"
+        args.output = (
+            f"{args.source.rstrip('/').removesuffix('.gguf')}-{tag or args.dtype or 'mlx'}"
+        )
     r = convert(
         args.source,
         args.output,

@@ -202,9 +202,27 @@ def convert(
     group_size: int = 64,
     dtype: str | None = None,
     verify_text: str | None = None,
+    verify_context: int | None = None,  # positions genai verify scores (None: its default)
     measure: bool = True,
 ) -> ConvertResult:
     """Doctor before, mlx_lm.convert, doctor and verify after; never raises on bad input."""
+    from genai_common.verify.reference_hf import gguf_file
+
+    if gguf_file(source):  # verify-reference: a .gguf source, see workflows/convert_gguf.py
+        from genai_common.workflows.convert_gguf import convert_from_gguf
+
+        return convert_from_gguf(
+            source,
+            output,
+            convert,
+            ConvertResult,
+            quantize=quantize,
+            group_size=group_size,
+            dtype=dtype,
+            verify_text=verify_text,
+            verify_context=verify_context,
+            measure=measure,
+        )
     found = preflight(source, output, quantize, group_size)
     metrics: dict[str, Any] = {"source_bytes": disk_bytes(source)}
     if any(f.severity == "error" for f in found):
@@ -242,7 +260,7 @@ def convert(
     if verify is None:
         metrics["verify"] = "not installed in this genai-common"
     else:
-        r = verify(output, source, text=verify_text)
+        r = verify(output, source, text=verify_text, context=verify_context)
         metrics.update({f"verify_{k}": v for k, v in dict(r.metrics).items()})
         found += list(r.findings)
         if r.verdict == "fail" or verdict == "fail":
