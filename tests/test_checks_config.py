@@ -272,7 +272,9 @@ def test_rope_parameters_per_layer_type(llama: Path) -> None:
             "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
         },
     )
-    assert [f"{f.code}: {f.message}" for f in problems(llama, "config")] == []
+    found = [f"{f.code}: {f.message}" for f in problems(llama, "config")]
+    # mlx-lm's llama reads no rope_parameters: the linear x8 of full attention is lost (CFG064)
+    assert len(found) == 1 and found[0].startswith("CFG064") and "'linear'" in found[0], found
     set_config(
         llama,
         rope_parameters={
@@ -282,6 +284,55 @@ def test_rope_parameters_per_layer_type(llama: Path) -> None:
     )
     found = messages(llama, "config", "CFG061")
     assert len(found) == 1 and "rope_parameters['full_attention']" in found[0], found
+
+
+LLAMA31_ROPE_V5 = {  # Llama 3.1's RoPE as transformers 5 saves it: no top-level keys
+    "rope_theta": 500000.0,
+    "rope_type": "llama3",
+    "factor": 8.0,
+    "low_freq_factor": 1.0,
+    "high_freq_factor": 4.0,
+    "original_max_position_embeddings": 1024,
+}
+
+
+def test_cfg064_rope_only_in_rope_parameters_that_the_module_never_reads(llama: Path) -> None:
+    drop_config(llama, "rope_scaling", "rope_theta")
+    set_config(llama, rope_parameters=LLAMA31_ROPE_V5)
+    [message] = messages(llama, "config", "CFG064")
+    assert "rope_theta 500000 (the module will use 10000)" in message
+    assert "'llama3' RoPE scaling" in message
+    # the same dict at the top level, as transformers 4 wrote it: read, nothing lost
+    set_config(llama, rope_theta=500000.0, rope_scaling=dict(LLAMA31_ROPE_V5))
+    assert "CFG064" not in codes(llama, "config")
+    # a plain theta equal to the module's default loses nothing
+    drop_config(llama, "rope_scaling", "rope_theta")
+    set_config(llama, rope_parameters={"rope_theta": 10000.0, "rope_type": "default"})
+    assert "CFG064" not in codes(llama, "config")
+
+
+def test_cfg064_not_raised_for_a_module_that_reads_rope_parameters(llama: Path) -> None:
+    """mlx-lm's qwen3 reads rope_parameters (0.32); the same config is fine there."""
+    drop_config(llama, "rope_scaling", "rope_theta")
+    set_config(llama, model_type="qwen3", rope_parameters={"rope_theta": 1e6, "rope_type": "default"})
+    assert "CFG064" not in codes(llama, "config")
+
+
+def test_cfg064_premise_holds_for_the_installed_mlx_lm(llama: Path) -> None:
+    """What the rule says is what mlx-lm does: loading the transformers-5 spelling gives the
+    module's default theta, not the config's (so the rule fires); the top-level spelling
+    gives the config's (so it does not)."""
+    pytest.importorskip("mlx_lm", reason="needs mlx-lm (genai-common[llm])")
+    from mlx_lm.utils import load_model
+
+    drop_config(llama, "rope_scaling", "rope_theta")
+    set_config(llama, rope_parameters={"rope_theta": 123456.0, "rope_type": "default"})
+    model, _ = load_model(llama, lazy=True)
+    fires = "CFG064" in codes(llama, "config")
+    assert fires == (model.args.rope_theta != 123456.0)
+    set_config(llama, rope_theta=123456.0)
+    model, _ = load_model(llama, lazy=True)
+    assert model.args.rope_theta == 123456.0 and "CFG064" not in codes(llama, "config")
 
 
 def test_cfg061_rope_missing_required_key(llama: Path) -> None:

@@ -221,6 +221,31 @@ def head_follows_weights(package: str, model_type: str) -> bool:
     return False
 
 
+
+_ROPE_THETA_DEFAULT = re.compile(r"^\s*rope_theta\s*:\s*[\w\[\], |]*=\s*([0-9][0-9_.eE+-]*)", re.MULTILINE)
+
+
+@cache
+def rope_reading(package: str, model_type: str) -> tuple[bool, float | None] | None:
+    """How the architecture module the loader builds model_type with reads RoPE: (whether its
+    source mentions `rope_parameters` at all, the default of its `rope_theta` field). None when
+    the loader or the module cannot be found. mlx-lm 0.32's llama, mistral, qwen2, phi3 ...
+    read only the top-level `rope_theta` / `rope_scaling`; transformers 5 writes them only inside
+    `rope_parameters`. Read from the module's source text, never imported."""
+    arch = resolve(package, model_type)
+    root = _package_dir(package)
+    if arch is None or root is None or package != "mlx_lm":
+        return None
+    text = _read(os.path.join(root, "models", arch + ".py"))
+    if text is None:
+        return None
+    found = _ROPE_THETA_DEFAULT.search(text)
+    try:
+        default = float(found.group(1).replace("_", "")) if found else None
+    except ValueError:
+        default = None
+    return "rope_parameters" in text, default
+
 # ---------------------------------------------------------------------------------------------
 # diffusers and transformers classes, found from their source text (never imported: importing
 # diffusers costs seconds and pulls torch)

@@ -17,6 +17,7 @@ from genai_common.model.text import (
     MLX_LM_TIES_WHEN_ABSENT,
     MLX_LM_UNTIES_WHEN_ABSENT_IN_TEXT_CONFIG,
     TEXT_KEY_SPELLINGS,
+    per_layer_type_rope,
     rope_type,
 )
 from genai_common.model.values import (
@@ -542,6 +543,60 @@ def rope(md: ModelDir) -> Iterator[Finding]:
     for key, value in md.text.ropes:
         if isinstance(value, dict) and value:
             yield from _rope(md, key.partition("[")[0], key, value)
+
+
+@rule(
+    "CFG064",
+    "RoPE settings only inside rope_parameters, which the loader's module never reads",
+    severity="error",
+    fix="Copy rope_theta (and, for a scaled RoPE, the dict as rope_scaling) to the top level of "
+    "config.json, as transformers 4 wrote them; keep rope_parameters for transformers 5.",
+    compares="config.json top-level rope_theta/rope_scaling vs rope_parameters, and whether the "
+    "installed mlx-lm module for model_type mentions rope_parameters (its source text)",
+)
+def rope_parameters_unread(md: ModelDir) -> Iterator[Finding]:
+    """transformers 5 saves rope_theta and the RoPE scaling only inside `rope_parameters`; most
+    mlx-lm modules (llama, mistral, qwen2, phi3 in 0.32) read only the top-level keys, so a model
+    saved by transformers 5 and loaded (or converted) by mlx-lm runs with the dataclass default
+    rope_theta and no scaling: it loads and writes worse text, no error anywhere."""
+    if md.loader != "mlx-lm" or not isinstance(md.model_type, str):
+        return
+    tc = md.text.config
+    params = tc.get("rope_parameters")
+    if not isinstance(params, dict):
+        return
+    per_type = per_layer_type_rope(params, tc.get("layer_types"))
+    from genai_common.model.loaders import rope_reading
+
+    reading = rope_reading("mlx_lm", md.model_type)
+    if reading is None or reading[0]:
+        return
+    default = reading[1]
+    lost = []
+    theta = params.get("rope_theta")
+    number = isinstance(theta, int | float) and not isinstance(theta, bool)
+    if not per_type and "rope_theta" not in tc and number:
+        if default is None or float(theta) != default:
+            shown = "its default" if default is None else f"{default:g}"
+            lost.append(f"rope_theta {theta:g} (the module will use {shown})")
+    # per layer type (Gemma 3 saved by transformers 5): each type's theta maps to a field of its
+    # own (rope_theta, rope_local_base_freq), so only a lost scaling is judged
+    scaled = sorted(
+        {
+            str(kind)
+            for d in (params.values() if per_type else [params])
+            if isinstance(d, dict) and (kind := rope_type(d)) not in (None, "default")
+        }
+    )
+    if scaled and tc.get("rope_scaling") is None:
+        lost.append(f"the {'/'.join(map(repr, scaled))} RoPE scaling (the module will use none)")
+    if lost:
+        yield finding(
+            "CFG064",
+            f"mlx-lm's module for model_type {md.model_type!r} reads only top-level rope_theta / "
+            f"rope_scaling; rope_parameters holds {' and '.join(lost)}",
+            file="config.json",
+        )
 
 
 def _rope(md: ModelDir, base: str, key: str, rope: dict[str, Any]) -> Iterator[Finding]:
