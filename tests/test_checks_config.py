@@ -314,7 +314,9 @@ def test_cfg064_rope_only_in_rope_parameters_that_the_module_never_reads(llama: 
 def test_cfg064_not_raised_for_a_module_that_reads_rope_parameters(llama: Path) -> None:
     """mlx-lm's qwen3 reads rope_parameters (0.32); the same config is fine there."""
     drop_config(llama, "rope_scaling", "rope_theta")
-    set_config(llama, model_type="qwen3", rope_parameters={"rope_theta": 1e6, "rope_type": "default"})
+    set_config(
+        llama, model_type="qwen3", rope_parameters={"rope_theta": 1e6, "rope_type": "default"}
+    )
     assert "CFG064" not in codes(llama, "config")
 
 

@@ -221,8 +221,9 @@ def head_follows_weights(package: str, model_type: str) -> bool:
     return False
 
 
-
-_ROPE_THETA_DEFAULT = re.compile(r"^\s*rope_theta\s*:\s*[\w\[\], |]*=\s*([0-9][0-9_.eE+-]*)", re.MULTILINE)
+_ROPE_THETA_DEFAULT = re.compile(
+    r"^\s*rope_theta\s*:\s*[\w\[\], |]*=\s*([0-9][0-9_.eE+-]*)", re.MULTILINE
+)
 
 
 @cache
@@ -245,6 +246,7 @@ def rope_reading(package: str, model_type: str) -> tuple[bool, float | None] | N
     except ValueError:
         default = None
     return "rope_parameters" in text, default
+
 
 # ---------------------------------------------------------------------------------------------
 # diffusers and transformers classes, found from their source text (never imported: importing

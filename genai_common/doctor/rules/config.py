@@ -575,10 +575,14 @@ def rope_parameters_unread(md: ModelDir) -> Iterator[Finding]:
     lost = []
     theta = params.get("rope_theta")
     number = isinstance(theta, int | float) and not isinstance(theta, bool)
-    if not per_type and "rope_theta" not in tc and number:
-        if default is None or float(theta) != default:
-            shown = "its default" if default is None else f"{default:g}"
-            lost.append(f"rope_theta {theta:g} (the module will use {shown})")
+    if (
+        not per_type
+        and "rope_theta" not in tc
+        and number
+        and (default is None or float(theta) != default)
+    ):
+        shown = "its default" if default is None else f"{default:g}"
+        lost.append(f"rope_theta {theta:g} (the module will use {shown})")
     # per layer type (Gemma 3 saved by transformers 5): each type's theta maps to a field of its
     # own (rope_theta, rope_local_base_freq), so only a lost scaling is judged
     scaled = sorted(
