@@ -49,7 +49,7 @@ from collections import namedtuple
 from functools import cached_property
 
 from genai_common.formats import FormatError
-from genai_common.formats.safetensors import TensorInfo, read_header
+from genai_common.formats.safetensors import MAX_HEADERS_TOTAL, TensorInfo, read_header
 from genai_common.formats.tokenizer import TokenizerInfo
 from genai_common.model.hub import (
     cache_repo_snapshot,
@@ -152,6 +152,8 @@ class ModelDir:
         self._sizes: dict[str, int | None] = {}
         self._components: dict[str, ModelDir] = {}
         self._reported: set[tuple[str, str]] = set()
+        # bytes of safetensors headers still to be read, shared with the components (SEC020)
+        self._header_budget = [MAX_HEADERS_TOTAL]
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -612,11 +614,13 @@ class ModelDir:
             return self._headers[rel]
         header = None
         if self.readable(rel):
+            budget = self._header_budget
             try:
-                header = read_header(self.fspath(rel), what=self.rel(rel))
+                header = read_header(self.fspath(rel), what=self.rel(rel), budget=budget[0])
             except FormatError as exc:
                 self._note(exc.code, exc.message, rel)
             else:
+                budget[0] -= header.header_len
                 for code, message in header.problems:
                     self._note(code, message, rel)
         self._headers[rel] = header
@@ -707,6 +711,7 @@ class ModelDir:
                 kind="ml",
             )
             sub._reported = self._reported
+            sub._header_budget = self._header_budget
             self._components[name] = sub
         return self._components[name]
 

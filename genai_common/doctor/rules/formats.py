@@ -300,6 +300,20 @@ def tokenizer_file_problems(md: ModelDir) -> Iterator[Finding]:
 
 
 @rule(
+    "TOK042",
+    "tokenizer.json is larger than any published one: read in outline",
+    severity="warning",
+    fix="No published tokenizer.json is over 33 MB (Gemma 3's 262,144 tokens): a file this large "
+    "is damaged, padded or hostile. Re-save the tokenizer with tokenizer.save_pretrained(), or "
+    "check it with the tokenizers library.",
+    compares="tokenizer.json bytes vs the 48 MiB read in full (formats/tokenizer_json.OUTLINE)",
+)
+def tokenizer_outline(md: ModelDir) -> Iterator[Finding]:
+    """What was not checked in a tokenizer.json read in outline (formats/tokenizer_json.py)."""
+    yield from _recorded(md, ("TOK042",))
+
+
+@rule(
     "HDR020",
     "A tensor has a dtype MLX cannot load",
     severity="error",

@@ -1,0 +1,258 @@
+"""Issue 15 item 3 (memory and time caps relative to input) and issue 14/15 inputs made to hurt:
+each judged in bounded time and memory, and what a cap left unread is said by a finding.
+
+- GGUF: long arrays of arrays are walked, never built (a 200,000-array list cost 598 MB and
+  11 s); items of long arrays, tensor infos and metadata entries past the reader's caps: SEC021.
+- safetensors: the checkpoint's headers are read up to MAX_HEADERS_TOTAL bytes in all (a 92 MB
+  header of a million tensors took 15 s and 969 MB); the rest: SEC020.
+- tokenizer.json over OUTLINE bytes (a 118 MB file took 623 MB in full): vocab and merges
+  skipped as raw JSON, TOK042 says what was not checked; memory about the file's size.
+The caps are lowered in-process so that the inputs stay small; each test fails on the old code.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+import tracemalloc
+from pathlib import Path
+
+import pytest
+from malformed_corpus import GGUF_ARRAY, GGUF_STRING, GGUF_U32, gguf_string, write_gguf
+
+from benchmarks import tokenizer_files
+from genai_common.doctor import diagnose
+from genai_common.formats import FormatError, gguf, readcache, tokenizer_json
+from genai_common.formats.tokenizer_json import read_tokenizer_json
+from genai_common.model import model_dir
+
+LLAMA = {
+    "model_type": "llama",
+    "architectures": ["LlamaForCausalLM"],
+    "hidden_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 4,
+    "intermediate_size": 128,
+    "vocab_size": 3256,
+    "max_position_embeddings": 2048,
+}
+
+
+def _codes(path: Path) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for f in diagnose(path).findings:
+        out.setdefault(f.code, []).append(f.message)
+    return out
+
+
+def _peak(fn) -> int:
+    """Peak bytes Python allocated while fn ran."""
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+# -- GGUF ----------------------------------------------------------------------------------------
+
+
+def _gguf_raw(path: Path, arrays: list[tuple[str, bytes]], n_tensors: int = 1) -> int:
+    """A GGUF whose metadata holds the given (key, array payload) entries; returns its size."""
+    out = bytearray(b"GGUF" + struct.pack("<IQQ", 3, n_tensors, 1 + len(arrays)))
+    out += gguf_string("general.architecture") + struct.pack("<I", GGUF_STRING)
+    out += gguf_string("llama")
+    for key, payload in arrays:
+        out += gguf_string(key) + struct.pack("<I", GGUF_ARRAY) + payload
+    for i in range(n_tensors):
+        out += gguf_string(f"blk.{i}.w") + struct.pack("<IQQ", 2, 32, 4) + struct.pack("<IQ", 0, 0)
+    out += b"\0" * (-len(out) % 32) + b"\0" * 512
+    path.write_bytes(bytes(out))
+    return len(out)
+
+
+def test_gguf_array_of_arrays_is_walked_not_built(tmp_path: Path) -> None:
+    inner = struct.pack("<IQ", GGUF_U32, 64) + struct.pack("<64I", *range(1000, 1064))
+    n = 20_000
+    path = tmp_path / "m.gguf"
+    size = _gguf_raw(path, [("x.nested", struct.pack("<IQ", GGUF_ARRAY, n) + inner * n)])
+    info = None
+
+    def read() -> None:
+        nonlocal info
+        info = gguf.read_gguf(path)
+
+    peak = _peak(read)
+    assert info.metadata["x.nested"] == gguf.ArraySummary("array", n)
+    assert "token_embd.weight" not in info.tensors and "blk.0.w" in info.tensors  # read past it
+    # the old reader built every inner list: 20,000 x 64 ints, ~40 MB for a 5.4 MB file
+    assert peak < size, f"peak {peak:,} bytes for a {size:,}-byte file"
+
+
+def test_gguf_items_past_the_walk_cap_are_sec021(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(gguf, "MAX_ARRAY_WALK", 1000)
+    tokens = struct.pack("<IQ", GGUF_STRING, 600) + gguf_string("tok") * 600
+    merges = struct.pack("<IQ", GGUF_STRING, 600) + gguf_string("a b") * 600
+    path = tmp_path / "m.gguf"
+    _gguf_raw(path, [("tokenizer.ggml.tokens", tokens)])
+    assert gguf.read_gguf(path).metadata["tokenizer.ggml.tokens"].length == 600  # under the cap
+    _gguf_raw(path, [("tokenizer.ggml.tokens", tokens), ("tokenizer.ggml.merges", merges)])
+    with pytest.raises(FormatError) as exc:  # 1,200 items in all: the cap holds across arrays
+        gguf.read_gguf(path)
+    assert exc.value.code == "SEC021" and "tokenizer.ggml.merges" in exc.value.message
+    [message] = _codes(path)["SEC021"]  # a finding, an error: never a silent pass
+    assert "600 strings" in message
+
+
+@pytest.mark.parametrize("what", ["tensors", "entries"])
+def test_gguf_more_tensors_or_entries_than_the_caps_is_sec021(
+    tmp_path: Path, monkeypatch, what: str
+) -> None:
+    monkeypatch.setattr(gguf, "MAX_TENSORS" if what == "tensors" else "MAX_ENTRIES", 50)
+    path = tmp_path / "m.gguf"
+    if what == "tensors":
+        _gguf_raw(path, [], n_tensors=51)
+    else:
+        write_gguf(
+            path,
+            [("general.architecture", GGUF_STRING, "llama")]
+            + [(f"x.k{i}", GGUF_U32, i) for i in range(50)],
+        )
+    [message] = _codes(path)["SEC021"]
+    assert ("51 tensors" if what == "tensors" else "51 metadata entries") in message
+
+
+# -- safetensors -----------------------------------------------------------------------------------
+
+
+def _shard(path: Path, n: int, start: int = 0) -> int:
+    header = {
+        f"model.layers.{i % 2}.mlp.experts.{start + i}.w": {
+            "dtype": "F32",
+            "shape": [1],
+            "data_offsets": [4 * i, 4 * i + 4],
+        }
+        for i in range(n)
+    }
+    raw = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + b"\0" * (4 * n))
+    return len(raw)
+
+
+def test_safetensors_headers_past_the_budget_are_not_read(tmp_path: Path, monkeypatch) -> None:
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps(LLAMA))
+    sizes = [
+        _shard(model / f"model-0000{k + 1}-of-00003.safetensors", 2000, 2000 * k) for k in range(3)
+    ]
+    monkeypatch.setattr(model_dir, "MAX_HEADERS_TOTAL", sizes[0] + sizes[1] + 100)
+    md = model_dir.ModelDir.open(str(model))
+    assert len(md.tensors) == 4000  # two shards read, the third not parsed at all
+    [message] = _codes(model)["SEC020"]
+    assert message.startswith("model-00003-of-00003.safetensors declares a")
+    assert f"({100 + sizes[0] + sizes[1] - sizes[0] - sizes[1]:,} left)" in message
+
+
+def test_a_real_checkpoints_headers_fit_the_budget() -> None:
+    """The budget sits above the largest real checkpoints' headers (about 150 bytes a tensor:
+    200,000 tensors of an int4 MoE, 30 MB) and below the 92 MB header that took 15 s."""
+    from genai_common.formats.safetensors import MAX_HEADERS_TOTAL
+
+    assert 200_000 * 150 < MAX_HEADERS_TOTAL < 92_000_000
+
+
+# -- tokenizer.json --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def cache(tmp_path_factory, monkeypatch) -> Path:
+    folder = tmp_path_factory.mktemp("read-cache")
+    monkeypatch.setenv("GENAI_CACHE_DIR", str(folder))
+    monkeypatch.setattr(readcache, "RACY_NS", 0)
+    return folder
+
+
+def _llama3_folder(dest: Path, n_tokens: int = 3000) -> Path:
+    dest.mkdir()
+    tokenizer_files.llama3_tokenizer(dest, n_tokens=n_tokens, n_merges=None)
+    (dest / "config.json").write_text(json.dumps(LLAMA))
+    _shard(dest / "model.safetensors", 4)
+    return dest
+
+
+def test_tokenizer_over_the_outline_cap_is_read_without_its_vocabulary(
+    tmp_path: Path, cache: Path, monkeypatch
+) -> None:
+    model = _llama3_folder(tmp_path / "m", 40_000)  # 2.5 MB: over the UTF-8 check's 1 MB pieces
+    path = model / "tokenizer.json"
+    size = path.stat().st_size
+    tokenizer_json._decoders()  # msgspec's import and the decoders: made once per process
+    monkeypatch.setenv("GENAI_CACHE_DIR", "")
+    full_peak = _peak(lambda: read_tokenizer_json(path))
+    monkeypatch.setattr(tokenizer_json, "LARGE", 0)
+    monkeypatch.setattr(tokenizer_json, "OUTLINE", size - 1)
+    outline_peak = _peak(lambda: read_tokenizer_json(path))
+    # the outline holds the file and the small fields: no vocabulary dict, no merges strings
+    assert outline_peak < 1.5 * size < full_peak, (outline_peak, size, full_peak)
+    monkeypatch.setenv("GENAI_CACHE_DIR", str(cache))
+    for _ in range(2):  # a miss, then the cache entry: the same outline and the same finding
+        data, problems = read_tokenizer_json(path)
+        assert data.vocab_summary.kind == "dict" and data.vocab_summary.mapping is None
+        assert [code for code, _ in problems] == ["TOK042"]
+        assert len(data["added_tokens"]) == 256 and "vocab" not in data["model"]
+    codes = _codes(model)
+    assert "TOK042" in codes and "not checked" in codes["TOK042"][0]
+    assert not any(c.startswith(("JSON", "TOK9")) for c in codes)
+
+
+@pytest.mark.parametrize(
+    ("damage", "code"),
+    [
+        (lambda t: t.replace('"Ġt": ', '"\xff": ', 1), "JSON001"),  # invalid UTF-8 in the vocab
+        (lambda t: t.replace('"Ġt": ', '"Ġt": NaN, "x": ', 1), "JSON002"),
+        (lambda t: t[: len(t) // 2], "JSON002"),  # cut inside the merges
+    ],
+)
+def test_outline_still_checks_syntax_and_utf8(
+    tmp_path: Path, cache: Path, monkeypatch, damage, code: str
+) -> None:
+    model = _llama3_folder(tmp_path / "m")
+    path = model / "tokenizer.json"
+    text = path.read_text(encoding="utf-8")
+    assert '"Ġt": ' in text
+    raw = damage(text).encode("utf-8", "surrogateescape")
+    if code == "JSON001":
+        raw = raw.replace("\xff".encode(), b"\xff", 1)
+    path.write_bytes(raw)
+    monkeypatch.setattr(tokenizer_json, "LARGE", 0)
+    monkeypatch.setattr(tokenizer_json, "OUTLINE", 1000)
+    with pytest.raises(FormatError) as exc:
+        read_tokenizer_json(path)
+    assert exc.value.code == code
+    assert code in _codes(model)
+
+
+# -- every code a reader records reaches a rule ---------------------------------------------------
+
+
+def test_every_code_a_reader_records_has_a_rule() -> None:
+    """A problem whose code no rule yields is dropped: SEC021 once passed a hostile GGUF as clean
+    ("0 errors"). Every code the readers raise or record must be in the catalogue."""
+    from genai_common.doctor.catalogue import catalogue_json
+
+    known = set(re.findall(r'"code": "([A-Z]+\d+)"', json.dumps(catalogue_json())))
+    root = Path(model_dir.__file__).parents[1]
+    emitted: dict[str, str] = {}
+    for folder in ("formats", "model"):
+        for src in (root / folder).glob("*.py"):
+            for code in re.findall(
+                r'(?:FormatError\(\s*|\(\s*|_note\(\s*)"([A-Z]{2,5}\d{3})"',
+                src.read_text(encoding="utf-8"),
+            ):
+                emitted.setdefault(code, src.name)
+    assert {"SEC020", "SEC021", "TOK042", "GGUF003"} <= emitted.keys()
+    assert {c: f for c, f in emitted.items() if c not in known} == {}
