@@ -256,3 +256,37 @@ def test_every_code_a_reader_records_has_a_rule() -> None:
                 emitted.setdefault(code, src.name)
     assert {"SEC020", "SEC021", "TOK042", "GGUF003"} <= emitted.keys()
     assert {c: f for c, f in emitted.items() if c not in known} == {}
+
+
+# -- issue 15 item 1: a hub id that is not downloaded ----------------------------------------------
+
+
+def test_uncached_hub_id_is_refused_before_any_loader(tmp_path: Path, monkeypatch) -> None:
+    """No local folder to read: the loader would download the repository and could run code it
+    names before the scan saw it. Refused (SEC001) by the loaders, `genai diagnostics`, `genai
+    bench` and `genai doctor --load`, each in one clear line; the flag lifts the refusal."""
+    from templates_helpers import run_genai
+
+    from genai_common.runtime import loading
+
+    hub = tmp_path / "hub"
+    hub.mkdir()
+    env = {"HF_HUB_CACHE": str(hub), "HF_HUB_OFFLINE": "1"}
+    monkeypatch.setenv("HF_HUB_CACHE", str(hub))
+    for load in (loading.load_llm, loading.load_vlm, loading.load_diffusion):
+        with pytest.raises(loading.CustomCodeRefused, match=r"hf download org/evil --revision v2"):
+            load("org/evil@v2")
+    loading.refuse_custom_code("org/evil", trust=True)  # the flag: the user's decision
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "pyproject.toml").write_text(
+        '[project]\nname = "p"\n\n[tool.genai]\nkind = "vlm"\nmodel = "org/evil"\n'
+    )
+    done = run_genai(project, "diagnostics", "--steps", "load,inference", env=env)
+    assert done.returncode == 1 and "SEC001" in done.stdout, done.stdout + done.stderr
+    assert "hf download org/evil" in done.stdout and "Traceback" not in done.stderr
+    done = run_genai(tmp_path, "bench", "org/evil", "--kind", "llm", "--no-record", env=env)
+    assert done.returncode == 2 and "SEC001" in done.stderr and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    done = run_genai(tmp_path, "doctor", "org/evil", "--load", env=env)
+    assert done.returncode == 2 and "not found in the Hugging Face cache" in done.stderr
