@@ -290,3 +290,42 @@ def test_uncached_hub_id_is_refused_before_any_loader(tmp_path: Path, monkeypatc
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     done = run_genai(tmp_path, "doctor", "org/evil", "--load", env=env)
     assert done.returncode == 2 and "not found in the Hugging Face cache" in done.stderr
+
+
+# -- keys written twice in a large tokenizer.json: counted by the fast decoder --------------------
+
+
+def test_repeated_keys_over_the_cap_are_counted_exactly(
+    tmp_path: Path, cache: Path, monkeypatch
+) -> None:
+    """Over COUNT_REPEATS bytes the strict reader (~17x the file in memory) is not used for keys
+    written twice: the colon proof's surplus counts them, exactly as many as the strict reader
+    finds, and the object read is the one Python reads (the last value kept)."""
+    model = _llama3_folder(tmp_path / "m")
+    path = model / "tokenizer.json"
+    text = path.read_text(encoding="utf-8")
+    head, vocab_open, rest = text.partition('"vocab": {')
+    doubled = '"Ġt": 7,\n "Ġa": 8,\n "Ġt": 9,\n "x:y": 1,\n "x:y": 2,\n '
+    path.write_text(head + vocab_open + doubled + rest, encoding="utf-8")
+    monkeypatch.setenv("GENAI_CACHE_DIR", "")
+    strict_value, strict_problems = tokenizer_json.read_json(path, max_bytes=1 << 30)
+    [(code, message)] = strict_problems
+    assert code == "JSON005" and "'Ġt'" in message
+    written_twice = 4  # Ġt three times (first writes: 2 repeats), Ġa once more, x:y once more
+    monkeypatch.setattr(tokenizer_json, "LARGE", 0)
+    monkeypatch.setattr(tokenizer_json, "COUNT_REPEATS", 0)
+    data, problems = read_tokenizer_json(path)
+    assert (
+        problems == [("JSON005", problems[0][1])]
+        and f"repeats {written_twice} key(s) (counted" in problems[0][1]
+    )
+    strict = tokenizer_json.summarized(strict_value)
+    assert data.vocab_summary.mapping == strict.vocab_summary.mapping
+    assert data.vocab_summary.mapping["Ġt"] == strict_value["model"]["vocab"]["Ġt"]
+    assert data == strict
+    monkeypatch.setenv("GENAI_CACHE_DIR", str(cache))
+    for _ in range(2):  # stored, then read back with the same finding
+        assert read_tokenizer_json(path)[1] == problems
+    # a field the schema does not name is not a repeated key: the strict reader reads that file
+    path.write_text(head + '"extra": {"a:b": 1},\n  ' + vocab_open + rest, encoding="utf-8")
+    assert read_tokenizer_json(path)[1] == []
