@@ -329,3 +329,36 @@ def test_repeated_keys_over_the_cap_are_counted_exactly(
     # a field the schema does not name is not a repeated key: the strict reader reads that file
     path.write_text(head + '"extra": {"a:b": 1},\n  ' + vocab_open + rest, encoding="utf-8")
     assert read_tokenizer_json(path)[1] == []
+
+
+# -- issue 15 item 11: one clear line (reproductions the suite lacked) ------------------------------
+
+
+def test_ctrl_c_while_a_command_is_imported_is_one_line(monkeypatch, capsys) -> None:
+    import builtins
+
+    from genai_common.cli import main
+
+    real = builtins.__import__
+
+    def interrupted(name: str, *args, **kwargs):
+        if name == "genai_common.doctor.command":
+            raise KeyboardInterrupt
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", interrupted)
+    assert main(["doctor", "."]) == 130
+    assert capsys.readouterr().err == "genai: interrupted\n"
+
+
+def test_tiny_into_a_destination_it_cannot_make_is_one_line(tmp_path: Path) -> None:
+    from templates_helpers import run_genai
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    done = run_genai(tmp_path, "tiny", "ml", str(blocker / "m"), env={"GENAI_TINY_CACHE": "off"})
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"genai tiny: {blocker / 'm'}: not written: Not a directory"
+    ]
+    assert blocker.read_text() == "x"
