@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import struct
 from collections import namedtuple
 from operator import itemgetter
 from stat import S_ISDIR
@@ -161,7 +160,7 @@ def read_header(
             head = os.read(fd, 8)
             if len(head) != 8:
                 raise FormatError("HDR001", f"{what} ended before its 8-byte header length")
-            (n,) = struct.unpack("<Q", head)
+            n = int.from_bytes(head, "little")  # struct.unpack("<Q"): no struct import
             if n == 0:
                 raise FormatError("HDR002", f"{what} declares an empty (0-byte) header")
             if n > max_header:
@@ -492,7 +491,7 @@ def encode_header(
         offset += nbytes
     raw = json.dumps(entries, separators=(",", ":")).encode("utf-8")
     raw += b" " * (-len(raw) % 8)
-    return struct.pack("<Q", len(raw)) + raw, offset
+    return len(raw).to_bytes(8, "little") + raw, offset
 
 
 def write_sparse(
