@@ -9,7 +9,7 @@ character model_type holding escape sequences, and a 5,000-digit integer in conf
 
 Issue 15 item 3 (helper doctor-input) adds inputs whose memory the readers once let grow with
 the input: a 118 MB tokenizer.json of 3M tokens and 3M merges (623 MB RSS, 4.5 s), a tokenizer.json
-whose vocabulary writes 1,000,000 keys twice (31 MB), a safetensors header of 1,000,000 tensors
+whose vocabulary writes 1,000,000 keys twice (37 MB), a safetensors header of 1,000,000 tensors
 (92 MB: 15 s, 969 MB), a GGUF with a 2,000,000-string array, a 20,000,000-item u32 array and
 200,000 arrays of 64 u32 (162 MB: 11.5 s, 598 MB), a config with NaN/Infinity, and JSON nested
 1,000,000 deep.
@@ -134,7 +134,7 @@ def inputs(base: Path) -> dict[str, Path]:
     )
     folder("tokenizer.json 118 MB (3M tokens, 3M merges)", {"tokenizer.json": _bpe(3_000_000)})
     folder(
-        "tokenizer.json vocabulary writing 1,000,000 keys twice (31 MB)",
+        "tokenizer.json vocabulary writing 1,000,000 keys twice (37 MB)",
         {"tokenizer.json": _bpe(1_000_000, dup=1_000_000)},
     )
     header = {
