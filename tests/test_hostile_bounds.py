@@ -362,3 +362,77 @@ def test_tiny_into_a_destination_it_cannot_make_is_one_line(tmp_path: Path) -> N
         f"genai tiny: {blocker / 'm'}: not written: Not a directory"
     ]
     assert blocker.read_text() == "x"
+
+
+# -- issue 15 item 1: configs the scan could not read are refused, not skipped --------------------
+
+MARKER_CODE = "import pathlib\npathlib.Path({marker!r}).write_text('ran')\n"
+
+
+def _vlm_naming_code(tmp_path: Path, tiny_vlm: Path) -> tuple[Path, Path]:
+    import shutil
+
+    model = tmp_path / "vlm"
+    shutil.copytree(tiny_vlm, model)
+    marker = tmp_path / "MARKER"
+    (model / "custom_model.py").write_text(MARKER_CODE.format(marker=str(marker)))
+    return model, marker
+
+
+def test_a_config_too_large_to_scan_is_refused(tmp_path: Path, tiny_vlm: Path) -> None:
+    """mlx-vlm reads config.json whole and imports its model_file: padding the config past the
+    scan's read cap once hid model_file from the trust boundary."""
+    from genai_common.model import custom_code
+    from genai_common.runtime import loading
+
+    model, marker = _vlm_naming_code(tmp_path, tiny_vlm)
+    config = json.loads((model / "config.json").read_text())
+    config.update(model_file="custom_model.py", padding="x" * (custom_code.CONFIG_CAP + 1))
+    (model / "config.json").write_text(json.dumps(config))
+    with pytest.raises(loading.CustomCodeRefused, match=r"config\.json \(not checked\)"):
+        loading.load_vlm(model)
+    assert not marker.exists()
+    # the doctor reads configs up to 16 MiB: it sees the model_file itself
+    found = [f for f in diagnose(model).findings if f.code == "CMP030"]
+    assert found and "config.json model_file" in found[0].message
+
+
+def test_many_config_files_never_hide_the_one_the_loader_reads(
+    tmp_path: Path, tiny_vlm: Path
+) -> None:
+    from genai_common.model import custom_code
+    from genai_common.runtime import loading
+
+    model, marker = _vlm_naming_code(tmp_path, tiny_vlm)
+    config = json.loads((model / "config.json").read_text())
+    (model / "config.json").write_text(json.dumps({**config, "model_file": "custom_model.py"}))
+    for i in range(custom_code.MAX_FILES + 5):  # sorted and listed before config.json
+        (model / f"a{i:03d}_config.json").write_text("{}")
+    found = custom_code.scan(model)
+    assert ("config.json", "model_file") in {(c.file, c.key) for c in found}
+    assert any("more than" in c.target for c in found)  # and the rest is said to be unchecked
+    with pytest.raises(loading.CustomCodeRefused):
+        loading.load_vlm(model)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "cap"),
+    [("config.json", "JSON_CAP_CONFIG"), ("model.safetensors.index.json", "JSON_CAP_INDEX")],
+)
+def test_json_files_have_caps_by_kind(tmp_path: Path, monkeypatch, name: str, cap: str) -> None:
+    """A 19 MB config.json of a million keys took 4.1 s and 296 MB; configs are now read up to
+    16 MiB and indexes up to 48 MiB (JSON006 above), scaled down here."""
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps(LLAMA))
+    _shard(model / "model-00001-of-00001.safetensors", 4)
+    big = {
+        "metadata": {},
+        "weight_map": {f"w{i}": "model-00001-of-00001.safetensors" for i in range(200)},
+    }
+    (model / name).write_text(json.dumps(big if "index" in name else {**LLAMA, **big}))
+    assert "JSON006" not in _codes(model)
+    monkeypatch.setattr(model_dir, cap, 1000)
+    [message] = _codes(model)["JSON006"]
+    assert message.startswith(name) and "over the 1,000 cap" in message

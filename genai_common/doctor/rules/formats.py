@@ -72,7 +72,8 @@ def _recorded(md: ModelDir, codes: tuple[str, ...]) -> Iterator[Finding]:
     "A metadata file is larger than the reader's cap",
     severity="error",
     fix="A config or index is KBs; a file this large is not what its name says (or is hostile).",
-    compares="file size vs cap (64 MiB for JSON, 256 MiB for tokenizer.json, 4 MiB for templates)",
+    compares="file size vs cap (16 MiB for configs, 48 MiB for indexes, 256 MiB for "
+    "tokenizer.json, 4 MiB for templates)",
 )
 @rule(
     "JSON007",
