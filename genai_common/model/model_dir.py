@@ -386,14 +386,17 @@ class ModelDir:
             from genai_common.formats.jsonfile import read_json
 
             cap, reader = JSON_CAP_CONFIG, read_json
+            options = {"fast_limit": JSON_CAP_INDEX}  # the hook-free read at any size
             if rel.endswith(".index.json"):
                 cap = JSON_CAP_INDEX
             elif rel.endswith("tokenizer.json"):  # large ones: fast, cached, same findings
                 from genai_common.formats.tokenizer_json import read_tokenizer_json
 
-                cap, reader = JSON_CAP_BIG, read_tokenizer_json
+                cap, reader, options = JSON_CAP_BIG, read_tokenizer_json, {}
             try:
-                value, problems = reader(self.fspath(rel), max_bytes=cap, what=self.rel(rel))
+                value, problems = reader(
+                    self.fspath(rel), max_bytes=cap, what=self.rel(rel), **options
+                )
             except FormatError as exc:
                 self._note(exc.code, exc.message, rel)
             else:

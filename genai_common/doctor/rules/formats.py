@@ -315,6 +315,19 @@ def tokenizer_outline(md: ModelDir) -> Iterator[Finding]:
 
 
 @rule(
+    "TOK043",
+    "tokenizer.model holds more pieces than any real SentencePiece model: not read",
+    severity="error",
+    fix="Real SentencePiece models hold at most 262,144 pieces (Gemma 3): this file is damaged, "
+    "not a SentencePiece model, or hostile. Re-download it.",
+    compares="pieces in tokenizer.model vs the 524,288 read (formats/tokenizer.MAX_PIECES)",
+)
+def tokenizer_model_cut(md: ModelDir) -> Iterator[Finding]:
+    """A tokenizer.model the reader stopped reading (formats/tokenizer.py)."""
+    yield from _recorded(md, ("TOK043",))
+
+
+@rule(
     "HDR020",
     "A tensor has a dtype MLX cannot load",
     severity="error",
