@@ -67,8 +67,9 @@ STRICT_MISS = 3
 # outline (outline_decode): model.vocab and model.merges are skipped by msgspec as raw JSON (their
 # syntax checked, nothing built), so memory stays about the file's size (a 118 MB file of 3M
 # tokens took 623 MB in full, 1.5 GB with the strict reader, issue 15); TOK042 says what was not
-# checked. Below it, the full read costs at most ~4x the file (~17x with the strict reader when
-# a key is written twice: bounded by this cap).
+# checked. Below it, the full read costs ~3.5x the file for real vocabularies (Gemma 3: 111 MB
+# for 32 MB) and ~8x for millions of short tokens (2.58M in 49 MB: 395 MB, 1.8 s); keys written
+# twice are counted over COUNT_REPEATS, so the strict reader's ~17x applies to 16 MiB at most.
 OUTLINE = 48 * 1024 * 1024
 # Over COUNT_REPEATS bytes, keys written twice are counted by the fast decoder (the colon proof's
 # surplus, exact once the schema refuses unknown fields) instead of named by the strict reader,
