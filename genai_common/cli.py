@@ -1,17 +1,24 @@
 """The `genai` command.
 
 Start-up time is a feature: `genai doctor` runs in pre-commit hooks, CI and agent loops. So this
-module imports nothing but argparse, os and sys, lists the commands from a table, and imports
-only the module of the command that runs. Each command module provides
-``add_arguments(parser)`` and ``run(args) -> int``.
+module imports nothing but os and sys, lists the commands from a table, and imports only the
+module of the command that runs. Each command module provides ``add_arguments(parser)`` and
+``run(args) -> int``; it may provide ``fast_args(argv)``, the arguments of its most common call
+as argparse would give them (None: use argparse), so that call never imports argparse (with
+gettext and locale: 3-4 ms of `genai doctor PATH --json`, issue 14). A command that sets
+``args.exit_now`` has written everything and holds nothing to clean up: the process ends at once
+after flushing, without the interpreter's teardown (1-2 ms).
 """
 
 from __future__ import annotations
 
-import argparse
 import gc
 import os
 import sys
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
 
 # name -> (module implementing add_arguments/run, one-line help). Keep modules light at import.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -75,30 +82,43 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-class _HelpFormatter(argparse.HelpFormatter):
-    """argparse's formatter with the width taken from os, not shutil: argparse builds a formatter
-    for every add_argument, and its default imports shutil (with bz2, lzma, zlib: ~1.5 ms)."""
-
-    def __init__(self, prog: str, **kwargs: int) -> None:
-        if kwargs.get("width") is None:
-            try:
-                columns = int(os.environ.get("COLUMNS", "")) or os.get_terminal_size().columns
-            except (ValueError, OSError):
-                columns = 80
-            kwargs["width"] = columns - 2
-        super().__init__(prog, **kwargs)
+_FORMATTERS: dict[str, type] = {}
 
 
-class _RawDescriptionHelpFormatter(_HelpFormatter, argparse.RawDescriptionHelpFormatter):
-    pass
+def _formatters() -> dict[str, type]:
+    """argparse's formatters with the width taken from os, not shutil: argparse builds a
+    formatter for every add_argument, and its default imports shutil (with bz2, lzma, zlib: ~1.5
+    ms). Made on first use: argparse is imported only when a parser is needed."""
+    if not _FORMATTERS:
+        import argparse
+
+        class _HelpFormatter(argparse.HelpFormatter):
+            def __init__(self, prog: str, **kwargs: int) -> None:
+                if kwargs.get("width") is None:
+                    try:
+                        columns = (
+                            int(os.environ.get("COLUMNS", "")) or os.get_terminal_size().columns
+                        )
+                    except (ValueError, OSError):
+                        columns = 80
+                    kwargs["width"] = columns - 2
+                super().__init__(prog, **kwargs)
+
+        class _RawDescriptionHelpFormatter(_HelpFormatter, argparse.RawDescriptionHelpFormatter):
+            pass
+
+        _FORMATTERS.update(help=_HelpFormatter, raw=_RawDescriptionHelpFormatter)
+    return _FORMATTERS
 
 
 def _top_parser() -> argparse.ArgumentParser:
+    import argparse
+
     width = max(map(len, COMMANDS))
     parser = argparse.ArgumentParser(
         prog="genai",
         description="genai-common: diagnostics, runtime and session tools for GenAI projects on MLX.",
-        formatter_class=_RawDescriptionHelpFormatter,
+        formatter_class=_formatters()["raw"],
         epilog="commands:\n"
         + "\n".join(f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items())
         + "\n\nRun `genai COMMAND --help` for a command's options.",
@@ -125,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str] | None = None) -> int:
+    from_entry_point = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0].startswith("-"):
         top = _top_parser()
@@ -146,17 +167,38 @@ def _main(argv: list[str] | None = None) -> int:
     try:
         __import__(module_name)
         module = sys.modules[module_name]
-        parser = argparse.ArgumentParser(
-            prog=f"genai {name}", description=help_, formatter_class=_HelpFormatter
-        )
-        module.add_arguments(parser)
-        args = parser.parse_args(rest)
+        fast = getattr(module, "fast_args", None)
+        args = fast(rest) if fast is not None else None
+        if args is None:
+            import argparse
+
+            parser = argparse.ArgumentParser(
+                prog=f"genai {name}", description=help_, formatter_class=_formatters()["help"]
+            )
+            module.add_arguments(parser)
+            args = parser.parse_args(rest)
     finally:
         gc.enable()
     try:
-        return int(module.run(args) or 0)
+        code = int(module.run(args) or 0)
     except BrokenPipeError:
         return 0
+    if from_entry_point and getattr(args, "exit_now", False):
+        _exit_now(code)
+    return code
+
+
+def _exit_now(code: int) -> None:
+    """End the process with `code` once stdout and stderr are flushed, skipping the interpreter's
+    teardown (module and object finalisation): only for a command that said it holds nothing to
+    clean up (``args.exit_now``), and only when `genai` itself is the process (main() with no
+    argv): a caller in the same process (tests) gets the code back."""
+    import contextlib
+
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing more to say
+            stream.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -443,3 +443,83 @@ def test_a_model_that_loads_and_cannot_run_is_an_inference_failure(
     assert "LOAD020" in findings and "LOAD001" not in findings
     message = findings["LOAD020"]["message"]
     assert not message.startswith("InferenceFailed") and message.endswith("explained by DIF050")
+
+
+# -- issue 14: `genai doctor PATH --json` without argparse, and without the interpreter's teardown
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["m"],
+        ["m", "--json"],
+        ["--json", "m"],
+        ["m", "--markdown"],
+        ["m", "--metadata-only"],
+        ["--metadata-only", "m", "--json"],
+        ["org/name@main", "--markdown", "--metadata-only"],
+    ],
+)
+def test_fast_args_are_what_argparse_gives(argv: list[str]) -> None:
+    import argparse
+
+    from genai_common.doctor import command
+
+    parser = argparse.ArgumentParser()
+    command.add_arguments(parser)
+    assert vars(command.fast_args(argv)) == vars(parser.parse_args(argv))
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["--json"],
+        ["m", "--json", "--markdown"],
+        ["m", "--json", "--json"],
+        ["m", "n"],
+        ["m", "--js"],  # argparse's abbreviations: argparse decides
+        ["m", "--load"],
+        ["m", "--"],
+        ["m", "-h"],
+        ["m", "--select", "CFG"],
+        [""],
+    ],
+)
+def test_any_other_command_line_goes_to_argparse(argv: list[str]) -> None:
+    from genai_common.doctor import command
+
+    assert command.fast_args(argv) is None
+
+
+def test_the_common_call_imports_no_argparse_and_ends_with_its_code(tmp_path: Path) -> None:
+    """As a process: no argparse (with gettext and locale), the whole report on stdout even
+    through a pipe, and the exit code the report gives (the teardown skipped after a flush)."""
+    model = base_llm(tmp_path / "m")
+    probe = (
+        "import sys, atexit\n"
+        "atexit.register(lambda: print('argparse' in sys.modules, file=sys.stderr))\n"
+        "sys.argv = ['genai', 'doctor', sys.argv[1], '--json']\n"
+        "from genai_common.cli import main\n"
+        "sys.exit(main())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, str(model)], capture_output=True, text=True, timeout=60
+    )
+    assert done.stderr == ""  # os._exit: no atexit handler ran, so none printed
+    report = json.loads(done.stdout)
+    assert done.returncode == (
+        1 if any(f["severity"] == "error" for f in report["findings"]) else 0
+    )
+    found = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "genai_common", "doctor", str(model), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "argparse" not in found.stderr and json.loads(found.stdout)["findings"] is not None
+    (model / "model.safetensors").write_bytes(b"\x01\x02")  # an error: exit 1 the same way
+    done = subprocess.run(
+        [sys.executable, "-m", "genai_common", "doctor", str(model)], capture_output=True, text=True
+    )
+    assert done.returncode == 1 and "HDR001" in done.stdout

@@ -438,7 +438,7 @@ def test_entry_is_written_atomically_and_read_back(tmp_path: Path, fast: Path) -
     data = json.loads(entry.read_text())
     st = os.stat(path)
     assert data["version"] == readcache.VERSION
-    assert data["key"] == [os.path.abspath(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns,
+    assert data["key"] == [st.st_size, st.st_mtime_ns, st.st_ctime_ns,
                            st.st_ino, st.st_dev, "tokenizer.json"]  # fmt: skip
     assert "vocab" not in data["payload"]["object"]["model"]
     value, _ = read_tokenizer_json(path, max_bytes=CAP)
@@ -542,3 +542,50 @@ def test_without_msgspec_the_strict_reader_does_it(tmp_path: Path, fast: Path, m
     path = llama3(tmp_path / "m") / "tokenizer.json"
     assert tokenizer_json.fast_decode(path.read_bytes()) is None
     _same(_fast(path), _strict(path))
+
+
+# --- issue 14: one entry per file, whatever path reaches it --------------------------------------
+
+
+def test_links_to_one_blob_share_one_entry_and_an_edit_invalidates_it(
+    tmp_path: Path, fast: Path, monkeypatch
+) -> None:
+    """Hugging Face cache snapshots link tokenizer.json to one blob; a hard-linked copy of a
+    folder holds the same file: each finds the entry the first read stored (no decode, no JSON
+    parse), and a change through any link makes every one of them read the file again."""
+    src = llama3(tmp_path / "src") / "tokenizer.json"
+    repo = tmp_path / "hub" / "models--org--m"
+    blob = repo / "blobs" / "0123abcd"
+    blob.parent.mkdir(parents=True)
+    shutil.move(src, blob)
+    paths = []
+    for rev in ("a" * 40, "b" * 40):
+        snap = repo / "snapshots" / rev
+        snap.mkdir(parents=True)
+        (snap / "tokenizer.json").symlink_to(os.path.relpath(blob, snap))
+        paths.append(snap / "tokenizer.json")
+    hard = tmp_path / "copy"
+    hard.mkdir()
+    os.link(blob, hard / "tokenizer.json")
+    paths.append(hard / "tokenizer.json")
+    first = _fast(paths[0])
+    assert len(list(fast.iterdir())) == 1
+
+    def no_read(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("read again: the entry was not shared")
+
+    with monkeypatch.context() as m:
+        m.setattr(tokenizer_json, "fast_decode", no_read)
+        m.setattr(tokenizer_json, "parse_json_bytes", no_read)
+        for path in paths[1:]:
+            _same(_fast(path), first)
+    assert len(list(fast.iterdir())) == 1
+    text = blob.read_text(encoding="utf-8")
+    blob.write_text(text.replace('"<|begin_of_text|>"', '"<|begin_of_text|>"', 1) + "\n")
+    os.utime(blob, ns=(os.stat(blob).st_atime_ns, os.stat(blob).st_mtime_ns - 10**10))
+    calls = []
+    real = tokenizer_json.fast_decode
+    monkeypatch.setattr(tokenizer_json, "fast_decode", lambda raw: calls.append(1) or real(raw))
+    for path in paths:
+        _same(_fast(path), first)
+    assert len(calls) == 1  # read once after the edit (its new identity stored), then shared

@@ -10,7 +10,6 @@ not in parameters.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -20,6 +19,7 @@ from genai_common.findings import shown
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
     from typing import Any
 
     from genai_common.model import ModelDir

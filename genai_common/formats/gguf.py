@@ -32,6 +32,13 @@ MAX_STRING_BYTES = 16 * 1024 * 1024  # a single key or value; chat templates are
 MAX_DIMS = 8  # ggml's GGML_MAX_DIMS is 4
 KEEP_ARRAY_ITEMS = 64  # arrays longer than this are summarised
 MAX_METADATA_KEYS = 4096  # llama.cpp writes tens; more are parsed but not kept (SEC011)
+# Items a header may declare before the reader stops (SEC021: the rest is not read). Each string
+# or nested array of a long array is walked in Python to find where the next entry starts, and
+# each tensor info becomes an object: real files hold a 262,144-token list (Gemma 3), 514,906
+# merges, a few thousand tensors (issue 15: every input judged in bounded time and memory).
+MAX_ARRAY_WALK = 1 << 21  # items of long string or nested arrays, all arrays together
+MAX_TENSORS = 1 << 16  # tensor infos: 65,536
+MAX_ENTRIES = 1 << 16  # metadata entries parsed (MAX_METADATA_KEYS of them kept)
 
 # ggml type id -> (name, elements per block, bytes per block)
 GGML_TYPES: dict[int, tuple[str, int, int]] = {
@@ -164,6 +171,7 @@ class GGUFInfo(SimpleNamespace):
 class _Cursor:
     def __init__(self, buf: Any, size: int, what: str, order: str) -> None:
         self.buf, self.size, self.what, self.pos = buf, size, what, 0
+        self.walked = 0  # items of long string or nested arrays walked so far (MAX_ARRAY_WALK)
         self.order = "<" if order == "little" else ">"
 
     def need(self, n: int, for_what: str) -> None:
@@ -252,6 +260,17 @@ def _parse(buf: Any, size: int, what: str, path: str) -> GGUFInfo:
             f"{what} declares {n_tensors:,} tensors and {n_kv:,} metadata entries, more than "
             f"its {size:,} bytes can hold",
         )
+    if n_tensors > MAX_TENSORS or n_kv > MAX_ENTRIES:
+        many, cap = (
+            (f"{n_tensors:,} tensors", MAX_TENSORS)
+            if n_tensors > MAX_TENSORS
+            else (f"{n_kv:,} metadata entries", MAX_ENTRIES)
+        )
+        raise FormatError(
+            "SEC021",
+            f"{what} declares {many}; the reader stops at {cap:,} (real GGUF files hold a few "
+            "thousand tensors and tens of entries): its header was not read",
+        )
     info = GGUFInfo(path=path, version=version, file_size=size, byte_order=order)
     if order == "big":
         info.problems.append(
@@ -324,12 +343,18 @@ def _parse(buf: Any, size: int, what: str, path: str) -> GGUFInfo:
     return info
 
 
-def _value(cur: _Cursor, value_type: int, key: str, depth: int = 0) -> Any:
+def _value(cur: _Cursor, value_type: int, key: str, depth: int = 0, keep: bool = True) -> Any:
+    """One metadata value at the cursor. keep=False walks it without building it (an item of an
+    array too long to keep): memory stays bounded whatever the array holds."""
     scalar = _SCALARS.get(value_type)
     if scalar is not None:
+        if not keep:
+            cur.need(scalar[2], f"the value of {key!r}")
+            cur.pos += scalar[2]
+            return None
         return cur.scalar(scalar[1], scalar[2], f"the value of {key!r}")
     if value_type == STRING:
-        return cur.string(f"the value of {key!r}")
+        return cur.string(f"the value of {key!r}", keep=keep)
     if value_type != ARRAY:
         raise FormatError(
             "GGUF009", f"{cur.what}: metadata {key!r} has unknown value type {value_type}"
@@ -347,21 +372,33 @@ def _value(cur: _Cursor, value_type: int, key: str, depth: int = 0) -> Any:
             "GGUF003",
             f"{cur.what}: array {key!r} declares {count:,} items, more than the file holds",
         )
-    if item_scalar is not None and count > KEEP_ARRAY_ITEMS:
+    keep = keep and count <= KEEP_ARRAY_ITEMS
+    if item_scalar is not None and not keep:
         cur.pos += count * item_scalar[2]  # fixed-size items: skip without reading
         return ArraySummary(item_scalar[0], count)
-    keep = count <= KEEP_ARRAY_ITEMS
+    if not keep:
+        cur.walked += count
+        if cur.walked > MAX_ARRAY_WALK:
+            kind = "strings" if item_type == STRING else "arrays"
+            raise FormatError(
+                "SEC021",
+                f"{cur.what}: array {key!r} declares {count:,} {kind}; the reader walks at most "
+                f"{MAX_ARRAY_WALK:,} items of long arrays in all (the largest token lists hold "
+                "262,144, merge lists 514,906): the header after it was not read",
+            )
     if item_type == STRING and not keep:  # the tokenizer's token list: walk the lengths only
         _skip_strings(cur, count, key)
         return ArraySummary("string", count)
+    if not keep:  # arrays of arrays: each walked, none built
+        for _ in range(count):
+            _value(cur, item_type, key, depth + 1, keep=False)
+        return ArraySummary("array", count)
     items = []
     for _ in range(count):
         if item_type == STRING:
-            items.append(cur.string(f"an item of {key!r}", keep=keep))
+            items.append(cur.string(f"an item of {key!r}"))
         else:
             items.append(_value(cur, item_type, key, depth + 1))
-    if not keep:
-        return ArraySummary("string" if item_type == STRING else "array", count)
     return items
 
 

@@ -116,9 +116,16 @@ def _fast(text: str) -> Any:
 
 
 def parse_json_bytes(
-    raw: bytes, *, what: str = "file", max_bytes: int = MAX_JSON_BYTES
+    raw: bytes,
+    *,
+    what: str = "file",
+    max_bytes: int = MAX_JSON_BYTES,
+    fast_limit: int = FAST_PATH_CHARS,
 ) -> tuple[Any, list[Problem]]:
-    """Parse bytes strictly; returns (value, problems). Any JSON value is accepted here."""
+    """Parse bytes strictly; returns (value, problems). Any JSON value is accepted here.
+    `fast_limit`: texts up to this many characters try json.loads without hooks first, kept when
+    the colon proof shows no key was lost (configs, indexes and vocab.json pass any size: their
+    proof is a few C-level calls, while the hooks cost ~17x the file in memory)."""
     if len(raw) > max_bytes:
         raise FormatError("JSON006", f"{what} is {len(raw):,} bytes, over the {max_bytes:,} cap")
     if not raw.strip():
@@ -131,7 +138,7 @@ def parse_json_bytes(
         ) from None
     if text.startswith("\ufeff"):
         text = text[1:]
-    if len(text) <= FAST_PATH_CHARS:
+    if len(text) <= fast_limit:
         fast = _fast(text)
         if fast is not None:
             return fast, []
@@ -199,13 +206,17 @@ def require_object(value: Any, what: str) -> dict[str, Any]:
 
 
 def read_json(
-    path: str | os.PathLike[str], *, max_bytes: int = MAX_JSON_BYTES, what: str | None = None
+    path: str | os.PathLike[str],
+    *,
+    max_bytes: int = MAX_JSON_BYTES,
+    what: str | None = None,
+    fast_limit: int = FAST_PATH_CHARS,
 ) -> tuple[dict[str, Any], list[Problem]]:
     """Read a JSON object file strictly; returns (object, problems) or raises FormatError."""
     path = os.fspath(path)
     what = what or os.path.basename(path)
     raw, _ = read_bytes(path, max_bytes=max_bytes, what=what)
-    value, problems = parse_json_bytes(raw, what=what, max_bytes=max_bytes)
+    value, problems = parse_json_bytes(raw, what=what, max_bytes=max_bytes, fast_limit=fast_limit)
     return require_object(value, what), problems
 
 

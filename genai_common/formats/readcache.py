@@ -4,13 +4,17 @@ A tokenizer.json of a large vocabulary is tens of MB: reading it costs more than
 the doctor does, on every run, for the same unchanged file. An entry here stores what the reader
 made of the file (small: the parts the rules read), under the file's identity:
 
-    (absolute path, size, mtime_ns, ctime_ns, inode, device, what the reader was asked)
+    (size, mtime_ns, ctime_ns, inode, device, what the reader was asked)
 
 Any change to the file changes its ctime (even one that restores size and mtime with utime), and a
 file replaced by another (a copy, a rename over it) has another inode. A file modified within
 RACY_NS of the moment it was read is not stored: its timestamps may not yet tell a second write in
 the same clock tick from the first (git's "racy" index entries; FAT and HFS+ keep 1-2 s
 timestamps).
+
+The path is not part of the key (issue 14): the Hugging Face cache links every snapshot's
+tokenizer.json to one blob, and a folder copied with hard links (or moved) holds the same file, so
+each of them finds the one entry; `what` (the name findings show) is part of it.
 
 Where: $GENAI_CACHE_DIR (empty: no cache), else $XDG_CACHE_HOME/genai-common/read-cache, else
 ~/.cache/genai-common/read-cache. One JSON file per entry, named by kind, device and inode, written
@@ -32,7 +36,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-VERSION = 1
+VERSION = 2  # 2: the key no longer holds the absolute path
 RACY_NS = 2_000_000_000
 MAX_ENTRIES = 256
 MAX_ENTRY_BYTES = 8 * 1024 * 1024
@@ -48,9 +52,9 @@ def cache_dir() -> str | None:
 
 
 def identity(path: str, st: os.stat_result, what: str) -> list[Any]:
-    """The key an entry is stored under (a list: what JSON gives back)."""
+    """The key an entry is stored under (a list: what JSON gives back). `path` is not part of it:
+    every link to one file shares its entry."""
     return [
-        os.path.abspath(path),
         st.st_size,
         st.st_mtime_ns,
         st.st_ctime_ns,

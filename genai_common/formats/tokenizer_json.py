@@ -63,6 +63,18 @@ LARGE = 1 << 20  # below this json.loads costs a few ms: the strict reader, unch
 # 1.85 MB (Mistral's size) 26.3 / 36.4 ms, 3.0 MB 45.5 / 44.6 ms. (A multiple of LARGE, so that
 # tests lowering LARGE to 0 send every file through the fast decoder.)
 STRICT_MISS = 3
+# Over OUTLINE bytes (no published tokenizer.json comes near: Gemma 3's is 33 MB) a file is read in
+# outline (outline_decode): model.vocab and model.merges are skipped by msgspec as raw JSON (their
+# syntax checked, nothing built), so memory stays about the file's size (a 118 MB file of 3M
+# tokens took 623 MB in full, 1.5 GB with the strict reader, issue 15); TOK042 says what was not
+# checked. Below it, the full read costs ~3.5x the file for real vocabularies (Gemma 3: 111 MB
+# for 32 MB) and ~8x for millions of short tokens (2.58M in 49 MB: 395 MB, 1.8 s); keys written
+# twice are counted over COUNT_REPEATS, so the strict reader's ~17x applies to 16 MiB at most.
+OUTLINE = 48 * 1024 * 1024
+# Over COUNT_REPEATS bytes, keys written twice are counted by the fast decoder (the colon proof's
+# surplus, exact once the schema refuses unknown fields) instead of named by the strict reader,
+# whose object_pairs_hook costs ~17x the file (an 18 MB file repeating 1M vocabulary keys: 305 MB).
+COUNT_REPEATS = 16 * 1024 * 1024
 CACHE_KIND = "tokenizer.json"
 LEFT_OUT = ("vocab", "merges")
 TOP_FIELDS = (
@@ -98,9 +110,10 @@ UTF8_CHUNK = 1 << 18  # validate UTF-8 in pieces that stay in the CPU cache: 2-3
 
 class TokenizerJSON(dict):
     """A tokenizer.json object without model.vocab and model.merges; `vocab_summary` says what
-    the vocabulary holds."""
+    the vocabulary holds; `repeated`, how many keys the fast decoder counted as written twice."""
 
     vocab_summary: VocabSummary
+    repeated: int = 0
 
 
 class LazyVocab:
@@ -175,8 +188,32 @@ def read_tokenizer_json(
     if cached is not None:
         return cached
     raw, st = read_bytes(path, max_bytes=max_bytes, what=what)
-    data: dict[str, Any] | None = None if len(raw) <= STRICT_MISS * LARGE else fast_decode(raw)
     problems: list[Problem] = []
+    if len(raw) > OUTLINE and _decoders() is not None:
+        data = outline_decode(raw, what)
+        problems.append(
+            (
+                "TOK042",
+                f"{what} is {len(raw):,} bytes, over the {OUTLINE:,} read in full (the largest "
+                "published tokenizer.json is 33 MB): model.vocab and model.merges were checked "
+                "for JSON syntax and UTF-8 only; their size, ids and duplicate keys, and duplicate "
+                "keys anywhere in the file, were not checked",
+            )
+        )
+        readcache.store(
+            CACHE_KIND, readcache.identity(path, st, what), st, _payload(data, problems)
+        )
+        return data, problems
+    data: dict[str, Any] | None = None if len(raw) <= STRICT_MISS * LARGE else fast_decode(raw)
+    if isinstance(data, TokenizerJSON) and data.repeated:
+        problems.append(
+            (
+                "JSON005",
+                f"{what} repeats {data.repeated:,} key(s) (counted, not named: the file is over "
+                f"{COUNT_REPEATS:,} bytes); Python keeps the last value, other readers may keep "
+                "the first or refuse",
+            )
+        )
     if data is None:
         value, problems = parse_json_bytes(raw, what=what, max_bytes=max_bytes)
         data = summarized(require_object(value, what))
@@ -219,19 +256,37 @@ def _decoders() -> dict[str, Any] | None:
         # a Unigram vocabulary as (piece, score) pairs: typed, so that no object can hide in it
         # and its pieces come out at C speed (an untyped list cost 0.5 s for 250k pieces)
         kinds = {"vocab": dict[str, int] | list[tuple[str, float]], "merges": msgspec.Raw}
+        # a field the schema does not name is refused (the strict reader reads that file): then
+        # every colon the proof cannot account for is a key written twice
         model = defstruct(
-            "TokenizerModel", [(n, kinds.get(n, AnyType), unset) for n in MODEL_FIELDS]
+            "TokenizerModel",
+            [(n, kinds.get(n, AnyType), unset) for n in MODEL_FIELDS],
+            forbid_unknown_fields=True,
         )
         top = defstruct(
             "TokenizerFile",
             [(n, model if n == "model" else AnyType, unset) for n in TOP_FIELDS],
+            forbid_unknown_fields=True,
         )
         vocab_model = defstruct("VocabModel", [("vocab", kinds["vocab"], unset)])
         vocab_top = defstruct("VocabFile", [("model", vocab_model, unset)])
+        # the outline of a file over OUTLINE bytes: vocab and merges skipped as raw JSON
+        raw, skipped = msgspec.Raw, ("vocab", "merges")
+        outline_model = defstruct(
+            "OutlineModel",
+            [(n, raw if n in skipped else AnyType, unset) for n in MODEL_FIELDS],
+        )
+        outline = defstruct(
+            "OutlineFile",
+            [(n, raw if n == "model" else AnyType, unset) for n in TOP_FIELDS],
+        )
         _DECODERS.update(
             msgspec=msgspec,
             file=msgspec.json.Decoder(top),
             vocab=msgspec.json.Decoder(vocab_top),
+            outline=msgspec.json.Decoder(outline),
+            outline_model=msgspec.json.Decoder(outline_model),
+            any=msgspec.json.Decoder(),
         )
     return _DECODERS
 
@@ -291,9 +346,60 @@ def fast_decode(raw: bytes) -> TokenizerJSON | None:
         if inside is None:
             return None  # not UTF-8, or a colon outside a string (an object in merges)
         colons += inside
-    if raw.count(b":") - colons != keys or (b"\\u003" in raw and _ESCAPED_COLON.search(raw)):
-        return None  # a key written twice (or a colon we cannot account for): read strictly
+    if b"\\u003" in raw and _ESCAPED_COLON.search(raw):
+        return None  # an escaped colon hides from the count: read strictly
+    repeated = raw.count(b":") - colons - keys
+    if repeated and (repeated < 0 or len(raw) <= COUNT_REPEATS):
+        return None  # keys written twice: the strict reader names them
     data.vocab_summary = summary
+    data.repeated = repeated
+    return data
+
+
+def outline_decode(raw: bytes, what: str) -> TokenizerJSON:
+    """A tokenizer.json over OUTLINE bytes, read without its vocabulary and merges: msgspec skips
+    them as raw JSON (syntax checked, nothing built); the whole file is checked to be UTF-8 in
+    pieces. The vocabulary's kind is kept, its mapping and size are unknown (None): the rules that
+    need them do not run. FormatError JSON001/JSON002 when the file is not UTF-8 or not JSON
+    (NaN and Infinity included: msgspec refuses them)."""
+    from genai_common.formats import FormatError
+
+    decoders = _decoders()
+    assert decoders is not None  # the caller checked
+    if not is_utf8(raw):
+        raise FormatError("JSON001", f"{what} is not UTF-8")
+    msgspec = decoders["msgspec"]
+    body = memoryview(raw)[3:] if raw.startswith(b"\xef\xbb\xbf") else raw
+    try:
+        doc = decoders["outline"].decode(body)
+    except msgspec.ValidationError as exc:  # the document is not an object
+        raise FormatError("JSON003", f"{what} is not a JSON object ({exc})") from None
+    except Exception as exc:  # DecodeError (syntax, NaN), nesting limits
+        raise FormatError("JSON002", f"{what} is not valid JSON: {str(exc)[:200]}") from None
+    data = TokenizerJSON()
+    unset = msgspec.UNSET
+    for name in TOP_FIELDS:
+        value = getattr(doc, name)
+        if value is not unset and name != "model":
+            data[name] = value
+    kind = None
+    model = doc.model
+    if model is not unset:
+        try:
+            fields = decoders["outline_model"].decode(model)
+        except Exception:  # not an object: the rules say so (TOK900), as for a small file
+            data["model"] = decoders["any"].decode(model) if len(model) < LARGE else None
+        else:
+            data["model"] = {
+                n: getattr(fields, n)
+                for n in MODEL_FIELDS
+                if n not in LEFT_OUT and getattr(fields, n) is not unset
+            }
+            vocab = fields.vocab
+            if vocab is not unset:
+                first = bytes(memoryview(vocab)[:1])
+                kind = {b"{": "dict", b"[": "list"}.get(first)
+    data.vocab_summary = VocabSummary(kind)
     return data
 
 
@@ -409,6 +515,7 @@ def _payload(data: TokenizerJSON, problems: list[Problem]) -> dict[str, Any]:
         "object": dict(data),
         "vocab": [summary.kind, summary.size, summary.bad],
         "problems": [list(p) for p in problems],
+        "outline": summary.mapping is None,  # read in outline: no vocabulary to look up later
     }
 
 
@@ -436,6 +543,7 @@ def _from_payload(
         return None
     kind, size, bad = vocab
     data = TokenizerJSON(obj)
-    mapping = LazyVocab(path, max_bytes) if kind is not None else None
+    outline = payload.get("outline") is True
+    mapping = LazyVocab(path, max_bytes) if kind is not None and not outline else None
     data.vocab_summary = VocabSummary(kind, mapping, size, bad)
     return data, [(code, message) for code, message in problems]

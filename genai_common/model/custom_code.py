@@ -104,18 +104,59 @@ def _auto_map(root: str, rel_folder: str, name: str, data: dict) -> list:
     ]
 
 
+# The configs the loaders read by name: looked at whatever the listing holds (64 junk
+# "*config*.json" files listed first must not hide them)
+READ_BY_NAME = (
+    "config.json",
+    "tokenizer_config.json",
+    "processor_config.json",
+    "preprocessor_config.json",
+)
+
+
 def _config_names(folder: str) -> list[str]:
+    """The folder's *config*.json names: the ones loaders read by name first, then up to
+    MAX_FILES others; a final None when more were left out."""
+    names = [n for n in READ_BY_NAME if os.path.isfile(os.path.join(folder, n))]
     try:
         with os.scandir(folder) as it:
-            names = []
             for entry in it:
-                if len(names) >= MAX_FILES:
-                    break
                 if entry.name.endswith(".json") and "config" in entry.name:
+                    if entry.name in names:
+                        continue
+                    if len(names) >= MAX_FILES:
+                        return [*names, None]  # type: ignore[list-item]
                     names.append(entry.name)
     except OSError:
-        return []
-    return sorted(names)
+        return names
+    return names
+
+
+def _unchecked(rel: str, path: str) -> CustomCode | None:
+    """An entry for a config that could not be read for what code it names while a loader would
+    still read it: a regular file over CONFIG_CAP (Python's json reads any size). None when it
+    is absent, not a regular file, or small (then JSON the loaders cannot parse either)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode) or st.st_size <= CONFIG_CAP:
+        return None
+    return CustomCode(
+        rel,
+        "(not checked)",
+        f"{st.st_size:,} bytes, over the {CONFIG_CAP:,} read",
+        "too large to check for model_file/auto_map, and a loader reads it whole",
+    )
+
+
+def _too_many(rel_folder: str) -> CustomCode:
+    return CustomCode(
+        rel_folder or ".",
+        "(not checked)",
+        f"more than {MAX_FILES} *config*.json files",
+        "not all could be checked for model_file/auto_map",
+    )
 
 
 def scan(root: str | os.PathLike[str], md: object = None) -> list:
@@ -126,14 +167,18 @@ def scan(root: str | os.PathLike[str], md: object = None) -> list:
     if os.path.isfile(root):  # a single weights file: nothing names code
         return []
     found: list = []
-    if md is not None:
-        names = [f for f in md.files if "/" not in f and f.endswith(".json") and "config" in f]
-        names = sorted(names)[:MAX_FILES]
-    else:
-        names = _config_names(root)
+    names = _config_names(root)
+    if names and names[-1] is None:
+        found.append(_too_many(""))
+        names = names[:-1]
     for name in names:
-        data = md.json(name) if md is not None else _read_json(os.path.join(root, name))
+        data = md.json(name) if md is not None else None
+        if data is None:  # no ModelDir, or one that did not read it (malformed, cut listing)
+            data = _read_json(os.path.join(root, name))
         if not isinstance(data, dict):
+            unchecked = _unchecked(name, os.path.join(root, name))
+            if unchecked is not None:
+                found.append(unchecked)
             continue
         model_file = data.get("model_file") if name == "config.json" else None
         if model_file is not None:
@@ -152,6 +197,10 @@ def scan(root: str | os.PathLike[str], md: object = None) -> list:
     index = _read_json(os.path.join(root, "model_index.json"))
     if isinstance(index, dict):
         found.extend(_diffusers(root, index))
+    else:
+        unchecked = _unchecked("model_index.json", os.path.join(root, "model_index.json"))
+        if unchecked is not None:
+            found.append(unchecked)
     return found
 
 
@@ -175,8 +224,16 @@ def _diffusers(root: str, index: dict) -> list:
         folder = os.path.join(root, component)
         if not os.path.isdir(folder) or os.path.islink(folder):
             continue
-        for name in _config_names(folder):
+        names = _config_names(folder)
+        if names and names[-1] is None:
+            found.append(_too_many(component))
+            names = names[:-1]
+        for name in names:
             data = _read_json(os.path.join(folder, name))
             if isinstance(data, dict):
                 found.extend(_auto_map(root, component, name, data))
+            else:
+                unchecked = _unchecked(f"{component}/{name}", os.path.join(folder, name))
+                if unchecked is not None:
+                    found.append(unchecked)
     return found

@@ -192,7 +192,9 @@ def resolve(package: str, model_type: str) -> str | None:
     return target if target in names else None
 
 
-_FOLLOWS_RE = re.compile(r"""lm_head\.weight["']\s+not\s+in\s""")
+# patterns of paths a static run of most models never takes: compiled on first use through re's
+# cache (compiling costs ~0.1 ms each at every start otherwise)
+_FOLLOWS_RE = r"""lm_head\.weight["']\s+not\s+in\s"""
 
 
 @cache
@@ -214,7 +216,7 @@ def head_follows_weights(package: str, model_type: str) -> bool:
     for path in paths:
         try:
             with open(path, encoding="utf-8") as fh:
-                if _FOLLOWS_RE.search(fh.read()):
+                if re.search(_FOLLOWS_RE, fh.read()):
                     return True
         except (OSError, UnicodeDecodeError):
             continue
@@ -252,10 +254,8 @@ def rope_reading(package: str, model_type: str) -> tuple[bool, float | None] | N
 # diffusers and transformers classes, found from their source text (never imported: importing
 # diffusers costs seconds and pulls torch)
 
-_QUOTED_NAME = re.compile(r"""["']([A-Za-z_][A-Za-z0-9_]*)["']""")
-_STRUCTURE_ENTRY = re.compile(
-    r"""_import_structure\[["']([\w.]+)["']\]\s*(?:=|\.extend\(|\.append\(|\+=)\s*(\[[^\]]*\]|["'][^"']*["'])"""
-)
+_QUOTED_NAME = r"""["']([A-Za-z_][A-Za-z0-9_]*)["']"""  # compiled on use (re's cache)
+_STRUCTURE_ENTRY = r"""_import_structure\[["']([\w.]+)["']\]\s*(?:=|\.extend\(|\.append\(|\+=)\s*(\[[^\]]*\]|["'][^"']*["'])"""
 
 
 def _read(path: str) -> str | None:
@@ -285,16 +285,16 @@ def _structure(init_py: str) -> dict[str, frozenset[str]]:
     out: dict[str, set[str]] = {}
     if text is None:
         return {}
-    for sub, literal in _STRUCTURE_ENTRY.findall(text):
+    for sub, literal in re.findall(_STRUCTURE_ENTRY, text):
         if "dummy" in sub:
             continue
-        out.setdefault(sub, set()).update(_QUOTED_NAME.findall(literal))
+        out.setdefault(sub, set()).update(re.findall(_QUOTED_NAME, literal))
     start = text.find("_import_structure = {")
     if start >= 0:  # the initial dict literal: "submodule": ["Name", ...]
         end = text.find("\n}", start)
         body = text[start:end]
         for sub, literal in re.findall(r"""["']([\w.]+)["']\s*:\s*(\[[^\]]*\])""", body):
-            out.setdefault(sub, set()).update(_QUOTED_NAME.findall(literal))
+            out.setdefault(sub, set()).update(re.findall(_QUOTED_NAME, literal))
     return {k: frozenset(v) for k, v in out.items()}
 
 
@@ -395,7 +395,7 @@ def pipeline_signature(class_name: str) -> tuple[dict[str, bool], tuple[str, ...
     optional: tuple[str, ...] = ()
     found = re.search(r"^\s+_optional_components\s*=\s*(\[[^\]]*\])", body, re.MULTILINE)
     if found:
-        optional = tuple(_QUOTED_NAME.findall(found.group(1)))
+        optional = tuple(re.findall(_QUOTED_NAME, found.group(1)))
     params = {name: default is not None for name, (_, default) in _parameters(args).items()}
     return params, optional
 
@@ -507,7 +507,7 @@ def transformers_class_known(class_name: str) -> bool | None:
                     continue
                 text = _read(entry.path) or ""
                 block = re.search(r"^__all__\s*=\s*\[([^\]]*)\]", text, re.MULTILINE)
-                if block and class_name in _QUOTED_NAME.findall(block.group(1)):
+                if block and class_name in re.findall(_QUOTED_NAME, block.group(1)):
                     return True
     return False
 

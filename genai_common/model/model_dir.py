@@ -49,7 +49,7 @@ from collections import namedtuple
 from functools import cached_property
 
 from genai_common.formats import FormatError
-from genai_common.formats.safetensors import TensorInfo, read_header
+from genai_common.formats.safetensors import MAX_HEADERS_TOTAL, TensorInfo, read_header
 from genai_common.formats.tokenizer import TokenizerInfo
 from genai_common.model.hub import (
     cache_repo_snapshot,
@@ -96,6 +96,12 @@ TOP_LEVEL_NAMES = (
 )
 TEXT_CAP = 4 * 1024 * 1024
 JSON_CAP_BIG = 256 * 1024 * 1024  # tokenizer.json of large vocabularies is tens of MB
+# Other JSON files, by kind (issue 15: bounded time and memory; a 19 MB config.json of 1M keys
+# took 4.1 s and 296 MB, a 53 MB tokenizer_config.json 7.3 s and 582 MB, a 65 MB index 6.0 s and
+# 459 MB). Real sizes: configs KBs (tokenizer_config.json with thousands of added tokens, ~1 MB:
+# Gemma 3's 1.16 MB); indexes ~100 bytes a tensor (DeepSeek-V3 8.9 MB, a 200,000-tensor MoE ~20 MB).
+JSON_CAP_INDEX = 48 * 1024 * 1024
+JSON_CAP_CONFIG = 16 * 1024 * 1024
 VLM_KEYS = (
     "vision_config",
     "vision_tower",
@@ -152,6 +158,8 @@ class ModelDir:
         self._sizes: dict[str, int | None] = {}
         self._components: dict[str, ModelDir] = {}
         self._reported: set[tuple[str, str]] = set()
+        # bytes of safetensors headers still to be read, shared with the components (SEC020)
+        self._header_budget = [MAX_HEADERS_TOTAL]
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -375,15 +383,20 @@ class ModelDir:
             return self._json[rel]
         value = None
         if self.readable(rel):
-            from genai_common.formats.jsonfile import MAX_JSON_BYTES, read_json
+            from genai_common.formats.jsonfile import read_json
 
-            cap, reader = MAX_JSON_BYTES, read_json
-            if rel.endswith("tokenizer.json"):  # large ones: fast, cached, same findings
+            cap, reader = JSON_CAP_CONFIG, read_json
+            options = {"fast_limit": JSON_CAP_INDEX}  # the hook-free read at any size
+            if rel.endswith(".index.json"):
+                cap = JSON_CAP_INDEX
+            elif rel.endswith("tokenizer.json"):  # large ones: fast, cached, same findings
                 from genai_common.formats.tokenizer_json import read_tokenizer_json
 
-                cap, reader = JSON_CAP_BIG, read_tokenizer_json
+                cap, reader, options = JSON_CAP_BIG, read_tokenizer_json, {}
             try:
-                value, problems = reader(self.fspath(rel), max_bytes=cap, what=self.rel(rel))
+                value, problems = reader(
+                    self.fspath(rel), max_bytes=cap, what=self.rel(rel), **options
+                )
             except FormatError as exc:
                 self._note(exc.code, exc.message, rel)
             else:
@@ -612,11 +625,13 @@ class ModelDir:
             return self._headers[rel]
         header = None
         if self.readable(rel):
+            budget = self._header_budget
             try:
-                header = read_header(self.fspath(rel), what=self.rel(rel))
+                header = read_header(self.fspath(rel), what=self.rel(rel), budget=budget[0])
             except FormatError as exc:
                 self._note(exc.code, exc.message, rel)
             else:
+                budget[0] -= header.header_len
                 for code, message in header.problems:
                     self._note(code, message, rel)
         self._headers[rel] = header
@@ -707,6 +722,7 @@ class ModelDir:
                 kind="ml",
             )
             sub._reported = self._reported
+            sub._header_budget = self._header_budget
             self._components[name] = sub
         return self._components[name]
 

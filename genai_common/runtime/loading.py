@@ -96,6 +96,17 @@ def refuse_custom_code(path: str | Path, trust: bool = False) -> None:
 
         hub = split_hub_id(where)
         snapshot = resolve_hub_cache(*hub) if hub else None
+        if hub and snapshot is None:
+            # Not downloaded: the loader would fetch the repository and could import code it
+            # names before anything here has read it (mlx-vlm imports model_file unasked).
+            raise CustomCodeRefused(
+                f"not loaded: {where} is neither a local path nor in the local Hugging Face cache, "
+                "so what code it "
+                "names cannot be read before a loader downloads and runs it. Download it first "
+                f"(`hf download {hub[0]}"
+                + (f" --revision {hub[1]}" if hub[1] else "")
+                + f"`), then run again; or pass {TRUST_FLAG} (this run only)"
+            )
         where = str(snapshot) if snapshot is not None else where
     found = custom_code.scan(where)
     if found:

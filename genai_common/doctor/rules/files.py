@@ -53,6 +53,37 @@ def gguf_metadata_cut(md: ModelDir) -> Iterator[Finding]:
 
 
 @rule(
+    "SEC020",
+    "Safetensors headers larger than any real checkpoint's: the rest were not read",
+    severity="error",
+    fix="Real checkpoints' headers total a few MB (about 150 bytes a tensor; 25 MB for 200,000 "
+    "tensors): a header this large is damaged or hostile. Re-download or re-convert the weights.",
+    compares="the bytes of every safetensors header the checkpoint declares vs the 48 MiB read",
+)
+def header_budget(md: ModelDir) -> Iterator[Finding]:
+    """What ModelDir.header recorded when the headers passed the budget (model_dir.py)."""
+    for problem in md.problems:
+        if problem.code == "SEC020":
+            yield finding(problem.code, problem.message, file=problem.file)
+
+
+@rule(
+    "SEC021",
+    "A GGUF header declares more items than any real file: the rest was not read",
+    severity="error",
+    fix="llama.cpp writes a few thousand tensors, tens of metadata entries and token lists of at "
+    "most a few hundred thousand strings: this header is damaged or hostile. Re-download or "
+    "re-convert the file.",
+    compares="GGUF tensor infos, metadata entries and items of long arrays vs the reader's caps",
+)
+def gguf_header_cut(md: ModelDir) -> Iterator[Finding]:
+    """What the GGUF reader raised when a header passed its caps (formats/gguf.py)."""
+    for problem in md.problems:
+        if problem.code == "SEC021":
+            yield finding(problem.code, problem.message, file=problem.file)
+
+
+@rule(
     "FILE021",
     "A path named like a weight file is a directory",
     severity="error",

@@ -72,7 +72,8 @@ def _recorded(md: ModelDir, codes: tuple[str, ...]) -> Iterator[Finding]:
     "A metadata file is larger than the reader's cap",
     severity="error",
     fix="A config or index is KBs; a file this large is not what its name says (or is hostile).",
-    compares="file size vs cap (64 MiB for JSON, 256 MiB for tokenizer.json, 4 MiB for templates)",
+    compares="file size vs cap (16 MiB for configs, 48 MiB for indexes, 256 MiB for "
+    "tokenizer.json, 4 MiB for templates)",
 )
 @rule(
     "JSON007",
@@ -297,6 +298,33 @@ def index_problems(md: ModelDir) -> Iterator[Finding]:
 def tokenizer_file_problems(md: ModelDir) -> Iterator[Finding]:
     """Tokenizer files that do not read (genai_common/formats/tokenizer.py)."""
     yield from _recorded(md, ("TOK900", "TOK901"))
+
+
+@rule(
+    "TOK042",
+    "tokenizer.json is larger than any published one: read in outline",
+    severity="warning",
+    fix="No published tokenizer.json is over 33 MB (Gemma 3's 262,144 tokens): a file this large "
+    "is damaged, padded or hostile. Re-save the tokenizer with tokenizer.save_pretrained(), or "
+    "check it with the tokenizers library.",
+    compares="tokenizer.json bytes vs the 48 MiB read in full (formats/tokenizer_json.OUTLINE)",
+)
+def tokenizer_outline(md: ModelDir) -> Iterator[Finding]:
+    """What was not checked in a tokenizer.json read in outline (formats/tokenizer_json.py)."""
+    yield from _recorded(md, ("TOK042",))
+
+
+@rule(
+    "TOK043",
+    "tokenizer.model holds more pieces than any real SentencePiece model: not read",
+    severity="error",
+    fix="Real SentencePiece models hold at most 262,144 pieces (Gemma 3): this file is damaged, "
+    "not a SentencePiece model, or hostile. Re-download it.",
+    compares="pieces in tokenizer.model vs the 524,288 read (formats/tokenizer.MAX_PIECES)",
+)
+def tokenizer_model_cut(md: ModelDir) -> Iterator[Finding]:
+    """A tokenizer.model the reader stopped reading (formats/tokenizer.py)."""
+    yield from _recorded(md, ("TOK043",))
 
 
 @rule(
