@@ -187,6 +187,7 @@ FAST_DEFAULTS: dict[str, object] = {
     "parallel": "auto",
     "context": 4096,
     "connect_timeout": 5,
+    "python": None,
     "list_checks": False,
 }
 FAST_FLAGS = {"--json": "json", "--markdown": "markdown", "--metadata-only": "metadata_only"}
