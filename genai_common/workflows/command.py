@@ -67,6 +67,11 @@ def _convert_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quantize", "-q", help="bits (2-8) or mixed_2_6|mixed_3_4|mixed_3_6|mixed_4_6")
     p.add_argument("--group-size", type=int, default=64)
     p.add_argument("--dtype", choices=("float16", "bfloat16", "float32"))
+    p.add_argument(
+        "--method",
+        default="rtn",
+        help="rtn (round to nearest, default); vlm: awq (mlx-vlm's activation-aware scaling)",
+    )
     p.add_argument("--no-bench", action="store_true", help="skip the before/after benchmark")
 
 
@@ -79,7 +84,10 @@ def _finetune_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--learning-rate", type=float, default=1e-5)
     p.add_argument("--rank", type=int, default=8)
-    p.add_argument("--scale", type=float, default=20.0)
+    p.add_argument("--scale", type=float, default=20.0, help="llm: mlx-lm's LoRA scale")
+    p.add_argument(
+        "--lora-alpha", type=float, default=16.0, help="vlm: mlx-vlm's alpha (scale = alpha/rank)"
+    )
     p.add_argument("--max-seq-length", type=int, default=2048)
     p.add_argument("--steps-per-report", type=int, default=10)
     p.add_argument("--check-only", action="store_true", help="data diagnostics only")
@@ -107,12 +115,16 @@ def run_convert(args: argparse.Namespace) -> int:
         group_size=args.group_size,
         dtype=args.dtype,
         measure=not args.no_bench,
+        method=getattr(args, "method", "rtn"),
     )
     _print(r.findings)
     root = _project_root()
     m = dict(r.metrics)
     size = f"{human_bytes(m.pop('source_bytes', 0))} -> {human_bytes(m.pop('output_bytes', 0))}"
+    kind = m.pop("kind", "llm")
     step = f"convert q={args.quantize or 'none'} g={args.group_size}"
+    if kind != "llm":
+        step = f"convert {kind} q={args.quantize or 'none'} g={args.group_size}"
     results_row(
         os.path.join(root, "RESULTS.md"),
         step,
@@ -145,6 +157,8 @@ def run_finetune(args: argparse.Namespace) -> int:
         )
         return 2
     root = _project_root()
+    if _kind(args.model) == "vlm":
+        return run_finetune_vlm(args, root)
     if args.check_only:
         from pathlib import Path
 
@@ -200,3 +214,59 @@ def run_finetune(args: argparse.Namespace) -> int:
     )
     print(f"verdict: {verdict}")
     return 1 if verdict == "fail" else 0
+
+
+def _kind(path: str) -> str:
+    from genai_common.model import ModelDir
+
+    try:
+        return str(ModelDir.open(path).kind)
+    except Exception:  # an unreadable folder: the llm path reports it as a finding
+        return "llm"
+
+
+def run_finetune_vlm(args: argparse.Namespace, root: str) -> int:
+    """A vlm project: VDT data checks, mlx-vlm's LoRA trainer, the adapter judged (no fuse:
+    mlx-vlm 0.7.10 has none; serve base + adapter with mlx_vlm.load(adapter_path=...))."""
+    from genai_common.workflows import vlm
+    from genai_common.workflows.common import results_row, todo_line
+
+    if args.check_only:
+        found = vlm.check_training_data(args.data, args.model)
+        _print(found)
+        print(f"{len(found)} finding(s) in {args.data}")
+        return 1 if any(f.severity == "error" for f in found) else 0
+    if args.fuse:
+        print("genai finetune: --fuse is llm only (mlx-vlm has no fuse); the adapter is kept")
+    r = vlm.train_vlm(
+        args.model,
+        args.data,
+        args.adapter_path,
+        iters=args.iters,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        rank=args.rank,
+        alpha=args.lora_alpha,
+        max_seq_length=args.max_seq_length,
+        steps_per_report=args.steps_per_report,
+        plot=os.path.join(root, "finetune_loss.png"),
+    )
+    _print(r.findings)
+    metrics = dict(r.metrics)
+    results_row(
+        os.path.join(root, "RESULTS.md"),
+        f"finetune vlm lora r={args.rank}",
+        args.model,
+        args.adapter_path,
+        "",
+        metrics.pop("train_s", ""),
+        metrics,
+        r.verdict,
+    )
+    todo_line(
+        os.path.join(root, "TODO.md"),
+        f"genai finetune (vlm) {args.model} ({args.iters} iters) -> {args.adapter_path}: "
+        f"{r.verdict}",
+    )
+    print(f"verdict: {r.verdict}")
+    return 1 if r.verdict == "fail" else 0

@@ -22,7 +22,20 @@ if TYPE_CHECKING:
     from genai_common.model import ModelDir
 
 RECIPES = ("mixed_2_6", "mixed_3_4", "mixed_3_6", "mixed_4_6")
+# mlx-vlm 0.7.10 convert.QUANT_RECIPES (it has three recipes mlx-lm 0.32.2 does not)
+VLM_RECIPES = (*RECIPES, "mixed_3_5", "mixed_3_8", "mixed_4_8")
 BITS = ("2", "3", "4", "5", "6", "8")
+# mlx-vlm's quantize predicate (utils.skip_multimodal_module) keeps these towers in full precision
+# by design, so CNV001 does not name them (names as in the source checkpoint, HF or MLX)
+_TOWERS = (
+    "visual.",
+    "vision",
+    "aligner",
+    "multi_modal_projector",
+    "vl_connector",
+    "audio_",
+    "img_projector",
+)
 
 
 class ConvertResult(NamedTuple):
@@ -36,9 +49,12 @@ class ConvertResult(NamedTuple):
 
 
 def _quantizable(md: ModelDir) -> Iterator[tuple[str, tuple[int, ...]]]:
+    vlm = md.kind == "vlm"
     for name, info in md.tensors.items():
         shape = tuple(info.shape or ())
         if not name.endswith(".weight") or len(shape) != 2 or "norm" in name:
+            continue
+        if vlm and any(t in name for t in _TOWERS):
             continue
         yield name, shape
 
@@ -93,11 +109,12 @@ def already_quantized(md: ModelDir, quantize: str | None) -> Iterator[Finding]:
     "CNV004",
     "An unknown --quantize value",
     severity="error",
-    fix=f"Use a bit width ({', '.join(BITS)}) or one of mlx-lm's recipes ({', '.join(RECIPES)}).",
-    compares="--quantize vs mlx-lm's bit widths and QUANT_RECIPES",
+    fix=f"Use a bit width ({', '.join(BITS)}) or one of mlx-lm's recipes ({', '.join(RECIPES)}); "
+    f"mlx-vlm also has {', '.join(VLM_RECIPES[len(RECIPES) :])}.",
+    compares="--quantize vs mlx-lm's (mlx-vlm's) bit widths and QUANT_RECIPES",
 )
-def bad_quantize(quantize: str | None) -> Iterator[Finding]:
-    if quantize and quantize.replace("-", "_") not in RECIPES + BITS:
+def bad_quantize(quantize: str | None, recipes: tuple[str, ...] = RECIPES) -> Iterator[Finding]:
+    if quantize and quantize.replace("-", "_") not in recipes + BITS:
         yield finding("CNV004", f"--quantize {quantize!r} is not known")
 
 
@@ -110,6 +127,33 @@ def bad_quantize(quantize: str | None) -> Iterator[Finding]:
 )
 def convert_failed(message: str) -> Iterator[Finding]:
     yield finding("CNV010", message)
+
+
+@rule(
+    "CNV030",
+    "mlx-vlm's convert stopped with an error",
+    severity="error",
+    fix="The message is mlx-vlm's own; the doctor's findings on the source usually explain it "
+    "(a mixed_* recipe needs down_proj layers; --method awq needs a text forward).",
+    compares="mlx_vlm.convert.convert ran to the end",
+)
+def vlm_convert_failed(message: str) -> Iterator[Finding]:
+    yield finding("CNV030", message)
+
+
+@rule(
+    "CNV031",
+    "A quantization method the converter of this kind does not have",
+    severity="error",
+    fix="llm: --method rtn (mlx-lm convert) or one of mlx-lm's learned methods listed in the "
+    "message; vlm: rtn or awq (mlx-vlm convert --quant-method).",
+    compares="--method vs the methods wired for the model's kind",
+)
+def bad_method(kind: str, method: str, known: tuple[str, ...]) -> Iterator[Finding]:
+    if method not in known:
+        yield finding(
+            "CNV031", f"--method {method!r} for a {kind} model; known: {', '.join(known)}"
+        )
 
 
 @rule(
@@ -138,21 +182,15 @@ def verifier() -> Any:
     return verify
 
 
-def bench_pair(source: str, output: str, trials: int = 3) -> dict[str, Any]:
-    """`genai bench`'s own runner on source and output (ABBA order, same random prompt): decode
-    tokens/s and peak MLX memory, medians; {} with the reason when it cannot run."""
-    import json
+def bench_pair(source: str, output: str, trials: int = 3, kind: str = "llm") -> dict[str, Any]:
+    """`genai bench`'s own runner on source and output (ABBA order, same random prompt; a vlm also
+    gets bench's test image): decode tokens/s and peak MLX memory, medians."""
+    from genai_common.bench.llm import bench
+    from genai_common.bench.runner import load_subject
 
-    from mlx_lm.utils import load
-
-    from genai_common.bench.llm import Subject, bench
-
-    subjects = []
-    for label, path in (("source", source), ("output", output)):
-        model, tok = load(path)
-        with open(os.path.join(path, "config.json"), encoding="utf-8") as fh:
-            cfg = json.load(fh)
-        subjects.append(Subject(label, path, "llm", model, tok, cfg))
+    subjects = [
+        load_subject(path, kind, label) for label, path in (("source", source), ("output", output))
+    ]
     results = bench(
         subjects,
         prompt_tokens=32,
@@ -161,6 +199,7 @@ def bench_pair(source: str, output: str, trials: int = 3) -> dict[str, Any]:
         warmup=1,
         cooldown=0.0,
         prompts="random",
+        image_size=64,
     )
     out: dict[str, Any] = {}
     for res in results:
@@ -180,11 +219,23 @@ def disk_bytes(path: str) -> int:
     return total
 
 
-def preflight(source: str, output: str, quantize: str | None, group_size: int) -> list[Finding]:
+METHODS = {"llm": ("rtn",), "vlm": ("rtn", "awq")}
+
+
+def preflight(
+    source: str,
+    output: str,
+    quantize: str | None,
+    group_size: int,
+    kind: str = "llm",
+    method: str = "rtn",
+) -> list[Finding]:
     from genai_common.doctor import diagnose
     from genai_common.model import ModelDir
 
-    found = _run(bad_quantize, quantize) + _run(output_exists, output)
+    recipes = VLM_RECIPES if kind == "vlm" else RECIPES
+    found = _run(bad_quantize, quantize, recipes) + _run(output_exists, output)
+    found += _run(bad_method, kind, method, METHODS.get(kind, ("rtn",)))
     report = diagnose(source)
     found += [f for f in report.findings if f.severity == "error"]
     if quantize:
@@ -203,27 +254,46 @@ def convert(
     dtype: str | None = None,
     verify_text: str | None = None,
     measure: bool = True,
+    kind: str | None = None,
+    method: str = "rtn",
 ) -> ConvertResult:
-    """Doctor before, mlx_lm.convert, doctor and verify after; never raises on bad input."""
-    found = preflight(source, output, quantize, group_size)
-    metrics: dict[str, Any] = {"source_bytes": disk_bytes(source)}
+    """Doctor before, the kind's converter (mlx_lm.convert for llm, mlx_vlm.convert for vlm),
+    doctor, bench and verify after; never raises on bad input."""
+    if kind is None:
+        from genai_common.model import ModelDir
+
+        kind = ModelDir.open(source).kind if os.path.isdir(source) else "llm"
+        kind = kind if kind in ("llm", "vlm") else "llm"
+    found = preflight(source, output, quantize, group_size, kind, method)
+    metrics: dict[str, Any] = {"kind": kind, "source_bytes": disk_bytes(source)}
+    if method != "rtn":
+        metrics["method"] = method
     if any(f.severity == "error" for f in found):
         return ConvertResult(source, output, quantize, group_size, found, metrics, "fail")
-    from mlx_lm.convert import convert as mlx_convert
-
     kwargs: dict[str, Any] = {"dtype": dtype}
     if quantize:
         kwargs.update(quantize=True, q_group_size=group_size)
         recipe = quantize.replace("-", "_")
-        if recipe in RECIPES:
+        if recipe in VLM_RECIPES:
             kwargs["quant_predicate"] = recipe
         else:
             kwargs["q_bits"] = int(quantize)
     start = time.perf_counter()
+    print(f"convert: {kind} {source} -> {output} ({method}, q={quantize or 'none'})", flush=True)
+    if kind == "vlm":
+        from mlx_vlm.convert import convert as mlx_convert
+
+        if quantize:
+            kwargs["quant_method"] = method
+        failed: Any = vlm_convert_failed
+    else:
+        from mlx_lm.convert import convert as mlx_convert
+
+        failed = convert_failed
     try:
         mlx_convert(source, output, **kwargs)
-    except Exception as exc:  # mlx-lm's own error, reported as a finding
-        found += _run(convert_failed, f"{type(exc).__name__}: {exc}")
+    except Exception as exc:  # the library's own error, reported as a finding
+        found += _run(failed, f"{type(exc).__name__}: {exc}")
         return ConvertResult(source, output, quantize, group_size, found, metrics, "fail")
     metrics["convert_s"] = round(time.perf_counter() - start, 2)
     metrics["output_bytes"] = disk_bytes(output)
@@ -234,15 +304,17 @@ def convert(
     found += _run(output_errors, [f for f in after if (f.code, f.message) not in before])
     verdict = "fail" if any(f.severity == "error" for f in found) else "pass"
     if measure:
+        print("convert: genai bench, source vs output (ABBA, 3 trials each)", flush=True)
         try:
-            metrics.update(bench_pair(source, output))
+            metrics.update(bench_pair(source, output, kind=kind))
         except Exception as exc:  # a measurement, not a verdict: record why it is missing
             metrics["bench"] = f"not measured: {type(exc).__name__}: {exc}"[:200]
     verify = verifier()
     if verify is None:
         metrics["verify"] = "not installed in this genai-common"
     else:
-        r = verify(output, source, text=verify_text)
+        print("convert: genai verify, output vs source", flush=True)
+        r = verify(output, source, kind=kind, text=verify_text if kind == "llm" else None)
         metrics.update({f"verify_{k}": v for k, v in dict(r.metrics).items()})
         found += list(r.findings)
         if r.verdict == "fail" or verdict == "fail":
