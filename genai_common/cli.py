@@ -64,6 +64,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "genai_common.workflows.finetune_command",
         "LoRA fine-tune (mlx-lm; vlm: mlx-vlm's trainer): data checks, NaN guard, adapter check, RESULTS.",
     ),
+    "lora": (
+        "genai_common.workflows.lora_command",
+        "Diffusion LoRA: judged against the pipeline, loaded, verified on same-seed images.",
+    ),
 }
 
 
