@@ -104,7 +104,8 @@ def test_render_file_set_and_contents(
 
     noxfile = dst / "noxfile.py"
     compile(noxfile.read_text(), str(noxfile), "exec")
-    assert _sessions(noxfile) == SESSIONS | ({"convert", "finetune"} if kind == "llm" else set())
+    extra = {"llm": {"convert", "finetune"}, "vlm": {"convert", "finetune"}, "diffusion": {"lora"}}
+    assert _sessions(noxfile) == SESSIONS | extra.get(kind, set())
     nox_text = noxfile.read_text()
     if env_manager == "conda":
         assert 'default_venv_backend = "conda"' in nox_text

@@ -136,3 +136,18 @@ def test_genai_finetune_vlm_command(tiny_vlm, tmp_path, monkeypatch, capsys):
     (data / "red.png").write_bytes(b"not a png")
     assert main(["finetune", str(tiny_vlm), "--data", str(data), "--check-only"]) == 1
     assert "VDT002" in capsys.readouterr().out
+
+
+def test_convert_vlm_awq_runs_through_mlx_vlm(tiny_vlm, tmp_path):
+    from genai_common.workflows.convert import convert
+
+    r = convert(
+        str(tiny_vlm),
+        str(tmp_path / "awq"),
+        quantize="4",
+        group_size=32,
+        method="awq",
+        measure=False,
+    )
+    assert r.metrics["method"] == "awq" and "verify_kl_mean" in r.metrics, r.findings
+    assert not any(f.code.startswith("CNV") for f in r.findings)

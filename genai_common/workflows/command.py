@@ -70,8 +70,12 @@ def _convert_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--method",
         default="rtn",
-        help="rtn (round to nearest, default); vlm: awq (mlx-vlm's activation-aware scaling)",
+        help="rtn (round to nearest, default); llm: awq or gptq (mlx-lm's, calibrated); "
+        "vlm: awq (mlx-vlm's)",
     )
+    p.add_argument("--calibration", help="llm awq/gptq: a text file (default: the shipped corpus)")
+    p.add_argument("--num-samples", type=int, default=32, help="llm awq/gptq: windows")
+    p.add_argument("--sequence-length", type=int, default=256, help="llm awq/gptq: tokens each")
     p.add_argument("--no-bench", action="store_true", help="skip the before/after benchmark")
 
 
@@ -116,6 +120,9 @@ def run_convert(args: argparse.Namespace) -> int:
         dtype=args.dtype,
         measure=not args.no_bench,
         method=getattr(args, "method", "rtn"),
+        calibration=getattr(args, "calibration", None),
+        num_samples=getattr(args, "num_samples", 32),
+        sequence_length=getattr(args, "sequence_length", 256),
     )
     _print(r.findings)
     root = _project_root()
@@ -125,6 +132,8 @@ def run_convert(args: argparse.Namespace) -> int:
     step = f"convert q={args.quantize or 'none'} g={args.group_size}"
     if kind != "llm":
         step = f"convert {kind} q={args.quantize or 'none'} g={args.group_size}"
+    if m.get("method"):
+        step += f" {m.pop('method')}"
     results_row(
         os.path.join(root, "RESULTS.md"),
         step,

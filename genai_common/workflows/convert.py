@@ -219,7 +219,180 @@ def disk_bytes(path: str) -> int:
     return total
 
 
-METHODS = {"llm": ("rtn",), "vlm": ("rtn", "awq")}
+# rtn: mlx_lm.convert / mlx_vlm.convert; llm awq, gptq: mlx_lm.quant.awq.awq_quantize and
+# mlx_lm.quant.gptq.gptq_quantize on calibration text we give them (mlx-lm's own load_data
+# downloads a calibration file); vlm awq: mlx_vlm.convert(quant_method="awq") (its own text).
+# Not wired (mlx-lm 0.32.2): dwq (a distillation training run: minutes, not a convert step) and
+# dynamic_quant (per-layer sensitivities by gradients, then a bits-per-weight target): TODO.md.
+METHODS = {"llm": ("rtn", "awq", "gptq"), "vlm": ("rtn", "awq")}
+LEARNED = ("awq", "gptq")
+
+
+@rule(
+    "CNV032",
+    "A learned quantization method without a bit width",
+    severity="error",
+    fix="awq and gptq quantize every layer to one width: give --quantize 2|3|4|5|6|8 (not a "
+    "mixed_* recipe, not omitted).",
+    compares="--method awq|gptq needs --quantize BITS",
+)
+def learned_needs_bits(method: str, quantize: str | None) -> Iterator[Finding]:
+    if method in LEARNED and not (quantize or "").isdigit():
+        yield finding("CNV032", f"--method {method} with --quantize {quantize or '(none)'}")
+
+
+@rule(
+    "CNV033",
+    "mlx-lm's AWQ has no recipe for this model type",
+    severity="error",
+    fix="mlx_lm.quant.awq.AWQ_MODEL_CONFIGS lists the model types AWQ knows how to scale: use "
+    "--method gptq or rtn for this one.",
+    compares="config.json model_type vs mlx_lm.quant.awq.AWQ_MODEL_CONFIGS",
+)
+def awq_unknown_type(model_type: str, known: list[str]) -> Iterator[Finding]:
+    if model_type not in known:
+        yield finding("CNV033", f"model_type {model_type!r}; AWQ knows {', '.join(known)}")
+
+
+@rule(
+    "CNV034",
+    "Too little calibration text for a learned quantization",
+    severity="error",
+    fix="Give --calibration FILE with text like the model's use (at least --num-samples x "
+    "--sequence-length tokens), or lower --sequence-length.",
+    compares="calibration tokens vs one --sequence-length window",
+)
+def short_calibration(tokens: int, sequence_length: int, where: str) -> Iterator[Finding]:
+    if tokens < sequence_length:
+        yield finding(
+            "CNV034",
+            f"{where}: {tokens} calibration tokens, fewer than one window of {sequence_length}",
+        )
+
+
+@rule(
+    "CNV035",
+    "The converted weights hold NaN or infinite values",
+    severity="error",
+    fix="The quantizer divided by zero or overflowed. mlx-lm 0.32.2 GPTQ on a float16 source "
+    "writes non-finite scales/biases for down_proj: run it with --dtype float32. Otherwise try "
+    "--method rtn or a larger --group-size.",
+    compares="every floating tensor of the output's safetensors is finite",
+)
+def nonfinite_weights(names: list[str]) -> Iterator[Finding]:
+    if names:
+        more = f" and {len(names) - 6} more" if len(names) > 6 else ""
+        yield finding("CNV035", f"{len(names)} tensor(s): {', '.join(names[:6])}{more}")
+
+
+@rule(
+    "CNV036",
+    "GPTQ on a half-precision source",
+    severity="warning",
+    fix="mlx-lm 0.32.2's GPTQ accumulates its Hessian in the source dtype; on the float16 tiny "
+    "llama it wrote non-finite scales (CNV035). Add --dtype float32 (the size grows only for the "
+    "layers left unquantized).",
+    compares="--method gptq vs config.json torch_dtype / --dtype (float16, bfloat16)",
+)
+def gptq_half(method: str, dtype: str | None) -> Iterator[Finding]:
+    if method == "gptq" and dtype in ("float16", "bfloat16"):
+        yield finding("CNV036", f"--method gptq on {dtype} weights")
+
+
+def nonfinite_tensors(path: str) -> list[str]:
+    """Names of floating tensors with NaN/inf in the folder's safetensors (mx.load, one file at
+    a time)."""
+    import mlx.core as mx
+
+    bad: list[str] = []
+    for name in sorted(os.listdir(path)):
+        if name.endswith(".safetensors"):
+            for key, value in mx.load(os.path.join(path, name)).items():
+                if mx.issubdtype(value.dtype, mx.floating) and not mx.isfinite(value).all().item():
+                    bad.append(key)
+    return bad
+
+
+def calibration_text(path: str | None) -> str:
+    """The calibration file's text, else the corpus shipped in genai_common (the same text
+    `genai verify` scores: give --calibration for a fair held-out check on a real model)."""
+    if path:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
+    from genai_common.corpus import training_text
+
+    return training_text()
+
+
+def calibration_tokens(
+    tokenizer: Any, text: str, num_samples: int, sequence_length: int, seed: int = 0
+) -> Any:
+    """(n, sequence_length) non-overlapping token windows of `text`, at most num_samples, chosen
+    at random (mlx-lm's load_data does the same with its downloaded file)."""
+    import mlx.core as mx
+
+    ids = mx.array(tokenizer.encode(text))
+    n = ids.size // sequence_length
+    windows = ids[: n * sequence_length].reshape(n, sequence_length)
+    mx.random.seed(seed)
+    return windows[mx.random.permutation(n)[: max(num_samples, 1)]]
+
+
+def learned_quantize(
+    source: str,
+    output: str,
+    method: str,
+    bits: int,
+    group_size: int,
+    *,
+    calibration: str | None = None,
+    num_samples: int = 32,
+    sequence_length: int = 256,
+    n_grid: int = 20,
+    dtype: str | None = None,
+) -> dict[str, Any]:
+    """mlx-lm's own AWQ or GPTQ on calibration windows, saved with mlx_lm.utils.save (what
+    `mlx_lm.awq` / `mlx_lm.gptq` do after their download of calibration data)."""
+    from mlx_lm.utils import compute_bits_per_weight, load, save
+
+    model, tokenizer, config = load(source, lazy=True, return_config=True)
+    if dtype:  # what mlx_lm.convert --dtype does, before quantizing
+        import mlx.core as mx
+        from mlx.utils import tree_map
+
+        target = getattr(mx, dtype)
+        model.update(
+            tree_map(
+                lambda a: a.astype(target) if mx.issubdtype(a.dtype, mx.floating) else a,
+                model.parameters(),
+            )
+        )
+        config["torch_dtype"] = dtype
+    text = calibration_text(calibration)
+    data = calibration_tokens(tokenizer, text, num_samples, sequence_length)
+    print(f"convert: {method} calibration on {data.shape[0]} x {data.shape[1]} tokens", flush=True)
+    if method == "gptq":
+        from mlx_lm.quant.gptq import gptq_quantize
+
+        # layers GPTQ does not handle (embeddings, head) fall back to RTN at 6 bits, mlx-lm's default
+        model, config["quantization"] = gptq_quantize(model, data, bits, group_size, 6, group_size)
+    else:
+        from mlx_lm.quant.awq import AWQ_MODEL_CONFIGS, awq_quantize, update_config
+
+        awq_quantize(
+            model,
+            data,
+            AWQ_MODEL_CONFIGS[config["model_type"]],
+            bits=bits,
+            group_size=group_size,
+            embed_bits=4,
+            embed_group_size=32,
+            n_grid=n_grid,
+        )
+        config = update_config(model, config)
+    bpw = round(float(compute_bits_per_weight(model)), 3)
+    save(output, source, model, tokenizer, config)
+    return {"bits_per_weight": bpw, "calibration_windows": int(data.shape[0])}
 
 
 def preflight(
@@ -229,6 +402,7 @@ def preflight(
     group_size: int,
     kind: str = "llm",
     method: str = "rtn",
+    dtype: str | None = None,
 ) -> list[Finding]:
     from genai_common.doctor import diagnose
     from genai_common.model import ModelDir
@@ -236,6 +410,16 @@ def preflight(
     recipes = VLM_RECIPES if kind == "vlm" else RECIPES
     found = _run(bad_quantize, quantize, recipes) + _run(output_exists, output)
     found += _run(bad_method, kind, method, METHODS.get(kind, ("rtn",)))
+    if kind == "llm" and method in LEARNED:
+        found += _run(learned_needs_bits, method, quantize)
+        if method == "awq":
+            from mlx_lm.quant.awq import AWQ_MODEL_CONFIGS
+
+            md_type = str((ModelDir.open(source).config or {}).get("model_type", ""))
+            found += _run(awq_unknown_type, md_type, sorted(AWQ_MODEL_CONFIGS))
+        if method == "gptq":
+            cfg = ModelDir.open(source).config or {}
+            found += _run(gptq_half, method, dtype or cfg.get("torch_dtype") or cfg.get("dtype"))
     report = diagnose(source)
     found += [f for f in report.findings if f.severity == "error"]
     if quantize:
@@ -256,6 +440,10 @@ def convert(
     measure: bool = True,
     kind: str | None = None,
     method: str = "rtn",
+    calibration: str | None = None,
+    num_samples: int = 32,
+    sequence_length: int = 256,
+    n_grid: int = 20,
 ) -> ConvertResult:
     """Doctor before, the kind's converter (mlx_lm.convert for llm, mlx_vlm.convert for vlm),
     doctor, bench and verify after; never raises on bad input."""
@@ -264,7 +452,7 @@ def convert(
 
         kind = ModelDir.open(source).kind if os.path.isdir(source) else "llm"
         kind = kind if kind in ("llm", "vlm") else "llm"
-    found = preflight(source, output, quantize, group_size, kind, method)
+    found = preflight(source, output, quantize, group_size, kind, method, dtype)
     metrics: dict[str, Any] = {"kind": kind, "source_bytes": disk_bytes(source)}
     if method != "rtn":
         metrics["method"] = method
@@ -291,12 +479,42 @@ def convert(
 
         failed = convert_failed
     try:
-        mlx_convert(source, output, **kwargs)
+        if kind == "llm" and method in LEARNED:
+            from pathlib import Path
+
+            from mlx_lm.utils import load_tokenizer
+
+            try:
+                text = calibration_text(calibration)
+            except OSError as exc:
+                found += _run(short_calibration, 0, sequence_length, f"{calibration}: {exc}")
+                return ConvertResult(source, output, quantize, group_size, found, metrics, "fail")
+            tokens = len(load_tokenizer(Path(source)).encode(text))
+            found += _run(short_calibration, tokens, sequence_length, calibration or "corpus")
+            if any(f.code == "CNV034" for f in found):
+                return ConvertResult(source, output, quantize, group_size, found, metrics, "fail")
+            metrics.update(
+                learned_quantize(
+                    source,
+                    output,
+                    method,
+                    int(quantize or 4),
+                    group_size,
+                    calibration=calibration,
+                    num_samples=num_samples,
+                    sequence_length=sequence_length,
+                    n_grid=n_grid,
+                    dtype=dtype,
+                )
+            )
+        else:
+            mlx_convert(source, output, **kwargs)
     except Exception as exc:  # the library's own error, reported as a finding
         found += _run(failed, f"{type(exc).__name__}: {exc}")
         return ConvertResult(source, output, quantize, group_size, found, metrics, "fail")
     metrics["convert_s"] = round(time.perf_counter() - start, 2)
     metrics["output_bytes"] = disk_bytes(output)
+    found += _run(nonfinite_weights, nonfinite_tensors(output))
     from genai_common.doctor import diagnose
 
     before = {(f.code, f.message) for f in diagnose(source).findings}
