@@ -52,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
     except Exception as exc:  # the pipeline will not load: could not run
         print(f"genai lora: {path} does not load: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
-    pipe.set_progress_bar_config(disable=True)
+    # diffusers' own progress bar shows each of the five images (base twice, adapted, scale 0,
+    # unloaded) being denoised
     from genai_common.workflows import diffusion
 
     adapter = args.adapter
