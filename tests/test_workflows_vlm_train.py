@@ -151,3 +151,15 @@ def test_convert_vlm_awq_runs_through_mlx_vlm(tiny_vlm, tmp_path):
     )
     assert r.metrics["method"] == "awq" and "verify_kl_mean" in r.metrics, r.findings
     assert not any(f.code.startswith("CNV") for f in r.findings)
+
+
+def test_finetune_vlm_paligemma_trains_too(tiny_vlm_paligemma, tmp_path):
+    from genai_common.workflows.vlm import train_vlm
+
+    data = _data(tmp_path / "data")
+    r = train_vlm(
+        str(tiny_vlm_paligemma), str(data), str(tmp_path / "a"), iters=3, learning_rate=1e-3
+    )
+    assert r.verdict == "pass", r.findings
+    assert r.metrics["val_loss_after"] < r.metrics["val_loss_before"]
+    assert r.metrics["adapter_max_dlogit"] > 0

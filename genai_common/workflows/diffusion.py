@@ -240,7 +240,8 @@ def check_lora(
 #   changed   when delta > max(CHANGE_MIN, 10 x noise)
 #   unchanged when delta <= max(SAME_MAX, 2 x noise)
 # Calibration, tiny SD pipeline (diffusers 0.42.1, peft 0.21.2, torch 2.13.0 CPU, 2 steps, 64 px):
-# noise 0.0; rank-4 adapter on to_q/to_k/to_v/to_out.0 with lora_B ~ N(0, 0.5), seed 0 (`genai lora --demo`): delta 0.0403;
+# noise 0.0; rank-4 adapter on to_q/to_k/to_v/to_out.0 with lora_B ~ N(0, 0.5), seed 0
+# (`genai lora --demo`): delta 0.0403;
 # scale 0 and unloaded: 0.0 exactly. CHANGE_MIN = 1e-4 is 1/40 of a grey level (1/255 = 0.0039).
 
 CHANGE_MIN = 1e-4
