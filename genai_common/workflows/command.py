@@ -111,6 +111,8 @@ def run_convert(args: argparse.Namespace) -> int:
         return 2
     if not args.output:
         tag = f"q{args.quantize}" if (args.quantize or "").isdigit() else args.quantize
+        method = getattr(args, "method", "rtn")
+        tag = f"{tag}-{method}" if tag and method != "rtn" else tag  # SOURCE-q4-awq
         args.output = f"{args.source.rstrip('/')}-{tag or args.dtype or 'mlx'}"
     r = convert(
         args.source,
