@@ -78,3 +78,26 @@ def test_genai_lora_command(tiny_diffusion, tmp_path, monkeypatch, capsys):
     assert "genai lora" in (tmp_path / "TODO.md").read_text()
     assert main(["lora", str(tiny_diffusion)]) == 2
     assert "--adapter" in capsys.readouterr().err
+
+
+def test_kohya_keys_skip_the_static_checks_and_are_judged_on_images(pipe, tmp_path):
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from genai_common.workflows import diffusion
+
+    kohya = {}
+    for key, value in load_file(diffusion.make_test_lora(pipe, str(tmp_path / "d"))).items():
+        module, _, side = key.partition(".lora.")
+        name = "lora_unet_" + module.removeprefix("unet.").replace(".", "_")
+        down = side.startswith("down")
+        kohya[name + (".lora_down.weight" if down else ".lora_up.weight")] = value
+        kohya[name + ".alpha"] = torch.tensor(float(value.shape[0 if down else 1]))
+    save_file(kohya, str(tmp_path / "kohya.safetensors"))
+    r = diffusion.verify_lora(pipe, str(tmp_path / "kohya.safetensors"), **FAST)
+    assert r.verdict == "pass", r.findings
+    assert r.metrics["static_checks"].startswith("skipped") and r.metrics["delta_adapter"] > 0
+    zero = {k: (torch.zeros_like(v) if "lora_up" in k else v) for k, v in kohya.items()}
+    save_file(zero, str(tmp_path / "zero.safetensors"))
+    r = diffusion.verify_lora(pipe, str(tmp_path / "zero.safetensors"), **FAST)
+    assert {f.code for f in r.findings} == {"DFL025", "DFL022"}

@@ -163,3 +163,28 @@ def test_finetune_vlm_paligemma_trains_too(tiny_vlm_paligemma, tmp_path):
     assert r.verdict == "pass", r.findings
     assert r.metrics["val_loss_after"] < r.metrics["val_loss_before"]
     assert r.metrics["adapter_max_dlogit"] > 0
+
+
+def test_training_data_read_as_mlx_vlm_reads_it(tiny_vlm, tmp_path):
+    from genai_common.workflows.vlm import check_training_data
+
+    plain = [
+        {"role": "user", "content": "What colour is this?"},
+        {"role": "assistant", "content": "Red."},
+    ]
+    written = [
+        {"role": "user", "content": "<|image_pad|> What colour is this?"},
+        {"role": "assistant", "content": "Red."},
+    ]
+    sharegpt = [{"from": "human", "value": "What colour?"}, {"from": "gpt", "value": "Blue."}]
+    records = [
+        {"images": ["red.png"], "messages": plain},  # mlx-vlm inserts the image token: fine
+        {"images": [{"path": "blue.png"}], "conversations": sharegpt},  # HF form: fine
+        {"images": ["red.png"], "messages": written},  # a written token doubles the image
+        {"images": [{"path": "gone.png"}], "messages": plain},
+    ]
+    data = _data(tmp_path / "data", records)
+    found = {
+        (f.code, f.message.split(":")[0]) for f in check_training_data(str(data), str(tiny_vlm))
+    }
+    assert found == {("VDT017", "line 3"), ("VDT001", "line 4")}

@@ -330,7 +330,7 @@ def unload_differs(delta: float, limit: float) -> Iterator[Finding]:
     compares="max |lora_B| over every pair of the adapter file",
 )
 def zero_up(state: dict[str, Any]) -> Iterator[Finding]:
-    ups = [v for k, v in state.items() if k.endswith(_B_SUFFIXES)]
+    ups = [v for k, v in state.items() if k.endswith((*_B_SUFFIXES, ".lora_up.weight"))]
     if ups and all(float(v.abs().max()) == 0.0 for v in ups):
         yield finding("DFL025", f"{len(ups)} lora_B matrices, all zero")
 
@@ -429,14 +429,20 @@ def verify_lora(
     except Exception as exc:  # missing file, a header that does not parse: a finding
         return LoraRun(_run(adapter_unreadable, f"{type(exc).__name__}: {exc}"[:300]), {}, "fail")
     pairs = lora_pairs(state)
-    if not pairs:
-        found = _run(adapter_unreadable, f"{path}: no lora_A/lora_B (lora.down/up) pairs")
+    if not pairs and not any("lora" in k.lower() for k in state):
+        found = _run(adapter_unreadable, f"{path}: no LoRA keys (lora_A/lora_B, lora.down/up)")
         return LoraRun(found, {}, "fail")
-    ranks = sorted({p["A"][0] for p in pairs.values() if "A" in p})
-    metrics.update(pairs=len(pairs), rank=ranks[0] if len(ranks) == 1 else ranks, scale=scale)
-    found = check_lora(pipe, state, rank, scale) + _run(zero_up, state)
-    if any(f.code in ("DFL010", "DFL011", "DFL012") for f in found):
-        return LoraRun(found, metrics, "fail")  # the adapter cannot fit this pipeline
+    if pairs:
+        ranks = sorted({p["A"][0] for p in pairs.values() if "A" in p})
+        metrics.update(pairs=len(pairs), rank=ranks[0] if len(ranks) == 1 else ranks)
+        found = check_lora(pipe, state, rank, scale) + _run(zero_up, state)
+        if any(f.code in ("DFL010", "DFL011", "DFL012") for f in found):
+            return LoraRun(found, metrics, "fail")  # the adapter cannot fit this pipeline
+    else:  # kohya-style keys (lora_unet_..., .lora_down/.lora_up): load_lora_weights converts
+        # them; the static checks read only diffusers/PEFT names, the images still judge it
+        metrics["static_checks"] = "skipped: keys not in diffusers/PEFT form"
+        found = _run(zero_up, state)
+    metrics["scale"] = scale
     print(f"genai lora: images at seed {seed}, {steps} steps, {size} px", flush=True)
     base = _image(pipe, seed, steps, size)
     noise = _delta(_image(pipe, seed, steps, size), base)

@@ -26,20 +26,29 @@ VlmData = namedtuple("VlmData", "path root records bad_lines image_token")
 
 
 def _images(rec: dict[str, Any]) -> list[str]:
+    """Image paths of a record: strings, or {"path": ...} mappings (Hugging Face datasets' form,
+    which mlx-vlm's VisionDataset also reads); embedded bytes and URLs count as images but have no
+    file to check (returned as "")."""
     imgs = rec.get("images", rec.get("image", []))
-    if isinstance(imgs, str):
-        return [imgs]
-    return [i for i in imgs if isinstance(i, str)] if isinstance(imgs, list) else []
+    imgs = imgs if isinstance(imgs, list) else [imgs] if imgs else []
+    out = []
+    for i in imgs:
+        if isinstance(i, dict):
+            i = i.get("path") if isinstance(i.get("path"), str) else ""
+        if isinstance(i, str):
+            out.append("" if i.startswith(("http://", "https://", "data:")) else i)
+    return out
 
 
 def _placeholders(rec: dict[str, Any], token: str) -> int | None:
     """Image placeholders in the record's text; None when it has no text."""
     texts: list[str] = []
     count = 0
-    msgs = rec.get("messages")
+    msgs = rec.get("messages", rec.get("conversations"))
     if isinstance(msgs, list):
         for msg in msgs:
-            content = msg.get("content") if isinstance(msg, dict) else None
+            # role/content, or the from/value form of ShareGPT-style conversations
+            content = msg.get("content", msg.get("value")) if isinstance(msg, dict) else None
             if isinstance(content, str):
                 texts.append(content)
             elif isinstance(content, list):
@@ -48,7 +57,7 @@ def _placeholders(rec: dict[str, Any], token: str) -> int | None:
                         count += 1
                     elif isinstance(item, dict) and isinstance(item.get("text"), str):
                         texts.append(item["text"])
-    for key in ("text", "prompt", "question"):
+    for key in ("text", "prompt", "question", "answer"):
         if isinstance(rec.get(key), str):
             texts.append(rec[key])
     if not texts and not count:
@@ -66,7 +75,7 @@ def _placeholders(rec: dict[str, Any], token: str) -> int | None:
 def missing_images(data: VlmData) -> Iterator[Finding]:
     for line, rec in data.records:
         for img in _images(rec):
-            if not os.path.isfile(os.path.join(data.root, img)):
+            if img and not os.path.isfile(os.path.join(data.root, img)):
                 yield finding("VDT001", f"line {line}: {img} not found", file=data.path)
 
 
@@ -83,7 +92,7 @@ def unreadable_images(data: VlmData) -> Iterator[Finding]:
     for line, rec in data.records:
         for img in _images(rec):
             path = os.path.join(data.root, img)
-            if not os.path.isfile(path):
+            if not img or not os.path.isfile(path):
                 continue
             try:
                 with Image.open(path) as im:
@@ -289,7 +298,41 @@ def trainer_format(data: VlmData) -> Iterator[Finding]:
             yield finding("VDT016", f"line {line}: keys {keys}", file=data.path)
 
 
-def _read(path: str) -> VlmData:
+@rule(
+    "VDT017",
+    "Image tokens written into the conversation text",
+    severity="error",
+    fix="Leave the image token out of the text: mlx-vlm's chat template inserts one per image "
+    "itself ({'type': 'image'} items mark where), so a written token makes one image two.",
+    compares="literal image-token occurrences in messages' text (mlx-vlm 0.7.10 apply_chat_template "
+    "adds num_images tokens on top)",
+)
+def written_tokens(data: VlmData) -> Iterator[Finding]:
+    for line, rec in data.records:
+        msgs = rec.get("messages", rec.get("conversations"))
+        if not isinstance(msgs, list) or not data.image_token:
+            continue
+        texts = []
+        for msg in msgs:
+            content = msg.get("content", msg.get("value")) if isinstance(msg, dict) else None
+            if isinstance(content, str):
+                texts.append(content)
+            elif isinstance(content, list):
+                texts += [
+                    i["text"]
+                    for i in content
+                    if isinstance(i, dict) and isinstance(i.get("text"), str)
+                ]
+        n = sum(t.count(data.image_token) for t in texts)
+        if n:
+            yield finding(
+                "VDT017",
+                f"line {line}: {n} x {data.image_token} in the text, {len(_images(rec))} image(s)",
+                file=data.path,
+            )
+
+
+def _read(path: str, image_token: str = "<image>") -> VlmData:
     records: list[tuple[int, Any]] = []
     bad: list[tuple[int, str]] = []
     with open(path, encoding="utf-8") as fh:
@@ -300,7 +343,7 @@ def _read(path: str) -> VlmData:
                 except json.JSONDecodeError as exc:
                     bad.append((n, str(exc)))
     objects = [(n, r) for n, r in records if isinstance(r, dict)]
-    return VlmData(path, os.path.dirname(os.path.abspath(path)), objects, bad, "<image>")
+    return VlmData(path, os.path.dirname(os.path.abspath(path)), objects, bad, image_token)
 
 
 def image_token(model: str) -> str:
@@ -320,7 +363,8 @@ def image_token(model: str) -> str:
 
 
 def check_training_data(data: str, model: str) -> list[Finding]:
-    """VDT010 and, for train.jsonl and valid.jsonl, VDT001-005 and VDT016."""
+    """VDT010 and, for train.jsonl and valid.jsonl, VDT001-005, VDT016 and VDT017 (as mlx-vlm's
+    trainer reads them: a conversation needs no written image placeholder)."""
     out = list(_run(no_train_file, data))
     if out:
         return out
@@ -328,8 +372,20 @@ def check_training_data(data: str, model: str) -> list[Finding]:
     for name in ("train.jsonl", "valid.jsonl"):
         path = os.path.join(data, name)
         if os.path.isfile(path):
-            out += check_vlm_data(path, token)
-            out += _run(trainer_format, _read(path))
+            rows = _read(path, token)
+            chats = {n for n, r in rows.records if any(k in r for k in TRAINER_FIELDS)}
+            # a conversation without a placeholder is fine for mlx-vlm (its template inserts one
+            # per image); a written token is not (VDT017)
+            out += [
+                f
+                for f in check_vlm_data(path, token)
+                if not (
+                    f.code == "VDT003"
+                    and "no placeholder" in f.message
+                    and int(f.message.split(":")[0].split()[-1]) in chats
+                )
+            ]
+            out += _run(trainer_format, rows) + _run(written_tokens, rows)
     return out
 
 
