@@ -186,21 +186,24 @@ def bench_pair(source: str, output: str, trials: int = 3, kind: str = "llm") -> 
     """`genai bench`'s own runner on source and output (ABBA order, same random prompt; a vlm also
     gets bench's test image): decode tokens/s and peak MLX memory, medians."""
     from genai_common.bench.llm import bench
+    from genai_common.bench.progress import Progress
     from genai_common.bench.runner import load_subject
 
     subjects = [
         load_subject(path, kind, label) for label, path in (("source", source), ("output", output))
     ]
-    results = bench(
-        subjects,
-        prompt_tokens=32,
-        gen_tokens=32,
-        trials=trials,
-        warmup=1,
-        cooldown=0.0,
-        prompts="random",
-        image_size=64,
-    )
+    with Progress() as progress:  # bench's own bar on a terminal, silent elsewhere
+        results = bench(
+            subjects,
+            prompt_tokens=32,
+            gen_tokens=32,
+            trials=trials,
+            warmup=1,
+            cooldown=0.0,
+            prompts="random",
+            image_size=64,
+            progress=progress,
+        )
     out: dict[str, Any] = {}
     for res in results:
         for metric in ("decode_tps", "peak_mlx"):
