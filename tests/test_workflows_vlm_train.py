@@ -127,12 +127,17 @@ def test_genai_finetune_vlm_command(tiny_vlm, tmp_path, monkeypatch, capsys):
     from genai_common.cli import main
 
     data = _data(tmp_path / "data")
+    # a generated project keeps RESULTS.md in reference/: the row and the loss plot go there
+    (tmp_path / "reference").mkdir()
+    (tmp_path / "reference" / "RESULTS.md").write_text("# RESULTS\n\nmine\n")
     monkeypatch.chdir(tmp_path)
     assert main(["finetune", str(tiny_vlm), "--data", str(data), "--check-only"]) == 0
     args = ["finetune", str(tiny_vlm), "--data", str(data), "--iters", "2", "--batch-size", "1"]
     assert main([*args, "--learning-rate", "1e-3", "--adapter-path", "adp"]) == 0
-    row = (tmp_path / "RESULTS.md").read_text()
-    assert "| finetune vlm lora r=8 |" in row and "val_loss_after=" in row
+    row = (tmp_path / "reference" / "RESULTS.md").read_text()
+    assert "| finetune vlm lora r=8 |" in row and "val_loss_after=" in row and "mine" in row
+    assert (tmp_path / "reference" / "finetune_loss.png").is_file()
+    assert not (tmp_path / "RESULTS.md").exists()
     (data / "red.png").write_bytes(b"not a png")
     assert main(["finetune", str(tiny_vlm), "--data", str(data), "--check-only"]) == 1
     assert "VDT002" in capsys.readouterr().out

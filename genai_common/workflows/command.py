@@ -98,7 +98,7 @@ def _finetune_args(p: argparse.ArgumentParser) -> None:
 
 
 def run_convert(args: argparse.Namespace) -> int:
-    from genai_common.workflows.common import human_bytes, results_row, todo_line
+    from genai_common.workflows.common import human_bytes, results_path, results_row, todo_line
     from genai_common.workflows.convert import convert
 
     args.source = args.source or project_model()
@@ -137,7 +137,7 @@ def run_convert(args: argparse.Namespace) -> int:
     if m.get("method"):
         step += f" {m.pop('method')}"
     results_row(
-        os.path.join(root, "RESULTS.md"),
+        results_path(root),
         step,
         args.source,
         args.output,
@@ -157,7 +157,7 @@ def run_convert(args: argparse.Namespace) -> int:
 
 def run_finetune(args: argparse.Namespace) -> int:
     from genai_common.workflows import finetune as ft
-    from genai_common.workflows.common import results_row, todo_line
+    from genai_common.workflows.common import results_path, results_row, todo_line
 
     args.model = args.model or project_model()
     if not args.model or not os.path.exists(args.model):
@@ -192,7 +192,7 @@ def run_finetune(args: argparse.Namespace) -> int:
         scale=args.scale,
         max_seq_length=args.max_seq_length,
         steps_per_report=args.steps_per_report,
-        plot=os.path.join(root, "finetune_loss.png"),
+        plot=os.path.join(os.path.dirname(results_path(root)), "finetune_loss.png"),
     )
     found, metrics, verdict = list(r.findings), dict(r.metrics), r.verdict
     if verdict != "fail":
@@ -210,7 +210,7 @@ def run_finetune(args: argparse.Namespace) -> int:
         verdict = "fail" if any(f.severity == "error" for f in found) else "pass"
     _print(found)
     results_row(
-        os.path.join(root, "RESULTS.md"),
+        results_path(root),
         f"finetune lora r={args.rank}",
         args.model,
         args.fuse or args.adapter_path,
@@ -240,7 +240,7 @@ def run_finetune_vlm(args: argparse.Namespace, root: str) -> int:
     """A vlm project: VDT data checks, mlx-vlm's LoRA trainer, the adapter judged (no fuse:
     mlx-vlm 0.7.10 has none; serve base + adapter with mlx_vlm.load(adapter_path=...))."""
     from genai_common.workflows import vlm
-    from genai_common.workflows.common import results_row, todo_line
+    from genai_common.workflows.common import results_path, results_row, todo_line
 
     if args.check_only:
         found = vlm.check_training_data(args.data, args.model)
@@ -260,12 +260,12 @@ def run_finetune_vlm(args: argparse.Namespace, root: str) -> int:
         alpha=args.lora_alpha,
         max_seq_length=args.max_seq_length,
         steps_per_report=args.steps_per_report,
-        plot=os.path.join(root, "finetune_loss.png"),
+        plot=os.path.join(os.path.dirname(results_path(root)), "finetune_loss.png"),
     )
     _print(r.findings)
     metrics = dict(r.metrics)
     results_row(
-        os.path.join(root, "RESULTS.md"),
+        results_path(root),
         f"finetune vlm lora r={args.rank}",
         args.model,
         args.adapter_path,

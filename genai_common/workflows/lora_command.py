@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from genai_common.workflows.command import _print, _project_root, project_model
-    from genai_common.workflows.common import results_row, todo_line
+    from genai_common.workflows.common import results_path, results_row, todo_line
 
     path = args.pipeline or project_model()
     if not path or not os.path.isdir(path):
@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     _print(r.findings)
     root = _project_root()
     results_row(
-        os.path.join(root, "RESULTS.md"),
+        results_path(root),
         f"lora scale={args.scale:g}",
         path,
         adapter,
