@@ -121,6 +121,9 @@ def test_finetune_vlm_bad_data_stops_with_codes(tiny_vlm, tmp_path):
     assert not (tmp_path / "a").exists()
     r = train_vlm(str(tiny_vlm), str(tmp_path / "nowhere"), str(tmp_path / "a"), iters=2)
     assert [f.code for f in r.findings] == ["VDT010"]
+    (data / "train.jsonl").write_text("\n")
+    r = train_vlm(str(tiny_vlm), str(data), str(tmp_path / "a"), iters=2)
+    assert [f.code for f in r.findings] == ["VDT010"]
 
 
 def test_genai_finetune_vlm_command(tiny_vlm, tmp_path, monkeypatch, capsys):

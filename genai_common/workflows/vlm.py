@@ -209,15 +209,20 @@ TRAINER_FIELDS = ("messages", "conversations")
 
 @rule(
     "VDT010",
-    "The fine-tuning data folder has no train.jsonl",
+    "The fine-tuning data folder has no train.jsonl, or it is empty",
     severity="error",
     fix="Put one record a line in DATA/train.jsonl (and DATA/valid.jsonl for the validation "
     "loss); images relative to that folder.",
     compares="DATA/train.jsonl exists",
 )
 def no_train_file(data: str) -> Iterator[Finding]:
-    if not os.path.isfile(os.path.join(data, "train.jsonl")):
-        yield finding("VDT010", f"{os.path.join(data, 'train.jsonl')} not found")
+    path = os.path.join(data, "train.jsonl")
+    if not os.path.isfile(path):
+        yield finding("VDT010", f"{path} not found")
+        return
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        if not any(line.strip() for line in fh):
+            yield finding("VDT010", f"{path} has no records")
 
 
 @rule(
