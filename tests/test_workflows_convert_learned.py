@@ -1,5 +1,5 @@
-"""Issue 11 item 1: learned quantization (mlx-lm's AWQ and GPTQ) on the trained tiny llm, with a
-small calibration set from the shipped corpus, verified like every convert."""
+"""Issue 11 item 1: learned quantization (mlx-lm's AWQ, GPTQ and dynamic_quant) on the trained tiny
+llm, with a small calibration set from the shipped corpus, verified like every convert."""
 
 from __future__ import annotations
 
@@ -69,3 +69,14 @@ def test_learned_methods_refuse_bad_options(tiny_llm, tiny_llm_gemma, tmp_path):
         **FAST,
     )
     assert [f.code for f in r.findings] == ["CNV034"]
+
+
+def test_dynamic_quant_raises_the_sensitive_layers(tiny_llm, tmp_path):
+    r = convert(
+        str(tiny_llm), str(tmp_path / "dyn"), quantize="4", group_size=32, method="dynamic", **FAST
+    )
+    assert r.verdict == "pass", r.findings
+    quant = json.loads((tmp_path / "dyn" / "config.json").read_text())["quantization"]
+    raised = {k: v for k, v in quant.items() if isinstance(v, dict)}
+    assert quant["bits"] == 4 and len(raised) == r.metrics["layers_at_high_bits"]
+    assert all(v["bits"] == 5 for v in raised.values())

@@ -70,8 +70,11 @@ def _convert_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--method",
         default="rtn",
-        help="rtn (round to nearest, default); llm: awq or gptq (mlx-lm's, calibrated); "
+        help="rtn (round to nearest, default); llm: awq, gptq or dynamic (mlx-lm's, calibrated); "
         "vlm: awq (mlx-vlm's)",
+    )
+    p.add_argument(
+        "--target-bpw", type=float, default=5.0, help="llm dynamic: bits per weight to reach"
     )
     p.add_argument("--calibration", help="llm awq/gptq: a text file (default: the shipped corpus)")
     p.add_argument("--num-samples", type=int, default=32, help="llm awq/gptq: windows")
@@ -125,6 +128,7 @@ def run_convert(args: argparse.Namespace) -> int:
         calibration=getattr(args, "calibration", None),
         num_samples=getattr(args, "num_samples", 32),
         sequence_length=getattr(args, "sequence_length", 256),
+        target_bpw=getattr(args, "target_bpw", 5.0),
     )
     _print(r.findings)
     root = _project_root()

@@ -145,8 +145,8 @@ def vlm_convert_failed(message: str) -> Iterator[Finding]:
     "CNV031",
     "A quantization method the converter of this kind does not have",
     severity="error",
-    fix="llm: --method rtn (mlx-lm convert) or one of mlx-lm's learned methods listed in the "
-    "message; vlm: rtn or awq (mlx-vlm convert --quant-method).",
+    fix="llm: --method rtn (mlx-lm convert), awq, gptq or dynamic (mlx-lm's quant/ modules); "
+    "vlm: rtn or awq (mlx-vlm convert --quant-method).",
     compares="--method vs the methods wired for the model's kind",
 )
 def bad_method(kind: str, method: str, known: tuple[str, ...]) -> Iterator[Finding]:
@@ -225,19 +225,22 @@ def disk_bytes(path: str) -> int:
 # rtn: mlx_lm.convert / mlx_vlm.convert; llm awq, gptq: mlx_lm.quant.awq.awq_quantize and
 # mlx_lm.quant.gptq.gptq_quantize on calibration text we give them (mlx-lm's own load_data
 # downloads a calibration file); vlm awq: mlx_vlm.convert(quant_method="awq") (its own text).
-# Not wired (mlx-lm 0.32.2): dwq (a distillation training run: minutes, not a convert step) and
-# dynamic_quant (per-layer sensitivities by gradients, then a bits-per-weight target): TODO.md.
-METHODS = {"llm": ("rtn", "awq", "gptq"), "vlm": ("rtn", "awq")}
-LEARNED = ("awq", "gptq")
+# llm dynamic: mlx_lm.quant.dynamic_quant's estimate_sensitivities + estimate_threshold (per-layer
+# sensitivity by gradients, then the layers above the threshold at the next width up, to reach
+# --target-bpw) and utils.quantize_model with its predicate, as its main() does.
+# Not wired (mlx-lm 0.32.2): dwq (a distillation training run: minutes, not a convert step).
+METHODS = {"llm": ("rtn", "awq", "gptq", "dynamic"), "vlm": ("rtn", "awq")}
+LEARNED = ("awq", "gptq", "dynamic")
+NEXT_WIDTH = {2: 3, 3: 4, 4: 5, 5: 6, 6: 8, 8: 8}
 
 
 @rule(
     "CNV032",
     "A learned quantization method without a bit width",
     severity="error",
-    fix="awq and gptq quantize every layer to one width: give --quantize 2|3|4|5|6|8 (not a "
-    "mixed_* recipe, not omitted).",
-    compares="--method awq|gptq needs --quantize BITS",
+    fix="awq and gptq quantize every layer to one width, dynamic starts from one: give --quantize "
+    "2|3|4|5|6|8 (not a mixed_* recipe, not omitted).",
+    compares="--method awq|gptq|dynamic needs --quantize BITS",
 )
 def learned_needs_bits(method: str, quantize: str | None) -> Iterator[Finding]:
     if method in LEARNED and not (quantize or "").isdigit():
@@ -353,6 +356,7 @@ def learned_quantize(
     sequence_length: int = 256,
     n_grid: int = 20,
     dtype: str | None = None,
+    target_bpw: float = 5.0,
 ) -> dict[str, Any]:
     """mlx-lm's own AWQ or GPTQ on calibration windows, saved with mlx_lm.utils.save (what
     `mlx_lm.awq` / `mlx_lm.gptq` do after their download of calibration data)."""
@@ -374,7 +378,40 @@ def learned_quantize(
     text = calibration_text(calibration)
     data = calibration_tokens(tokenizer, text, num_samples, sequence_length)
     print(f"convert: {method} calibration on {data.shape[0]} x {data.shape[1]} tokens", flush=True)
-    if method == "gptq":
+    extra: dict[str, Any] = {}
+    if method == "dynamic":
+        import mlx.core as mx
+        from mlx_lm.quant.dynamic_quant import estimate_sensitivities, estimate_threshold
+        from mlx_lm.utils import quantize_model
+
+        high = NEXT_WIDTH[bits]
+        sens = dict(
+            estimate_sensitivities(
+                model, data, bits, group_size, high, group_size, gradient_accum_dtype=mx.float32
+            )
+        )
+        threshold = estimate_threshold(
+            model,
+            sens,
+            target_bpw=target_bpw,
+            low_bits=bits,
+            low_group_size=group_size,
+            high_bits=high,
+            high_group_size=group_size,
+        )
+
+        def predicate(path: str, module: Any) -> Any:
+            if not hasattr(module, "to_quantized"):
+                return False
+            if sens.get(path, 0.0) > threshold:
+                return {"bits": high, "group_size": group_size}
+            return True
+
+        model, config = quantize_model(
+            model, config, group_size=group_size, bits=bits, quant_predicate=predicate
+        )
+        extra["layers_at_high_bits"] = sum(1 for v in sens.values() if v > threshold)
+    elif method == "gptq":
         from mlx_lm.quant.gptq import gptq_quantize
 
         # layers GPTQ does not handle (embeddings, head) fall back to RTN at 6 bits, mlx-lm's default
@@ -395,7 +432,7 @@ def learned_quantize(
         config = update_config(model, config)
     bpw = round(float(compute_bits_per_weight(model)), 3)
     save(output, source, model, tokenizer, config)
-    return {"bits_per_weight": bpw, "calibration_windows": int(data.shape[0])}
+    return {"bits_per_weight": bpw, "calibration_windows": int(data.shape[0]), **extra}
 
 
 def preflight(
@@ -447,6 +484,7 @@ def convert(
     num_samples: int = 32,
     sequence_length: int = 256,
     n_grid: int = 20,
+    target_bpw: float = 5.0,
 ) -> ConvertResult:
     """Doctor before, the kind's converter (mlx_lm.convert for llm, mlx_vlm.convert for vlm),
     doctor, bench and verify after; never raises on bad input."""
@@ -508,6 +546,7 @@ def convert(
                     sequence_length=sequence_length,
                     n_grid=n_grid,
                     dtype=dtype,
+                    target_bpw=target_bpw,
                 )
             )
         else:
