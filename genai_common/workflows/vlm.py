@@ -502,6 +502,8 @@ def train_vlm(
         found += more
         metrics.update(diffs)
     verdict = "fail" if any(f.severity == "error" for f in found) else "pass"
+    if verdict == "pass" and any(f.severity == "warning" for f in found):
+        verdict = "warn"  # e.g. VDT014: trained, but the validation loss did not go down
     return VlmFinetuneResult(adapter, found, metrics, history, verdict)
 
 
