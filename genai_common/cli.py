@@ -65,11 +65,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "convert": (
         "genai_common.workflows.convert_command",
-        "Convert / quantize an LLM with mlx-lm's convert: doctor before, verify after, RESULTS row.",
+        "Convert / quantize an LLM (mlx-lm) or VLM (mlx-vlm): doctor before, verify after, RESULTS row.",
     ),
     "finetune": (
         "genai_common.workflows.finetune_command",
-        "LoRA fine-tune with mlx-lm's trainer: data diagnostics, NaN guard, fuse check, RESULTS row.",
+        "LoRA fine-tune (mlx-lm; vlm: mlx-vlm's trainer): data checks, NaN guard, adapter check, RESULTS.",
+    ),
+    "lora": (
+        "genai_common.workflows.lora_command",
+        "Diffusion LoRA: judged against the pipeline, loaded, verified on same-seed images.",
     ),
     "train": (
         "genai_common.workflows.train_command",

@@ -77,6 +77,9 @@ def expected_files(kind: str, env_manager: str, agents: tuple[str, ...], package
         files.add("test/check_tokenizer.py")
     if kind == "llm":  # issue 11: fine-tuning samples for nox -s finetune
         files.update({"data/train.jsonl", "data/valid.jsonl"})
+    if kind == "vlm":  # issue 11: image + text samples for nox -s finetune (mlx-vlm's trainer)
+        files.update({"data/train.jsonl", "data/valid.jsonl"})
+        files.update(f"data/{c}.png" for c in ("red", "green", "blue", "yellow"))
     if kind == "diffusion":
         files.add("test/check_pipeline.py")
     if kind == "ml":  # issue 16: the project's own MLX module and its PyTorch original

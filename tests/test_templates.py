@@ -86,6 +86,8 @@ def test_render_file_set_and_contents(
     )
     assert tree(dst) == expected_files(kind, env_manager, AGENTS, "demo_project")
     for rel in sorted(tree(dst)):
+        if rel.endswith(".png"):  # the vlm fine-tuning sample images (binary, copied verbatim)
+            continue
         text = (dst / rel).read_text(encoding="utf-8")
         assert not UNRENDERED.search(text), f"unrendered Jinja in {rel}"
         assert "\n\n\n\n" not in text, f"runs of blank lines in {rel}"
@@ -110,8 +112,13 @@ def test_render_file_set_and_contents(
 
     noxfile = dst / "noxfile.py"
     compile(noxfile.read_text(), str(noxfile), "exec")
-    own = {"llm": {"convert", "finetune"}, "ml": {"train", "port"}}.get(kind, set())
-    assert _sessions(noxfile) == SESSIONS | own
+    own = {
+        "llm": {"convert", "finetune"},
+        "vlm": {"convert", "finetune"},
+        "diffusion": {"lora"},
+        "ml": {"train", "port"},
+    }
+    assert _sessions(noxfile) == SESSIONS | own.get(kind, set())
     nox_text = noxfile.read_text()
     if env_manager == "conda":
         assert 'default_venv_backend = "conda"' in nox_text

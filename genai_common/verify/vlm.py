@@ -44,15 +44,16 @@ def fixed_image() -> Any:
     return Image.fromarray(rgb, "RGB")
 
 
-def run_side(path: str, *, dtype: str | None = None) -> dict[str, Any]:
-    """input ids, vision features at image-token positions and logits (float32 numpy)."""
+def run_side(path: str, *, dtype: str | None = None, adapter: str | None = None) -> dict[str, Any]:
+    """input ids, vision features at image-token positions and logits (float32 numpy); with
+    `adapter`, mlx-vlm's LoRA adapter folder applied on load (mlx_vlm.load adapter_path)."""
     import mlx.core as mx
     import numpy as np
     from mlx_vlm import load
     from mlx_vlm.prompt_utils import apply_chat_template
     from mlx_vlm.utils import prepare_inputs
 
-    model, processor = load(path)
+    model, processor = load(path, adapter_path=adapter) if adapter else load(path)
     if dtype is not None:
         from mlx.utils import tree_map
 

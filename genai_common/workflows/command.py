@@ -67,6 +67,18 @@ def _convert_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quantize", "-q", help="bits (2-8) or mixed_2_6|mixed_3_4|mixed_3_6|mixed_4_6")
     p.add_argument("--group-size", type=int, default=64)
     p.add_argument("--dtype", choices=("float16", "bfloat16", "float32"))
+    p.add_argument(
+        "--method",
+        default="rtn",
+        help="rtn (round to nearest, default); llm: awq, gptq or dynamic (mlx-lm's, calibrated); "
+        "vlm: awq (mlx-vlm's)",
+    )
+    p.add_argument(
+        "--target-bpw", type=float, default=5.0, help="llm dynamic: bits per weight to reach"
+    )
+    p.add_argument("--calibration", help="llm awq/gptq: a text file (default: the shipped corpus)")
+    p.add_argument("--num-samples", type=int, default=32, help="llm awq/gptq: windows")
+    p.add_argument("--sequence-length", type=int, default=256, help="llm awq/gptq: tokens each")
     p.add_argument("--no-bench", action="store_true", help="skip the before/after benchmark")
 
 
@@ -79,14 +91,17 @@ def _finetune_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--learning-rate", type=float, default=1e-5)
     p.add_argument("--rank", type=int, default=8)
-    p.add_argument("--scale", type=float, default=20.0)
+    p.add_argument("--scale", type=float, default=20.0, help="llm: mlx-lm's LoRA scale")
+    p.add_argument(
+        "--lora-alpha", type=float, default=16.0, help="vlm: mlx-vlm's alpha (scale = alpha/rank)"
+    )
     p.add_argument("--max-seq-length", type=int, default=2048)
     p.add_argument("--steps-per-report", type=int, default=10)
     p.add_argument("--check-only", action="store_true", help="data diagnostics only")
 
 
 def run_convert(args: argparse.Namespace) -> int:
-    from genai_common.workflows.common import human_bytes, results_row, todo_line
+    from genai_common.workflows.common import human_bytes, results_path, results_row, todo_line
     from genai_common.workflows.convert import convert
 
     args.source = args.source or project_model()
@@ -99,6 +114,8 @@ def run_convert(args: argparse.Namespace) -> int:
         return 2
     if not args.output:
         tag = f"q{args.quantize}" if (args.quantize or "").isdigit() else args.quantize
+        method = getattr(args, "method", "rtn")
+        tag = f"{tag}-{method}" if tag and method != "rtn" else tag  # SOURCE-q4-awq
         args.output = (
             f"{args.source.rstrip('/').removesuffix('.gguf')}-{tag or args.dtype or 'mlx'}"
         )
@@ -109,14 +126,24 @@ def run_convert(args: argparse.Namespace) -> int:
         group_size=args.group_size,
         dtype=args.dtype,
         measure=not args.no_bench,
+        method=getattr(args, "method", "rtn"),
+        calibration=getattr(args, "calibration", None),
+        num_samples=getattr(args, "num_samples", 32),
+        sequence_length=getattr(args, "sequence_length", 256),
+        target_bpw=getattr(args, "target_bpw", 5.0),
     )
     _print(r.findings)
     root = _project_root()
     m = dict(r.metrics)
     size = f"{human_bytes(m.pop('source_bytes', 0))} -> {human_bytes(m.pop('output_bytes', 0))}"
+    kind = m.pop("kind", "llm")
     step = f"convert q={args.quantize or 'none'} g={args.group_size}"
+    if kind != "llm":
+        step = f"convert {kind} q={args.quantize or 'none'} g={args.group_size}"
+    if m.get("method"):
+        step += f" {m.pop('method')}"
     results_row(
-        os.path.join(root, "RESULTS.md"),
+        results_path(root),
         step,
         args.source,
         args.output,
@@ -136,7 +163,7 @@ def run_convert(args: argparse.Namespace) -> int:
 
 def run_finetune(args: argparse.Namespace) -> int:
     from genai_common.workflows import finetune as ft
-    from genai_common.workflows.common import results_row, todo_line
+    from genai_common.workflows.common import results_path, results_row, todo_line
 
     args.model = args.model or project_model()
     if not args.model or not os.path.exists(args.model):
@@ -147,6 +174,8 @@ def run_finetune(args: argparse.Namespace) -> int:
         )
         return 2
     root = _project_root()
+    if _kind(args.model) == "vlm":
+        return run_finetune_vlm(args, root)
     if args.check_only:
         from pathlib import Path
 
@@ -169,7 +198,7 @@ def run_finetune(args: argparse.Namespace) -> int:
         scale=args.scale,
         max_seq_length=args.max_seq_length,
         steps_per_report=args.steps_per_report,
-        plot=os.path.join(root, "finetune_loss.png"),
+        plot=os.path.join(os.path.dirname(results_path(root)), "finetune_loss.png"),
     )
     found, metrics, verdict = list(r.findings), dict(r.metrics), r.verdict
     if verdict != "fail":
@@ -187,7 +216,7 @@ def run_finetune(args: argparse.Namespace) -> int:
         verdict = "fail" if any(f.severity == "error" for f in found) else "pass"
     _print(found)
     results_row(
-        os.path.join(root, "RESULTS.md"),
+        results_path(root),
         f"finetune lora r={args.rank}",
         args.model,
         args.fuse or args.adapter_path,
@@ -202,3 +231,59 @@ def run_finetune(args: argparse.Namespace) -> int:
     )
     print(f"verdict: {verdict}")
     return 1 if verdict == "fail" else 0
+
+
+def _kind(path: str) -> str:
+    from genai_common.model import ModelDir
+
+    try:
+        return str(ModelDir.open(path).kind)
+    except Exception:  # an unreadable folder: the llm path reports it as a finding
+        return "llm"
+
+
+def run_finetune_vlm(args: argparse.Namespace, root: str) -> int:
+    """A vlm project: VDT data checks, mlx-vlm's LoRA trainer, the adapter judged (no fuse:
+    mlx-vlm 0.7.10 has none; serve base + adapter with mlx_vlm.load(adapter_path=...))."""
+    from genai_common.workflows import vlm
+    from genai_common.workflows.common import results_path, results_row, todo_line
+
+    if args.check_only:
+        found = vlm.check_training_data(args.data, args.model)
+        _print(found)
+        print(f"{len(found)} finding(s) in {args.data}")
+        return 1 if any(f.severity == "error" for f in found) else 0
+    if args.fuse:
+        print("genai finetune: --fuse is llm only (mlx-vlm has no fuse); the adapter is kept")
+    r = vlm.train_vlm(
+        args.model,
+        args.data,
+        args.adapter_path,
+        iters=args.iters,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        rank=args.rank,
+        alpha=args.lora_alpha,
+        max_seq_length=args.max_seq_length,
+        steps_per_report=args.steps_per_report,
+        plot=os.path.join(os.path.dirname(results_path(root)), "finetune_loss.png"),
+    )
+    _print(r.findings)
+    metrics = dict(r.metrics)
+    results_row(
+        results_path(root),
+        f"finetune vlm lora r={args.rank}",
+        args.model,
+        args.adapter_path,
+        "",
+        metrics.pop("train_s", ""),
+        metrics,
+        r.verdict,
+    )
+    todo_line(
+        os.path.join(root, "TODO.md"),
+        f"genai finetune (vlm) {args.model} ({args.iters} iters) -> {args.adapter_path}: "
+        f"{r.verdict}",
+    )
+    print(f"verdict: {r.verdict}")
+    return 1 if r.verdict == "fail" else 0

@@ -17,6 +17,19 @@ def _now() -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.gmtime())
 
 
+def results_path(root: str) -> str:
+    """The project's RESULTS.md: reference/RESULTS.md in a generated project (where the template
+    puts it and `genai diagnostics` writes), else RESULTS.md in the folder."""
+    import os
+
+    ref = os.path.join(root, "reference", "RESULTS.md")
+    return ref if os.path.isfile(ref) else os.path.join(root, "RESULTS.md")
+
+
+def _shown(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
 def _cell(value: Any) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
@@ -34,7 +47,7 @@ def results_row(
     """Append one row to RESULTS.md's workflow table (created at the end when absent)."""
     from genai_common.runtime.files import edit_text
 
-    shown = ", ".join(f"{k}={v}" for k, v in metrics.items())
+    shown = ", ".join(f"{k}={_shown(v)}" for k, v in metrics.items())
     row = (
         "| "
         + " | ".join(_cell(x) for x in (_now(), step, model, output, size, seconds, shown, verdict))
