@@ -130,8 +130,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {out} (config.json, model.safetensors); reference {reference}")
     print(f"verdict: {verdict}")
     if not args.no_record:
-        from genai_common.workflows.common import results_row, todo_line
-        from genai_common.workflows.train_command import results_path
+        from genai_common.workflows.common import results_path, results_row, todo_line
 
         results_row(
             results_path(root),

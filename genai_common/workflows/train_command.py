@@ -40,17 +40,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-record", action="store_true", help="no RESULTS.md row / TODO.md line")
 
 
-def results_path(root: str) -> str:
-    """reference/RESULTS.md in a generated project (where the review and `session start` read
-    it), else RESULTS.md in the folder."""
-    inside = os.path.join(root, "reference", "RESULTS.md")
-    return inside if os.path.isfile(inside) else os.path.join(root, "RESULTS.md")
-
-
 def run(args: argparse.Namespace) -> int:
     from genai_common.runtime.loading import ModuleLoadError
     from genai_common.workflows.command import _print, _project_root
-    from genai_common.workflows.common import results_row, todo_line
+    from genai_common.workflows.common import results_path, results_row, todo_line
     from genai_common.workflows.train_ml import TrainError, train
 
     root = _project_root()
