@@ -211,8 +211,11 @@ def test_update_keeps_every_user_line_and_brings_template_changes(
     assert (project / "test/check_memory.py").read_text() == NEW_FILE[1]
     answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
     assert answers["_commit"] == "v0.2.0"
+    # the vendored genai-common is the new template commit's (issue 16)
     sha = git(template, "rev-parse", "v0.2.0").strip()
-    assert f"git+file://{template}@{sha}" in (project / "pyproject.toml").read_text()
+    assert f"`{sha[:12]}`" in (project / "vendor/genai-common/README.md").read_text()
+    vendored = project / "vendor/genai-common/genai_common/findings.py"
+    assert vendored.read_text() == git(template, "show", "v0.2.0:genai_common/findings.py")
     # the migration moved the old tiny model instead of leaving it behind
     assert (project / "models/tiny-llm/config.json").is_file()
     assert not (project / "models/tiny").exists()
