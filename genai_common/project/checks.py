@@ -175,9 +175,77 @@ def session_blocks(project: Project) -> list[str]:
     for block in todo.blocks(text):
         if not any(block.items.get(k) for k in todo.CATEGORIES):
             out.append(f"TODO.md line {block.start + 1}: `Session End: {block.title}` is empty")
-        elif markdown.parse_date(block.title) is None:
-            out.append(f"TODO.md line {block.start + 1}: `Session End: {block.title}` has no date")
     return out
+
+
+# Issue 16: the sections a rendered project's tools write under or link to, beyond TODO.md's
+# (GD102). Judged only in a rendered project (.copier-answers.yml): a hand-made one chooses its
+# own headings. Each entry: the document, then the accepted titles of one section.
+REQUIRED_SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("reference/RESULTS.md", ("Diagnostics runs",)),  # `nox -s diagnostics` writes rows there
+    ("reference/LEARNINGS.md", ("Decisions",)),
+    ("reference/LEARNINGS.md", ("Failed approaches",)),
+    ("test/README.md", ("Adding a diagnostic",)),  # TESTS_URL
+    ("README.md", ("Updating from the template",)),  # UPDATE_URL
+    ("AGENTS.md", ("Session continuity",)),  # SESSION_URL
+    ("AGENTS.md", ("What `genai review` enforces", "What genai review enforces")),  # DOCS_URL
+)
+
+
+@rule(
+    "GD202",
+    "The living documents keep the sections the tools write under and link to",
+    fix="Restore the heading (the template's title, e.g. `## Diagnostics runs` in "
+    "reference/RESULTS.md): `genai diagnostics` writes under it and the review's links point at "
+    "it. Add your own sections beside it rather than renaming it.",
+    severity="warning",
+    url=DOCS_URL,
+)
+def required_sections(project: Project) -> list[str]:
+    if not project.exists(".copier-answers.yml"):
+        raise Skip("not rendered from the template: the headings are the project's own")
+    out = []
+    for rel, names in REQUIRED_SECTIONS:
+        text = project.text(rel)
+        if text is not None and markdown.find_section(text, *names) is None:
+            out.append(f"{rel} has no `{names[0]}` section (renamed or deleted?)")
+    return out
+
+
+@rule(
+    "GD203",
+    "Session End titles carry a date",
+    fix="Write the date as `### Session End: YYYY-MM-DD HH:MM` (`genai session end` does): "
+    "`session start` orders sessions and finds what changed since the last one by it.",
+    severity="error",
+    url=SESSION_URL,
+)
+def session_dates(project: Project) -> list[str]:
+    text = _require(project, "TODO.md")
+    return [
+        f"TODO.md line {b.start + 1}: `Session End: {b.title}` has no date (YYYY-MM-DD)"
+        for b in todo.blocks(text)
+        if markdown.parse_date(b.title) is None
+    ]
+
+
+@rule(
+    "GD204",
+    "The newest Session End names the next steps",
+    fix="Add `**Next Steps:**` with at least one `- [ ]` item to the newest Session End block "
+    '(`genai session end --next "..."`): the next session starts from it.',
+    severity="warning",
+    url=SESSION_URL,
+)
+def next_steps(project: Project) -> list[str]:
+    text = _require(project, "TODO.md")
+    found = todo.blocks(text)
+    if not found:
+        raise Skip("no Session End block yet")
+    newest = found[-1]
+    if newest.items.get("next"):
+        return []
+    return [f"TODO.md line {newest.start + 1}: `Session End: {newest.title}` has no Next Steps"]
 
 
 # -- GT: test scripts ------------------------------------------------------------------------
