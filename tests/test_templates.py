@@ -151,7 +151,8 @@ def test_living_documents_follow_the_methodology(template: Path, tmp_path: Path)
         assert label in agents
     for command in ("nox -s diagnostics", "nox -s tests", "genai update", "python test/check_"):
         assert command in agents
-    assert "`org/some-vlm`" in agents and "`org/some-vlm`" in (dst / "README.md").read_text()
+    # the model is named once, in the facts block (issue 16), not in the methodology
+    assert "`org/some-vlm`" not in agents and "`org/some-vlm`" in (dst / "README.md").read_text()
     assert tomllib.loads((dst / "pyproject.toml").read_text())["tool"]["genai"]["model"] == (
         "org/some-vlm"
     )
@@ -404,3 +405,28 @@ def test_project_builds_after_the_template_clone_and_the_project_move(tmp_path: 
         [moved / ".venv/bin/genai", "review", "--json"], cwd=moved, capture_output=True, text=True
     )
     assert done.returncode in (0, 1) and '"schema": 1' in done.stdout, done.stderr
+
+
+@pytest.mark.parametrize("model", ["", "org/some-model"])
+def test_rendered_documents_carry_the_facts_block(
+    template: Path, tmp_path: Path, model: str
+) -> None:
+    """Issue 16: the model-specific lines live in the marked block `genai session start`
+    rewrites (the same lines genai_common writes before the model is there), and no other line
+    names the model, so nothing goes stale when [tool.genai] changes."""
+    from genai_common.findings import run_rule
+    from genai_common.project import checks, facts
+    from genai_common.project.core import Project
+
+    dst = render(template, tmp_path / "p", project_kind="vlm", model=model)
+    project = Project.open(dst)
+    for rel in facts.FACT_DOCS:
+        assert facts.block_text((dst / rel).read_text()) == facts.lines(project, None), rel
+    assert list(run_rule(checks.FUNCTIONS["GD200"], project)) == []
+    assert list(run_rule(checks.FUNCTIONS["GD201"], project)) == []
+    # the same project with another model: the block is about the old one until refreshed
+    text = (dst / "pyproject.toml").read_text()
+    (dst / "pyproject.toml").write_text(text.replace(f'model = "{model}"', 'model = "org/other"'))
+    stale = [f.message for f in run_rule(checks.FUNCTIONS["GD201"], Project.open(dst))]
+    assert len(stale) == 2 and "another model" in stale[0]
+    assert list(run_rule(checks.FUNCTIONS["GD200"], Project.open(dst))) == []

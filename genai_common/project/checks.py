@@ -25,7 +25,7 @@ from pathlib import Path
 
 from genai_common.findings import PROJECT_KINDS, Family, Rule, Skip, declared, rule, rule_functions
 from genai_common.formats import markdown
-from genai_common.project import docs, todo
+from genai_common.project import docs, facts, todo
 from genai_common.project.core import Project
 from genai_common.runtime import git
 
@@ -175,6 +175,58 @@ def session_blocks(project: Project) -> list[str]:
     for block in todo.blocks(text):
         if not any(block.items.get(k) for k in todo.CATEGORIES):
             out.append(f"TODO.md line {block.start + 1}: `Session End: {block.title}` is empty")
+    return out
+
+
+@rule(
+    "GD200",
+    "The documents name the project's model",
+    fix="Name the model of `[tool.genai]` (or drop the line: the facts block between "
+    "`<!-- genai:facts -->` markers says what the model is, and `genai session start` keeps it "
+    "current).",
+    severity="warning",
+    url=DOCS_URL,
+)
+def documents_name_the_model(project: Project) -> list[str]:
+    if project.kind is None:
+        raise Skip("no [tool.genai] kind in pyproject.toml")
+    want = facts.model_label(project)
+    out = []
+    for rel in facts.NAMING_DOCS:
+        text = project.text(rel)
+        for line, named in facts.named_models(text or "", project.kind):
+            if not facts.same_model(project, named):
+                said = "the embedded tiny model" if named == facts.TINY else f"`{named}`"
+                out.append(f"{rel} line {line} names {said}; the project's model is `{want}`")
+    return out
+
+
+@rule(
+    "GD201",
+    "The facts block says what the doctor says about the model",
+    fix="Run `genai session start` (or `nox -s diagnostics`): it rewrites the lines between "
+    "`<!-- genai:facts -->` and `<!-- /genai:facts -->` and nothing else.",
+    severity="warning",
+    url=DOCS_URL,
+)
+def facts_block_current(project: Project) -> list[str]:
+    if project.kind is None:
+        raise Skip("no [tool.genai] kind in pyproject.toml")
+    blocks = {rel: facts.block_text(project.text(rel) or "") for rel in facts.FACT_DOCS}
+    blocks = {rel: b for rel, b in blocks.items() if b is not None}
+    if not blocks:
+        raise Skip("no document has a facts block")
+    found = facts.doctor_facts(project)
+    want = facts.lines(project, found)
+    out = []
+    for rel, have in blocks.items():
+        if found is None:  # the model is not there: only its name can be judged
+            model_line = [ln for ln in have if ln.startswith("- Model:")][:1]
+            if model_line and not model_line[0].startswith(want[2].split(" (")[0]):
+                out.append(f"{rel}: the facts block is about another model ({model_line[0]})")
+        elif have != want:
+            label = facts.model_label(project)
+            out.append(f"{rel}: the facts block differs from what the doctor says of `{label}`")
     return out
 
 

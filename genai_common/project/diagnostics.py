@@ -481,5 +481,12 @@ def run(args: argparse.Namespace) -> int:
             print(f"genai diagnostics: not recorded: {exc}", file=sys.stderr)
             return 2
         print(f"Recorded in {where.relative_to(project.root)}")
+        from genai_common.project import facts  # issue 16: the documents follow the model
+
+        try:
+            for rel in facts.refresh(project):
+                print(f"Facts block refreshed in {rel}")
+        except DocumentError as exc:
+            print(f"genai diagnostics: facts block not refreshed: {exc}", file=sys.stderr)
     print("All diagnostics passed." if ok else "Some diagnostics FAILED (see above).")
     return 0 if ok else 1

@@ -264,6 +264,13 @@ def start(path: str | Path = ".", *, doctor: bool = True, record: bool = True) -
                 )
         except files.DocumentError as exc:
             attention.append(f"The session state was not saved: {exc}")
+        # Issue 16: the documents' facts block follows the model (only the marked lines)
+        from genai_common.project import facts
+
+        try:
+            report["facts_refreshed"] = facts.refresh(project)
+        except files.DocumentError as exc:
+            attention.append(f"The facts block was not refreshed: {exc}")
     return report
 
 
