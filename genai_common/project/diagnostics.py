@@ -192,8 +192,10 @@ def _load_child(kind: str, path: str, **kwargs: Any) -> dict[str, Any]:
 
     record = load_summary(kind, path, **kwargs)
     seconds = float(record["seconds"])
-    peak = record.get("mlx_peak") or record.get("rss_peak")
-    memory = f", peak {peak / 2**20:.1f} MiB" if peak else ""  # a tiny model is under 1 MiB
+    from genai_common.runtime.memory import describe_peak
+
+    peak = describe_peak(record)  # says which peak: MLX active, or process RSS (issue 16)
+    memory = f", {peak}" if peak else ""
     return {"seconds": seconds, "summary": f"loaded in {seconds:.2f} s{memory}", "record": record}
 
 
