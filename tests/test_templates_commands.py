@@ -179,6 +179,7 @@ def test_every_command_the_documents_show_runs(project: Path, tmp_path: Path) ->
         assert why in out, f"$ {command}: expected {why!r}\n{out[-5000:]}"
         ran.append(doc)
         seconds[doc] = round(time.monotonic() - start, 1)
+        print(f"{seconds[doc]:7.1f} s  $ {command}", flush=True)
         if doc == "source .venv/bin/activate":
             assert done.stdout.strip() == str(project / ".venv/bin/genai"), out
         if doc == "nox -s diagnostics":
@@ -188,6 +189,6 @@ def test_every_command_the_documents_show_runs(project: Path, tmp_path: Path) ->
             assert any(url.glob("python3*/site-packages/genai_common-*.dist-info")), out[-2000:]
         if doc == "genai update":
             assert "no conflicts" in out, out
-    print("seconds per command:", seconds)
+    print(f"{sum(seconds.values()):7.1f} s  in all", flush=True)
     assert set(ran) == shown - set(NOT_RUN)
     assert str(tmp_path) not in (project / "pyproject.toml").read_text()
