@@ -64,6 +64,7 @@ TEMPLATE_MARKS = {
     "reference/DIAGNOSTICS.md": "| V2-TOOL: benchmarks of the model | `nox -s bench` |",
     "test/README.md": "Every `check_*.py` here is both a pytest module and a script (V2-TESTS):",
 }
+RUNTIME_MARK = "# V2-RUNTIME: genai-common changed with the template"
 NEW_FILE = ("templates/project/test/check_memory.py", '"""V2: a new diagnostic."""\n')
 
 
@@ -85,6 +86,9 @@ def template(tmp_path: Path, env: dict[str, str]) -> Path:
         assert text.count(old) == 1, f"{old!r} must occur once in {rel} (update the test)"
         path.write_text(text.replace(old, new))
     (src / NEW_FILE[0]).write_text(NEW_FILE[1])
+    # the runtime changes too: projects carry it in vendor/genai-common (issue 16)
+    with (src / "genai_common/findings.py").open("a") as fh:
+        fh.write(RUNTIME_MARK + "\n")
     commit_all(src, "template v0.2.0")
     git(src, "tag", "v0.2.0")
     return src
@@ -216,6 +220,7 @@ def test_update_keeps_every_user_line_and_brings_template_changes(
     assert f"`{sha[:12]}`" in (project / "vendor/genai-common/README.md").read_text()
     vendored = project / "vendor/genai-common/genai_common/findings.py"
     assert vendored.read_text() == git(template, "show", "v0.2.0:genai_common/findings.py")
+    assert RUNTIME_MARK in vendored.read_text().splitlines()
     # the migration moved the old tiny model instead of leaving it behind
     assert (project / "models/tiny-llm/config.json").is_file()
     assert not (project / "models/tiny").exists()
