@@ -389,3 +389,21 @@ def test_a_left_index_lock_is_named_before_copier_runs(tmp_path: Path, env: dict
     assert "index.lock" in done.stderr and "interrupted" in done.stderr
     (project / ".git" / "index.lock").unlink()
     assert "index.lock" not in run_genai(project, "update", env=env).stderr
+
+
+def test_a_moved_template_clone_is_named_and_the_new_path_works(
+    template: Path, tmp_path: Path, env: dict[str, str]
+) -> None:
+    """Issue 16: the project builds without the clone (vendor/genai-common); an update needs it,
+    and says where it was looked for and what to change, in one line."""
+    project = _project_at_v1(template, tmp_path)
+    moved = template.rename(tmp_path / "template-moved")
+    done = run_genai(project, "update", "--vcs-ref", "v0.2.0", "--trust", env=env)
+    assert done.returncode == 2 and done.stdout.count("\n") <= 1, done.stdout + done.stderr
+    assert f"no longer at {template}" in done.stderr and "_src_path" in done.stderr
+    answers = project / ".copier-answers.yml"
+    answers.write_text(answers.read_text().replace(str(template), str(moved)))
+    commit_all(project, "the template clone moved")
+    done = run_genai(project, "update", "--vcs-ref", "v0.2.0", "--trust", env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert RUNTIME_MARK in (project / "vendor/genai-common/genai_common/findings.py").read_text()
