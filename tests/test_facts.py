@@ -81,9 +81,10 @@ def test_a_changed_model_is_noticed_until_the_documents_follow(
     assert _problems(project, "GD201") == [
         "README.md: the facts block differs from what the doctor says of `models/q4`"
     ]
-    session.start(root, doctor=False)
+    report = session.start(root, doctor=False)
     assert _problems(project, "GD201") == []
     assert "- Quantization: 4-bit, group size 64" in (root / "README.md").read_text()
+    assert any(a.startswith("GD200 README.md line 3") for a in report["attention"])
     assert len(_problems(project, "GD200")) == 1  # the user's own line is theirs to fix
     # naming the model (however the path is written) passes
     text = (root / "README.md").read_text()

@@ -238,7 +238,7 @@ def start(path: str | Path = ".", *, doctor: bool = True, record: bool = True) -
     mlx = report["environment"].get("mlx")
     if mlx and mlx.get("installed") and not mlx.get("usable", True):
         attention.append(f"MLX is installed but not usable: {mlx.get('error')}")
-    for code in ("GR101", "GD101", "GD203", "GU101", "GU102", "GU103"):
+    for code in ("GR101", "GD101", "GD200", "GD203", "GU101", "GU102", "GU103"):
         try:
             found = run_rule(checks.FUNCTIONS[code], project)
         except Skip:
