@@ -41,6 +41,7 @@ def test_session_start_rewrites_the_block_and_nothing_else(tmp_path: Path, tiny_
     ]
     report = session.start(project.root, doctor=False)
     assert report["facts_refreshed"] == ["README.md"]
+    assert ("Facts block rewritten", ["README.md"]) in session.start_lines(report)
     text = (tmp_path / "p/README.md").read_bytes().decode()
     assert text.startswith(BEFORE) and text.endswith(AFTER)  # byte for byte, CRLF kept
     assert (tmp_path / "p/reference/LEARNINGS.md").read_text() == "# L\n\nNo block here.\n"

@@ -452,6 +452,8 @@ def start_lines(report: dict[str, Any]) -> list[tuple[str, list[str]]]:
     else:
         lines = [f"not run: {doc.get('reason')}"]
     out.append(("Doctor", lines))
+    if report.get("facts_refreshed"):  # issue 16: the documents followed the model
+        out.append(("Facts block rewritten", list(report["facts_refreshed"])))
     return out
 
 
