@@ -93,7 +93,15 @@ def expected_files(kind: str, env_manager: str, agents: tuple[str, ...], package
         "copilot": ".github/copilot-instructions.md",
     }
     files |= {agent_files[a] for a in agents}
-    return files
+    return files | vendored_files()
+
+
+def vendored_files() -> set[str]:
+    """vendor/genai-common in a render: this repository's genai_common package (what git lists),
+    its pyproject.toml and LICENSE, and the README the template writes (issue 16)."""
+    base = "vendor/genai-common/"
+    package = {f for f in repo_files(REPO) if f.startswith("genai_common/")}
+    return {base + f for f in package | {"pyproject.toml", "LICENSE", "README.md"}}
 
 
 def tree(path: Path) -> set[str]:

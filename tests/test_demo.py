@@ -92,5 +92,5 @@ def test_templating_demo_renders_a_project_and_its_diagnostics_pass(tmp_path: Pa
     assert f"Rendered a llm project into {project}" in out and "All diagnostics passed." in out
     last = (project / "reference/RESULTS.md").read_text().rstrip().splitlines()[-1]
     assert last.startswith("| ") and "tiny-llm" in last and "mlx-lm" in last, last
-    peak = re.search(r"loaded in [\d.]+ s, peak (\d+\.\d) MiB", out)
+    peak = re.search(r"loaded in [\d.]+ s, MLX active peak (\d+\.\d+) [KM]iB", out)
     assert peak and float(peak.group(1)) > 0, out[-3000:]  # measured, not rounded away

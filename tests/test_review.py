@@ -204,15 +204,59 @@ def test_gd105_empty_session_block(project: Path) -> None:
     assert review.exit_code([result], "warning") == 1
 
 
+def test_gd203_a_session_end_without_a_date_is_an_error(project: Path) -> None:
+    """Issue 16: `Session End: yesterday` passed (a warning) and then showed as the last
+    session; without a date nothing can order the sessions or find what changed since."""
+    assert_pass(project, "GD203")
+    with (project / "TODO.md").open("a") as fh:
+        fh.write(
+            "\n### Session End: yesterday\n\n**Completed:**\n- [x] a\n\n**Next Steps:**\n- [ ] b\n"
+        )
+    result = assert_fail(project, "GD203", "`Session End: yesterday` has no date")
+    assert result.severity == "error" and review.exit_code([result], "error") == 1
+    proc = run_genai(project, "session", "start", str(project))
+    assert "GD203" in proc.stdout and "has no date" in proc.stdout, proc.stdout
+
+
+def test_gd204_the_newest_session_end_names_next_steps(project: Path) -> None:
+    block = "\n### Session End: 2026-01-0{d} 10:00\n\n**Completed:**\n- [x] a\n"
+    with (project / "TODO.md").open("a") as fh:
+        fh.write(block.format(d=2) + "\n**Next Steps:**\n- [ ] b\n")
+    assert_pass(project, "GD204")
+    with (project / "TODO.md").open("a") as fh:  # the newest one lost its Next Steps
+        fh.write(block.format(d=3))
+    result = assert_fail(project, "GD204", "2026-01-03 10:00` has no Next Steps")
+    assert result.severity == "warning"
+
+
+def test_gd202_sections_the_tools_use_in_a_rendered_project(project: Path) -> None:
+    """Issue 16: renaming a heading the tools write under or link to went unnoticed."""
+    assert outcome(project, "GD202").status == "skip"  # hand-made: its headings are its own
+    write(project, ".copier-answers.yml", "_src_path: /somewhere\n_commit: v0.1.0\n")
+    write(project, "reference/LEARNINGS.md", "# L\n\n## Decisions\n\n## Failed approaches\n")
+    own = {rel: textwrap.dedent(FILES[rel]) for rel in ("test/README.md", "README.md", "AGENTS.md")}
+    write(project, "test/README.md", own["test/README.md"] + "\n## Adding a diagnostic\n")
+    write(project, "README.md", own["README.md"] + "\n## Updating from the template\n")
+    agents = own["AGENTS.md"] + "\n### What `genai review` enforces\n\nGD.\n"
+    write(project, "AGENTS.md", agents)
+    assert_pass(project, "GD202")
+    write(project, "AGENTS.md", agents.replace("## Session continuity", "## Sessions"))
+    results = project / "reference/RESULTS.md"
+    results.write_text(results.read_text().replace("## Diagnostics runs", "## Runs"))
+    result = assert_fail(project, "GD202", "AGENTS.md has no `Session continuity` section")
+    assert any("RESULTS.md has no `Diagnostics runs`" in p for p in result.problems)
+    assert result.severity == "warning"
+
+
 def test_summary_and_exit_code_agree_on_a_failed_warning(project: Path) -> None:
     """Issue 16: "15 passed, 1 failed" with exit 0 read as a contradiction."""
     with (project / "TODO.md").open("a") as fh:
-        fh.write("\n### Session End: yesterday\n\n**Completed:**\n- [x] something\n")
+        fh.write("\n### Session End: 2026-01-02 10:00\n\n**Completed:**\n- [x] something\n")
     proc = run_genai(project, "review", str(project), "--select", "GD")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     last = proc.stdout.strip().splitlines()[-1]
     assert "1 warning," in last and "0 failed" in last and "exit 0" in last, last
-    assert "WARN GD105" in proc.stdout and "has no date" in proc.stdout
+    assert "WARN GD204" in proc.stdout and "has no Next Steps" in proc.stdout
     proc = run_genai(project, "review", str(project), "--select", "GD", "--fail-on", "warning")
     assert proc.returncode == 1
     last = proc.stdout.strip().splitlines()[-1]

@@ -86,6 +86,9 @@ def test_render_file_set_and_contents(
     )
     assert tree(dst) == expected_files(kind, env_manager, AGENTS, "demo_project")
     for rel in sorted(tree(dst)):
+        if rel.startswith("vendor/genai-common/genai_common/"):  # verbatim, not rendered
+            assert (dst / rel).read_bytes() == (REPO / rel.split("/", 2)[2]).read_bytes(), rel
+            continue
         if rel.endswith(".png"):  # the vlm fine-tuning sample images (binary, copied verbatim)
             continue
         text = (dst / rel).read_text(encoding="utf-8")
@@ -101,8 +104,9 @@ def test_render_file_set_and_contents(
         modules if kind == "ml" else {}
     )
     deps = pyproject["project"]["dependencies"]
-    sha = git(template, "rev-parse", "HEAD").strip()
-    assert f"genai-common[{kind}] @ git+file://{template}@{sha}" in deps
+    # genai-common from the copy vendored into the project, never from the template clone
+    assert f"genai-common[{kind}] @ {{root:uri}}/vendor/genai-common" in deps
+    assert str(template) not in (dst / "pyproject.toml").read_text()
     for name in KIND_DEPENDENCIES[kind]:
         assert any(d.startswith(name) for d in deps), f"{name} missing from {deps}"
     if kind != "diffusion":
@@ -128,9 +132,12 @@ def test_render_file_set_and_contents(
         assert "conda-forge" in env["channels"]
         assert "python=3.11" in env["dependencies"]
         pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
-        assert f"genai-common[{kind}] @ git+file://{template}@{sha}" in pip
-        assert "-e .[dev]" in pip
-        assert ("pytorch>=2.4" in env["dependencies"]) == (kind == "diffusion")
+        assert pip == ["-e .[dev]"]  # genai-common comes with the project, from vendor/
+        # conda's torch is pyproject's exact pin (a range resolved a CUDA build; issue 16)
+        torch = [d for d in env["dependencies"] if str(d).startswith("pytorch")]
+        assert torch == (["pytorch==2.13.0"] if kind == "diffusion" else [])
+        if kind == "diffusion":
+            assert "torch==2.13.0" in deps
     else:
         assert 'default_venv_backend = "uv|virtualenv"' in nox_text
         assert "UV_FIND_LINKS" in nox_text
@@ -158,7 +165,8 @@ def test_living_documents_follow_the_methodology(template: Path, tmp_path: Path)
         assert label in agents
     for command in ("nox -s diagnostics", "nox -s tests", "genai update", "python test/check_"):
         assert command in agents
-    assert "`org/some-vlm`" in agents and "`org/some-vlm`" in (dst / "README.md").read_text()
+    # the model is named once, in the facts block (issue 16), not in the methodology
+    assert "`org/some-vlm`" not in agents and "`org/some-vlm`" in (dst / "README.md").read_text()
     assert tomllib.loads((dst / "pyproject.toml").read_text())["tool"]["genai"]["model"] == (
         "org/some-vlm"
     )
@@ -370,3 +378,69 @@ def test_generated_project_verify_session(tmp_path: Path) -> None:
     rows = [line for line in section.splitlines() if line.startswith("| 20")]
     assert len(rows) == 1 and "tiny-llm" in rows[0] and "| ok |" in rows[0], section
     assert (project / "test/check_quality.py").is_file()
+
+
+def test_project_builds_after_the_template_clone_and_the_project_move(tmp_path: Path) -> None:
+    """Issue 16: a project pinned `genai-common @ git+file://<template clone>@<commit>`; moving the
+    clone broke every later install. The project vendors genai-common (vendor/genai-common) and
+    pins it relative to itself: render from a clone, delete the clone, move the project, and a
+    fresh environment still installs genai-common offline, from the moved project's copy."""
+    import shutil
+
+    if not shutil.which("uv"):
+        pytest.skip("needs uv to build the project's environment")
+    template = snapshot_template(tmp_path / "clone")
+    project = render(template, tmp_path / "proj", project_kind="llm")
+    git(project, "init", "-q", "-b", "main")
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "render")
+    shutil.rmtree(template)
+    moved = project.rename(tmp_path / "elsewhere")
+    for rel in ("pyproject.toml", ".pre-commit-config.yaml", "noxfile.py"):
+        assert str(template) not in (moved / rel).read_text(), rel
+    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+    env |= {"UV_OFFLINE": "1", "UV_FIND_LINKS": os.environ.get("PIP_FIND_LINKS", "")}
+
+    def uv(*args: str) -> None:
+        done = subprocess.run(["uv", *args], cwd=moved, capture_output=True, text=True, env=env)
+        assert done.returncode == 0, done.stdout + done.stderr
+
+    uv("venv", "-q", "--python", sys.executable, ".venv")
+    uv("pip", "install", "-q", "--python", ".venv", "-e", ".")
+    python = moved / ".venv/bin/python"
+    code = (
+        "import json, importlib.metadata as m; d = m.distribution('genai-common');"
+        "print(json.loads(d.read_text('direct_url.json'))['url'])"
+    )
+    url = subprocess.run([python, "-c", code], capture_output=True, text=True, check=True)
+    assert url.stdout.strip() == (moved / "vendor/genai-common").as_uri()
+    # the installed runtime is the vendored copy, and it runs: the project's review
+    done = subprocess.run(
+        [moved / ".venv/bin/genai", "review", "--json"], cwd=moved, capture_output=True, text=True
+    )
+    assert done.returncode in (0, 1) and '"schema": 1' in done.stdout, done.stderr
+
+
+@pytest.mark.parametrize("model", ["", "org/some-model"])
+def test_rendered_documents_carry_the_facts_block(
+    template: Path, tmp_path: Path, model: str
+) -> None:
+    """Issue 16: the model-specific lines live in the marked block `genai session start`
+    rewrites (the same lines genai_common writes before the model is there), and no other line
+    names the model, so nothing goes stale when [tool.genai] changes."""
+    from genai_common.findings import run_rule
+    from genai_common.project import checks, facts
+    from genai_common.project.core import Project
+
+    dst = render(template, tmp_path / "p", project_kind="vlm", model=model)
+    project = Project.open(dst)
+    for rel in facts.FACT_DOCS:
+        assert facts.block_text((dst / rel).read_text()) == facts.lines(project, None), rel
+    assert list(run_rule(checks.FUNCTIONS["GD200"], project)) == []
+    assert list(run_rule(checks.FUNCTIONS["GD201"], project)) == []
+    # the same project with another model: the block is about the old one until refreshed
+    text = (dst / "pyproject.toml").read_text()
+    (dst / "pyproject.toml").write_text(text.replace(f'model = "{model}"', 'model = "org/other"'))
+    stale = [f.message for f in run_rule(checks.FUNCTIONS["GD201"], Project.open(dst))]
+    assert len(stale) == 2 and "another model" in stale[0]
+    assert list(run_rule(checks.FUNCTIONS["GD200"], Project.open(dst))) == []

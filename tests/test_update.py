@@ -64,6 +64,7 @@ TEMPLATE_MARKS = {
     "reference/DIAGNOSTICS.md": "| V2-TOOL: benchmarks of the model | `nox -s bench` |",
     "test/README.md": "Every `check_*.py` here is both a pytest module and a script (V2-TESTS):",
 }
+RUNTIME_MARK = "# V2-RUNTIME: genai-common changed with the template"
 NEW_FILE = ("templates/project/test/check_memory.py", '"""V2: a new diagnostic."""\n')
 
 
@@ -85,6 +86,9 @@ def template(tmp_path: Path, env: dict[str, str]) -> Path:
         assert text.count(old) == 1, f"{old!r} must occur once in {rel} (update the test)"
         path.write_text(text.replace(old, new))
     (src / NEW_FILE[0]).write_text(NEW_FILE[1])
+    # the runtime changes too: projects carry it in vendor/genai-common (issue 16)
+    with (src / "genai_common/findings.py").open("a") as fh:
+        fh.write(RUNTIME_MARK + "\n")
     commit_all(src, "template v0.2.0")
     git(src, "tag", "v0.2.0")
     return src
@@ -211,8 +215,12 @@ def test_update_keeps_every_user_line_and_brings_template_changes(
     assert (project / "test/check_memory.py").read_text() == NEW_FILE[1]
     answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
     assert answers["_commit"] == "v0.2.0"
+    # the vendored genai-common is the new template commit's (issue 16)
     sha = git(template, "rev-parse", "v0.2.0").strip()
-    assert f"git+file://{template}@{sha}" in (project / "pyproject.toml").read_text()
+    assert f"`{sha[:12]}`" in (project / "vendor/genai-common/README.md").read_text()
+    vendored = project / "vendor/genai-common/genai_common/findings.py"
+    assert vendored.read_text() == git(template, "show", "v0.2.0:genai_common/findings.py")
+    assert RUNTIME_MARK in vendored.read_text().splitlines()
     # the migration moved the old tiny model instead of leaving it behind
     assert (project / "models/tiny-llm/config.json").is_file()
     assert not (project / "models/tiny").exists()
@@ -381,3 +389,21 @@ def test_a_left_index_lock_is_named_before_copier_runs(tmp_path: Path, env: dict
     assert "index.lock" in done.stderr and "interrupted" in done.stderr
     (project / ".git" / "index.lock").unlink()
     assert "index.lock" not in run_genai(project, "update", env=env).stderr
+
+
+def test_a_moved_template_clone_is_named_and_the_new_path_works(
+    template: Path, tmp_path: Path, env: dict[str, str]
+) -> None:
+    """Issue 16: the project builds without the clone (vendor/genai-common); an update needs it,
+    and says where it was looked for and what to change, in one line."""
+    project = _project_at_v1(template, tmp_path)
+    moved = template.rename(tmp_path / "template-moved")
+    done = run_genai(project, "update", "--vcs-ref", "v0.2.0", "--trust", env=env)
+    assert done.returncode == 2 and done.stdout.count("\n") <= 1, done.stdout + done.stderr
+    assert f"no longer at {template}" in done.stderr and "_src_path" in done.stderr
+    answers = project / ".copier-answers.yml"
+    answers.write_text(answers.read_text().replace(str(template), str(moved)))
+    commit_all(project, "the template clone moved")
+    done = run_genai(project, "update", "--vcs-ref", "v0.2.0", "--trust", env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert RUNTIME_MARK in (project / "vendor/genai-common/genai_common/findings.py").read_text()

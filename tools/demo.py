@@ -21,7 +21,9 @@ from typing import Any
 
 
 def _mib(value: int | float | None) -> str:
-    return "-" if value is None else f"{value / 2**20:.1f} MiB"
+    from genai_common.model.values import gib  # the one byte formatter (issue 16)
+
+    return "-" if value is None else gib(value)
 
 
 def _ms(value: float | None) -> str:
@@ -124,7 +126,7 @@ def render(result: dict[str, Any]) -> None:
     )
     console.print(
         f"Load: {load['seconds'] * 1e3:.0f} ms (import of mlx-lm {load['import_seconds']:.2f} s, "
-        f"timed apart); weights {_mib(load['mlx_added'])}, load peak {_mib(load['mlx_peak_delta'])}"
+        f"timed apart); weights {_mib(load['mlx_added'])}, MLX active peak above them {_mib(load['mlx_peak_delta'])}"
     )
 
     timing = Table("", "cold: ours", "cold: mlx-lm", "warm: ours", "warm: mlx-lm", title="Timing")
@@ -164,7 +166,7 @@ def render(result: dict[str, Any]) -> None:
     gb = warm["mlx_lm_peak_memory_gb"]
     memory.add_row(
         "mlx-lm peak_memory (reads the same counter)",
-        "-" if gb is None else f"{gb * 1e9 / 2**20:.1f} MiB",
+        "-" if gb is None else _mib(gb * 1e9),
     )
     memory.add_row(
         "MLX active / cache after", f"{_mib(after['mlx_active'])} / {_mib(after['mlx_cache'])}"

@@ -36,6 +36,12 @@ GIT_ENV = {
 }
 
 
+# What a template-only snapshot holds: copier.yml, templates/ and what the links of
+# templates/project/vendor/genai-common point at (the package every project vendors).
+TEMPLATE_ROOT_FILES = ("copier.yml", "pyproject.toml", "LICENSE")
+TEMPLATE_DIRS = ("templates/", "genai_common/")
+
+
 def template_repo() -> Path:
     """This repository (the template family: copier.yml and templates/ beside tools/)."""
     root = Path(__file__).resolve().parents[1]
@@ -65,9 +71,9 @@ def repo_files(repo: Path, *, template_only: bool = False) -> list[str]:
     listed = git_runner.work_files(repo)
     if listed is None:
         raise RuntimeError(f"{repo} is not a git work tree: cannot list the template's files")
-    files = [f for f in listed if (repo / f).is_file()]
-    if template_only:
-        files = [f for f in files if f == "copier.yml" or f.startswith("templates/")]
+    files = [f for f in listed if (repo / f).is_file() or (repo / f).is_symlink()]
+    if template_only:  # with what the template's links point at (vendor/genai-common)
+        files = [f for f in files if f in TEMPLATE_ROOT_FILES or f.startswith(TEMPLATE_DIRS)]
     return sorted(files)
 
 
@@ -79,7 +85,7 @@ def snapshot(
     for rel in repo_files(repo, template_only=template_only):
         target = dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(repo / rel, target)
+        shutil.copy2(repo / rel, target, follow_symlinks=False)  # a link stays a link
     git(dest, "init", "-q", "-b", "main")
     commit_all(dest, "template snapshot")
     if tag:

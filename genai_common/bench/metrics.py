@@ -24,10 +24,10 @@ LABELS: dict[str, tuple[str, str]] = {
     "itl_p90": ("ITL p90", "s"),
     "itl_p99": ("ITL p99", "s"),
     "e2e": ("end-to-end", "s"),
-    "peak_mlx": ("peak MLX memory", "bytes"),
+    "peak_mlx": ("MLX active peak", "bytes"),
     "peak_mlx_added": ("  of it added by the run", "bytes"),
-    "peak_torch": ("peak torch memory", "bytes"),
-    "peak_rss": ("peak RSS", "bytes"),
+    "peak_torch": ("torch device peak", "bytes"),
+    "peak_rss": ("process RSS peak", "bytes"),
     "s_per_step": ("s/step", "s"),
     "s_per_image": ("s/image (denoise + VAE)", "s"),
     "denoise_s": ("denoising loop", "s"),
@@ -47,10 +47,10 @@ def fmt(value: float | None, unit: str) -> str:
         if value < 1:
             return f"{value * 1e3:.2f} ms"
         return f"{value:.3f} s"
-    if unit == "bytes":
-        if value >= 1e8:
-            return f"{value / 1e9:.3f} GB"
-        return f"{value / 2**20:.1f} MiB" if value >= 2**20 else f"{value / 2**10:.1f} KiB"
+    if unit == "bytes":  # the one byte formatter (binary units), as the doctor's messages
+        from genai_common.model.values import gib
+
+        return gib(value)
     if unit == "rate":
         return f"{value:,.1f}"
     return f"{value:.4g}"

@@ -19,6 +19,8 @@ import platform
 from pathlib import Path
 from typing import Any
 
+from genai_common.model.values import gib
+
 GB = 1e9
 
 
@@ -67,7 +69,7 @@ def probe_bandwidth(*, nbytes: int | None = None, repeat: int = 7) -> dict[str, 
     return {
         "bytes_per_s": moved / m.median,
         "best_bytes_per_s": moved / m.min,
-        "probe": f"x + 1 on {nbytes / 2**20:.0f} MiB float32 ({moved / 2**20:.0f} MiB moved)",
+        "probe": f"x + 1 on {gib(nbytes)} float32 ({gib(moved)} moved)",
         "median_s": m.median,
         "samples": list(m.samples),
         "backend": backend,

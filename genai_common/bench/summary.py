@@ -27,9 +27,12 @@ def headline(record: dict[str, Any]) -> str:
         extras = []
         if "ttft" in summ:
             extras.append(f"TTFT {fmt_metric('ttft', summ['ttft']['median'])}")
-        for mem in ("peak_mlx", "peak_torch"):
-            if mem in summ:
-                extras.append(f"peak {fmt_metric(mem, summ[mem]['median'])}")
+        # one peak per kind, named (MLX active for MLX kinds; torch device, else process RSS,
+        # for diffusion), never a bare "peak" (issue 16)
+        for mem in ("peak_mlx", "peak_torch", "peak_rss"):
+            if summ.get(mem) and summ[mem].get("median"):
+                extras.append(f"{LABELS[mem][0]} {fmt_metric(mem, summ[mem]['median'])}")
+                break
         roof = res.get("roofline") or {}
         if roof.get("fraction_of_peak") is not None:
             extras.append(f"{roof['fraction_of_peak']:.0%} of peak bandwidth")

@@ -216,11 +216,7 @@ def render(p: Plan) -> str:
 def render_json(p: dict[str, Any]) -> str:
     """The plan (Plan.to_json()) as plain lines, one per rank."""
 
-    def size(n: int) -> str:
-        for unit, scale in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
-            if n >= scale:
-                return f"{n / scale:.2f} {unit}"
-        return f"{n} B"
+    from genai_common.model.values import gib as size  # the one byte formatter
 
     lines = [
         f"memory plan: {p['mode']} parallel over {len(p['ranks'])} ranks, context {p['context']}"

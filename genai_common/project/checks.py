@@ -25,7 +25,7 @@ from pathlib import Path
 
 from genai_common.findings import PROJECT_KINDS, Family, Rule, Skip, declared, rule, rule_functions
 from genai_common.formats import markdown
-from genai_common.project import docs, todo
+from genai_common.project import docs, facts, todo
 from genai_common.project.core import Project
 from genai_common.runtime import git
 
@@ -175,9 +175,129 @@ def session_blocks(project: Project) -> list[str]:
     for block in todo.blocks(text):
         if not any(block.items.get(k) for k in todo.CATEGORIES):
             out.append(f"TODO.md line {block.start + 1}: `Session End: {block.title}` is empty")
-        elif markdown.parse_date(block.title) is None:
-            out.append(f"TODO.md line {block.start + 1}: `Session End: {block.title}` has no date")
     return out
+
+
+@rule(
+    "GD200",
+    "The documents name the project's model",
+    fix="Name the model of `[tool.genai]` (or drop the line: the facts block between "
+    "`<!-- genai:facts -->` markers says what the model is, and `genai session start` keeps it "
+    "current).",
+    severity="warning",
+    url=DOCS_URL,
+)
+def documents_name_the_model(project: Project) -> list[str]:
+    if project.kind is None:
+        raise Skip("no [tool.genai] kind in pyproject.toml")
+    want = facts.model_label(project)
+    out = []
+    for rel in facts.NAMING_DOCS:
+        text = project.text(rel)
+        for line, named in facts.named_models(text or "", project.kind):
+            if not facts.same_model(project, named):
+                said = "the embedded tiny model" if named == facts.TINY else f"`{named}`"
+                out.append(f"{rel} line {line} names {said}; the project's model is `{want}`")
+    return out
+
+
+@rule(
+    "GD201",
+    "The facts block says what the doctor says about the model",
+    fix="Run `genai session start` (or `nox -s diagnostics`): it rewrites the lines between "
+    "`<!-- genai:facts -->` and `<!-- /genai:facts -->` and nothing else.",
+    severity="warning",
+    url=DOCS_URL,
+)
+def facts_block_current(project: Project) -> list[str]:
+    if project.kind is None:
+        raise Skip("no [tool.genai] kind in pyproject.toml")
+    blocks = {rel: facts.block_text(project.text(rel) or "") for rel in facts.FACT_DOCS}
+    blocks = {rel: b for rel, b in blocks.items() if b is not None}
+    if not blocks:
+        raise Skip("no document has a facts block")
+    found = facts.doctor_facts(project)
+    want = facts.lines(project, found)
+    out = []
+    for rel, have in blocks.items():
+        if found is None:  # the model is not there: only its name can be judged
+            model_line = [ln for ln in have if ln.startswith("- Model:")][:1]
+            if model_line and not model_line[0].startswith(want[2].split(" (")[0]):
+                out.append(f"{rel}: the facts block is about another model ({model_line[0]})")
+        elif have != want:
+            label = facts.model_label(project)
+            out.append(f"{rel}: the facts block differs from what the doctor says of `{label}`")
+    return out
+
+
+# Issue 16: the sections a rendered project's tools write under or link to, beyond TODO.md's
+# (GD102). Judged only in a rendered project (.copier-answers.yml): a hand-made one chooses its
+# own headings. Each entry: the document, then the accepted titles of one section.
+REQUIRED_SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("reference/RESULTS.md", ("Diagnostics runs",)),  # `nox -s diagnostics` writes rows there
+    ("reference/LEARNINGS.md", ("Decisions",)),
+    ("reference/LEARNINGS.md", ("Failed approaches",)),
+    ("test/README.md", ("Adding a diagnostic",)),  # TESTS_URL
+    ("README.md", ("Updating from the template",)),  # UPDATE_URL
+    ("AGENTS.md", ("Session continuity",)),  # SESSION_URL
+    ("AGENTS.md", ("What `genai review` enforces", "What genai review enforces")),  # DOCS_URL
+)
+
+
+@rule(
+    "GD202",
+    "The living documents keep the sections the tools write under and link to",
+    fix="Restore the heading (the template's title, e.g. `## Diagnostics runs` in "
+    "reference/RESULTS.md): `genai diagnostics` writes under it and the review's links point at "
+    "it. Add your own sections beside it rather than renaming it.",
+    severity="warning",
+    url=DOCS_URL,
+)
+def required_sections(project: Project) -> list[str]:
+    if not project.exists(".copier-answers.yml"):
+        raise Skip("not rendered from the template: the headings are the project's own")
+    out = []
+    for rel, names in REQUIRED_SECTIONS:
+        text = project.text(rel)
+        if text is not None and markdown.find_section(text, *names) is None:
+            out.append(f"{rel} has no `{names[0]}` section (renamed or deleted?)")
+    return out
+
+
+@rule(
+    "GD203",
+    "Session End titles carry a date",
+    fix="Write the date as `### Session End: YYYY-MM-DD HH:MM` (`genai session end` does): "
+    "`session start` orders sessions and finds what changed since the last one by it.",
+    severity="error",
+    url=SESSION_URL,
+)
+def session_dates(project: Project) -> list[str]:
+    text = _require(project, "TODO.md")
+    return [
+        f"TODO.md line {b.start + 1}: `Session End: {b.title}` has no date (YYYY-MM-DD)"
+        for b in todo.blocks(text)
+        if markdown.parse_date(b.title) is None
+    ]
+
+
+@rule(
+    "GD204",
+    "The newest Session End names the next steps",
+    fix="Add `**Next Steps:**` with at least one `- [ ]` item to the newest Session End block "
+    '(`genai session end --next "..."`): the next session starts from it.',
+    severity="warning",
+    url=SESSION_URL,
+)
+def next_steps(project: Project) -> list[str]:
+    text = _require(project, "TODO.md")
+    found = todo.blocks(text)
+    if not found:
+        raise Skip("no Session End block yet")
+    newest = found[-1]
+    if newest.items.get("next"):
+        return []
+    return [f"TODO.md line {newest.start + 1}: `Session End: {newest.title}` has no Next Steps"]
 
 
 # -- GT: test scripts ------------------------------------------------------------------------

@@ -192,8 +192,10 @@ def _load_child(kind: str, path: str, **kwargs: Any) -> dict[str, Any]:
 
     record = load_summary(kind, path, **kwargs)
     seconds = float(record["seconds"])
-    peak = record.get("mlx_peak") or record.get("rss_peak")
-    memory = f", peak {peak / 2**20:.1f} MiB" if peak else ""  # a tiny model is under 1 MiB
+    from genai_common.runtime.memory import describe_peak
+
+    peak = describe_peak(record)  # says which peak: MLX active, or process RSS (issue 16)
+    memory = f", {peak}" if peak else ""
     return {"seconds": seconds, "summary": f"loaded in {seconds:.2f} s{memory}", "record": record}
 
 
@@ -481,5 +483,12 @@ def run(args: argparse.Namespace) -> int:
             print(f"genai diagnostics: not recorded: {exc}", file=sys.stderr)
             return 2
         print(f"Recorded in {where.relative_to(project.root)}")
+        from genai_common.project import facts  # issue 16: the documents follow the model
+
+        try:
+            for rel in facts.refresh(project):
+                print(f"Facts block refreshed in {rel}")
+        except DocumentError as exc:
+            print(f"genai diagnostics: facts block not refreshed: {exc}", file=sys.stderr)
     print("All diagnostics passed." if ok else "Some diagnostics FAILED (see above).")
     return 0 if ok else 1

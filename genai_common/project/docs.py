@@ -30,6 +30,25 @@ LIVING_DOCS = (
 )
 
 
+# The facts block's markers (project/facts.py writes between them): machine-written lines,
+# never a learning.
+FACTS_START = "<!-- genai:facts -->"
+FACTS_END = "<!-- /genai:facts -->"
+
+
+def _without_facts(body: list[str]) -> list[str]:
+    out, inside = [], False
+    for line in body:
+        s = line.strip()
+        if s == FACTS_START:
+            inside = True
+        elif s == FACTS_END:
+            inside = False
+        elif not inside:
+            out.append(line)
+    return out
+
+
 @dataclass
 class Entry:
     title: str
@@ -49,7 +68,7 @@ def learnings(text: str) -> list[Entry]:
     for sec in secs:
         children = [s for s in secs if sec.line < s.line < sec.end]
         body_end = children[0].line if children else sec.end
-        body = lines[sec.line + 1 : body_end]
+        body = _without_facts(lines[sec.line + 1 : body_end])
         if is_placeholder(body):
             continue
         found = parse_date(sec.title)

@@ -238,7 +238,7 @@ def start(path: str | Path = ".", *, doctor: bool = True, record: bool = True) -
     mlx = report["environment"].get("mlx")
     if mlx and mlx.get("installed") and not mlx.get("usable", True):
         attention.append(f"MLX is installed but not usable: {mlx.get('error')}")
-    for code in ("GR101", "GD101", "GU101", "GU102", "GU103"):
+    for code in ("GR101", "GD101", "GD200", "GD203", "GU101", "GU102", "GU103"):
         try:
             found = run_rule(checks.FUNCTIONS[code], project)
         except Skip:
@@ -264,6 +264,13 @@ def start(path: str | Path = ".", *, doctor: bool = True, record: bool = True) -
                 )
         except files.DocumentError as exc:
             attention.append(f"The session state was not saved: {exc}")
+        # Issue 16: the documents' facts block follows the model (only the marked lines)
+        from genai_common.project import facts
+
+        try:
+            report["facts_refreshed"] = facts.refresh(project)
+        except files.DocumentError as exc:
+            attention.append(f"The facts block was not refreshed: {exc}")
     return report
 
 
@@ -445,6 +452,8 @@ def start_lines(report: dict[str, Any]) -> list[tuple[str, list[str]]]:
     else:
         lines = [f"not run: {doc.get('reason')}"]
     out.append(("Doctor", lines))
+    if report.get("facts_refreshed"):  # issue 16: the documents followed the model
+        out.append(("Facts block rewritten", list(report["facts_refreshed"])))
     return out
 
 

@@ -128,6 +128,21 @@ def restore(root: Path, paths: list[str]) -> list[str]:
     return restored
 
 
+def missing_template(root: Path) -> str | None:
+    """The recorded template source when it is a local path that is not there (issue 16: a
+    moved clone); None for a URL or a path that exists."""
+    import re
+
+    text = (root / ANSWERS_FILE).read_text(encoding="utf-8", errors="replace")
+    m = re.search(r"^_src_path:\s*['\"]?(.*?)['\"]?\s*$", text, re.M)
+    if not m:
+        return None
+    src = m.group(1)
+    if "://" in src or src.startswith(("gh:", "gl:", "git@")) or not src:
+        return None
+    return None if (root / src).exists() else src
+
+
 class RestoreError(Exception):
     pass
 
@@ -215,6 +230,15 @@ def run(args: argparse.Namespace) -> int:
                 f"genai update: {lock} exists: an earlier git or copier run was interrupted (or "
                 "one is running now). If no git process runs in this project, delete that file "
                 "and run genai update again.",
+                file=sys.stderr,
+            )
+            return 2
+        moved = missing_template(root)
+        if moved:
+            print(
+                f"genai update: the template is no longer at {moved} (moved or deleted). Set "
+                f"`_src_path` in {ANSWERS_FILE} to its new path or its git URL, commit, and run "
+                "genai update again (the project builds without it: vendor/genai-common).",
                 file=sys.stderr,
             )
             return 2

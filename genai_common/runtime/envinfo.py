@@ -235,7 +235,10 @@ def _network() -> dict[str, Any] | None:
 
 
 def gib(value: int | None) -> str:
-    return "-" if value is None else f"{value / 2**30:.1f} GiB"
+    """The one byte formatter (model.values.gib); "-" when unknown."""
+    from genai_common.model.values import gib as human
+
+    return "-" if value is None else human(value)
 
 
 def summary_rows(env: dict[str, Any]) -> list[tuple[str, str]]:

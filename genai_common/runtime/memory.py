@@ -343,6 +343,39 @@ def track_memory(*, interval: float = 0.01) -> Iterator[MemoryTrack]:
         track.after = memory_snapshot()
 
 
+# -- naming a peak -------------------------------------------------------------------------------
+
+# The peaks a record can carry (a LoadRecord, a MemoryTrack's JSON, a bench trial), in the order
+# one is chosen, and what each one measures. Issue 16: "load peak" was MLX memory for an llm and
+# the process RSS for a diffusion pipeline, both printed as "peak": the label now says which.
+PEAKS: tuple[tuple[str, str], ...] = (
+    ("mlx_peak", "MLX active peak"),  # MLX's counter: arrays alive, not its buffer cache
+    ("peak_mlx", "MLX active peak"),
+    ("torch_cuda_peak", "torch device peak"),  # torch.cuda / MPS allocator
+    ("peak_torch", "torch device peak"),
+    ("torch_cpu_peak", "torch CPU tensor peak"),  # torch_cpu_peak: live CPU tensor bytes
+    ("rss_peak", "process RSS peak"),  # sampled resident set: everything, caches included
+    ("peak_rss", "process RSS peak"),
+)
+
+
+def peak_of(record: dict[str, Any]) -> tuple[str, int] | None:
+    """(label, bytes) of the first peak `record` holds (PEAKS order), None when it holds none."""
+    for key, label in PEAKS:
+        value = record.get(key)
+        if isinstance(value, (int, float)) and value > 0:
+            return label, int(value)
+    return None
+
+
+def describe_peak(record: dict[str, Any]) -> str:
+    """ "MLX active peak 1.20 MiB" (the one byte formatter, model.values.gib); "" without one."""
+    from genai_common.model.values import gib
+
+    found = peak_of(record)
+    return f"{found[0]} {gib(found[1])}" if found else ""
+
+
 def torch_cpu_peak(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, int]:
     """Call ``fn(*args, **kwargs)``; return (its result, the peak of live CPU tensor bytes during
     the call, counted from the bytes live at its start).

@@ -150,7 +150,9 @@ def summary(path: Path) -> str:
     """One line: files and bytes written."""
     files = [p for p in path.rglob("*") if p.is_file()]
     size = sum(p.stat().st_size for p in files)
-    return f"{len(files)} files, {size / 1024:.0f} KiB"
+    from genai_common.model.values import gib
+
+    return f"{len(files)} files, {gib(size)}"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -97,8 +97,7 @@ def todo_line(path: str, text: str) -> str:
 
 
 def human_bytes(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{n} B"
-        n /= 1024  # type: ignore[assignment]
-    return f"{n} B"
+    """Bytes in binary units: the one formatter (model.values.gib; this said "MB" for MiB)."""
+    from genai_common.model.values import gib
+
+    return gib(n)

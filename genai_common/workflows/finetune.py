@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 from genai_common.findings import Finding, finding, rule
+from genai_common.model.values import gib
 
 
 class FinetuneResult(NamedTuple):
@@ -88,9 +89,7 @@ def train_failed(message: str) -> Iterator[Finding]:
 )
 def memory_estimate(estimate: int, available: int) -> Iterator[Finding]:
     if available and estimate > available:
-        yield finding(
-            "TRN010", f"about {estimate / 2**30:.1f} GiB per step vs {available / 2**30:.1f} GiB"
-        )
+        yield finding("TRN010", f"about {gib(estimate)} per step vs {gib(available)}")
 
 
 @rule(

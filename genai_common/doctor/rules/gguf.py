@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterator
 
 from genai_common.findings import Finding, finding, rule
+from genai_common.model.values import gib
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -282,7 +283,7 @@ def mlx_types(md: ModelDir) -> Iterator[Finding]:
                 grow += 2 * n - t.nbytes
         yield finding(
             "GGUF021",
-            f"{rel}: {_list(to_f16)} become float16 in MLX (+{grow / 2**30:.2f} GiB over the file)",
+            f"{rel}: {_list(to_f16)} become float16 in MLX (+{gib(grow)} over the file)",
             file=rel,
         )
 

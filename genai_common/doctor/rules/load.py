@@ -416,10 +416,12 @@ def runtime_findings(
     value = result.value or {}
     load = value.get("load", value)
     seconds = load.get("seconds")
-    peak = load.get("mlx_peak") or load.get("rss_peak")
     text = f"loaded in {seconds:.2f} s" if isinstance(seconds, (int, float)) else "loaded"
-    if isinstance(peak, int):
-        text += f", peak {peak / 2**20:.1f} MiB"
+    from genai_common.runtime.memory import describe_peak
+
+    peak = describe_peak(load)  # which peak it is: MLX active or process RSS (issue 16)
+    if peak:
+        text += f", {peak}"
     out = [_load("LOAD030", f"{md.loader or kind}: {text}")]
     if infer:
         output = value.get("output")
