@@ -41,7 +41,8 @@ def test_identical_pass_and_norm_plus_one_fails(tiny_llm, tmp_path):
     assert bad.returncode == 1, bad.stderr
     out = json.loads(bad.stdout)
     assert out["verdict"] == "fail"
-    assert [f["code"] for f in out["findings"]] == ["QLT001"]
+    codes = [f["code"] for f in out["findings"]]
+    assert codes[0] == "QLT001" and set(codes) <= {"QLT001", "QLT003", "QLT006"}
 
 
 def test_missing_path_exits_2(tmp_path):

@@ -33,10 +33,17 @@ class VerifyResult(
         }
 
 
-def _log_probs(path: str, max_tokens: int | None) -> tuple[Any, Any, Any]:
-    from genai_common.testing.quality import _log_probs as lp
-
-    return lp(path, max_tokens)
+def _localise(candidate: str, reference: str, ids: list[int] | None, **adapters: Any) -> Any:
+    """verify/localise.py's first_bad_layer when that module exists (it is optional): the
+    name of the first layer that differs, or (name, findings); None when it cannot say."""
+    try:
+        from genai_common.verify import localise
+    except ImportError:
+        return None
+    first_bad_layer = getattr(localise, "first_bad_layer", None)
+    if first_bad_layer is None:
+        return None
+    return first_bad_layer(candidate, reference, ids=ids, **adapters)
 
 
 def verify(
@@ -50,11 +57,14 @@ def verify(
     candidate_adapter: str | None = None,
     kv_bits: int | None = None,
     kv_group_size: int = 64,
+    quantized_kv_start: int = 0,
+    isolated: bool | None = None,
     localise: bool = True,
+    seed: int = 0,
 ) -> VerifyResult:
-    """Compare `candidate` with `reference` (llm, MLX vs MLX) over the shipped corpus."""
-    import numpy as np
-
+    """Compare `candidate` with `reference`, teacher-forced over the same tokens (llm: the
+    shipped corpus or `text`; see verify/llm.py). isolated: None plans the mode from the weight
+    bytes, True / False force it."""
     if kind is None:
         from genai_common.model import ModelDir
 
@@ -74,40 +84,35 @@ def verify(
         )
     if kind != "llm":
         raise ValueError(f"genai verify: kind {kind!r} is not supported yet (llm, vlm, diffusion)")
-    if text is not None or kv_bits is not None or reference_adapter or candidate_adapter:
-        raise ValueError("genai verify: --text, --kv-bits and adapters are not supported yet")
-    budget = context if context is not None else 4096
-    ref, target, scored = _log_probs(reference, budget)
-    cand, _, _ = _log_probs(candidate, budget)
-    n = min(len(ref), len(cand))
-    ref, cand, target, scored = ref[:n], cand[:n], target[:n], scored[:n]
-    rows = np.arange(n)
-    kl = (np.exp(ref) * (ref - cand)).sum(axis=-1)[scored]
-    top1 = (ref.argmax(-1) == cand.argmax(-1))[scored]
-    r5 = np.argsort(-ref, axis=-1)[:, :5]
-    c5 = np.argsort(-cand, axis=-1)[:, :5]
-    top5 = np.array([len(set(a) & set(b)) / 5 for a, b in zip(r5, c5, strict=True)])[scored]
-    nll_r = -ref[rows, target][scored]
-    nll_c = -cand[rows, target][scored]
-    metrics = {
-        "positions": int(scored.sum()),
-        "kl_mean": float(kl.mean()),
-        "kl_p99": float(np.percentile(kl, 99)),
-        "kl_max": float(kl.max()),
-        "top1_agreement": float(top1.mean()),
-        "top5_overlap": float(top5.mean()),
-        "max_abs_dlogprob": float(np.abs(ref - cand)[scored].max()),
-        "ppl_reference": float(np.exp(nll_r.mean())),
-        "ppl_candidate": float(np.exp(nll_c.mean())),
-    }
-    metrics["ppl_delta"] = metrics["ppl_candidate"] - metrics["ppl_reference"]
-    from genai_common.findings import run_rule
-    from genai_common.verify import rules
+    from genai_common.verify.kinds import verdict_of
+    from genai_common.verify.llm import SideSpec, verify_llm
 
-    findings = run_rule(rules.distribution, metrics)
-    verdict = (
-        "fail" if any(f.severity == "error" for f in findings) else "warn" if findings else "pass"
+    chunked = bool(kv_bits)  # the float reference is fed through its cache in the same chunks
+    cand = SideSpec(
+        str(candidate),
+        candidate_adapter,
+        kv_bits,
+        kv_group_size,
+        quantized_kv_start,
+        chunked=chunked,
     )
-    return VerifyResult(
-        str(candidate), str(reference), verdict, findings, metrics, None, "together"
+    ref = SideSpec(str(reference), reference_adapter, chunked=chunked)
+    findings, metrics, mode, ids = verify_llm(
+        cand, ref, text=text, context=context, isolated=isolated, seed=seed
     )
+    verdict = verdict_of(findings)
+    first_bad = None
+    if verdict == "fail" and localise and not kv_bits and ids is not None:
+        where = _localise(
+            str(candidate),
+            str(reference),
+            ids,
+            candidate_adapter=candidate_adapter,
+            reference_adapter=reference_adapter,
+        )
+        if isinstance(where, tuple):
+            first_bad, more = where
+            findings = [*findings, *more]
+        else:
+            first_bad = where
+    return VerifyResult(str(candidate), str(reference), verdict, findings, metrics, first_bad, mode)

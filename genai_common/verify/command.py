@@ -11,11 +11,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("candidate", help="candidate model directory")
     parser.add_argument("--against", required=True, help="reference model directory")
     parser.add_argument("--json", action="store_true", help="print the JSON result")
-    parser.add_argument("--text", help="text file to score (not supported yet)")
-    parser.add_argument("--context", type=int, help="positions to score (default 4096)")
-    parser.add_argument("--kv-bits", type=int, help="quantized KV cache bits (not supported yet)")
-    parser.add_argument("--kv-group-size", type=int, default=64)
-    parser.add_argument("--adapter", help="candidate adapter path (not supported yet)")
+    parser.add_argument(
+        "--text",
+        help="text to feed both sides: plain text, or jsonl (messages / prompt+completion / "
+        "text records); default: the shipped corpus",
+    )
+    parser.add_argument(
+        "--context",
+        type=int,
+        help="positions per window (default: the smaller of the model's context and 4096)",
+    )
+    parser.add_argument(
+        "--kv-bits",
+        type=int,
+        help="the candidate with mlx-lm's quantized KV cache of these bits against its float cache",
+    )
+    parser.add_argument("--kv-group-size", type=int, default=64, help="KV quantization group")
+    parser.add_argument(
+        "--quantized-kv-start",
+        type=int,
+        default=0,
+        help="position from which the KV cache is quantized (mlx_lm.generate's option)",
+    )
+    parser.add_argument("--adapter", help="the candidate with this LoRA adapter (mlx-lm)")
+    parser.add_argument("--reference-adapter", help="the reference with this LoRA adapter")
+    parser.add_argument(
+        "--isolated",
+        action="store_true",
+        default=None,
+        help="run each side in its own child process (default: when both do not fit together)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,6 +61,9 @@ def run(args: argparse.Namespace) -> int:
             candidate_adapter=args.adapter,
             kv_bits=args.kv_bits,
             kv_group_size=args.kv_group_size,
+            quantized_kv_start=args.quantized_kv_start,
+            reference_adapter=args.reference_adapter,
+            isolated=args.isolated,
         )
     except ImportError as exc:
         print(f"genai verify: needs the mlx extra ({exc.name} missing)", file=sys.stderr)
@@ -46,9 +74,20 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
     else:
+        from genai_common.verify.llm import curve_lines
+
         print(f"verdict: {result.verdict} ({result.mode})")
         for key, value in result.metrics.items():
-            print(f"  {key}: {value:.4g}" if isinstance(value, float) else f"  {key}: {value}")
+            if key == "curve":
+                print("  top-1 agreement by position:")
+                for line in curve_lines(result.metrics):
+                    print(line)
+            elif isinstance(value, float):
+                print(f"  {key}: {value:.4g}")
+            else:
+                print(f"  {key}: {value}")
+        if result.first_bad_layer:
+            print(f"  first bad layer: {result.first_bad_layer}")
         for f in result.findings:
             print(f"  {f.code} [{f.severity}] {f.message}")
     return 1 if result.verdict == "fail" else 0
