@@ -211,3 +211,49 @@ def test_topk_comparison_matches_full_rows_on_kl():
     assert np.allclose(part["nll_r"], full["nll_r"]) and np.allclose(part["nll_c"], full["nll_c"])
     assert (part["top1"] == full["top1"]).all()
     assert np.allclose(part["kl"], full["kl"], rtol=0.2, atol=0.02)
+
+
+def _make_adapter(base, dest, scale=4.0, seed=0):
+    """A LoRA adapter in mlx-lm's format (adapter_config.json + adapters.safetensors) with
+    random, non-zero lora_b: what `mlx_lm lora` writes, without the training time."""
+    import mlx.core as mx
+    from mlx.utils import tree_flatten
+    from mlx_lm import load
+    from mlx_lm.tuner.utils import linear_to_lora_layers
+
+    model, _ = load(str(base))
+    model.freeze()
+    params = {"rank": 4, "scale": scale, "dropout": 0.0}
+    linear_to_lora_layers(model, 2, params)
+    mx.random.seed(seed)
+    weights = {
+        k: (mx.random.normal(v.shape) * 0.05 if k.endswith("lora_b") else v)
+        for k, v in tree_flatten(model.trainable_parameters())
+    }
+    dest.mkdir()
+    mx.save_safetensors(str(dest / "adapters.safetensors"), weights)
+    cfg = {"fine_tune_type": "lora", "num_layers": 2, "lora_parameters": params}
+    (dest / "adapter_config.json").write_text(json.dumps({**cfg, "model": str(base)}))
+    return str(dest)
+
+
+def test_adapters_fused_against_base_plus_adapter(tiny_llm, tmp_path, text_file):
+    """--adapter puts the adapter on the candidate, --reference-adapter on the reference: a
+    fused model passes against base + adapter; a fuse that dropped the adapter fails."""
+    from genai_common.verify import verify
+    from genai_common.workflows import finetune as ft
+
+    adapter = _make_adapter(tiny_llm, tmp_path / "adapter")
+    base = str(tiny_llm)
+    moved = verify(base, base, candidate_adapter=adapter, text=text_file, context=128)
+    assert moved.metrics["kl_mean"] > 0.01  # the adapter changes the candidate
+    fused = str(tmp_path / "fused")
+    assert ft.fuse(base, adapter, fused) == []
+    res = _cli(fused, "--against", base, "--reference-adapter", adapter, "--text", text_file,
+               "--context", "128", "--json")  # fmt: skip
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert json.loads(res.stdout)["verdict"] in ("pass", "warn")
+    found, diffs = ft.check_fused(fused, base, adapter, "The capital of France is Paris.")
+    assert found == [] and diffs["fused_vs_adapted"] < diffs["fused_vs_base"], diffs
+    found, diffs = ft.check_fused(base, base, adapter, "The capital of France is Paris.")
+    assert [f.code for f in found] == ["ADP010"], diffs  # the "fused" model is the bare base
