@@ -249,11 +249,100 @@ def test_adapters_fused_against_base_plus_adapter(tiny_llm, tmp_path, text_file)
     assert moved.metrics["kl_mean"] > 0.01  # the adapter changes the candidate
     fused = str(tmp_path / "fused")
     assert ft.fuse(base, adapter, fused) == []
-    res = _cli(fused, "--against", base, "--reference-adapter", adapter, "--text", text_file,
-               "--context", "128", "--json")  # fmt: skip
+    res = _cli(
+        fused,
+        "--against",
+        base,
+        "--reference-adapter",
+        adapter,
+        "--text",
+        text_file,
+        "--context",
+        "128",
+        "--json",
+    )
     assert res.returncode == 0, res.stdout + res.stderr
     assert json.loads(res.stdout)["verdict"] in ("pass", "warn")
     found, diffs = ft.check_fused(fused, base, adapter, "The capital of France is Paris.")
     assert found == [] and diffs["fused_vs_adapted"] < diffs["fused_vs_base"], diffs
     found, diffs = ft.check_fused(base, base, adapter, "The capital of France is Paris.")
     assert [f.code for f in found] == ["ADP010"], diffs  # the "fused" model is the bare base
+
+
+def test_memory_plan_and_topk_rows_through_files(tiny_llm, tmp_path, text_file):
+    """The plan: together when both sides' exact weight bytes fit the budget, else isolated;
+    a large-vocabulary run sends the reference's top-k through the files."""
+    from genai_common.verify import llm
+
+    ref = llm.SideSpec(str(tiny_llm))
+    cand = llm.SideSpec(_copy_with_config(tiny_llm, tmp_path / "rope", rope_theta=100000.0))
+    mode, plan = llm.plan_mode(cand, ref)
+    assert mode == "together" and plan["weight_bytes"] > 0
+    assert llm.plan_mode(cand, ref, budget=plan["weight_bytes"])[0] == "isolated"
+    assert (
+        llm.plan_mode(ref, ref, budget=plan["weight_bytes"])[1]["weight_bytes"]
+        < plan["weight_bytes"]
+    )  # the same model on both sides is loaded once
+    wins, quiet = llm._load_text(ref, text_file, 64)
+    wins = wins[:2]
+    full, _ = llm.run_together(cand, ref, wins, quiet)
+    topk, det, is_full = llm.run_isolated_sides(cand, ref, wins, quiet, 384, full_rows_max=0)
+    assert not is_full and det
+    for a, b in zip(full, topk, strict=True):
+        decided = a["margin"] > 0  # an exact tie may pick either of the tied ids
+        assert (a["top1"] == b["top1"])[decided].all()
+        # top-k plus one tail bucket: a lower bound of the full KL, close on a peaked model
+        assert 0.8 * a["kl"].mean() <= b["kl"].mean() <= a["kl"].mean() + 1e-9
+
+
+def test_hub_ids_from_the_local_cache(tiny_llm, tmp_path, text_file):
+    import os
+
+    sha = "0" * 40
+    repo = tmp_path / "hub" / "models--tiny-org--tiny-llm"
+    shutil.copytree(tiny_llm, repo / "snapshots" / sha)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(sha)
+    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub")}
+    run = [sys.executable, "-m", "genai_common.cli", "verify"]
+    ok = subprocess.run(
+        [
+            *run,
+            "tiny-org/tiny-llm",
+            "--against",
+            str(tiny_llm),
+            "--text",
+            text_file,
+            "--context",
+            "64",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["candidate"] == "tiny-org/tiny-llm"
+    gone = subprocess.run(
+        [*run, "tiny-org/absent", "--against", str(tiny_llm)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert gone.returncode == 2 and "Traceback" not in gone.stderr
+    assert len(gone.stderr.strip().splitlines()) == 1
+    assert "not in the local Hugging Face cache" in gone.stderr and "hf download" in gone.stderr
+
+
+def test_missing_extra_names_the_extra(tiny_llm):
+    """With mlx-lm absent (the import made to fail in the child), exit 2 names the extra."""
+    code = (
+        "import sys; sys.modules['mlx_lm'] = None\n"
+        "from genai_common.cli import main\n"
+        f"sys.exit(main(['verify', {str(tiny_llm)!r}, '--against', {str(tiny_llm)!r}]))\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert res.returncode == 2, res.stderr
+    assert "pip install 'genai-common[llm]'" in res.stderr and "Traceback" not in res.stderr

@@ -9,6 +9,7 @@ Thresholds are provisional (not yet calibrated; see TODO.md, issue 10).
 
 from __future__ import annotations
 
+import os
 from collections import namedtuple
 
 TYPE_CHECKING = False
@@ -31,6 +32,48 @@ class VerifyResult(
             "metrics": self.metrics,
             "first_bad_layer": self.first_bad_layer,
         }
+
+
+# the extra of pyproject.toml that brings each module verify imports (for the exit-2 line)
+EXTRAS = {
+    "mlx": "llm",
+    "mlx_lm": "llm",
+    "numpy": "llm",
+    "transformers": "llm",
+    "tokenizers": "llm",
+    "safetensors": "llm",
+    "mlx_vlm": "vlm",
+    "PIL": "vlm",
+    "torch": "diffusion",
+    "diffusers": "diffusion",
+    "accelerate": "diffusion",
+}
+
+
+def missing_extra(exc: ImportError) -> str:
+    """One line naming the extra to install for a missing module."""
+    name = (exc.name or str(exc)).split(".")[0]
+    extra = EXTRAS.get(name, "all")
+    return f"genai verify: needs {name} ({name} is missing): pip install 'genai-common[{extra}]'"
+
+
+def resolve(where: str, what: str = "model") -> str:
+    """A local path as is; a hub id (org/name[@revision]) as its snapshot in the local Hugging
+    Face cache. ValueError with one line when it is neither (nothing is downloaded)."""
+    if os.path.exists(where):
+        return where
+    from genai_common.model.hub import hub_cache_dir, resolve_hub_cache, split_hub_id
+
+    hub = split_hub_id(where) if not where.startswith((".", "/", "~")) else None
+    if hub is None:
+        raise ValueError(f"genai verify: {what} {where} not found")
+    snapshot = resolve_hub_cache(*hub)
+    if snapshot is None:
+        raise ValueError(
+            f"genai verify: {what} {where} not found: not a directory and not in the local Hugging "
+            f"Face cache ({hub_cache_dir()}); fetch it first: hf download {hub[0]}"
+        )
+    return str(snapshot)
 
 
 def _localise(candidate: str, reference: str, ids: list[int] | None, **adapters: Any) -> Any:
@@ -64,7 +107,15 @@ def verify(
 ) -> VerifyResult:
     """Compare `candidate` with `reference`, teacher-forced over the same tokens (llm: the
     shipped corpus or `text`; see verify/llm.py). isolated: None plans the mode from the weight
-    bytes, True / False force it."""
+    bytes, True / False force it. CANDIDATE and REFERENCE: directories or hub ids in the local
+    cache (resolve)."""
+    shown = (str(candidate), str(reference))
+    candidate, reference = (
+        resolve(str(candidate), "candidate"),
+        resolve(str(reference), "reference"),
+    )
+    candidate_adapter = candidate_adapter and resolve(candidate_adapter, "adapter")
+    reference_adapter = reference_adapter and resolve(reference_adapter, "reference adapter")
     if kind is None:
         from genai_common.model import ModelDir
 
@@ -115,4 +166,4 @@ def verify(
             findings = [*findings, *more]
         else:
             first_bad = where
-    return VerifyResult(str(candidate), str(reference), verdict, findings, metrics, first_bad, mode)
+    return VerifyResult(*shown, verdict, findings, metrics, first_bad, mode)

@@ -8,8 +8,10 @@ import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("candidate", help="candidate model directory")
-    parser.add_argument("--against", required=True, help="reference model directory")
+    parser.add_argument("candidate", help="candidate: a model directory or a hub id in the cache")
+    parser.add_argument(
+        "--against", required=True, help="reference: a model directory or a hub id in the cache"
+    )
     parser.add_argument("--json", action="store_true", help="print the JSON result")
     parser.add_argument(
         "--text",
@@ -44,14 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import os
+    from genai_common.verify import missing_extra, verify
 
-    from genai_common.verify import verify
-
-    for path in (args.candidate, args.against):
-        if not os.path.exists(path):
-            print(f"genai verify: {path} not found", file=sys.stderr)
-            return 2
     try:
         result = verify(
             args.candidate,
@@ -66,9 +62,9 @@ def run(args: argparse.Namespace) -> int:
             isolated=args.isolated,
         )
     except ImportError as exc:
-        print(f"genai verify: needs the mlx extra ({exc.name} missing)", file=sys.stderr)
+        print(missing_extra(exc), file=sys.stderr)
         return 2
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, RuntimeError) as exc:
         print(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, file=sys.stderr)
         return 2
     if args.json:

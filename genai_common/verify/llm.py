@@ -522,7 +522,12 @@ def _child_candidate(
 
 
 def run_isolated_sides(
-    cand: SideSpec, ref: SideSpec, wins: list[list[int]], quiet: Any, vocab: int
+    cand: SideSpec,
+    ref: SideSpec,
+    wins: list[list[int]],
+    quiet: Any,
+    vocab: int,
+    full_rows_max: int | None = None,
 ) -> tuple[list[dict[str, Any]], bool, bool]:
     """Each side in its own child (runtime.isolate); rows through files: full rows when a window
     is small enough, else the reference's top-k and log-sum-exp-normalised target log-probs.
@@ -535,7 +540,8 @@ def run_isolated_sides(
     from genai_common.runtime.isolate import run_isolated
 
     longest = max(len(w) for w in wins)
-    full = longest * vocab * 4 <= FULL_ROWS_MAX_BYTES
+    limit = FULL_ROWS_MAX_BYTES if full_rows_max is None else full_rows_max
+    full = longest * vocab * 4 <= limit
     out = tempfile.mkdtemp(prefix="genai-verify-")
     try:
         res = run_isolated(_child_reference, ref, wins, out, full)
@@ -555,7 +561,9 @@ def run_isolated_sides(
         shutil.rmtree(out, ignore_errors=True)
 
 
-def plan_mode(cand: SideSpec, ref: SideSpec) -> tuple[str, dict[str, Any]]:
+def plan_mode(
+    cand: SideSpec, ref: SideSpec, budget: int | None = None
+) -> tuple[str, dict[str, Any]]:
     """ "together" when both sides' weights (the doctor's exact bytes) fit in the machine's
     budget with room for activations, else "isolated"; the numbers behind it."""
     from genai_common.model import ModelDir
@@ -568,7 +576,7 @@ def plan_mode(cand: SideSpec, ref: SideSpec) -> tuple[str, dict[str, Any]]:
             return 0
 
     need = weights(ref) + (0 if _same_model(cand, ref) else weights(cand))
-    budget = machine().budget
+    budget = machine().budget if budget is None else budget
     plan = {"weight_bytes": need, "memory_budget": budget}
     if budget and need * 1.2 > budget:  # 20% for activations, rows and the cache
         return "isolated", plan
