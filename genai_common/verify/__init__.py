@@ -76,6 +76,10 @@ def resolve(where: str, what: str = "model") -> str:
     return str(snapshot)
 
 
+class LocaliseError(str):
+    """Why the localisation hook could not run (recorded in metrics, not a layer name)."""
+
+
 def _localise(candidate: str, reference: str, ids: list[int] | None, **adapters: Any) -> Any:
     """verify/localise.py's first_bad_layer when that module exists (it is optional): the
     name of the first layer that differs, or (name, findings); None when it cannot say."""
@@ -86,7 +90,10 @@ def _localise(candidate: str, reference: str, ids: list[int] | None, **adapters:
     first_bad_layer = getattr(localise, "first_bad_layer", None)
     if first_bad_layer is None:
         return None
-    return first_bad_layer(candidate, reference, ids=ids, **adapters)
+    try:
+        return first_bad_layer(candidate, reference, ids=ids, **adapters)
+    except Exception as exc:  # localisation explains a failure; it must not hide the verdict
+        return LocaliseError(f"{type(exc).__name__}: {exc}"[:200])
 
 
 def verify(
@@ -161,7 +168,9 @@ def verify(
             candidate_adapter=candidate_adapter,
             reference_adapter=reference_adapter,
         )
-        if isinstance(where, tuple):
+        if isinstance(where, LocaliseError):
+            metrics["localise_error"] = str(where)
+        elif isinstance(where, tuple):
             first_bad, more = where
             findings = [*findings, *more]
         else:
