@@ -24,11 +24,17 @@ def text_file(tmp_path_factory):
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "genai_common.cli", "verify", *args],
-        capture_output=True,
-        text=True,
-        check=False,
+    """`genai verify ...` in this process (the command's own main; no interpreter start-up)."""
+    import contextlib
+    import io
+
+    from genai_common.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["verify", *args])
+    return subprocess.CompletedProcess(
+        ["genai", "verify", *args], code, out.getvalue(), err.getvalue()
     )
 
 
@@ -170,8 +176,9 @@ def test_quantized_kv_cache_is_used_from_its_start(tiny_llm_gemma, text_file):
     assert r.metrics["quantized_kv_start"] == 128 and r.metrics["kv_bits"] == 4
 
 
-def test_kv_group_size_that_does_not_divide_head_dim_is_a_finding(tiny_llm):
-    res = _cli(str(tiny_llm), "--against", str(tiny_llm), "--kv-bits", "4", "--json")
+def test_kv_group_size_that_does_not_divide_head_dim_is_a_finding(tiny_llm, text_file):
+    res = _cli(str(tiny_llm), "--against", str(tiny_llm), "--kv-bits", "4", "--json",
+               "--text", text_file, "--context", "64")  # fmt: skip
     assert res.returncode == 1 and "Traceback" not in res.stderr
     out = json.loads(res.stdout)
     assert [f["code"] for f in out["findings"]] == ["QLT005"]
@@ -295,42 +302,18 @@ def test_memory_plan_and_topk_rows_through_files(tiny_llm, tmp_path, text_file):
         assert 0.8 * a["kl"].mean() <= b["kl"].mean() <= a["kl"].mean() + 1e-9
 
 
-def test_hub_ids_from_the_local_cache(tiny_llm, tmp_path, text_file):
-    import os
-
+def test_hub_ids_from_the_local_cache(tiny_llm, tmp_path, text_file, monkeypatch):
     sha = "0" * 40
     repo = tmp_path / "hub" / "models--tiny-org--tiny-llm"
     shutil.copytree(tiny_llm, repo / "snapshots" / sha)
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text(sha)
-    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub")}
-    run = [sys.executable, "-m", "genai_common.cli", "verify"]
-    ok = subprocess.run(
-        [
-            *run,
-            "tiny-org/tiny-llm",
-            "--against",
-            str(tiny_llm),
-            "--text",
-            text_file,
-            "--context",
-            "64",
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    ok = _cli("tiny-org/tiny-llm", "--against", str(tiny_llm), "--text", text_file,
+              "--context", "64", "--json")  # fmt: skip
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["candidate"] == "tiny-org/tiny-llm"
-    gone = subprocess.run(
-        [*run, "tiny-org/absent", "--against", str(tiny_llm)],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
+    gone = _cli("tiny-org/absent", "--against", str(tiny_llm))
     assert gone.returncode == 2 and "Traceback" not in gone.stderr
     assert len(gone.stderr.strip().splitlines()) == 1
     assert "not in the local Hugging Face cache" in gone.stderr and "hf download" in gone.stderr
