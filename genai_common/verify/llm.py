@@ -633,6 +633,8 @@ def verify_llm(
         raise
     metrics.update(summarise(parts, context, seed=seed, fail_line=rules.TOP1_FAIL))
     metrics["deterministic"] = deterministic
+    first = ("kl_mean", "top1_confident", "ppl_delta", "breaks_after", "positions")
+    metrics = {k: metrics[k] for k in first if k in metrics} | metrics  # the headline first
     findings = []
     for func in rules.LLM_RULES:
         findings.extend(run_rule(func, metrics))

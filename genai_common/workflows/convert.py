@@ -243,7 +243,13 @@ def convert(
         metrics["verify"] = "not installed in this genai-common"
     else:
         r = verify(output, source, text=verify_text)
-        metrics.update({f"verify_{k}": v for k, v in dict(r.metrics).items()})
+        metrics.update(
+            {
+                f"verify_{k}": v
+                for k, v in dict(r.metrics).items()
+                if v is None or isinstance(v, (int, float, str))  # not the curve or the plan
+            }
+        )
         found += list(r.findings)
         if r.verdict == "fail" or verdict == "fail":
             verdict = "fail"
