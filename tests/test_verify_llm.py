@@ -329,3 +329,17 @@ def test_missing_extra_names_the_extra(tiny_llm):
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert res.returncode == 2, res.stderr
     assert "pip install 'genai-common[llm]'" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_reference_backend_seam(tiny_llm, text_file, monkeypatch):
+    """A backend registered in BACKENDS supplies the reference's rows (here mlx-lm's own under
+    a second name); an unknown backend is one clear error."""
+    from genai_common.verify import llm, verify
+
+    monkeypatch.setitem(llm.BACKENDS, "mlx-by-name", "genai_common.verify.llm:MlxSide")
+    r = verify(
+        str(tiny_llm), str(tiny_llm), text=text_file, context=64, reference_backend="mlx-by-name"
+    )
+    assert r.verdict == "pass" and r.metrics["kl_mean"] == 0
+    with pytest.raises(ValueError, match="no reference backend 'nope'"):
+        verify(str(tiny_llm), str(tiny_llm), text=text_file, context=64, reference_backend="nope")

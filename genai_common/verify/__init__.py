@@ -111,10 +111,12 @@ def verify(
     isolated: bool | None = None,
     localise: bool = True,
     seed: int = 0,
+    reference_backend: str = "mlx",
 ) -> VerifyResult:
     """Compare `candidate` with `reference`, teacher-forced over the same tokens (llm: the
     shipped corpus or `text`; see verify/llm.py). isolated: None plans the mode from the weight
-    bytes, True / False force it. CANDIDATE and REFERENCE: directories or hub ids in the local
+    bytes, True / False force it. reference_backend: a name in verify.llm.BACKENDS ("mlx": mlx-lm;
+    another module registers e.g. a transformers backend there). CANDIDATE and REFERENCE: directories or hub ids in the local
     cache (resolve)."""
     shown = (str(candidate), str(reference))
     candidate, reference = (
@@ -154,7 +156,7 @@ def verify(
         quantized_kv_start,
         chunked=chunked,
     )
-    ref = SideSpec(str(reference), reference_adapter, chunked=chunked)
+    ref = SideSpec(str(reference), reference_adapter, chunked=chunked, backend=reference_backend)
     findings, metrics, mode, ids = verify_llm(
         cand, ref, text=text, context=context, isolated=isolated, seed=seed
     )

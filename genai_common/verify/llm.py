@@ -600,7 +600,9 @@ def verify_llm(
         context = default_context(reference.path, candidate.path)
     if context < 2:
         raise ValueError(f"genai verify: --context {context} is too small (at least 2)")
-    wins, quiet = _load_text(reference, text, context)
+    # the tokenizer of the reference (of the candidate when the reference is not an mlx-lm
+    # directory, e.g. a GGUF file read by another backend)
+    wins, quiet = _load_text(reference if reference.backend == "mlx" else candidate, text, context)
     metrics: dict[str, Any] = {"text": text or "corpus", "context": context}
     if candidate.kv_bits:
         metrics.update(
@@ -618,7 +620,7 @@ def verify_llm(
         if mode == "together":
             parts, deterministic = run_together(candidate, reference, wins, quiet)
         else:
-            vocab = _vocab_of(reference)
+            vocab = _vocab_of(reference if reference.backend == "mlx" else candidate)
             parts, deterministic, full = run_isolated_sides(
                 candidate, reference, wins, quiet, vocab
             )
