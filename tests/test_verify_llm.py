@@ -343,3 +343,21 @@ def test_reference_backend_seam(tiny_llm, text_file, monkeypatch):
     assert r.verdict == "pass" and r.metrics["kl_mean"] == 0
     with pytest.raises(ValueError, match="no reference backend 'nope'"):
         verify(str(tiny_llm), str(tiny_llm), text=text_file, context=64, reference_backend="nope")
+
+
+def test_candidate_tokenizer_that_differs_is_a_warning(tiny_llm, tmp_path, text_file):
+    """Both sides get the reference's ids; a candidate whose own chat template renders the
+    exchanges differently is named (QLT009), the text documents are not."""
+    from genai_common import corpus
+    from genai_common.verify import verify
+
+    cand = tmp_path / "template"
+    shutil.copytree(tiny_llm, cand)
+    template = cand / "chat_template.jinja"
+    template.write_text(template.read_text().replace("'|>\\n'", "'|>\\n\\n'"))
+    same = verify(str(cand), str(tiny_llm), text=text_file, context=64)
+    assert same.metrics["tokenizer_difference"] is None  # plain text: no chat template involved
+    r = verify(str(cand), str(tiny_llm), context=64)
+    d = r.metrics["tokenizer_difference"]
+    assert d["differ"] == len(corpus.chats()), d
+    assert "QLT009" in {f.code for f in r.findings} and r.metrics["kl_mean"] == 0

@@ -461,12 +461,42 @@ def _same_model(a: SideSpec, b: SideSpec) -> bool:
 
 def _load_text(spec: SideSpec, text: str | None, context: int) -> tuple[list[list[int]], Any]:
     """(windows, special ids) from the reference's tokenizer."""
+    wins, quiet, _ = _tokenize(spec, text, context)
+    return wins, quiet
+
+
+def _tokenize(
+    spec: SideSpec, text: str | None, context: int
+) -> tuple[list[list[int]], Any, list[list[int]]]:
+    """(windows, special ids, documents) from the tokenizer of `spec`'s directory."""
     from pathlib import Path
 
     from mlx_lm.utils import load_tokenizer
 
     tok = load_tokenizer(Path(spec.path))
-    return windows(documents(tok, text), context), special_ids(tok)
+    docs = documents(tok, text)
+    return windows(docs, context), special_ids(tok), docs
+
+
+def tokenizer_difference(
+    cand: SideSpec, docs: list[list[int]], text: str | None
+) -> dict[str, Any] | None:
+    """How the candidate's own tokenizer encodes the same text differently from the one that fed
+    both sides (None when identical): a conversion that changed the tokenizer or chat template."""
+    from pathlib import Path
+
+    from mlx_lm.utils import load_tokenizer
+
+    mine = documents(load_tokenizer(Path(cand.path)), text)
+    differ = [n for n, (a, b) in enumerate(zip(docs, mine, strict=False)) if a != b]
+    if not differ and len(docs) == len(mine):
+        return None
+    n = differ[0] if differ else min(len(docs), len(mine))
+    a, b = (docs[n] if n < len(docs) else []), (mine[n] if n < len(mine) else [])
+    at = next(
+        (i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b))
+    )
+    return {"documents": len(docs), "differ": len(differ), "first": n, "at_token": at}
 
 
 def run_together(
@@ -602,8 +632,11 @@ def verify_llm(
         raise ValueError(f"genai verify: --context {context} is too small (at least 2)")
     # the tokenizer of the reference (of the candidate when the reference is not an mlx-lm
     # directory, e.g. a GGUF file read by another backend)
-    wins, quiet = _load_text(reference if reference.backend == "mlx" else candidate, text, context)
+    feeder = reference if reference.backend == "mlx" else candidate
+    wins, quiet, docs = _tokenize(feeder, text, context)
     metrics: dict[str, Any] = {"text": text or "corpus", "context": context}
+    if feeder is reference and candidate.backend == "mlx" and candidate.path != reference.path:
+        metrics["tokenizer_difference"] = tokenizer_difference(candidate, docs, text)
     if candidate.kv_bits:
         metrics.update(
             kv_bits=candidate.kv_bits,
@@ -640,6 +673,7 @@ def verify_llm(
     findings = []
     for func in rules.LLM_RULES:
         findings.extend(run_rule(func, metrics))
+    findings.extend(run_rule(rules.tokenizer, metrics))
     return findings, metrics, mode, wins[0]
 
 

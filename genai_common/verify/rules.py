@@ -155,3 +155,22 @@ def no_text(metrics: dict[str, Any]) -> Iterator[Finding]:
 
 
 LLM_RULES = (no_text, nonfinite, distribution, breaks, perplexity, determinism)
+
+
+@rule(
+    "QLT009",
+    "Candidate's tokenizer encodes the text differently",
+    severity="warning",
+    fix="Both sides were fed the reference's token ids; the candidate's own tokenizer (or chat "
+    "template) gives other ids, so users of the candidate see other inputs: copy tokenizer.json, "
+    "tokenizer_config.json and chat_template.jinja from the reference, or re-convert.",
+    compares="the text's documents tokenized by each side's own tokenizer and chat template",
+)
+def tokenizer(metrics: dict[str, Any]) -> Iterator[Finding]:
+    d = metrics.get("tokenizer_difference")
+    if d:
+        yield finding(
+            "QLT009",
+            f"{d['differ']} of {d['documents']} documents tokenize differently with the "
+            f"candidate's tokenizer (first: document {d['first']}, token {d['at_token']})",
+        )
