@@ -499,6 +499,11 @@ def tokenizer_difference(
     return {"documents": len(docs), "differ": len(differ), "first": n, "at_token": at}
 
 
+def _rerun(wins: list[list[int]]) -> int:
+    """The window the candidate runs twice (determinism): the shortest, the cheapest."""
+    return min(range(len(wins)), key=lambda n: len(wins[n]))
+
+
 def run_together(
     cand: SideSpec, ref: SideSpec, wins: list[list[int]], quiet: Any
 ) -> tuple[list[dict[str, Any]], bool]:
@@ -510,7 +515,7 @@ def run_together(
     parts, deterministic = [], True
     for n, ids in enumerate(wins):
         rr, cr = r.rows(ids), c.rows(ids)
-        if n == 0:  # determinism: the candidate's first window twice
+        if n == _rerun(wins):  # determinism: the candidate's shortest window twice
             deterministic = bool(np.array_equal(cr, c.rows(ids)))
         parts.append(_window_parts(rr, cr, ids, quiet, False))
     return parts, deterministic
@@ -542,7 +547,7 @@ def _child_candidate(
     deterministic = True
     for n, ids in enumerate(wins):
         rows = side.rows(ids)
-        if n == 0:
+        if n == _rerun(wins):
             deterministic = bool(np.array_equal(rows, side.rows(ids)))
         with np.load(os.path.join(out, f"ref-{n}.npz")) as f:
             ref = f["rows"] if full else {k: f[k] for k in ("idx", "logp", "target")}

@@ -81,11 +81,11 @@ def breaks(metrics: dict[str, Any]) -> Iterator[Finding]:
     fix="Two teacher-forced runs of the same tokens gave different log-probabilities: a "
     "non-deterministic kernel or a stateful layer (a cache that is not reset). Compare "
     "numbers from one run only, and report it upstream with the model and backend.",
-    compares="the candidate's log-probs of the first window, two runs, bit for bit",
+    compares="the candidate's log-probs of one window (the shortest), two runs, bit for bit",
 )
 def determinism(metrics: dict[str, Any]) -> Iterator[Finding]:
     if metrics.get("deterministic") is False:
-        yield finding("QLT004", "two runs of the candidate on the first window differ")
+        yield finding("QLT004", "two runs of the candidate on the same window differ")
 
 
 @rule(
