@@ -361,3 +361,11 @@ def test_candidate_tokenizer_that_differs_is_a_warning(tiny_llm, tmp_path, text_
     d = r.metrics["tokenizer_difference"]
     assert d["differ"] == len(corpus.chats()), d
     assert "QLT009" in {f.code for f in r.findings} and r.metrics["kl_mean"] == 0
+
+
+def test_plain_output_shows_the_curve_and_the_mode(tiny_llm, text_file):
+    res = _cli(str(tiny_llm), "--against", str(tiny_llm), "--text", text_file,
+               "--context", "64", "--isolated")  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("verdict: pass (isolated)")
+    assert "top-1 agreement by position:" in res.stdout and "(decided 100.0%)" in res.stdout
