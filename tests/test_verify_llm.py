@@ -148,6 +148,9 @@ def test_break_point_ignores_noise_and_early_failure():
     assert break_point(curve([0.9, 0.9, 0.4, 0.3]), 0.7) == 64
     assert break_point(curve([0.72, 0.68, 0.71, 0.69]), 0.7) is None  # noise around the line
     assert break_point(curve([0.3, 0.9, 0.9]), 0.7) is None  # broken from the start: QLT001
+    assert break_point(curve([0.9, 0.4, 0.3, 0.3]), 0.7) is None  # only the first window passed
+    # a broken model whose agreement wanders around the line after two easy windows
+    assert break_point(curve([0.81, 0.81, 0.66, 0.74, 0.76, 0.63, 0.56, 0.66]), 0.7) is None
     assert break_point(curve([0.9, 0.6, 0.95, 0.95]), 0.7) is None  # a dip, not a break
 
 

@@ -88,10 +88,15 @@ def _localise(candidate: str, reference: str, ids: list[int] | None, **adapters:
     except ImportError:
         return None
     first_bad_layer = getattr(localise, "first_bad_layer", None)
-    if first_bad_layer is None:
+    stage_of = getattr(localise, "localise", None)  # verify-localise's (candidate, reference)
+    if first_bad_layer is None and stage_of is None:
         return None
     try:
-        return first_bad_layer(candidate, reference, ids=ids, **adapters)
+        if first_bad_layer is not None:
+            return first_bad_layer(candidate, reference, ids=ids, **adapters)
+        if any(adapters.values()):  # its walk reads plain checkpoints: no adapter on a side
+            return LocaliseError("not localised: a side carries an adapter")
+        return stage_of(candidate, reference)
     except Exception as exc:  # localisation explains a failure; it must not hide the verdict
         return LocaliseError(f"{type(exc).__name__}: {exc}"[:200])
 

@@ -40,7 +40,14 @@ MIN_CURVE_POSITIONS = 8  # scored positions a curve window needs to count
 # nats above its second (near-ties flip under any rounding and say nothing about quality)
 CONFIDENT_MARGIN = 0.5
 BREAK_DROP = 0.1  # a break point: agreement after it this much below agreement before it
-BACKENDS = {"mlx": "genai_common.verify.llm:MlxSide"}
+# windows that must pass before a break counts: the first positions after a bos are easy, so a
+# model broken everywhere can pass its first window alone (RMSNorm + 1 at --context 128)
+MIN_WINDOWS_BEFORE_BREAK = 2
+BREAK_STAYS = 0.75  # share of the windows from the break on that are below the line
+BACKENDS = {
+    "mlx": "genai_common.verify.llm:MlxSide",
+    "transformers": "genai_common.verify.llm:HfSide",  # needs verify/reference_hf.py
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,6 +163,25 @@ class MlxSide:
             mx.eval(part)
             parts.append(np.array(part))
         return np.concatenate(parts)
+
+    def close(self) -> None:
+        self.model = None
+
+
+class HfSide:
+    """A transformers side (a Hugging Face folder, or a GGUF file read by transformers), through
+    verify/reference_hf.py's hf_log_probs (verify-reference's module; torch float32 on the CPU).
+    Rows are cut to the tokenizer of the side that feeds the ids and renormalised."""
+
+    def __init__(self, spec: SideSpec) -> None:
+        from genai_common.verify import reference_hf  # the reference extra's module
+
+        self.spec, self._hf = spec, reference_hf
+        self.model = reference_hf.load_hf(spec.path)
+        self.vocab = int(self.model.config.vocab_size)
+
+    def rows(self, ids: list[int]) -> Any:
+        return self._hf.hf_log_probs(self.spec.path, ids[:-1], model=self.model)
 
     def close(self) -> None:
         self.model = None
@@ -427,12 +453,15 @@ def break_point(curve: list[dict[str, Any]], fail_line: float) -> int | None:
         total = sum(w["positions"] for w in ws)
         return sum(w["top1_confident"] * w["positions"] for w in ws) / total
 
-    for n in range(1, len(curve)):
+    for n in range(MIN_WINDOWS_BEFORE_BREAK, len(curve)):
         before, after = curve[:n], curve[n:]
         if curve[n]["top1_confident"] >= fail_line:
             continue
+        below = sum(w["top1_confident"] < fail_line for w in after) / len(after)
         if all(w["top1_confident"] >= fail_line for w in before) and (
-            mean(after) < fail_line and mean(before) - mean(after) >= BREAK_DROP
+            below >= BREAK_STAYS
+            and mean(after) < fail_line
+            and mean(before) - mean(after) >= BREAK_DROP
         ):
             return int(curve[n]["start"])
         return None
