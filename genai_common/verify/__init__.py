@@ -101,6 +101,23 @@ def _localise(candidate: str, reference: str, ids: list[int] | None, **adapters:
         return LocaliseError(f"{type(exc).__name__}: {exc}"[:200])
 
 
+def _backends(candidate: str, reference: str, requested: str | None) -> tuple[str, str]:
+    """(candidate backend, reference backend): a backend registered in verify.llm.BACKENDS by
+    name puts the reference there; "auto", "transformers" (and a GGUF side) go through
+    verify/reference_hf.py's choose when that module exists; without it, auto is mlx-lm."""
+    from genai_common.verify.llm import BACKENDS
+
+    if requested not in (None, "auto", "transformers") and requested in BACKENDS:
+        return "mlx", requested
+    try:
+        from genai_common.verify import reference_hf
+    except ImportError:
+        if requested in (None, "auto"):
+            return "mlx", "mlx"
+        return "mlx", str(requested)  # open_side says what is missing or unknown
+    return reference_hf.choose(candidate, reference, requested)
+
+
 def verify(
     candidate: str,
     reference: str,
@@ -116,12 +133,12 @@ def verify(
     isolated: bool | None = None,
     localise: bool = True,
     seed: int = 0,
-    reference_backend: str = "mlx",
+    reference_backend: str | None = "auto",
 ) -> VerifyResult:
     """Compare `candidate` with `reference`, teacher-forced over the same tokens (llm: the
     shipped corpus or `text`; see verify/llm.py). isolated: None plans the mode from the weight
-    bytes, True / False force it. reference_backend: a name in verify.llm.BACKENDS ("mlx": mlx-lm;
-    another module registers e.g. a transformers backend there). CANDIDATE and REFERENCE: directories or hub ids in the local
+    bytes, True / False force it. reference_backend: "auto" (verify/reference_hf.py's choice
+    when that module is installed, else mlx-lm), or a name in verify.llm.BACKENDS. CANDIDATE and REFERENCE: directories or hub ids in the local
     cache (resolve)."""
     shown = (str(candidate), str(reference))
     candidate, reference = (
@@ -153,6 +170,7 @@ def verify(
     from genai_common.verify.llm import SideSpec, verify_llm
 
     chunked = bool(kv_bits)  # the float reference is fed through its cache in the same chunks
+    cand_backend, ref_backend = _backends(str(candidate), str(reference), reference_backend)
     cand = SideSpec(
         str(candidate),
         candidate_adapter,
@@ -160,8 +178,9 @@ def verify(
         kv_group_size,
         quantized_kv_start,
         chunked=chunked,
+        backend=cand_backend,
     )
-    ref = SideSpec(str(reference), reference_adapter, chunked=chunked, backend=reference_backend)
+    ref = SideSpec(str(reference), reference_adapter, chunked=chunked, backend=ref_backend)
     findings, metrics, mode, ids = verify_llm(
         cand, ref, text=text, context=context, isolated=isolated, seed=seed
     )

@@ -38,6 +38,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--adapter", help="the candidate with this LoRA adapter (mlx-lm)")
     parser.add_argument("--reference-adapter", help="the reference with this LoRA adapter")
     parser.add_argument(
+        "--reference-backend",
+        default="auto",
+        help="how the reference is scored: auto, mlx, transformers (verify/reference_hf.py)",
+    )
+    parser.add_argument(
         "--isolated",
         action="store_true",
         default=None,
@@ -60,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
             quantized_kv_start=args.quantized_kv_start,
             reference_adapter=args.reference_adapter,
             isolated=args.isolated,
+            reference_backend=args.reference_backend,
         )
     except ImportError as exc:
         print(missing_extra(exc), file=sys.stderr)

@@ -47,6 +47,7 @@ BREAK_STAYS = 0.75  # share of the windows from the break on that are below the 
 BACKENDS = {
     "mlx": "genai_common.verify.llm:MlxSide",
     "transformers": "genai_common.verify.llm:HfSide",  # needs verify/reference_hf.py
+    "gguf": "genai_common.verify.llm:HfSide",  # a GGUF file read by transformers
 }
 
 
