@@ -175,8 +175,10 @@ class HfSide:
     Rows are cut to the tokenizer of the side that feeds the ids and renormalised."""
 
     def __init__(self, spec: SideSpec) -> None:
-        from genai_common.verify import reference_hf  # the reference extra's module
+        import importlib
 
+        # verify-reference's module, by name (it is optional here)
+        reference_hf = importlib.import_module("genai_common.verify.reference_hf")
         self.spec, self._hf = spec, reference_hf
         self.model = reference_hf.load_hf(spec.path)
         self.vocab = int(self.model.config.vocab_size)
