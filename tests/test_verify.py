@@ -56,8 +56,11 @@ def test_8bit_conversion_passes(tiny_llm, tmp_path):
 
     out = tmp_path / "q8"
     convert(str(tiny_llm), mlx_path=str(out), quantize=True, q_bits=8, q_group_size=64)
+    from genai_common import corpus
     from genai_common.verify import verify
 
-    result = verify(str(out), str(tiny_llm), context=512)
+    text = tmp_path / "text.txt"
+    text.write_text(corpus.text("austen")[:2000], encoding="utf-8")
+    result = verify(str(out), str(tiny_llm), text=str(text), context=512)
     assert result.verdict == "pass", result.metrics
     assert 0 < result.metrics["kl_mean"] < 0.05

@@ -1,14 +1,17 @@
-"""`genai verify`: a candidate model's outputs against a reference, teacher-forced over the
-shipped corpus (issue 10). llm: MLX against MLX (same tokenizer); vlm and diffusion: verify/kinds.py.
+"""`genai verify`: a candidate model's outputs against a reference (issue 10). llm: teacher-forced
+over the same tokens (verify/llm.py), each side in mlx-lm or transformers (verify/reference_hf.py,
+GGUF files too), the failing layer named (verify/localise.py); vlm, diffusion and ml:
+verify/kinds.py.
 
     verify(candidate, reference, ...) -> VerifyResult
 
 Light at import: mlx, mlx_lm and numpy are imported inside the functions that use them.
-Thresholds are provisional (not yet calibrated; see TODO.md, issue 10).
+Thresholds and their calibration: verify/rules.py, reference/DIAGNOSTICS.md.
 """
 
 from __future__ import annotations
 
+import os
 from collections import namedtuple
 
 TYPE_CHECKING = False
@@ -33,10 +36,76 @@ class VerifyResult(
         }
 
 
-def _log_probs(path: str, max_tokens: int | None) -> tuple[Any, Any, Any]:
-    from genai_common.testing.quality import _log_probs as lp
+# the extra of pyproject.toml that brings each module verify imports (for the exit-2 line)
+EXTRAS = {
+    "mlx": "llm",
+    "mlx_lm": "llm",
+    "numpy": "llm",
+    "transformers": "llm",
+    "tokenizers": "llm",
+    "safetensors": "llm",
+    "mlx_vlm": "vlm",
+    "PIL": "vlm",
+    "torch": "diffusion",
+    "diffusers": "diffusion",
+    "accelerate": "diffusion",
+}
 
-    return lp(path, max_tokens)
+
+def missing_extra(exc: ImportError) -> str:
+    """One line naming the extra to install for a missing module."""
+    name = (exc.name or str(exc)).split(".")[0]
+    extra = EXTRAS.get(name, "all")
+    return f"genai verify: needs {name} ({name} is missing): pip install 'genai-common[{extra}]'"
+
+
+def resolve(where: str, what: str = "model") -> str:
+    """A local path as is; a hub id (org/name[@revision]) as its snapshot in the local Hugging
+    Face cache. ValueError with one line when it is neither (nothing is downloaded)."""
+    if os.path.exists(where):
+        return where
+    from genai_common.model.hub import hub_cache_dir, resolve_hub_cache, split_hub_id
+
+    hub = split_hub_id(where) if not where.startswith((".", "/", "~")) else None
+    if hub is None:
+        raise ValueError(f"genai verify: {what} {where} not found")
+    snapshot = resolve_hub_cache(*hub)
+    if snapshot is None:
+        raise ValueError(
+            f"genai verify: {what} {where} not found: not a directory and not in the local Hugging "
+            f"Face cache ({hub_cache_dir()}); fetch it first: hf download {hub[0]}"
+        )
+    return str(snapshot)
+
+
+class LocaliseError(str):
+    """Why the localisation hook could not run (recorded in metrics, not a layer name)."""
+
+
+def _localise(candidate: str, reference: str, **adapters: Any) -> Any:
+    """verify/localise.py's (first bad layer, findings) for two MLX checkpoints, or a
+    LocaliseError saying why it could not run (localisation explains a failure; it must never
+    hide the verdict)."""
+    from genai_common.verify.localise import localise
+
+    if any(adapters.values()):  # its walk reads plain checkpoints: no adapter on a side
+        return LocaliseError("not localised: a side carries an adapter")
+    try:
+        return localise(candidate, reference)
+    except Exception as exc:
+        return LocaliseError(f"{type(exc).__name__}: {exc}"[:200])
+
+
+def _backends(candidate: str, reference: str, requested: str | None) -> tuple[str, str]:
+    """(candidate backend, reference backend): a backend registered in verify.llm.BACKENDS by
+    name puts the reference there; "auto", "transformers" (and a GGUF side) are decided by
+    verify/reference_hf.py's choose."""
+    from genai_common.verify.llm import BACKENDS
+    from genai_common.verify.reference_hf import choose
+
+    if requested not in (None, "auto", "transformers") and requested in BACKENDS:
+        return "mlx", requested
+    return choose(candidate, reference, requested)
 
 
 def verify(
@@ -50,17 +119,26 @@ def verify(
     candidate_adapter: str | None = None,
     kv_bits: int | None = None,
     kv_group_size: int = 64,
+    quantized_kv_start: int = 0,
+    isolated: bool | None = None,
     localise: bool = True,
-    reference_backend: str | None = None,
+    seed: int = 0,
+    reference_backend: str | None = "auto",
 ) -> VerifyResult:
-    """Compare `candidate` with `reference` (llm, MLX vs MLX) over the shipped corpus."""
-    import numpy as np
-
-    # issue 10 part 1 (verify-reference): a transformers or GGUF side, see verify/reference_hf.py
-    from genai_common.verify import reference_hf
-
-    backends = reference_hf.choose(candidate, reference, reference_backend)
-    if kind is None and "gguf" in backends:
+    """Compare `candidate` with `reference`, teacher-forced over the same tokens (llm: the
+    shipped corpus or `text`; see verify/llm.py). isolated: None plans the mode from the weight
+    bytes, True / False force it. reference_backend: "auto" (verify/reference_hf.py's choice
+    when that module is installed, else mlx-lm), or a name in verify.llm.BACKENDS. CANDIDATE and REFERENCE: directories or hub ids in the local
+    cache (resolve)."""
+    shown = (str(candidate), str(reference))
+    candidate, reference = (
+        resolve(str(candidate), "candidate"),
+        resolve(str(reference), "reference"),
+    )
+    candidate_adapter = candidate_adapter and resolve(candidate_adapter, "adapter")
+    reference_adapter = reference_adapter and resolve(reference_adapter, "reference adapter")
+    backends = _backends(str(candidate), str(reference), reference_backend)
+    if kind is None and "gguf" in backends:  # a GGUF file: an llm read by transformers
         kind = "llm"
     if kind is None:
         from genai_common.model import ModelDir
@@ -80,51 +158,41 @@ def verify(
             done.mode,
         )
     if kind != "llm":
-        raise ValueError(f"genai verify: kind {kind!r} is not supported yet (llm, vlm, diffusion)")
-    if text is not None or kv_bits is not None or reference_adapter or candidate_adapter:
-        raise ValueError("genai verify: --text, --kv-bits and adapters are not supported yet")
-    budget = context if context is not None else 4096
-    if backends != ("mlx", "mlx"):  # issue 10 part 1 (verify-reference)
-        ref, cand, target, scored = reference_hf.rows(candidate, reference, budget, backends)
-    else:
-        ref, target, scored = _log_probs(reference, budget)
-        cand, _, _ = _log_probs(candidate, budget)
-    n = min(len(ref), len(cand))
-    ref, cand, target, scored = ref[:n], cand[:n], target[:n], scored[:n]
-    rows = np.arange(n)
-    kl = (np.exp(ref) * (ref - cand)).sum(axis=-1)[scored]
-    top1 = (ref.argmax(-1) == cand.argmax(-1))[scored]
-    r5 = np.argsort(-ref, axis=-1)[:, :5]
-    c5 = np.argsort(-cand, axis=-1)[:, :5]
-    top5 = np.array([len(set(a) & set(b)) / 5 for a, b in zip(r5, c5, strict=True)])[scored]
-    nll_r = -ref[rows, target][scored]
-    nll_c = -cand[rows, target][scored]
-    metrics = {
-        "positions": int(scored.sum()),
-        "kl_mean": float(kl.mean()),
-        "kl_p99": float(np.percentile(kl, 99)),
-        "kl_max": float(kl.max()),
-        "top1_agreement": float(top1.mean()),
-        "top5_overlap": float(top5.mean()),
-        "max_abs_dlogprob": float(np.abs(ref - cand)[scored].max()),
-        "ppl_reference": float(np.exp(nll_r.mean())),
-        "ppl_candidate": float(np.exp(nll_c.mean())),
-    }
-    metrics["ppl_delta"] = metrics["ppl_candidate"] - metrics["ppl_reference"]
-    metrics["backends"] = "/".join(backends)  # candidate/reference (verify-reference)
-    from genai_common.findings import run_rule
-    from genai_common.verify import rules
+        raise ValueError(
+            f"genai verify: kind {kind!r} is not supported yet (llm, vlm, diffusion, ml)"
+        )
+    from genai_common.verify.kinds import verdict_of
+    from genai_common.verify.llm import SideSpec, verify_llm
 
-    findings = run_rule(rules.distribution, metrics)
-    verdict = (
-        "fail" if any(f.severity == "error" for f in findings) else "warn" if findings else "pass"
+    chunked = bool(kv_bits)  # the float reference is fed through its cache in the same chunks
+    cand_backend, ref_backend = backends
+    cand = SideSpec(
+        str(candidate),
+        candidate_adapter,
+        kv_bits,
+        kv_group_size,
+        quantized_kv_start,
+        chunked=chunked,
+        backend=cand_backend,
     )
-    first_bad_layer = None
-    if verdict == "fail" and localise:  # issue 10 part 2: the stage where it broke
-        from genai_common.verify.localise import localise as find_stage
-
-        first_bad_layer, more_findings = find_stage(str(candidate), str(reference))
-        findings = [*findings, *more_findings]
-    return VerifyResult(
-        str(candidate), str(reference), verdict, findings, metrics, first_bad_layer, "together"
+    ref = SideSpec(str(reference), reference_adapter, chunked=chunked, backend=ref_backend)
+    findings, metrics, mode, ids = verify_llm(
+        cand, ref, text=text, context=context, isolated=isolated, seed=seed
     )
+    metrics["backends"] = "/".join(backends)  # candidate/reference
+    verdict = verdict_of(findings)
+    first_bad = None
+    mlx_both = backends == ("mlx", "mlx")  # the layer walk reads two MLX checkpoints
+    if verdict == "fail" and localise and not kv_bits and ids is not None and mlx_both:
+        where = _localise(
+            str(candidate),
+            str(reference),
+            candidate_adapter=candidate_adapter,
+            reference_adapter=reference_adapter,
+        )
+        if isinstance(where, LocaliseError):
+            metrics["localise_error"] = str(where)
+        else:
+            first_bad, more = where
+            findings = [*findings, *more]
+    return VerifyResult(*shown, verdict, findings, metrics, first_bad, mode)

@@ -8,33 +8,52 @@ import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("candidate", help="candidate model directory")
-    parser.add_argument("--against", required=True, help="reference model directory")
+    parser.add_argument("candidate", help="candidate: a model directory or a hub id in the cache")
+    parser.add_argument(
+        "--against", required=True, help="reference: a model directory or a hub id in the cache"
+    )
     parser.add_argument("--json", action="store_true", help="print the JSON result")
-    parser.add_argument("--text", help="text file to score (not supported yet)")
-    parser.add_argument("--context", type=int, help="positions to score (default 4096)")
-    parser.add_argument("--kv-bits", type=int, help="quantized KV cache bits (not supported yet)")
-    parser.add_argument("--kv-group-size", type=int, default=64)
-    parser.add_argument("--adapter", help="candidate adapter path (not supported yet)")
-    parser.add_argument(  # issue 10 part 1 (verify-reference)
+    parser.add_argument(
+        "--text",
+        help="text to feed both sides: plain text, or jsonl (messages / prompt+completion / "
+        "text records); default: the shipped corpus",
+    )
+    parser.add_argument(
+        "--context",
+        type=int,
+        help="positions per window (default: the smaller of the model's context and 4096)",
+    )
+    parser.add_argument(
+        "--kv-bits",
+        type=int,
+        help="the candidate with mlx-lm's quantized KV cache of these bits against its float cache",
+    )
+    parser.add_argument("--kv-group-size", type=int, default=64, help="KV quantization group")
+    parser.add_argument(
+        "--quantized-kv-start",
+        type=int,
+        default=0,
+        help="position from which the KV cache is quantized (mlx_lm.generate's option)",
+    )
+    parser.add_argument("--adapter", help="the candidate with this LoRA adapter (mlx-lm)")
+    parser.add_argument("--reference-adapter", help="the reference with this LoRA adapter")
+    parser.add_argument(
         "--reference-backend",
-        choices=("auto", "mlx", "transformers"),
         default="auto",
-        help="who scores the reference: auto (transformers for a Hugging Face checkpoint when "
-        "torch is installed, and for a .gguf), mlx (mlx-lm), transformers (torch, float32)",
+        help="how the reference is scored: auto, mlx, transformers (verify/reference_hf.py)",
+    )
+    parser.add_argument(
+        "--isolated",
+        action="store_true",
+        default=None,
+        help="run each side in its own child process (default: when both do not fit together)",
     )
 
 
 def run(args: argparse.Namespace) -> int:
-    import os
-
-    from genai_common.verify import verify
+    from genai_common.verify import missing_extra, verify
     from genai_common.verify.reference_hf import BackendMissing
 
-    for path in (args.candidate, args.against):
-        if not os.path.exists(path):
-            print(f"genai verify: {path} not found", file=sys.stderr)
-            return 2
     try:
         result = verify(
             args.candidate,
@@ -44,23 +63,37 @@ def run(args: argparse.Namespace) -> int:
             candidate_adapter=args.adapter,
             kv_bits=args.kv_bits,
             kv_group_size=args.kv_group_size,
-            reference_backend=getattr(args, "reference_backend", None),
+            quantized_kv_start=args.quantized_kv_start,
+            reference_adapter=args.reference_adapter,
+            isolated=args.isolated,
+            reference_backend=args.reference_backend,
         )
-    except BackendMissing as exc:  # verify-reference: torch / transformers / gguf not installed
+    except BackendMissing as exc:  # torch / transformers / gguf not installed: the extra named
         print(str(exc), file=sys.stderr)
         return 2
     except ImportError as exc:
-        print(f"genai verify: needs the mlx extra ({exc.name} missing)", file=sys.stderr)
+        print(missing_extra(exc), file=sys.stderr)
         return 2
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, RuntimeError) as exc:
         print(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, file=sys.stderr)
         return 2
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
     else:
+        from genai_common.verify.llm import curve_lines
+
         print(f"verdict: {result.verdict} ({result.mode})")
         for key, value in result.metrics.items():
-            print(f"  {key}: {value:.4g}" if isinstance(value, float) else f"  {key}: {value}")
+            if key == "curve":
+                print("  top-1 agreement by position:")
+                for line in curve_lines(result.metrics):
+                    print(line)
+            elif isinstance(value, float):
+                print(f"  {key}: {value:.4g}")
+            else:
+                print(f"  {key}: {value}")
+        if result.first_bad_layer:
+            print(f"  first bad layer: {result.first_bad_layer}")
         for f in result.findings:
             print(f"  {f.code} [{f.severity}] {f.message}")
         if result.first_bad_layer:

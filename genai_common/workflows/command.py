@@ -211,8 +211,7 @@ def run_finetune(args: argparse.Namespace) -> int:
                 )
                 found += more
                 metrics.update({k: round(v, 4) for k, v in diffs.items()})
-                # genai verify does not take adapters yet (issue 10, TODO.md): the fused model is
-                # judged against base + adapter by check_fused (ADP010) above
+                # check_fused runs genai verify: fused vs base + adapter (--reference-adapter)
         verdict = "fail" if any(f.severity == "error" for f in found) else "pass"
     _print(found)
     results_row(

@@ -600,7 +600,13 @@ def convert(
             text=verify_text if llm else None,
             context=verify_context if llm else None,
         )
-        metrics.update({f"verify_{k}": v for k, v in dict(r.metrics).items()})
+        metrics.update(
+            {
+                f"verify_{k}": v
+                for k, v in dict(r.metrics).items()
+                if v is None or isinstance(v, (int, float, str))  # not the curve or the plan
+            }
+        )
         found += list(r.findings)
         if r.verdict == "fail" or verdict == "fail":
             verdict = "fail"

@@ -321,16 +321,23 @@ def fuse(base: str, adapter: str, output: str, *, dequantize: bool = False) -> l
 def check_fused(
     fused: str, base: str, adapter: str, text: str, ratio: float = 0.25
 ) -> tuple[list[Finding], dict[str, float]]:
-    """The fused model against base + adapter and against the bare base on the same tokens."""
-    import mlx.core as mx
-    from mlx_lm.utils import load
+    """The fused model against base + adapter and against the bare base on the same tokens,
+    through `genai verify` (genai_common.verify: teacher-forced, max |Δ log-prob| over the real
+    vocabulary): the fused model must sit within `ratio` x the adapter's effect of base +
+    adapter (ADP010)."""
+    import tempfile
 
-    diffs = {}
-    fm, tok = load(fused)
-    ids = mx.array([tok.encode(text)])
-    lf = fm(ids).astype(mx.float32)
-    am, _ = load(base, adapter_path=adapter)
-    bm, _ = load(base)
-    diffs["fused_vs_adapted"] = float(mx.abs(lf - am(ids).astype(mx.float32)).max())
-    diffs["fused_vs_base"] = float(mx.abs(lf - bm(ids).astype(mx.float32)).max())
+    from genai_common.verify import verify
+
+    with tempfile.TemporaryDirectory(prefix="genai-fused-") as tmp:
+        path = os.path.join(tmp, "text.txt")
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        adapted = verify(fused, base, reference_adapter=adapter, text=path, localise=False)
+        bare = verify(fused, base, text=path, localise=False)
+    diffs = {
+        "fused_vs_adapted": float(adapted.metrics.get("max_abs_dlogit", 0.0)),
+        "fused_vs_base": float(bare.metrics.get("max_abs_dlogit", 0.0)),
+        "fused_vs_adapted_kl": float(adapted.metrics.get("kl_mean", 0.0)),
+    }
     return _run(fuse_dropped, diffs["fused_vs_adapted"], diffs["fused_vs_base"], ratio), diffs
