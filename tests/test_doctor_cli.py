@@ -238,6 +238,18 @@ def test_checks_catalogue_document_is_current() -> None:
     )
 
 
+def test_readme_counts_the_checks_there_are() -> None:
+    import re
+
+    from genai_common.doctor.catalogue import catalogue_json
+
+    readme = Path(__file__).resolve().parent.parent / "README.md"
+    if not readme.exists():
+        pytest.skip("README.md is not in this checkout")
+    said = re.search(r"know (\d+) checks with stable codes", readme.read_text(encoding="utf-8"))
+    assert said and int(said.group(1)) == len(catalogue_json()), "README.md's check count is stale"
+
+
 def test_fetch_metadata_is_for_hub_ids(tmp_path: Path) -> None:
     base_llm(tmp_path)
     rc, _, err = run_cli("doctor", str(tmp_path), "--fetch-metadata")

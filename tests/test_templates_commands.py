@@ -54,6 +54,8 @@ EXPECTED = {
     "nox -s convert -- --quantize mixed_3_6 --output models/mixed": (1, "QLT001"),
 }
 
+SMALL_CALIBRATION = "--num-samples 4 --sequence-length 64"
+
 # The commands as they run here, in order: (command as the documents show it, how it runs).
 # `genai` runs from the .venv that `nox -s dev` made (on PATH, as `source .venv/bin/activate`
 # puts it); placeholders get this project's values.
@@ -103,6 +105,21 @@ RUN: list[tuple[str, str]] = [
         "nox -s convert -- --quantize mixed_3_6 --output models/mixed",
     ),
     ("nox -s convert -- --dtype bfloat16", "nox -s convert -- --dtype bfloat16"),
+    # learned quantization: the shown commands on 4 windows of 64 tokens instead of 32 x 256
+    (
+        "nox -s convert -- --quantize 4 --method awq",
+        f"nox -s convert -- --quantize 4 --method awq {SMALL_CALIBRATION}",
+    ),
+    (
+        "nox -s convert -- --quantize 4 --method gptq --dtype float32 "
+        "--calibration data/calibration.txt",
+        "cat README.md AGENTS.md > data/calibration.txt && nox -s convert -- --quantize 4 "
+        f"--method gptq --dtype float32 --calibration data/calibration.txt {SMALL_CALIBRATION}",
+    ),
+    (
+        "nox -s convert -- --quantize 4 --method dynamic --target-bpw 5",
+        f"nox -s convert -- --quantize 4 --method dynamic --target-bpw 5 {SMALL_CALIBRATION}",
+    ),
     ("nox -s finetune -- --check-only", "nox -s finetune -- --check-only"),
     ("nox -s finetune", "nox -s finetune"),
     # an update needs a clean tree: the session's work is committed first, as a user would

@@ -82,6 +82,13 @@ def test_localised_numbers(results):
     assert "lm_head.weight only in the reference" in msgs["lm-head-tied-wrongly"]
 
 
+# Perplexity on the corpus cannot see a dropped or unscaled adapter: the reference carries a random
+# rank-8 adapter that makes the corpus less likely, so the candidate without it scores a lower
+# perplexity (-6.7% here, inside the line); KL and top-k agreement catch both pairs. (At context
+# 4,096 a reversed q/k permutation and the 2-bit embedding can be inside it too: DIAGNOSTICS.md.)
+PPL_BLIND = {"lora-fused-without-scale", "lora-fuse-dropped"}
+
+
 # metric -> (is it beyond the fail line?): each one QLT001 judges
 def _lines():
     from genai_common.verify import rules
@@ -99,17 +106,19 @@ def _lines():
     "metric", ["kl_mean", "kl_p99", "top1_agreement", "top5_overlap", "ppl_delta"]
 )
 def test_each_metric_can_fail(results, metric):
-    """Measured on real pairs: the metric is beyond its fail line on every broken pair and
-    inside it on every good one; alone beyond its line (the others set to a good pair's
+    """Measured on real pairs: the metric is beyond its fail line on every broken pair it can see
+    (PPL_BLIND) and inside it on every good one; alone beyond its line (the others set to a good pair's
     values), it makes QLT001 fire and the message names it."""
     from genai_common.findings import run_rule
     from genai_common.verify import rules
 
     beyond = _lines()[metric]
-    assert [n for n in BROKEN if not beyond(results[n].metrics)] == []
+    blind = PPL_BLIND if metric == "ppl_delta" else set()
+    assert [n for n in BROKEN if n not in blind and not beyond(results[n].metrics)] == []
     assert [n for n in GOOD if beyond(results[n].metrics)] == []
     worst_good = dict(results["4bit-g64"].metrics)
-    broken = results["lora-fuse-dropped"].metrics  # the mildest broken pair
+    # the mildest broken pair that the metric sees
+    broken = results["rope-theta-changed" if blind else "lora-fuse-dropped"].metrics
     alone = {**worst_good, metric: broken[metric]}
     if metric == "ppl_delta":
         alone["ppl_candidate"] = broken["ppl_candidate"]

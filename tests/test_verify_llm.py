@@ -104,17 +104,20 @@ def test_padding_rows_are_excluded(tiny_llm):
 def test_rope_theta_changed_breaks_after_n_tokens(tiny_llm, tmp_path, text_file):
     """A changed rope_theta barely moves the first positions and ruins the later ones: the curve
     says where, QLT003 names the position, the perplexity delta's interval excludes zero."""
-    cand = _copy_with_config(tiny_llm, tmp_path / "rope", rope_theta=100000.0)
+    # 500000 -> 50000 (at 100000 the agreement wanders around the 60% line after position 96:
+    # QLT001 alone; at 10000 the second window already fails)
+    cand = _copy_with_config(tiny_llm, tmp_path / "rope", rope_theta=50000.0)
     res = _cli(cand, "--against", str(tiny_llm), "--text", text_file, "--context", "512", "--json")
     assert res.returncode == 1, res.stderr
     out = json.loads(res.stdout)
     codes = [f["code"] for f in out["findings"]]
-    assert "QLT003" in codes and out["verdict"] == "fail"
+    assert "QLT003" in codes and "QLT006" in codes and out["verdict"] == "fail"
+    assert out["metrics"]["ppl_delta_ci95"][0] > 0
     at = out["metrics"]["breaks_after"]
     assert 0 < at <= 256
     msg = next(f["message"] for f in out["findings"] if f["code"] == "QLT003")
     assert msg.startswith(f"breaks after {at} tokens")
-    assert out["metrics"]["curve"][0]["top1_confident"] >= 0.9
+    assert out["metrics"]["curve"][0]["top1_confident"] >= 0.85  # 60% is the fail line
 
 
 def test_ppl_and_nan_rules_fail_on_real_damage(tiny_llm, tmp_path, text_file):

@@ -18,6 +18,7 @@ from typing import Any
 from genai_common.distributed import checks
 from genai_common.distributed.hostfile import Host
 from genai_common.findings import Finding
+from genai_common.model.values import gib
 
 WIRED_SHARE = 0.9  # mlx-lm's generate.wired_limit(): warns above 0.9 x the recommended size
 
@@ -120,7 +121,7 @@ def wired_findings(
             continue
         want_mb = math.ceil(r.weights * share / WIRED_SHARE / 2**20 / 1024) * 1024
         total = lim.get("total")
-        room = f" of {total // 2**20} MB RAM" if isinstance(total, int) else ""
+        room = f" of {gib(total)} RAM" if isinstance(total, int) else ""
         out.append(
             checks.wired(r.rank, r.weights, allowed, lim.get("wired_limit_mb"), want_mb, room)
         )

@@ -7,6 +7,7 @@ import os
 from typing import Any
 
 from genai_common.findings import Finding
+from genai_common.model.values import gib
 
 SMOKE_TOKENS = 20  # the tiny models answer "The capital of France is Paris." in 19 tokens
 
@@ -180,7 +181,7 @@ def render_hosts(facts: dict[str, Any]) -> str:
             mb = m.get("wired_limit_mb")
             rec = m.get("recommended_working_set")
             limit = "system default" if mb == 0 else (f"{mb} MB" if mb else "unknown")
-            rec_s = f", Metal working set {rec / 2**30:.1f} GiB" if rec else ""
+            rec_s = f", Metal working set {gib(rec)}" if rec else ""
             parts.append(f"wired limit {limit}{rec_s}")
         if host in tb:
             parts.append(f"Thunderbolt: {', '.join(tb[host]) or 'none up'}")
