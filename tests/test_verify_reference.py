@@ -139,6 +139,36 @@ def test_conversion_with_permuted_q_proj_fails(tiny_llm, converted, tmp_path):
     out = json.loads(res.stdout)
     assert out["verdict"] == "fail" and out["metrics"]["backends"] == "mlx/transformers"
     assert "QLT001" in [f["code"] for f in out["findings"]]
+    # localised against transformers' own modules (forward hooks on the same paths)
+    assert out["first_bad_layer"] == "model.layers.0.self_attn", out["metrics"]
+    # this interleave is not the rotate-half permutation QLT102 knows: a difference, named
+    named = [f["message"] for f in out["findings"] if f["code"] in ("QLT102", "QLT110")]
+    assert named and named[0].startswith("model.layers.0.self_attn.q_proj.weight"), out["findings"]
+
+
+@pytest.mark.torch
+def test_localise_against_transformers_names_the_norm(tiny_llm, converted, tmp_path):
+    """RMSNorm + 1 in the MLX conversion's layer 1, the Hugging Face source as reference: the
+    stage table of both sides lines up and the offset is named (QLT101)."""
+    from genai_common.verify.localise import localise
+
+    broken = Path(shutil.copytree(converted["float"], tmp_path / "norm"))
+    import mlx.core as mx
+
+    for f in broken.glob("*.safetensors"):
+        weights = mx.load(str(f))
+        key = "model.layers.1.post_attention_layernorm.weight"
+        if key in weights:
+            weights[key] = weights[key] + 1
+        mx.save_safetensors(str(f), weights, metadata={"format": "mlx"})
+    stage, findings = localise(str(broken), str(tiny_llm), backends=("mlx", "transformers"))
+    assert stage == "model.layers.1.post_attention_layernorm", [f.message for f in findings]
+    assert any(f.code == "QLT101" and "+1" in f.message for f in findings)
+    # and the same checkpoint against itself read by transformers: no stage
+    same, findings = localise(
+        str(converted["float"]), str(tiny_llm), backends=("mlx", "transformers")
+    )
+    assert same is None and [f.code for f in findings] == ["QLT100"]
 
 
 @pytest.mark.torch

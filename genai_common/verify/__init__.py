@@ -82,16 +82,16 @@ class LocaliseError(str):
     """Why the localisation hook could not run (recorded in metrics, not a layer name)."""
 
 
-def _localise(candidate: str, reference: str, **adapters: Any) -> Any:
-    """verify/localise.py's (first bad layer, findings) for two MLX checkpoints, or a
-    LocaliseError saying why it could not run (localisation explains a failure; it must never
-    hide the verdict)."""
+def _localise(candidate: str, reference: str, backends: tuple[str, str], **adapters: Any) -> Any:
+    """verify/localise.py's (first bad layer, findings) for two checkpoints (MLX, or one side
+    run by transformers), or a LocaliseError saying why it could not run (localisation explains
+    a failure; it must never hide the verdict)."""
     from genai_common.verify.localise import localise
 
     if any(adapters.values()):  # its walk reads plain checkpoints: no adapter on a side
         return LocaliseError("not localised: a side carries an adapter")
     try:
-        return localise(candidate, reference)
+        return localise(candidate, reference, backends=backends)
     except Exception as exc:
         return LocaliseError(f"{type(exc).__name__}: {exc}"[:200])
 
@@ -182,11 +182,13 @@ def verify(
     metrics["backends"] = "/".join(backends)  # candidate/reference
     verdict = verdict_of(findings)
     first_bad = None
-    mlx_both = backends == ("mlx", "mlx")  # the layer walk reads two MLX checkpoints
-    if verdict == "fail" and localise and not kv_bits and ids is not None and mlx_both:
+    # the layer walk: two MLX checkpoints, or one MLX side against transformers (HF or GGUF)
+    walkable = "mlx" in backends
+    if verdict == "fail" and localise and not kv_bits and ids is not None and walkable:
         where = _localise(
             str(candidate),
             str(reference),
+            backends,
             candidate_adapter=candidate_adapter,
             reference_adapter=reference_adapter,
         )

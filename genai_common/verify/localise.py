@@ -143,6 +143,87 @@ class Side:
         return out
 
 
+class TorchSide:
+    """A transformers side (a Hugging Face folder or a GGUF file, read by verify/reference_hf's
+    loader: float32, CPU) with Side's interface. Hugging Face and mlx-lm name the llm modules
+    alike (model.embed_tokens, model.layers.N.self_attn, model.norm, lm_head), so forward hooks
+    on the same paths record the same stages."""
+
+    def __init__(self, path: str) -> None:
+        import json
+        from pathlib import Path
+
+        from genai_common.verify.reference_hf import load_hf
+
+        self.path = path
+        self.model = load_hf(path)
+        cfg = Path(path) / "config.json"
+        self.config = (
+            json.loads(cfg.read_text(encoding="utf-8"))
+            if cfg.is_file()
+            else self.model.config.to_dict()
+        )
+        self.modules = dict(self.model.named_modules())
+        self.stages: list[tuple[str, Any]] = []
+
+    def _recorded(self) -> list[str]:
+        """The module paths Side records, in the order their outputs appear."""
+        inner = self.modules.get("model")
+        if inner is None or not hasattr(inner, "layers"):
+            raise AttributeError("no model.layers in the transformers model")
+        names = ["model.embed_tokens"]
+        for i, block in enumerate(inner.layers):
+            names += [f"model.layers.{i}.{name}" for name, _ in block.named_children()]
+            names.append(f"model.layers.{i}")
+        return [*names, "model.norm", "lm_head"]
+
+    def run(self, tokens: list[int]) -> list[tuple[str, Any]]:
+        import torch
+
+        out: list[tuple[str, Any]] = []
+
+        def hook(name: str) -> Any:
+            def record(_module: Any, _inputs: Any, y: Any) -> None:
+                y = y[0] if isinstance(y, tuple) else y
+                if isinstance(y, torch.Tensor):
+                    out.append((name, y[0].detach().float().numpy().copy()))
+
+            return record
+
+        handles = [
+            self.modules[n].register_forward_hook(hook(n))
+            for n in self._recorded()
+            if n in self.modules
+        ]
+        try:
+            with torch.no_grad():
+                self.model(input_ids=torch.tensor([list(tokens)]), use_cache=False)
+        finally:
+            for h in handles:
+                h.remove()
+        # with the batch axis, as Side records them ([1, positions, ...])
+        self.stages = [(n, y[None]) for n, y in out]
+        return self.stages
+
+    def tensors(self, prefix: str) -> dict[str, tuple[Any, str]]:
+        """Parameters under module path `prefix`: name -> (float32 array, the stored dtype)."""
+        tied = bool(self.config.get("tie_word_embeddings"))
+        if prefix == "lm_head" and tied:
+            return {}  # the embedding, compared under model.embed_tokens
+        stored = str(self.config.get("torch_dtype") or self.config.get("dtype") or "float32")
+        out: dict[str, tuple[Any, str]] = {}
+        for name, p in self.model.named_parameters():
+            if name == prefix or name.startswith(prefix + "."):
+                out[name] = (p.detach().float().numpy().copy(), stored)
+        return out
+
+
+def open_side(path: str, backend: str = "mlx") -> Side | TorchSide:
+    """One side of the layer walk: mlx-lm's loader, or transformers for the transformers and gguf
+    backends of verify/llm.py."""
+    return Side(path) if backend == "mlx" else TorchSide(path)
+
+
 def relative_errors(
     cand: list[tuple[str, Any]], ref: list[tuple[str, Any]]
 ) -> list[tuple[str, float]]:
@@ -178,7 +259,7 @@ def first_jump(errors: list[tuple[str, float]]) -> tuple[str | None, bool]:
     return next(((n, False) for n, e in errors if e > JUMP_MIN), (None, False))
 
 
-def _module_of(stage: str, side: Side) -> str:
+def _module_of(stage: str, side: Side | TorchSide) -> str:
     """The module path whose parameters explain `stage` (the tied output: the embedding)."""
     if stage == "logits":
         return "model.embed_tokens"
@@ -203,14 +284,20 @@ def default_tokens(path: str, n: int = LOCALISE_TOKENS) -> list[int]:
 
 
 def localise(
-    candidate: str, reference: str, tokens: list[int] | None = None
+    candidate: str,
+    reference: str,
+    tokens: list[int] | None = None,
+    backends: tuple[str, str] = ("mlx", "mlx"),
 ) -> tuple[str | None, list[Finding]]:
-    """(first bad stage or None, QLT1xx findings) for two llm checkpoints of one tokenizer."""
+    """(first bad stage or None, QLT1xx findings) for two llm checkpoints of one tokenizer;
+    backends (candidate, reference): "mlx", or "transformers"/"gguf" for a side that
+    transformers runs (the tokens then come from the MLX side's tokenizer)."""
     from genai_common.findings import run_rule
 
-    tokens = tokens if tokens is not None else default_tokens(reference)
+    if tokens is None:
+        tokens = default_tokens(reference if backends[1] == "mlx" else candidate)
     try:
-        ref, cand = Side(reference), Side(candidate)
+        ref, cand = open_side(reference, backends[1]), open_side(candidate, backends[0])
         errors = relative_errors(cand.run(tokens), ref.run(tokens))
     except (AttributeError, TypeError, ValueError, KeyError) as exc:
         # the verdict stands without a stage: a model without model.layers, a forward that
