@@ -98,3 +98,38 @@ def test_codes_are_in_the_catalogue():
     from genai_common.findings import RULES
 
     assert {"DAT001", "DAT005", "DAT010", "DAT011"} <= set(RULES)
+
+
+def test_a_split_smaller_than_the_batch_is_refused_before_the_trainer(tmp_path, tiny_llm):
+    """mlx-lm's trainer refuses a split with fewer records than the batch size (at its first
+    batch, after the model loaded); DAT013 says so beforehand, per split, and only then."""
+    from mlx_lm.tuner.datasets import CacheDataset, load_dataset
+    from mlx_lm.tuner.trainer import iterate_batches
+    from mlx_lm.utils import load_tokenizer
+
+    _write(tmp_path / "train.jsonl", [json.dumps(CHAT)] * 5)
+    _write(tmp_path / "valid.jsonl", [json.dumps(CHAT)] * 2)
+    tok = load_tokenizer(Path(tiny_llm))
+    report, _ = diagnose(str(tmp_path), tok, max_seq_length=512, batch_size=4)
+    dat = [f for f in report.findings if f.code == "DAT013"]
+    assert [(f.file, f.message) for f in dat] == [
+        ("valid.jsonl", "valid.jsonl: 2 record(s), batch size 4")
+    ]
+    assert not [
+        f for f in diagnose(str(tmp_path), tok, 512, batch_size=2)[0].findings if f.code == "DAT013"
+    ]
+    # the premise, on mlx-lm's own loader and batcher (mlx_lm.lora's path)
+    args = type(
+        "Args",
+        (),
+        {
+            "data": str(tmp_path),
+            "train": True,
+            "test": False,
+            "hf_dataset": None,
+            "mask_prompt": False,
+        },
+    )()
+    _, valid, _ = load_dataset(args, tok)
+    with pytest.raises(ValueError, match="at least batch_size=4"):
+        next(iterate_batches(CacheDataset(valid), 4, 512))  # as mlx_lm.lora wraps it

@@ -183,7 +183,9 @@ def run_finetune(args: argparse.Namespace) -> int:
 
         from genai_common.workflows.data import diagnose
 
-        report, facts = diagnose(args.data, load_tokenizer(Path(args.model)), args.max_seq_length)
+        report, facts = diagnose(
+            args.data, load_tokenizer(Path(args.model)), args.max_seq_length, args.batch_size
+        )
         _print(report.ordered())
         print(facts)
         return 1 if report.count("error") else 0

@@ -278,6 +278,25 @@ def render_error(ds: DataSet, errors: list[tuple[int, str]]) -> Iterator[Finding
         )
 
 
+@rule(
+    "DAT013",
+    "A data split has fewer records than the batch size",
+    severity="error",
+    fix="mlx-lm's trainer refuses the split before the first step ('Dataset must have at least "
+    "batch_size=N examples'): add records to the split or give a smaller --batch-size.",
+    compares="records in train.jsonl / valid.jsonl (/ test.jsonl) >= --batch-size "
+    "(mlx_lm.tuner.trainer.iterate_batches)",
+)
+def fewer_than_batch(ds: DataSet, batch_size: int) -> Iterator[Finding]:
+    n = len(ds.records)
+    if 0 < n < batch_size:
+        yield finding(
+            "DAT013",
+            f"{ds.name}: {n} record(s), batch size {batch_size}",
+            file=ds.name,
+        )
+
+
 def diagnose_file(
     path: str, tokenizer: Any = None, max_seq_length: int = 2048
 ) -> tuple[list[Finding], dict[str, Any]]:
@@ -316,9 +335,13 @@ def _run(func: Any, *args: Any) -> list[Finding]:
 
 
 def diagnose(
-    data_dir: str, tokenizer: Any = None, max_seq_length: int = 2048
+    data_dir: str,
+    tokenizer: Any = None,
+    max_seq_length: int = 2048,
+    batch_size: int | None = None,
 ) -> tuple[Report, dict[str, Any]]:
-    """Diagnose data_dir/train.jsonl and data_dir/valid.jsonl (test.jsonl when present)."""
+    """Diagnose data_dir/train.jsonl and data_dir/valid.jsonl (test.jsonl when present);
+    with batch_size, each split is checked to hold at least one batch."""
     facts: dict[str, Any] = {}
     report = Report(data_dir, kind="data", facts=facts)
     names = ["train.jsonl", "valid.jsonl"]
@@ -327,6 +350,8 @@ def diagnose(
     for name in names:
         found, f = diagnose_file(os.path.join(data_dir, name), tokenizer, max_seq_length)
         report.extend(found)
+        if batch_size:
+            report.extend(_run(fewer_than_batch, read(os.path.join(data_dir, name)), batch_size))
         facts[name] = f
     if tokenizer is not None:
         report.extend(_run(pad_is_eos, tokenizer))

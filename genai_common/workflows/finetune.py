@@ -179,7 +179,7 @@ def train(
     except Exception as exc:  # a model that will not load: a finding, not a traceback
         found = _run(train_failed, f"the base does not load: {type(exc).__name__}: {exc}"[:500])
         return FinetuneResult(adapter, found, {}, [], "fail")
-    report, _ = diagnose(data, tokenizer, max_seq_length)
+    report, _ = diagnose(data, tokenizer, max_seq_length, batch_size)
     found = list(report.findings)
     metrics: dict[str, Any] = {}
     history: list[dict[str, Any]] = []
