@@ -298,15 +298,18 @@ def fewer_than_batch(ds: DataSet, batch_size: int) -> Iterator[Finding]:
 
 
 def diagnose_file(
-    path: str, tokenizer: Any = None, max_seq_length: int = 2048
+    path: str, tokenizer: Any = None, max_seq_length: int = 2048, batch_size: int | None = None
 ) -> tuple[list[Finding], dict[str, Any]]:
-    """Findings and facts (records, format, token counts) for one JSONL file."""
+    """Findings and facts (records, format, token counts) for one JSONL file; with batch_size,
+    whether it holds at least one batch."""
     from genai_common.findings import run_rule
 
     ds = read(path)
     found: list[Finding] = []
     for func in (missing, blank_lines, malformed, unknown_format, mixed_formats, chat_messages):
         found += run_rule(func, ds)
+    if batch_size:
+        found += _run(fewer_than_batch, ds, batch_size)
     formats = sorted({r.format for r in ds.records})
     facts: dict[str, Any] = {"records": len(ds.records), "formats": formats}
     if tokenizer is not None and ds.records:
@@ -348,10 +351,10 @@ def diagnose(
     if os.path.isfile(os.path.join(data_dir, "test.jsonl")):
         names.append("test.jsonl")
     for name in names:
-        found, f = diagnose_file(os.path.join(data_dir, name), tokenizer, max_seq_length)
+        found, f = diagnose_file(
+            os.path.join(data_dir, name), tokenizer, max_seq_length, batch_size
+        )
         report.extend(found)
-        if batch_size:
-            report.extend(_run(fewer_than_batch, read(os.path.join(data_dir, name)), batch_size))
         facts[name] = f
     if tokenizer is not None:
         report.extend(_run(pad_is_eos, tokenizer))
