@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -79,19 +80,50 @@ def test_a_rank_that_dies_is_dst021(tmp_path):
     assert "ranks without a result" in found[0].message
 
 
-def test_bench_ranks_cli(tiny_llm):
-    cmd = [sys.executable, "-m", "genai_common.cli", "bench", str(tiny_llm), "--ranks", "2"]
-    proc = subprocess.run([*cmd, "--json"], capture_output=True, text=True, timeout=180)
+def test_bench_ranks_cli(tiny_llm, tmp_path):
+    """`genai bench --ranks 2`: the single-machine bench's trials, statistics, record, plots and
+    RESULTS.md row, one process beside rank 0 of two."""
+    cmd = [sys.executable, "-m", "genai_common.cli", "bench", str(tiny_llm), "--ranks", "2",
+           "--trials", "3", "--gen-tokens", "8", "--prompt-tokens", "16", "--out", str(tmp_path)]  # fmt: skip
+    proc = subprocess.run([*cmd, "--json"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    out = json.loads(proc.stdout)
-    one, two = out["rows"]
-    assert (one["ranks"], one["parallel"], two["ranks"], two["parallel"]) == (
-        1, "single", 2, "tensor",
-    )  # fmt: skip
-    for row in (one, two):
-        assert row["ttft_ms"] > 0 and row["decode_tps"] > 0 and row["tokens"] == 32
-    assert two["all_sum_gbps"] > 0 and one["all_sum_gbps"] is None
+    record = json.loads(proc.stdout)
+    by = {(r["subject"], r["workload"]): r for r in record["results"]}
+    assert sorted(by) == [
+        ("1 rank", "chat"), ("1 rank", "random-16"),
+        ("2 ranks tensor", "chat"), ("2 ranks tensor", "random-16"),
+    ]  # fmt: skip
+    for res in by.values():
+        assert len(res["trials"]) == 3 and res["cold"] is not None
+        assert all(len(t["arrivals"]) == 8 for t in res["trials"])  # EOS off: every token
+        assert res["summary"]["decode_tps"]["n"] == 3 and res["summary"]["ttft"]["median"] > 0
+    two = by[("2 ranks tensor", "random-16")]
+    assert (two["ranks"], two["parallel"]) == (2, "tensor")
+    coll = two["collectives"]
+    assert coll["all_sum_gbps"] > 0
     # the decode step's collectives: o_proj and down_proj all_sum per layer, 2 layers
-    assert two["collectives_per_token"] == 4 and two["collective_us"] > 0
-    assert 0 < two["comm_share"] <= 1 and one["comm_share"] is None
-    assert "pipeline" in out["skipped"]  # llama has no pipeline() in mlx-lm
+    assert coll["collectives_per_token"] == 4 and coll["collective_us"] > 0
+    assert 0 < coll["comm_share"] <= 1
+    assert by[("1 rank", "chat")]["collectives"]["all_sum_gbps"] is None
+    dist = record["distributed"]
+    assert [(r["ranks"], r["parallel"]) for r in dist["rows"]] == [
+        (1, "single"), (1, "single"), (2, "tensor"), (2, "tensor"),
+    ]  # fmt: skip
+    assert "pipeline parallel on 2 ranks" in dist["skipped"]  # llama has no pipeline() in mlx-lm
+    assert dist["findings"] == []
+    # every rank's load: each tensor-parallel rank holds less than the one process
+    held = {(r["world_size"], r["rank"]): r["param_bytes"] for r in dist["ranks"]}
+    assert held[(2, 0)] < held[(1, 0)] and held[(2, 1)] < held[(1, 0)]
+    written = record["written"]
+    for name in ("record", "plot latency", "plot rate", "plot memory", "plot ranks"):
+        assert Path(written[name]).is_file(), name
+    row = (tmp_path / "RESULTS.md").read_text().splitlines()[-1]
+    assert "--ranks 2" in row and "[2 ranks tensor] random-16: decode tokens/s" in row
+    # the record is a bench record: --compare reads it (a run against itself: no difference)
+    proc = subprocess.run(
+        [sys.executable, "-m", "genai_common.cli", "bench", "--compare", written["record"],
+         written["record"], "--json"], capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    pairs = {(c["subject"], c["workload"]) for c in json.loads(proc.stdout)["comparisons"]}
+    assert ("2 ranks tensor", "chat") in pairs

@@ -8,6 +8,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -104,3 +105,39 @@ def test_ring_errors_printed_at_exit_are_recognised():
     assert smoke._RING_ERROR.search(log)
     assert smoke._RING_ERROR.search("[ring] Too many send/recv errors. Aborting...")
     assert not smoke._RING_ERROR.search("The capital of France is Paris.\n[ring] connected")
+
+
+def test_bench_sweeps_world_sizes_and_modes(qwen2_3layers, tmp_path):
+    """`genai bench --ranks 2,3` on a pipelining model: tensor and pipeline on two ranks,
+    pipeline on three (four heads do not split three ways: said, not run), each with the same
+    trials as one process, rank 0 equal to one process at every size, one plot of the sweep."""
+    from genai_common.bench.plots import ranks_series
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "genai_common.cli", "bench", str(qwen2_3layers), "--ranks", "2,3",
+         "--trials", "2", "--gen-tokens", "6", "--prompt-tokens", "12", "--prompts", "random",
+         "--out", str(tmp_path), "--json"],
+        capture_output=True, text=True, timeout=400,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    record = json.loads(proc.stdout)
+    runs = [(r["ranks"], r["parallel"], len(r["trials"])) for r in record["results"]]
+    assert runs == [(1, "single", 2), (2, "tensor", 2), (2, "pipeline", 2), (3, "pipeline", 2)]
+    dist = record["distributed"]
+    assert dist["findings"] == [] and dist["world_sizes"] == [2, 3]
+    assert "tensor parallel on 3 ranks" in dist["skipped"]
+    assert sorted((r["world_size"], r["parallel"], r["rank"]) for r in dist["ranks"]) == [
+        (1, "single", 0), (2, "pipeline", 0), (2, "pipeline", 1), (2, "tensor", 0),
+        (2, "tensor", 1), (3, "pipeline", 0), (3, "pipeline", 1), (3, "pipeline", 2),
+    ]  # fmt: skip
+    # pipeline ranks hold their layers: with 3 layers on 3 ranks, each a third of the blocks
+    md = ModelDir.open(qwen2_3layers)
+    plan, _ = P.plan(md, 3, mode="pipeline")
+    held = {r["rank"]: r["param_bytes"] for r in dist["ranks"] if r["world_size"] == 3}
+    assert held == {r.rank: r.weights for r in plan.ranks}
+    lines = ranks_series(record)
+    assert {k: [x for x, _ in v] for k, v in lines.items()} == {
+        "random-12, tensor parallel": [1, 2],
+        "random-12, pipeline parallel": [1, 2, 3],
+    }
+    assert Path(record["written"]["plot ranks"]).is_file()

@@ -53,14 +53,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--kind", choices=PROJECT_KINDS, help="model kind (default: detected)")
     parser.add_argument("--compare", nargs=2, metavar=("A", "B"), help="compare two JSON records")
-    parser.add_argument(
-        "--ranks",
-        type=int,
-        metavar="N",
-        help="llm: TTFT and decode tokens/s of mlx-lm's sharded_load under mlx.launch on 1 and "
-        "N local ranks (ring backend; tensor and pipeline parallel where the model has them), "
-        "all_sum bandwidth, and the check that rank 0 equals one process",
-    )
     g = parser.add_argument_group("timing")
     g.add_argument("--trials", type=int, default=5, help="timed trials (default 5)")
     g.add_argument(
@@ -90,6 +82,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--against", metavar="PATH2", help="a second model: trials of both interleave (ABBA)"
     )
     g.add_argument("--image-size", type=int, default=224, help="VLM test image side (224)")
+    g = parser.add_argument_group("llm on several ranks")
+    g.add_argument(
+        "--ranks",
+        type=token_counts,
+        metavar="N[,M...]",
+        help="the same workloads and trials under mlx.launch on N (and M...) local ranks, "
+        "with mlx-lm's sharded_load (ring backend; tensor and pipeline parallel where the model "
+        "has them), beside one process: decode tok/s and TTFT per world size, all_sum "
+        "bandwidth, the communication share, and the check that rank 0 equals one process",
+    )
+    g.add_argument(
+        "--rank-timeout",
+        type=float,
+        default=600.0,
+        metavar="S",
+        help="seconds one mlx.launch may run before its ranks are killed (DST021; default 600)",
+    )
     g = parser.add_argument_group("diffusion")
     g.add_argument("--steps", type=int, default=20, help="denoising steps (20)")
     g.add_argument("--size", type=int, help="image side in pixels (default: the model's)")
@@ -168,6 +177,8 @@ def _command(args: argparse.Namespace, kind: str) -> list[str]:
             argv += [flag, str(value)]
     if args.against:
         argv += ["--against", args.against]
+    if args.ranks:
+        argv += ["--ranks", ",".join(map(str, args.ranks))]
     if args.train_step:
         argv.append("--train-step")
     return argv
@@ -190,72 +201,6 @@ def run_compare(args: argparse.Namespace) -> int:
     else:
         print(compare.render(comparisons, args.compare[0], args.compare[1], differences))
     return 0
-
-
-def run_ranks(args: argparse.Namespace, kind: str) -> int:
-    """`genai bench --ranks N`: the distributed smoke run as a benchmark (issue 13): TTFT and
-    decode tok/s of one process and of rank 0 under mlx.launch, per parallel mode the model
-    supports (tensor, pipeline), and the all_sum bandwidth of the ring."""
-    if kind != "llm" or args.ranks < 2:
-        print("genai bench: --ranks N needs an llm and N >= 2", file=sys.stderr)
-        return 2
-    from genai_common.distributed import preflight, smoke
-    from genai_common.model import ModelDir
-
-    try:
-        md = ModelDir.open(args.path)
-    except (OSError, ValueError) as exc:
-        print(f"genai bench: {exc}", file=sys.stderr)
-        return 2
-    modes, skipped, found = preflight.infer_modes(md, args.ranks, "auto")
-    if not modes:
-        why = "; ".join(f"{m}: {w}" for m, w in skipped.items())
-        print(f"genai bench: no parallel mode runs on {args.ranks} ranks ({why})", file=sys.stderr)
-        return 2
-    results, problems = smoke.run(str(args.path), args.ranks, tokens=32, bench=True, modes=modes)
-    found += problems
-    ref = results.get("reference") or {}
-    rows = [ranks_row(1, "single", ref)]
-    rows += [ranks_row(args.ranks, m, recs[0]) for m, recs in results["modes"].items() if recs]
-    if args.json:
-        out = {"rows": rows, "skipped": skipped, "findings": [f.to_json() for f in found]}
-        print(json.dumps(out))
-        return 1 if found else 0
-    print("ranks  parallel   TTFT ms   decode tok/s   all_sum 16 MiB GB/s   comm % (est.)")
-    for r in rows:
-        share = r["comm_share"] * 100 if r["comm_share"] is not None else None
-        print(
-            f"{r['ranks']:<6} {r['parallel']:<9}"
-            f" {_num(r['ttft_ms'], 9, 2)} {_num(r['decode_tps'], 14, 1)}"
-            f"   {_num(r['all_sum_gbps'], 10, 3)}            {_num(share, 6, 1)}"
-        )
-    for m, why in skipped.items():
-        print(f"({m} parallel not run: {why})")
-    for f in found:
-        print(f"{f.severity:<7} {f.code}  {f.message}")
-    return 1 if found else 0
-
-
-def ranks_row(ranks: int, parallel: str, record: dict) -> dict:
-    """One row of `genai bench --ranks`: rank 0's (or the single process's) timings."""
-    ttft = record.get("ttft_s")
-    return {
-        "ranks": ranks,
-        "parallel": parallel,
-        "ttft_ms": ttft * 1000 if isinstance(ttft, (int, float)) else None,
-        "decode_tps": record.get("decode_tps"),
-        "prompt_tps": record.get("prompt_tps"),
-        "all_sum_gbps": record.get("all_sum_gbps"),
-        # decode steps x the step's collectives x their replayed latency (worker._comm_share)
-        "comm_share": record.get("comm_share"),
-        "collective_us": record.get("collective_us"),
-        "collectives_per_token": record.get("collectives_per_token"),
-        "tokens": len(record.get("tokens") or []),
-    }
-
-
-def _num(value: float | None, width: int, digits: int) -> str:
-    return f"{value:{width}.{digits}f}" if isinstance(value, (int, float)) else f"{'-':>{width}}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -296,13 +241,16 @@ def run(args: argparse.Namespace) -> int:
     except CustomCodeRefused as exc:
         print(f"genai bench: SEC001 {args.path}: {exc}", file=sys.stderr)
         return 2
-    if args.ranks:
-        return run_ranks(args, kind)
     from genai_common.bench import records
+
+    record = records.new_record(kind, str(args.path), _settings(args), _command(args, kind))
+    if args.ranks:
+        from genai_common.bench import ranks
+
+        return ranks.run(args, kind, record)
     from genai_common.bench.progress import Progress
     from genai_common.bench.runner import run_benchmark
 
-    record = records.new_record(kind, str(args.path), _settings(args), _command(args, kind))
     try:
         with Progress(enabled=None if not args.json else False) as progress:
             run_benchmark(record, args, progress)

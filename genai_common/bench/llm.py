@@ -26,7 +26,7 @@ import contextlib
 import random
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -310,8 +310,10 @@ def bench(
     seed: int = 0,
     image_size: int = 224,
     progress: Any = None,
+    after_run: Callable[[], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Run every workload on every subject; returns one result per (subject, workload)."""
+    """Run every workload on every subject; returns one result per (subject, workload).
+    `after_run` is called after every generation (the ranks of a sharded run meet there)."""
     with tempfile.TemporaryDirectory(prefix="genai-bench-") as tmp:
         image = None
         if any(s.kind == "vlm" for s in subjects):
@@ -352,6 +354,8 @@ def bench(
                 )
                 for i in range(max(warmup, 1)):
                     trial = run_trial(s, work)
+                    if after_run is not None:
+                        after_run()
                     if i == 0:
                         res["cold"] = trial
                     else:
@@ -364,6 +368,8 @@ def bench(
                 if cooldown > 0:
                     time.sleep(cooldown)
                 results[(label, work.name)]["trials"].append(run_trial(s, work))
+                if after_run is not None:
+                    after_run()
                 if progress is not None:
                     progress.advance(f"{label} {work.name}")
         out = []

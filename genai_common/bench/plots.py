@@ -8,6 +8,7 @@
 - memory: MLX active and active+cache memory over each trial (LLM/VLM), sampled per token.
 - context: decode rate and TTFT against the prompt length, when a run swept several
   (`--prompt-tokens 128,512,2048`).
+- ranks: decode rate and TTFT against the world size, per parallel mode (`--ranks 2,3`).
 """
 
 from __future__ import annotations
@@ -295,40 +296,82 @@ def plot_context(record: dict[str, Any], path: str | Path) -> Path | None:
     if not series:
         return None
     names = {x["label"]: Path(x["path"]).name for x in record.get("subjects", []) if "label" in x}
-    fig = new_figure(figsize=(11, 3.8))
-    axes = fig.subplots(1, 2)
-    panels = (("decode_tps", "decode tokens/s", 1.0), ("ttft", "TTFT (ms)", 1e3))
-    for ax, (metric, label, scale) in zip(axes, panels, strict=True):
-        for n, (subject, results) in enumerate(sorted(series.items())):
-            points = [(r["prompt_tokens"], r["summary"].get(metric)) for r in results]
-            points = [(x, s) for x, s in points if s]
-            if not points:
-                continue
-            ax.errorbar(
-                [x for x, _ in points],
-                [s["median"] * scale for _, s in points],
-                yerr=[
-                    [(s["median"] - s["min"]) * scale for _, s in points],
-                    [(s["max"] - s["median"]) * scale for _, s in points],
-                ],
-                fmt="o-",
-                capsize=3,
-                color=f"C{n}",
-                label=names.get(subject, subject),
-            )
-        lengths = sorted({r["prompt_tokens"] for results in series.values() for r in results})
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(lengths, [str(n) for n in lengths])
-        ax.minorticks_off()
-        ax.set_xlabel("prompt tokens")
-        ax.set_ylabel(label)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    axes[0].set_title("decode rate against context: median, min-max", fontsize=9)
-    axes[1].set_title("time to first token (prefill) against context", fontsize=9)
+    lines = {
+        names.get(subject, subject): [(r["prompt_tokens"], r["summary"]) for r in results]
+        for subject, results in sorted(series.items())
+    }
+    fig = sweep_figure(lines, "prompt tokens", log2=True)
+    fig.axes[0].set_title("decode rate against context: median, min-max", fontsize=9)
+    fig.axes[1].set_title("time to first token (prefill) against context", fontsize=9)
     fig.suptitle(f"{Path(record['model']).name}: context sweep")
     fig.tight_layout()
     return save_png(fig, path)
+
+
+def ranks_series(record: dict[str, Any]) -> dict[str, list[tuple[int, dict[str, Any]]]]:
+    """`genai bench --ranks`: per (workload, parallel mode) the summaries by world size; the
+    one-process run starts every line of its workload. Empty for a single-machine record."""
+    runs = [r for r in record["results"] if r.get("ranks")]
+    single = {r["workload"]: r for r in runs if r["ranks"] == 1}
+    lines: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+    for r in runs:
+        if r["ranks"] > 1:
+            line = lines.setdefault(f"{r['workload']}, {r['parallel']} parallel", [])
+            if not line and r["workload"] in single:
+                line.append((1, single[r["workload"]]["summary"]))
+            line.append((r["ranks"], r["summary"]))
+    return {k: sorted(v, key=lambda p: p[0]) for k, v in lines.items()}
+
+
+def plot_ranks(record: dict[str, Any], path: str | Path) -> Path | None:
+    """Decode rate and TTFT against the world size (mlx.launch ranks), per parallel mode."""
+    lines = ranks_series(record)
+    if not lines:
+        return None
+    fig = sweep_figure(lines, "ranks (mlx.launch world size)", log2=False)
+    backend = (record.get("distributed") or {}).get("backend", "ring")
+    fig.axes[0].set_title(f"decode rate against ranks ({backend}): median, min-max", fontsize=9)
+    fig.axes[1].set_title("time to first token against ranks", fontsize=9)
+    fig.suptitle(f"{Path(record['model']).name}: sharded runs (rank 0's timings)")
+    fig.tight_layout()
+    return save_png(fig, path)
+
+
+def sweep_figure(
+    lines: dict[str, list[tuple[int, dict[str, Any]]]], xlabel: str, *, log2: bool
+) -> Any:
+    """Two panels, decode tok/s and TTFT (ms), median with min-max bars against a swept quantity
+    (prompt length, world size): one line per label, points (x, a result's summary)."""
+    fig = new_figure(figsize=(11, 3.8))
+    axes = fig.subplots(1, 2)
+    panels = (("decode_tps", "decode tokens/s", 1.0), ("ttft", "TTFT (ms)", 1e3))
+    xs_all = sorted({x for points in lines.values() for x, _ in points})
+    for ax, (metric, label, scale) in zip(axes, panels, strict=True):
+        for n, (name, points) in enumerate(lines.items()):
+            drawn = [(x, summ[metric]) for x, summ in points if summ.get(metric)]
+            if not drawn:
+                continue
+            ax.errorbar(
+                [x for x, _ in drawn],
+                [s["median"] * scale for _, s in drawn],
+                yerr=[
+                    [(s["median"] - s["min"]) * scale for _, s in drawn],
+                    [(s["max"] - s["median"]) * scale for _, s in drawn],
+                ],
+                fmt="o-",
+                capsize=3,
+                color=f"C{n % 10}",
+                label=name,
+            )
+        if log2:
+            ax.set_xscale("log", base=2)
+        ax.set_xticks(xs_all, [str(x) for x in xs_all])
+        ax.minorticks_off()
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    return fig
 
 
 def save_png(fig: Any, path: str | Path) -> Path:
@@ -361,4 +404,7 @@ def write_plots(
     context = plot_context(record, directory / f"{stem}-context.png")
     if context is not None:
         out["context"] = context
+    ranks = plot_ranks(record, directory / f"{stem}-ranks.png")
+    if ranks is not None:
+        out["ranks"] = ranks
     return out

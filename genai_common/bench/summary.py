@@ -20,8 +20,10 @@ def headline(record: dict[str, Any]) -> str:
         head = summ.get(metric)
         if not head:
             continue
+        subject = res.get("subject", "A")  # B under --against; "2 ranks tensor" under --ranks
         text = (
-            f"{res['workload']}: {label} {fmt_metric(metric, head['median'])} "
+            ("" if subject == "A" else f"[{subject}] ")
+            + f"{res['workload']}: {label} {fmt_metric(metric, head['median'])} "
             f"[{fmt_metric(metric, head['min'])}–{fmt_metric(metric, head['max'])}, n={head['n']}]"
         )
         extras = []

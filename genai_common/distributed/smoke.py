@@ -24,11 +24,16 @@ LOGIT_TOL = 1e-2  # float16 weights: a sharded matmul sums in another order
 _RING_ERROR = re.compile(r"\[ring\] (?:Receiving|Sending) .* failed|Too many send/recv errors")
 
 
-def _worker(model: str, out: str, tokens: int, *extra: str) -> list[str]:
+WORKER = "genai_common.distributed.worker"
+
+
+def _worker(model: str, out: str, tokens: int, *extra: str, program: str = WORKER) -> list[str]:
+    """The command of one rank: `program` (a module run with -m, named as a string: the bench's
+    ranks worker lives in a layer above this one) on MODEL, writing OUT/rank<r>.json."""
     return [
         sys.executable,
         "-m",
-        "genai_common.distributed.worker",
+        program,
         model,
         out,
         "--tokens",
@@ -73,10 +78,11 @@ def _launch(
     backend: str,
     timeout: float,
     python: str | None,
+    worker: str = WORKER,
 ) -> tuple[list[dict[str, Any]], list[Finding], list[str] | None]:
     """One mlx.launch of the worker: each rank's record and the DST021/DST022 findings."""
     port = launch.free_port(ranks * 2) if not hostfile else None
-    program = _worker(model, out, tokens, *extra)
+    program = _worker(model, out, tokens, *extra, program=worker)
     if python:  # mlx.launch puts --python in front of the program on every host
         program = program[1:]
     try:
@@ -136,9 +142,11 @@ def run(
     worker_args: tuple[str, ...] = (),
     modes: tuple[str, ...] = ("auto",),
     python: str | None = None,
+    worker: str = WORKER,
 ) -> tuple[dict[str, Any], list[Finding]]:
     """(results, findings): results holds "modes" (each parallel mode's rank records, in the
-    order asked), "ranks" (the first mode's records) and "reference" (one process)."""
+    order asked), "ranks" (the first mode's records) and "reference" (one process). `worker`
+    is the module each rank runs (its arguments: smoke._worker; `worker_args` go after them)."""
     results: dict[str, Any] = {"ranks": [], "reference": None, "modes": {}, "commands": {}}
     found: list[Finding] = []
     with tempfile.TemporaryDirectory(prefix="genai-dst-") as tmp:
@@ -150,10 +158,10 @@ def run(
             )
             records, problems, cmd = _launch(
                 model, ranks, os.path.join(tmp, f"sharded-{mode}"), tokens, extra,
-                hostfile=hostfile, backend=backend, timeout=timeout, python=python,
+                hostfile=hostfile, backend=backend, timeout=timeout, python=python, worker=worker,
             )  # fmt: skip
             if len(modes) > 1:
-                problems = [_prefixed(f, f"{mode} parallel: ") for f in problems]
+                problems = [prefixed(f, f"{mode} parallel: ") for f in problems]
             found += problems
             results["modes"][mode] = records
             results["commands"][mode] = cmd
@@ -162,7 +170,8 @@ def run(
         results["command"] = results["commands"][modes[0]]
         if reference and any(results["modes"].values()):
             ref_out = os.path.join(tmp, "single")
-            code, text = _run(_worker(model, ref_out, tokens, "--single"), timeout)
+            single = _worker(model, ref_out, tokens, "--single", *worker_args, program=worker)
+            code, text = _run(single, timeout)
             path = os.path.join(ref_out, "rank0.json")
             if code != 0 or not os.path.isfile(path):
                 found.append(
@@ -176,12 +185,13 @@ def run(
                     if records:
                         diffs = compare(records[0], ref)
                         if len(modes) > 1:
-                            diffs = [_prefixed(f, f"{mode} parallel: ") for f in diffs]
+                            diffs = [prefixed(f, f"{mode} parallel: ") for f in diffs]
                         found.extend(diffs)
     return results, found
 
 
-def _prefixed(f: Finding, prefix: str) -> Finding:
+def prefixed(f: Finding, prefix: str) -> Finding:
+    """The finding with `prefix` (which run it came from) in front of its message."""
     return f._replace(message=prefix + f.message)
 
 
