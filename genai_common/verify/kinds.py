@@ -43,9 +43,9 @@ def verify_kind(
     findings, metrics = run(
         candidate, reference, candidate_dtype=candidate_dtype, reference_dtype=reference_dtype
     )
-    where = {"QLT310": "vision features", "QLT301": "vae", "QLT302": "vae", "QLT303": "unet"}
+    where = {"QLT301": "vae", "QLT302": "vae", "QLT303": "unet"}
     bad = next((where[f.code] for f in findings if f.code in where), None)
-    if kind == "ml":
+    if kind in ("vlm", "ml"):  # the stage their own walk named
         bad = metrics.get("first_bad_layer")
     return SimpleNamespace(
         candidate=candidate,

@@ -30,7 +30,7 @@ cannot be walked (no model.layers, ...) QLT112 says why and the verdict stands w
 
 from __future__ import annotations
 
-from genai_common.findings import finding, rule
+from genai_common.findings import finding, rule, run_rule
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -73,7 +73,11 @@ class _Recorder:
 
 
 class Side:
-    """One loaded checkpoint: its config, modules by path and the stages it recorded."""
+    """One loaded checkpoint: its config, modules by path and the stages it recorded. `root` is
+    the path of the module that holds model.layers and lm_head ("" for mlx-lm; mlx-vlm's
+    language model is under "language_model.", verify/vlm.py's VlmSide)."""
+
+    root = ""
 
     def __init__(self, path: str) -> None:
         from pathlib import Path
@@ -85,28 +89,41 @@ class Side:
         self.modules = dict(self.model.named_modules())
         self.stages: list[tuple[str, Any]] = []
 
+    def text_model(self) -> Any:
+        """The module at `root`: the one with .model (embed_tokens, layers, norm) and lm_head."""
+        return self.modules[self.root.rstrip(".")] if self.root else self.model
+
+    def forward(self, tokens: list[int]) -> Any:
+        """The logits of the whole model on `tokens` (its own forward: mask, cache, scale)."""
+        import mlx.core as mx
+        import numpy as np
+
+        return self.model(mx.array(np.asarray(tokens, dtype=np.int32)[None]))
+
     def run(self, tokens: list[int]) -> list[tuple[str, Any]]:
         """Record every stage's output on `tokens` (the model is instrumented in place)."""
         import mlx.core as mx
         import numpy as np
 
         out: list[tuple[str, Any]] = []
-        inner = self.model.model
+        text, at = self.text_model(), self.root
+        inner = text.model
         for i, block in enumerate(inner.layers):
             for name, child in list(block.children().items()):
                 if callable(child):
-                    setattr(block, name, _Recorder(f"model.layers.{i}.{name}", child, out))
-            inner.layers[i] = _Recorder(f"model.layers.{i}", block, out)
-        inner.embed_tokens = _Recorder("model.embed_tokens", inner.embed_tokens, out)
-        inner.norm = _Recorder("model.norm", inner.norm, out)
-        head = "lm_head" if "lm_head" in self.model else None
+                    setattr(block, name, _Recorder(f"{at}model.layers.{i}.{name}", child, out))
+            inner.layers[i] = _Recorder(f"{at}model.layers.{i}", block, out)
+        inner.embed_tokens = _Recorder(f"{at}model.embed_tokens", inner.embed_tokens, out)
+        inner.norm = _Recorder(f"{at}model.norm", inner.norm, out)
+        head = "lm_head" if "lm_head" in text else None
         if head:
-            self.model.lm_head = _Recorder("lm_head", self.model.lm_head, out)
+            text.lm_head = _Recorder(f"{at}lm_head", text.lm_head, out)
         with mx.stream(mx.cpu):
-            logits = self.model(mx.array(np.asarray(tokens, dtype=np.int32)[None]))
+            logits = self.forward(tokens)
+            logits = getattr(logits, "logits", logits)  # mlx-vlm returns an output object
             mx.eval(logits, [y for _, y in out])
         if not head:
-            out.append(("logits", logits))
+            out.append((f"{at}logits", logits))
         self.stages = [(n, np.array(y.astype(mx.float32))) for n, y in out]
         return self.stages
 
@@ -235,8 +252,10 @@ def relative_errors(
     rows = []
     for name, r in ref:
         c = got.get(name)
-        if c is None and name in ("lm_head", "logits"):
-            c = got.get("logits" if name == "lm_head" else "lm_head")
+        head, _, last = name.rpartition(".")
+        if c is None and last in ("lm_head", "logits"):  # a tied side against an untied one
+            other = "logits" if last == "lm_head" else "lm_head"
+            c = got.get(f"{head}.{other}" if head else other)
         if c is None:
             continue
         v = min(c.shape[-1], r.shape[-1])
@@ -261,8 +280,9 @@ def first_jump(errors: list[tuple[str, float]]) -> tuple[str | None, bool]:
 
 def _module_of(stage: str, side: Side | TorchSide) -> str:
     """The module path whose parameters explain `stage` (the tied output: the embedding)."""
-    if stage == "logits":
-        return "model.embed_tokens"
+    root = getattr(side, "root", "")
+    if stage == f"{root}logits":
+        return f"{root}model.embed_tokens"
     return stage
 
 
@@ -292,18 +312,24 @@ def localise(
     """(first bad stage or None, QLT1xx findings) for two llm checkpoints of one tokenizer;
     backends (candidate, reference): "mlx", or "transformers"/"gguf" for a side that
     transformers runs (the tokens then come from the MLX side's tokenizer)."""
-    from genai_common.findings import run_rule
-
     if tokens is None:
         tokens = default_tokens(reference if backends[1] == "mlx" else candidate)
     try:
         ref, cand = open_side(reference, backends[1]), open_side(candidate, backends[0])
+    except (AttributeError, TypeError, ValueError, KeyError) as exc:
+        return None, list(run_rule(not_localised, _reason(exc)))
+    return localise_sides(cand, ref, tokens)
+
+
+def localise_sides(cand: Any, ref: Any, tokens: Any) -> tuple[str | None, list[Finding]]:
+    """The walk on two opened sides (Side, TorchSide or VlmSide): (first bad stage or None,
+    findings); QLT112 when the models cannot be walked."""
+    try:
         errors = relative_errors(cand.run(tokens), ref.run(tokens))
     except (AttributeError, TypeError, ValueError, KeyError) as exc:
         # the verdict stands without a stage: a model without model.layers, a forward that
         # does not take token ids alone, hidden states of different shapes
-        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-        return None, list(run_rule(not_localised, reason))
+        return None, list(run_rule(not_localised, _reason(exc)))
     stage, jumped = first_jump(errors)
     subject = {"errors": errors, "stage": stage, "jumped": jumped, "cand": cand, "ref": ref}
     findings = list(run_rule(stage_rule, subject))
@@ -312,13 +338,18 @@ def localise(
     return stage, findings
 
 
+def _reason(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+
+
 @rule(
     "QLT112",
     "The failing model could not be localised layer by layer",
     severity="info",
     fix="The verdict stands; compare the two checkpoints' tensors with `genai doctor --weights` "
     "or by hand.",
-    compares="mlx-lm model with model.embed_tokens, model.layers, model.norm",
+    compares="mlx-lm model (or mlx-vlm's language_model) with model.embed_tokens, model.layers, "
+    "model.norm",
 )
 def not_localised(reason: str) -> Iterator[Finding]:
     yield finding("QLT112", f"no layer-by-layer comparison ({reason})")
@@ -475,7 +506,7 @@ def weight_patterns(s: dict[str, Any]) -> Iterator[Finding]:
             f"{name} only in the {side} (tie_word_embeddings: candidate {ties[0]}, "
             f"reference {ties[1]})",
         )
-    if s["stage"] in ("lm_head", "logits") and set(ct) ^ set(rt):
+    if s["stage"].rpartition(".")[2] in ("lm_head", "logits") and set(ct) ^ set(rt):
         return
     shared = sorted(set(ct) & set(rt))
     explained: set[str] = set()

@@ -12,6 +12,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from genai_common.findings import Finding, finding, rule, run_rule
+from genai_common.verify.localise import Side
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -44,14 +45,11 @@ def fixed_image() -> Any:
     return Image.fromarray(rgb, "RGB")
 
 
-def run_side(path: str, *, dtype: str | None = None, adapter: str | None = None) -> dict[str, Any]:
-    """input ids, vision features at image-token positions and logits (float32 numpy); with
-    `adapter`, mlx-vlm's LoRA adapter folder applied on load (mlx_vlm.load adapter_path)."""
+def load_side(path: str, *, dtype: str | None = None, adapter: str | None = None) -> Any:
+    """(model, processor) by mlx_vlm.load (with `adapter`, its LoRA adapter folder applied),
+    floating weights cast to `dtype` when given."""
     import mlx.core as mx
-    import numpy as np
     from mlx_vlm import load
-    from mlx_vlm.prompt_utils import apply_chat_template
-    from mlx_vlm.utils import prepare_inputs
 
     model, processor = load(path, adapter_path=adapter) if adapter else load(path)
     if dtype is not None:
@@ -64,6 +62,15 @@ def run_side(path: str, *, dtype: str | None = None, adapter: str | None = None)
                 model.parameters(),
             )
         )
+    return model, processor
+
+
+def fixed_inputs(model: Any, processor: Any) -> tuple[dict[str, Any], int | None]:
+    """(model inputs, image token id) of the fixed prompt and image, through mlx-vlm's chat
+    template and prepare_inputs as mlx_vlm.generate builds them."""
+    from mlx_vlm.prompt_utils import apply_chat_template
+    from mlx_vlm.utils import prepare_inputs
+
     prompt = apply_chat_template(processor, model.config, PROMPT, num_images=1)
     token = getattr(model.config, "image_token_index", None)
     if token is None:
@@ -71,6 +78,12 @@ def run_side(path: str, *, dtype: str | None = None, adapter: str | None = None)
     inputs = prepare_inputs(
         processor, images=[fixed_image()], prompts=[prompt], image_token_index=token
     )
+    return dict(inputs), token
+
+
+def forward(model: Any, inputs: dict[str, Any], embeddings: bool = False) -> Any:
+    """The model's logits on `inputs` (and, with `embeddings`, the merged input embeddings
+    first: (embeddings, logits))."""
     ids, pixels, mask = (
         inputs["input_ids"],
         inputs.get("pixel_values"),
@@ -79,11 +92,24 @@ def run_side(path: str, *, dtype: str | None = None, adapter: str | None = None)
     data = {
         k: v for k, v in inputs.items() if k not in ("input_ids", "pixel_values", "attention_mask")
     }
-    emb = model.get_input_embeddings(ids, pixels, mask=mask, **data).inputs_embeds
     out = model(ids, pixels, mask=mask, **data)
     logits = getattr(out, "logits", out)
+    if not embeddings:
+        return logits
+    return model.get_input_embeddings(ids, pixels, mask=mask, **data).inputs_embeds, logits
+
+
+def run_side(path: str, *, dtype: str | None = None, adapter: str | None = None) -> dict[str, Any]:
+    """input ids, vision features at image-token positions and logits (float32 numpy); with
+    `adapter`, mlx-vlm's LoRA adapter folder applied on load (mlx_vlm.load adapter_path)."""
+    import mlx.core as mx
+    import numpy as np
+
+    model, processor = load_side(path, dtype=dtype, adapter=adapter)
+    inputs, token = fixed_inputs(model, processor)
+    emb, logits = forward(model, inputs, embeddings=True)
     mx.eval(emb, logits)
-    ids_np = np.array(ids)[0]
+    ids_np = np.array(inputs["input_ids"])[0]
     where = ids_np == token if token is not None else np.zeros_like(ids_np, dtype=bool)
     emb_np = np.array(emb.astype(mx.float32))[0]
     return {
@@ -91,6 +117,34 @@ def run_side(path: str, *, dtype: str | None = None, adapter: str | None = None)
         "vision": emb_np[where] if where.any() else None,
         "logits": np.array(logits.astype(mx.float32))[0],
     }
+
+
+class VlmSide(Side):
+    """An mlx-vlm checkpoint for the layer walk (verify/localise.py): the language model's stages
+    under "language_model.", run on the fixed image and prompt, the image merged in as mlx-vlm
+    merges it. Its config is the text config over the top-level keys (heads, tie, rope)."""
+
+    root = "language_model."
+
+    def __init__(self, path: str, dtype: str | None = None) -> None:
+        import json
+        from pathlib import Path
+
+        self.path = path
+        self.model, processor = load_side(path, dtype=dtype)
+        self.inputs, _ = fixed_inputs(self.model, processor)
+        self.modules = dict(self.model.named_modules())
+        if "language_model" not in self.modules:
+            raise AttributeError("no language_model in the mlx-vlm model")
+        cfg = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
+        top = {k: v for k, v in cfg.items() if not isinstance(v, dict)}
+        self.config = {**top, **(cfg.get("text_config") or {})}
+        self.stages = []
+
+    def forward(self, tokens: Any) -> Any:
+        """The fixed inputs (the walk's `tokens` argument is not used: both sides' processors
+        built the same ids, checked by QLT313 before the walk)."""
+        return forward(self.model, self.inputs)
 
 
 def compare(cand: dict[str, Any], ref: dict[str, Any]) -> VlmParity:
@@ -198,12 +252,31 @@ def verify_vlm(
     *,
     candidate_dtype: str | None = None,
     reference_dtype: str | None = None,
+    localise: bool = True,
 ) -> tuple[list[Finding], dict[str, Any]]:
-    """Compare two mlx-vlm models on the fixed image and prompt: (findings, metrics)."""
+    """Compare two mlx-vlm models on the fixed image and prompt: (findings, metrics). When the
+    logits fail while the vision features agree, the language model is walked layer by layer
+    (verify/localise.py) and metrics["first_bad_layer"] names the stage; when the vision
+    features differ, it is "vision features" (the text side only inherits them)."""
     p = compare(
         run_side(candidate, dtype=candidate_dtype), run_side(reference, dtype=reference_dtype)
     )
     found: list[Finding] = []
     for func in RULES:
         found.extend(run_rule(func, p))
-    return found, dict(vars(p))
+    metrics = dict(vars(p))
+    codes = {f.code for f in found}
+    metrics["first_bad_layer"] = "vision features" if "QLT310" in codes else None
+    if localise and p.same_inputs and codes & {"QLT311", "QLT312"} and "QLT310" not in codes:
+        from genai_common.verify.localise import localise_sides
+
+        try:
+            cand = VlmSide(candidate, candidate_dtype)
+            ref = VlmSide(reference, reference_dtype)
+        except (AttributeError, OSError, ValueError, KeyError) as exc:
+            metrics["localise_error"] = f"{type(exc).__name__}: {exc}"
+        else:
+            stage, more = localise_sides(cand, ref, None)
+            metrics["first_bad_layer"] = stage
+            found += more
+    return found, metrics
