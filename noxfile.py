@@ -18,7 +18,7 @@ nox.options.sessions = ["lint", "tests"]
 nox.options.reuse_existing_virtualenvs = True
 
 TORCH_PIN = "torch==2.13.0"
-EXTRAS = {"mlx": "llm,vlm,ml,dev", "torch": "diffusion,port,reference,dev"}
+EXTRAS = {"mlx": "llm,vlm,ml,dev", "torch": "diffusion,port,reference,vlm,dev"}
 
 # Tests never touch the network and never JIT-compile MLX kernels (fast, deterministic).
 TEST_ENV = {

@@ -189,3 +189,32 @@ def test_the_transformers_side_may_be_the_candidate(tiny_llm, converted):
     layers = json.loads((tiny_llm / "config.json").read_text())["num_hidden_layers"]
     assert logp.shape == (len(ids), 512) and len(hidden) == layers + 1
     np.testing.assert_allclose(np.exp(logp).sum(-1), 1.0, atol=1e-4)
+
+
+@pytest.mark.torch
+def test_localise_gemma_against_transformers(tiny_llm_gemma, tmp_path):
+    """transformers' Gemma multiplies by sqrt(hidden) inside its embedding module, mlx-lm after
+    it: the walk records the lookup on both sides, so a good conversion has no stage and a norm
+    +1 is named where it is (not at model.embed_tokens)."""
+    from mlx_lm.convert import convert
+
+    from genai_common.verify.localise import localise
+
+    converted = tmp_path / "mlx"
+    convert(str(tiny_llm_gemma), mlx_path=str(converted))
+    stage, findings = localise(
+        str(converted), str(tiny_llm_gemma), backends=("mlx", "transformers")
+    )
+    assert stage is None and [f.code for f in findings] == ["QLT100"], [f.message for f in findings]
+    import mlx.core as mx
+
+    for f in converted.glob("*.safetensors"):
+        weights = mx.load(str(f))
+        key = "model.layers.1.input_layernorm.weight"
+        weights[key] = weights[key] + 1
+        mx.save_safetensors(str(f), weights, metadata={"format": "mlx"})
+    stage, findings = localise(
+        str(converted), str(tiny_llm_gemma), backends=("mlx", "transformers")
+    )
+    assert stage == "model.layers.1.input_layernorm", [f.message for f in findings]
+    assert any(f.code == "QLT101" for f in findings)

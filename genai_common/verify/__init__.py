@@ -147,7 +147,8 @@ def verify(
     if kind in ("vlm", "diffusion", "ml"):  # the other kinds: verify/kinds.py (no text or KV)
         from genai_common.verify.kinds import verify_kind
 
-        done = verify_kind(kind, candidate, reference)
+        ref_backend = backends[1] if kind == "vlm" else "mlx"
+        done = verify_kind(kind, candidate, reference, reference_backend=ref_backend)
         return VerifyResult(
             candidate,
             reference,

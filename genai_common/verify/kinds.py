@@ -29,9 +29,12 @@ def verify_kind(
     *,
     candidate_dtype: str | None = None,
     reference_dtype: str | None = None,
+    reference_backend: str = "mlx",
 ) -> SimpleNamespace:
-    """Compare two vlm or diffusion models (or an MLX module with its PyTorch state dict): an object with candidate, reference, verdict,
-    findings, metrics, first_bad_layer (the component that differs) and mode."""
+    """Compare two vlm or diffusion models (or an MLX module with its PyTorch state dict): an
+    object with candidate, reference, verdict, findings, metrics, first_bad_layer (the component
+    or layer that differs) and mode. vlm: reference_backend "transformers" runs the reference
+    in transformers (the candidate always in mlx-vlm)."""
     if kind == "vlm":
         from genai_common.verify.vlm import verify_vlm as run
     elif kind == "diffusion":
@@ -40,9 +43,11 @@ def verify_kind(
         from genai_common.verify.ml import verify_ml as run
     else:
         raise ValueError(f"verify_kind handles {', '.join(KINDS)}, not {kind!r}")
-    findings, metrics = run(
-        candidate, reference, candidate_dtype=candidate_dtype, reference_dtype=reference_dtype
-    )
+    dtypes = {"candidate_dtype": candidate_dtype, "reference_dtype": reference_dtype}
+    if kind == "vlm":  # the one kind with a transformers reference here (verify/vlm.py)
+        findings, metrics = run(candidate, reference, reference_backend=reference_backend, **dtypes)
+    else:
+        findings, metrics = run(candidate, reference, **dtypes)
     where = {"QLT301": "vae", "QLT302": "vae", "QLT303": "unet"}
     bad = next((where[f.code] for f in findings if f.code in where), None)
     if kind in ("vlm", "ml"):  # the stage their own walk named

@@ -164,7 +164,12 @@ class TorchSide:
     """A transformers side (a Hugging Face folder or a GGUF file, read by verify/reference_hf's
     loader: float32, CPU) with Side's interface. Hugging Face and mlx-lm name the llm modules
     alike (model.embed_tokens, model.layers.N.self_attn, model.norm, lm_head), so forward hooks
-    on the same paths record the same stages."""
+    on the same paths record the same stages. A subclass whose transformers paths differ from
+    the MLX side's (a VLM's decoder) maps them with hf_name / our_name."""
+
+    root = ""
+    decoder = "model"  # the transformers path of the module with embed_tokens, layers, norm
+    head = "lm_head"
 
     def __init__(self, path: str) -> None:
         import json
@@ -183,16 +188,28 @@ class TorchSide:
         self.modules = dict(self.model.named_modules())
         self.stages: list[tuple[str, Any]] = []
 
+    def our_name(self, hf: str) -> str:
+        """The stage / tensor name the MLX side gives the transformers path `hf`."""
+        return hf
+
+    def hf_name(self, ours: str) -> str:
+        return ours
+
+    def forward(self, tokens: list[int]) -> None:
+        import torch
+
+        self.model(input_ids=torch.tensor([list(tokens)]), use_cache=False)
+
     def _recorded(self) -> list[str]:
-        """The module paths Side records, in the order their outputs appear."""
-        inner = self.modules.get("model")
+        """The transformers paths of the stages Side records, in the order their outputs appear."""
+        inner = self.modules.get(self.decoder)
         if inner is None or not hasattr(inner, "layers"):
-            raise AttributeError("no model.layers in the transformers model")
-        names = ["model.embed_tokens"]
+            raise AttributeError(f"no {self.decoder}.layers in the transformers model")
+        names = [f"{self.decoder}.embed_tokens"]
         for i, block in enumerate(inner.layers):
-            names += [f"model.layers.{i}.{name}" for name, _ in block.named_children()]
-            names.append(f"model.layers.{i}")
-        return [*names, "model.norm", "lm_head"]
+            names += [f"{self.decoder}.layers.{i}.{name}" for name, _ in block.named_children()]
+            names.append(f"{self.decoder}.layers.{i}")
+        return [*names, f"{self.decoder}.norm", self.head]
 
     def run(self, tokens: list[int]) -> list[tuple[str, Any]]:
         import torch
@@ -200,21 +217,27 @@ class TorchSide:
         out: list[tuple[str, Any]] = []
 
         def hook(name: str) -> Any:
-            def record(_module: Any, _inputs: Any, y: Any) -> None:
+            def record(module: Any, _inputs: Any, y: Any) -> None:
                 y = y[0] if isinstance(y, tuple) else y
-                if isinstance(y, torch.Tensor):
-                    out.append((name, y[0].detach().float().numpy().copy()))
+                if not isinstance(y, torch.Tensor):
+                    return
+                scale = getattr(module, "embed_scale", None)
+                if isinstance(scale, torch.Tensor):
+                    # Gemma's ScaledWordEmbedding multiplies by sqrt(hidden) inside the module;
+                    # mlx-lm and mlx-vlm scale after it: record the lookup they record
+                    y = y / scale.to(y.dtype)
+                out.append((name, y[0].detach().float().numpy().copy()))
 
             return record
 
         handles = [
-            self.modules[n].register_forward_hook(hook(n))
+            self.modules[n].register_forward_hook(hook(self.our_name(n)))
             for n in self._recorded()
             if n in self.modules
         ]
         try:
             with torch.no_grad():
-                self.model(input_ids=torch.tensor([list(tokens)]), use_cache=False)
+                self.forward(tokens)
         finally:
             for h in handles:
                 h.remove()
@@ -223,15 +246,17 @@ class TorchSide:
         return self.stages
 
     def tensors(self, prefix: str) -> dict[str, tuple[Any, str]]:
-        """Parameters under module path `prefix`: name -> (float32 array, the stored dtype)."""
+        """Parameters under module path `prefix` (the MLX side's name): name -> (float32 array,
+        the stored dtype)."""
         tied = bool(self.config.get("tie_word_embeddings"))
-        if prefix == "lm_head" and tied:
+        hf_prefix = self.hf_name(prefix)
+        if hf_prefix == self.head and tied:
             return {}  # the embedding, compared under model.embed_tokens
         stored = str(self.config.get("torch_dtype") or self.config.get("dtype") or "float32")
         out: dict[str, tuple[Any, str]] = {}
         for name, p in self.model.named_parameters():
-            if name == prefix or name.startswith(prefix + "."):
-                out[name] = (p.detach().float().numpy().copy(), stored)
+            if name == hf_prefix or name.startswith(hf_prefix + "."):
+                out[self.our_name(name)] = (p.detach().float().numpy().copy(), stored)
         return out
 
 

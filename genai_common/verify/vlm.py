@@ -1,10 +1,18 @@
-"""VLM output parity (issue 10 part 6): an mlx-vlm candidate against a reference MLX VLM on a
-fixed image and prompt: the vision features (the vision tower and projector output, read from
-the merged input embeddings at the image-token positions) and the logits of every position.
+"""VLM output parity (issue 10 part 6): an mlx-vlm candidate against a reference on a fixed image
+and prompt: the vision features (the vision tower and projector output as the language model
+receives them: the input of its first decoder layer at the image-token positions) and the logits
+of every position.
 
-Both sides go through mlx-vlm's own chat template, `prepare_inputs` and `get_input_embeddings`
-(as mlx_vlm.generate does), so a loader transform (sanitize applied twice, a patch-embedding
-layout) shows up as it does for users. Codes QLT310-QLT319.
+The reference is another MLX VLM (mlx-vlm), or the same checkpoint in transformers
+(`reference_backend="transformers"`: AutoModelForImageTextToText in float32 on the CPU). MLX
+sides go through mlx-vlm's own chat template and `prepare_inputs` (as mlx_vlm.generate does), so
+a loader transform (sanitize applied twice, a patch-embedding layout) shows up as it does for
+users; a transformers reference is fed the candidate's prepared inputs (the same ids and pixel
+values), so it compares the models, not the processors. Reading the first layer's input, not
+the merged embeddings, makes the two libraries comparable: transformers' PaliGemma divides the
+image features by sqrt(hidden) and scales every row inside the language model, mlx-vlm's scales
+the text rows before the merge; the first layer sees the same numbers in both. Codes
+QLT310-QLT319.
 """
 
 from __future__ import annotations
@@ -12,7 +20,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from genai_common.findings import Finding, finding, rule, run_rule
-from genai_common.verify.localise import Side
+from genai_common.verify.localise import Side, TorchSide
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -81,42 +89,142 @@ def fixed_inputs(model: Any, processor: Any) -> tuple[dict[str, Any], int | None
     return dict(inputs), token
 
 
-def forward(model: Any, inputs: dict[str, Any], embeddings: bool = False) -> Any:
-    """The model's logits on `inputs` (and, with `embeddings`, the merged input embeddings
-    first: (embeddings, logits))."""
-    ids, pixels, mask = (
-        inputs["input_ids"],
-        inputs.get("pixel_values"),
-        inputs.get("attention_mask"),
-    )
-    data = {
-        k: v for k, v in inputs.items() if k not in ("input_ids", "pixel_values", "attention_mask")
+def forward(model: Any, inputs: dict[str, Any]) -> Any:
+    """The model's logits on mlx-vlm's prepared `inputs`."""
+    ids, pixels = inputs["input_ids"], inputs.get("pixel_values")
+    rest = {k: v for k, v in inputs.items() if k not in ("input_ids", "pixel_values")}
+    mask = rest.pop("attention_mask", None)
+    out = model(ids, pixels, mask=mask, **rest)
+    return getattr(out, "logits", out)
+
+
+class _FirstInput:
+    """Stands in for the first decoder layer: records the hidden state it is given."""
+
+    def __init__(self, layer: Any) -> None:
+        self._layer, self.seen = layer, None
+
+    def __call__(self, x: Any, *args: Any, **kwargs: Any) -> Any:
+        if self.seen is None:
+            self.seen = x
+        return self._layer(x, *args, **kwargs)
+
+    def __getattr__(self, key: str) -> Any:
+        return getattr(self._layer, key)
+
+
+def _observe(ids: Any, token: int | None, first: Any, logits: Any) -> dict[str, Any]:
+    """The side's numbers: ids, the first layer's input at image-token positions, logits."""
+    import numpy as np
+
+    ids = np.asarray(ids).reshape(-1)
+    where = ids == token if token is not None else np.zeros_like(ids, dtype=bool)
+    first = np.asarray(first, dtype=np.float32).reshape(len(ids), -1)
+    return {
+        "ids": ids,
+        "vision": first[where] if where.any() else None,
+        "logits": np.asarray(logits, dtype=np.float32).reshape(len(ids), -1),
     }
-    out = model(ids, pixels, mask=mask, **data)
-    logits = getattr(out, "logits", out)
-    if not embeddings:
-        return logits
-    return model.get_input_embeddings(ids, pixels, mask=mask, **data).inputs_embeds, logits
 
 
 def run_side(path: str, *, dtype: str | None = None, adapter: str | None = None) -> dict[str, Any]:
-    """input ids, vision features at image-token positions and logits (float32 numpy); with
-    `adapter`, mlx-vlm's LoRA adapter folder applied on load (mlx_vlm.load adapter_path)."""
+    """input ids, vision features at image-token positions and logits (float32 numpy), and the
+    prepared inputs (numpy, for a transformers reference); with `adapter`, mlx-vlm's LoRA
+    adapter folder applied on load (mlx_vlm.load adapter_path)."""
     import mlx.core as mx
     import numpy as np
 
     model, processor = load_side(path, dtype=dtype, adapter=adapter)
     inputs, token = fixed_inputs(model, processor)
-    emb, logits = forward(model, inputs, embeddings=True)
-    mx.eval(emb, logits)
-    ids_np = np.array(inputs["input_ids"])[0]
-    where = ids_np == token if token is not None else np.zeros_like(ids_np, dtype=bool)
-    emb_np = np.array(emb.astype(mx.float32))[0]
-    return {
-        "ids": ids_np,
-        "vision": emb_np[where] if where.any() else None,
-        "logits": np.array(logits.astype(mx.float32))[0],
-    }
+    layers = model.language_model.model.layers
+    layers[0] = probe = _FirstInput(layers[0])
+    logits = forward(model, inputs)
+    mx.eval(logits, probe.seen)
+    out = _observe(
+        np.array(inputs["input_ids"]),
+        token,
+        np.array(probe.seen.astype(mx.float32)),
+        np.array(logits.astype(mx.float32)),
+    )
+    out["inputs"] = {k: np.array(v) for k, v in inputs.items()}
+    out["token"] = token
+    return out
+
+
+class TorchVlmSide(TorchSide):
+    """The transformers reference of a VLM (AutoModelForImageTextToText, float32, CPU), fed the
+    candidate's prepared inputs, with the layer walk's interface: transformers 5 keeps the
+    decoder at model.language_model and the head at lm_head, mlx-vlm at language_model.model and
+    language_model.lm_head; stages and tensors carry mlx-vlm's names."""
+
+    root = "language_model."
+    head = "lm_head"
+
+    def __init__(self, path: str, inputs: dict[str, Any], token: int | None) -> None:
+        import inspect
+        import json
+        from pathlib import Path
+
+        import torch
+        from transformers import AutoModelForImageTextToText
+
+        self.path = path
+        self.model = AutoModelForImageTextToText.from_pretrained(path, dtype=torch.float32).eval()
+        self.modules = dict(self.model.named_modules())
+        self.decoder = next(n for n, m in self.modules.items() if m is self.model.get_decoder())
+        cfg = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
+        top = {k: v for k, v in cfg.items() if not isinstance(v, dict)}
+        self.config = {**top, **(cfg.get("text_config") or {})}
+        params = inspect.signature(self.model.forward).parameters
+        self.feed: dict[str, Any] = {}
+        for k, v in inputs.items():
+            if k in params and k != "labels":
+                t = torch.from_numpy(v.copy())
+                self.feed[k] = t.long() if t.dtype in (torch.int32, torch.int64) else t.float()
+        if "mm_token_type_ids" in params and "mm_token_type_ids" not in self.feed and token:
+            # Qwen2-VL's M-RoPE reads which positions are image tokens (1) from the processor
+            self.feed["mm_token_type_ids"] = (self.feed["input_ids"] == token).long()
+        self.token = token
+        self.stages = []
+
+    def our_name(self, hf: str) -> str:
+        if hf == self.head or hf.startswith(self.head + "."):
+            return self.root + hf
+        if hf == self.decoder or hf.startswith(self.decoder + "."):
+            return f"{self.root}model{hf[len(self.decoder) :]}"
+        return hf
+
+    def hf_name(self, ours: str) -> str:
+        if ours.startswith(f"{self.root}model"):
+            return self.decoder + ours[len(f"{self.root}model") :]
+        return ours[len(self.root) :] if ours.startswith(self.root) else ours
+
+    def forward(self, tokens: Any) -> Any:
+        return self.model(**self.feed, use_cache=False)
+
+    def observe(self) -> dict[str, Any]:
+        """run_side's numbers from this side: the first decoder layer's input at image-token
+        positions and the logits."""
+        import torch
+
+        seen: dict[str, Any] = {}
+
+        def first_input(_module: Any, args: Any, kwargs: Any) -> None:
+            seen.setdefault("x", args[0] if args else kwargs.get("hidden_states"))
+
+        layer0 = self.modules[f"{self.decoder}.layers.0"]
+        handle = layer0.register_forward_pre_hook(first_input, with_kwargs=True)
+        try:
+            with torch.no_grad():
+                out = self.forward(None)
+        finally:
+            handle.remove()
+        return _observe(
+            self.feed["input_ids"].numpy(),
+            self.token,
+            seen["x"].float().numpy(),
+            out.logits.float().numpy(),
+        )
 
 
 class VlmSide(Side):
@@ -253,30 +361,38 @@ def verify_vlm(
     candidate_dtype: str | None = None,
     reference_dtype: str | None = None,
     localise: bool = True,
+    reference_backend: str = "mlx",
 ) -> tuple[list[Finding], dict[str, Any]]:
-    """Compare two mlx-vlm models on the fixed image and prompt: (findings, metrics). When the
+    """Compare an mlx-vlm candidate with a reference (mlx-vlm, or transformers with
+    reference_backend="transformers") on the fixed image and prompt: (findings, metrics). When the
     logits fail while the vision features agree, the language model is walked layer by layer
     (verify/localise.py) and metrics["first_bad_layer"] names the stage; when the vision
     features differ, it is "vision features" (the text side only inherits them)."""
-    p = compare(
-        run_side(candidate, dtype=candidate_dtype), run_side(reference, dtype=reference_dtype)
-    )
+    cand = run_side(candidate, dtype=candidate_dtype)
+    hf = None
+    if reference_backend == "transformers":
+        hf = TorchVlmSide(reference, cand["inputs"], cand["token"])
+        ref = hf.observe()
+    else:
+        ref = run_side(reference, dtype=reference_dtype)
+    p = compare(cand, ref)
     found: list[Finding] = []
     for func in RULES:
         found.extend(run_rule(func, p))
     metrics = dict(vars(p))
+    metrics["reference_backend"] = reference_backend
     codes = {f.code for f in found}
     metrics["first_bad_layer"] = "vision features" if "QLT310" in codes else None
     if localise and p.same_inputs and codes & {"QLT311", "QLT312"} and "QLT310" not in codes:
         from genai_common.verify.localise import localise_sides
 
         try:
-            cand = VlmSide(candidate, candidate_dtype)
-            ref = VlmSide(reference, reference_dtype)
+            cand_side = VlmSide(candidate, candidate_dtype)
+            ref_side = hf or VlmSide(reference, reference_dtype)
         except (AttributeError, OSError, ValueError, KeyError) as exc:
             metrics["localise_error"] = f"{type(exc).__name__}: {exc}"
         else:
-            stage, more = localise_sides(cand, ref, None)
+            stage, more = localise_sides(cand_side, ref_side, None)
             metrics["first_bad_layer"] = stage
             found += more
     return found, metrics
