@@ -1,8 +1,9 @@
 """`genai verify` (llm) cost against one teacher-forced forward pass of each side over the same
-text (what `mlx_lm.perplexity` does for one model): wall time and peak memory, each measured in
-its own child process (peak RSS from VmHWM on Linux, ru_maxrss in bytes on macOS; imports excluded, model loading and tokenization
-included on both sides). Target: verify <= 2 x (forward of the reference + forward of the
-candidate).
+text (what `mlx_lm.perplexity` does for one model), and beside mlx_lm.perplexity's own `eval_ppl`
+on the same windows (its perplexity of each side, and its time). Wall time and peak memory are
+each measured in its own child process (peak RSS from VmHWM on Linux, ru_maxrss in bytes on
+macOS; imports excluded, model loading and tokenization included on both sides). Target:
+verify <= 2 x (forward of the reference + forward of the candidate).
 
 Pairs: the trained tiny llama against its 4-bit conversion (the shipped corpus, the default
 context); and, with `GENAI_BENCH_VERIFY_LARGE=1` (minutes on a CPU), a random ~0.5 B-parameter
@@ -37,7 +38,20 @@ start = time.perf_counter()
 if mode == "verify":
     r = verify(cand, ref, context=context, text=text, localise=False)
     out = {"verdict": r.verdict, "kl_mean": r.metrics.get("kl_mean"), "mode": r.mode,
-           "positions": r.metrics.get("positions")}
+           "positions": r.metrics.get("positions"),
+           "ppl": [r.metrics.get("ppl_reference"), r.metrics.get("ppl_candidate")]}
+elif mode == "perplexity":  # mlx_lm.perplexity's own eval_ppl on the same full-length windows
+    from mlx_lm.perplexity import eval_ppl
+    from mlx_lm.utils import load
+    wins, _ = llm._load_text(llm.SideSpec(ref), text, context)
+    full = [w for w in wins if len(w) == context + 1]
+    out = {"ppl": [], "se": [], "positions": len(full) * context}
+    for path in (ref, cand):
+        model, _tok = load(path)
+        ppl, se = eval_ppl(model, mx.array(full), batch_size=1)
+        out["ppl"].append(ppl)
+        out["se"].append(se)
+        del model
 else:  # one teacher-forced forward of each side over the same windows, one model at a time
     spec = llm.SideSpec(ref)
     wins, _ = llm._load_text(spec, text, context)
@@ -113,6 +127,7 @@ def build_large(dest: Path, tokenizer_from: Path) -> Path:
 def pair_rows(name: str, cand: str, ref: str, context: int, text: str | None) -> list[dict]:
     base = measure("forward", cand, ref, context, text)
     ver = measure("verify", cand, ref, context, text)
+    ppl = measure("perplexity", cand, ref, context, text)
     ratio = ver["seconds"] / base["seconds"]
     notes = (
         f"verify {ver['seconds']:.1f} s (verdict {ver['verdict']}, {ver['mode']}, "
@@ -121,6 +136,12 @@ def pair_rows(name: str, cand: str, ref: str, context: int, text: str | None) ->
         f"{ver['peak_rss'] / 2**20:.0f} MiB vs forwards {base['peak_rss'] / 2**20:.0f} MiB; "
         f"MLX peak {ver['mlx_peak'] / 2**20:.0f} vs {base['mlx_peak'] / 2**20:.0f} MiB"
     )
+    ppl_notes = (
+        f"mlx_lm.perplexity's eval_ppl on the {ppl['positions']} positions of the full windows, "
+        f"both sides: {ppl['seconds']:.1f} s, perplexity reference {ppl['ppl'][0]:.4g} "
+        f"+- {ppl['se'][0]:.2g}, candidate {ppl['ppl'][1]:.4g} +- {ppl['se'][1]:.2g}; verify's "
+        f"over all {ver['positions']}: {ver['ppl'][0]:.4g} and {ver['ppl'][1]:.4g}"
+    )
     return [
         {
             "benchmark": f"verify time / one forward of each side ({name})",
@@ -128,7 +149,14 @@ def pair_rows(name: str, cand: str, ref: str, context: int, text: str | None) ->
             "target": f"<= {TARGET_RATIO:g}",
             "ok": ratio <= TARGET_RATIO,
             "notes": notes,
-        }
+        },
+        {
+            "benchmark": f"verify time / mlx_lm.perplexity of each side ({name})",
+            "value": round(ver["seconds"] / ppl["seconds"], 2),
+            "target": "-",
+            "ok": True,
+            "notes": ppl_notes,
+        },
     ]
 
 
