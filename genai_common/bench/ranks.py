@@ -65,6 +65,8 @@ def run(args: argparse.Namespace, kind: str, record: dict[str, Any]) -> int:
             str(args.path), n, tokens=SMOKE_TOKENS, bench=True, modes=modes, worker=WORKER,
             worker_args=worker_args(args), reference=reference is None, timeout=args.rank_timeout,
         )  # fmt: skip
+        if len(sizes) > 1:
+            problems = [smoke.prefixed(f, f"{n} ranks: ") for f in problems]
         found += problems
         if reference is None and out["reference"]:
             reference = out["reference"]

@@ -40,7 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--reference-backend",
         default="auto",
-        help="how the reference is scored: auto, mlx, transformers (verify/reference_hf.py)",
+        help="how the reference is scored: auto (transformers for a Hugging Face checkpoint when "
+        "torch is installed, else MLX), mlx, transformers (llm and vlm)",
     )
     parser.add_argument(
         "--isolated",

@@ -10,7 +10,9 @@ model's own); every direct child module of each decoder block (input_layernorm, 
 post_attention_layernorm, mlp, ...), each block, model.embed_tokens, model.norm and lm_head are
 wrapped so that their outputs are recorded in call order. Stage names are module paths
 ("model.layers.0.input_layernorm"); the last stage is "lm_head" ("logits" when the embedding is
-tied). The tokens default to the first LOCALISE_TOKENS ids of the shipped corpus.
+tied). The tokens default to the first LOCALISE_TOKENS ids of the shipped corpus. A VLM's
+language model is walked the same way under "language_model." (verify/vlm.py: VlmSide on
+mlx-vlm, TorchVlmSide on transformers, both run on the fixed image and prompt; localise_sides).
 
 Rule (documented in reference/DIAGNOSTICS.md). Relative error of a stage: ||c - r|| / ||r|| over
 all positions (float32). The first bad stage is the first whose relative error exceeds JUMP_MIN
