@@ -205,6 +205,25 @@ def test_isolated_mode_gives_the_same_metrics(tiny_llm, tmp_path, text_file):
     assert isolated.metrics["kl_mean"] > 0.01  # a real difference travelled through the files
 
 
+def test_isolated_mode_localises_one_model_at_a_time(tiny_llm, tmp_path, text_file):
+    """When the two models do not fit together, the layer walk must not load them together
+    either: each side records its stages in a child (ISOLATED_TOKENS positions, through files)
+    and one more child per side reads the bad stage's tensors; it names what the in-process walk
+    names."""
+    from genai_common.testing.broken import swap_gate_up
+    from genai_common.verify import verify
+    from genai_common.verify.localise import ISOLATED_TOKENS
+
+    cand = swap_gate_up(tiny_llm, tmp_path / "swap")  # every layer
+    together = verify(str(cand), str(tiny_llm), text=text_file, context=128, isolated=False)
+    isolated = verify(str(cand), str(tiny_llm), text=text_file, context=128, isolated=True)
+    assert isolated.mode == "isolated" and isolated.verdict == "fail"
+    assert isolated.first_bad_layer == together.first_bad_layer == "model.layers.0.mlp"
+    walk = {f.code: f.message for f in isolated.findings if f.code.startswith("QLT1")}
+    assert f"over {ISOLATED_TOKENS} tokens" in walk["QLT100"]  # the isolated walk ran
+    assert "gate_proj" in walk["QLT103"] and "up_proj" in walk["QLT103"]
+
+
 def test_topk_comparison_matches_full_rows_on_kl():
     import numpy as np
 

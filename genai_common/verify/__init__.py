@@ -82,7 +82,9 @@ class LocaliseError(str):
     """Why the localisation hook could not run (recorded in metrics, not a layer name)."""
 
 
-def _localise(candidate: str, reference: str, backends: tuple[str, str], **adapters: Any) -> Any:
+def _localise(
+    candidate: str, reference: str, backends: tuple[str, str], isolated: bool, **adapters: Any
+) -> Any:
     """verify/localise.py's (first bad layer, findings) for two checkpoints (MLX, or one side
     run by transformers), or a LocaliseError saying why it could not run (localisation explains
     a failure; it must never hide the verdict)."""
@@ -91,7 +93,7 @@ def _localise(candidate: str, reference: str, backends: tuple[str, str], **adapt
     if any(adapters.values()):  # its walk reads plain checkpoints: no adapter on a side
         return LocaliseError("not localised: a side carries an adapter")
     try:
-        return localise(candidate, reference, backends=backends)
+        return localise(candidate, reference, backends=backends, isolated=isolated)
     except Exception as exc:
         return LocaliseError(f"{type(exc).__name__}: {exc}"[:200])
 
@@ -190,6 +192,7 @@ def verify(
             str(candidate),
             str(reference),
             backends,
+            isolated=mode == "isolated",  # the two models do not fit together: one at a time
             candidate_adapter=candidate_adapter,
             reference_adapter=reference_adapter,
         )

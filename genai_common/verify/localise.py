@@ -32,6 +32,8 @@ cannot be walked (no model.layers, ...) QLT112 says why and the verdict stands w
 
 from __future__ import annotations
 
+import os
+
 from genai_common.findings import finding, rule, run_rule
 
 TYPE_CHECKING = False
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
     from genai_common.findings import Finding
 
 LOCALISE_TOKENS = 256
+ISOLATED_TOKENS = 64  # the isolated walk writes every stage to disk: fewer tokens, smaller files
 JUMP_MIN = 1e-2  # a stage's relative error must exceed this ...
 JUMP_RATIO = 10.0  # ... and this many times the previous stage's, to be where it broke
 FLOOR = 1e-6  # the previous stage's error counts as at least this (identical stages are 0)
@@ -335,12 +338,18 @@ def localise(
     reference: str,
     tokens: list[int] | None = None,
     backends: tuple[str, str] = ("mlx", "mlx"),
+    isolated: bool = False,
 ) -> tuple[str | None, list[Finding]]:
     """(first bad stage or None, QLT1xx findings) for two llm checkpoints of one tokenizer;
     backends (candidate, reference): "mlx", or "transformers"/"gguf" for a side that
-    transformers runs (the tokens then come from the MLX side's tokenizer)."""
+    transformers runs (the tokens then come from the MLX side's tokenizer). isolated: the two
+    models do not fit together (verify's isolated mode): each side records its stages in its
+    own child process, through files (localise_isolated)."""
     if tokens is None:
-        tokens = default_tokens(reference if backends[1] == "mlx" else candidate)
+        n = ISOLATED_TOKENS if isolated else LOCALISE_TOKENS
+        tokens = default_tokens(reference if backends[1] == "mlx" else candidate, n)
+    if isolated:
+        return localise_isolated(candidate, reference, tokens, backends)
     try:
         ref, cand = open_side(reference, backends[1]), open_side(candidate, backends[0])
     except (AttributeError, TypeError, ValueError, KeyError) as exc:
@@ -363,6 +372,88 @@ def localise_sides(cand: Any, ref: Any, tokens: Any) -> tuple[str | None, list[F
     if stage is not None:
         findings += list(run_rule(weight_patterns, subject))
     return stage, findings
+
+
+class Recorded:
+    """A side walked in a child process: its stages (memory-mapped files), config and
+    root, and the tensors of the one module the walk asks about (fetched by another child)."""
+
+    def __init__(self, info: dict[str, Any], stages: list[tuple[str, Any]]) -> None:
+        self.config, self.root, self.stages = info["config"], info["root"], stages
+        self.saved: dict[str, dict[str, tuple[Any, str]]] = {}
+
+    def run(self, tokens: Any) -> list[tuple[str, Any]]:
+        return self.stages
+
+    def tensors(self, prefix: str) -> dict[str, tuple[Any, str]]:
+        return self.saved.get(prefix, {})
+
+
+def _child_record(path: str, backend: str, tokens: list[int], out: str) -> dict[str, Any]:
+    """Isolated walk, one side in its child: every stage's output to OUT/NNNN.npy (float32, as
+    the in-process walk compares them); returns the stage names, config and root."""
+    import numpy as np
+
+    side = open_side(path, backend)
+    names = []
+    for n, (name, y) in enumerate(side.run(tokens)):
+        np.save(os.path.join(out, f"{n:04d}.npy"), y.astype(np.float32))
+        names.append(name)
+    return {"names": names, "config": side.config, "root": getattr(side, "root", "")}
+
+
+def _child_tensors(path: str, backend: str, prefix: str) -> dict[str, tuple[Any, str]]:
+    """Isolated walk: the parameters under one module path, from a side loaded in its child."""
+    return open_side(path, backend).tensors(prefix)
+
+
+def localise_isolated(
+    candidate: str, reference: str, tokens: list[int], backends: tuple[str, str]
+) -> tuple[str | None, list[Finding]]:
+    """The walk with one model in memory at a time: each side records its stages in a child
+    (files, memory-mapped back), the parent finds the jump, and one more child per side reads
+    the tensors of the bad stage's module for the weight patterns. Four loads instead of two."""
+    import shutil
+    import tempfile
+
+    import numpy as np
+
+    from genai_common.runtime.isolate import run_isolated
+
+    work = tempfile.mkdtemp(prefix="genai-localise-")
+    try:
+        sides = {}
+        for role, path, backend in (
+            ("ref", reference, backends[1]),
+            ("cand", candidate, backends[0]),
+        ):
+            out = os.path.join(work, role)
+            os.makedirs(out)
+            res = run_isolated(_child_record, path, backend, list(tokens), out)
+            if not res.ok:
+                return None, list(run_rule(not_localised, f"the {role} side's child: {res.error}"))
+            stages = [
+                (name, np.load(os.path.join(out, f"{n:04d}.npy"), mmap_mode="r"))
+                for n, name in enumerate(res.value["names"])
+            ]
+            sides[role] = Recorded(res.value, stages)
+        cand, ref = sides["cand"], sides["ref"]
+        errors = relative_errors(cand.stages, ref.stages)
+        stage, jumped = first_jump(errors)
+        subject = {"errors": errors, "stage": stage, "jumped": jumped, "cand": cand, "ref": ref}
+        findings = list(run_rule(stage_rule, subject))
+        if stage is not None:
+            prefix = _module_of(stage, ref)
+            for side, path, backend in (
+                (cand, candidate, backends[0]),
+                (ref, reference, backends[1]),
+            ):
+                res = run_isolated(_child_tensors, path, backend, prefix)
+                side.saved[prefix] = res.value if res.ok else {}
+            findings += list(run_rule(weight_patterns, subject))
+        return stage, findings
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def _reason(exc: Exception) -> str:
