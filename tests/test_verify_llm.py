@@ -8,6 +8,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -394,3 +395,25 @@ def test_plain_output_shows_the_curve_and_the_mode(tiny_llm, text_file):
     assert res.returncode == 0, res.stderr
     assert res.stdout.startswith("verdict: pass (isolated)")
     assert "top-1 agreement by position:" in res.stdout and "(decided 100.0%)" in res.stdout
+
+
+@pytest.mark.parametrize("isolated", [False, True])
+def test_a_candidate_the_loader_refuses_is_one_line_and_exit_2(tiny_llm, tmp_path, isolated):
+    """o_proj stored transposed (a converter that forgot a transpose): mlx-lm refuses the shape;
+    verify says which side, the loader's words and the command that diagnoses it."""
+    import mlx.core as mx
+
+    cand = Path(shutil.copytree(tiny_llm, tmp_path / "transposed"))
+    for f in cand.glob("*.safetensors"):
+        w, meta = mx.load(str(f), return_metadata=True)
+        key = "model.layers.0.self_attn.o_proj.weight"
+        if key in w:
+            w[key] = w[key][:, :-8].T  # cut and transposed: a shape the loader refuses
+        mx.save_safetensors(str(f), w, metadata=meta)
+    args = [str(cand), "--against", str(tiny_llm), "--context", "64"]
+    res = _cli(*args, *(["--isolated"] if isolated else []))
+    assert res.returncode == 2, res.stdout + res.stderr
+    line = res.stderr.strip()
+    assert "\n" not in line and "Traceback" not in line
+    assert f"the candidate {cand} could not be loaded" in line and "o_proj" in line
+    assert f"genai doctor {cand} --load" in line

@@ -188,8 +188,14 @@ class HfSide:
         self.model = None
 
 
-def open_side(spec: SideSpec, loaded: tuple[Any, Any] | None = None) -> Any:
-    """The backend object of one side (BACKENDS names the factory)."""
+class SideLoadError(ValueError):
+    """A side's loader refused its checkpoint: one line naming the side, the loader's own words
+    and the command that diagnoses it (genai verify exits 2: it could not run)."""
+
+
+def open_side(spec: SideSpec, loaded: tuple[Any, Any] | None = None, role: str = "model") -> Any:
+    """The backend object of one side (BACKENDS names the factory); SideLoadError when its
+    loader cannot load the checkpoint (a tensor of the wrong shape, a missing file)."""
     import importlib
 
     target = BACKENDS.get(spec.backend)
@@ -199,7 +205,14 @@ def open_side(spec: SideSpec, loaded: tuple[Any, Any] | None = None) -> Any:
         )
     module, name = target.split(":")
     factory = getattr(importlib.import_module(module), name)
-    return factory(spec, loaded) if loaded is not None else factory(spec)
+    try:
+        return factory(spec, loaded) if loaded is not None else factory(spec)
+    except (ValueError, KeyError, OSError) as exc:
+        said = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise SideLoadError(
+            f"genai verify: the {role} {spec.path} could not be loaded ({spec.backend}): "
+            f"{type(exc).__name__}: {said}; `genai doctor {spec.path} --load` diagnoses it"
+        ) from exc
 
 
 # ---------------------------------------------------------------------------------------------
@@ -540,8 +553,12 @@ def run_together(
     """Both sides in this process: (per-window comparisons, deterministic)."""
     import numpy as np
 
-    r = open_side(ref)
-    c = open_side(cand, (r.model, r.tokenizer)) if _same_model(cand, ref) else open_side(cand)
+    r = open_side(ref, role="reference")
+    c = (
+        open_side(cand, (r.model, r.tokenizer), role="candidate")
+        if _same_model(cand, ref)
+        else open_side(cand, role="candidate")
+    )
     parts, deterministic = [], True
     for n, ids in enumerate(wins):
         rr, cr = r.rows(ids), c.rows(ids)
@@ -555,7 +572,7 @@ def _child_reference(spec: SideSpec, wins: list[list[int]], out: str, full: bool
     """Isolated mode, child 1: the reference's rows (full, or top-k) into `out`/ref-N.npz."""
     import numpy as np
 
-    side = open_side(spec)
+    side = open_side(spec, role="reference")
     for n, ids in enumerate(wins):
         rows = side.rows(ids)
         path = os.path.join(out, f"ref-{n}.npz")
@@ -573,7 +590,7 @@ def _child_candidate(
     per-position comparison into `out`/cmp-N.npz. Returns whether two runs were identical."""
     import numpy as np
 
-    side = open_side(spec)
+    side = open_side(spec, role="candidate")
     deterministic = True
     for n, ids in enumerate(wins):
         rows = side.rows(ids)
@@ -584,6 +601,14 @@ def _child_candidate(
         part = _window_parts(ref, rows, ids, np.asarray(quiet), not full)
         np.savez(os.path.join(out, f"cmp-{n}.npz"), **part)
     return deterministic
+
+
+def _child_failed(role: str, error: str | None) -> str:
+    """The line for a side's child that failed: the load error as the child said it."""
+    said = error or "no result"
+    if "SideLoadError: " in said:  # the loader refused the checkpoint: its own line says it all
+        return said.split("SideLoadError: ", 1)[1]
+    return f"genai verify: the {role} side failed in its child: {said}"
 
 
 def run_isolated_sides(
@@ -611,12 +636,10 @@ def run_isolated_sides(
     try:
         res = run_isolated(_child_reference, ref, wins, out, full)
         if not res.ok:
-            raise RuntimeError(f"genai verify: the reference side failed in its child: {res.error}")
+            raise RuntimeError(_child_failed("reference", res.error))
         res2 = run_isolated(_child_candidate, cand, wins, out, full, list(map(int, quiet)))
         if not res2.ok:
-            raise RuntimeError(
-                f"genai verify: the candidate side failed in its child: {res2.error}"
-            )
+            raise RuntimeError(_child_failed("candidate", res2.error))
         parts = []
         for n in range(len(wins)):
             with np.load(os.path.join(out, f"cmp-{n}.npz")) as f:
