@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 from genai_common.findings import PROJECT_KINDS
@@ -263,21 +262,6 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    written: dict[str, Any] = {}
-    if not args.no_record:
-        from genai_common.bench.runner import write_outputs
-        from genai_common.runtime.files import DocumentError
+    from genai_common.bench.runner import write_and_print
 
-        try:
-            written = write_outputs(record, Path(args.out), plots=not args.no_plots)
-        except (DocumentError, OSError) as exc:
-            print(f"genai bench: the record was not written: {exc}", file=sys.stderr)
-            return 2
-        record["written"] = {k: str(v) for k, v in written.items()}
-    if args.json:
-        print(json.dumps(record, default=records._jsonable))
-    else:
-        from genai_common.bench.summary import render_text
-
-        print(render_text(record, written))
-    return 0
+    return write_and_print(record, args)

@@ -15,9 +15,7 @@ past --rank-timeout ends as DST021 with its last output lines; the record keeps 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 from typing import Any
 
 WORKER = "genai_common.bench.ranks_worker"
@@ -157,30 +155,14 @@ def rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _report(record: dict[str, Any], args: argparse.Namespace, found: list[Any]) -> int:
-    from genai_common.bench import records
+    from genai_common.bench.runner import write_and_print
 
-    written: dict[str, Any] = {}
-    if not args.no_record:
-        from genai_common.bench.runner import write_outputs
-        from genai_common.runtime.files import DocumentError
-
-        try:
-            written = write_outputs(record, Path(args.out), plots=not args.no_plots)
-        except (DocumentError, OSError) as exc:
-            print(f"genai bench: the record was not written: {exc}", file=sys.stderr)
-            return 2
-        record["written"] = {k: str(v) for k, v in written.items()}
-    if args.json:
-        print(json.dumps(record, default=records._jsonable))
-    else:
-        from genai_common.bench.summary import render_text
-
-        print(render_text(record, written))
-        print()
-        print(render_rows(record["distributed"]))
-        for f in found:
-            print(f"{f.severity:<7} {f.code}  {f.message}")
-    return 1 if found else 0
+    after = "\n".join(
+        [render_rows(record["distributed"])]
+        + [f"{f.severity:<7} {f.code}  {f.message}" for f in found]
+    )
+    code = write_and_print(record, args, after)
+    return code or (1 if found else 0)
 
 
 def render_rows(dist: dict[str, Any]) -> str:

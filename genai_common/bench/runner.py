@@ -183,3 +183,30 @@ def write_outputs(record: dict[str, Any], out: Path, *, plots: bool = True) -> d
     records.append_row(results_md, records.results_row(record, headline(record), links))
     written["results"] = results_md
     return written
+
+
+def write_and_print(record: dict[str, Any], args: Any, after: str = "") -> int:
+    """Write the record, plots and RESULTS.md row (unless --no-record), then print the record
+    (--json) or the report with `after` below it. 0, or 2 when the record could not be written."""
+    import json
+    import sys
+
+    from genai_common.bench import records
+
+    written: dict[str, Any] = {}
+    if not args.no_record:
+        from genai_common.runtime.files import DocumentError
+
+        try:
+            written = write_outputs(record, Path(args.out), plots=not args.no_plots)
+        except (DocumentError, OSError) as exc:
+            print(f"genai bench: the record was not written: {exc}", file=sys.stderr)
+            return 2
+        record["written"] = {k: str(v) for k, v in written.items()}
+    if args.json:
+        print(json.dumps(record, default=records._jsonable))
+    else:
+        from genai_common.bench.summary import render_text
+
+        print(render_text(record, written) + (f"\n\n{after}" if after else ""))
+    return 0
