@@ -89,11 +89,15 @@ def fixed_inputs(model: Any, processor: Any) -> tuple[dict[str, Any], int | None
     return dict(inputs), token
 
 
+def _split(inputs: dict[str, Any]) -> tuple[Any, Any, Any, dict[str, Any]]:
+    """(input ids, pixel values, attention mask, the rest) of mlx-vlm's prepared inputs."""
+    rest = {k: v for k, v in inputs.items() if k not in ("input_ids", "pixel_values")}
+    return inputs["input_ids"], inputs.get("pixel_values"), rest.pop("attention_mask", None), rest
+
+
 def forward(model: Any, inputs: dict[str, Any]) -> Any:
     """The model's logits on mlx-vlm's prepared `inputs`."""
-    ids, pixels = inputs["input_ids"], inputs.get("pixel_values")
-    rest = {k: v for k, v in inputs.items() if k not in ("input_ids", "pixel_values")}
-    mask = rest.pop("attention_mask", None)
+    ids, pixels, mask, rest = _split(inputs)
     out = model(ids, pixels, mask=mask, **rest)
     return getattr(out, "logits", out)
 
@@ -136,14 +140,21 @@ def run_side(path: str, *, dtype: str | None = None, adapter: str | None = None)
 
     model, processor = load_side(path, dtype=dtype, adapter=adapter)
     inputs, token = fixed_inputs(model, processor)
-    layers = model.language_model.model.layers
-    layers[0] = probe = _FirstInput(layers[0])
+    layers = getattr(getattr(getattr(model, "language_model", None), "model", None), "layers", None)
+    probe = None
+    if layers:  # language_model.model.layers, as mlx-vlm's decoder-only VLMs keep them
+        layers[0] = probe = _FirstInput(layers[0])
     logits = forward(model, inputs)
-    mx.eval(logits, probe.seen)
+    if probe is not None and probe.seen is not None:
+        first = probe.seen
+    else:  # another layout: the merged input embeddings (the same up to a uniform scale)
+        ids, pixels, mask, rest = _split(inputs)
+        first = model.get_input_embeddings(ids, pixels, mask=mask, **rest).inputs_embeds
+    mx.eval(logits, first)
     out = _observe(
         np.array(inputs["input_ids"]),
         token,
-        np.array(probe.seen.astype(mx.float32)),
+        np.array(first.astype(mx.float32)),
         np.array(logits.astype(mx.float32)),
     )
     out["inputs"] = {k: np.array(v) for k, v in inputs.items()}
@@ -171,7 +182,14 @@ class TorchVlmSide(TorchSide):
         self.path = path
         self.model = AutoModelForImageTextToText.from_pretrained(path, dtype=torch.float32).eval()
         self.modules = dict(self.model.named_modules())
-        self.decoder = next(n for n, m in self.modules.items() if m is self.model.get_decoder())
+        decoder = next((n for n, m in self.modules.items() if m is self.model.get_decoder()), None)
+        if decoder is None or f"{decoder}.layers.0" not in self.modules:
+            raise ValueError(
+                f"genai verify: transformers' {type(self.model).__name__} has no decoder with "
+                "layers where the comparison reads (get_decoder().layers); use "
+                "--reference-backend mlx"
+            )
+        self.decoder = decoder
         cfg = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
         top = {k: v for k, v in cfg.items() if not isinstance(v, dict)}
         self.config = {**top, **(cfg.get("text_config") or {})}
@@ -181,7 +199,11 @@ class TorchVlmSide(TorchSide):
             if k in params and k != "labels":
                 t = torch.from_numpy(v.copy())
                 self.feed[k] = t.long() if t.dtype in (torch.int32, torch.int64) else t.float()
-        if "mm_token_type_ids" in params and "mm_token_type_ids" not in self.feed and token:
+        if (
+            "mm_token_type_ids" in params
+            and "mm_token_type_ids" not in self.feed
+            and token is not None
+        ):
             # Qwen2-VL's M-RoPE reads which positions are image tokens (1) from the processor
             self.feed["mm_token_type_ids"] = (self.feed["input_ids"] == token).long()
         self.token = token
