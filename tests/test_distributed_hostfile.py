@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -50,6 +53,56 @@ def test_object_with_backend_and_envs_as_distributed_config_writes_it(tmp_path):
     # asking for another backend than the hostfile's: DST007
     _, found = hostfile.parse(write(tmp_path, "h.json", json.dumps(data)), backend="ring")
     assert codes(found) == ["DST007"]
+
+
+def _jaccl(rdma_tables, backend="jaccl", ips=True):
+    names = [f"mac{i}" for i in range(len(rdma_tables))]
+    return {
+        "backend": backend,
+        "hosts": [
+            {"ssh": n, "ips": [f"10.0.0.{i + 1}"] if ips or i else [], "rdma": r}
+            for i, (n, r) in enumerate(zip(names, rdma_tables, strict=True))
+        ],
+    }
+
+
+@pytest.mark.parametrize(
+    ("data", "expect", "why"),
+    [
+        # what mlx.distributed_config writes for three Macs on Thunderbolt 5: no finding
+        (_jaccl([[None, "rdma_en2", "rdma_en3"], ["rdma_en2", None, "rdma_en3"],
+                 ["rdma_en2", "rdma_en3", None]]), [], ""),
+        # only the coordinator (rank 0) needs an address (launch_jaccl)
+        (_jaccl([[None, "rdma_en2"], ["rdma_en2", None]], ips=False), ["DST006"], "mac0"),
+        (_jaccl([[None, "rdma_en2"], ["rdma_en2"]]), ["DST008"], "one entry per host (2)"),
+        (_jaccl([["rdma_en1", "rdma_en2"], ["rdma_en2", None]]), ["DST008"], "host itself"),
+        (_jaccl([[None, None, "rdma_en3"], ["rdma_en2", None, "rdma_en3"],
+                 ["rdma_en2", "rdma_en3", None]]), ["DST008"], "mac0 to mac1"),
+        # jaccl-ring talks to the two neighbours only: on four hosts, 0 and 2 need no device
+        (_jaccl([[None, "rdma_en2", None, "rdma_en4"], ["rdma_en1", None, "rdma_en3", None],
+                 [None, "rdma_en2", None, "rdma_en4"], ["rdma_en1", None, "rdma_en3", None]],
+                backend="jaccl-ring"), [], ""),
+        (_jaccl([[None, "rdma_en2", None, None], ["rdma_en1", None, "rdma_en3", None],
+                 [None, "rdma_en2", None, "rdma_en4"], ["rdma_en1", None, "rdma_en3", None]],
+                backend="jaccl-ring"), ["DST008"], "mac0 to mac3"),
+    ],
+)  # fmt: skip
+def test_jaccl_rdma_table_as_mlx_launch_checks_it(tmp_path, data, expect, why):
+    _, found = hostfile.parse(write(tmp_path, "h.json", json.dumps(data)))
+    assert codes(found) == expect, [f.message for f in found]
+    if why:
+        assert why in found[0].message
+
+
+def test_unknown_backend_is_dst002_and_refused_on_the_command_line(tmp_path):
+    path = write(tmp_path, "h.json", json.dumps({"backend": "tcp", "hosts": [{"ssh": "a"}]}))
+    hf, found = hostfile.parse(path)
+    assert hf is None and codes(found) == ["DST002"] and "jaccl-ring" in found[0].message
+    proc = subprocess.run(
+        [sys.executable, "-m", "genai_common.cli", "doctor", "--ranks", "2", "--backend", "tcp"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "invalid choice: 'tcp'" in proc.stderr
 
 
 def test_one_host_per_line(tmp_path):
@@ -103,14 +156,38 @@ def test_missing_hostfile_is_dst001_exit_1(tmp_path):
     assert [f["code"] for f in json.loads(proc.stdout)["findings"]] == ["DST001"]
 
 
-def test_unreachable_host_is_bounded_and_never_prompts():
-    """TEST-NET-1 (192.0.2.1, RFC 5737) never answers; ssh BatchMode with ConnectTimeout=1 gives
-    up in bounded time (or at once when there is no route)."""
+def _closed_loopback_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.skipif(shutil.which("ssh") is None, reason="needs an ssh client (openssh)")
+def test_unreachable_host_is_dst004_from_the_real_ssh():
+    """The real ssh client against a closed port on loopback (an ssh:// destination names the
+    port): refused at once, BatchMode, and the host is named with ssh's own words."""
+    host = f"ssh://127.0.0.1:{_closed_loopback_port()}"
     t0 = time.monotonic()
-    env, problem = hosts.probe_one(Host(0, "192.0.2.1", ("192.0.2.1",), ()), 1, timeout=10)
+    env, problem = hosts.probe_one(Host(0, host, ("127.0.0.1",), ()), 1, timeout=10)
     assert time.monotonic() - t0 < 10
     assert env is None and problem.code == "DST004"
-    assert "192.0.2.1" in problem.message
+    assert host in problem.message and "refused" in problem.message, problem.message
+
+
+def test_a_host_that_never_answers_is_bounded(tmp_path, monkeypatch):
+    """A stand-in ssh that hangs (a host that accepts and never answers): the probe gives up at
+    its wall-clock limit with DST004, and the hung child is gone."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    ssh = bindir / "ssh"
+    ssh.write_text("#!/bin/sh\nexec sleep 60\n")
+    ssh.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    t0 = time.monotonic()
+    env, problem = hosts.probe_one(Host(0, "mac2", ("127.0.0.2",), ()), 1, timeout=2)
+    assert time.monotonic() - t0 < 10
+    assert env is None and problem.code == "DST004"
+    assert "no answer within 2 s" in problem.message
 
 
 def test_loopback_host_runs_genai_env_locally_and_versions_compare():

@@ -80,7 +80,8 @@ def versions(package: str, seen: dict[str, list[str]]) -> Finding:
     "Ring or jaccl backend without IPs",
     severity="error",
     fix='Give every host its "ips" (mlx.distributed_config --backend ring writes them; prefer '
-    "the Thunderbolt bridge addresses); mlx.launch refuses a ring hostfile without them.",
+    "the Thunderbolt bridge addresses); mlx.launch refuses a ring hostfile without them, and a "
+    "jaccl one whose rank 0 (the coordinator) has none.",
     compares="each host's ips vs the backend asked for or named in the hostfile",
 )
 def no_ips(path: str, host: str, backend: str) -> Finding:
@@ -99,6 +100,19 @@ def no_ips(path: str, host: str, backend: str) -> Finding:
 def backend_mismatch(path: str, asked: str, declared_: str) -> Finding:
     msg = f"--backend {asked} but the hostfile says {declared_!r}"
     return _f(backend_mismatch, "DST007", msg, file=path)
+
+
+@rule(
+    "DST008",
+    "jaccl hostfile without a full RDMA device table",
+    severity="error",
+    fix="Re-run `mlx.distributed_config --backend jaccl` (or jaccl-ring) over Thunderbolt 5: "
+    'each host\'s "rdma" lists one entry per host, null for itself, a device (rdma_enN) for '
+    "every peer it talks to (its two ring neighbours for jaccl-ring).",
+    compares="each host's \"rdma\" list vs the hosts, as mlx.launch's launch_jaccl checks it",
+)
+def rdma_table(path: str, why: str) -> Finding:
+    return _f(rdma_table, "DST008", f"{why}: mlx.launch refuses this hostfile", file=path)
 
 
 @rule(

@@ -1,12 +1,13 @@
 """Hostfiles as mlx.launch reads them (mlx._distributed_utils.common.Hostfile.from_file):
 
 - JSON list of hosts: [{"ssh": "mac1", "ips": ["10.0.0.1"], "rdma": [...]}, ...]
-- JSON object: {"backend": "ring|jaccl|mpi|nccl", "envs": ["K=V"], "hosts": [...]}
+- JSON object: {"backend": "ring|jaccl|jaccl-ring|mpi|nccl", "envs": ["K=V"], "hosts": [...]}
   (what mlx.distributed_config writes)
 - plain text, one host per line (ssh name or IP; '#' comments), as `--hosts a,b` would list them.
 
 Malformed input is a finding (DST001, DST002), never a traceback; DST003 duplicates,
-DST006 ring/jaccl hosts without ips, DST007 a backend that differs from the hostfile's.
+DST006 ring hosts (or jaccl's rank 0) without ips, DST007 a backend that differs from the
+hostfile's, DST008 a jaccl hostfile whose RDMA device table mlx.launch would refuse.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from genai_common.distributed import checks
 from genai_common.findings import Finding
 
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
+JACCL = ("jaccl", "jaccl-ring")  # RDMA over Thunderbolt 5: all pairs, or ring neighbours only
+BACKENDS = ("ring", *JACCL, "mpi", "nccl")  # what mlx.launch --backend accepts
 
 
 class Host(NamedTuple):
@@ -62,8 +65,8 @@ def _from_json(path: str, data: object) -> tuple[Hostfile | None, list[Finding]]
         if "hosts" not in data:
             return None, [checks.malformed(path, 'a JSON object needs a "hosts" list')]
         data = data["hosts"]
-        if not isinstance(backend, str):
-            return None, [checks.malformed(path, '"backend" must be a string')]
+        if not isinstance(backend, str) or backend not in ("", *BACKENDS):
+            return None, [checks.malformed(path, f'"backend" must be one of {", ".join(BACKENDS)}')]
         if not isinstance(envs, list) or not all(isinstance(e, str) for e in envs):
             return None, [checks.malformed(path, '"envs" must be a list of "KEY=VALUE" strings')]
     if not isinstance(data, list):
@@ -131,8 +134,37 @@ def parse(path: str, backend: str | None = None) -> tuple[Hostfile | None, list[
     effective = backend or hf.backend or "ring"
     if backend and hf.backend and backend != hf.backend:
         found.append(checks.backend_mismatch(path, backend, hf.backend))
-    if effective in ("ring", "jaccl"):
+    if effective == "ring":
         for h in hf.hosts:
             if not h.ips:
                 found.append(checks.no_ips(path, h.ssh, effective))
+    elif effective in JACCL:
+        if not hf.hosts[0].ips:  # only the coordinator's address is needed (launch_jaccl)
+            found.append(checks.no_ips(path, hf.hosts[0].ssh, effective))
+        why = rdma_problem(hf.hosts, ring=effective == "jaccl-ring")
+        if why:
+            found.append(checks.rdma_table(path, why))
     return hf, found
+
+
+def rdma_problem(hosts: tuple[Host, ...], ring: bool) -> str:
+    """What is wrong with the hosts' RDMA device table for jaccl ("" when nothing), in the order
+    mlx.launch's launch_jaccl checks it: one entry per host on every host, null for the host
+    itself, a device for every peer (the two ring neighbours only for jaccl-ring)."""
+    n = len(hosts)
+    short = [h.ssh for h in hosts if len(h.rdma) != n]
+    if short:
+        return f'"rdma" of {", ".join(short[:3])} does not list one entry per host ({n})'
+    not_null = [h.ssh for i, h in enumerate(hosts) if h.rdma[i] is not None]
+    if not_null:
+        return f'"rdma" of {", ".join(not_null[:3])} names a device for the host itself (null)'
+    missing = [
+        f"{h.ssh} to {hosts[j].ssh}"
+        for i, h in enumerate(hosts)
+        for j in (((i - 1) % n, (i + 1) % n) if ring else range(n))
+        if i != j and h.rdma[j] is None
+    ]
+    if missing:
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        return f"no RDMA device is listed for {', '.join(missing[:3])}{more}"
+    return ""

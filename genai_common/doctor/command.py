@@ -21,6 +21,7 @@ import json
 import os
 import sys
 
+from genai_common.distributed.hostfile import BACKENDS
 from genai_common.findings import KINDS
 
 TYPE_CHECKING = False
@@ -136,7 +137,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     dist.add_argument(
         "--ranks", type=int, metavar="N", help="plan (and with --infer, smoke-test) N local ranks"
     )
-    dist.add_argument("--backend", help="mlx.launch backend (ring, jaccl, mpi, nccl)")
+    dist.add_argument(
+        "--backend", choices=BACKENDS, help="mlx.launch backend (default: the hostfile's, or ring)"
+    )
     dist.add_argument(
         "--parallel",
         choices=("auto", "tensor", "pipeline"),

@@ -208,7 +208,9 @@ def open_side(spec: SideSpec, loaded: tuple[Any, Any] | None = None, role: str =
     try:
         return factory(spec, loaded) if loaded is not None else factory(spec)
     except (ValueError, KeyError, OSError) as exc:
-        said = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        said = " ".join(str(exc).split())  # one line: a loader's message may run on ("Missing
+        if len(said) > 400:  # 1 parameters: \n{names}"); the names stay, a long list is cut
+            said = said[:399] + "…"
         raise SideLoadError(
             f"genai verify: the {role} {spec.path} could not be loaded ({spec.backend}): "
             f"{type(exc).__name__}: {said}; `genai doctor {spec.path} --load` diagnoses it"
