@@ -417,3 +417,19 @@ def test_a_candidate_the_loader_refuses_is_one_line_and_exit_2(tiny_llm, tmp_pat
     assert "\n" not in line and "Traceback" not in line
     assert f"the candidate {cand} could not be loaded" in line and "o_proj" in line
     assert f"genai doctor {cand} --load" in line
+
+
+def test_a_missing_tensor_is_named_on_the_one_line(tiny_llm, tmp_path):
+    """mlx's "Missing 1 parameters: \\n{names}." runs over two lines; the names are what tells the
+    user which tensor the converter dropped, so they stay on the one line."""
+    import mlx.core as mx
+
+    cand = Path(shutil.copytree(tiny_llm, tmp_path / "no-final-norm"))
+    for f in cand.glob("*.safetensors"):
+        w, meta = mx.load(str(f), return_metadata=True)
+        w.pop("model.norm.weight", None)
+        mx.save_safetensors(str(f), w, metadata=meta)
+    res = _cli(str(cand), "--against", str(tiny_llm), "--context", "64")
+    assert res.returncode == 2, res.stdout + res.stderr
+    line = res.stderr.strip()
+    assert "\n" not in line and "Missing 1 parameters: model.norm.weight" in line, line
