@@ -181,3 +181,26 @@ def test_cli_prints_the_layer(pairs):
     )
     assert run.returncode == 1, run.stderr
     assert "first bad layer: model.layers.0.mlp" in run.stdout and "QLT103" in run.stdout
+
+
+def test_a_square_matrix_stored_transposed_is_named(pairs, tmp_path):
+    """o_proj of layer 1 transposed: a square matrix loads either way; the walk names the layer
+    and QLT113 the transpose (found by an outside acceptance pass, 2026-12-05)."""
+    import shutil
+
+    import mlx.core as mx
+
+    from genai_common.verify.localise import localise
+
+    src = pairs["float32-cast"][1]
+    cand = tmp_path / "o-proj-transposed"
+    shutil.copytree(src, cand)
+    key = "model.layers.1.self_attn.o_proj.weight"
+    for f in cand.glob("*.safetensors"):
+        w, meta = mx.load(str(f), return_metadata=True)
+        if key in w:
+            w[key] = w[key].T
+        mx.save_safetensors(str(f), w, metadata=meta)
+    stage, findings = localise(str(cand), str(src), tokens=list(range(1, 65)))
+    assert stage == "model.layers.1.self_attn"
+    assert [f.message.split(":")[0] for f in findings if f.code == "QLT113"] == [key]

@@ -26,8 +26,9 @@ the q/k rotate-half permutation (QLT102), two tensors exchanged (QLT103), an all
 (QLT104), a constant scale (QLT105), a low-rank difference (QLT106, an adapter fused
 differently), config keys that differ while the weights are equal (QLT107), a different
 quantization (QLT108), a tensor on one side only (QLT109), a difference without a pattern
-(QLT110); where the two layouts cannot be compared it says so (QLT111), and when the model
-cannot be walked (no model.layers, ...) QLT112 says why and the verdict stands without a stage.
+(QLT110), a matrix stored transposed (QLT113); where the two layouts cannot be compared it says
+so (QLT111), and when the model cannot be walked (no model.layers, ...) QLT112 says why and the
+verdict stands without a stage.
 """
 
 from __future__ import annotations
@@ -610,6 +611,15 @@ def _heads(name: str, config: dict[str, Any]) -> int:
     fix="Compare the two checkpoints' layouts by hand (shapes, names, quantization).",
     compares="shapes after dequantization",
 )
+@rule(
+    "QLT113",
+    "A weight matrix is the reference's transposed",
+    severity="error",
+    fix="The converter transposed this matrix (or forgot to: GPT-2 style Conv1D stores "
+    "(in, out), nn.Linear (out, in)); a square matrix loads either way, so only the outputs "
+    "show it. Re-convert with the transpose applied once.",
+    compares="cand == ref.T (2-D tensors; square ones load silently, others the loader refuses)",
+)
 def weight_patterns(s: dict[str, Any]) -> Iterator[Finding]:
     import numpy as np
 
@@ -648,6 +658,9 @@ def weight_patterns(s: dict[str, Any]) -> Iterator[Finding]:
         (c, cs), (r, rs) = ct[name], rt[name]
         if c.shape != r.shape:
             equal = False
+            if c.ndim == 2 and c.shape == r.shape[::-1] and _rel(c, r.T) <= EQUAL_QUANTIZED:
+                yield _transposed(name, c, r)
+                continue
             yield finding(
                 "QLT111",
                 f"{name}: shapes {list(c.shape)} vs {list(r.shape)} after dequantization; "
@@ -682,6 +695,15 @@ def weight_patterns(s: dict[str, Any]) -> Iterator[Finding]:
             yield finding("QLT111", f"{prefix} has no parameters to compare")
 
 
+def _transposed(name: str, c: Any, r: Any) -> Finding:
+    return finding(
+        "QLT113",
+        f"{name}: candidate {list(c.shape)} equals the reference {list(r.shape)} transposed "
+        f"(relative difference {_rel(c, r.T):.3g}; {_rel(c, r) if c.shape == r.shape else 1:.3g} "
+        "as stored): a transpose applied twice or not at all",
+    )
+
+
 def _pattern(
     name: str, c: Any, r: Any, rel: float, config: dict[str, Any], quantized: bool
 ) -> Iterator[Finding]:
@@ -713,6 +735,10 @@ def _pattern(
                     "q/k permutation is reversed",
                 )
                 return
+    square = c.ndim == 2 and c.shape[0] == c.shape[1] and min(c.shape) > 1
+    if square and _rel(c, r.T) <= (EQUAL_QUANTIZED if quantized else EQUAL):
+        yield _transposed(name, c, r)
+        return
     k = float((c * r).sum() / ((r * r).sum() + 1e-12))
     if not quantized and abs(k - 1) > 1e-2 and _rel(c, k * r) < 1e-2:
         yield finding("QLT105", f"{name}: candidate = {k:.4g} x reference")
