@@ -21,7 +21,6 @@ import json
 import os
 import sys
 
-from genai_common.distributed.hostfile import BACKENDS
 from genai_common.findings import KINDS
 
 TYPE_CHECKING = False
@@ -69,6 +68,8 @@ def configured(start: str | None = None) -> dict[str, list[str]]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from genai_common.distributed.hostfile import BACKENDS  # not on fast_args' static path
+
     parser.add_argument(
         "path",
         nargs="?",

@@ -197,6 +197,7 @@ def open_side(spec: SideSpec, loaded: tuple[Any, Any] | None = None, role: str =
     """The backend object of one side (BACKENDS names the factory); SideLoadError when its
     loader cannot load the checkpoint (a tensor of the wrong shape, a missing file)."""
     import importlib
+    import textwrap
 
     target = BACKENDS.get(spec.backend)
     if target is None:
@@ -208,9 +209,9 @@ def open_side(spec: SideSpec, loaded: tuple[Any, Any] | None = None, role: str =
     try:
         return factory(spec, loaded) if loaded is not None else factory(spec)
     except (ValueError, KeyError, OSError) as exc:
-        said = " ".join(str(exc).split())  # one line: a loader's message may run on ("Missing
-        if len(said) > 400:  # 1 parameters: \n{names}"); the names stay, a long list is cut
-            said = said[:399] + "…"
+        # one line: a loader's message may run on ("Missing 1 parameters: \n{names}"); the
+        # names stay, a long list is cut
+        said = textwrap.shorten(str(exc), 400, placeholder=" …")
         raise SideLoadError(
             f"genai verify: the {role} {spec.path} could not be loaded ({spec.backend}): "
             f"{type(exc).__name__}: {said}; `genai doctor {spec.path} --load` diagnoses it"

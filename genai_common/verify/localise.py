@@ -658,8 +658,8 @@ def weight_patterns(s: dict[str, Any]) -> Iterator[Finding]:
         (c, cs), (r, rs) = ct[name], rt[name]
         if c.shape != r.shape:
             equal = False
-            if c.ndim == 2 and c.shape == r.shape[::-1] and _rel(c, r.T) <= EQUAL_QUANTIZED:
-                yield _transposed(name, c, r)
+            if transposed := _transposed(name, c, r, EQUAL_QUANTIZED):
+                yield transposed
                 continue
             yield finding(
                 "QLT111",
@@ -695,12 +695,19 @@ def weight_patterns(s: dict[str, Any]) -> Iterator[Finding]:
             yield finding("QLT111", f"{prefix} has no parameters to compare")
 
 
-def _transposed(name: str, c: Any, r: Any) -> Finding:
+def _transposed(name: str, c: Any, r: Any, tol: float) -> Finding | None:
+    """QLT113 when the 2-D candidate equals the reference transposed within tol (square or
+    not), else None."""
+    if c.ndim != 2 or c.shape != r.shape[::-1]:
+        return None
+    rel = _rel(c, r.T)
+    if rel > tol:
+        return None
+    stored = f"; {_rel(c, r):.3g} as stored" if c.shape == r.shape else ""
     return finding(
         "QLT113",
         f"{name}: candidate {list(c.shape)} equals the reference {list(r.shape)} transposed "
-        f"(relative difference {_rel(c, r.T):.3g}; {_rel(c, r) if c.shape == r.shape else 1:.3g} "
-        "as stored): a transpose applied twice or not at all",
+        f"(relative difference {rel:.3g}{stored}): a transpose applied twice or not at all",
     )
 
 
@@ -735,9 +742,8 @@ def _pattern(
                     "q/k permutation is reversed",
                 )
                 return
-    square = c.ndim == 2 and c.shape[0] == c.shape[1] and min(c.shape) > 1
-    if square and _rel(c, r.T) <= (EQUAL_QUANTIZED if quantized else EQUAL):
-        yield _transposed(name, c, r)
+    if transposed := _transposed(name, c, r, EQUAL_QUANTIZED if quantized else EQUAL):
+        yield transposed
         return
     k = float((c * r).sum() / ((r * r).sum() + 1e-12))
     if not quantized and abs(k - 1) > 1e-2 and _rel(c, k * r) < 1e-2:
